@@ -1,0 +1,1 @@
+"""Controllers: pure computations on numpy arrays (PID, LQR, MPC, CBF safety filters, dynamics models)."""

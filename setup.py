@@ -1,0 +1,71 @@
+"""Installs the aegis ROS 2 package (ament_python): the Python package, its data files and executables."""
+
+from __future__ import annotations
+
+from glob import glob
+
+from setuptools import setup
+
+PACKAGE = "aegis"
+
+# controllers/ and nodes/ live at the repository root (the ROS 2 package root) but install as
+# aegis.controllers and aegis.nodes. Only the subpackages are mapped: mapping 'aegis' itself
+# breaks `colcon build --symlink-install`. aegis/_source_layout.py mirrors this table for
+# in-place layouts (colcon --symlink-install, legacy `setup.py develop`); a test keeps them equal.
+MAPPED_SUBPACKAGES = {"aegis.controllers": "controllers", "aegis.nodes": "nodes"}
+
+# One executable per node type, found by `ros2 run aegis <name>` (setup.cfg puts scripts in
+# lib/aegis). tests/test_packaging.py checks this list against aegis.registry.
+NODE_EXECUTABLES = ["double_integrator", "pid"]
+
+
+def data_files() -> list[tuple[str, list[str]]]:
+    share = f"share/{PACKAGE}"
+    files = [
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (share, ["package.xml"]),
+        (f"{share}/launch", sorted(glob("launch/*.launch.py"))),
+        (f"{share}/hw_configs", sorted(glob("hw_configs/*.yaml"))),
+    ]
+    models = sorted(p for p in glob("models/**/*", recursive=True) if not p.endswith("/") and "." in p.rsplit("/", 1)[-1])
+    if models:
+        files.append((f"{share}/models", models))
+    return files
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Real-time robot control stack: MPC, CBF safety filters and ONNX policies as ROS 2 nodes, tested in PyBullet",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=[PACKAGE, f"{PACKAGE}.msgs", *MAPPED_SUBPACKAGES],
+    package_dir=dict(MAPPED_SUBPACKAGES),
+    data_files=data_files(),
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "pyyaml>=6.0",
+        "pydantic>=2.5",
+        "rosbags>=0.11",
+        "rich>=13.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7.4",
+            "hypothesis>=6.80",
+            "catkin_pkg>=1.0",
+            "lxml>=4.9",
+            "colcon-core>=0.15",
+            "colcon-ros>=0.4",
+        ],
+        "bench": ["pytest-benchmark>=4.0"],
+    },
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            "aegis = aegis.cli:main",
+            *(f"{name} = aegis.nodes.executables:{name}" for name in NODE_EXECUTABLES),
+        ],
+    },
+)
