@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from glob import glob
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGE = "aegis"
 
@@ -17,6 +18,18 @@ MAPPED_SUBPACKAGES = {"aegis.controllers": "controllers", "aegis.nodes": "nodes"
 # One executable per node type, found by `ros2 run aegis <name>` (setup.cfg puts scripts in
 # lib/aegis). tests/test_packaging.py checks this list against aegis.registry.
 NODE_EXECUTABLES = ["double_integrator", "pid"]
+
+
+def mapped_package_dirs() -> dict[str, str]:
+    """MAPPED_SUBPACKAGES as paths from the current directory to the folders beside this file.
+
+    pip and `colcon build` run setup.py from its own folder, where this is MAPPED_SUBPACKAGES
+    itself. `colcon build --symlink-install` runs `setup.py develop` from its build folder, into
+    which it symlinks only setup.py, setup.cfg, top-level packages and data files: there the
+    relative folders would not exist ("error: package directory 'controllers' does not exist").
+    """
+    here = os.path.dirname(os.path.realpath(__file__))
+    return {name: os.path.relpath(os.path.join(here, folder)) for name, folder in MAPPED_SUBPACKAGES.items()}
 
 
 def data_files() -> list[tuple[str, list[str]]]:
@@ -39,8 +52,8 @@ setup(
     description="Real-time robot control stack: MPC, CBF safety filters and ONNX policies as ROS 2 nodes, tested in PyBullet",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=[PACKAGE, f"{PACKAGE}.msgs", *MAPPED_SUBPACKAGES],
-    package_dir=dict(MAPPED_SUBPACKAGES),
+    packages=[*find_packages(include=[PACKAGE, f"{PACKAGE}.*"]), *MAPPED_SUBPACKAGES],
+    package_dir=mapped_package_dirs(),
     data_files=data_files(),
     install_requires=[
         "numpy>=1.24",

@@ -1,0 +1,178 @@
+"""The `aegis` command line: check a hw_config and its launch plan, run the closed loop, inspect bags.
+
+Bad input (a config, a file, a value) ends with exit code 2 and one line per problem, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from aegis import __version__
+from aegis.config import ConfigError, load_config
+from aegis.launch_plan import LaunchPlan, make_plan
+from aegis.paths import shipped_config
+
+DEFAULT_SIM_CONFIG = "point_mass_sim.yaml"
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aegis: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aegis",
+        description="aegis: a real-time robot control stack (MPC, CBF safety filters, ONNX policies) as ROS 2 nodes.",
+    )
+    parser.add_argument("--version", action="version", version=f"aegis {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check",
+        help="validate a hw_config and print its launch plan",
+        description="Validate a hw_config (schema, node parameters, files, sha256, topic wiring) and print the launch plan.",
+    )
+    check.add_argument("config", help="hw_config YAML file, or the name of a shipped one (e.g. point_mass_sim)")
+    _add_overrides(check)
+    check.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
+    check.set_defaults(handler=_cmd_check)
+
+    sim = sub.add_parser(
+        "sim",
+        help="run the closed loop in lockstep simulation and record it",
+        description="Run a hw_config's node graph in lockstep simulated time, record every topic to a rosbag2 (MCAP) "
+        "bag, and write a summary.",
+    )
+    sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    sim.add_argument("--duration", type=_positive_float, default=10.0, help="simulated seconds (default: 10)")
+    sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
+    sim.add_argument("--out", type=Path, default=Path("runs/sim"), help="output folder (default: runs/sim)")
+    _add_overrides(sim)
+    sim.set_defaults(handler=_cmd_sim)
+
+    bag = sub.add_parser("bag", help="inspect a recorded rosbag2 bag", description="Inspect rosbag2 bags aegis wrote.")
+    bag_sub = bag.add_subparsers(dest="bag_command", metavar="BAG_COMMAND", required=True)
+    info = bag_sub.add_parser("info", help="topics, types, counts and duration of a bag")
+    info.add_argument("bag", type=Path, help="bag folder (holds metadata.yaml)")
+    info.set_defaults(handler=_cmd_bag_info)
+    return parser
+
+
+def resolve_config_path(name: str) -> Path:
+    """A path as given if it exists, else a shipped hw_config of that name."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = shipped_config(name)
+    if shipped.is_file():
+        return shipped
+    raise UsageError(f"{name}: no such hw_config file (nor a shipped one at {shipped})")
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value (YAML value), e.g. --set nodes.controller.params.kp=2.0; repeatable",
+    )
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _load_plan(args: argparse.Namespace) -> LaunchPlan:
+    config = load_config(resolve_config_path(args.config), args.overrides)
+    return make_plan(config)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    path = resolve_config_path(args.config)
+    plan = make_plan(load_config(path, args.overrides))
+    if args.json:
+        print(json.dumps(plan_as_dict(plan), indent=2))
+        return 0
+    console = Console()
+    console.print(f"[green]ok[/green] {path}: robot {plan.robot}, target {plan.target}, executor {plan.executor}, "
+                  f"ROS 2 {plan.ros_distro}{', use_sim_time' if plan.use_sim_time else ''}")
+    table = Table(title="launch plan")
+    for column in ("process", "node", "type", "rate", "subscribes", "publishes"):
+        table.add_column(column)
+    for process, nodes in plan.processes.items():
+        for node in nodes:
+            table.add_row(
+                process,
+                node.name,
+                node.type_name,
+                f"{node.rate_hz:g} Hz" if node.rate_hz else f"on {node.trigger}",
+                "\n".join(f"{t} ({node.msg_types[p]})" for p, t in node.inputs.items()),
+                "\n".join(f"{t} ({node.msg_types[p]})" for p, t in node.outputs.items()),
+            )
+    console.print(table)
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning[/yellow]: {warning}")
+    return 0
+
+
+def plan_as_dict(plan: LaunchPlan) -> dict:
+    from dataclasses import asdict
+
+    return {**asdict(plan), "processes": {name: [n.name for n in nodes] for name, nodes in plan.processes.items()}}
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from aegis.sim_run import print_summary, run_sim
+
+    plan = _load_plan(args)
+    summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
+    print_summary(summary)
+    return 0
+
+
+def _cmd_bag_info(args: argparse.Namespace) -> int:
+    from aegis.bag import bag_info
+
+    if not (args.bag / "metadata.yaml").is_file():
+        raise UsageError(f"{args.bag}: not a rosbag2 bag folder (no metadata.yaml)")
+    info = bag_info(args.bag)
+    console = Console()
+    console.print(f"{args.bag}: {info['messages']} messages over {info['duration_s']:.3f} s, storage {info['storage']}")
+    table = Table()
+    for column in ("topic", "ROS 2 type", "aegis type", "count"):
+        table.add_column(column)
+    for topic in info["topics"]:
+        table.add_row(topic["topic"], topic["ros_type"], topic["aegis_type"] or "-", str(topic["count"]))
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

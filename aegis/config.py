@@ -1,0 +1,262 @@
+"""hw_config: the typed, validated description of one deployment (robot x target), loaded from YAML.
+
+One schema for everything that starts: robot and its physical parameters, the nodes with their
+rates, parameters and topic remaps, inference target, safety limits, real-time and ROS settings.
+Everything is checked before anything runs; every error names the file and the key path.
+Layered overrides (``--set nodes.pid.params.kp=2.0``) apply to the raw YAML before validation,
+so an override is validated exactly like the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aegis.node import NodeParams
+from aegis.registry import UnknownNodeType, node_class
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+Vector3 = tuple[float, float, float]
+
+
+class ConfigError(ValueError):
+    """A hw_config (or a scenario) is invalid; the message names the file and each bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RobotConfig(_Strict):
+    name: str = Field(description="robot name, used in topics' frame ids and reports")
+    kind: Literal["point_mass", "quadrotor", "diff_drive"]
+    mass_kg: PositiveFloat
+    urdf: Path | None = Field(None, description="URDF file, relative to the config file")
+
+
+class NodeConfig(_Strict):
+    type: str = Field(description="registered node type (aegis.registry.NODE_TYPES)")
+    rate_hz: PositiveFloat | None = Field(None, description="run rate; default: the node type's own")
+    params: dict[str, Any] = Field(default_factory=dict, description="the node type's parameters")
+    topics: dict[str, str] = Field(default_factory=dict, description="port name -> topic remap")
+    process: str | None = Field(None, description="process group; nodes sharing one are composed")
+
+
+class InferenceConfig(_Strict):
+    model: Path | None = Field(None, description="ONNX file, relative to the config file")
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    providers: list[Literal["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]] = [
+        "CPUExecutionProvider"
+    ]
+    threads: Annotated[int, Field(ge=1, le=64)] = 1
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+
+class GeofenceConfig(_Strict):
+    min_m: Vector3
+    max_m: Vector3
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GeofenceConfig:
+        if any(lo >= hi for lo, hi in zip(self.min_m, self.max_m)):
+            raise ValueError(f"min_m {self.min_m} must be below max_m {self.max_m} on every axis")
+        return self
+
+
+class SafetyConfig(_Strict):
+    max_speed_mps: PositiveFloat = 2.0
+    max_accel_mps2: PositiveFloat = 10.0
+    geofence: GeofenceConfig | None = None
+    stale_input_timeout_s: PositiveFloat = Field(0.1, description="older inputs trigger the fallback")
+
+
+class RealtimeConfig(_Strict):
+    executor: Literal["lockstep", "realtime", "ros2"] = "lockstep"
+    cpu_affinity: list[Annotated[int, Field(ge=0)]] = []
+    priority: Annotated[int, Field(ge=0, le=99)] = 0
+    deadline_miss_limit: Annotated[int, Field(ge=1)] = Field(
+        3, description="consecutive deadline misses before the supervisor falls back"
+    )
+
+
+class RosConfig(_Strict):
+    distro: Literal["humble", "jazzy"] = "jazzy"
+    namespace: Annotated[str, Field(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)*$")] = ""
+    use_sim_time: bool = False
+
+
+class HwConfig(_Strict):
+    """One deployment. ``source`` is the file it came from (set by the loader, not by YAML)."""
+
+    robot: RobotConfig
+    target: Literal["sim", "cpu", "jetson", "mcu"]
+    nodes: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], NodeConfig]
+    inference: InferenceConfig = InferenceConfig()
+    safety: SafetyConfig = SafetyConfig()
+    realtime: RealtimeConfig = RealtimeConfig()
+    ros: RosConfig = RosConfig()
+    source: Path | None = Field(None, exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the config, made absolute relative to the config file's folder."""
+        if path.is_absolute() or self.source is None:
+            return path
+        return (self.source.parent / path).resolve()
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> HwConfig:
+    """Load, override and validate a hw_config; raises ConfigError listing every problem found."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    for override in overrides:
+        apply_override(raw, override, path)
+    return validate_config(raw, path)
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file whose top level is a mapping, refusing duplicate keys."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_override(raw: dict[str, Any], override: str, path: Path | str = "<overrides>") -> None:
+    """Apply one ``a.b.c=value`` override in place; the value is parsed as YAML (``2``, ``[1, 2]``, ``true``)."""
+    key_path, sep, value_text = override.partition("=")
+    if not sep or not key_path or any(not k for k in key_path.split(".")):
+        raise ConfigError(f"override {override!r}: expected KEY.PATH=VALUE")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {override!r}: value is not valid YAML: {exc}") from None
+    keys = key_path.split(".")
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            where = ".".join(keys[: depth + 1])
+            raise ConfigError(f"{path}: override {override!r}: {where} is a {type(child).__name__}, not a mapping")
+        node = child
+    node[keys[-1]] = value
+
+
+def validate_config(raw: dict[str, Any], path: Path) -> HwConfig:
+    """Validate a raw mapping as a HwConfig, its node parameters and its referenced files; report all problems at once."""
+    errors = _node_errors(raw.get("nodes"))
+    try:
+        config = HwConfig.model_validate({**raw, "source": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, _pydantic_errors(exc) + errors)) from None
+    errors += _file_errors(config)
+    if errors:
+        raise ConfigError(_format_errors(path, errors))
+    return config
+
+
+def validated_node_params(node: NodeConfig) -> NodeParams:
+    """The node type's typed Params built from a node entry (assumes validate_config passed)."""
+    return node_class(node.type).Params.model_validate(node.params)
+
+
+def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
+    """Check each node entry against its type: parameters, topic remaps, rate (the schema checks the rest)."""
+    if not isinstance(raw_nodes, dict):
+        return []
+    errors: list[tuple[str, str]] = []
+    for name, node in raw_nodes.items():
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            continue
+        where = f"nodes.{name}"
+        try:
+            cls = node_class(node["type"])
+        except UnknownNodeType as exc:
+            errors.append((f"{where}.type", str(exc)))
+            continue
+        try:
+            cls.Params.model_validate(node.get("params") or {})
+        except ValidationError as exc:
+            errors += [(f"{where}.params.{loc}", msg) for loc, msg in _pydantic_errors(exc)]
+        ports = {p.name for p in (*cls.inputs, *cls.outputs)}
+        topics = node.get("topics") or {}
+        for port, topic in topics.items() if isinstance(topics, dict) else ():
+            if port not in ports:
+                errors.append((f"{where}.topics.{port}", f"{cls.type_name} has no port {port!r} (ports: {', '.join(sorted(ports))})"))
+            elif not isinstance(topic, str) or not topic.startswith("/"):
+                errors.append((f"{where}.topics.{port}", f"topic {topic!r} must be absolute (start with '/')"))
+        if node.get("rate_hz") is None and cls.default_rate_hz is None and cls.trigger is None:
+            errors.append((f"{where}.rate_hz", f"{cls.type_name} has no default rate: give rate_hz"))
+    return errors
+
+
+def _file_errors(config: HwConfig) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    if config.robot.urdf is not None and not config.resolve(config.robot.urdf).is_file():
+        errors.append(("robot.urdf", f"file not found: {config.resolve(config.robot.urdf)}"))
+    model = config.inference.model
+    if model is not None:
+        model_path = config.resolve(model)
+        if not model_path.is_file():
+            errors.append(("inference.model", f"file not found: {model_path}"))
+        elif config.inference.sha256 is not None:
+            actual = sha256_of(model_path)
+            if actual != config.inference.sha256:
+                errors.append(("inference.sha256", f"{model_path} has sha256 {actual}, config expects {config.inference.sha256}"))
+    elif config.inference.sha256 is not None:
+        errors.append(("inference.sha256", "given without inference.model"))
+    return errors
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing required key"
+        else:
+            msg = err["msg"]
+            if "input" in err and not isinstance(err["input"], dict):
+                msg += f" (got {err['input']!r})"
+        out.append((loc, msg))
+    return out
+
+
+def _format_errors(path: Path, errors: list[tuple[str, str]]) -> str:
+    lines = [f"{path}: {key}: {msg}" for key, msg in errors]
+    if len(lines) == 1:
+        return lines[0]
+    return f"{path}: {len(lines)} problems\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - yaml hook
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

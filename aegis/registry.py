@@ -1,0 +1,37 @@
+"""The node registry: node type names (as used in hw_configs and as executable names) to their classes."""
+
+from __future__ import annotations
+
+import importlib
+
+from aegis.node import Node
+
+# type name -> "module:Class". Imported lazily so that `aegis check` stays fast and a node's heavy
+# dependencies (PyBullet, onnxruntime) load only when that node is used. Every entry is also an
+# executable in setup.py (tests/test_packaging.py checks both lists agree).
+NODE_TYPES: dict[str, str] = {
+    "double_integrator": "aegis.nodes.double_integrator:DoubleIntegratorPlant",
+    "pid": "aegis.nodes.pid:PidPositionController",
+}
+
+
+class UnknownNodeType(KeyError):
+    """A hw_config or command names a node type that is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def node_class(type_name: str) -> type[Node]:
+    """Import and return the node class registered as ``type_name``."""
+    try:
+        target = NODE_TYPES[type_name]
+    except KeyError:
+        raise UnknownNodeType(
+            f"unknown node type {type_name!r} (known: {', '.join(sorted(NODE_TYPES))})"
+        ) from None
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if cls.type_name != type_name:
+        raise RuntimeError(f"registry maps {type_name!r} to {target}, whose type_name is {cls.type_name!r}")
+    return cls

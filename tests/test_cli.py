@@ -1,0 +1,75 @@
+"""The `aegis` command line: check, sim and bag info; bad input is exit 2 with a one-line error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aegis.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "hw_configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_check_passes_on_every_shipped_config(path: Path, capsys) -> None:
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "launch plan" in out and "ok" in out
+
+
+def test_check_finds_a_shipped_config_by_name(capsys) -> None:
+    assert main(["check", "point_mass_sim", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [n["name"] for n in plan["nodes"]] == ["plant", "controller"]
+
+
+def test_misspelled_key_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "hw_configs" / "point_mass_sim.yaml").read_text())
+    raw["nodes"]["controller"]["params"]["setpoint"] = [1, 2, 3]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [sys.executable, "-m", "aegis.cli", "check", str(bad)], capture_output=True, text=True, cwd=tmp_path, env=ENV
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"aegis: error: {bad}: nodes.controller.params.setpoint: unknown key"
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_and_bad_values_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["check", str(tmp_path / "none.yaml")]) == 2
+    assert "no such hw_config file" in capsys.readouterr().err
+    assert main(["check", "point_mass_sim", "--set", "nodes.controller.rate_hz=0"]) == 2
+    assert "nodes.controller.rate_hz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", "--duration", "-1"])
+    assert exit_info.value.code == 2
+
+
+def test_sim_writes_summary_and_bag_and_bag_info_reads_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["sim", "--duration", "4", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sim_steps"] == 800  # 4 s at 200 Hz
+    assert summary["loop_time_us"]["p50"] > 0
+    final = summary["final_states"]["/odom"]["position_m"]
+    assert final == pytest.approx([1.0, 0.5, 0.0], abs=0.05)
+    capsys.readouterr()
+    assert main(["bag", "info", str(out / "bag")]) == 0
+    info = capsys.readouterr().out
+    assert "nav_msgs/msg/Odometry" in info and "geometry_msgs/msg/AccelStamped" in info
+    assert main(["bag", "info", str(tmp_path)]) == 2
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = subprocess.run([sys.executable, "-m", "aegis.cli", "--help"], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0
+    for command in ("check", "sim", "bag"):
+        assert command in result.stdout
