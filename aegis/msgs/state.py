@@ -1,0 +1,144 @@
+"""Robot state messages: RobotState (nav_msgs/Odometry) and ImuSample (sensor_msgs/Imu)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aegis.msgs.fields import as_array
+from aegis.msgs.geometry import pose_to_ros, quaternion_to_ros, vector3_to_ros, xyz_from_ros, xyzw_from_ros
+from aegis.msgs.ros_types import TypeLookup
+from aegis.msgs.stamp import header_from_ros, header_to_ros
+
+
+def _identity_quaternion() -> np.ndarray:
+    return np.array([0.0, 0.0, 0.0, 1.0])
+
+
+@dataclass(slots=True, kw_only=True)
+class RobotState:
+    """Pose and velocity of a robot body, as nav_msgs/Odometry carries them.
+
+    ``position`` is the body origin in ``frame_id`` (m); ``orientation`` is the body attitude in
+    ``frame_id`` as a quaternion in ROS order **(x, y, z, w)**. ``linear_velocity`` (m/s) and
+    ``angular_velocity`` (rad/s) are expressed in the body frame ``child_frame_id``, as
+    Odometry's twist is. Covariances are 6x6, rows/columns (x, y, z, rot x, rot y, rot z).
+    """
+
+    ROS_TYPE: ClassVar[str] = "nav_msgs/msg/Odometry"
+
+    stamp: float = 0.0
+    frame_id: str = "odom"
+    child_frame_id: str = "base_link"
+    position: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    orientation: np.ndarray = field(default_factory=_identity_quaternion)
+    linear_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    angular_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    pose_covariance: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+    twist_covariance: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        self.stamp = float(self.stamp)
+        self.position = as_array(owner, "position", self.position, (3,))
+        self.orientation = as_array(owner, "orientation", self.orientation, (4,))
+        self.linear_velocity = as_array(owner, "linear_velocity", self.linear_velocity, (3,))
+        self.angular_velocity = as_array(owner, "angular_velocity", self.angular_velocity, (3,))
+        self.pose_covariance = as_array(owner, "pose_covariance", self.pose_covariance, (6, 6))
+        self.twist_covariance = as_array(owner, "twist_covariance", self.twist_covariance, (6, 6))
+
+    def to_ros(self, types: TypeLookup) -> Any:
+        """nav_msgs/msg/Odometry."""
+        return types(self.ROS_TYPE)(
+            header=header_to_ros(types, self.stamp, self.frame_id),
+            child_frame_id=self.child_frame_id,
+            pose=types("geometry_msgs/msg/PoseWithCovariance")(
+                pose=pose_to_ros(types, self.position, self.orientation),
+                covariance=np.ascontiguousarray(self.pose_covariance).reshape(36),
+            ),
+            twist=types("geometry_msgs/msg/TwistWithCovariance")(
+                twist=types("geometry_msgs/msg/Twist")(
+                    linear=vector3_to_ros(types, self.linear_velocity),
+                    angular=vector3_to_ros(types, self.angular_velocity),
+                ),
+                covariance=np.ascontiguousarray(self.twist_covariance).reshape(36),
+            ),
+        )
+
+    @classmethod
+    def from_ros(cls, ros_msg: Any) -> RobotState:
+        """From a nav_msgs/Odometry."""
+        stamp, frame_id = header_from_ros(ros_msg.header)
+        pose, twist = ros_msg.pose, ros_msg.twist
+        return cls(
+            stamp=stamp,
+            frame_id=frame_id,
+            child_frame_id=str(ros_msg.child_frame_id),
+            position=xyz_from_ros(pose.pose.position),
+            orientation=xyzw_from_ros(pose.pose.orientation),
+            linear_velocity=xyz_from_ros(twist.twist.linear),
+            angular_velocity=xyz_from_ros(twist.twist.angular),
+            pose_covariance=np.array(pose.covariance, dtype=np.float64).reshape(6, 6),
+            twist_covariance=np.array(twist.covariance, dtype=np.float64).reshape(6, 6),
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class ImuSample:
+    """One IMU reading, as sensor_msgs/Imu carries it.
+
+    ``orientation`` is a quaternion in ROS order **(x, y, z, w)**; ``angular_velocity`` (rad/s)
+    and ``linear_acceleration`` (m/s^2) are in the sensor frame ``frame_id``. Covariances are
+    3x3 (ROS's convention: a covariance whose [0, 0] is -1 means "not measured").
+    """
+
+    ROS_TYPE: ClassVar[str] = "sensor_msgs/msg/Imu"
+
+    stamp: float = 0.0
+    frame_id: str = "imu_link"
+    orientation: np.ndarray = field(default_factory=_identity_quaternion)
+    angular_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    linear_acceleration: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    orientation_covariance: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    angular_velocity_covariance: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    linear_acceleration_covariance: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        self.stamp = float(self.stamp)
+        self.orientation = as_array(owner, "orientation", self.orientation, (4,))
+        self.angular_velocity = as_array(owner, "angular_velocity", self.angular_velocity, (3,))
+        self.linear_acceleration = as_array(owner, "linear_acceleration", self.linear_acceleration, (3,))
+        for name in ("orientation_covariance", "angular_velocity_covariance", "linear_acceleration_covariance"):
+            setattr(self, name, as_array(owner, name, getattr(self, name), (3, 3)))
+
+    def to_ros(self, types: TypeLookup) -> Any:
+        """sensor_msgs/msg/Imu."""
+        return types(self.ROS_TYPE)(
+            header=header_to_ros(types, self.stamp, self.frame_id),
+            orientation=quaternion_to_ros(types, self.orientation),
+            orientation_covariance=np.ascontiguousarray(self.orientation_covariance).reshape(9),
+            angular_velocity=vector3_to_ros(types, self.angular_velocity),
+            angular_velocity_covariance=np.ascontiguousarray(self.angular_velocity_covariance).reshape(9),
+            linear_acceleration=vector3_to_ros(types, self.linear_acceleration),
+            linear_acceleration_covariance=np.ascontiguousarray(self.linear_acceleration_covariance).reshape(9),
+        )
+
+    @classmethod
+    def from_ros(cls, ros_msg: Any) -> ImuSample:
+        """From a sensor_msgs/Imu."""
+        stamp, frame_id = header_from_ros(ros_msg.header)
+        return cls(
+            stamp=stamp,
+            frame_id=frame_id,
+            orientation=xyzw_from_ros(ros_msg.orientation),
+            angular_velocity=xyz_from_ros(ros_msg.angular_velocity),
+            linear_acceleration=xyz_from_ros(ros_msg.linear_acceleration),
+            orientation_covariance=np.array(ros_msg.orientation_covariance, dtype=np.float64).reshape(3, 3),
+            angular_velocity_covariance=np.array(ros_msg.angular_velocity_covariance, dtype=np.float64).reshape(3, 3),
+            linear_acceleration_covariance=np.array(
+                ros_msg.linear_acceleration_covariance, dtype=np.float64
+            ).reshape(3, 3),
+        )
