@@ -71,6 +71,8 @@ setup(
             "lxml>=4.9",
             "colcon-core>=0.15",
             "colcon-ros>=0.4",
+            "mcap>=1.1",
+            "mcap-ros2-support>=0.5",
         ],
         "bench": ["pytest-benchmark>=4.0"],
     },

@@ -95,3 +95,24 @@ def test_bag_info_and_refusals(tmp_path: Path) -> None:
         recorder.write("/x", AccelCommand(stamp=0.0, frame_id="odom"), 0)
         with pytest.raises(TypeError, match="recorded as AccelCommand, now given RobotState"):
             recorder.write("/x", RobotState(stamp=0.0, frame_id="odom"), 1)
+
+
+def test_foxglove_mcap_reader_decodes_the_bag_from_its_embedded_schemas(tmp_path: Path) -> None:
+    """The official MCAP library (what Foxglove uses) decodes every message from the schemas in the file."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    bag = tmp_path / "bag"
+    published = record(bag, duration_s=0.5)
+    with (bag / "bag.mcap").open("rb") as handle:
+        reader = make_reader(handle, decoder_factories=[DecoderFactory()])
+        summary = reader.get_summary()
+        schemas = {c.topic: (summary.schemas[c.schema_id].name, summary.schemas[c.schema_id].encoding) for c in summary.channels.values()}
+        decoded = [(channel.topic, message.log_time, msg) for _, channel, message, msg in reader.iter_decoded_messages()]
+    assert schemas == {"/odom": ("nav_msgs/msg/Odometry", "ros2msg"), "/cmd_accel": ("geometry_msgs/msg/AccelStamped", "ros2msg")}
+    assert len(decoded) == len(published) == 125
+    odometry = {t: msg for topic, t, msg in decoded if topic == "/odom"}
+    for topic, msg, t_ns in published:
+        if topic == "/odom":
+            position = odometry[t_ns].pose.pose.position
+            assert (position.x, position.y, position.z) == tuple(msg.position)
