@@ -73,3 +73,15 @@ def test_help_lists_the_subcommands() -> None:
     assert result.returncode == 0
     for command in ("check", "sim", "bag"):
         assert command in result.stdout
+
+
+def test_replay_reproduces_the_controller_and_catches_a_changed_gain(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["sim", "--duration", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(out / "bag"), "--node", "controller"]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert main(["replay", str(out / "bag"), "--node", "controller", "--set", "nodes.controller.params.kp=5"]) == 1
+    assert "differs" in capsys.readouterr().out
+    assert main(["replay", str(out / "bag"), "--node", "nope"]) == 2
+    assert "no node nope in the plan" in capsys.readouterr().err
