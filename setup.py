@@ -81,6 +81,8 @@ setup(
         "console_scripts": [
             "aegis = aegis.cli:main",
             *(f"{name} = aegis.nodes.executables:{name}" for name in NODE_EXECUTABLES),
+            # hosts a whole process group of the launch plan (several nodes composed in one process)
+            "aegis_process = aegis.nodes.executables:aegis_process",
         ],
     },
 )

@@ -14,10 +14,11 @@ from aegis.msgs.stamp import header_from_ros, header_to_ros
 
 
 @dataclass(slots=True, kw_only=True)
-class TwistCommand:
-    """A velocity command in the body frame ``frame_id`` (FLU): linear m/s, angular rad/s."""
+class _LinearAngularStamped:
+    """Shared body of the stamped linear + angular commands; subclasses name their ROS types and units."""
 
-    ROS_TYPE: ClassVar[str] = "geometry_msgs/msg/TwistStamped"
+    ROS_TYPE: ClassVar[str]
+    _ROS_INNER: ClassVar[tuple[str, str]]  # (field of the stamped message, its type)
 
     stamp: float = 0.0
     frame_id: str = "base_link"
@@ -31,58 +32,33 @@ class TwistCommand:
         self.angular = as_array(owner, "angular", self.angular, (3,))
 
     def to_ros(self, types: TypeLookup) -> Any:
-        """geometry_msgs/msg/TwistStamped."""
-        return types(self.ROS_TYPE)(
-            header=header_to_ros(types, self.stamp, self.frame_id),
-            twist=types("geometry_msgs/msg/Twist")(
-                linear=vector3_to_ros(types, self.linear), angular=vector3_to_ros(types, self.angular)
-            ),
-        )
+        """The stamped ROS message (ROS_TYPE) with its inner linear/angular vectors."""
+        inner_field, inner_type = self._ROS_INNER
+        inner = types(inner_type)(linear=vector3_to_ros(types, self.linear), angular=vector3_to_ros(types, self.angular))
+        return types(self.ROS_TYPE)(header=header_to_ros(types, self.stamp, self.frame_id), **{inner_field: inner})
 
     @classmethod
-    def from_ros(cls, ros_msg: Any) -> TwistCommand:
-        """From a geometry_msgs/TwistStamped."""
+    def from_ros(cls, ros_msg: Any) -> Any:
+        """From the stamped ROS message (ROS_TYPE)."""
         stamp, frame_id = header_from_ros(ros_msg.header)
-        twist = ros_msg.twist
-        return cls(
-            stamp=stamp, frame_id=frame_id, linear=xyz_from_ros(twist.linear), angular=xyz_from_ros(twist.angular)
-        )
+        inner = getattr(ros_msg, cls._ROS_INNER[0])
+        return cls(stamp=stamp, frame_id=frame_id, linear=xyz_from_ros(inner.linear), angular=xyz_from_ros(inner.angular))
 
 
 @dataclass(slots=True, kw_only=True)
-class AccelCommand:
+class TwistCommand(_LinearAngularStamped):
+    """A velocity command in the body frame ``frame_id`` (FLU): linear m/s, angular rad/s."""
+
+    ROS_TYPE: ClassVar[str] = "geometry_msgs/msg/TwistStamped"
+    _ROS_INNER: ClassVar[tuple[str, str]] = ("twist", "geometry_msgs/msg/Twist")
+
+
+@dataclass(slots=True, kw_only=True)
+class AccelCommand(_LinearAngularStamped):
     """An acceleration command in ``frame_id``: linear m/s^2, angular rad/s^2 (double-integrator plants)."""
 
     ROS_TYPE: ClassVar[str] = "geometry_msgs/msg/AccelStamped"
-
-    stamp: float = 0.0
-    frame_id: str = "base_link"
-    linear: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    angular: np.ndarray = field(default_factory=lambda: np.zeros(3))
-
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        self.stamp = float(self.stamp)
-        self.linear = as_array(owner, "linear", self.linear, (3,))
-        self.angular = as_array(owner, "angular", self.angular, (3,))
-
-    def to_ros(self, types: TypeLookup) -> Any:
-        """geometry_msgs/msg/AccelStamped."""
-        return types(self.ROS_TYPE)(
-            header=header_to_ros(types, self.stamp, self.frame_id),
-            accel=types("geometry_msgs/msg/Accel")(
-                linear=vector3_to_ros(types, self.linear), angular=vector3_to_ros(types, self.angular)
-            ),
-        )
-
-    @classmethod
-    def from_ros(cls, ros_msg: Any) -> AccelCommand:
-        """From a geometry_msgs/AccelStamped."""
-        stamp, frame_id = header_from_ros(ros_msg.header)
-        accel = ros_msg.accel
-        return cls(
-            stamp=stamp, frame_id=frame_id, linear=xyz_from_ros(accel.linear), angular=xyz_from_ros(accel.angular)
-        )
+    _ROS_INNER: ClassVar[tuple[str, str]] = ("accel", "geometry_msgs/msg/Accel")
 
 
 THRUST_RATES_LABEL = "collective_thrust_N,body_rate_x,body_rate_y,body_rate_z"

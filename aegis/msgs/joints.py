@@ -40,15 +40,15 @@ def _named_velocities(owner: str, names: tuple[str, ...], velocities: np.ndarray
 
 
 @dataclass(slots=True, kw_only=True)
-class WheelSpeeds:
-    """Wheel angular velocities (rad/s), one per name, on JointState.velocity."""
+class _NamedVelocities:
+    """Shared body of per-name angular velocities (rad/s) carried on JointState.velocity."""
 
     ROS_TYPE: ClassVar[str] = "sensor_msgs/msg/JointState"
 
     stamp: float = 0.0
     frame_id: str = "base_link"
-    names: tuple[str, ...] = ("left_wheel", "right_wheel")
-    velocities: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    names: tuple[str, ...] = ()
+    velocities: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -61,7 +61,7 @@ class WheelSpeeds:
         return joint_state_to_ros(types, self.stamp, self.frame_id, self.names, velocity=self.velocities)
 
     @classmethod
-    def from_ros(cls, ros_msg: Any) -> WheelSpeeds:
+    def from_ros(cls, ros_msg: Any) -> Any:
         """From a sensor_msgs/JointState (its velocity field)."""
         stamp, frame_id = header_from_ros(ros_msg.header)
         return cls(
@@ -73,36 +73,19 @@ class WheelSpeeds:
 
 
 @dataclass(slots=True, kw_only=True)
-class MotorSpeeds:
+class WheelSpeeds(_NamedVelocities):
+    """Wheel angular velocities (rad/s), one per name, on JointState.velocity."""
+
+    names: tuple[str, ...] = ("left_wheel", "right_wheel")
+    velocities: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+
+@dataclass(slots=True, kw_only=True)
+class MotorSpeeds(_NamedVelocities):
     """Rotor angular velocities (rad/s) of a multirotor, one per name, on JointState.velocity."""
 
-    ROS_TYPE: ClassVar[str] = "sensor_msgs/msg/JointState"
-
-    stamp: float = 0.0
-    frame_id: str = "base_link"
     names: tuple[str, ...] = ("rotor_0", "rotor_1", "rotor_2", "rotor_3")
     velocities: np.ndarray = field(default_factory=lambda: np.zeros(4))
-
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        self.stamp = float(self.stamp)
-        self.names = as_names(owner, "names", self.names)
-        self.velocities = _named_velocities(owner, self.names, self.velocities)
-
-    def to_ros(self, types: TypeLookup) -> Any:
-        """sensor_msgs/msg/JointState with only velocity filled."""
-        return joint_state_to_ros(types, self.stamp, self.frame_id, self.names, velocity=self.velocities)
-
-    @classmethod
-    def from_ros(cls, ros_msg: Any) -> MotorSpeeds:
-        """From a sensor_msgs/JointState (its velocity field)."""
-        stamp, frame_id = header_from_ros(ros_msg.header)
-        return cls(
-            stamp=stamp,
-            frame_id=frame_id,
-            names=tuple(ros_msg.name),
-            velocities=np.array(ros_msg.velocity, dtype=np.float64),
-        )
 
 
 @dataclass(slots=True, kw_only=True)

@@ -1,0 +1,91 @@
+"""Runs one node for a transport: converts and latches its inputs, steps it, converts its outputs, contains its failures.
+
+A failing step (an exception in ``step``, an undeclared output, a message of the wrong type, a
+conversion error) publishes nothing that tick: every output is converted before any is handed
+back. It is logged with the node's name, counted, and the node keeps running, so its consumers
+see its outputs go stale and fall back as they are designed to. A message that cannot be
+converted on arrival is dropped (the previous one stays latched and ages) and counted too.
+
+TODO(diagnostics): publish ``steps``, ``step_errors`` and ``receive_errors`` of every runner on
+/diagnostics (diagnostic_msgs/DiagnosticArray, aegis.msgs.LoopDiagnostics) once the supervisor
+defines the report; today they are counters read by the adapter and the tests.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from aegis.msgs.ros_types import TypeLookup
+from aegis.node import Node
+from aegis.ros_shell.timing import InputLatch, ns_to_seconds
+
+LOG_EVERY = 100
+"""A failure repeating the previous one is logged once every this many occurrences."""
+
+
+class NodeRunner:
+    """Holds one node's latched inputs and steps it; ``log_error`` receives one text per reported failure."""
+
+    def __init__(self, node: Node, types: TypeLookup, log_error: Callable[[str], None]) -> None:
+        self.node = node
+        self._types = types
+        self._log_error = log_error
+        self._latches = {port.name: InputLatch(port) for port in node.inputs}
+        self._outputs = {port.name: port for port in node.outputs}
+        self.steps = 0
+        self.step_errors = 0
+        self.receive_errors = 0
+        self._last_failure: str | None = None
+        self._repeats = 0
+
+    def receive(self, port_name: str, ros_msg: Any, received_ns: int) -> bool:
+        """Convert and latch a ROS message arriving on an input port; False if it was dropped."""
+        latch = self._latches[port_name]
+        try:
+            msg = latch.port.msg_type.from_ros(ros_msg)
+        except Exception as exc:  # noqa: BLE001 - a bad message must not kill the node
+            self.receive_errors += 1
+            self._report(f"input {port_name!r} ({self.node.topics[port_name]}): dropped a message", exc, received_ns)
+            return False
+        latch.put(msg, received_ns)
+        return True
+
+    def tick(self, now_ns: int) -> dict[str, Any] | None:
+        """Step the node at ``now_ns``; its outputs as ROS messages by port name, or None if the step failed."""
+        inputs = {name: latch.get(now_ns) for name, latch in self._latches.items()}
+        try:
+            outputs = self.node.step(ns_to_seconds(now_ns), inputs)
+            ros_outputs = {name: self._to_ros(name, msg) for name, msg in outputs.items()}
+        except Exception as exc:  # noqa: BLE001 - a failing step publishes nothing, the node keeps running
+            self.step_errors += 1
+            self._report("step failed, published nothing", exc, now_ns)
+            return None
+        self.steps += 1
+        return ros_outputs
+
+    def _to_ros(self, port_name: str, msg: Any) -> Any:
+        port = self._outputs.get(port_name)
+        if port is None:
+            declared = ", ".join(self._outputs) or "none"
+            raise KeyError(f"returned output {port_name!r}, which it does not declare (outputs: {declared})")
+        if not isinstance(msg, port.msg_type):
+            raise TypeError(f"output {port_name!r} must be a {port.msg_type.__name__}, got {type(msg).__name__}")
+        return msg.to_ros(self._types)
+
+    def _report(self, what: str, exc: Exception, t_ns: int) -> None:
+        failure = f"{type(exc).__name__}: {exc}"
+        self._repeats = self._repeats + 1 if failure == self._last_failure else 1
+        first = failure != self._last_failure
+        self._last_failure = failure
+        if not first and self._repeats % LOG_EVERY != 0:
+            return
+        count = self.step_errors + self.receive_errors
+        text = (
+            f"{self.node.name} ({self.node.type_name}): {what} at t={ns_to_seconds(t_ns):.9f} s: {failure}"
+            f" [{count} failure(s) so far{'' if first else f', this one {self._repeats} times in a row'}]"
+        )
+        if first:
+            text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        self._log_error(text)

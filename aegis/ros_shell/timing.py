@@ -1,0 +1,71 @@
+"""Time in the ROS 2 shell: timer periods, ROS time (sec, nanosec) <-> seconds, and input ages -> Received.
+
+The adapter reads the node's ROS clock (wall time, or /clock when use_sim_time is set) as integer
+nanoseconds; everything here works on those integers, so seconds handed to nodes are one
+correctly rounded division, exactly as the lockstep executor computes them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aegis.msgs.stamp import NS_PER_S, stamp_to_ns
+from aegis.node import Port, Received
+
+
+def timer_period_s(rate_hz: float) -> float:
+    """Period of a timer running at ``rate_hz``; ValueError unless the rate is finite and > 0."""
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f"rate must be a finite number > 0 Hz, got {rate_hz!r}")
+    return 1.0 / rate_hz
+
+
+def ns_to_seconds(ns: int) -> float:
+    """Seconds of an integer nanosecond time, correctly rounded."""
+    return ns / NS_PER_S
+
+
+def seconds_to_ros_time(seconds: float) -> tuple[int, int]:
+    """(sec, nanosec) of a time in seconds, rounded to the nanosecond, with 0 <= nanosec < 1e9."""
+    sec, nanosec = divmod(stamp_to_ns(seconds), NS_PER_S)
+    return sec, nanosec
+
+
+def ros_time_to_seconds(sec: int, nanosec: int) -> float:
+    """Seconds of a ROS time (sec, nanosec); ValueError if nanosec is outside [0, 1e9)."""
+    if not 0 <= nanosec < NS_PER_S:
+        raise ValueError(f"nanosec must be in [0, {NS_PER_S}), got {nanosec}")
+    return ns_to_seconds(sec * NS_PER_S + nanosec)
+
+
+def received(msg: Any, received_ns: int, now_ns: int, max_age_s: float | None) -> Received[Any]:
+    """A message received at ``received_ns`` as a node sees it at ``now_ns``.
+
+    Stale when older than ``max_age_s``, and also when it was received *after* ``now_ns``: the
+    clock went backwards (a simulation or bag replay restarted /clock), so the message's age
+    cannot be trusted.
+    """
+    age_s = ns_to_seconds(now_ns - received_ns)
+    stale = age_s < 0 or (max_age_s is not None and age_s > max_age_s)
+    return Received(msg, age_s, stale)
+
+
+class InputLatch:
+    """The latest message of one input port and when it arrived; what a node's step receives for it."""
+
+    def __init__(self, port: Port) -> None:
+        self.port = port
+        self._msg: Any = None
+        self._received_ns: int | None = None
+
+    def put(self, msg: Any, received_ns: int) -> None:
+        """Latch ``msg`` (an aegis message), received at ``received_ns`` on the node's clock."""
+        self._msg = msg
+        self._received_ns = received_ns
+
+    def get(self, now_ns: int) -> Received[Any] | None:
+        """The latched message with its age at ``now_ns``, or None if nothing arrived yet."""
+        if self._received_ns is None:
+            return None
+        return received(self._msg, self._received_ns, now_ns, self.port.max_age_s)

@@ -1,0 +1,67 @@
+"""The ROS 2 executables: one main per node type (`ros2 run aegis pid`) and `aegis_process` for a composed process group.
+
+Each main loads the hw_config (with ``--set`` overrides), makes the launch plan, picks its node
+or process group and hands it to the ROS 2 adapter. A bad config, a wrong node or process name,
+an invalid start-up parameter, or a missing ROS 2 environment ends with exit code 2 and a one-line
+error, no traceback. Console scripts call these with no arguments and exit with their result.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from aegis.cli import UsageError, resolve_config_path
+from aegis.config import ConfigError, load_config
+from aegis.launch_plan import make_plan
+from aegis.ros_shell import (
+    COMPOSED_EXECUTABLE,
+    ParameterError,
+    RosUnavailable,
+    SelectionError,
+    parse_executable_args,
+    select_node,
+    select_process,
+)
+
+
+def double_integrator() -> int:
+    """`ros2 run aegis double_integrator --hw-config FILE [--node NAME]`."""
+    return run_node_type("double_integrator")
+
+
+def pid() -> int:
+    """`ros2 run aegis pid --hw-config FILE [--node NAME]`."""
+    return run_node_type("pid")
+
+
+def aegis_process() -> int:
+    """`ros2 run aegis aegis_process --hw-config FILE --process NAME`: a process group, nodes composed."""
+    return run_process_group()
+
+
+def run_node_type(type_name: str, argv: Sequence[str] | None = None) -> int:
+    """Run one node of type ``type_name`` from a hw_config; the exit code."""
+    return _run(type_name, sys.argv[1:] if argv is None else argv, composed=False)
+
+
+def run_process_group(argv: Sequence[str] | None = None) -> int:
+    """Run one process group of a hw_config's launch plan in this process; the exit code."""
+    return _run(COMPOSED_EXECUTABLE, sys.argv[1:] if argv is None else argv, composed=True)
+
+
+def _run(prog: str, argv: Sequence[str], composed: bool) -> int:
+    args = parse_executable_args(argv, prog, composed=composed)
+    try:
+        path = resolve_config_path(args.hw_config)
+        plan = make_plan(load_config(path, args.overrides))
+        if composed:
+            launches = select_process(plan, args.process or "", path)
+        else:
+            launches = (select_node(plan, prog, args.node, path),)
+        from aegis.nodes import ros_adapter
+
+        return ros_adapter.run(launches, plan, args.ros_args)
+    except (UsageError, ConfigError, SelectionError, ParameterError, RosUnavailable) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2

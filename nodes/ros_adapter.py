@@ -1,0 +1,192 @@
+"""The one ROS 2 adapter: hosts any aegis node in an rclpy node; the only module that imports rclpy, and only when called.
+
+Per node it creates a publisher per output port, a subscription per input port, a timer at the
+node's rate (or steps on its trigger input's messages), and read-only ROS parameters from its
+Params. Every decision is made by plain functions of aegis.ros_shell, tested without ROS; this
+module only hands their results to rclpy. Receive times and ``now`` come from the node's ROS
+clock, so ``use_sim_time`` (set from the hw_config) drives the node from /clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from aegis.launch_plan import LaunchPlan, NodeLaunch
+from aegis.msgs.ros_types import TypeLookup, rclpy_types
+from aegis.node import Node
+from aegis.registry import node_class
+from aegis.ros_shell import (
+    NodeRunner,
+    ParameterError,
+    ParamType,
+    QosSettings,
+    RosUnavailable,
+    apply_parameter_values,
+    parameter_descriptors,
+    publisher_qos,
+    rclpy_missing_message,
+    relative_topic,
+    subscription_qos,
+    timer_period_s,
+)
+
+
+def import_rclpy(distro: str) -> ModuleType:
+    """rclpy, or RosUnavailable with the message telling the user what to source."""
+    try:
+        import rclpy
+    except ImportError as exc:
+        raise RosUnavailable(rclpy_missing_message(distro, exc)) from None
+    return rclpy
+
+
+class RosNodeHost:
+    """One aegis node inside one rclpy node: its parameters, endpoints, timer and step runner."""
+
+    ros_node: Any
+    runner: NodeRunner
+
+    def __init__(self, launch: NodeLaunch, plan: LaunchPlan, types: TypeLookup) -> None:
+        from rclpy.node import Node as RclpyNode
+        from rclpy.parameter import Parameter
+
+        self.ros_node = RclpyNode(
+            launch.name,
+            namespace=plan.namespace or None,
+            parameter_overrides=[Parameter("use_sim_time", value=plan.use_sim_time)],
+        )
+        try:
+            self._build(launch, types)
+        except BaseException:
+            self.ros_node.destroy_node()
+            raise
+
+    def _build(self, launch: NodeLaunch, types: TypeLookup) -> None:
+        node = dataclasses.replace(launch, params=self._declare_parameters(launch)).instantiate()
+        node.reset()
+        logger = self.ros_node.get_logger()
+        self.runner = NodeRunner(node, types, log_error=logger.error)
+        self._clock = self.ros_node.get_clock()
+        self._publishers = {
+            port.name: self.ros_node.create_publisher(
+                types(port.msg_type.ROS_TYPE), relative_topic(node.topics[port.name]), _qos_profile(publisher_qos(port))
+            )
+            for port in node.outputs
+        }
+        self._subscriptions = [
+            self.ros_node.create_subscription(
+                types(port.msg_type.ROS_TYPE),
+                relative_topic(node.topics[port.name]),
+                self._on_message_callback(port.name),
+                _qos_profile(subscription_qos(port)),
+            )
+            for port in node.inputs
+        ]
+        self._timer = None if node.trigger else self.ros_node.create_timer(timer_period_s(node.rate_hz), self._on_timer)
+        logger.info(_summary(node))
+
+    def destroy(self) -> None:
+        self.ros_node.destroy_node()
+
+    def _declare_parameters(self, launch: NodeLaunch) -> dict[str, Any]:
+        """Declare the node's read-only parameters; start-up overrides come back validated as plan params."""
+        from rcl_interfaces.msg import ParameterDescriptor
+        from rclpy.parameter import Parameter
+
+        params_cls = node_class(launch.type_name).Params
+        values: dict[str, Any] = {}
+        for d in parameter_descriptors(params_cls, launch.params):
+            descriptor = ParameterDescriptor(
+                name=d.name,
+                type=int(d.type),
+                description=d.description,
+                additional_constraints=d.constraints,
+                read_only=d.read_only,
+                dynamic_typing=d.type == ParamType.NOT_SET,
+            )
+            if isinstance(d.value, tuple):
+                # An empty list would be inferred as a byte array: declare the type instead.
+                value: Any = list(d.value) if d.value else Parameter.Type(int(d.type))
+            else:
+                value = d.value
+            try:
+                values[d.name] = self.ros_node.declare_parameter(d.name, value, descriptor).value
+            except Exception as exc:  # noqa: BLE001 - rclpy's type errors, reported as the parameter's
+                raise ParameterError(f"node {launch.name!r}: parameter {d.name}: {exc}") from None
+        return apply_parameter_values(params_cls, launch.params, values, node_name=launch.name)
+
+    def _on_timer(self) -> None:
+        self._step(self._clock.now().nanoseconds)
+
+    def _on_message_callback(self, port_name: str):
+        trigger = port_name == self.runner.node.trigger
+
+        def on_message(ros_msg: Any) -> None:
+            now_ns = self._clock.now().nanoseconds
+            if self.runner.receive(port_name, ros_msg, now_ns) and trigger:
+                self._step(now_ns)
+
+        return on_message
+
+    def _step(self, now_ns: int) -> None:
+        outputs = self.runner.tick(now_ns)
+        if outputs is None:
+            return
+        for port_name, ros_msg in outputs.items():
+            self._publishers[port_name].publish(ros_msg)
+
+
+def _qos_profile(settings: QosSettings) -> Any:
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=getattr(HistoryPolicy, settings.history.upper()),
+        depth=settings.depth,
+        reliability=getattr(ReliabilityPolicy, settings.reliability.upper()),
+        durability=getattr(DurabilityPolicy, settings.durability.upper()),
+    )
+
+
+def _summary(node: Node) -> str:
+    timing = f"on {node.trigger}" if node.trigger else f"{node.rate_hz:g} Hz"
+    subs = ", ".join(f"{node.topics[p.name]} (depth {p.depth})" for p in node.inputs) or "nothing"
+    pubs = ", ".join(f"{node.topics[p.name]} (depth {p.depth})" for p in node.outputs) or "nothing"
+    return f"{node.name} ({node.type_name}) runs {timing}; subscribes {subs}; publishes {pubs}"
+
+
+def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str], types: TypeLookup | None = None) -> int:
+    """Host ``launches`` in this process until Ctrl-C or a ROS shutdown; returns the exit code.
+
+    One node spins on a SingleThreadedExecutor. A composed group spins on a
+    MultiThreadedExecutor with a thread per node, so one node's long step (an MPC solve, an
+    inference) does not delay another's timer; each node's callbacks stay mutually exclusive
+    (rclpy's default callback group per node), so a node never runs concurrently with itself.
+    rclpy has no intra-process transport: composition saves processes, not serialisation.
+    """
+    rclpy = import_rclpy(plan.ros_distro)
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    rclpy.init(args=[sys.argv[0], *ros_args])
+    lookup = types or rclpy_types()
+    hosts: list[RosNodeHost] = []
+    executor = None
+    try:
+        for launch in launches:
+            hosts.append(RosNodeHost(launch, plan, lookup))
+        executor = SingleThreadedExecutor() if len(hosts) == 1 else MultiThreadedExecutor(num_threads=len(hosts))
+        for host in hosts:
+            executor.add_node(host.ros_node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        for host in hosts:
+            host.destroy()
+        rclpy.try_shutdown()
+    return 0
