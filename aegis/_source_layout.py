@@ -49,5 +49,9 @@ def install_finder_if_in_place(package_dir: Path) -> bool:
     if not missing:
         return False
     if not any(isinstance(f, _MappedSubpackageFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MappedSubpackageFinder(missing))
+        # First, not last: the subpackages must come from beside the aegis in use. An editable pip
+        # install of another checkout in the same environment (a developer's venv that also runs
+        # colcon) leaves setuptools' finder on sys.meta_path, and that finder maps these very names
+        # to the other checkout's folders.
+        sys.meta_path.insert(0, _MappedSubpackageFinder(missing))
     return True
