@@ -17,7 +17,7 @@ MAPPED_SUBPACKAGES = {"aegis.controllers": "controllers", "aegis.nodes": "nodes"
 
 # One executable per node type, found by `ros2 run aegis <name>` (setup.cfg puts scripts in
 # lib/aegis). tests/test_packaging.py checks this list against aegis.registry.
-NODE_EXECUTABLES = ["double_integrator", "pid"]
+NODE_EXECUTABLES = ["double_integrator", "pid", "sim_bridge", "quadrotor_controller"]
 
 
 def mapped_package_dirs() -> dict[str, str]:
@@ -62,6 +62,7 @@ setup(
         "pydantic>=2.5",
         "rosbags>=0.11",
         "rich>=13.0",
+        "pybullet>=3.2.5",
     ],
     extras_require={
         "test": [

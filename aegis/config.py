@@ -9,6 +9,7 @@ so an override is validated exactly like the file.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,11 +32,62 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+PositiveVector3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+
+# Crazyflie 2.x (cf2x) values as gym-pybullet-drones' cf2x.urdf gives them (after Förster, "System
+# Identification of the Crazyflie 2.0 Nano Quadrocopter", ETH 2015), which states kf = 3.16e-10 N/rpm^2
+# and km = 7.94e-12 N m/rpm^2. In rad/s units (1 rpm = 2π/60 rad/s): kf = 3.16e-10 (60/2π)^2
+# = 2.8816e-8 N/(rad/s)^2 and km = 7.94e-12 (60/2π)^2 = 7.2404e-10 N m/(rad/s)^2.
+_RPM2_PER_RADPS2 = (60.0 / (2.0 * 3.141592653589793)) ** 2
+
+
+class QuadrotorConfig(_Strict):
+    """An X-configuration quadrotor's physical parameters (FLU body), shared by the simulator and the controllers.
+
+    Defaults: a Crazyflie 2.x. The mass is the robot's ``mass_kg``.
+    """
+
+    arm_length_m: PositiveFloat = Field(0.0397, description="centre to rotor axis (m)")
+    kf: PositiveFloat = Field(3.16e-10 * _RPM2_PER_RADPS2, description="rotor thrust = kf w^2 (N/(rad/s)^2)")
+    km: PositiveFloat = Field(7.94e-12 * _RPM2_PER_RADPS2, description="rotor drag torque = km w^2 (N m/(rad/s)^2)")
+    inertia_kg_m2: PositiveVector3 = Field((1.4e-5, 1.4e-5, 2.17e-5), description="principal inertia about body x, y, z")
+    # First-order motor lag: 40 rad/s motor bandwidth, as arlk/cf-model's Crazyflie 2 model (tf(40, [1 40])).
+    motor_time_constant_s: PositiveFloat = Field(0.025, description="first-order rotor speed lag")
+    # 21,714 rpm: thrust-to-weight 2.25 at 27 g, as gym-pybullet-drones' cf2x.
+    max_motor_speed_radps: PositiveFloat = Field(2274.0, description="rotor speed limit (rad/s)")
+    # Rotor (induced) drag F = -c * sum(w) * v_body per axis, gym-pybullet-drones' drag_coeff_xy/z.
+    rotor_drag_coeff: PositiveVector3 = Field((9.1785e-7, 9.1785e-7, 10.311e-7), description="body x, y, z (kg/rad)")
+    ground_effect: bool = Field(False, description="extra thrust near the ground (gym-pybullet-drones' model)")
+    ground_effect_coeff: PositiveFloat = Field(11.36859, description="ground-effect coefficient (dimensionless)")
+    prop_radius_m: PositiveFloat = Field(0.0231348, description="propeller radius (m), for the ground effect")
+
+
 class RobotConfig(_Strict):
     name: str = Field(description="robot name, used in topics' frame ids and reports")
     kind: Literal["point_mass", "quadrotor", "diff_drive"]
     mass_kg: PositiveFloat
     urdf: Path | None = Field(None, description="URDF file, relative to the config file")
+    quadrotor: QuadrotorConfig | None = Field(None, description="required when kind is quadrotor ({} for a Crazyflie 2.x)")
+
+    @model_validator(mode="after")
+    def _kind_has_its_section(self) -> RobotConfig:
+        if self.kind == "quadrotor" and self.quadrotor is None:
+            raise ValueError("kind quadrotor needs a quadrotor: section (quadrotor: {} gives a Crazyflie 2.x)")
+        if self.quadrotor is not None:
+            if self.kind != "quadrotor":
+                raise ValueError(f"a quadrotor: section is only for kind quadrotor, not {self.kind!r}")
+            q = self.quadrotor
+            hover = (self.mass_kg * 9.81 / (4 * q.kf)) ** 0.5
+            if hover >= q.max_motor_speed_radps:
+                raise ValueError(
+                    f"quadrotor cannot hover: mass_kg {self.mass_kg} needs {hover:.0f} rad/s per rotor with kf {q.kf:g}, "
+                    f"above max_motor_speed_radps {q.max_motor_speed_radps:g} (is kf in N/(rad/s)^2?)"
+                )
+        return self
+
+
+CRAZYFLIE_2X = RobotConfig(name="crazyflie", kind="quadrotor", mass_kg=0.027, quadrotor=QuadrotorConfig())
+"""A Crazyflie 2.x: the default ``robot`` parameter of quadrotor nodes used outside a hw_config."""
 
 
 class NodeConfig(_Strict):
@@ -131,7 +183,10 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 
 def apply_override(raw: dict[str, Any], override: str, path: Path | str = "<overrides>") -> None:
-    """Apply one ``a.b.c=value`` override in place; the value is parsed as YAML (``2``, ``[1, 2]``, ``true``)."""
+    """Apply one ``a.b.c=value`` override in place; the value is parsed as YAML (``2``, ``[1, 2]``, ``true``).
+
+    A number in the key path picks an existing list entry, from 0 (``obstacles.0.position=[1, 2, 1]``).
+    """
     key_path, sep, value_text = override.partition("=")
     if not sep or not key_path or any(not k for k in key_path.split(".")):
         raise ConfigError(f"override {override!r}: expected KEY.PATH=VALUE")
@@ -140,32 +195,73 @@ def apply_override(raw: dict[str, Any], override: str, path: Path | str = "<over
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {override!r}: value is not valid YAML: {exc}") from None
     keys = key_path.split(".")
-    node = raw
-    for depth, key in enumerate(keys[:-1]):
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            where = ".".join(keys[: depth + 1])
-            raise ConfigError(f"{path}: override {override!r}: {where} is a {type(child).__name__}, not a mapping")
-        node = child
-    node[keys[-1]] = value
+    node: Any = raw
+    for depth, key in enumerate(keys):
+        where = ".".join(keys[: depth + 1])
+        if isinstance(node, list):
+            if not key.isdecimal() or int(key) >= len(node):
+                raise ConfigError(f"{path}: override {override!r}: {where}: no such entry (the list has {len(node)}, from 0)")
+            slot: int | str = int(key)
+        elif isinstance(node, dict):
+            slot = key
+        else:
+            parent = where.rpartition(".")[0]
+            raise ConfigError(f"{path}: override {override!r}: {parent} is a {type(node).__name__}, not a mapping or a list")
+        if depth < len(keys) - 1:
+            node = node.setdefault(slot, {}) if isinstance(node, dict) else node[slot]
+        else:
+            node[slot] = value
 
 
 def validate_config(raw: dict[str, Any], path: Path) -> HwConfig:
     """Validate a raw mapping as a HwConfig, its node parameters and its referenced files; report all problems at once."""
+    raw = _with_robot_params(raw, path)
     errors = _node_errors(raw.get("nodes"))
     try:
         config = HwConfig.model_validate({**raw, "source": path.resolve()})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, _pydantic_errors(exc) + errors)) from None
+        raise ConfigError(format_errors(path, pydantic_errors(exc) + errors)) from None
     errors += _file_errors(config)
     if errors:
-        raise ConfigError(_format_errors(path, errors))
+        raise ConfigError(format_errors(path, errors))
     return config
 
 
 def validated_node_params(node: NodeConfig) -> NodeParams:
     """The node type's typed Params built from a node entry (assumes validate_config passed)."""
     return node_class(node.type).Params.model_validate(node.params)
+
+
+def _with_robot_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Fill the ``robot`` parameter of every node type that has one from the robot section.
+
+    This is how the simulator and the controllers share one set of physical parameters. A node's
+    own ``params.robot`` entries are laid over the section (for model-mismatch studies).
+    """
+    robot, nodes = raw.get("robot"), raw.get("nodes")
+    if not isinstance(robot, dict) or not isinstance(nodes, dict):
+        return raw
+    robot = copy.deepcopy(robot)
+    if isinstance(robot.get("urdf"), str) and not Path(robot["urdf"]).is_absolute():
+        robot["urdf"] = str((path.resolve().parent / robot["urdf"]).resolve())
+    nodes = copy.deepcopy(nodes)
+    for node in nodes.values():
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            continue
+        try:
+            has_robot = "robot" in node_class(node["type"]).Params.model_fields
+        except UnknownNodeType:
+            continue
+        params = node.get("params") or {}
+        if has_robot and isinstance(params, dict):
+            node["params"] = {**params, "robot": _merged(robot, params.get("robot"))}
+    return {**raw, "nodes": nodes}
+
+
+def _merged(base: dict[str, Any], over: Any) -> Any:
+    if not isinstance(over, dict):
+        return base if over is None else over
+    return {**base, **{k: _merged(base[k], v) if isinstance(base.get(k), dict) else v for k, v in over.items()}}
 
 
 def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
@@ -185,7 +281,7 @@ def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
         try:
             cls.Params.model_validate(node.get("params") or {})
         except ValidationError as exc:
-            errors += [(f"{where}.params.{loc}", msg) for loc, msg in _pydantic_errors(exc)]
+            errors += [(f"{where}.params.{loc}", msg) for loc, msg in pydantic_errors(exc)]
         ports = {p.name for p in (*cls.inputs, *cls.outputs)}
         topics = node.get("topics") or {}
         for port, topic in topics.items() if isinstance(topics, dict) else ():
@@ -224,7 +320,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
+def pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """(key path, message) for each error of a ValidationError, in the words config errors use."""
     out = []
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"])
@@ -240,7 +337,8 @@ def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-def _format_errors(path: Path, errors: list[tuple[str, str]]) -> str:
+def format_errors(path: Path, errors: list[tuple[str, str]]) -> str:
+    """A ConfigError message: ``FILE: key.path: problem``, one line per problem."""
     lines = [f"{path}: {key}: {msg}" for key, msg in errors]
     if len(lines) == 1:
         return lines[0]

@@ -12,6 +12,8 @@ from aegis.node import Node
 NODE_TYPES: dict[str, str] = {
     "double_integrator": "aegis.nodes.double_integrator:DoubleIntegratorPlant",
     "pid": "aegis.nodes.pid:PidPositionController",
+    "sim_bridge": "aegis.nodes.sim_bridge:SimBridge",
+    "quadrotor_controller": "aegis.nodes.quadrotor_controller:QuadrotorController",
 }
 
 

@@ -35,6 +35,16 @@ def pid() -> int:
     return run_node_type("pid")
 
 
+def sim_bridge() -> int:
+    """`ros2 run aegis sim_bridge --hw-config FILE [--node NAME]`."""
+    return run_node_type("sim_bridge")
+
+
+def quadrotor_controller() -> int:
+    """`ros2 run aegis quadrotor_controller --hw-config FILE [--node NAME]`."""
+    return run_node_type("quadrotor_controller")
+
+
 def aegis_process() -> int:
     """`ros2 run aegis aegis_process --hw-config FILE --process NAME`: a process group, nodes composed."""
     return run_process_group()

@@ -1,0 +1,1 @@
+"""Simulation backends: PyBullet worlds that the sim_bridge node owns and steps (imported only when a sim runs)."""
