@@ -1,0 +1,136 @@
+"""Loads a scenario YAML file: overrides, schema, then the geometric checks; every error names the file and the key.
+
+The mechanism is hw_config's (aegis.config): duplicate keys refused, ``--set a.b.0.c=value``
+overrides applied to the raw YAML before validation, all schema problems reported at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from aegis.config import ConfigError, apply_override, format_errors, pydantic_errors, read_yaml_mapping
+from aegis.paths import share_dir
+from aegis.scenario.geometry import clearances, geofence_margin
+from aegis.scenario.reference import reference_extremes
+from aegis.scenario.schema import REFERENCE_TYPES, Geofence, Scenario
+
+SCENARIO_FOLDER = "scenarios"
+"""share/aegis/<this> holds the shipped scenarios (the repository's scenarios/ folder)."""
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Load, override and validate a scenario file; raises ConfigError naming the file and each bad key."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    for override in overrides:
+        apply_override(raw, override, path)
+    return validate_scenario(raw, path)
+
+
+def validate_scenario(raw: dict[str, Any], path: Path) -> Scenario:
+    """Validate a raw mapping as a Scenario, then its geometry; raises ConfigError listing every problem."""
+    try:
+        scenario = Scenario.model_validate({**raw, "source": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(format_errors(path, _schema_errors(exc))) from None
+    errors = scenario_errors(scenario)
+    if errors:
+        raise ConfigError(format_errors(path, errors))
+    return scenario
+
+
+def scenario_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    """(key, problem) for what the schema cannot see: ids, start and goal placement, reference and impulses in range."""
+    errors: list[tuple[str, str]] = []
+    first_with_id: dict[int, int] = {}
+    for index, obstacle in enumerate(scenario.obstacles):
+        obstacle_id = index if obstacle.id is None else obstacle.id
+        if obstacle_id in first_with_id:
+            errors.append((f"obstacles.{index}.id", f"duplicate id {obstacle_id} (also obstacles.{first_with_id[obstacle_id]})"))
+        first_with_id.setdefault(obstacle_id, index)
+    places = [("start.position", scenario.start.position)]
+    if scenario.goal is not None:
+        places.append(("goal.position", scenario.goal.position))
+    for key, position in places:
+        errors += [(key, problem) for problem in _placement_problems(scenario, np.array(position, dtype=float))]
+    if scenario.geofence is not None:
+        for key, point in reference_extremes(scenario.reference):
+            problem = _outside(scenario.geofence, point)
+            if problem:
+                errors.append((key, f"the reference passes {point.tolist()}, {problem}"))
+    for index, impulse in enumerate(scenario.disturbances.impulses):
+        if impulse.time_s >= scenario.duration_s:
+            errors.append((f"disturbances.impulses.{index}.time_s",
+                           f"{impulse.time_s:g} s is not before duration_s {scenario.duration_s:g} s (it would never act)"))
+    return errors
+
+
+def _placement_problems(scenario: Scenario, position: np.ndarray) -> list[str]:
+    problems = []
+    if scenario.geofence is not None:
+        problem = _outside(scenario.geofence, position)
+        if problem:
+            problems.append(problem)
+    for index, obstacle in enumerate(scenario.obstacles):
+        distance = float(clearances([obstacle], position))
+        if distance <= 0.0:
+            problems.append(f"inside obstacles.{index} ({obstacle.shape}), {-distance:.3g} m deep")
+    return problems
+
+
+def _outside(geofence: Geofence, point: np.ndarray) -> str | None:
+    """Why ``point`` is outside the geofence (its faces count as inside), or None."""
+    if geofence_margin(geofence, point) >= 0.0:
+        return None
+    beyond = [f"{axis} {p:g} < geofence.min_m {lo:g}" for axis, p, lo in zip("xyz", point, geofence.min_m) if p < lo]
+    beyond += [f"{axis} {p:g} > geofence.max_m {hi:g}" for axis, p, hi in zip("xyz", point, geofence.max_m) if p > hi]
+    return "outside the geofence: " + ", ".join(beyond)
+
+
+def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """pydantic's errors with the reference's type tag taken out of key paths (``reference.figure8.x`` -> ``reference.x``)."""
+    out = []
+    for key, msg in pydantic_errors(exc):
+        parts = key.split(".")
+        if parts[0] == "reference" and len(parts) > 1 and parts[1] in REFERENCE_TYPES:
+            key = ".".join([parts[0], *parts[2:]])
+        if msg.startswith("Unable to extract tag"):
+            key, msg = f"{key}.type", f"missing: one of {', '.join(REFERENCE_TYPES)}"
+        out.append((key, msg))
+    return out
+
+
+def shipped_scenario(name: str) -> Path:
+    """A shipped scenario by file name (``quadrotor_hover.yaml``) or stem (``quadrotor_hover``)."""
+    file_name = name if name.endswith(".yaml") else f"{name}.yaml"
+    return share_dir() / SCENARIO_FOLDER / file_name
+
+
+def shipped_scenario_names() -> list[str]:
+    """The stems of the shipped scenarios, sorted."""
+    return sorted(p.stem for p in (share_dir() / SCENARIO_FOLDER).glob("*.yaml"))
+
+
+def resolve_scenario_path(name: str | Path) -> Path:
+    """A scenario file as given if it exists, else a shipped scenario of that name; ConfigError listing them otherwise."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = shipped_scenario(str(name))
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"{name}: no such scenario file, nor a shipped one (shipped: {', '.join(shipped_scenario_names())})")
+
+
+def check_robot_kind(scenario: Scenario, robot_kind: str) -> None:
+    """Refuse running a scenario written for another kind of robot, naming both sides."""
+    if scenario.robot_kind not in ("any", robot_kind):
+        raise ConfigError(
+            f"{scenario.source}: robot_kind: scenario {scenario.name!r} is for a {scenario.robot_kind} robot, "
+            f"the hw_config's robot is a {robot_kind}"
+        )

@@ -1,0 +1,235 @@
+"""Scenario schema: the typed, frozen models a scenario YAML file is validated into.
+
+SI units, ENU world frame (the ``odom`` frame of the simulator), yaw about +z. Every model
+refuses unknown keys; vectors must have exactly three finite numbers. Cross-field checks that
+need geometry (start inside an obstacle, goal outside the geofence) live in aegis.scenario.loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _three_numbers(value: Any) -> Any:
+    """Refuse a sequence that is not three long with one clear message (pydantic names index 2 otherwise)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and len(value) != 3:
+        raise PydanticCustomError("vector3", "expected 3 numbers [x, y, z]")
+    return value
+
+
+Vec3 = Annotated[tuple[Finite, Finite, Finite], BeforeValidator(_three_numbers)]
+PositiveVec3 = Annotated[tuple[Positive, Positive, Positive], BeforeValidator(_three_numbers)]
+ZERO3: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Start(_Strict):
+    position: Vec3 = Field(description="initial position (m)")
+    yaw_rad: Finite = Field(0.0, description="initial heading about +z (rad)")
+    velocity: Vec3 = Field(ZERO3, description="initial velocity (m/s)")
+
+
+class Goal(_Strict):
+    position: Vec3 = Field(description="goal position (m)")
+    tolerance_m: Positive = Field(0.1, description="reached when within this distance")
+
+
+class Hover(_Strict):
+    """Hold one position."""
+
+    type: Literal["hover"]
+    position: Vec3
+
+
+class Waypoints(_Strict):
+    """A tour through ``points`` at constant speed, straight between points; ``loop`` returns to the first and repeats."""
+
+    type: Literal["waypoints"]
+    points: tuple[Vec3, ...] = Field(min_length=2)
+    speed_mps: Positive
+    loop: bool = False
+
+    @model_validator(mode="after")
+    def _no_zero_length_leg(self) -> Waypoints:
+        for i in range(1, len(self.points)):
+            if self.points[i] == self.points[i - 1]:
+                raise PydanticCustomError("waypoints", "points.{i} repeats points.{j}", {"i": i, "j": i - 1})
+        if self.loop and self.points[-1] == self.points[0]:
+            raise PydanticCustomError("waypoints", "loop: true returns to points.0 by itself; drop the last point")
+        return self
+
+
+class Figure8(_Strict):
+    """A horizontal figure-8 (Lissajous 1:2) at the centre's height, ``w = 2 pi / period_s``:
+
+    x = cx + x_amplitude_m sin(w t),  y = cy + y_amplitude_m sin(2 w t),  z = cz.
+    It starts at the centre (t = 0) heading +x, +y, and crosses the centre again at t = period_s / 2.
+    """
+
+    type: Literal["figure8"]
+    center: Vec3
+    x_amplitude_m: Positive = Field(description="half the figure's length along x")
+    y_amplitude_m: Positive = Field(description="half the figure's width along y")
+    period_s: Positive = Field(description="time for one full figure-8")
+
+
+class Line(_Strict):
+    """From ``from`` to ``to`` at constant speed, then hold at ``to``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["line"]
+    from_: Vec3 = Field(alias="from")
+    to: Vec3
+    speed_mps: Positive
+
+    @model_validator(mode="after")
+    def _has_length(self) -> Line:
+        if self.from_ == self.to:
+            raise PydanticCustomError("line", "from and to are the same point")
+        return self
+
+
+Reference = Annotated[Hover | Waypoints | Figure8 | Line, Field(discriminator="type")]
+REFERENCE_TYPES = ("hover", "waypoints", "figure8", "line")
+
+ObstacleShape = Literal["sphere", "cylinder", "box"]
+
+
+class ObstacleSpec(_Strict):
+    """One obstacle. ``size`` as aegis.msgs.Obstacle (Marker.scale): sphere (d, d, d), cylinder (d, d, height), box extents.
+
+    Cylinders stand upright (axis +z); ``yaw_rad`` turns a box about +z. ``id`` defaults to the
+    obstacle's index in the list.
+    """
+
+    shape: ObstacleShape
+    position: Vec3 = Field(description="centre (m)")
+    size: PositiveVec3
+    yaw_rad: Finite = 0.0
+    id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+    @model_validator(mode="after")
+    def _size_fits_shape(self) -> ObstacleSpec:
+        sx, sy, sz = self.size
+        if self.shape == "sphere" and not sx == sy == sz:
+            raise PydanticCustomError("obstacle", "a sphere's size is [diameter, diameter, diameter]")
+        if self.shape == "cylinder" and sx != sy:
+            raise PydanticCustomError("obstacle", "a cylinder's size is [diameter, diameter, height]")
+        return self
+
+
+class Geofence(_Strict):
+    """An axis-aligned box the robot must stay in (its faces are the walls)."""
+
+    min_m: Vec3
+    max_m: Vec3
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Geofence:
+        bad = [axis for axis, lo, hi in zip("xyz", self.min_m, self.max_m) if lo >= hi]
+        if bad:
+            raise PydanticCustomError(
+                "geofence", "min_m must be below max_m on every axis, not on {axes}", {"axes": ", ".join(bad)}
+            )
+        return self
+
+
+class Wind(_Strict):
+    """Mean wind plus isotropic gusts, a seed-driven random field (aegis.scenario.disturbances.wind_at)."""
+
+    velocity_mps: Vec3 = Field(ZERO3, description="mean wind velocity (m/s, ENU)")
+    gust_std_mps: NonNegative = Field(0.0, description="gust standard deviation per axis (m/s)")
+    gust_bandwidth_hz: Positive = Field(1.0, description="highest gust frequency (Hz)")
+
+
+class Impulse(_Strict):
+    """A constant world-frame force on the robot's base during [time_s, time_s + duration_s)."""
+
+    time_s: NonNegative
+    force_n: Vec3
+    duration_s: Positive
+
+
+class Disturbances(_Strict):
+    wind: Wind = Wind()
+    impulses: tuple[Impulse, ...] = ()
+
+
+class _Range(_Strict):
+    low: Finite
+    high: Finite
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        if self.low > self.high:
+            raise PydanticCustomError("range", "low {low} is above high {high}", {"low": self.low, "high": self.high})
+        return self
+
+
+class ScaleRange(_Range):
+    """A multiplier on a nominal value, drawn uniformly from [low, high]."""
+
+    low: Positive
+    high: Positive
+
+
+class NonNegativeRange(_Range):
+    """A value drawn uniformly from [low, high], both >= 0."""
+
+    low: NonNegative
+    high: NonNegative
+
+
+_ONE = ScaleRange(low=1.0, high=1.0)
+_NONE = NonNegativeRange(low=0.0, high=0.0)
+_UNIT = NonNegativeRange(low=1.0, high=1.0)
+
+
+class Randomization(_Strict):
+    """Domain-randomisation ranges; an omitted one keeps the nominal value (scale 1, no added latency)."""
+
+    mass_scale: ScaleRange = _ONE
+    inertia_scale: ScaleRange = _ONE
+    motor_constant_scale: ScaleRange = _ONE
+    friction_scale: ScaleRange = _ONE
+    latency_s: NonNegativeRange = Field(_NONE, description="added sensing-to-actuation latency (s)")
+    sensor_noise_scale: NonNegativeRange = Field(_UNIT, description="multiplier on the hw_config's sensor noise")
+
+
+class Scenario(_Strict):
+    """One scenario. ``source`` is the file it came from (set by the loader, not by YAML)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    duration_s: Positive
+    robot_kind: Literal["quadrotor", "diff_drive", "any"] = "any"
+    start: Start
+    goal: Goal | None = None
+    reference: Reference
+    obstacles: tuple[ObstacleSpec, ...] = ()
+    geofence: Geofence | None = None
+    disturbances: Disturbances = Disturbances()
+    randomization: Randomization = Randomization()
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("obstacles")
+    @classmethod
+    def _number_obstacles(cls, obstacles: tuple[ObstacleSpec, ...]) -> tuple[ObstacleSpec, ...]:
+        return tuple(o if o.id is not None else o.model_copy(update={"id": i}) for i, o in enumerate(obstacles))
+
