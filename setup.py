@@ -64,6 +64,7 @@ setup(
         "rosbags>=0.11",
         "rich>=13.0",
         "pybullet>=3.2.5",
+        "matplotlib>=3.7",
     ],
     extras_require={
         "test": [

@@ -18,7 +18,7 @@ from aegis.config import ConfigError, load_config
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.paths import shipped_config
 
-DEFAULT_SIM_CONFIG = "point_mass_sim.yaml"
+DEFAULT_SIM_CONFIG = "quadrotor_sim.yaml"
 
 
 class UsageError(Exception):
@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bag, and write a summary.",
     )
     sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
-    sim.add_argument("--duration", type=_positive_float, default=10.0, help="simulated seconds (default: 10)")
+    sim.add_argument("--scenario", help="scenario file or shipped name (default: the config's own)")
+    sim.add_argument(
+        "--duration", type=_positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
+    )
     sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
+    sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
     sim.add_argument("--out", type=Path, default=Path("runs/sim"), help="output folder (default: runs/sim)")
     _add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
@@ -122,8 +126,16 @@ def _positive_float(text: str) -> float:
 
 
 def _load_plan(args: argparse.Namespace) -> LaunchPlan:
-    config = load_config(resolve_config_path(args.config), args.overrides)
-    return make_plan(config)
+    path = resolve_config_path(args.config)
+    overrides = list(args.overrides)
+    if getattr(args, "scenario", None):
+        from aegis.scenario import resolve_scenario_path
+
+        overrides.append(f"scenario={resolve_scenario_path(args.scenario).resolve()}")
+    if getattr(args, "gui", False):
+        plant = next(iter(load_config(path, overrides).nodes))  # the first node is the simulator
+        overrides.append(f"nodes.{plant}.params.gui=true")
+    return make_plan(load_config(path, overrides))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -164,7 +176,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from aegis.sim_run import print_summary, run_sim
 
     plan = _load_plan(args)
-    summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
+    try:
+        summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
+    except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
+        raise UsageError(str(exc)) from None
     print_summary(summary)
     return 0
 

@@ -151,6 +151,9 @@ class HwConfig(_Strict):
     safety: SafetyConfig = SafetyConfig()
     realtime: RealtimeConfig = RealtimeConfig()
     ros: RosConfig = RosConfig()
+    scenario: Path | None = Field(
+        None, description="scenario for simulation: a file relative to this config, or a shipped scenario's name"
+    )
     source: Path | None = Field(None, exclude=True)
 
     def resolve(self, path: Path) -> Path:
@@ -215,7 +218,7 @@ def apply_override(raw: dict[str, Any], override: str, path: Path | str = "<over
 
 def validate_config(raw: dict[str, Any], path: Path) -> HwConfig:
     """Validate a raw mapping as a HwConfig, its node parameters and its referenced files; report all problems at once."""
-    raw = _with_robot_params(raw, path)
+    raw = _with_shared_params(raw, path)
     errors = _node_errors(raw.get("nodes"))
     try:
         config = HwConfig.model_validate({**raw, "source": path.resolve()})
@@ -232,30 +235,55 @@ def validated_node_params(node: NodeConfig) -> NodeParams:
     return node_class(node.type).Params.model_validate(node.params)
 
 
-def _with_robot_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Fill the ``robot`` parameter of every node type that has one from the robot section.
+def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Fill the ``robot`` and ``scenario`` parameters of every node type that has them from the config's sections.
 
-    This is how the simulator and the controllers share one set of physical parameters. A node's
-    own ``params.robot`` entries are laid over the section (for model-mismatch studies).
+    This is how the simulator and the controllers share one set of physical parameters and one
+    scenario. A node's own ``params.robot`` entries are laid over the section (for model-mismatch
+    studies); a node's own ``params.scenario`` wins over the top-level one. File paths are made
+    absolute here, relative to the config file, so nodes never depend on the working directory.
     """
-    robot, nodes = raw.get("robot"), raw.get("nodes")
-    if not isinstance(robot, dict) or not isinstance(nodes, dict):
+    nodes = raw.get("nodes")
+    if not isinstance(nodes, dict):
         return raw
-    robot = copy.deepcopy(robot)
-    if isinstance(robot.get("urdf"), str) and not Path(robot["urdf"]).is_absolute():
-        robot["urdf"] = str((path.resolve().parent / robot["urdf"]).resolve())
+    shared: dict[str, Any] = {}
+    robot = raw.get("robot")
+    if isinstance(robot, dict):
+        robot = copy.deepcopy(robot)
+        if isinstance(robot.get("urdf"), str) and not Path(robot["urdf"]).is_absolute():
+            robot["urdf"] = str((path.resolve().parent / robot["urdf"]).resolve())
+        shared["robot"] = robot
+    raw = dict(raw)
+    if isinstance(raw.get("scenario"), str):
+        try:
+            raw["scenario"] = shared["scenario"] = str(_scenario_path(raw["scenario"], path))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: scenario: {exc}") from None
     nodes = copy.deepcopy(nodes)
     for node in nodes.values():
         if not isinstance(node, dict) or not isinstance(node.get("type"), str):
             continue
         try:
-            has_robot = "robot" in node_class(node["type"]).Params.model_fields
+            fields = node_class(node["type"]).Params.model_fields
         except UnknownNodeType:
             continue
         params = node.get("params") or {}
-        if has_robot and isinstance(params, dict):
-            node["params"] = {**params, "robot": _merged(robot, params.get("robot"))}
+        if not isinstance(params, dict):
+            continue
+        if "robot" in fields and "robot" in shared:
+            params = {**params, "robot": _merged(shared["robot"], params.get("robot"))}
+        if "scenario" in fields and "scenario" in shared and params.get("scenario") is None:
+            params = {**params, "scenario": shared["scenario"]}
+        node["params"] = params
     return {**raw, "nodes": nodes}
+
+
+def _scenario_path(name: str, config_path: Path) -> Path:
+    """A scenario given in a config: a file relative to the config, else a shipped scenario's name."""
+    from aegis.scenario import resolve_scenario_path  # aegis.scenario imports this module
+
+    beside = config_path.resolve().parent / name
+    return beside.resolve() if beside.is_file() else resolve_scenario_path(name).resolve()
 
 
 def _merged(base: dict[str, Any], over: Any) -> Any:
@@ -296,6 +324,13 @@ def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
 
 def _file_errors(config: HwConfig) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
+    if config.scenario is not None:
+        from aegis.scenario import check_robot_kind, load_scenario  # aegis.scenario imports this module
+
+        try:
+            check_robot_kind(load_scenario(config.scenario), config.robot.kind)
+        except ConfigError as exc:
+            errors.append(("scenario", str(exc)))
     if config.robot.urdf is not None and not config.resolve(config.robot.urdf).is_file():
         errors.append(("robot.urdf", f"file not found: {config.resolve(config.robot.urdf)}"))
     model = config.inference.model

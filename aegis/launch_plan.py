@@ -7,6 +7,7 @@ the tests check is what the robot runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aegis.config import ConfigError, HwConfig, validated_node_params
@@ -44,6 +45,7 @@ class LaunchPlan:
     use_sim_time: bool
     nodes: tuple[NodeLaunch, ...]
     warnings: tuple[str, ...]
+    scenario: Path | None = None
 
     @property
     def processes(self) -> dict[str, tuple[NodeLaunch, ...]]:
@@ -89,6 +91,7 @@ def make_plan(config: HwConfig) -> LaunchPlan:
         use_sim_time=config.ros.use_sim_time,
         nodes=tuple(launches),
         warnings=tuple(warnings),
+        scenario=config.scenario,
     )
 
 

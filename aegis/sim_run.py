@@ -1,4 +1,4 @@
-"""One recorded lockstep run of a launch plan: progress while it runs, a bag and a summary when it ends."""
+"""One recorded lockstep run of a launch plan: progress while it runs; a bag, a summary and a plot when it ends."""
 
 from __future__ import annotations
 
@@ -13,42 +13,75 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aegis.bag import BagRecorder
+from aegis.episode import EpisodeLog, episode_metrics, episode_series
 from aegis.executors.lockstep import LockstepExecutor, RunStats
 from aegis.launch_plan import LaunchPlan
-from aegis.msgs import RobotState
 
 
-def run_sim(plan: LaunchPlan, duration_s: float, seed: int, out_dir: Path, show_progress: bool = False) -> dict[str, Any]:
-    """Run ``plan`` for ``duration_s`` simulated seconds, record out_dir/bag (MCAP), write out_dir/summary.json."""
+def load_plan_scenario(plan: LaunchPlan) -> Any:
+    """The plan's scenario (validated when the config was loaded), or None."""
+    if plan.scenario is None:
+        return None
+    from aegis.scenario import load_scenario
+
+    return load_scenario(plan.scenario)
+
+
+def run_sim(
+    plan: LaunchPlan,
+    duration_s: float | None,
+    seed: int,
+    out_dir: Path,
+    show_progress: bool = False,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png."""
+    scenario = load_plan_scenario(plan)
+    if duration_s is None:
+        duration_s = scenario.duration_s if scenario is not None else 10.0
     out_dir.mkdir(parents=True, exist_ok=True)
     bag_path = out_dir / "bag"
     _remove_previous_bag(bag_path)
-    final_states: dict[str, RobotState] = {}
+    log = EpisodeLog(plan)
+    nodes = plan.instantiate()
+    try:
+        with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
+            executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
+            executor.reset(seed)
+            stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
+        plant_metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
+    finally:
+        for node in nodes:
+            if hasattr(node, "close"):
+                node.close()
+    series = episode_series(log, scenario, plant_metrics.get("body_radius_m"))
+    summary = {
+        "robot": plan.robot,
+        "scenario": scenario.name if scenario is not None else None,
+        "seed": seed,
+        **episode_metrics(series, plant_metrics),
+        **run_numbers(plan, stats),
+        "final_states": {
+            topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
+            for topic, state in log.final_states.items()
+        },
+        "bag": str(bag_path),
+    }
+    if plot:
+        from aegis.plot import plot_episode
 
-    def keep_final_state(topic: str, msg: Any, t_ns: int) -> None:
-        if isinstance(msg, RobotState):
-            final_states[topic] = msg
-
-    with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
-        executor = LockstepExecutor(plan.instantiate(), listeners=[recorder.write, keep_final_state])
-        executor.reset(seed)
-        if show_progress:
-            stats = _run_with_progress(executor, duration_s)
-        else:
-            stats = executor.run(duration_s)
-    summary = summarize(plan, stats, seed, bag_path, final_states)
+        title = f"aegis sim: {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
+        summary["plot"] = str(plot_episode(series, scenario, out_dir / "plot.png", title))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def summarize(plan: LaunchPlan, stats: RunStats, seed: int, bag_path: Path, final_states: dict[str, RobotState]) -> dict[str, Any]:
-    """The run's numbers: time, steps, loop timing per node, and where each robot state ended."""
+def run_numbers(plan: LaunchPlan, stats: RunStats) -> dict[str, Any]:
+    """Time, steps and loop timing of a run: the clock node's steps, every other node's step durations."""
     clock_node = plan.nodes[0].name  # the plant / sim bridge comes first in a sim plan and is the clock
     loop_nodes = [n.name for n in plan.nodes[1:]] or [clock_node]
     loop_durations = np.concatenate([np.asarray(stats.timings[n].durations_ns, dtype=float) for n in loop_nodes]) / 1e3
     return {
-        "robot": plan.robot,
-        "seed": seed,
         "duration_s": stats.sim_time_s,
         "sim_steps": stats.steps[clock_node],
         "wall_time_s": stats.wall_time_s,
@@ -59,28 +92,31 @@ def summarize(plan: LaunchPlan, stats: RunStats, seed: int, bag_path: Path, fina
             for name, t in stats.timings.items()
         },
         "messages": stats.messages,
-        "final_states": {
-            topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
-            for topic, state in final_states.items()
-        },
-        "bag": str(bag_path),
     }
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"aegis sim: {summary['robot']}, seed {summary['seed']}")
+    scenario = f", scenario {summary['scenario']}" if summary.get("scenario") else ""
+    table = Table(title=f"aegis sim: {summary['robot']}{scenario}, seed {summary['seed']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("simulated time", f"{summary['duration_s']:.2f} s")
     table.add_row("sim steps", str(summary["sim_steps"]))
     table.add_row("real-time factor", f"{summary['real_time_factor']:.1f}x")
     table.add_row("loop time p50 / p99", f"{summary['loop_time_us']['p50']:.1f} / {summary['loop_time_us']['p99']:.1f} µs")
+    if summary["tracking_rmse_m"] is not None:
+        table.add_row("tracking RMSE / max", f"{summary['tracking_rmse_m'] * 100:.2f} / {summary['tracking_max_m'] * 100:.2f} cm")
+    if summary["min_clearance_m"] is not None:
+        table.add_row("min clearance", f"{summary['min_clearance_m']:.3f} m")
+        table.add_row("collisions", str(summary["collisions"]))
     for topic, state in summary["final_states"].items():
         position = ", ".join(f"{v:.3f}" for v in state["position_m"])
         table.add_row(f"final {topic}", f"({position}) m, {state['speed_mps']:.3f} m/s")
     table.add_row("messages recorded", str(summary["messages"]))
     table.add_row("bag (rosbag2, MCAP)", summary["bag"])
+    if "plot" in summary:
+        table.add_row("plot", summary["plot"])
     console.print(table)
 
 

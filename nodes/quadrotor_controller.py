@@ -23,11 +23,12 @@ reference's velocity is continuous where the figure-8 starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from aegis.config import CRAZYFLIE_2X, RobotConfig
 from aegis.controllers.quadrotor_cascade import CascadeGains, QuadrotorCascade
@@ -63,7 +64,10 @@ class QuadrotorGains(NodeParams):
 class QuadrotorControllerParams(NodeParams):
     robot: RobotConfig = Field(CRAZYFLIE_2X, description="the controlled robot (filled from the hw_config's robot section)")
     gravity_mps2: Positive = Field(9.81, description="gravity (m/s^2)")
-    reference: Literal["hover", "figure8"] = Field("hover", description="hover at hover_position_m, or then a figure-8 around it")
+    reference: Literal["hover", "figure8", "scenario"] = Field(
+        "hover", description="hover at hover_position_m, or then a figure-8 around it, or the scenario's reference"
+    )
+    scenario: Path | None = Field(None, description="scenario file (filled from the hw_config's scenario)")
     hover_position_m: Vector3 = Field((0.0, 0.0, 1.0), description="position to hold, and the figure-8's centre (m, world)")
     yaw_rad: float = Field(0.0, description="heading to hold (rad)")
     figure8_start_s: NonNegative = Field(5.0, description="time the figure-8 starts; hover before it (s)")
@@ -80,6 +84,12 @@ class QuadrotorControllerParams(NodeParams):
         if robot.kind != "quadrotor":
             raise ValueError(f"quadrotor_controller needs kind quadrotor, not {robot.kind!r}")
         return robot
+
+    @model_validator(mode="after")
+    def _scenario_given_when_used(self) -> QuadrotorControllerParams:
+        if self.reference == "scenario" and self.scenario is None:
+            raise ValueError("reference 'scenario' needs a scenario (the hw_config's scenario key)")
+        return self
 
 
 class Figure8:
@@ -132,9 +142,7 @@ class QuadrotorController(Node):
         p = self.params
         self.model = QuadrotorModel.from_robot(p.robot, p.gravity_mps2)
         self.cascade = QuadrotorCascade(self.model, CascadeGains(**p.gains.model_dump()), dt=1.0 / self.rate_hz)
-        hold = np.asarray(p.hover_position_m, dtype=float)
-        start = p.figure8_start_s if p.reference == "figure8" else math.inf
-        self.reference = Figure8(hold, p.figure8_size_m, p.figure8_period_s, start)
+        self.reference = _reference(p)
         self._heading = yaw_quaternion(p.yaw_rad)
         self._heading_matrix = quaternion_to_matrix(self._heading)
         self._lost_speed = self.model.hover_motor_speed * math.sqrt(p.lost_state_thrust_ratio)
@@ -172,6 +180,17 @@ class QuadrotorController(Node):
             linear_velocity=velocity @ self._heading_matrix,
         )
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds), "reference": reference}
+
+
+def _reference(p: QuadrotorControllerParams) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The reference as a function of time: the built-in hover / figure-8, or the scenario's."""
+    if p.reference == "scenario":
+        from aegis.scenario import load_scenario, reference_at
+
+        scenario_reference = load_scenario(p.scenario).reference
+        return lambda t: reference_at(scenario_reference, t)
+    start = p.figure8_start_s if p.reference == "figure8" else math.inf
+    return Figure8(p.hover_position_m, p.figure8_size_m, p.figure8_period_s, start)
 
 
 def _finite(state: RobotState) -> bool:

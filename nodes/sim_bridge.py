@@ -1,21 +1,20 @@
-"""The sim_bridge node: owns a PyBullet world, applies motor-speed commands, publishes odometry and IMU.
+"""The sim bridge nodes: own a PyBullet world, apply commands, publish what the robot senses, count collisions.
 
-It is the plant and the clock of a lockstep run: list it first in a hw_config, at the physics
-rate (its ``rate_hz``, 240 Hz by default); every tick is exactly one physics step. At tick time
-``now`` it first publishes the state AT ``now`` (odometry on /odom, and an IMU sample on /imu,
-every ``sensor_decimation``-th step), then applies the command it holds and advances the world to
-``now + dt``. A controller running at the same instant therefore reads the state of that instant,
-and its command acts from the next physics step on (one physics step of actuation latency).
+A bridge is the plant and the clock of a lockstep run: list it first in a hw_config, at the
+physics rate (its ``rate_hz``); every tick is exactly one physics step. At tick time ``now`` it
+first publishes the state AT ``now`` (every ``sensor_decimation``-th step), then applies the
+command it holds and advances the world to ``now + dt``. A controller running at the same
+instant therefore reads the state of that instant, and its command acts from the next physics
+step on (one physics step of actuation latency).
 
-Command safety (quadrotor): the last command is held while it is fresh, i.e. up to the input
-port's staleness bound (``COMMAND_TIMEOUT_S`` = 0.1 s, about five 48 Hz control periods); once it
-is older, or if none came within that time of reset (the initial rotor speeds count as a command
-at t = 0), the motors are cut to zero. A Crazyflie's commander watchdog also ends at zero thrust
-when setpoints stop (after levelling first, with its onboard attitude loop; rotor speeds leave
-nothing to level with): holding stale rotor speeds would fly on blindly with whatever torque they
-carried, whereas a cut drone falls, which a test or an evaluation then sees. Each cut is counted in
-``command_timeouts``. Non-finite rotor speeds count as zero, and speeds are clipped to
-[0, max_motor_speed_radps]. A command for another number of rotors is a wiring error and raises.
+With a scenario (the hw_config's ``scenario``), the bridge starts the robot at the scenario's
+start, spawns its obstacles (the shapes aegis.scenario measures clearance to), applies its wind
+and impulses every step, and, with ``randomize``, draws the scenario's randomisation at every
+``reset(seed)`` (the controllers keep the nominal model: that is the mismatch). It counts
+collisions: each time the robot starts touching an obstacle.
+
+Command safety is the subclass's: :class:`SimBridge` (quadrotor) holds a fresh rotor-speed
+command up to the port's staleness bound and then cuts the motors (see its docstring).
 
 PyBullet is imported when the world is built (at reset), so `aegis check` stays fast.
 """
@@ -23,7 +22,8 @@ PyBullet is imported when the world is built (at reset), so `aegis check` stays 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -38,68 +38,84 @@ COMMAND_TIMEOUT_S = 0.1
 
 class SimBridgeParams(NodeParams):
     robot: RobotConfig = Field(CRAZYFLIE_2X, description="the simulated robot (filled from the hw_config's robot section)")
+    scenario: Path | None = Field(None, description="scenario file (filled from the hw_config's scenario)")
+    randomize: bool = Field(False, description="draw the scenario's randomisation at every reset(seed)")
     gravity_mps2: Annotated[float, Field(gt=0)] = Field(9.81, description="gravity (m/s^2), along world -z")
     initial_position_m: Vector3 = Field(
-        (0.0, 0.0, 0.01), description="centre of mass at reset, world frame (m); z 0.01 rests on the ground"
+        (0.0, 0.0, 0.01), description="start position when there is no scenario, world frame (m)"
     )
-    initial_yaw_rad: float = Field(0.0, description="heading at reset (rad, about world z)")
-    initial_motors: Literal["stopped", "hover"] = Field(
-        "stopped", description="rotor speeds at reset (hover: for runs that start in the air)"
-    )
+    initial_yaw_rad: float = Field(0.0, description="start heading when there is no scenario (rad, about world z)")
     sensor_decimation: Annotated[int, Field(ge=1)] = Field(
-        1, description="publish odometry and IMU every Nth physics step (sensor rate = rate_hz / N)"
+        1, description="publish sensors every Nth physics step (sensor rate = rate_hz / N)"
     )
-    imu: bool = Field(True, description="publish an IMU sample (ideal, at the centre of mass) with the odometry")
     ground_plane: bool = Field(True, description="a ground plane at z = 0")
     gui: bool = Field(False, description="open the PyBullet GUI instead of DIRECT (one per process)")
 
-    @field_validator("robot")
-    @classmethod
-    def _quadrotor_only(cls, robot: RobotConfig) -> RobotConfig:
-        if robot.kind != "quadrotor":
-            raise ValueError(f"sim_bridge simulates kind quadrotor, not {robot.kind!r}")
-        return robot
 
+class SimBridgeBase(Node):
+    """What every bridge shares: world lifecycle, scenario, disturbances, randomisation, collision counting.
 
-class SimBridge(Node):
-    """A quadrotor in PyBullet, commanded by rotor speeds: publishes what it senses, holds fresh commands, cuts stale ones."""
+    A subclass builds its world (``_build_world``), puts the robot at a pose (``_place``), turns
+    inputs into the command the world steps with (``_command_for``) and says what it senses
+    (``_sense``). The world offers ``client``, ``body_id``, ``reset``, ``step(command,
+    wind_world, external_force_world)``, ``state()``, ``set_scales(...)``, ``body_radius_m`` and ``close()``.
+    """
 
-    type_name = "sim_bridge"
-    inputs = (
-        Port("command", MotorSpeeds, "/cmd_motors", max_age_s=COMMAND_TIMEOUT_S, description="rotor speed command (rad/s)"),
-    )
-    outputs = (
-        Port("state", RobotState, "/odom", description="ground-truth odometry (twist in the body frame)"),
-        Port("imu", ImuSample, "/imu", description="ideal IMU at the centre of mass, body frame"),
-    )
-    Params = SimBridgeParams
-    default_rate_hz = 240.0
+    Params: ClassVar[type[SimBridgeParams]] = SimBridgeParams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.world = None  # built at the first reset
-        self._command = np.zeros(4)
-        self._command_time = 0.0
-        self._cut = False
-        self._tick = 0
-        self.command_timeouts = 0
+        self.world: Any = None  # built at the first reset
+        self.scenario = None
+        if self.params.scenario is not None:
+            from aegis.scenario import load_scenario
 
+            self.scenario = load_scenario(self.params.scenario)
+        self._obstacles = None
+        self._tick = 0
+        self.collisions = 0
+        self._touching: frozenset[int] = frozenset()
+        self.randomization: dict[str, float] = {}
+
+    # -- subclass hooks ---------------------------------------------------------------------
+    def _build_world(self) -> Any:
+        raise NotImplementedError
+
+    def _place(self, position: np.ndarray, yaw: float) -> None:
+        raise NotImplementedError
+
+    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _sense(self, now: float) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- node contract ------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
-        """Put the robot back at its initial pose (the world is built on the first call; it has no randomness yet)."""
+        """Back to the start (the world and its obstacles are built on the first call); draw randomisation from ``seed``."""
         p = self.params
         if self.world is None:
-            from aegis.sim.pybullet_world import QuadrotorWorld
+            self.world = self._build_world()
+            if self.scenario is not None and self.scenario.obstacles:
+                from aegis.sim.obstacles import spawn_obstacles
 
-            self.world = QuadrotorWorld(
-                p.robot, physics_rate_hz=self.rate_hz, gravity_mps2=p.gravity_mps2, ground_plane=p.ground_plane, gui=p.gui
-            )
-        speed = self.world.model.hover_motor_speed if p.initial_motors == "hover" else 0.0
-        self.world.reset(p.initial_position_m, p.initial_yaw_rad, speed)
-        self._command[:] = speed  # the initial rotor speeds count as a command given at t = 0
-        self._command_time = 0.0
-        self._cut = False
-        self.command_timeouts = 0
+                self._obstacles = spawn_obstacles(self.world.client, self.scenario.obstacles, visual=p.gui)
+        if self.scenario is not None:
+            start = self.scenario.start
+            position, yaw = np.array(start.position, dtype=float), start.yaw_rad
+        else:
+            position, yaw = np.array(p.initial_position_m, dtype=float), p.initial_yaw_rad
+        self.randomization = {}
+        if p.randomize and self.scenario is not None:
+            from aegis.scenario import sample_randomization
+
+            self.randomization = sample_randomization(self.scenario.randomization, np.random.default_rng(seed))
+        r = self.randomization
+        self.world.set_scales(r.get("mass_scale", 1.0), r.get("inertia_scale", 1.0), r.get("motor_constant_scale", 1.0))
+        self._place(position, yaw)
         self._tick = 0
+        self.collisions = 0
+        self._touching = frozenset()
 
     def close(self) -> None:
         """Release the PyBullet client."""
@@ -113,12 +129,108 @@ class SimBridge(Node):
         outputs: dict[str, Any] = {}
         if self._tick % self.params.sensor_decimation == 0:
             outputs = self._sense(now)
-        self._take_command(now, inputs.get("command"))
-        self.world.step(self._command)
+        command = self._command_for(now, inputs)
+        wind, force = self._disturbances(now)
+        self.world.step(command, wind, force)
         self._tick += 1
+        if self._obstacles is not None:
+            self._count_collisions()
         return outputs
 
-    def _take_command(self, now: float, received: Received | None) -> None:
+    def metrics(self) -> dict[str, Any]:
+        """The plant-side numbers of a run, for its summary."""
+        return {"collisions": self.collisions, "body_radius_m": self.world.body_radius_m if self.world else None}
+
+    # -- shared mechanics ---------------------------------------------------------------------
+    def _disturbances(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self.scenario is None:
+            return None, None
+        from aegis.scenario import impulse_force_at, wind_at
+
+        disturbances = self.scenario.disturbances
+        wind = wind_at(disturbances.wind, now, self.scenario.seed) if _blows(disturbances.wind) else None
+        force = impulse_force_at(disturbances.impulses, now) if disturbances.impulses else None
+        return wind, force
+
+    def _count_collisions(self) -> None:
+        touching = frozenset(self._obstacles.touching(self.world.body_id))
+        self.collisions += len(touching - self._touching)
+        self._touching = touching
+
+
+def _blows(wind: Any) -> bool:
+    return any(v != 0.0 for v in wind.velocity_mps) or wind.gust_std_mps > 0.0
+
+
+class QuadrotorSimBridgeParams(SimBridgeParams):
+    initial_motors: Literal["stopped", "hover", "auto"] = Field(
+        "auto", description="rotor speeds at reset; auto: hover when starting in the air, stopped on the ground"
+    )
+    imu: bool = Field(True, description="publish an IMU sample (ideal, at the centre of mass) with the odometry")
+
+    @field_validator("robot")
+    @classmethod
+    def _quadrotor_only(cls, robot: RobotConfig) -> RobotConfig:
+        if robot.kind != "quadrotor":
+            raise ValueError(f"sim_bridge simulates kind quadrotor, not {robot.kind!r}")
+        return robot
+
+
+class SimBridge(SimBridgeBase):
+    """A quadrotor in PyBullet, commanded by rotor speeds: holds fresh commands, cuts stale ones.
+
+    The last command is held while it is fresh, i.e. up to the input port's staleness bound
+    (``COMMAND_TIMEOUT_S`` = 0.1 s, about five 48 Hz control periods); once it is older, or if none
+    came within that time of reset (the initial rotor speeds count as a command at t = 0), the
+    motors are cut to zero. A Crazyflie's commander watchdog also ends at zero thrust when
+    setpoints stop: holding stale rotor speeds would fly on blindly with whatever torque they
+    carried, whereas a cut drone falls, which a test or an evaluation then sees. Each cut is
+    counted in ``command_timeouts``. Non-finite rotor speeds count as zero, and speeds are clipped
+    to [0, max_motor_speed_radps]. A command for another number of rotors is a wiring error and raises.
+    """
+
+    type_name = "sim_bridge"
+    inputs = (
+        Port("command", MotorSpeeds, "/cmd_motors", max_age_s=COMMAND_TIMEOUT_S, description="rotor speed command (rad/s)"),
+    )
+    outputs = (
+        Port("state", RobotState, "/odom", description="ground-truth odometry (twist in the body frame)"),
+        Port("imu", ImuSample, "/imu", description="ideal IMU at the centre of mass, body frame"),
+    )
+    Params = QuadrotorSimBridgeParams
+    default_rate_hz = 240.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._command = np.zeros(4)
+        self._command_time = 0.0
+        self._cut = False
+        self.command_timeouts = 0
+
+    def _build_world(self) -> Any:
+        from aegis.sim.pybullet_world import QuadrotorWorld
+
+        p = self.params
+        return QuadrotorWorld(p.robot, physics_rate_hz=self.rate_hz, gravity_mps2=p.gravity_mps2, ground_plane=p.ground_plane, gui=p.gui)
+
+    def _place(self, position: np.ndarray, yaw: float) -> None:
+        from aegis.sim.pybullet_world import COLLISION_HALF_HEIGHT_M
+
+        mode = self.params.initial_motors
+        airborne = position[2] > COLLISION_HALF_HEIGHT_M + 1e-6
+        hover = mode == "hover" or (mode == "auto" and airborne)
+        speed = self.world.model.hover_motor_speed if hover else 0.0
+        self.world.reset(position, yaw, speed)
+        self._command[:] = speed  # the initial rotor speeds count as a command given at t = 0
+        self._command_time = 0.0
+        self._cut = False
+        self.command_timeouts = 0
+
+    def metrics(self) -> dict[str, Any]:
+        return {**super().metrics(), "command_timeouts": self.command_timeouts}
+
+    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        received = inputs.get("command")
         if received is not None and not received.stale:
             velocities = received.msg.velocities
             if velocities.shape != (4,):
@@ -132,6 +244,7 @@ class SimBridge(Node):
             self._command[:] = 0.0
             self._cut = True
             self.command_timeouts += 1
+        return self._command
 
     def _sense(self, now: float) -> dict[str, Any]:
         state = self.world.state()

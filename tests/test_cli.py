@@ -55,7 +55,7 @@ def test_missing_config_and_bad_values_exit_2(tmp_path: Path, capsys) -> None:
 
 def test_sim_writes_summary_and_bag_and_bag_info_reads_it(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    assert main(["sim", "--duration", "4", "--out", str(out)]) == 0
+    assert main(["sim", "point_mass_sim", "--duration", "4", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sim_steps"] == 800  # 4 s at 200 Hz
     assert summary["loop_time_us"]["p50"] > 0
@@ -77,11 +77,35 @@ def test_help_lists_the_subcommands() -> None:
 
 def test_replay_reproduces_the_controller_and_catches_a_changed_gain(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    assert main(["sim", "--duration", "2", "--out", str(out)]) == 0
+    assert main(["sim", "point_mass_sim", "--duration", "2", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["replay", str(out / "bag"), "--node", "controller"]) == 0
+    assert main(["replay", str(out / "bag"), "point_mass_sim", "--node", "controller"]) == 0
     assert "identical" in capsys.readouterr().out
-    assert main(["replay", str(out / "bag"), "--node", "controller", "--set", "nodes.controller.params.kp=5"]) == 1
+    changed = ["--set", "nodes.controller.params.kp=5"]
+    assert main(["replay", str(out / "bag"), "point_mass_sim", "--node", "controller", *changed]) == 1
     assert "differs" in capsys.readouterr().out
-    assert main(["replay", str(out / "bag"), "--node", "nope"]) == 2
+    assert main(["replay", str(out / "bag"), "point_mass_sim", "--node", "nope"]) == 2
     assert "no node nope in the plan" in capsys.readouterr().err
+
+
+def test_default_sim_flies_the_quadrotor_scenario_and_reports_its_numbers(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["sim", "--duration", "6", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["robot"] == "crazyflie" and summary["scenario"] == "quadrotor_figure8"
+    required = {"collisions", "min_clearance_m", "tracking_rmse_m", "duration_s", "sim_steps", "real_time_factor", "loop_time_us"}
+    assert required <= summary.keys()
+    assert summary["sim_steps"] == 6 * 240 and summary["collisions"] == 0
+    assert 0.0 < summary["min_clearance_m"] < 1.0
+    assert 0.0 < summary["tracking_rmse_m"] < 0.1
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "bag" / "metadata.yaml").is_file()
+
+
+def test_sim_with_another_scenario_and_a_bad_one(tmp_path: Path, capsys) -> None:
+    assert main(["sim", "--scenario", "quadrotor_hover", "--duration", "2", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["scenario"] == "quadrotor_hover"
+    assert main(["sim", "--scenario", "husky_goal", "--duration", "1", "--out", str(tmp_path)]) == 2
+    assert "is for a diff_drive robot, the hw_config's robot is a quadrotor" in capsys.readouterr().err
+    assert main(["sim", "--scenario", "nowhere", "--out", str(tmp_path)]) == 2
+    assert "no such scenario file" in capsys.readouterr().err

@@ -157,8 +157,35 @@ class QuadrotorWorld:
     def time_s(self) -> float:
         return self.steps * self.dt
 
-    def step(self, motor_commands: np.ndarray) -> None:
-        """Advance one physics step with ``motor_commands`` (rad/s, clipped to [0, max]) held over it."""
+    @property
+    def body_radius_m(self) -> float:
+        """Radius of a sphere about the centre of mass that holds the airframe and propellers."""
+        params = self.robot.quadrotor
+        return params.arm_length_m + params.prop_radius_m
+
+    def set_scales(self, mass: float = 1.0, inertia: float = 1.0, motor_constant: float = 1.0) -> None:
+        """Scale the simulated body's mass, inertia and rotor constants (kf, km) from the nominal ones.
+
+        Domain randomisation: the controllers keep the nominal model, so this is model mismatch.
+        """
+        nominal_inertia = np.asarray(self.robot.quadrotor.inertia_kg_m2, dtype=float)
+        pybullet.changeDynamics(
+            self.body_id, -1, mass=self.robot.mass_kg * mass, localInertiaDiagonal=(nominal_inertia * inertia).tolist(),
+            physicsClientId=self.client,
+        )
+        self._mix = self.model.mix * motor_constant
+
+    def step(
+        self,
+        motor_commands: np.ndarray,
+        wind_world: np.ndarray | None = None,
+        external_force_world: np.ndarray | None = None,
+    ) -> None:
+        """Advance one physics step with ``motor_commands`` (rad/s, clipped to [0, max]) held over it.
+
+        ``wind_world`` (m/s) moves the air the rotor drag acts against; ``external_force_world`` (N)
+        pushes the centre of mass (impulse disturbances).
+        """
         commands = self._commands
         np.minimum(motor_commands, self._max_speed, out=commands)
         np.maximum(commands, 0.0, out=commands)
@@ -171,9 +198,16 @@ class QuadrotorWorld:
             np.maximum(heights, self._ground_effect_min_h, out=heights)
             thrust, roll, pitch = (self._mix[:3] @ (squared * (1.0 + self._ground_effect_coeff / (heights * heights)))).tolist()
         drag = -float(speeds.sum())
-        vx, vy, vz = self._velocity_body.tolist()
+        if wind_world is None:
+            vx, vy, vz = self._velocity_body.tolist()
+        else:  # rotor drag acts on the velocity relative to the air
+            vx, vy, vz = ((self._velocity_world - wind_world) @ self._rotation).tolist()
         cx, cy, cz = self._drag
         cid, body = self.client, self.body_id
+        if external_force_world is not None:
+            pybullet.applyExternalForce(
+                body, -1, external_force_world.tolist(), self._position.tolist(), pybullet.WORLD_FRAME, physicsClientId=cid
+            )
         pybullet.applyExternalForce(
             body, -1, (drag * cx * vx, drag * cy * vy, thrust + drag * cz * vz), _ORIGIN, pybullet.LINK_FRAME,
             physicsClientId=cid,

@@ -20,7 +20,7 @@ from aegis.launch_plan import make_plan  # noqa: E402
 from aegis.msgs import MotorSpeeds, RobotState  # noqa: E402
 from aegis.node import Received  # noqa: E402
 from aegis.nodes.quadrotor_controller import QuadrotorController, QuadrotorControllerParams  # noqa: E402
-from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, SimBridge, SimBridgeParams  # noqa: E402
+from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, QuadrotorSimBridgeParams, SimBridge  # noqa: E402
 from aegis.sim import pybullet_world  # noqa: E402
 from aegis.sim.pybullet_world import QuadrotorWorld  # noqa: E402
 
@@ -45,8 +45,8 @@ class Recorder:
 
 
 def fly(duration_s: float, seed: int = 0, *overrides: str) -> tuple[Recorder, LockstepExecutor]:
-    """Run the shipped quadrotor config (with overrides) and record odometry, reference and commands."""
-    nodes = make_plan(load_config(CONFIG, list(overrides))).instantiate()
+    """Run the shipped quadrotor config without its scenario (with overrides); record odometry, reference, commands."""
+    nodes = make_plan(load_config(CONFIG, ["scenario=null", "nodes.controller.params.reference=figure8", *overrides])).instantiate()
     recorder = Recorder("/odom", "/reference", "/cmd_motors")
     executor = LockstepExecutor(nodes, listeners=[recorder])
     executor.reset(seed)
@@ -238,7 +238,7 @@ def test_ground_effect_lifts_near_the_ground_only_when_enabled() -> None:
 
 
 def test_stale_command_is_held_up_to_its_bound_then_motors_stop() -> None:
-    sim = SimBridge("sim", SimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover"))
+    sim = SimBridge("sim", QuadrotorSimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover"))
     sim.reset(0)
     try:
         hover = sim.world.model.hover_motor_speed
@@ -259,7 +259,7 @@ def test_stale_command_is_held_up_to_its_bound_then_motors_stop() -> None:
 
 
 def test_missing_command_at_start_counts_as_the_initial_rotor_speeds() -> None:
-    sim = SimBridge("sim", SimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover"))
+    sim = SimBridge("sim", QuadrotorSimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover"))
     sim.reset(0)
     try:
         for tick in range(48):

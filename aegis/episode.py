@@ -1,0 +1,94 @@
+"""One episode's trajectory and its numbers: tracking RMSE, clearance to obstacles, collisions, loop timing.
+
+An :class:`EpisodeLog` listens to a lockstep run and keeps the robot's odometry and the
+controller's reference (plain arrays, no bag needed); :func:`episode_metrics` turns them, the
+plant's own counters and the scenario into the summary keys `aegis sim` and `aegis eval` report.
+Clearance is measured from every recorded odometry sample to the obstacles' surfaces, minus the
+robot's bounding radius: negative means the robot's bounding sphere overlaps an obstacle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aegis.launch_plan import LaunchPlan
+from aegis.msgs import RobotState
+
+REFERENCE_PORT = "reference"
+STATE_PORT = "state"
+
+
+@dataclass
+class Series:
+    """Times (s) and positions (m) of one RobotState topic."""
+
+    times: list[float] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
+    speeds: list[float] = field(default_factory=list)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.times), np.asarray(self.positions).reshape(-1, 3)
+
+
+class EpisodeLog:
+    """A run listener keeping the plant's odometry and the reference the controllers publish."""
+
+    def __init__(self, plan: LaunchPlan) -> None:
+        self.state_topic = plan.nodes[0].outputs.get(STATE_PORT)  # the plant (sim bridge) is listed first
+        self.reference_topics = {n.outputs[REFERENCE_PORT] for n in plan.nodes if REFERENCE_PORT in n.outputs}
+        self.state = Series()
+        self.reference = Series()
+        self.final_states: dict[str, RobotState] = {}
+
+    def __call__(self, topic: str, msg: Any, t_ns: int) -> None:
+        if not isinstance(msg, RobotState):
+            return
+        self.final_states[topic] = msg
+        series = self.state if topic == self.state_topic else self.reference if topic in self.reference_topics else None
+        if series is not None:
+            series.times.append(t_ns / 1e9)
+            series.positions.append(msg.position)
+            series.speeds.append(float(np.linalg.norm(msg.linear_velocity)))
+
+
+@dataclass(frozen=True)
+class EpisodeSeries:
+    """The arrays behind the numbers (for plots): odometry, reference, error and clearance over time."""
+
+    times: np.ndarray
+    positions: np.ndarray
+    reference_times: np.ndarray
+    reference_positions: np.ndarray
+    tracking_error: np.ndarray
+    clearance: np.ndarray | None
+
+
+def episode_series(log: EpisodeLog, scenario: Any, body_radius_m: float | None) -> EpisodeSeries:
+    times, positions = log.state.arrays()
+    ref_times, ref_positions = log.reference.arrays()
+    errors = np.empty(0)
+    if times.size and ref_times.size:
+        # the odometry sample at (or last before) each reference instant: what the controller saw
+        index = np.clip(np.searchsorted(times, ref_times, side="right") - 1, 0, times.size - 1)
+        errors = np.linalg.norm(positions[index] - ref_positions, axis=1)
+    clearance = None
+    if scenario is not None and scenario.obstacles and times.size:
+        from aegis.scenario import clearances
+
+        clearance = clearances(scenario.obstacles, positions) - (body_radius_m or 0.0)
+    return EpisodeSeries(times, positions, ref_times, ref_positions, errors, clearance)
+
+
+def episode_metrics(series: EpisodeSeries, plant_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The summary keys of one episode (None where the run has nothing to measure it by)."""
+    errors = series.tracking_error
+    return {
+        "collisions": int(plant_metrics.get("collisions", 0)),
+        "min_clearance_m": float(series.clearance.min()) if series.clearance is not None else None,
+        "tracking_rmse_m": float(np.sqrt(np.mean(errors**2))) if errors.size else None,
+        "tracking_max_m": float(errors.max()) if errors.size else None,
+        **{k: v for k, v in plant_metrics.items() if k not in ("collisions", "body_radius_m")},
+    }
