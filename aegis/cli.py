@@ -76,6 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
 
+    evaluate = sub.add_parser(
+        "eval",
+        help="run N randomized episodes of a scenario in parallel and aggregate them",
+        description="Run N randomized episodes (seed, seed+1, ...) of a config's scenario with the plant's domain "
+        "randomisation on, in parallel worker processes; print per-campaign aggregates and optionally write JSON.",
+    )
+    evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    evaluate.add_argument("--scenario", help="scenario file or shipped name (default: the config's own)")
+    evaluate.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
+    evaluate.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: CPU count)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    evaluate.add_argument("--duration", type=_positive_float, default=None, help="seconds per episode (default: the scenario's)")
+    evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
+    _add_overrides(evaluate)
+    evaluate.set_defaults(handler=_cmd_eval)
+
     replay = sub.add_parser(
         "replay",
         help="feed a bag into some nodes and compare their outputs with the recording",
@@ -116,6 +132,13 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
         metavar="KEY.PATH=VALUE",
         help="override a config value (YAML value), e.g. --set nodes.controller.params.kp=2.0; repeatable",
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -182,6 +205,50 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print_summary(summary)
     return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from aegis.evaluation import Campaign, run_campaign
+
+    plan = _load_plan(args)  # validates config, overrides and scenario before any worker starts
+    overrides = [*args.overrides, *([f"scenario={plan.scenario}"] if plan.scenario else [])]
+    campaign = Campaign(resolve_config_path(args.config), tuple(overrides), args.episodes, args.seed, args.duration)
+    workers = min(args.workers or os.cpu_count() or 1, args.episodes)
+    columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[collisions]} collisions"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("eval", total=args.episodes, collisions=0)
+        seen = {"collisions": 0}
+
+        def advance(row: dict) -> None:
+            seen["collisions"] += row["collisions"]
+            progress.update(task, advance=1, collisions=seen["collisions"])
+
+        result = run_campaign(campaign, workers=workers, on_episode=advance)
+    print_campaign(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        Console().print(f"wrote {args.json}")
+    return 0
+
+
+def print_campaign(result: dict) -> None:
+    agg = result["aggregate"]
+    table = Table(title=f"aegis eval: {agg['episodes']} episodes of {Path(result['scenario']).stem if result['scenario'] else result['config']}, seeds {result['seed']}..{result['seed'] + agg['episodes'] - 1}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("success rate", f"{agg['success_rate'] * 100:.1f} %")
+    table.add_row("collisions (total / episodes with one)", f"{agg['collisions']} / {agg['episodes_with_collision']}")
+    if agg["min_clearance_m"] is not None:
+        table.add_row("min clearance (worst episode)", f"{agg['min_clearance_m']:.3f} m")
+    if agg["tracking_rmse_m"] is not None:
+        table.add_row("tracking RMSE mean / worst", f"{agg['tracking_rmse_m']['mean'] * 100:.2f} / {agg['tracking_rmse_m']['max'] * 100:.2f} cm")
+    table.add_row("command timeouts", str(agg["command_timeouts"]))
+    Console().print(table)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

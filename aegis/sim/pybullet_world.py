@@ -41,6 +41,7 @@ import numpy as np
 import pybullet
 
 from aegis.config import RobotConfig
+from aegis.sim import connect
 from aegis.controllers.quadrotor_model import (
     QuadrotorModel,
     motor_lag_factor,
@@ -105,9 +106,7 @@ class QuadrotorWorld:
 
         if gui and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise RuntimeError("the PyBullet GUI needs a display (DISPLAY is not set); run without gui")
-        self.client = pybullet.connect(pybullet.GUI if gui else pybullet.DIRECT)
-        if self.client < 0:
-            raise RuntimeError("PyBullet could not open a GUI (one per process, and it needs a display); run without gui")
+        self.client = connect(gui)
         self._finalizer = weakref.finalize(self, _disconnect, self.client)
         cid = self.client
         pybullet.setGravity(0.0, 0.0, -self.gravity_mps2, physicsClientId=cid)

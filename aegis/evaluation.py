@@ -1,0 +1,132 @@
+"""Evaluation campaigns: N randomized episodes of a scenario in parallel worker processes, per-episode rows and aggregates.
+
+Each episode is the config's plan run in lockstep with the plant's randomisation switched on and
+its own seed (``seed + episode``), in a worker process that owns its own PyBullet client. No bag
+and no plot are written; the rows carry the same numbers `aegis sim` reports. An episode
+succeeds when the robot touched no obstacle, stayed inside the scenario's geofence, and ended
+within the goal's tolerance when the scenario has a goal.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aegis.config import load_config
+from aegis.episode import EpisodeLog, episode_metrics, episode_series
+from aegis.executors.lockstep import LockstepExecutor
+from aegis.launch_plan import LaunchPlan, make_plan
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What to evaluate: a config with overrides, how many episodes from which seed, for how long."""
+
+    config: Path
+    overrides: tuple[str, ...]
+    episodes: int
+    seed: int = 0
+    duration_s: float | None = None
+
+
+def campaign_plan(campaign: Campaign) -> LaunchPlan:
+    """The campaign's plan with the plant's randomisation on (validated like any config)."""
+    plant = next(iter(load_config(campaign.config, campaign.overrides).nodes))
+    return make_plan(load_config(campaign.config, [*campaign.overrides, f"nodes.{plant}.params.randomize=true"]))
+
+
+def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
+    """One randomized episode; the row of numbers it leaves."""
+    from aegis.sim_run import load_plan_scenario
+
+    scenario = load_plan_scenario(plan)
+    duration = duration_s if duration_s is not None else (scenario.duration_s if scenario is not None else 10.0)
+    nodes = plan.instantiate()
+    log = EpisodeLog(plan)
+    try:
+        executor = LockstepExecutor(nodes, listeners=[log])
+        executor.reset(seed)
+        stats = executor.run(duration)
+        plant_metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
+        randomization = dict(getattr(nodes[0], "randomization", {}))
+    finally:
+        for node in nodes:
+            if hasattr(node, "close"):
+                node.close()
+    series = episode_series(log, scenario, plant_metrics.get("body_radius_m"))
+    metrics = episode_metrics(series, plant_metrics)
+    row = {"episode": episode, "seed": seed, **metrics, **_outcome(scenario, series), "randomization": randomization}
+    row["real_time_factor"] = stats.real_time_factor
+    row["success"] = row["collisions"] == 0 and row["inside_geofence"] is not False and row["goal_reached"] is not False
+    return row
+
+
+def _outcome(scenario: Any, series: Any) -> dict[str, Any]:
+    """Geofence and goal: None where the scenario has none."""
+    inside = goal_reached = final_goal_distance = None
+    if scenario is not None and series.positions.size:
+        if scenario.geofence is not None:
+            low, high = np.asarray(scenario.geofence.min_m), np.asarray(scenario.geofence.max_m)
+            inside = bool(np.all((series.positions >= low) & (series.positions <= high)))
+        if scenario.goal is not None:
+            final_goal_distance = float(np.linalg.norm(series.positions[-1] - np.asarray(scenario.goal.position)))
+            goal_reached = final_goal_distance <= scenario.goal.tolerance_m
+    return {"inside_geofence": inside, "goal_reached": goal_reached, "final_goal_distance_m": final_goal_distance}
+
+
+def _worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
+    return run_episode(plan, episode, seed, duration_s)
+
+
+def run_campaign(
+    campaign: Campaign, workers: int = 1, on_episode: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run every episode (in ``workers`` processes when > 1); rows sorted by episode, and their aggregates."""
+    plan = campaign_plan(campaign)
+    jobs = [(plan, i, campaign.seed + i, campaign.duration_s) for i in range(campaign.episodes)]
+    rows: list[dict[str, Any]] = []
+    if workers <= 1:
+        for job in jobs:
+            rows.append(_worker(*job))
+            if on_episode:
+                on_episode(rows[-1])
+    else:
+        # spawn, not fork: a worker starts clean, with no PyBullet client or thread state inherited
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(_worker, *job) for job in jobs]):
+                rows.append(future.result())
+                if on_episode:
+                    on_episode(rows[-1])
+    rows.sort(key=lambda row: row["episode"])
+    return {
+        "config": str(campaign.config),
+        "overrides": list(campaign.overrides),
+        "scenario": str(plan.scenario) if plan.scenario else None,
+        "seed": campaign.seed,
+        "aggregate": aggregate(rows),
+        "episodes": rows,
+    }
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate, collision count, worst clearance, RMSE statistics over a campaign's rows."""
+
+    def values(key: str) -> np.ndarray:
+        return np.array([row[key] for row in rows if row[key] is not None], dtype=float)
+
+    clearance, rmse = values("min_clearance_m"), values("tracking_rmse_m")
+    return {
+        "episodes": len(rows),
+        "success_rate": float(np.mean([row["success"] for row in rows])) if rows else None,
+        "collisions": int(sum(row["collisions"] for row in rows)),
+        "episodes_with_collision": int(sum(row["collisions"] > 0 for row in rows)),
+        "min_clearance_m": float(clearance.min()) if clearance.size else None,
+        "tracking_rmse_m": {"mean": float(rmse.mean()), "max": float(rmse.max())} if rmse.size else None,
+        "command_timeouts": int(sum(row.get("command_timeouts", 0) for row in rows)),
+    }
