@@ -1,0 +1,111 @@
+"""Sensor noise for odometry and IMU messages: white Gaussian noise from a seeded rng, returning new messages.
+
+Each function draws a FIXED number of standard normals per call whatever the standard deviations
+(12 for a RobotState, 9 for an ImuSample, in the order the fields are listed), so changing one
+std never shifts the random stream of the others, and a standard deviation of 0 leaves that
+field bit-identical. Attitude noise is a small rotation in the body frame: q_noisy = q * exp(d/2)
+with d ~ N(0, std^2 I) (rad, about body x, y, z). The added variance is added to the message's
+covariance diagonal, so consumers see how noisy the reading is; an IMU field whose covariance
+[0, 0] is -1 ("not measured" in sensor_msgs/Imu) is left as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field
+
+from aegis.msgs import ImuSample, RobotState
+from aegis.node import NodeParams
+
+_Std = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+STATE_DRAWS = 12
+"""Normals drawn per noisy_state call: position (3), orientation (3), linear velocity (3), angular velocity (3)."""
+
+IMU_DRAWS = 9
+"""Normals drawn per noisy_imu call: orientation (3), angular velocity (3), linear acceleration (3)."""
+
+
+class NoiseParams(NodeParams):
+    """Standard deviations of white noise on odometry (RobotState) and IMU (ImuSample) fields; 0 = exact."""
+
+    position_std_m: _Std = Field(0.0, description="odometry position, per world axis (m)")
+    orientation_std_rad: _Std = Field(0.0, description="odometry attitude, per body axis (rad)")
+    velocity_std_mps: _Std = Field(0.0, description="odometry linear velocity, per body axis (m/s)")
+    angular_velocity_std_radps: _Std = Field(0.0, description="odometry angular velocity, per body axis (rad/s)")
+    imu_orientation_std_rad: _Std = Field(0.0, description="IMU attitude, per body axis (rad)")
+    gyro_std_radps: _Std = Field(0.0, description="IMU angular velocity, per axis (rad/s)")
+    accel_std_mps2: _Std = Field(0.0, description="IMU linear acceleration, per axis (m/s^2)")
+
+    def scaled(self, factor: float) -> NoiseParams:
+        """Every standard deviation times ``factor`` (a scenario's sensor_noise_scale); ValueError if < 0."""
+        if not (math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"noise scale factor must be a finite number >= 0, got {factor!r}")
+        return NoiseParams(**{name: value * factor for name, value in self.model_dump().items()})
+
+
+def noisy_state(state: RobotState, noise: NoiseParams, rng: np.random.Generator) -> RobotState:
+    """A copy of ``state`` with noise on position, orientation and twist (``state`` is not changed)."""
+    d = rng.standard_normal(STATE_DRAWS)
+    pose_var = np.repeat([noise.position_std_m**2, noise.orientation_std_rad**2], 3)
+    twist_var = np.repeat([noise.velocity_std_mps**2, noise.angular_velocity_std_radps**2], 3)
+    return dataclasses.replace(
+        state,
+        position=state.position + noise.position_std_m * d[0:3],
+        orientation=perturb_quaternion(state.orientation, noise.orientation_std_rad * d[3:6]),
+        linear_velocity=state.linear_velocity + noise.velocity_std_mps * d[6:9],
+        angular_velocity=state.angular_velocity + noise.angular_velocity_std_radps * d[9:12],
+        pose_covariance=state.pose_covariance + np.diag(pose_var),
+        twist_covariance=state.twist_covariance + np.diag(twist_var),
+    )
+
+
+def noisy_imu(sample: ImuSample, noise: NoiseParams, rng: np.random.Generator) -> ImuSample:
+    """A copy of ``sample`` with noise on orientation, angular velocity and acceleration (``sample`` is not changed)."""
+    d = rng.standard_normal(IMU_DRAWS)
+    orientation, orientation_cov = sample.orientation.copy(), sample.orientation_covariance.copy()
+    if orientation_cov[0, 0] != -1.0:
+        orientation = perturb_quaternion(orientation, noise.imu_orientation_std_rad * d[0:3])
+        orientation_cov += np.eye(3) * noise.imu_orientation_std_rad**2
+    gyro, gyro_cov = _noisy_vector(sample.angular_velocity, sample.angular_velocity_covariance, noise.gyro_std_radps, d[3:6])
+    accel, accel_cov = _noisy_vector(
+        sample.linear_acceleration, sample.linear_acceleration_covariance, noise.accel_std_mps2, d[6:9]
+    )
+    return dataclasses.replace(
+        sample,
+        orientation=orientation,
+        orientation_covariance=orientation_cov,
+        angular_velocity=gyro,
+        angular_velocity_covariance=gyro_cov,
+        linear_acceleration=accel,
+        linear_acceleration_covariance=accel_cov,
+    )
+
+
+def _noisy_vector(value: np.ndarray, covariance: np.ndarray, std: float, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if covariance[0, 0] == -1.0:  # sensor_msgs/Imu: not measured
+        return value.copy(), covariance.copy()
+    return value + std * normals, covariance + np.eye(3) * std**2
+
+
+def perturb_quaternion(q: np.ndarray, rotation_vector: np.ndarray) -> np.ndarray:
+    """``q * exp(rotation_vector / 2)``: ``q`` (x, y, z, w) turned by a body-frame rotation vector (rad); exact for 0."""
+    rx, ry, rz = rotation_vector
+    angle = math.sqrt(rx * rx + ry * ry + rz * rz)
+    if angle == 0.0:
+        return np.array(q, dtype=np.float64)
+    s = math.sin(0.5 * angle) / angle
+    bx, by, bz, bw = rx * s, ry * s, rz * s, math.cos(0.5 * angle)
+    ax, ay, az, aw = q
+    return np.array(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ]
+    )
