@@ -92,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
+    bench = sub.add_parser("bench", help="benchmarks that print numbers", description="Benchmarks: print and optionally write rows.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    bench_sim = bench_sub.add_parser(
+        "sim",
+        help="closed-loop quadrotor sim throughput: executor vs the same nodes stepped inline vs a plain inline loop",
+        description="Fly the quadrotor config three ways (through the lockstep executor, its nodes stepped by a plain "
+        "loop, and the world and cascade called directly) and print time per physics step, steps/s and real-time factor.",
+    )
+    from aegis.bench.sim import add_arguments as add_sim_bench_arguments
+
+    add_sim_bench_arguments(bench_sim)
+    bench_sim.set_defaults(handler=_cmd_bench_sim)
+
     replay = sub.add_parser(
         "replay",
         help="feed a bag into some nodes and compare their outputs with the recording",
@@ -249,6 +262,13 @@ def print_campaign(result: dict) -> None:
         table.add_row("tracking RMSE mean / worst", f"{agg['tracking_rmse_m']['mean'] * 100:.2f} / {agg['tracking_rmse_m']['max'] * 100:.2f} cm")
     table.add_row("command timeouts", str(agg["command_timeouts"]))
     Console().print(table)
+
+
+def _cmd_bench_sim(args: argparse.Namespace) -> int:
+    from aegis.bench.sim import run_from_args
+
+    run_from_args(args)
+    return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -225,18 +225,34 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
         console.print(f"target {target['target']} {target['goal']}: {shown} — {verdict}")
 
 
+DEFAULT_OVERRIDES = ("nodes.sim.params.sensor_decimation=5", "nodes.sim.params.imu=false")
+"""The benchmarked configuration: odometry at the 48 Hz control rate (what the controller reads), no IMU."""
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the sim benchmark, shared by bench/sim_throughput.py and the ``aegis`` command line."""
     parser.add_argument("--duration", type=_positive_float, default=10.0, metavar="S", help="simulated seconds per run (default 10)")
     parser.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs of each loop (default 3)")
     parser.add_argument("--config", type=Path, default=None, help=f"hw_config file (default: the shipped {DEFAULT_CONFIG_NAME}.yaml)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, targets and machine as JSON")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=None, metavar="KEY.PATH=VALUE",
+        help="config override, repeatable (default: " + " ".join(DEFAULT_OVERRIDES) + ": sensing at the control rate)",
+    )
 
 
 def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:
     """Run with parsed :func:`add_arguments` options: print the table and the targets, write --json if given."""
-    rows = run_sim_benchmark(args.duration, args.repeats, args.config)
+    overrides = tuple(args.overrides) if args.overrides is not None else DEFAULT_OVERRIDES
+    rows = run_sim_benchmark(args.duration, args.repeats, args.config, overrides=overrides)
     print_report(rows, console)
+    (console or _console()).print("overrides: " + (" ".join(overrides) or "none"))
     if args.json is not None:
         write_json(rows, args.json, args.config)
     return rows

@@ -77,9 +77,14 @@ class LockstepExecutor:
         for index, node in enumerate(self.nodes):
             if node.trigger is not None:
                 self._triggered_by.setdefault(node.topics[node.trigger], []).append(index)
+        # per node, what each step needs, resolved once: (port name, topic, staleness bound)
+        self._input_wiring = [
+            tuple((port.name, node.topics[port.name], port.max_age_s) for port in node.inputs) for node in self.nodes
+        ]
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
         self._messages = 0
+        self._pending_triggers: list[int] = []
 
     def reset(self, seed: int | None = None) -> None:
         """Reset every node, each with its own seed drawn from ``seed`` (same seed, same run)."""
@@ -133,20 +138,30 @@ class LockstepExecutor:
         )
 
     def _run_node(self, index: int, now_ns: int) -> None:
-        queue = deque([index])
-        while queue:
-            node = self.nodes[queue.popleft()]
-            inputs = {port.name: self._received(node.topics[port.name], port.max_age_s, now_ns) for port in node.inputs}
-            started = time.perf_counter_ns()
-            outputs = node.step(now_ns / NS_PER_S, inputs)
-            self._timings[node.name].durations_ns.append(time.perf_counter_ns() - started)
-            self._steps[node.name] += 1
-            for port_name, msg in outputs.items():
-                topic = node.topics.get(port_name)
-                if topic is None:
-                    raise KeyError(f"node {node.name!r} returned output {port_name!r}, which it does not declare")
-                self._publish(now_ns, topic, msg)
-                queue.extend(self._triggered_by.get(topic, ()))
+        self._step_node(index, now_ns)
+        if self._pending_triggers:
+            queue = deque(self._pending_triggers)
+            self._pending_triggers.clear()
+            while queue:
+                self._step_node(queue.popleft(), now_ns)
+                queue.extend(self._pending_triggers)
+                self._pending_triggers.clear()
+
+    def _step_node(self, index: int, now_ns: int) -> None:
+        node = self.nodes[index]
+        inputs = {name: self._received(topic, max_age_s, now_ns) for name, topic, max_age_s in self._input_wiring[index]}
+        started = time.perf_counter_ns()
+        outputs = node.step(now_ns / NS_PER_S, inputs)
+        self._timings[node.name].durations_ns.append(time.perf_counter_ns() - started)
+        self._steps[node.name] += 1
+        for port_name, msg in outputs.items():
+            topic = node.topics.get(port_name)
+            if topic is None:
+                raise KeyError(f"node {node.name!r} returned output {port_name!r}, which it does not declare")
+            self._publish(now_ns, topic, msg)
+            triggered = self._triggered_by.get(topic)
+            if triggered:
+                self._pending_triggers.extend(triggered)
 
     def _received(self, topic: str, max_age_s: float | None, now_ns: int) -> Received | None:
         entry = self._latest.get(topic)

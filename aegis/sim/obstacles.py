@@ -25,13 +25,13 @@ class SpawnedObstacles:
     client: int
     body_ids: tuple[int, ...]
 
-    def touching(self, body_id: int) -> tuple[int, ...]:
+    def touching(self, body_id: int) -> frozenset[int]:
         """Indices (scenario order) of the obstacles ``body_id`` is in contact with after the last step."""
-        return tuple(
-            index
-            for index, obstacle_id in enumerate(self.body_ids)
-            if pybullet.getContactPoints(bodyA=body_id, bodyB=obstacle_id, physicsClientId=self.client)
-        )
+        contacts = pybullet.getContactPoints(bodyA=body_id, physicsClientId=self.client)  # one call, all contacts
+        if not contacts:
+            return frozenset()
+        touched = {contact[2] for contact in contacts}  # bodyUniqueIdB
+        return frozenset(index for index, obstacle_id in enumerate(self.body_ids) if obstacle_id in touched)
 
 
 def spawn_obstacles(client: int, obstacles: Sequence[ObstacleSpec], visual: bool = False) -> SpawnedObstacles:
