@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -15,9 +17,18 @@ PACKAGE = "aegis"
 # in-place layouts (colcon --symlink-install, legacy `setup.py develop`); a test keeps them equal.
 MAPPED_SUBPACKAGES = {"aegis.controllers": "controllers", "aegis.nodes": "nodes"}
 
-# One executable per node type, found by `ros2 run aegis <name>` (setup.cfg puts scripts in
-# lib/aegis). tests/test_packaging.py checks this list against aegis.registry.
-NODE_EXECUTABLES = ["double_integrator", "pid", "sim_bridge", "quadrotor_controller"]
+# One executable per registered node type, found by `ros2 run aegis <name>` (setup.cfg puts scripts
+# in lib/aegis); aegis/registry.py is the one list (read here with ast: setup.py must not import aegis).
+def registered_node_types() -> list[str]:
+    """The node type names of aegis/registry.py's NODE_TYPES, read without importing aegis."""
+    tree = ast.parse((Path(__file__).resolve().parent / "aegis" / "registry.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "NODE_TYPES":
+            return [key.value for key in node.value.keys]
+    raise RuntimeError("aegis/registry.py has no NODE_TYPES")
+
+
+NODE_EXECUTABLES = registered_node_types()
 
 
 def mapped_package_dirs() -> dict[str, str]:

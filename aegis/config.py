@@ -62,17 +62,63 @@ class QuadrotorConfig(_Strict):
     prop_radius_m: PositiveFloat = Field(0.0231348, description="propeller radius (m), for the ground effect")
 
 
+# Clearpath Husky A200 as pybullet_data's husky/husky.urdf gives it: wheel collision cylinders of radius
+# 0.17775 m; wheel joints at y = +-0.2854 m from base_link (front_left_wheel origin 0.256 0.2854 0.03282),
+# so the track is 2 x 0.2854 = 0.5708 m; chassis 33.455 kg + 4 wheels x 2.637 kg = 44.0 kg.
+# Top speed 1.0 m/s (Clearpath's husky_control limit) is 1.0 / 0.17775 = 5.63 rad/s at the wheel.
+class DiffDriveConfig(_Strict):
+    """A differential-drive (or four-wheel skid-steer) ground robot's parameters (FLU body), shared by simulator and controllers.
+
+    Defaults: a Clearpath Husky A200 as pybullet_data's husky/husky.urdf describes it. The mass is
+    the robot's ``mass_kg``. Each side's wheels turn at the same commanded speed (left, right).
+    """
+
+    urdf: str = Field("husky/husky.urdf", description="URDF in pybullet_data, used when the robot section has no urdf")
+    left_wheel_joints: tuple[str, ...] = Field(("front_left_wheel", "rear_left_wheel"), min_length=1, description="URDF joint names")
+    right_wheel_joints: tuple[str, ...] = Field(("front_right_wheel", "rear_right_wheel"), min_length=1, description="URDF joint names")
+    wheel_radius_m: PositiveFloat = Field(0.17775, description="wheel radius (m)")
+    track_width_m: PositiveFloat = Field(0.5708, description="distance between the left and right wheel centres (m)")
+    # A skid-steer robot turns slower than the two-wheel model says (its wheels scrub sideways): the kinematics
+    # use track_width_m x this, ros2_controllers' diff_drive_controller wheel_separation_multiplier. Measured for
+    # this Husky in aegis' PyBullet world (mean turn rate over 4 s, 13 twists from turning in place to gentle
+    # arcs): 1.37-1.57, median 1.51 (tests/sim/test_husky.py). Clearpath calibrates the real Husky to 1.875.
+    wheel_separation_multiplier: Annotated[float, Field(ge=1.0)] = Field(1.5, description="effective track / track_width_m")
+    max_wheel_speed_radps: PositiveFloat = Field(5.63, description="wheel speed limit (rad/s)")
+    # Assumed (Clearpath publishes no figure): 50 ms, shorter than the 20-50 Hz control periods that command it.
+    motor_time_constant_s: PositiveFloat = Field(0.05, description="first-order wheel speed lag (s)")
+    # Twice the traction limit mu m g r / 4 = 1.0 x 44 kg x 9.81 / 4 x 0.17775 m = 19 N m: on flat ground the
+    # tyres slip before the motors stall, as on the real robot, but a blocked wheel is not pushed without bound.
+    max_wheel_torque_nm: PositiveFloat = Field(40.0, description="torque limit of each wheel's speed controller (N m)")
+
+    @model_validator(mode="after")
+    def _sides_distinct(self) -> DiffDriveConfig:
+        shared = sorted(set(self.left_wheel_joints) & set(self.right_wheel_joints))
+        if shared:
+            raise ValueError(f"wheel joints {shared} are on both sides (left_wheel_joints and right_wheel_joints)")
+        return self
+
+    @property
+    def effective_track_m(self) -> float:
+        """The track the kinematics use: track_width_m x wheel_separation_multiplier."""
+        return self.track_width_m * self.wheel_separation_multiplier
+
+
 class RobotConfig(_Strict):
     name: str = Field(description="robot name, used in topics' frame ids and reports")
     kind: Literal["point_mass", "quadrotor", "diff_drive"]
     mass_kg: PositiveFloat
     urdf: Path | None = Field(None, description="URDF file, relative to the config file")
     quadrotor: QuadrotorConfig | None = Field(None, description="required when kind is quadrotor ({} for a Crazyflie 2.x)")
+    diff_drive: DiffDriveConfig | None = Field(None, description="required when kind is diff_drive ({} for a Husky)")
 
     @model_validator(mode="after")
     def _kind_has_its_section(self) -> RobotConfig:
         if self.kind == "quadrotor" and self.quadrotor is None:
             raise ValueError("kind quadrotor needs a quadrotor: section (quadrotor: {} gives a Crazyflie 2.x)")
+        if self.kind == "diff_drive" and self.diff_drive is None:
+            raise ValueError("kind diff_drive needs a diff_drive: section (diff_drive: {} gives a Husky)")
+        if self.diff_drive is not None and self.kind != "diff_drive":
+            raise ValueError(f"a diff_drive: section is only for kind diff_drive, not {self.kind!r}")
         if self.quadrotor is not None:
             if self.kind != "quadrotor":
                 raise ValueError(f"a quadrotor: section is only for kind quadrotor, not {self.kind!r}")
@@ -88,6 +134,9 @@ class RobotConfig(_Strict):
 
 CRAZYFLIE_2X = RobotConfig(name="crazyflie", kind="quadrotor", mass_kg=0.027, quadrotor=QuadrotorConfig())
 """A Crazyflie 2.x: the default ``robot`` parameter of quadrotor nodes used outside a hw_config."""
+
+HUSKY = RobotConfig(name="husky", kind="diff_drive", mass_kg=44.0, diff_drive=DiffDriveConfig())
+"""A Clearpath Husky A200 (pybullet_data's URDF): the default ``robot`` parameter of diff-drive nodes used outside a hw_config."""
 
 
 class NodeConfig(_Strict):

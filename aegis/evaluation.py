@@ -24,6 +24,9 @@ from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan, make_plan
 
 
+GEOFENCE_TOLERANCE_M = 0.02
+
+
 @dataclass(frozen=True)
 class Campaign:
     """What to evaluate: a config with overrides, how many episodes from which seed, for how long."""
@@ -72,7 +75,9 @@ def _outcome(scenario: Any, series: Any) -> dict[str, Any]:
     inside = goal_reached = final_goal_distance = None
     if scenario is not None and series.positions.size:
         if scenario.geofence is not None:
-            low, high = np.asarray(scenario.geofence.min_m), np.asarray(scenario.geofence.max_m)
+            # 2 cm of tolerance: a ground robot on compliant tyres sits a few mm below z = 0
+            low = np.asarray(scenario.geofence.min_m) - GEOFENCE_TOLERANCE_M
+            high = np.asarray(scenario.geofence.max_m) + GEOFENCE_TOLERANCE_M
             inside = bool(np.all((series.positions >= low) & (series.positions <= high)))
         if scenario.goal is not None:
             final_goal_distance = float(np.linalg.norm(series.positions[-1] - np.asarray(scenario.goal.position)))

@@ -8,12 +8,17 @@ from aegis.node import Node
 
 # type name -> "module:Class". Imported lazily so that `aegis check` stays fast and a node's heavy
 # dependencies (PyBullet, onnxruntime) load only when that node is used. Every entry is also an
-# executable in setup.py (tests/test_packaging.py checks both lists agree).
+# executable (`ros2 run aegis <type>`): setup.py reads this table (with ast) to declare them.
 NODE_TYPES: dict[str, str] = {
     "double_integrator": "aegis.nodes.double_integrator:DoubleIntegratorPlant",
     "pid": "aegis.nodes.pid:PidPositionController",
     "sim_bridge": "aegis.nodes.sim_bridge:SimBridge",
     "quadrotor_controller": "aegis.nodes.quadrotor_controller:QuadrotorController",
+    "diff_drive_sim_bridge": "aegis.nodes.sim_bridge:DiffDriveSimBridge",
+    "diff_drive_controller": "aegis.nodes.diff_drive_controller:DiffDriveController",
+    "twist_to_wheels": "aegis.nodes.twist_to_wheels:TwistToWheels",
+    "quadrotor_position_controller": "aegis.nodes.quadrotor_chain:QuadrotorPositionController",
+    "quadrotor_attitude_controller": "aegis.nodes.quadrotor_chain:QuadrotorAttitudeController",
 }
 
 

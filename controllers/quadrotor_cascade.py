@@ -5,6 +5,9 @@ Each level is an entry point, so a caller can command whichever it has:
 - :meth:`QuadrotorCascade.compute` (position, with velocity and acceleration feed-forward),
 - :meth:`QuadrotorCascade.compute_velocity` (velocity, with acceleration feed-forward),
 - :meth:`QuadrotorCascade.compute_acceleration` (acceleration and yaw),
+- and the outer loops alone, :meth:`QuadrotorCascade.position_to_acceleration` and
+  :meth:`QuadrotorCascade.velocity_to_acceleration`, which return the acceleration command that a
+  safety filter corrects before ``compute_acceleration`` realises it,
 - :meth:`QuadrotorCascade.compute_attitude` (attitude quaternion and collective thrust),
 - :meth:`QuadrotorCascade.compute_thrust_rates` (collective thrust and body rates, as
   :class:`aegis.msgs.ThrustRatesCommand` carries them);
@@ -112,13 +115,8 @@ class QuadrotorCascade:
         ref_yaw: float = 0.0,
     ) -> np.ndarray:
         """Motor speeds that track a position reference (velocity and acceleration feed-forward optional)."""
-        command = self._position_kp * (ref_position - position)
-        if ref_velocity is not None:
-            command += ref_velocity
-        speed = math.sqrt(command @ command)
-        if speed > self.gains.max_speed_mps:
-            command *= self.gains.max_speed_mps / speed
-        return self.compute_velocity(velocity, orientation, body_rates, command, ref_acceleration, ref_yaw)
+        accel = self.position_to_acceleration(position, velocity, ref_position, ref_velocity, ref_acceleration)
+        return self.compute_acceleration(orientation, body_rates, accel, ref_yaw)
 
     def compute_velocity(
         self,
@@ -130,11 +128,38 @@ class QuadrotorCascade:
         ref_yaw: float = 0.0,
     ) -> np.ndarray:
         """Motor speeds that track a world-frame velocity (m/s)."""
+        accel = self.velocity_to_acceleration(velocity, ref_velocity, ref_acceleration)
+        return self.compute_acceleration(orientation, body_rates, accel, ref_yaw)
+
+    def position_to_acceleration(
+        self,
+        position: np.ndarray,
+        velocity: np.ndarray,
+        ref_position: np.ndarray,
+        ref_velocity: np.ndarray | None = None,
+        ref_acceleration: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The outer loops alone: the world-frame acceleration (m/s^2) that tracks a position reference.
+
+        This is the command a safety filter corrects before :meth:`compute_acceleration` realises it.
+        """
+        command = self._position_kp * (ref_position - position)
+        if ref_velocity is not None:
+            command += ref_velocity
+        speed = math.sqrt(command @ command)
+        if speed > self.gains.max_speed_mps:
+            command *= self.gains.max_speed_mps / speed
+        return self.velocity_to_acceleration(velocity, command, ref_acceleration)
+
+    def velocity_to_acceleration(
+        self, velocity: np.ndarray, ref_velocity: np.ndarray, ref_acceleration: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The velocity loop alone: the acceleration (m/s^2) that tracks a world-frame velocity."""
         self.velocity_setpoint = np.array(ref_velocity, dtype=float)
         accel = self._velocity_pid.compute(self.velocity_setpoint - velocity, self._zero3, self.dt)
         if ref_acceleration is not None:
             accel = accel + ref_acceleration
-        return self.compute_acceleration(orientation, body_rates, accel, ref_yaw)
+        return accel
 
     def compute_acceleration(
         self, orientation: np.ndarray, body_rates: np.ndarray, acceleration: np.ndarray, yaw: float = 0.0

@@ -9,11 +9,12 @@ error, no traceback. Console scripts call these with no arguments and exit with 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aegis.cli import UsageError, resolve_config_path
 from aegis.config import ConfigError, load_config
 from aegis.launch_plan import make_plan
+from aegis.registry import NODE_TYPES
 from aegis.ros_shell import (
     COMPOSED_EXECUTABLE,
     ParameterError,
@@ -25,24 +26,22 @@ from aegis.ros_shell import (
 )
 
 
-def double_integrator() -> int:
-    """`ros2 run aegis double_integrator --hw-config FILE [--node NAME]`."""
-    return run_node_type("double_integrator")
+def __getattr__(name: str) -> Callable[[], int]:
+    """`aegis.nodes.executables.<type>`: the main of a registered node type (the console scripts' targets).
 
+    setup.py declares one console script per entry of aegis.registry.NODE_TYPES, each pointing at
+    this module's attribute of that name; the mains are made here on demand (PEP 562), so a new
+    node type needs its registry entry and nothing else.
+    """
+    if name in NODE_TYPES:
 
-def pid() -> int:
-    """`ros2 run aegis pid --hw-config FILE [--node NAME]`."""
-    return run_node_type("pid")
+        def main() -> int:
+            return run_node_type(name)
 
-
-def sim_bridge() -> int:
-    """`ros2 run aegis sim_bridge --hw-config FILE [--node NAME]`."""
-    return run_node_type("sim_bridge")
-
-
-def quadrotor_controller() -> int:
-    """`ros2 run aegis quadrotor_controller --hw-config FILE [--node NAME]`."""
-    return run_node_type("quadrotor_controller")
+        main.__name__ = main.__qualname__ = name
+        main.__doc__ = f"`ros2 run aegis {name} --hw-config FILE [--node NAME]`."
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def aegis_process() -> int:

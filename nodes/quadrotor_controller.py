@@ -142,7 +142,7 @@ class QuadrotorController(Node):
         p = self.params
         self.model = QuadrotorModel.from_robot(p.robot, p.gravity_mps2)
         self.cascade = QuadrotorCascade(self.model, CascadeGains(**p.gains.model_dump()), dt=1.0 / self.rate_hz)
-        self.reference = _reference(p)
+        self.reference = reference_function(p)
         self._heading = yaw_quaternion(p.yaw_rad)
         self._heading_matrix = quaternion_to_matrix(self._heading)
         self._lost_speed = self.model.hover_motor_speed * math.sqrt(p.lost_state_thrust_ratio)
@@ -156,7 +156,7 @@ class QuadrotorController(Node):
         position, velocity, acceleration = self.reference(now)
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
-        if state is not None and _finite(state):
+        if state is not None and is_finite_state(state):
             rotation = quaternion_to_matrix(state.orientation)
             speeds = self.cascade.compute(
                 state.position,
@@ -171,18 +171,11 @@ class QuadrotorController(Node):
         else:
             speeds = np.full(4, self._lost_speed)
             self.lost_state_ticks += 1
-        reference = RobotState(
-            stamp=now,
-            frame_id="odom",
-            child_frame_id="reference",
-            position=position,
-            orientation=self._heading,
-            linear_velocity=velocity @ self._heading_matrix,
-        )
+        reference = reference_message(now, position, velocity, self._heading, self._heading_matrix)
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds), "reference": reference}
 
 
-def _reference(p: QuadrotorControllerParams) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def reference_function(p: QuadrotorControllerParams) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The reference as a function of time: the built-in hover / figure-8, or the scenario's."""
     if p.reference == "scenario":
         from aegis.scenario import load_scenario, reference_at
@@ -193,7 +186,21 @@ def _reference(p: QuadrotorControllerParams) -> Callable[[float], tuple[np.ndarr
     return Figure8(p.hover_position_m, p.figure8_size_m, p.figure8_period_s, start)
 
 
-def _finite(state: RobotState) -> bool:
+def reference_message(
+    now: float, position: np.ndarray, velocity: np.ndarray, heading: np.ndarray, heading_matrix: np.ndarray
+) -> RobotState:
+    """The reference as published on /reference: world position, velocity in the heading's frame."""
+    return RobotState(
+        stamp=now,
+        frame_id="odom",
+        child_frame_id="reference",
+        position=position,
+        orientation=heading,
+        linear_velocity=velocity @ heading_matrix,
+    )
+
+
+def is_finite_state(state: RobotState) -> bool:
     """All numbers finite (a NaN or an infinity makes the sum non-finite) and a unit quaternion."""
     total = state.position.sum() + state.orientation.sum() + state.linear_velocity.sum() + state.angular_velocity.sum()
     return math.isfinite(total) and abs(float(state.orientation @ state.orientation) - 1.0) < 2e-3

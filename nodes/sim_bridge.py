@@ -14,7 +14,8 @@ and impulses every step, and, with ``randomize``, draws the scenario's randomisa
 collisions: each time the robot starts touching an obstacle.
 
 Command safety is the subclass's: :class:`SimBridge` (quadrotor) holds a fresh rotor-speed
-command up to the port's staleness bound and then cuts the motors (see its docstring).
+command up to the port's staleness bound and then cuts the motors; :class:`DiffDriveSimBridge`
+(ground robot) holds fresh wheel speeds as long and then brakes (see their docstrings).
 
 PyBullet is imported when the world is built (at reset), so `aegis check` stays fast.
 """
@@ -28,8 +29,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from aegis.config import CRAZYFLIE_2X, RobotConfig
-from aegis.msgs import ImuSample, MotorSpeeds, RobotState
+from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
+from aegis.msgs import ImuSample, MotorSpeeds, RobotState, WheelSpeeds
 from aegis.node import Node, NodeParams, Port, Received
 
 Vector3 = tuple[float, float, float]
@@ -111,7 +112,9 @@ class SimBridgeBase(Node):
 
             self.randomization = sample_randomization(self.scenario.randomization, np.random.default_rng(seed))
         r = self.randomization
-        self.world.set_scales(r.get("mass_scale", 1.0), r.get("inertia_scale", 1.0), r.get("motor_constant_scale", 1.0))
+        self.world.set_scales(
+            r.get("mass_scale", 1.0), r.get("inertia_scale", 1.0), r.get("motor_constant_scale", 1.0), r.get("friction_scale", 1.0)
+        )
         self._place(position, yaw)
         self._tick = 0
         self.collisions = 0
@@ -268,3 +271,97 @@ class SimBridge(SimBridgeBase):
                 linear_acceleration=state.specific_force_body,
             )
         return outputs
+
+
+class DiffDriveSimBridgeParams(SimBridgeParams):
+    robot: RobotConfig = Field(HUSKY, description="the simulated robot (filled from the hw_config's robot section)")
+    initial_position_m: Vector3 = Field(
+        (0.0, 0.0, 0.0), description="start position of the base (on the ground: z = 0) when there is no scenario (m)"
+    )
+
+    @field_validator("robot")
+    @classmethod
+    def _diff_drive_only(cls, robot: RobotConfig) -> RobotConfig:
+        if robot.kind != "diff_drive":
+            raise ValueError(f"diff_drive_sim_bridge simulates kind diff_drive, not {robot.kind!r}")
+        return robot
+
+
+class DiffDriveSimBridge(SimBridgeBase):
+    """A differential-drive ground robot (a Husky by default) in PyBullet, commanded by (left, right) wheel speeds.
+
+    The last command is held while it is fresh, i.e. up to the input port's staleness bound
+    (``COMMAND_TIMEOUT_S`` = 0.1 s, five 50 Hz control periods); once it is older, or if none came
+    within that time of reset (the robot starts with its wheels commanded to zero, which counts as a
+    command at t = 0), the wheels are commanded to zero: their speed controllers brake the robot to a
+    stop within their torque limit, as diff_drive_controller's cmd_vel timeout does on a real Husky.
+    Each such stop is counted in ``command_timeouts``. Non-finite speeds count as zero; speeds are
+    clipped to +-max_wheel_speed_radps by the world. A command for other than two sides (left, right)
+    is a wiring error and raises.
+
+    Only wheel speeds come in: a twist (geometry_msgs/Twist on /cmd_vel, from teleop or a planner) is
+    turned into wheel speeds by the twist_to_wheels node (aegis.nodes.twist_to_wheels), so there is one
+    command path into the plant, the one the safety layers sit on.
+    """
+
+    type_name = "diff_drive_sim_bridge"
+    inputs = (
+        Port("command", WheelSpeeds, "/cmd_wheels", max_age_s=COMMAND_TIMEOUT_S, description="wheel speeds (left, right; rad/s)"),
+    )
+    outputs = (Port("state", RobotState, "/odom", description="ground-truth odometry of the base (twist in the body frame)"),)
+    Params = DiffDriveSimBridgeParams
+    default_rate_hz = 240.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._command = np.zeros(2)
+        self._command_time = 0.0
+        self._braked = False
+        self.command_timeouts = 0
+
+    def _build_world(self) -> Any:
+        from aegis.sim.diff_drive_world import DiffDriveWorld
+
+        p = self.params
+        return DiffDriveWorld(p.robot, physics_rate_hz=self.rate_hz, gravity_mps2=p.gravity_mps2, ground_plane=p.ground_plane, gui=p.gui)
+
+    def _place(self, position: np.ndarray, yaw: float) -> None:
+        self.world.reset(position, yaw)
+        self._command[:] = 0.0  # standing still counts as a command given at t = 0
+        self._command_time = 0.0
+        self._braked = False
+        self.command_timeouts = 0
+
+    def metrics(self) -> dict[str, Any]:
+        return {**super().metrics(), "command_timeouts": self.command_timeouts}
+
+    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        received = inputs.get("command")
+        if received is not None and not received.stale:
+            velocities = received.msg.velocities
+            if velocities.shape != (2,):
+                raise ValueError(
+                    f"{self.name}: WheelSpeeds for {velocities.size} wheels {received.msg.names}, expected (left, right)"
+                )
+            self._command[:] = np.where(np.isfinite(velocities), velocities, 0.0)
+            self._command_time = now - received.age_s
+            self._braked = False
+        elif now - self._command_time > COMMAND_TIMEOUT_S and not self._braked:
+            self._command[:] = 0.0
+            self._braked = True
+            self.command_timeouts += 1
+        return self._command
+
+    def _sense(self, now: float) -> dict[str, Any]:
+        state = self.world.state()
+        return {
+            "state": RobotState(
+                stamp=now,
+                frame_id="odom",
+                child_frame_id="base_footprint",
+                position=state.position,
+                orientation=state.orientation,
+                linear_velocity=state.velocity_body,
+                angular_velocity=state.body_rates,
+            )
+        }

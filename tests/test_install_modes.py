@@ -12,7 +12,6 @@ these tests can build a wheel itself (setuptools >= 70.1, or setuptools with `wh
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from aegis.registry import NODE_TYPES
 
 pytestmark = pytest.mark.slow
 
@@ -62,16 +63,7 @@ print(json.dumps({
 """
 
 
-def setup_py_constant(name: str):
-    tree = ast.parse((REPO / "setup.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"setup.py has no module-level literal {name}")
-
-
-NODE_EXECUTABLES = setup_py_constant("NODE_EXECUTABLES")
-EXECUTABLES = ["aegis", *NODE_EXECUTABLES]
+EXECUTABLES = ["aegis", *NODE_TYPES]  # setup.py makes one console script per registered node type
 
 
 # --- helpers -----------------------------------------------------------------------------------

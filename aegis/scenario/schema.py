@@ -209,6 +209,9 @@ class Randomization(_Strict):
     friction_scale: ScaleRange = _ONE
     latency_s: NonNegativeRange = Field(_NONE, description="added sensing-to-actuation latency (s)")
     sensor_noise_scale: NonNegativeRange = Field(_UNIT, description="multiplier on the hw_config's sensor noise")
+    obstacle_jitter_m: NonNegativeRange = Field(
+        _NONE, description="largest shift of each obstacle along x and y in an episode (m); the shifts are drawn per obstacle"
+    )
 
 
 class Scenario(_Strict):

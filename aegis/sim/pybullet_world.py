@@ -162,10 +162,12 @@ class QuadrotorWorld:
         params = self.robot.quadrotor
         return params.arm_length_m + params.prop_radius_m
 
-    def set_scales(self, mass: float = 1.0, inertia: float = 1.0, motor_constant: float = 1.0) -> None:
+    def set_scales(self, mass: float = 1.0, inertia: float = 1.0, motor_constant: float = 1.0, friction: float = 1.0) -> None:
         """Scale the simulated body's mass, inertia and rotor constants (kf, km) from the nominal ones.
 
         Domain randomisation: the controllers keep the nominal model, so this is model mismatch.
+        ``friction`` is accepted for the worlds' common interface and ignored: nothing a flying
+        quadrotor does depends on the friction of its collision box.
         """
         nominal_inertia = np.asarray(self.robot.quadrotor.inertia_kg_m2, dtype=float)
         pybullet.changeDynamics(

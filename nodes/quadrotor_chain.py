@@ -1,0 +1,138 @@
+"""The quadrotor control chain split at the acceleration command, so a safety filter can sit in between.
+
+``quadrotor_position_controller`` runs the cascade's outer loops (position -> velocity ->
+acceleration, with the reference's feed-forward) and publishes the NOMINAL acceleration on
+/cmd_accel_nominal (and its reference on /reference). ``quadrotor_attitude_controller`` realises an
+acceleration command from /cmd_accel through the inner loops (thrust vector -> attitude -> body
+rates -> torques -> rotor speeds). With no filter between them (``aegis sim --no-filter``) the
+attitude controller reads the nominal command directly; that is the only difference.
+
+Both read odometry (/odom). Missing, stale or non-finite odometry: the position controller
+publishes nothing (there is no honest acceleration to propose; the attitude controller's command
+then goes stale), and the attitude controller commands equal rotor speeds at
+``lost_state_thrust_ratio`` of the weight, as quadrotor_controller does. A missing or stale
+acceleration command with good odometry: the attitude controller brakes, a = -brake_gain v
+(clipped to the cascade's acceleration limit), which ends in a hover where the robot is. Both
+count such ticks and never raise in step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field
+
+from aegis.controllers.quadrotor_cascade import CascadeGains, QuadrotorCascade
+from aegis.controllers.quadrotor_model import QuadrotorModel, quaternion_to_matrix, yaw_quaternion
+from aegis.msgs import AccelCommand, MotorSpeeds, RobotState
+from aegis.node import Node, Port, Received
+from aegis.nodes.quadrotor_controller import (
+    QuadrotorControllerParams,
+    is_finite_state,
+    reference_function,
+    reference_message,
+)
+
+ACCEL_COMMAND_TIMEOUT_S = 0.1
+
+
+def _usable_state(received: Received | None) -> RobotState | None:
+    state = received.msg if received is not None and not received.stale else None
+    return state if state is not None and is_finite_state(state) else None
+
+
+class _CascadeNode(Node):
+    """Shared construction: the model and a cascade at this node's rate."""
+
+    Params = QuadrotorControllerParams
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        p = self.params
+        self.model = QuadrotorModel.from_robot(p.robot, p.gravity_mps2)
+        self.cascade = QuadrotorCascade(self.model, CascadeGains(**p.gains.model_dump()), dt=1.0 / self.rate_hz)
+        self.lost_state_ticks = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.cascade.reset()
+        self.lost_state_ticks = 0
+
+
+class QuadrotorPositionController(_CascadeNode):
+    """Outer loops: odometry and the reference in, the nominal world-frame acceleration out."""
+
+    type_name = "quadrotor_position_controller"
+    inputs = (Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),)
+    outputs = (
+        Port("nominal", AccelCommand, "/cmd_accel_nominal", description="proposed world-frame acceleration (m/s^2)"),
+        Port("reference", RobotState, "/reference", description="the reference being tracked"),
+    )
+    default_rate_hz = 48.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reference = reference_function(self.params)
+        self._heading = yaw_quaternion(self.params.yaw_rad)
+        self._heading_matrix = quaternion_to_matrix(self._heading)
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        position, velocity, acceleration = self.reference(now)
+        outputs: dict[str, Any] = {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
+        state = _usable_state(inputs.get("state"))
+        if state is None:
+            self.lost_state_ticks += 1
+            return outputs
+        velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity
+        accel = self.cascade.position_to_acceleration(state.position, velocity_world, position, velocity, acceleration)
+        outputs["nominal"] = AccelCommand(stamp=now, frame_id="odom", linear=accel)
+        return outputs
+
+
+class AttitudeControllerParams(QuadrotorControllerParams):
+    brake_gain: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="acceleration per m/s of velocity while the acceleration command is missing (1/s)"
+    )
+
+
+class QuadrotorAttitudeController(_CascadeNode):
+    """Inner loops: an acceleration command (usually the safety filter's) and odometry in, rotor speeds out."""
+
+    type_name = "quadrotor_attitude_controller"
+    inputs = (
+        Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
+        Port(
+            "acceleration", AccelCommand, "/cmd_accel", max_age_s=ACCEL_COMMAND_TIMEOUT_S,
+            description="world-frame acceleration to realise (m/s^2)",
+        ),
+    )
+    outputs = (Port("command", MotorSpeeds, "/cmd_motors", description="rotor speed command (rad/s)"),)
+    Params = AttitudeControllerParams
+    default_rate_hz = 48.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lost_speed = self.model.hover_motor_speed * math.sqrt(self.params.lost_state_thrust_ratio)
+        self.braking_ticks = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.braking_ticks = 0
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        state = _usable_state(inputs.get("state"))
+        if state is None:
+            self.lost_state_ticks += 1
+            speeds = np.full(4, self._lost_speed)
+        else:
+            received = inputs.get("acceleration")
+            command = received.msg.linear if received is not None and not received.stale else None
+            if command is None or not np.all(np.isfinite(command)):
+                self.braking_ticks += 1
+                velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity
+                limit = self.params.gains.max_accel_mps2
+                command = np.clip(-self.params.brake_gain * velocity_world, -limit, limit)
+            speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, command, self.params.yaw_rad)
+        return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}
