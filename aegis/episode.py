@@ -66,7 +66,8 @@ class EpisodeSeries:
     clearance: np.ndarray | None
 
 
-def episode_series(log: EpisodeLog, scenario: Any, body_radius_m: float | None) -> EpisodeSeries:
+def episode_series(log: EpisodeLog, obstacles: Any, body_radius_m: float | None) -> EpisodeSeries:
+    """The arrays of a run; clearance to ``obstacles`` (the ones the plant actually had, jitter included)."""
     times, positions = log.state.arrays()
     ref_times, ref_positions = log.reference.arrays()
     errors = np.empty(0)
@@ -75,10 +76,10 @@ def episode_series(log: EpisodeLog, scenario: Any, body_radius_m: float | None) 
         index = np.clip(np.searchsorted(times, ref_times, side="right") - 1, 0, times.size - 1)
         errors = np.linalg.norm(positions[index] - ref_positions, axis=1)
     clearance = None
-    if scenario is not None and scenario.obstacles and times.size:
+    if obstacles and times.size:
         from aegis.scenario import clearances
 
-        clearance = clearances(scenario.obstacles, positions) - (body_radius_m or 0.0)
+        clearance = clearances(obstacles, positions) - (body_radius_m or 0.0)
     return EpisodeSeries(times, positions, ref_times, ref_positions, errors, clearance)
 
 

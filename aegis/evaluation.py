@@ -57,12 +57,13 @@ def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | N
         executor.reset(seed)
         stats = executor.run(duration)
         plant_metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
+        obstacles = getattr(nodes[0], "obstacles", scenario.obstacles if scenario is not None else ())
         randomization = dict(getattr(nodes[0], "randomization", {}))
     finally:
         for node in nodes:
             if hasattr(node, "close"):
                 node.close()
-    series = episode_series(log, scenario, plant_metrics.get("body_radius_m"))
+    series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     metrics = episode_metrics(series, plant_metrics)
     row = {"episode": episode, "seed": seed, **metrics, **_outcome(scenario, series), "randomization": randomization}
     row["real_time_factor"] = stats.real_time_factor

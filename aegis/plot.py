@@ -11,7 +11,7 @@ import numpy as np
 from aegis.episode import EpisodeSeries
 
 
-def plot_episode(series: EpisodeSeries, scenario: Any, path: Path, title: str) -> Path:
+def plot_episode(series: EpisodeSeries, obstacles: Any, path: Path, title: str, goal: Any = None) -> Path:
     """Write a 2x2 figure to ``path`` (PNG) and return it. Uses matplotlib's Agg backend (no display needed)."""
     import matplotlib
 
@@ -22,7 +22,6 @@ def plot_episode(series: EpisodeSeries, scenario: Any, path: Path, title: str) -
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
     top, side, error_ax, clearance_ax = axes.flat
-    obstacles = scenario.obstacles if scenario is not None else ()
     for obstacle in obstacles:
         (x, y, z), (sx, sy, sz) = obstacle.position, obstacle.size
         colour = {"sphere": "tab:orange", "cylinder": "tab:blue", "box": "tab:gray"}[obstacle.shape]
@@ -44,6 +43,8 @@ def plot_episode(series: EpisodeSeries, scenario: Any, path: Path, title: str) -
         ax.plot(series.positions[:, i], series.positions[:, j], color="tab:green", lw=1.5, label="robot")
         if series.positions.size:
             ax.plot(series.positions[0, i], series.positions[0, j], "go", label="start")
+        if goal is not None:
+            ax.plot(goal.position[i], goal.position[j], "r*", markersize=12, label="goal")
         ax.set_xlabel(labels[0])
         ax.set_ylabel(labels[1])
         ax.set_aspect("equal", adjustable="datalim")

@@ -50,11 +50,12 @@ def run_sim(
             executor.reset(seed)
             stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
         plant_metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
+        obstacles = getattr(nodes[0], "obstacles", scenario.obstacles if scenario is not None else ())
     finally:
         for node in nodes:
             if hasattr(node, "close"):
                 node.close()
-    series = episode_series(log, scenario, plant_metrics.get("body_radius_m"))
+    series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     summary = {
         "robot": plan.robot,
         "scenario": scenario.name if scenario is not None else None,
@@ -71,7 +72,7 @@ def run_sim(
         from aegis.plot import plot_episode
 
         title = f"aegis sim: {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
-        summary["plot"] = str(plot_episode(series, scenario, out_dir / "plot.png", title))
+        summary["plot"] = str(plot_episode(series, obstacles, out_dir / "plot.png", title, goal=scenario.goal if scenario else None))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

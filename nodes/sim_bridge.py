@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
-from aegis.msgs import ImuSample, MotorSpeeds, RobotState, WheelSpeeds
+from aegis.msgs import ImuSample, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
 from aegis.node import Node, NodeParams, Port, Received
 
 Vector3 = tuple[float, float, float]
@@ -51,6 +51,12 @@ class SimBridgeParams(NodeParams):
     )
     ground_plane: bool = Field(True, description="a ground plane at z = 0")
     gui: bool = Field(False, description="open the PyBullet GUI instead of DIRECT (one per process)")
+    obstacles_rate_hz: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="how often the scenario's obstacles are published on /obstacles (ground-truth perception)"
+    )
+
+
+OBSTACLES_PORT = Port("obstacles", Obstacles, "/obstacles", description="the obstacles as they are (ground-truth perception)")
 
 
 class SimBridgeBase(Node):
@@ -73,6 +79,8 @@ class SimBridgeBase(Node):
 
             self.scenario = load_scenario(self.params.scenario)
         self._obstacles = None
+        self.obstacles: tuple[Any, ...] = self.scenario.obstacles if self.scenario is not None else ()
+        self._obstacles_every = max(1, round(self.rate_hz / self.params.obstacles_rate_hz))
         self._tick = 0
         self.collisions = 0
         self._touching: frozenset[int] = frozenset()
@@ -107,10 +115,15 @@ class SimBridgeBase(Node):
         else:
             position, yaw = np.array(p.initial_position_m, dtype=float), p.initial_yaw_rad
         self.randomization = {}
+        self.obstacles = self.scenario.obstacles if self.scenario is not None else ()
         if p.randomize and self.scenario is not None:
             from aegis.scenario import sample_randomization
 
-            self.randomization = sample_randomization(self.scenario.randomization, np.random.default_rng(seed))
+            rng = np.random.default_rng(seed)
+            self.randomization = sample_randomization(self.scenario.randomization, rng)
+            self.obstacles = _jittered(self.obstacles, self.randomization["obstacle_jitter_m"], rng)
+        if self._obstacles is not None:
+            self._obstacles.move(self.obstacles)
         r = self.randomization
         self.world.set_scales(
             r.get("mass_scale", 1.0), r.get("inertia_scale", 1.0), r.get("motor_constant_scale", 1.0), r.get("friction_scale", 1.0)
@@ -132,6 +145,10 @@ class SimBridgeBase(Node):
         outputs: dict[str, Any] = {}
         if self._tick % self.params.sensor_decimation == 0:
             outputs = self._sense(now)
+        if self.obstacles and self._tick % self._obstacles_every == 0:
+            from aegis.scenario import obstacles_msg
+
+            outputs["obstacles"] = obstacles_msg(self.obstacles, stamp=now)
         command = self._command_for(now, inputs)
         wind, force = self._disturbances(now)
         self.world.step(command, wind, force)
@@ -159,6 +176,15 @@ class SimBridgeBase(Node):
         touching = frozenset(self._obstacles.touching(self.world.body_id))
         self.collisions += len(touching - self._touching)
         self._touching = touching
+
+
+def _jittered(obstacles: tuple[Any, ...], amplitude_m: float, rng: np.random.Generator) -> tuple[Any, ...]:
+    """Each obstacle shifted along x and y by up to ``amplitude_m`` (uniform; one draw pair per obstacle)."""
+    shifts = rng.uniform(-amplitude_m, amplitude_m, size=(len(obstacles), 2))
+    return tuple(
+        o.model_copy(update={"position": (o.position[0] + dx, o.position[1] + dy, o.position[2])})
+        for o, (dx, dy) in zip(obstacles, shifts)
+    )
 
 
 def _blows(wind: Any) -> bool:
@@ -199,6 +225,7 @@ class SimBridge(SimBridgeBase):
     outputs = (
         Port("state", RobotState, "/odom", description="ground-truth odometry (twist in the body frame)"),
         Port("imu", ImuSample, "/imu", description="ideal IMU at the centre of mass, body frame"),
+        OBSTACLES_PORT,
     )
     Params = QuadrotorSimBridgeParams
     default_rate_hz = 240.0
@@ -308,7 +335,10 @@ class DiffDriveSimBridge(SimBridgeBase):
     inputs = (
         Port("command", WheelSpeeds, "/cmd_wheels", max_age_s=COMMAND_TIMEOUT_S, description="wheel speeds (left, right; rad/s)"),
     )
-    outputs = (Port("state", RobotState, "/odom", description="ground-truth odometry of the base (twist in the body frame)"),)
+    outputs = (
+        Port("state", RobotState, "/odom", description="ground-truth odometry of the base (twist in the body frame)"),
+        OBSTACLES_PORT,
+    )
     Params = DiffDriveSimBridgeParams
     default_rate_hz = 240.0
 

@@ -34,6 +34,14 @@ class SpawnedObstacles:
         return frozenset(index for index, obstacle_id in enumerate(self.body_ids) if obstacle_id in touched)
 
 
+    def move(self, obstacles: Sequence[ObstacleSpec]) -> None:
+        """Put the bodies where ``obstacles`` (same count and order, e.g. jittered copies) say."""
+        for body_id, obstacle in zip(self.body_ids, obstacles, strict=True):
+            pybullet.resetBasePositionAndOrientation(
+                body_id, list(obstacle.position), list(yaw_quaternion(obstacle.yaw_rad)), physicsClientId=self.client
+            )
+
+
 def spawn_obstacles(client: int, obstacles: Sequence[ObstacleSpec], visual: bool = False) -> SpawnedObstacles:
     """Create one static (mass 0) body per obstacle; ``visual`` adds coloured shapes for the GUI."""
     body_ids = []
