@@ -52,7 +52,7 @@ import pybullet
 
 from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import motor_lag_factor, motor_lag_step, quaternion_to_matrix
-from aegis.sim import _stdout_to_devnull, connect
+from aegis.sim import connect, stdout_to_devnull
 
 GROUND_FRICTION = 1.0
 """Lateral friction of the ground plane: a wheel's own coefficient is then the contact's."""
@@ -127,7 +127,7 @@ class DiffDriveWorld:
             pybullet.changeDynamics(self.plane_id, -1, lateralFriction=GROUND_FRICTION, physicsClientId=cid)
         else:
             self.plane_id = None
-        with _stdout_to_devnull():  # PyBullet prints a warning per link without inertia, to C's stdout
+        with stdout_to_devnull():  # PyBullet prints a warning per link without inertia, to C's stdout
             self.body_id = pybullet.loadURDF(
                 str(urdf), [0.0, 0.0, 0.0], flags=pybullet.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid
             )
