@@ -30,7 +30,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
-from aegis.msgs import ImuSample, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
+from aegis.msgs import Image, ImuSample, LaserScan, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
+from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, noisy_imu, noisy_state
+from aegis.sim.sensors import decimation as sensor_decimation
 from aegis.node import Node, NodeParams, Port, Received
 
 Vector3 = tuple[float, float, float]
@@ -54,9 +56,20 @@ class SimBridgeParams(NodeParams):
     obstacles_rate_hz: Annotated[float, Field(gt=0)] = Field(
         10.0, description="how often the scenario's obstacles are published on /obstacles (ground-truth perception)"
     )
+    noise: NoiseParams = Field(NoiseParams(), description="white noise on odometry and IMU (0: exact)")
+    latency_s: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="sensing latency: every sensor message is published this long after it was measured (s)"
+    )
+    lidar: LidarParams | None = Field(None, description="a 2-D lidar on /scan (none by default)")
+    camera: CameraParams | None = Field(None, description="an RGB-D camera on /camera/* (none by default)")
 
 
 OBSTACLES_PORT = Port("obstacles", Obstacles, "/obstacles", description="the obstacles as they are (ground-truth perception)")
+SENSOR_PORTS = (
+    Port("scan", LaserScan, "/scan", description="2-D lidar (when configured)"),
+    Port("rgb", Image, "/camera/image_raw", description="camera colour image, rgb8 (when configured)"),
+    Port("depth", Image, "/camera/depth/image_raw", description="camera z-depth in metres, 32FC1 (when configured)"),
+)
 
 
 class SimBridgeBase(Node):
@@ -81,6 +94,15 @@ class SimBridgeBase(Node):
         self._obstacles = None
         self.obstacles: tuple[Any, ...] = self.scenario.obstacles if self.scenario is not None else ()
         self._obstacles_every = max(1, round(self.rate_hz / self.params.obstacles_rate_hz))
+        p = self.params
+        self._lidar_every = sensor_decimation(p.lidar.rate_hz, self.rate_hz, "lidar") if p.lidar else 0
+        self._camera_every = sensor_decimation(p.camera.rate_hz, self.rate_hz, "camera") if p.camera else 0
+        self._lidar: Lidar2D | None = None
+        self._camera: Camera | None = None
+        self._noise = p.noise
+        self._noisy = False
+        self._delay: DelayLine = DelayLine(p.latency_s)
+        self._sensor_rng = np.random.default_rng()
         self._tick = 0
         self.collisions = 0
         self._touching: frozenset[int] = frozenset()
@@ -109,6 +131,10 @@ class SimBridgeBase(Node):
                 from aegis.sim.obstacles import spawn_obstacles
 
                 self._obstacles = spawn_obstacles(self.world.client, self.scenario.obstacles, visual=p.gui)
+            if p.lidar is not None:
+                self._lidar = Lidar2D(self.world.client, p.lidar, exclude_body=self.world.body_id)
+            if p.camera is not None:
+                self._camera = Camera(self.world.client, p.camera)
         if self.scenario is not None:
             start = self.scenario.start
             position, yaw = np.array(start.position, dtype=float), start.yaw_rad
@@ -125,6 +151,10 @@ class SimBridgeBase(Node):
         if self._obstacles is not None:
             self._obstacles.move(self.obstacles)
         r = self.randomization
+        self._noise = p.noise.scaled(r.get("sensor_noise_scale", 1.0))
+        self._noisy = any(std > 0.0 for std in self._noise.model_dump().values())  # exact sensing draws nothing
+        self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0))
+        self._sensor_rng = np.random.default_rng(None if seed is None else [seed, 1])  # its own stream
         self.world.set_scales(
             r.get("mass_scale", 1.0), r.get("inertia_scale", 1.0), r.get("motor_constant_scale", 1.0), r.get("friction_scale", 1.0)
         )
@@ -142,9 +172,7 @@ class SimBridgeBase(Node):
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         if self.world is None:
             self.reset()
-        outputs: dict[str, Any] = {}
-        if self._tick % self.params.sensor_decimation == 0:
-            outputs = self._sense(now)
+        outputs = self._measure(now)
         if self.obstacles and self._tick % self._obstacles_every == 0:
             from aegis.scenario import obstacles_msg
 
@@ -162,6 +190,28 @@ class SimBridgeBase(Node):
         return {"collisions": self.collisions, "body_radius_m": self.world.body_radius_m if self.world else None}
 
     # -- shared mechanics ---------------------------------------------------------------------
+    def _measure(self, now: float) -> dict[str, Any]:
+        """This tick's sensor outputs: measurements (each sensor at its own rate, with noise) that have waited out the latency."""
+        tick = self._tick
+        measured: dict[str, Any] = {}
+        if tick % self.params.sensor_decimation == 0:
+            measured = self._sense(now)
+            if self._noisy and "state" in measured:
+                measured["state"] = noisy_state(measured["state"], self._noise, self._sensor_rng)
+            if self._noisy and "imu" in measured:
+                measured["imu"] = noisy_imu(measured["imu"], self._noise, self._sensor_rng)
+        if self._lidar is not None and tick % self._lidar_every == 0:
+            pose = self.world.state()
+            measured["scan"] = self._lidar.scan(pose.position, pose.orientation, now, self._sensor_rng)
+        if self._camera is not None and tick % self._camera_every == 0:
+            pose = self.world.state()
+            measured.update(self._camera.capture(pose.position, pose.orientation, now))
+        if self._delay.latency_s == 0.0:
+            return measured
+        for item in measured.items():
+            self._delay.push(item, now)
+        return dict(self._delay.pop_ready(now))
+
     def _disturbances(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self.scenario is None:
             return None, None
@@ -224,8 +274,9 @@ class SimBridge(SimBridgeBase):
     )
     outputs = (
         Port("state", RobotState, "/odom", description="ground-truth odometry (twist in the body frame)"),
-        Port("imu", ImuSample, "/imu", description="ideal IMU at the centre of mass, body frame"),
+        Port("imu", ImuSample, "/imu", description="IMU at the centre of mass, body frame"),
         OBSTACLES_PORT,
+        *SENSOR_PORTS,
     )
     Params = QuadrotorSimBridgeParams
     default_rate_hz = 240.0
@@ -336,8 +387,9 @@ class DiffDriveSimBridge(SimBridgeBase):
         Port("command", WheelSpeeds, "/cmd_wheels", max_age_s=COMMAND_TIMEOUT_S, description="wheel speeds (left, right; rad/s)"),
     )
     outputs = (
-        Port("state", RobotState, "/odom", description="ground-truth odometry of the base (twist in the body frame)"),
+        Port("state", RobotState, "/odom", description="odometry of the base (twist in the body frame)"),
         OBSTACLES_PORT,
+        *SENSOR_PORTS,
     )
     Params = DiffDriveSimBridgeParams
     default_rate_hz = 240.0
