@@ -19,6 +19,7 @@ NODE_TYPES: dict[str, str] = {
     "twist_to_wheels": "aegis.nodes.twist_to_wheels:TwistToWheels",
     "quadrotor_position_controller": "aegis.nodes.quadrotor_chain:QuadrotorPositionController",
     "quadrotor_attitude_controller": "aegis.nodes.quadrotor_chain:QuadrotorAttitudeController",
+    "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",
 }
 
 

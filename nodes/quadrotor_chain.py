@@ -4,7 +4,8 @@
 acceleration, with the reference's feed-forward) and publishes the NOMINAL acceleration on
 /cmd_accel_nominal (and its reference on /reference). ``quadrotor_attitude_controller`` realises an
 acceleration command from /cmd_accel through the inner loops (thrust vector -> attitude -> body
-rates -> torques -> rotor speeds). With no filter between them (``aegis sim --no-filter``) the
+rates -> torques -> rotor speeds). ``quadrotor_rate_controller`` takes collective thrust + body
+rates (/cmd_thrust_rates, the interface PX4 and the Crazyflie commander offer) to rotor speeds. With no filter between them (``aegis sim --no-filter``) the
 attitude controller reads the nominal command directly; that is the only difference.
 
 Both read odometry (/odom). Missing, stale or non-finite odometry: the position controller
@@ -27,7 +28,7 @@ from pydantic import Field
 
 from aegis.controllers.quadrotor_cascade import CascadeGains, QuadrotorCascade
 from aegis.controllers.quadrotor_model import QuadrotorModel, quaternion_to_matrix, yaw_quaternion
-from aegis.msgs import AccelCommand, MotorSpeeds, RobotState
+from aegis.msgs import AccelCommand, MotorSpeeds, RobotState, ThrustRatesCommand
 from aegis.node import Node, Port, Received
 from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
@@ -136,3 +137,49 @@ class QuadrotorAttitudeController(_CascadeNode):
                 command = np.clip(-self.params.brake_gain * velocity_world, -limit, limit)
             speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, command, self.params.yaw_rad)
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}
+
+
+class QuadrotorRateController(_CascadeNode):
+    """Innermost loop: collective thrust + body rates (the PX4 / Crazyflie commander interface) in, rotor speeds out.
+
+    A missing or stale command with good odometry brakes through the attitude loop (as the
+    attitude controller does); without odometry, equal rotor speeds below the weight.
+    """
+
+    type_name = "quadrotor_rate_controller"
+    inputs = (
+        Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (body rates are the twist's angular part)"),
+        Port(
+            "command", ThrustRatesCommand, "/cmd_thrust_rates", max_age_s=ACCEL_COMMAND_TIMEOUT_S,
+            description="collective thrust (N) and body rates (rad/s, FLU)",
+        ),
+    )
+    outputs = (Port("motors", MotorSpeeds, "/cmd_motors", description="rotor speed command (rad/s)"),)
+    Params = AttitudeControllerParams
+    default_rate_hz = 240.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lost_speed = self.model.hover_motor_speed * math.sqrt(self.params.lost_state_thrust_ratio)
+        self.braking_ticks = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.braking_ticks = 0
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        state = _usable_state(inputs.get("state"))
+        received = inputs.get("command")
+        command = received.msg if received is not None and not received.stale else None
+        if state is None:
+            self.lost_state_ticks += 1
+            speeds = np.full(4, self._lost_speed)
+        elif command is None or not (math.isfinite(command.collective_thrust) and np.all(np.isfinite(command.body_rates))):
+            self.braking_ticks += 1
+            velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity
+            limit = self.params.gains.max_accel_mps2
+            brake = np.clip(-self.params.brake_gain * velocity_world, -limit, limit)
+            speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, brake, self.params.yaw_rad)
+        else:
+            speeds = self.cascade.compute_thrust_rates(state.angular_velocity, command.collective_thrust, command.body_rates)
+        return {"motors": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from aegis.config import CRAZYFLIE_2X, RobotConfig
+from aegis.controllers.lqr import HoverLqr
 from aegis.controllers.quadrotor_cascade import CascadeGains, QuadrotorCascade
 from aegis.controllers.quadrotor_model import QuadrotorModel, quaternion_to_matrix, yaw_quaternion
 from aegis.msgs import MotorSpeeds, RobotState
@@ -68,6 +69,9 @@ class QuadrotorControllerParams(NodeParams):
         "hover", description="hover at hover_position_m, or then a figure-8 around it, or the scenario's reference"
     )
     scenario: Path | None = Field(None, description="scenario file (filled from the hw_config's scenario)")
+    law: Literal["cascade", "lqr"] = Field(
+        "cascade", description="cascade PID (tracks moving references with feed-forward) or LQR about hover (holds positions)"
+    )
     hover_position_m: Vector3 = Field((0.0, 0.0, 1.0), description="position to hold, and the figure-8's centre (m, world)")
     yaw_rad: float = Field(0.0, description="heading to hold (rad)")
     figure8_start_s: NonNegative = Field(5.0, description="time the figure-8 starts; hover before it (s)")
@@ -142,6 +146,7 @@ class QuadrotorController(Node):
         p = self.params
         self.model = QuadrotorModel.from_robot(p.robot, p.gravity_mps2)
         self.cascade = QuadrotorCascade(self.model, CascadeGains(**p.gains.model_dump()), dt=1.0 / self.rate_hz)
+        self.lqr = HoverLqr(self.model, dt=1.0 / self.rate_hz) if p.law == "lqr" else None
         self.reference = reference_function(p)
         self._heading = yaw_quaternion(p.yaw_rad)
         self._heading_matrix = quaternion_to_matrix(self._heading)
@@ -157,17 +162,22 @@ class QuadrotorController(Node):
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
         if state is not None and is_finite_state(state):
-            rotation = quaternion_to_matrix(state.orientation)
-            speeds = self.cascade.compute(
-                state.position,
-                rotation @ state.linear_velocity,  # body-frame twist to world velocity
-                state.orientation,
-                state.angular_velocity,
-                position,
-                velocity,
-                acceleration,
-                self.params.yaw_rad,
-            )
+            velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity  # body twist to world
+            if self.lqr is not None:
+                speeds = self.lqr.compute(
+                    state.position, velocity_world, state.orientation, state.angular_velocity, position, self.params.yaw_rad
+                )
+            else:
+                speeds = self.cascade.compute(
+                    state.position,
+                    velocity_world,
+                    state.orientation,
+                    state.angular_velocity,
+                    position,
+                    velocity,
+                    acceleration,
+                    self.params.yaw_rad,
+                )
         else:
             speeds = np.full(4, self._lost_speed)
             self.lost_state_ticks += 1
