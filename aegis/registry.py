@@ -17,6 +17,7 @@ NODE_TYPES: dict[str, str] = {
     "diff_drive_sim_bridge": "aegis.nodes.sim_bridge:DiffDriveSimBridge",
     "diff_drive_controller": "aegis.nodes.diff_drive_controller:DiffDriveController",
     "twist_to_wheels": "aegis.nodes.twist_to_wheels:TwistToWheels",
+    "diff_drive_twist_controller": "aegis.nodes.diff_drive_controller:DiffDriveTwistController",
     "quadrotor_position_controller": "aegis.nodes.quadrotor_chain:QuadrotorPositionController",
     "quadrotor_attitude_controller": "aegis.nodes.quadrotor_chain:QuadrotorAttitudeController",
     "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",

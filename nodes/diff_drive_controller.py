@@ -14,6 +14,9 @@ by default half the scenario goal's tolerance (so it stops inside it), or 0.1 m 
 
 Missing, stale (older than the port's bound) or non-finite odometry: the node commands zero wheel
 speeds (the wheels' speed controllers brake), counts the tick in ``lost_state_ticks`` and never raises.
+
+``diff_drive_twist_controller`` tracks the same way but proposes a body twist on /cmd_vel_nominal,
+for a safety filter that corrects it and twist_to_wheels that turns it into wheel speeds.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from aegis.config import HUSKY, RobotConfig
-from aegis.controllers.diff_drive import DiffDriveKinematics, DiffDriveTracker, TrackingGains, yaw_of
-from aegis.msgs import RobotState, WheelSpeeds
+from aegis.controllers.diff_drive import DiffDriveKinematics, DiffDriveTracker, TrackingCommand, TrackingGains, yaw_of
+from aegis.msgs import RobotState, TwistCommand, WheelSpeeds
 from aegis.node import Node, NodeParams, Port, Received
 
 Positive = Annotated[float, Field(gt=0)]
@@ -118,14 +121,21 @@ class DiffDriveController(Node):
         self.lost_state_ticks = 0
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        command, reference = self._track(now, inputs)
+        speeds = command.wheel_speeds if command is not None else self._zero
+        return {"command": WheelSpeeds(stamp=now, frame_id="base_link", velocities=speeds), "reference": reference}
+
+    def _track(self, now: float, inputs: Mapping[str, Received | None]) -> tuple[TrackingCommand | None, RobotState]:
+        """The tracker's command (None while blind) and the reference message, at ``now``."""
         position, velocity, acceleration = self.reference(now)
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
+        command = None
         if state is not None and _finite(state):
             command = self.tracker.compute(state.position, yaw_of(state.orientation), position, velocity, acceleration)
-            speeds, forward, turn = command.wheel_speeds, command.reference_speed, command.reference_turn_rate
+            forward, turn = command.reference_speed, command.reference_turn_rate
         else:
-            speeds, forward, turn = self._zero, float(np.hypot(velocity[0], velocity[1])), 0.0
+            forward, turn = float(np.hypot(velocity[0], velocity[1])), 0.0
             self.lost_state_ticks += 1
         heading = self.tracker.reference_heading
         reference = RobotState(
@@ -137,7 +147,23 @@ class DiffDriveController(Node):
             linear_velocity=np.array([forward, 0.0, 0.0]),
             angular_velocity=np.array([0.0, 0.0, turn]),
         )
-        return {"command": WheelSpeeds(stamp=now, frame_id="base_link", velocities=speeds), "reference": reference}
+        return command, reference
+
+
+class DiffDriveTwistController(DiffDriveController):
+    """The same tracking, proposing a body twist (v, omega) on /cmd_vel_nominal for a safety filter to correct."""
+
+    type_name = "diff_drive_twist_controller"
+    outputs = (
+        Port("nominal", TwistCommand, "/cmd_vel_nominal", description="proposed body twist (linear.x m/s, angular.z rad/s)"),
+        Port("reference", RobotState, "/reference", description="the reference being tracked"),
+    )
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        command, reference = self._track(now, inputs)
+        v, omega = (command.v, command.omega) if command is not None else (0.0, 0.0)
+        twist = TwistCommand(stamp=now, frame_id="base_link", linear=np.array([v, 0.0, 0.0]), angular=np.array([0.0, 0.0, omega]))
+        return {"nominal": twist, "reference": reference}
 
 
 def _reference(scenario: Any, mode: str) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
