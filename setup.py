@@ -76,6 +76,9 @@ setup(
         "rich>=13.0",
         "pybullet>=3.2.5",
         "matplotlib>=3.7",
+        "osqp>=1.0,<2",
+        "clarabel>=0.11",
+        "cvxpy>=1.5",
     ],
     extras_require={
         "test": [

@@ -104,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim_bench_arguments(bench_sim)
     bench_sim.set_defaults(handler=_cmd_bench_sim)
+    bench_mpc = bench_sub.add_parser(
+        "mpc",
+        help="MPC solve time per path (OSQP direct, cvxpy with Parameters, cvxpy rebuilt) for each model",
+        description="Closed-loop MPC ticks per model and solve path: median and p99 per call, iterations, ratio to cvxpy.",
+    )
+    from aegis.bench.mpc import add_arguments as add_mpc_bench_arguments
+
+    add_mpc_bench_arguments(bench_mpc)
+    bench_mpc.set_defaults(handler=_cmd_bench_mpc)
 
     replay = sub.add_parser(
         "replay",
@@ -266,6 +275,13 @@ def print_campaign(result: dict) -> None:
 
 def _cmd_bench_sim(args: argparse.Namespace) -> int:
     from aegis.bench.sim import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def _cmd_bench_mpc(args: argparse.Namespace) -> int:
+    from aegis.bench.mpc import run_from_args
 
     run_from_args(args)
     return 0

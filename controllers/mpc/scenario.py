@@ -1,0 +1,333 @@
+"""Scenario MPC: one plan per obstacle hypothesis, all sharing their first inputs (consensus), obstacles as convexified half-spaces.
+
+For an uncertain obstacle estimate, K hypotheses (e.g. the obstacle's position sampled K ways) each
+get their own trajectory (x^i, u^i) of a linear time-invariant :class:`MpcProblem`, and the first
+``shared_steps`` inputs are constrained equal across hypotheses:
+
+    minimise    sum_i w_i J(x^i, u^i) + rho sum_{i,j} (s_ij + s_ij^2 / 2)
+    subject to  x^i_{k+1} = A x^i_k + B u^i_k,  limits of the problem      (each hypothesis i)
+                u^i_k = u^0_k                                              k < shared_steps (consensus)
+                n_ijk' (p^i_k - o_ij) + s_ij >= r_ij,   s_ij >= 0             k = 1 .. N (obstacle j of hypothesis i)
+
+Only the shared segment is executed (its first input now), and because every hypothesis' own
+obstacles constrain that same segment, it is safe whichever hypothesis is true: the idea of
+Zheng, Yang, Zheng, Wang, Ma, "Safe and Real-Time Consistent Planning for Autonomous Vehicles in
+Partially Observed Environments via Parallel Consensus Optimization" (arXiv:2409.10310), where
+candidate trajectories, one per possible environment configuration, share a consensus segment.
+
+Obstacle avoidance ||p - o|| >= r is not convex; it is convexified around the previous plan p̄
+(shifted one step each tick; on the first tick after a reset, the plan that ignores the obstacles):
+the half-space n' (p - o) >= r with n the unit vector from o to p̄, tangent to the (inflated) obstacle. The half-space lies outside the ball, so a
+plan meeting it avoids the obstacle exactly (conservatively); repeating the solve about the new plan
+(``passes``) is sequential convex programming. The slack s_ij (one per hypothesis and obstacle, an
+exact L1 penalty rho = ``slack_weight``, plus the same quadratic: without it the slack is an LP part
+that slows OSQP down several times) keeps the QP feasible when an estimate jumps onto the robot; it
+is zero whenever the hard problem is feasible and rho exceeds the constraint's multiplier, and
+``info.max_slack`` reports it.
+
+How it is solved, and why: one joint QP with the consensus as equality rows, not the paper's
+parallel consensus ADMM. The joint QP is exact and simple, and with K = 2..4 hypotheses and Python's
+GIL, splitting it into per-hypothesis QPs solved in parallel would cost more in coordination than it
+saves. The QP is set up once; per tick the obstacle rows' entries and bounds, the reference and x0
+change. Solver (``solver``): Clarabel by default, an interior-point method whose 8 to 15 iterations
+do not depend on which half-spaces are active (aegis.bench.mpc, 2 hypotheses: median 1.3 ms, p99
+2.5 ms); OSQP, warm-started from the shifted solution, is faster when little changes (median
+0.5 ms) but needed 1,000 to 3,500 iterations (20 to 40 ms, p99 22 ms) when an encounter starts or
+the robot is held against both hypotheses, and sometimes its iteration limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from aegis.controllers.mpc.linear import OsqpSettings
+from aegis.controllers.mpc.problem import MpcProblem
+from aegis.controllers.mpc.qp import build_qp, csc_with_positions
+from aegis.controllers.mpc.qp_solvers import ClarabelQp, OsqpQp, QpResult, QpSolver, SolverName
+
+
+@dataclass(slots=True)
+class ScenarioInfo:
+    """One solve: ``x_pred`` (K, N+1, n), ``u_pred`` (K, N, m), ``max_slack`` (m of obstacle violation planned, 0 when safe)."""
+
+    ok: bool
+    status: str
+    iterations: int
+    solve_time_s: float
+    objective: float
+    x_pred: np.ndarray
+    u_pred: np.ndarray
+    max_slack: float
+
+
+class ScenarioMpc:
+    """K hypotheses of ``obstacles`` obstacles each, around a time-invariant ``problem`` whose states ``position_indices`` are the position.
+
+    ``shared_steps`` (1..N) inputs are common to all plans; ``weights`` (K,) are the hypotheses'
+    probabilities (default uniform); ``slack_weight`` w prices a violation s (m) at w (s + s^2 / 2)
+    (None: hard constraints, and an infeasible tick is a failure status).
+    """
+
+    def __init__(
+        self,
+        problem: MpcProblem,
+        hypotheses: int,
+        obstacles: int,
+        position_indices: Sequence[int],
+        shared_steps: int = 1,
+        *,
+        weights: Sequence[float] | None = None,
+        slack_weight: float | None = 1e6,
+        solver: SolverName = "clarabel",
+        settings: OsqpSettings = OsqpSettings(),
+    ) -> None:
+        if problem.time_varying:
+            raise ValueError("ScenarioMpc needs a time-invariant problem")
+        horizon, n, m = problem.horizon, problem.n, problem.m
+        if hypotheses < 1 or obstacles < 1:
+            raise ValueError(f"need at least one hypothesis and one obstacle, got {hypotheses} and {obstacles}")
+        if not 1 <= shared_steps <= horizon:
+            raise ValueError(f"shared_steps must be in [1, {horizon}], got {shared_steps}")
+        pos = np.asarray(position_indices, dtype=np.int64)
+        if pos.ndim != 1 or len(pos) < 1 or np.any(pos < 0) or np.any(pos >= n) or len(set(pos.tolist())) != len(pos):
+            raise ValueError(f"position_indices must be distinct state indices in [0, {n}), got {position_indices}")
+        w = np.full(hypotheses, 1.0 / hypotheses) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (hypotheses,) or np.any(w <= 0) or not np.all(np.isfinite(w)):
+            raise ValueError(f"weights must be {hypotheses} positive numbers, got {weights}")
+        if solver not in ("osqp", "clarabel"):
+            raise ValueError(f"solver must be 'osqp' or 'clarabel', got {solver!r}")
+        if slack_weight is not None and not slack_weight > 0:
+            raise ValueError(f"slack_weight must be > 0 or None, got {slack_weight}")
+        self.problem = problem
+        self.hypotheses, self.obstacles, self.shared_steps = hypotheses, obstacles, shared_steps
+        self.position_indices = pos
+        self.weights = w
+        self.slack_weight = None if slack_weight is None else float(slack_weight)
+        self.settings = settings
+        self.solver = solver
+        single = build_qp(problem)
+        self._single = single
+        k_, j_, d = hypotheses, obstacles, len(pos)
+        nz, rows1 = single.n_variables, single.n_rows
+        nx = horizon * n
+        self._nz, self._nx = nz, nx
+        n_var = k_ * nz + k_ * j_
+        n_cons = (k_ - 1) * shared_steps * m
+        n_obs = k_ * j_ * horizon
+        self._row_cons = k_ * rows1
+        self._row_obs = self._row_cons + n_cons
+        self._row_slack = self._row_obs + n_obs
+        n_rows = self._row_slack + k_ * j_
+
+        block = single.constraints.tocoo()
+        rows = [block.row + i * rows1 for i in range(k_)]
+        cols = [block.col + i * nz for i in range(k_)]
+        vals = [block.data for _ in range(k_)]
+        for i in range(1, k_):  # consensus: u^i_k - u^0_k = 0
+            r = self._row_cons + (i - 1) * shared_steps * m + np.arange(shared_steps * m)
+            c = nx + np.arange(shared_steps * m)
+            rows += [r, r]
+            cols += [i * nz + c, c]
+            vals += [np.ones(len(r)), -np.ones(len(r))]
+        # obstacle rows (i, j, k): d position entries then the slack
+        ii, jj, kk = (g.ravel() for g in np.meshgrid(np.arange(k_), np.arange(j_), np.arange(horizon), indexing="ij"))
+        obs_row = self._row_obs + np.arange(n_obs)
+        obs_cols = ii[:, None] * nz + kk[:, None] * n + pos[None, :]
+        first_obstacle = sum(len(r) for r in rows)
+        rows.append(np.repeat(obs_row, d))
+        cols.append(obs_cols.ravel())
+        vals.append(np.ones(n_obs * d))
+        rows.append(obs_row)
+        cols.append(k_ * nz + ii * j_ + jj)
+        vals.append(np.ones(n_obs))
+        rows.append(self._row_slack + np.arange(k_ * j_))  # s >= 0
+        cols.append(k_ * nz + np.arange(k_ * j_))
+        vals.append(np.ones(k_ * j_))
+        matrix, positions = csc_with_positions(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), (n_rows, n_var))
+        self._normal_positions = positions[first_obstacle : first_obstacle + n_obs * d]
+        self._data = matrix.data.copy()
+
+        slack_hessian = (self.slack_weight if self.slack_weight is not None else 0.0) * sp.eye(k_ * j_)
+        hessian = sp.block_diag([wi * single.hessian for wi in w] + [slack_hessian], format="csc")
+        self._linear = np.zeros(n_var)
+        self._linear[k_ * nz :] = self.slack_weight if self.slack_weight is not None else 0.0
+        self._lower = np.zeros(n_rows)
+        self._upper = np.zeros(n_rows)
+        for i in range(k_):
+            self._lower[i * rows1 : (i + 1) * rows1] = single.lower
+            self._upper[i * rows1 : (i + 1) * rows1] = single.upper
+        self._upper[self._row_obs : self._row_slack] = np.inf
+        self._upper[self._row_slack :] = np.inf if self.slack_weight is not None else 0.0  # hard: s = 0
+        self._obstacle_lower = self._lower[self._row_obs : self._row_slack]  # a view: set per tick
+        self._obstacle_lower.fill(-1.0)  # finite (Clarabel's cone rows are fixed at set-up); rows start 0 >= -1
+        self._qp: QpSolver = (
+            OsqpQp(hessian, self._linear, matrix, self._lower, self._upper, settings)
+            if solver == "osqp"
+            else ClarabelQp(hessian, self._linear, matrix, self._lower, self._upper)
+        )
+
+        self._z_shift = np.concatenate([i * nz + single.z_shift for i in range(k_)] + [k_ * nz + np.arange(k_ * j_)])
+        self._y_shift = np.concatenate(
+            [i * rows1 + single.y_shift for i in range(k_)]
+            + [self._row_cons + np.arange(n_cons)]
+            + [self._row_obs + (np.arange(k_ * j_)[:, None] * horizon + np.minimum(np.arange(horizon) + 1, horizon - 1)[None, :]).ravel()]
+            + [self._row_slack + np.arange(k_ * j_)]
+        )
+        self._x_guess = np.zeros(n_var)
+        self._y_guess = np.zeros(n_rows)
+        self._neg_q, self._neg_p, self._neg_r = -2.0 * problem.q, -2.0 * problem.p, -2.0 * problem.r
+        self._g = np.zeros(nz)  # one hypothesis' linear cost
+        self._nu = horizon * m
+        self.reset()
+
+    @property
+    def n_variables(self) -> int:
+        """Size of the joint QP's decision variable: K flat MPC variables and K J slacks."""
+        return self._linear.size
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the joint QP's constraint matrix (dynamics and limits per hypothesis, consensus, obstacles, slacks)."""
+        return self._lower.size
+
+    def reset(self) -> None:
+        """Forget the previous plans: the next solve linearises about the obstacle-free plan and starts from zero."""
+        self._plans: np.ndarray | None = None  # (K, N+1, n) of the last solve
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def compute(
+        self,
+        x0: np.ndarray,
+        x_ref: np.ndarray,
+        obstacle_centres: np.ndarray,
+        obstacle_radii: np.ndarray | float,
+        u_ref: np.ndarray | None = None,
+        *,
+        passes: int = 1,
+    ) -> tuple[np.ndarray, ScenarioInfo]:
+        """The shared first input from ``x0`` tracking ``x_ref`` ((N+1, n) or (n,)) around obstacles of each hypothesis.
+
+        ``obstacle_centres`` (K, J, d) in the position states' coordinates; ``obstacle_radii`` (K, J),
+        (J,) or a scalar, already inflated by the robot's own radius and a margin. ``passes`` > 1
+        re-solves, each time convexified about the plans just found (same tick, no shift). Never
+        raises on values: failure is ``info.ok == False`` with NaN.
+        """
+        problem = self.problem
+        horizon, n, m = problem.horizon, problem.n, problem.m
+        k_, j_, d = self.hypotheses, self.obstacles, len(self.position_indices)
+        x0 = np.asarray(x0, dtype=float)
+        xr = np.broadcast_to(np.asarray(x_ref, dtype=float), (horizon + 1, n))
+        centres = np.asarray(obstacle_centres, dtype=float)
+        radii = np.broadcast_to(np.asarray(obstacle_radii, dtype=float), (k_, j_))
+        if centres.shape != (k_, j_, d):
+            return self._failure(f"obstacle_centres must be ({k_}, {j_}, {d}), got {centres.shape}")
+        finite = np.isfinite(x0).all() and np.isfinite(xr).all() and np.isfinite(centres).all() and np.isfinite(radii).all()
+        if u_ref is not None:
+            finite = finite and np.isfinite(u_ref).all()
+        if not finite:
+            return self._failure("non-finite state, reference or obstacle")
+
+        g = self._g  # one hypothesis' linear cost, scaled per hypothesis below
+        qx = g[: self._nx].reshape(horizon, n)
+        np.matmul(xr[1:horizon], self._neg_q, out=qx[: horizon - 1])
+        np.matmul(xr[horizon], self._neg_p, out=qx[horizon - 1])
+        qu = g[self._nx : self._nx + self._nu].reshape(horizon, m)
+        if u_ref is None:
+            qu.fill(0.0)
+        else:
+            np.matmul(np.broadcast_to(np.asarray(u_ref, dtype=float), (horizon, m)), self._neg_r, out=qu)
+        nz = self._nz
+        for i in range(k_):
+            np.multiply(g, self.weights[i], out=self._linear[i * nz : (i + 1) * nz])
+        first = -(problem.a @ x0)
+        rows1 = self._single.n_rows
+        for i in range(k_):
+            self._lower[i * rows1 : i * rows1 + n] = first
+            self._upper[i * rows1 : i * rows1 + n] = first
+
+        if self._plans is None:
+            points = self._plan_without_obstacles(xr[1:, self.position_indices])
+        else:
+            plans = self._plans[:, :, self.position_indices]
+            points = np.concatenate([plans[:, 2:], plans[:, -1:]], axis=1)  # shifted one step: x_{k+1} of the last plan
+        warm = self._shifted_guess()
+        info = None
+        for _ in range(max(1, passes)):
+            self._set_obstacle_rows(points, centres, radii, x0[self.position_indices])
+            result = self._qp.solve(self._linear, self._lower, self._upper, self._data, warm)
+            warm = None  # later passes continue from the solution just found
+            if not result.ok:
+                self.reset()
+                return self._failure(result.status, result.iterations, result.solve_time_s)
+            x_pred, u_pred = self._plans_of(result, x0)
+            self._plans = x_pred
+            points = x_pred[:, 1:, self.position_indices]
+            iterations = result.iterations + (info.iterations if info is not None else 0)
+            solve_time = result.solve_time_s + (info.solve_time_s if info is not None else 0.0)
+            max_slack = float(max(0.0, result.x[k_ * self._nz :].max()))
+            info = ScenarioInfo(True, result.status, iterations, solve_time, result.objective, x_pred, u_pred, max_slack)
+        self._previous = (result.x, result.y)
+        u0 = np.minimum(np.maximum(u_pred[0, 0], problem.u_min), problem.u_max)
+        return u0, info
+
+    def _shifted_guess(self) -> tuple[np.ndarray, np.ndarray]:
+        """The last solution shifted one step (OSQP's warm start; zero after a reset)."""
+        if self._previous is None:
+            self._x_guess.fill(0.0)
+            self._y_guess.fill(0.0)
+        else:
+            np.take(self._previous[0], self._z_shift, out=self._x_guess)
+            np.take(self._previous[1], self._y_shift, out=self._y_guess)
+        return self._x_guess, self._y_guess
+
+    def _plans_of(self, result: QpResult, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x_pred (K, N+1, n), u_pred (K, N, m)) of a solution."""
+        k_, horizon, n, m = self.hypotheses, self.problem.horizon, self.problem.n, self.problem.m
+        blocks = result.x[: k_ * self._nz].reshape(k_, self._nz)
+        x_pred = np.empty((k_, horizon + 1, n))
+        x_pred[:, 0] = x0
+        x_pred[:, 1:] = blocks[:, : self._nx].reshape(k_, horizon, n)
+        return x_pred, blocks[:, self._nx : self._nx + self._nu].reshape(k_, horizon, m)
+
+    def _plan_without_obstacles(self, fallback: np.ndarray) -> np.ndarray:
+        """(K, N, d) positions of the plan that ignores the obstacles: the first linearisation point (else ``fallback``, the reference).
+
+        Linearising about a constant setpoint would put every tangent plane on the far side of the
+        obstacle; the obstacle-free plan runs from the robot toward the goal, as a plan would. The
+        obstacle rows are switched off by zero normals and a bound of -1 (0 >= -1 always holds).
+        """
+        self._data[self._normal_positions] = 0.0
+        self._obstacle_lower.fill(-1.0)
+        result = self._qp.solve(self._linear, self._lower, self._upper, self._data, self._shifted_guess())
+        if not result.ok:
+            return np.broadcast_to(fallback, (self.hypotheses, self.problem.horizon, len(self.position_indices))).copy()
+        x_pred, _ = self._plans_of(result, np.zeros(self.problem.n))
+        return x_pred[:, 1:, self.position_indices].copy()
+
+    def _set_obstacle_rows(self, points: np.ndarray, centres: np.ndarray, radii: np.ndarray, robot: np.ndarray) -> None:
+        """Half-space rows n' p + s >= r + n' o about ``points`` (K, N, d) for every (hypothesis, obstacle, step)."""
+        away = points[:, None, :, :] - centres[:, :, None, :]  # (K, J, N, d)
+        dist = np.sqrt(np.einsum("kjnd,kjnd->kjn", away, away))
+        degenerate = dist < 1e-9
+        if degenerate.any():  # the point is at the centre: push away from it along robot - centre (or +x)
+            fallback = robot[None, None, :] - centres
+            norm = np.linalg.norm(fallback, axis=-1, keepdims=True)
+            fallback = np.where(norm > 1e-9, fallback / np.maximum(norm, 1e-12), np.eye(len(robot))[0])
+            away = np.where(degenerate[..., None], fallback[:, :, None, :], away)
+            dist = np.where(degenerate, 1.0, dist)
+        normals = away / dist[..., None]
+        self._data[self._normal_positions] = normals.ravel()
+        bound = radii[:, :, None] + np.einsum("kjnd,kjd->kjn", normals, centres)
+        self._obstacle_lower[...] = bound.ravel()
+
+    def _failure(self, status: str, iterations: int = 0, solve_time_s: float = 0.0) -> tuple[np.ndarray, ScenarioInfo]:
+        problem = self.problem
+        k_, horizon, n, m = self.hypotheses, problem.horizon, problem.n, problem.m
+        return np.full(m, np.nan), ScenarioInfo(
+            False, status, iterations, solve_time_s, float("nan"),
+            np.full((k_, horizon + 1, n), np.nan), np.full((k_, horizon, m), np.nan), float("nan"),
+        )
