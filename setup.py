@@ -90,8 +90,14 @@ setup(
             "colcon-ros>=0.4",
             "mcap>=1.1",
             "mcap-ros2-support>=0.5",
+            "cvxpygen>=1.0",
+            "scikit-build-core>=0.3",
+            "pybind11>=2.8",
+            "cmake>=3.18",
         ],
         "bench": ["pytest-benchmark>=4.0"],
+        # cvxpygen's generated C for the safety filter's QP (needs a C/C++ compiler)
+        "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
     },
     zip_safe=False,
     entry_points={

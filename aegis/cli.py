@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mpc_bench_arguments(bench_mpc)
     bench_mpc.set_defaults(handler=_cmd_bench_mpc)
+    bench_filter = bench_sub.add_parser(
+        "filter",
+        help="CBF safety-filter call time per solve path (osqp-direct, closed-form, cvxpygen, cvxpy-param, cvxpy-rebuild)",
+        description="The whole filter call (rows from the state, solve, checks, report) per solve path: median and p99, "
+        "and the speed-up over cvxpy with Parameters.",
+    )
+    from aegis.bench.filter import add_arguments as add_filter_bench_arguments
+
+    add_filter_bench_arguments(bench_filter)
+    bench_filter.set_defaults(handler=_cmd_bench_filter)
 
     replay = sub.add_parser(
         "replay",
@@ -275,6 +285,13 @@ def print_campaign(result: dict) -> None:
 
 def _cmd_bench_sim(args: argparse.Namespace) -> int:
     from aegis.bench.sim import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def _cmd_bench_filter(args: argparse.Namespace) -> int:
+    from aegis.bench.filter import run_from_args
 
     run_from_args(args)
     return 0

@@ -20,8 +20,9 @@ def _shape_text(shape: Shape) -> str:
 
 def as_array(owner: str, name: str, value: ArrayLike, shape: Shape, dtype: DTypeLike = np.float64) -> np.ndarray:
     """``value`` as an array of ``dtype`` and ``shape``; ValueError naming ``owner.name`` otherwise."""
-    if type(value) is np.ndarray and value.dtype == dtype and value.shape == shape:
-        return value  # the hot path: nodes build messages from arrays that already fit
+    if type(value) is np.ndarray and value.dtype == dtype and len(value.shape) == len(shape):
+        if all(want is None or want == got for want, got in zip(shape, value.shape)):
+            return value  # the hot path: nodes build messages from arrays that already fit
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:

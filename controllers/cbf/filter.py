@@ -1,0 +1,247 @@
+"""The CBF safety filter: minimal change to a nominal command under barrier rows and input bounds, with layered fallback.
+
+One call per control tick, :meth:`CbfSafetyFilter.compute`, returns the command to send and an
+aegis.msgs.SafetyFilterReport, and never raises. The layers, tried in order, the report's
+``layer`` naming the one whose command went out:
+
+``qp``
+    the QP (aegis.controllers.cbf.qp) solved by the chosen path, its answer checked (finite, within
+    the bounds, every row met up to ``check_tolerance``) and its slack <= ``slack_tolerance``: every
+    barrier condition holds.
+``relaxed_qp``
+    the same solve's answer when its slack exceeds ``slack_tolerance``: the rows conflict with one
+    another or with the input bounds (a robot cornered, or too fast to brake in time), and the
+    command is the one that violates them least (one shared slack, so by the same amount each), at
+    a cost of ``slack_quadratic s^2 + slack_linear s``. Why not a second, wider solve: the slack
+    already makes the problem feasible by construction, so a second solve could only help after a
+    numerical failure, and then the solver-free backup is the layer to trust.
+``backup``
+    no solver: the model's backup (a double integrator brakes, a unicycle stops), when the solve
+    failed (status, non-finite or unchecked answer, an exception), or the nominal command, the
+    obstacle or neighbour data, the barrier rows or ``alpha`` are not finite.
+``estop``
+    the state is not finite (nothing can be computed from it), or the backup's own check fails (its
+    command not finite or out of bounds): the model's e-stop command (zeros) goes out and the
+    supervisor acts on the layer.
+
+The nominal command itself is never a fallback. Per tick the report carries ``h`` and ``active``
+for every candidate row (names: :meth:`CbfSafetyFilter.constraint_names`), the slack, the solver's
+status (or the reason for the fallback) and the solve time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from aegis.controllers.cbf.environment import NO_NEIGHBOURS, Environment, Neighbours
+from aegis.controllers.cbf.qp import QpSolver, QpSpec
+from aegis.controllers.cbf.rows import ConstraintRows, QpRows
+from aegis.controllers.cbf.solvers import SolverFactory, make_solver
+from aegis.msgs.diagnostics import SafetyFilterReport
+
+_UNCHANGED_TOLERANCE = 1e-5
+"""Relative difference below which the command counts as the nominal one (report.intervened False)."""
+
+
+class BarrierModel(Protocol):
+    """What the filter needs of a robot model (aegis.controllers.cbf.DoubleIntegratorModel, UnicycleLookaheadModel)."""
+
+    state_size: int
+    n_inputs: int
+    lower: np.ndarray
+    upper: np.ndarray
+    default_alpha: float
+
+    def default_weights(self) -> np.ndarray: ...
+
+    def fill_rows(self, state: np.ndarray, environment: Environment, neighbours: Neighbours, alpha: float, rows: ConstraintRows) -> None: ...
+
+    def constraint_names(self, environment: Environment, neighbours: Neighbours) -> list[str]: ...
+
+    def backup(self, state: np.ndarray) -> np.ndarray: ...
+
+    def estop_command(self) -> np.ndarray: ...
+
+
+class CbfSafetyFilter:
+    """The filter for ``model``, its QP solved by ``solver`` (a name from aegis.controllers.cbf.SOLVER_NAMES or a factory).
+
+    ``weights`` (m,) is W's diagonal (default: the model's); ``max_rows`` the QP's fixed number of
+    barrier rows; ``slack_quadratic`` and ``slack_linear`` the slack's penalties; ``slack_tolerance``
+    the slack above which the command counts as relaxed; ``check_tolerance`` how far (relative to
+    ``1 + |b|``) a solver's answer may miss a row or bound before it is rejected; ``name`` goes on
+    the reports. Everything is built here (the solver set up once); compute() only updates.
+    """
+
+    def __init__(
+        self,
+        model: BarrierModel,
+        solver: str | SolverFactory = "osqp-direct",
+        weights: Sequence[float] | np.ndarray | None = None,
+        max_rows: int = 8,
+        slack_quadratic: float = 10.0,
+        slack_linear: float = 100.0,
+        slack_tolerance: float = 1e-5,
+        check_tolerance: float = 1e-4,
+        name: str = "safety_filter",
+    ) -> None:
+        if not (slack_tolerance > 0 and check_tolerance > 0):
+            raise ValueError("slack_tolerance and check_tolerance must be > 0")
+        self.model = model
+        self.spec = QpSpec.create(model.default_weights() if weights is None else weights, model.lower, model.upper, max_rows, slack_quadratic, slack_linear)
+        if self.spec.n_inputs != model.n_inputs:
+            raise ValueError(f"weights: expected {model.n_inputs} values, got {self.spec.n_inputs}")
+        self.solver: QpSolver = make_solver(solver, self.spec) if isinstance(solver, str) else solver(self.spec)
+        self.slack_tolerance = float(slack_tolerance)
+        self.check_tolerance = float(check_tolerance)
+        self.name = name
+        self._lower, self._upper = np.array(self.spec.lower), np.array(self.spec.upper)
+        self._lowest = [lo - check_tolerance * (1.0 + abs(lo)) for lo in self.spec.lower]
+        self._highest = [hi + check_tolerance * (1.0 + abs(hi)) for hi in self.spec.upper]
+        self._rows = ConstraintRows(model.n_inputs)
+        self._qp = QpRows(max_rows, model.n_inputs)
+
+    def reset(self) -> None:
+        """Forget the solver's warm start."""
+        self.solver.reset()
+
+    def constraint_names(self, environment: Environment, neighbours: Neighbours = NO_NEIGHBOURS) -> list[str]:
+        """What each entry of a report's ``h`` and ``active`` is, for this environment and these neighbours."""
+        return self.model.constraint_names(environment, neighbours)
+
+    def compute(
+        self,
+        state: np.ndarray,
+        nominal: np.ndarray,
+        environment: Environment,
+        neighbours: Neighbours = NO_NEIGHBOURS,
+        alpha: float | None = None,
+    ) -> tuple[np.ndarray, SafetyFilterReport]:
+        """The safe command (a new array) and the report, for ``state`` and the ``nominal`` command; never raises.
+
+        ``alpha`` (1/s) is this tick's barrier rate (None: the model's default); see
+        aegis.controllers.cbf.adaptive for adapting it online.
+        """
+        self._rows.clear()
+        self._qp.rows_loaded = None
+        try:
+            return self._filter(state, nominal, environment, neighbours, alpha)
+        except Exception as exc:  # noqa: BLE001 - the safety boundary: whatever failed, a fallback layer answers
+            return self._fallback(state, nominal, f"error: {type(exc).__name__}: {exc}")
+
+    def _filter(
+        self, state: np.ndarray, nominal: np.ndarray, environment: Environment, neighbours: Neighbours, alpha: float | None
+    ) -> tuple[np.ndarray, SafetyFilterReport]:
+        model = self.model
+        if not _finite_vector(state, model.state_size):
+            return self._estop(f"state not finite (or not a ({model.state_size},) array)", nominal)
+        if not _finite_vector(nominal, model.n_inputs):
+            return self._fallback(state, nominal, f"nominal command not finite (or not a ({model.n_inputs},) array)")
+        alpha = model.default_alpha if alpha is None else float(alpha)
+        if not (alpha > 0.0 and math.isfinite(alpha)):
+            return self._fallback(state, nominal, f"alpha must be finite and > 0, got {alpha}")
+        if not (environment.finite and neighbours.finite):
+            return self._fallback(state, nominal, "obstacle or neighbour data not finite")
+        rows = self._rows
+        model.fill_rows(state, environment, neighbours, alpha, rows)
+        if not math.isfinite(sum(rows.b) + sum(rows.a)):
+            return self._fallback(state, nominal, "barrier rows not finite")
+        qp = self._qp
+        qp.load(rows, nominal)
+        solution = self.solver.solve(nominal, qp.a, qp.b)
+        if not solution.solved:
+            return self._fallback(state, nominal, f"{self.solver.name}: {solution.status}")
+        values, slack = solution.u.tolist(), solution.slack
+        if not (math.isfinite(slack) and slack >= -self.check_tolerance and math.isfinite(sum(values))):
+            return self._fallback(state, nominal, f"{self.solver.name}: answer not finite")
+        for x, lowest, highest in zip(values, self._lowest, self._highest):
+            if not lowest <= x <= highest:
+                return self._fallback(state, nominal, f"{self.solver.name}: answer outside the input bounds")
+        command = np.minimum(np.maximum(solution.u, self._lower), self._upper)
+        slack = max(slack, 0.0)
+        surplus, allowed = self._surplus(command, slack)
+        kept = range(len(surplus)) if qp.selected is None else qp.selected.tolist()
+        if any(surplus[k] < -allowed[k] for k in kept):
+            return self._fallback(state, nominal, f"{self.solver.name}: answer misses a barrier row")
+        layer = "qp" if slack <= self.slack_tolerance else "relaxed_qp"
+        return command, self._report(layer, command, nominal, slack, solution.status, solution.solve_time_s, surplus, allowed)
+
+    def _fallback(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, SafetyFilterReport]:
+        """The backup layer, or the e-stop when the backup cannot be trusted."""
+        try:
+            if not _finite_vector(state, self.model.state_size):
+                return self._estop(f"{reason}; state not finite", nominal)
+            command = np.asarray(self.model.backup(state), dtype=float)
+            if not _finite_vector(command, self.model.n_inputs):
+                return self._estop(f"{reason}; backup command not finite", nominal)
+            if np.any(command < self._lower) or np.any(command > self._upper):
+                return self._estop(f"{reason}; backup command outside the input bounds", nominal)
+            try:
+                surplus, allowed = self._surplus(command, 0.0)
+            except (ValueError, TypeError):  # rows left half-built by whatever failed: no activity to report
+                surplus = allowed = None
+            return command, self._report("backup", command, nominal, 0.0, reason, 0.0, surplus, allowed)
+        except Exception as exc:  # noqa: BLE001 - the backup failing is what the e-stop is for
+            return self._estop(f"{reason}; backup failed: {type(exc).__name__}: {exc}", nominal)
+
+    def _estop(self, reason: str, nominal: np.ndarray) -> tuple[np.ndarray, SafetyFilterReport]:
+        try:
+            command = np.asarray(self.model.estop_command(), dtype=float).reshape(self.model.n_inputs)
+        except Exception:  # noqa: BLE001 - even a broken model gets a zero command out
+            command = np.zeros(self.spec.n_inputs)
+        return command, self._report("estop", command, nominal, 0.0, reason, 0.0, None, None)
+
+    def _surplus(self, command: np.ndarray, slack: float) -> tuple[list[float], list[float]]:
+        """Per candidate row: by how much ``command`` (with ``slack``) meets it, ``a . u + s - b``, and the tolerance on that."""
+        rows, tolerance = self._rows, self.check_tolerance
+        if self._qp.rows_loaded is rows and self._qp.selected is None:  # this tick's QP holds the candidates as rows 0..n-1
+            products = (self._qp.a @ command).tolist()
+        else:
+            products = (rows.matrix() @ command).tolist()
+        surplus = [p + slack - b for p, b in zip(products, rows.b)]
+        return surplus, [tolerance * (1.0 + abs(b)) for b in rows.b]
+
+    def _report(
+        self,
+        layer: str,
+        command: np.ndarray,
+        nominal: np.ndarray,
+        slack: float,
+        status: str,
+        solve_time_s: float,
+        surplus: list[float] | None,
+        allowed: list[float] | None,
+    ) -> SafetyFilterReport:
+        """The report; a row is active when the command meets it with equality (within tolerance) or misses it."""
+        h = np.array(self._rows.h)
+        if surplus is None or allowed is None or len(surplus) != len(h):
+            active = np.zeros(len(h), dtype=bool)
+        else:
+            active = np.array([s <= tol for s, tol in zip(surplus, allowed)], dtype=bool)
+        return SafetyFilterReport(
+            name=self.name,
+            layer=layer,
+            intervened=_changed(command, nominal),
+            h=h,
+            active=active,
+            slack=slack,
+            solver_status=status,
+            solve_time_s=solve_time_s,
+        )
+
+
+def _changed(command: np.ndarray, nominal: np.ndarray) -> bool:
+    """Whether ``command`` differs from ``nominal`` by more than a solver's rounding (relative 1e-5), or nominal is malformed."""
+    try:
+        return any(not abs(c - n) <= _UNCHANGED_TOLERANCE * (1.0 + abs(n)) for c, n in zip(command.tolist(), nominal.tolist(), strict=True))
+    except (AttributeError, TypeError, ValueError):
+        return True
+
+
+def _finite_vector(values: np.ndarray, size: int) -> bool:
+    """Whether ``values`` is a float array of shape (size,) with no NaN or inf (one sum: NaN and inf propagate)."""
+    return isinstance(values, np.ndarray) and values.shape == (size,) and math.isfinite(sum(values.tolist()))
