@@ -15,7 +15,7 @@ from rich.table import Table
 
 from aegis import __version__
 from aegis.config import ConfigError, load_config
-from aegis.launch_plan import LaunchPlan, make_plan
+from aegis.launch_plan import LaunchPlan, bypass_overrides, make_plan
 from aegis.paths import shipped_config
 
 DEFAULT_SIM_CONFIG = "quadrotor_sim.yaml"
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
+    sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
     sim.add_argument("--out", type=Path, default=Path("runs/sim"), help="output folder (default: runs/sim)")
     _add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     evaluate.add_argument("--duration", type=_positive_float, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
+    evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
     _add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -190,6 +192,9 @@ def _load_plan(args: argparse.Namespace) -> LaunchPlan:
     if getattr(args, "gui", False):
         plant = next(iter(load_config(path, overrides).nodes))  # the first node is the simulator
         overrides.append(f"nodes.{plant}.params.gui=true")
+    if getattr(args, "no_filter", False):
+        overrides += bypass_overrides(load_config(path, overrides))
+    args.effective_overrides = overrides
     return make_plan(load_config(path, overrides))
 
 
@@ -246,9 +251,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from aegis.evaluation import Campaign, run_campaign
 
-    plan = _load_plan(args)  # validates config, overrides and scenario before any worker starts
-    overrides = [*args.overrides, *([f"scenario={plan.scenario}"] if plan.scenario else [])]
-    campaign = Campaign(resolve_config_path(args.config), tuple(overrides), args.episodes, args.seed, args.duration)
+    _load_plan(args)  # validates config, overrides and scenario before any worker starts
+    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
     workers = min(args.workers or os.cpu_count() or 1, args.episodes)
     columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[collisions]} collisions"), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -280,6 +284,12 @@ def print_campaign(result: dict) -> None:
     if agg["tracking_rmse_m"] is not None:
         table.add_row("tracking RMSE mean / worst", f"{agg['tracking_rmse_m']['mean'] * 100:.2f} / {agg['tracking_rmse_m']['max'] * 100:.2f} cm")
     table.add_row("command timeouts", str(agg["command_timeouts"]))
+    if agg["safety_filter"]:
+        barrier = "-" if agg["min_barrier"] is None else f"{agg['min_barrier']:.4f}"
+        table.add_row("safety filter: min barrier h", barrier)
+        table.add_row("safety filter: interventions / fallbacks", f"{agg['filter_interventions']} / {agg['fallbacks']} ticks")
+    else:
+        table.add_row("safety filter", "off")
     Console().print(table)
 
 

@@ -145,6 +145,7 @@ class NodeConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="the node type's parameters")
     topics: dict[str, str] = Field(default_factory=dict, description="port name -> topic remap")
     process: str | None = Field(None, description="process group; nodes sharing one are composed")
+    enabled: bool = Field(True, description="false leaves the node out of the plan (see aegis.launch_plan.bypass_overrides)")
 
 
 class InferenceConfig(_Strict):
@@ -285,7 +286,7 @@ def validated_node_params(node: NodeConfig) -> NodeParams:
 
 
 def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Fill the ``robot`` and ``scenario`` parameters of every node type that has them from the config's sections.
+    """Fill the ``robot``, ``scenario`` and ``safety`` parameters of every node type that has them from the config's sections.
 
     This is how the simulator and the controllers share one set of physical parameters and one
     scenario. A node's own ``params.robot`` entries are laid over the section (for model-mismatch
@@ -302,6 +303,8 @@ def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         if isinstance(robot.get("urdf"), str) and not Path(robot["urdf"]).is_absolute():
             robot["urdf"] = str((path.resolve().parent / robot["urdf"]).resolve())
         shared["robot"] = robot
+    if isinstance(raw.get("safety"), dict):
+        shared["safety"] = copy.deepcopy(raw["safety"])
     raw = dict(raw)
     if isinstance(raw.get("scenario"), str):
         try:
@@ -323,6 +326,8 @@ def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
             params = {**params, "robot": _merged(shared["robot"], params.get("robot"))}
         if "scenario" in fields and "scenario" in shared and params.get("scenario") is None:
             params = {**params, "scenario": shared["scenario"]}
+        if "safety" in fields and "safety" in shared and params.get("safety") is None:
+            params = {**params, "safety": shared["safety"]}
         node["params"] = params
     return {**raw, "nodes": nodes}
 

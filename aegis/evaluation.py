@@ -46,7 +46,7 @@ def campaign_plan(campaign: Campaign) -> LaunchPlan:
 
 def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
     """One randomized episode; the row of numbers it leaves."""
-    from aegis.sim_run import load_plan_scenario
+    from aegis.sim_run import load_plan_scenario, run_metrics
 
     scenario = load_plan_scenario(plan)
     duration = duration_s if duration_s is not None else (scenario.duration_s if scenario is not None else 10.0)
@@ -56,7 +56,7 @@ def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | N
         executor = LockstepExecutor(nodes, listeners=[log])
         executor.reset(seed)
         stats = executor.run(duration)
-        plant_metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
+        plant_metrics = run_metrics(nodes)
         obstacles = getattr(nodes[0], "obstacles", scenario.obstacles if scenario is not None else ())
         randomization = dict(getattr(nodes[0], "randomization", {}))
     finally:
@@ -127,6 +127,8 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return np.array([row[key] for row in rows if row[key] is not None], dtype=float)
 
     clearance, rmse = values("min_clearance_m"), values("tracking_rmse_m")
+    barrier = np.array([row["min_barrier"] for row in rows if row.get("min_barrier") is not None], dtype=float)
+    filtered = any("filter_interventions" in row for row in rows)
     return {
         "episodes": len(rows),
         "success_rate": float(np.mean([row["success"] for row in rows])) if rows else None,
@@ -135,4 +137,8 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "min_clearance_m": float(clearance.min()) if clearance.size else None,
         "tracking_rmse_m": {"mean": float(rmse.mean()), "max": float(rmse.max())} if rmse.size else None,
         "command_timeouts": int(sum(row.get("command_timeouts", 0) for row in rows)),
+        "safety_filter": filtered,
+        "min_barrier": float(barrier.min()) if barrier.size else None,
+        "filter_interventions": int(sum(row.get("filter_interventions", 0) for row in rows)) if filtered else None,
+        "fallbacks": int(sum(row.get("fallbacks", 0) for row in rows)) if filtered else None,
     }

@@ -64,6 +64,8 @@ def make_plan(config: HwConfig) -> LaunchPlan:
     """Resolve every node of a validated config; refuses topic wiring that cannot work."""
     launches = []
     for name, entry in config.nodes.items():
+        if not entry.enabled:
+            continue
         cls = node_class(entry.type)
         params = validated_node_params(entry)
         topics = resolve_topics(cls, entry.topics)
@@ -116,3 +118,28 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig) -> list[str]:
         source = config.source or "<config>"
         raise ConfigError("\n".join(f"{source}: nodes: {e}" for e in errors))
     return warnings
+
+
+def bypass_overrides(config: HwConfig) -> list[str]:
+    """Overrides that leave out every bypassable node (the safety filters) and wire their input through.
+
+    For a node whose class declares ``bypass = (input, output)``, every other node reading the
+    output's topic is remapped to the input's topic, and the node is disabled: ``aegis sim
+    --no-filter`` is the same graph with the nominal command going straight to the actuators.
+    """
+    overrides: list[str] = []
+    for name, entry in config.nodes.items():
+        cls = node_class(entry.type)
+        if not entry.enabled or cls.bypass is None:
+            continue
+        input_port, output_port = cls.bypass
+        topics = resolve_topics(cls, entry.topics)
+        for other_name, other in config.nodes.items():
+            if other_name == name or not other.enabled:
+                continue
+            other_cls = node_class(other.type)
+            for port, topic in resolve_topics(other_cls, other.topics).items():
+                if topic == topics[output_port] and port in {p.name for p in other_cls.inputs}:
+                    overrides.append(f"nodes.{other_name}.topics.{port}={topics[input_port]}")
+        overrides.append(f"nodes.{name}.enabled=false")
+    return overrides

@@ -73,6 +73,8 @@ class Node:
     Params: ClassVar[type[NodeParams]] = NodeParams
     default_rate_hz: ClassVar[float | None] = None
     trigger: ClassVar[str | None] = None
+    bypass: ClassVar[tuple[str, str] | None] = None
+    """(input port, output port) of a node that can be left out with its input wired through (a safety filter)."""
 
     def __init__(
         self,

@@ -21,6 +21,8 @@ NODE_TYPES: dict[str, str] = {
     "quadrotor_position_controller": "aegis.nodes.quadrotor_chain:QuadrotorPositionController",
     "quadrotor_attitude_controller": "aegis.nodes.quadrotor_chain:QuadrotorAttitudeController",
     "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",
+    "safety_filter": "aegis.nodes.safety_filter:SafetyFilter",
+    "diff_drive_safety_filter": "aegis.nodes.safety_filter:DiffDriveSafetyFilter",
 }
 
 

@@ -49,7 +49,7 @@ def run_sim(
             executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
             executor.reset(seed)
             stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
-        plant_metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
+        plant_metrics = run_metrics(nodes)
         obstacles = getattr(nodes[0], "obstacles", scenario.obstacles if scenario is not None else ())
     finally:
         for node in nodes:
@@ -75,6 +75,15 @@ def run_sim(
         summary["plot"] = str(plot_episode(series, obstacles, out_dir / "plot.png", title, goal=scenario.goal if scenario else None))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def run_metrics(nodes: list) -> dict[str, Any]:
+    """Every node's own counters (the plant's collisions, the filter's interventions, ...), merged in plan order."""
+    merged: dict[str, Any] = {}
+    for node in nodes:
+        if hasattr(node, "metrics"):
+            merged.update(node.metrics())
+    return merged
 
 
 def run_numbers(plan: LaunchPlan, stats: RunStats) -> dict[str, Any]:
@@ -111,6 +120,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if summary["min_clearance_m"] is not None:
         table.add_row("min clearance", f"{summary['min_clearance_m']:.3f} m")
         table.add_row("collisions", str(summary["collisions"]))
+    if "filter_interventions" in summary:
+        min_barrier = summary["min_barrier"]
+        table.add_row("safety filter: interventions / fallbacks", f"{summary['filter_interventions']} / {summary['fallbacks']} ticks")
+        table.add_row("safety filter: min barrier h", "-" if min_barrier is None else f"{min_barrier:.4f}")
+    else:
+        table.add_row("safety filter", "off")
     for topic, state in summary["final_states"].items():
         position = ", ".join(f"{v:.3f}" for v in state["position_m"])
         table.add_row(f"final {topic}", f"({position}) m, {state['speed_mps']:.3f} m/s")

@@ -24,7 +24,7 @@ from aegis.controllers.quadrotor_model import (
 from aegis.launch_plan import make_plan
 
 REPO = Path(__file__).resolve().parent.parent
-QUADROTOR_CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"
+QUADROTOR_CONFIG = REPO / "hw_configs" / "quadrotor_cascade_sim.yaml"
 MODEL = QuadrotorModel.from_robot(CRAZYFLIE_2X)
 LEVEL = np.array([0.0, 0.0, 0.0, 1.0])
 

@@ -1,6 +1,6 @@
 """Closed-loop quadrotor sim throughput: the launch plan under the lockstep executor against plain loops over the same objects.
 
-One launch plan (the shipped ``quadrotor_sim.yaml`` by default: a Crazyflie flying its scenario's
+One launch plan (the shipped ``quadrotor_cascade_sim.yaml`` by default: a Crazyflie flying its scenario's
 figure-8 among obstacles, 240 Hz physics, 48 Hz cascade) is instantiated once, and the same node objects, hence
 the same PyBullet client and the same controller, are driven three ways, each repeat in turn:
 
@@ -59,8 +59,8 @@ from aegis.launch_plan import make_plan
 from aegis.node import Node, Received
 from aegis.paths import shipped_config
 
-DEFAULT_CONFIG_NAME = "quadrotor_sim"
-"""The shipped hw_config benchmarked when none is given (share/aegis/hw_configs/quadrotor_sim.yaml)."""
+DEFAULT_CONFIG_NAME = "quadrotor_cascade_sim"
+"""The shipped hw_config benchmarked when none is given (share/aegis/hw_configs/quadrotor_cascade_sim.yaml)."""
 
 ROW_NAMES = ("executor", "nodes_inline", "inline")
 ROW_KEYS = (
@@ -89,7 +89,7 @@ TARGET_EXECUTOR_OVERHEAD = 0.15
 
 
 def default_config() -> Path:
-    """The shipped quadrotor_sim.yaml of the aegis in use (installed or source checkout)."""
+    """The shipped quadrotor_cascade_sim.yaml of the aegis in use (installed or source checkout)."""
     return shipped_config(DEFAULT_CONFIG_NAME)
 
 

@@ -17,6 +17,12 @@ aegis.controllers.cbf.environment) and a margin of ``robot_radius + l``: the cen
 vertical (a geofence's floor and ceiling) do not apply to a ground robot and are skipped.
 Neighbours are moving obstacles at their measured velocity (full responsibility).
 
+Robustness: a real ground robot is not a unicycle (a skid-steer slides sideways while it turns, its
+wheels lag). ``disturbance_speed`` d bounds how fast the look-ahead point may move in ways the
+model does not predict; each row then asks ``(J' grad h)' u >= -alpha h + d`` (|grad h| = 1), so
+h stays >= 0 for any such disturbance (an input-to-state-safe CBF, in the sense of Kolathaya and
+Ames, "Input-to-State Safety With Control Barrier Functions", IEEE L-CSS 2019).
+
 The backup needs no solver: stop, ``(v, omega) = (0, 0)`` (the bounds must allow it).
 """
 
@@ -54,8 +60,12 @@ class UnicycleLookaheadModel:
         max_turn_rate: float,
         min_speed: float | None = None,
         alpha: float = 1.0,
+        disturbance_speed: float = 0.0,
     ) -> None:
         min_speed = -max_speed if min_speed is None else min_speed
+        if not (disturbance_speed >= 0 and math.isfinite(disturbance_speed)):
+            raise ValueError(f"disturbance_speed must be finite and >= 0, got {disturbance_speed}")
+        self.disturbance_speed = float(disturbance_speed)
         if not (lookahead_distance > 0 and math.isfinite(lookahead_distance)):
             raise ValueError(f"lookahead_distance must be finite and > 0, got {lookahead_distance}")
         if not (robot_radius >= 0 and math.isfinite(robot_radius)):
@@ -88,11 +98,12 @@ class UnicycleLookaheadModel:
         c, s, lookahead = math.cos(theta), math.sin(theta), self.lookahead_distance
         px, py = x + lookahead * c, y + lookahead * s
         margin = self.robot_radius + lookahead
+        robust = self.disturbance_speed  # |grad h| = 1 for a distance: the worst unmodelled approach rate
         for obstacle in environment.obstacles:
             distance, gx, gy, _ = box_distance_planar(px, py, 0.0, 0.0, obstacle)
             h = distance - margin
             add_a((gx * c + gy * s, lookahead * (gy * c - gx * s)))
-            add_b(-alpha * h)
+            add_b(robust - alpha * h)
             add_h(h)
         for nx, ny, _, offset in environment.walls:
             horizontal = math.hypot(nx, ny)
@@ -101,13 +112,13 @@ class UnicycleLookaheadModel:
             gx, gy = nx / horizontal, ny / horizontal
             h = (nx * px + ny * py - offset) / horizontal - margin
             add_a((gx * c + gy * s, lookahead * (gy * c - gx * s)))
-            add_b(-alpha * h)
+            add_b(robust - alpha * h)
             add_h(h)
         for qx, qy, _, wx, wy, _, radius in neighbours.rows:
             distance, gx, gy, _ = box_distance_planar(px, py, 0.0, 0.0, (qx, qy, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, radius))
             h = distance - margin
             add_a((gx * c + gy * s, lookahead * (gy * c - gx * s)))
-            add_b(gx * wx + gy * wy - alpha * h)
+            add_b(gx * wx + gy * wy + robust - alpha * h)
             add_h(h)
 
     def constraint_names(self, environment: Environment, neighbours: Neighbours) -> list[str]:

@@ -26,7 +26,7 @@ from aegis.sim import diff_drive_world  # noqa: E402
 from aegis.sim.diff_drive_world import DiffDriveWorld  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hw_configs" / "husky_sim.yaml"
+CONFIG = REPO / "hw_configs" / "husky_tracking_sim.yaml"
 RADIUS = HUSKY.diff_drive.wheel_radius_m
 
 

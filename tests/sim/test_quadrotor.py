@@ -25,7 +25,7 @@ from aegis.sim import pybullet_world  # noqa: E402
 from aegis.sim.pybullet_world import QuadrotorWorld  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"
+CONFIG = REPO / "hw_configs" / "quadrotor_cascade_sim.yaml"
 HOVER_AT = np.array([0.0, 0.0, 1.0])
 
 

@@ -22,7 +22,7 @@ from aegis.nodes.quadrotor_chain import (
 from aegis.nodes.quadrotor_controller import QuadrotorControllerParams
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"
+CONFIG = REPO / "hw_configs" / "quadrotor_cascade_sim.yaml"
 SCENARIO = str(REPO / "scenarios" / "quadrotor_figure8.yaml")
 
 
