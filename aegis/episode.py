@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aegis.launch_plan import LaunchPlan
-from aegis.msgs import RobotState
+from aegis.msgs import RobotState, SafetyFilterReport
 
 REFERENCE_PORT = "reference"
 STATE_PORT = "state"
@@ -42,8 +42,15 @@ class EpisodeLog:
         self.state = Series()
         self.reference = Series()
         self.final_states: dict[str, RobotState] = {}
+        self.barrier_times: list[float] = []
+        self.barrier: list[float] = []
 
     def __call__(self, topic: str, msg: Any, t_ns: int) -> None:
+        if isinstance(msg, SafetyFilterReport):
+            if msg.h.size:
+                self.barrier_times.append(t_ns / 1e9)
+                self.barrier.append(float(msg.h.min()))
+            return
         if not isinstance(msg, RobotState):
             return
         self.final_states[topic] = msg
@@ -64,6 +71,9 @@ class EpisodeSeries:
     reference_positions: np.ndarray
     tracking_error: np.ndarray
     clearance: np.ndarray | None
+    barrier_times: np.ndarray
+    barrier: np.ndarray
+    """The safety filter's lowest h at each of its ticks (empty without a filter)."""
 
 
 def episode_series(log: EpisodeLog, obstacles: Any, body_radius_m: float | None) -> EpisodeSeries:
@@ -80,7 +90,9 @@ def episode_series(log: EpisodeLog, obstacles: Any, body_radius_m: float | None)
         from aegis.scenario import clearances
 
         clearance = clearances(obstacles, positions) - (body_radius_m or 0.0)
-    return EpisodeSeries(times, positions, ref_times, ref_positions, errors, clearance)
+    return EpisodeSeries(
+        times, positions, ref_times, ref_positions, errors, clearance, np.asarray(log.barrier_times), np.asarray(log.barrier)
+    )
 
 
 def episode_metrics(series: EpisodeSeries, plant_metrics: dict[str, Any]) -> dict[str, Any]:

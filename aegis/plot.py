@@ -59,12 +59,15 @@ def plot_episode(series: EpisodeSeries, obstacles: Any, path: Path, title: str, 
     error_ax.set_ylabel("|position - reference| (cm)")
     error_ax.grid(alpha=0.3)
     if series.clearance is not None:
-        clearance_ax.plot(series.times, series.clearance, color="tab:purple")
-        clearance_ax.axhline(0.0, color="k", lw=0.8)
-        clearance_ax.set_title("clearance to the nearest obstacle (bounding sphere)")
+        clearance_ax.plot(series.times, series.clearance, color="tab:purple", label="clearance, bounding sphere (m)")
+    if series.barrier.size:
+        clearance_ax.plot(series.barrier_times, series.barrier, color="tab:olive", lw=1, label="safety filter: lowest barrier h")
+    if series.clearance is None and not series.barrier.size:
+        clearance_ax.text(0.5, 0.5, "no obstacles, no filter", ha="center", va="center", transform=clearance_ax.transAxes)
     else:
-        clearance_ax.text(0.5, 0.5, "no obstacles", ha="center", va="center", transform=clearance_ax.transAxes)
-        clearance_ax.set_title("clearance")
+        clearance_ax.axhline(0.0, color="k", lw=0.8)
+        clearance_ax.legend(loc="upper right", fontsize=8)
+    clearance_ax.set_title("safety: clearance and barrier (>= 0 is safe)")
     clearance_ax.set_xlabel("t (s)")
     clearance_ax.set_ylabel("m")
     clearance_ax.grid(alpha=0.3)
