@@ -21,6 +21,7 @@ NODE_TYPES: dict[str, str] = {
     "quadrotor_position_controller": "aegis.nodes.quadrotor_chain:QuadrotorPositionController",
     "quadrotor_attitude_controller": "aegis.nodes.quadrotor_chain:QuadrotorAttitudeController",
     "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",
+    "quadrotor_mpc": "aegis.nodes.mpc:QuadrotorMpc",
     "safety_filter": "aegis.nodes.safety_filter:SafetyFilter",
     "diff_drive_safety_filter": "aegis.nodes.safety_filter:DiffDriveSafetyFilter",
 }
