@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bag, and write a summary.",
     )
     sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
-    sim.add_argument("--scenario", help="scenario file or shipped name (default: the config's own)")
+    sim.add_argument("--scenario", help="scenario file, shipped name or family (adversarial) (default: the config's own)")
     sim.add_argument(
         "--duration", type=_positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
     )
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "randomisation on, in parallel worker processes; print per-campaign aggregates and optionally write JSON.",
     )
     evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
-    evaluate.add_argument("--scenario", help="scenario file or shipped name (default: the config's own)")
+    evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial) (default: the config's own)")
     evaluate.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
     evaluate.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: CPU count)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
@@ -186,9 +186,10 @@ def _load_plan(args: argparse.Namespace) -> LaunchPlan:
     path = resolve_config_path(args.config)
     overrides = list(args.overrides)
     if getattr(args, "scenario", None):
-        from aegis.scenario import resolve_scenario_path
+        from aegis.scenario import resolve_scenario_for
 
-        overrides.append(f"scenario={resolve_scenario_path(args.scenario).resolve()}")
+        kind = load_config(path, overrides).robot.kind
+        overrides.append(f"scenario={resolve_scenario_for(args.scenario, kind).resolve()}")
     if getattr(args, "gui", False):
         plant = next(iter(load_config(path, overrides).nodes))  # the first node is the simulator
         overrides.append(f"nodes.{plant}.params.gui=true")

@@ -120,3 +120,13 @@ def test_no_filter_runs_the_same_graph_without_the_filter(tmp_path: Path, capsys
     assert "safety filter" in capsys.readouterr().out
     assert main(["sim", "--scenario", "quadrotor_adversarial", "--duration", "4", "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["collisions"] == 0
+
+
+def test_a_scenario_family_resolves_per_robot(tmp_path: Path) -> None:
+    from aegis.scenario import resolve_scenario_for
+
+    assert resolve_scenario_for("adversarial", "quadrotor").stem == "quadrotor_adversarial"
+    assert resolve_scenario_for("adversarial", "diff_drive").stem == "husky_adversarial"
+    assert main(["check", "husky_sim"]) == 0
+    assert main(["sim", "husky_sim", "--scenario", "adversarial", "--duration", "1", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["scenario"] == "husky_adversarial"

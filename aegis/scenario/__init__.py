@@ -20,6 +20,7 @@ from aegis.scenario.geometry import (
 from aegis.scenario.loader import (
     check_robot_kind,
     load_scenario,
+    resolve_scenario_for,
     resolve_scenario_path,
     scenario_errors,
     shipped_scenario,
@@ -72,6 +73,7 @@ __all__ = [
     "obstacles_msg",
     "reference_at",
     "reference_extremes",
+    "resolve_scenario_for",
     "resolve_scenario_path",
     "sample_randomization",
     "scenario_errors",

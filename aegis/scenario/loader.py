@@ -127,6 +127,25 @@ def resolve_scenario_path(name: str | Path) -> Path:
     raise ConfigError(f"{name}: no such scenario file, nor a shipped one (shipped: {', '.join(shipped_scenario_names())})")
 
 
+def resolve_scenario_for(name: str | Path, robot_kind: str) -> Path:
+    """A scenario by path or shipped name, or a FAMILY name (``adversarial``): the one shipped ``*_adversarial``
+    scenario written for ``robot_kind``. ConfigError listing the shipped scenarios when none (or several) fit."""
+    path = Path(name)
+    if path.is_file() or shipped_scenario(str(name)).is_file():
+        return resolve_scenario_path(name)
+    family = [
+        shipped_scenario(stem)
+        for stem in shipped_scenario_names()
+        if stem.endswith(f"_{name}") and load_scenario(shipped_scenario(stem)).robot_kind in (robot_kind, "any")
+    ]
+    if len(family) == 1:
+        return family[0]
+    raise ConfigError(
+        f"{name}: no such scenario file, nor a shipped scenario or family for a {robot_kind} "
+        f"(shipped: {', '.join(shipped_scenario_names())})"
+    )
+
+
 def check_robot_kind(scenario: Scenario, robot_kind: str) -> None:
     """Refuse running a scenario written for another kind of robot, naming both sides."""
     if scenario.robot_kind not in ("any", robot_kind):
