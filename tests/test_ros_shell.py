@@ -680,3 +680,12 @@ def test_run_destroys_the_nodes_it_built_when_a_later_one_fails(fake_rclpy: None
 def test_setup_py_installs_the_process_group_executable() -> None:
     entry = f'"{COMPOSED_EXECUTABLE} = aegis.nodes.executables:{COMPOSED_EXECUTABLE}"'
     assert entry in (REPO / "setup.py").read_text()
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "hw_configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_node_of_every_shipped_config_declares_ros_parameters(config: Path) -> None:
+    plan = make_plan(load_config(config))
+    for launch in plan.nodes:
+        descriptors = parameter_descriptors(node_class(launch.type_name).Params, launch.params)
+        assert descriptors, f"{config.name}: {launch.name} declares no parameter"
+        assert len({d.name for d in descriptors}) == len(descriptors)
