@@ -31,6 +31,15 @@ def registered_node_types() -> list[str]:
 NODE_EXECUTABLES = registered_node_types()
 
 
+def mapped_packages() -> list[str]:
+    """The mapped subpackages and every package inside their folders (aegis.controllers.cbf, ...)."""
+    here = Path(__file__).resolve().parent
+    packages = []
+    for package, folder in MAPPED_SUBPACKAGES.items():
+        packages += [package, *(f"{package}.{inner}" for inner in find_packages(str(here / folder)))]
+    return packages
+
+
 def mapped_package_dirs() -> dict[str, str]:
     """MAPPED_SUBPACKAGES as paths from the current directory to the folders beside this file.
 
@@ -64,7 +73,7 @@ setup(
     description="Real-time robot control stack: MPC, CBF safety filters and ONNX policies as ROS 2 nodes, tested in PyBullet",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=[*find_packages(include=[PACKAGE, f"{PACKAGE}.*"]), *MAPPED_SUBPACKAGES],
+    packages=[*find_packages(include=[PACKAGE, f"{PACKAGE}.*"]), *mapped_packages()],
     package_dir=mapped_package_dirs(),
     data_files=data_files(),
     install_requires=[

@@ -36,18 +36,34 @@ PACKAGE_ITEMS = (
 )
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
 TIMEOUT_S = 300
+SOURCE_SUBPACKAGES = sorted(
+    f"aegis.{folder}.{'.'.join(init.parent.relative_to(REPO / folder).parts)}"
+    for folder in ("controllers", "nodes")
+    for init in (REPO / folder).rglob("__init__.py")
+    if init.parent != REPO / folder and "__pycache__" not in init.parts
+)
+"""aegis.controllers.cbf, aegis.controllers.mpc, ...: each must be importable from every install."""
 
 # Printed as JSON by a child interpreter inside each install.
 PROBE = r"""
-import importlib.metadata, json, os, sys
+import importlib, importlib.metadata, json, os, pkgutil, sys
 import aegis, aegis.controllers, aegis.nodes, aegis.controllers.pid, aegis.nodes.pid, aegis.paths
 from aegis._source_layout import _MappedSubpackageFinder
+
+# every package of the source tree must be there (a subpackage of a mapped folder once was not)
+packages = sorted(
+    info.name for root in (aegis.controllers, aegis.nodes)
+    for info in pkgutil.walk_packages(root.__path__, root.__name__ + ".") if info.ispkg
+)
+for name in packages:
+    importlib.import_module(name)
 
 print(json.dumps({
     "aegis": aegis.__file__,
     "controllers": aegis.controllers.__file__,
     "nodes": aegis.nodes.__file__,
     "controllers.pid": aegis.controllers.pid.__file__,
+    "subpackages": packages,
     "nodes.pid": aegis.nodes.pid.__file__,
     "version": aegis.__version__,
     "prefix": sys.prefix,
@@ -150,7 +166,9 @@ def probe(argv_prefix: list[str], python: Path | str, cwd: Path) -> dict:
     script.write_text(PROBE)
     result = run([*argv_prefix, python, script], cwd=cwd)
     out = ok(result, "importing aegis from the install")
-    return json.loads(out.strip().splitlines()[-1])
+    found = json.loads(out.strip().splitlines()[-1])
+    assert set(SOURCE_SUBPACKAGES) <= set(found["subpackages"]), f"install lacks {set(SOURCE_SUBPACKAGES) - set(found['subpackages'])}"
+    return found
 
 
 def resolved(path: str | Path) -> Path:
