@@ -145,12 +145,20 @@ def test_package_dir_resolves_from_colcon_symlink_build_folder(tmp_path: Path) -
 
 
 def test_packages_cover_every_python_package(setup_args: dict) -> None:
+    """aegis/ and every package inside the mapped folders (controllers/cbf -> aegis.controllers.cbf)."""
     on_disk = {
         ".".join(init.parent.relative_to(REPO).parts)
         for init in (REPO / "aegis").rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
-    assert set(setup_args["packages"]) == on_disk | set(aegis._source_layout.MAPPED_SUBPACKAGES)
+    for package, folder in aegis._source_layout.MAPPED_SUBPACKAGES.items():
+        on_disk |= {
+            ".".join((package, *init.parent.relative_to(REPO / folder).parts))
+            for init in (REPO / folder).rglob("__init__.py")
+            if "__pycache__" not in init.parts
+        }
+    assert "aegis.controllers.cbf" in on_disk
+    assert set(setup_args["packages"]) == on_disk
 
 
 def console_scripts(setup_args: dict) -> dict[str, str]:
