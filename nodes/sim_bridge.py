@@ -82,9 +82,15 @@ class SimBridgeBase(Node):
     """
 
     Params: ClassVar[type[SimBridgeParams]] = SimBridgeParams
+    command_size: ClassVar[int]
+    """How many actuator speeds the ``command`` input carries (4 rotors, 2 wheels)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._command = np.zeros(self.command_size)
+        self._command_time = 0.0
+        self._cut = False
+        self.command_timeouts = 0
         self.world: Any = None  # built at the first reset
         self.scenario = None
         if self.params.scenario is not None:
@@ -113,9 +119,6 @@ class SimBridgeBase(Node):
         raise NotImplementedError
 
     def _place(self, position: np.ndarray, yaw: float) -> None:
-        raise NotImplementedError
-
-    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
         raise NotImplementedError
 
     def _sense(self, now: float) -> dict[str, Any]:
@@ -187,7 +190,37 @@ class SimBridgeBase(Node):
 
     def metrics(self) -> dict[str, Any]:
         """The plant-side numbers of a run, for its summary."""
-        return {"collisions": self.collisions, "body_radius_m": self.world.body_radius_m if self.world else None}
+        return {
+            "collisions": self.collisions,
+            "command_timeouts": self.command_timeouts,
+            "body_radius_m": self.world.body_radius_m if self.world else None,
+        }
+
+    def _start_command(self, speeds: float) -> None:
+        """At reset: the initial actuator speeds count as a command given at t = 0."""
+        self._command[:] = speeds
+        self._command_time = 0.0
+        self._cut = False
+        self.command_timeouts = 0
+
+    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        """Hold a fresh command (non-finite speeds count as zero); past the port's bound, cut to zero once and count it."""
+        received = inputs.get("command")
+        if received is not None and not received.stale:
+            velocities = received.msg.velocities
+            if velocities.shape != (self.command_size,):
+                raise ValueError(
+                    f"{self.name}: {type(received.msg).__name__} for {velocities.size} actuators {received.msg.names}, "
+                    f"this robot has {self.command_size}"
+                )
+            self._command[:] = np.where(np.isfinite(velocities), velocities, 0.0)
+            self._command_time = now - received.age_s
+            self._cut = False
+        elif now - self._command_time > COMMAND_TIMEOUT_S and not self._cut:
+            self._command[:] = 0.0
+            self._cut = True
+            self.command_timeouts += 1
+        return self._command
 
     # -- shared mechanics ---------------------------------------------------------------------
     def _measure(self, now: float) -> dict[str, Any]:
@@ -281,12 +314,7 @@ class SimBridge(SimBridgeBase):
     Params = QuadrotorSimBridgeParams
     default_rate_hz = 240.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._command = np.zeros(4)
-        self._command_time = 0.0
-        self._cut = False
-        self.command_timeouts = 0
+    command_size = 4
 
     def _build_world(self) -> Any:
         from aegis.sim.pybullet_world import QuadrotorWorld
@@ -302,30 +330,7 @@ class SimBridge(SimBridgeBase):
         hover = mode == "hover" or (mode == "auto" and airborne)
         speed = self.world.model.hover_motor_speed if hover else 0.0
         self.world.reset(position, yaw, speed)
-        self._command[:] = speed  # the initial rotor speeds count as a command given at t = 0
-        self._command_time = 0.0
-        self._cut = False
-        self.command_timeouts = 0
-
-    def metrics(self) -> dict[str, Any]:
-        return {**super().metrics(), "command_timeouts": self.command_timeouts}
-
-    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
-        received = inputs.get("command")
-        if received is not None and not received.stale:
-            velocities = received.msg.velocities
-            if velocities.shape != (4,):
-                raise ValueError(
-                    f"{self.name}: MotorSpeeds for {velocities.size} rotors {received.msg.names}, the quadrotor has 4"
-                )
-            self._command[:] = np.where(np.isfinite(velocities), velocities, 0.0)
-            self._command_time = now - received.age_s
-            self._cut = False
-        elif now - self._command_time > COMMAND_TIMEOUT_S and not self._cut:
-            self._command[:] = 0.0
-            self._cut = True
-            self.command_timeouts += 1
-        return self._command
+        self._start_command(speed)
 
     def _sense(self, now: float) -> dict[str, Any]:
         state = self.world.state()
@@ -394,12 +399,7 @@ class DiffDriveSimBridge(SimBridgeBase):
     Params = DiffDriveSimBridgeParams
     default_rate_hz = 240.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._command = np.zeros(2)
-        self._command_time = 0.0
-        self._braked = False
-        self.command_timeouts = 0
+    command_size = 2
 
     def _build_world(self) -> Any:
         from aegis.sim.diff_drive_world import DiffDriveWorld
@@ -409,30 +409,7 @@ class DiffDriveSimBridge(SimBridgeBase):
 
     def _place(self, position: np.ndarray, yaw: float) -> None:
         self.world.reset(position, yaw)
-        self._command[:] = 0.0  # standing still counts as a command given at t = 0
-        self._command_time = 0.0
-        self._braked = False
-        self.command_timeouts = 0
-
-    def metrics(self) -> dict[str, Any]:
-        return {**super().metrics(), "command_timeouts": self.command_timeouts}
-
-    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
-        received = inputs.get("command")
-        if received is not None and not received.stale:
-            velocities = received.msg.velocities
-            if velocities.shape != (2,):
-                raise ValueError(
-                    f"{self.name}: WheelSpeeds for {velocities.size} wheels {received.msg.names}, expected (left, right)"
-                )
-            self._command[:] = np.where(np.isfinite(velocities), velocities, 0.0)
-            self._command_time = now - received.age_s
-            self._braked = False
-        elif now - self._command_time > COMMAND_TIMEOUT_S and not self._braked:
-            self._command[:] = 0.0
-            self._braked = True
-            self.command_timeouts += 1
-        return self._command
+        self._start_command(0.0)  # standing still counts as a command given at t = 0
 
     def _sense(self, now: float) -> dict[str, Any]:
         state = self.world.state()
