@@ -11,8 +11,11 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 
 @contextmanager
@@ -30,6 +33,49 @@ def stdout_to_devnull() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@dataclass
+class OpenedClient:
+    """A PyBullet client opened for a world: its id, its ground plane's body id (or None), and how to close it."""
+
+    client: int
+    plane_id: int | None
+    close: Callable[[], Any]
+
+
+def open_world(
+    owner: object, dt: float, gravity_mps2: float, ground_plane: bool, gui: bool, **engine_parameters: Any
+) -> OpenedClient:
+    """Open a client for ``owner`` (closed when it is garbage-collected, or by ``close()``): fixed step ``dt``,
+    gravity along -z, deterministic contact pairs, an optional ground plane at z = 0 (visible only in the GUI)."""
+    if gui and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RuntimeError("the PyBullet GUI needs a display (DISPLAY is not set); run without gui")
+    import pybullet
+
+    client = connect(gui)
+    finalizer = weakref.finalize(owner, _disconnect, client)
+    pybullet.setGravity(0.0, 0.0, -gravity_mps2, physicsClientId=client)
+    pybullet.setPhysicsEngineParameter(
+        fixedTimeStep=dt, numSubSteps=0, deterministicOverlappingPairs=1, physicsClientId=client, **engine_parameters
+    )
+    plane_id = None
+    if ground_plane:
+        plane = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=client)
+        visual = -1
+        if gui:  # DIRECT has nothing to draw (and PyBullet warns that a plane has no default visual)
+            visual = pybullet.createVisualShape(pybullet.GEOM_PLANE, rgbaColor=[0.85, 0.85, 0.8, 1.0], physicsClientId=client)
+        plane_id = pybullet.createMultiBody(0.0, plane, visual, physicsClientId=client)
+    return OpenedClient(client, plane_id, finalizer)
+
+
+def _disconnect(client: int) -> None:
+    import pybullet
+
+    try:
+        pybullet.disconnect(physicsClientId=client)
+    except pybullet.error:  # already disconnected
+        pass
 
 
 def connect(gui: bool = False) -> int:

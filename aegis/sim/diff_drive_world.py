@@ -40,9 +40,6 @@ which the controllers' kinematics use.
 from __future__ import annotations
 
 import math
-import os
-import sys
-import weakref
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +49,7 @@ import pybullet
 
 from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import motor_lag_factor, motor_lag_step, quaternion_to_matrix
-from aegis.sim import connect, stdout_to_devnull
+from aegis.sim import open_world, stdout_to_devnull
 
 GROUND_FRICTION = 1.0
 """Lateral friction of the ground plane: a wheel's own coefficient is then the contact's."""
@@ -109,24 +106,11 @@ class DiffDriveWorld:
         self._max_torque = params.max_wheel_torque_nm
         urdf = urdf_path(robot)
 
-        if gui and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise RuntimeError("the PyBullet GUI needs a display (DISPLAY is not set); run without gui")
-        self.client = connect(gui)
-        self._finalizer = weakref.finalize(self, _disconnect, self.client)
+        opened = open_world(self, self.dt, self.gravity_mps2, ground_plane, gui, enableConeFriction=0)
+        self.client, self.plane_id, self._finalizer = opened.client, opened.plane_id, opened.close
         cid = self.client
-        pybullet.setGravity(0.0, 0.0, -self.gravity_mps2, physicsClientId=cid)
-        pybullet.setPhysicsEngineParameter(
-            fixedTimeStep=self.dt, numSubSteps=0, deterministicOverlappingPairs=1, enableConeFriction=0, physicsClientId=cid
-        )
-        if ground_plane:
-            plane = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=cid)
-            visual = -1
-            if gui:
-                visual = pybullet.createVisualShape(pybullet.GEOM_PLANE, rgbaColor=[0.85, 0.85, 0.8, 1.0], physicsClientId=cid)
-            self.plane_id = pybullet.createMultiBody(0.0, plane, visual, physicsClientId=cid)
+        if self.plane_id is not None:
             pybullet.changeDynamics(self.plane_id, -1, lateralFriction=GROUND_FRICTION, physicsClientId=cid)
-        else:
-            self.plane_id = None
         with stdout_to_devnull():  # PyBullet prints a warning per link without inertia, to C's stdout
             self.body_id = pybullet.loadURDF(
                 str(urdf), [0.0, 0.0, 0.0], flags=pybullet.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid
@@ -355,10 +339,3 @@ def _root_and_links_without_inertia(urdf: Path) -> tuple[str, set[str]]:
     links = list(root.iter("link"))
     roots = [link.get("name", "") for link in links if link.get("name") not in children]
     return (roots[0] if len(roots) == 1 else ""), {link.get("name", "") for link in links if link.find("inertial") is None}
-
-
-def _disconnect(client: int) -> None:
-    try:
-        pybullet.disconnect(physicsClientId=client)
-    except pybullet.error:  # already disconnected
-        pass

@@ -30,9 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 import tempfile
-import weakref
 from xml.sax.saxutils import quoteattr
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +39,7 @@ import numpy as np
 import pybullet
 
 from aegis.config import RobotConfig
-from aegis.sim import connect
+from aegis.sim import open_world
 from aegis.controllers.quadrotor_model import (
     QuadrotorModel,
     motor_lag_factor,
@@ -104,23 +102,9 @@ class QuadrotorWorld:
         self._ground_effect_min_h = math.sqrt(self._ground_effect_coeff / GROUND_EFFECT_MAX_GAIN)
         self._max_speed = params.max_motor_speed_radps
 
-        if gui and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise RuntimeError("the PyBullet GUI needs a display (DISPLAY is not set); run without gui")
-        self.client = connect(gui)
-        self._finalizer = weakref.finalize(self, _disconnect, self.client)
+        opened = open_world(self, self.dt, self.gravity_mps2, ground_plane, gui)
+        self.client, self.plane_id, self._finalizer = opened.client, opened.plane_id, opened.close
         cid = self.client
-        pybullet.setGravity(0.0, 0.0, -self.gravity_mps2, physicsClientId=cid)
-        pybullet.setPhysicsEngineParameter(
-            fixedTimeStep=self.dt, numSubSteps=0, deterministicOverlappingPairs=1, physicsClientId=cid
-        )
-        if ground_plane:
-            plane = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=cid)
-            visual = -1
-            if gui:  # DIRECT has nothing to draw (and PyBullet warns that a plane has no default visual)
-                visual = pybullet.createVisualShape(pybullet.GEOM_PLANE, rgbaColor=[0.85, 0.85, 0.8, 1.0], physicsClientId=cid)
-            self.plane_id = pybullet.createMultiBody(0.0, plane, visual, physicsClientId=cid)
-        else:
-            self.plane_id = None
         self.body_id = pybullet.loadURDF(
             str(quadrotor_urdf(robot)), [0.0, 0.0, 1.0], flags=pybullet.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid
         )
@@ -252,13 +236,6 @@ class QuadrotorWorld:
         self._velocity_world, self._angular_world = state[7:10], state[10:13]
         self._rotation = quaternion_to_matrix(orientation)
         self._velocity_body, self._body_rates = (self._rotation.T @ state[7:13].reshape(2, 3).T).T  # R^T v, R^T w
-
-
-def _disconnect(client: int) -> None:
-    try:
-        pybullet.disconnect(physicsClientId=client)
-    except pybullet.error:  # already disconnected
-        pass
 
 
 def quadrotor_urdf(robot: RobotConfig) -> Path:

@@ -181,10 +181,11 @@ def test_two_sims_in_one_process_do_not_interfere() -> None:
 
 
 def test_every_pybullet_call_names_its_client() -> None:
-    source = Path(pybullet_world.__file__).read_text()
+    sim_package = Path(pybullet_world.__file__).parent
     calls = [
         node
-        for node in ast.walk(ast.parse(source))
+        for module in sorted(sim_package.rglob("*.py"))
+        for node in ast.walk(ast.parse(module.read_text()))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and isinstance(node.func.value, ast.Name)
