@@ -88,6 +88,8 @@ setup(
         "osqp>=1.0,<2",
         "clarabel>=0.11",
         "cvxpy>=1.5",
+        "onnx>=1.15",
+        "onnxruntime>=1.17",
     ],
     extras_require={
         "test": [
@@ -108,6 +110,7 @@ setup(
         # cvxpygen's generated C for the safety filter's QP (needs a C/C++ compiler)
         "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
     },
+    package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.ld"]},
     zip_safe=False,
     entry_points={
         "console_scripts": [

@@ -126,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_bench_arguments(bench_filter)
     bench_filter.set_defaults(handler=_cmd_bench_filter)
 
+    export = sub.add_parser("export", help="export a model for another target", description="Export models for targets without Python.")
+    export_sub = export.add_subparsers(dest="export_command", metavar="TARGET", required=True)
+    export_c = export_sub.add_parser(
+        "c",
+        help="an ONNX MLP policy as dependency-free C99 (static memory, no malloc), float32 or int8",
+        description="Write <name>.h and <name>.c for an ONNX MLP (Gemm/MatMul/Add/Relu/Tanh/...): static weights and "
+        "buffers, no malloc; unsupported ops are refused with their list.",
+    )
+    from aegis.export.cli import add_arguments as add_export_arguments
+
+    add_export_arguments(export_c)
+    export_c.set_defaults(handler=_cmd_export_c)
+
     replay = sub.add_parser(
         "replay",
         help="feed a bag into some nodes and compare their outputs with the recording",
@@ -313,6 +326,12 @@ def _cmd_bench_mpc(args: argparse.Namespace) -> int:
 
     run_from_args(args)
     return 0
+
+
+def _cmd_export_c(args: argparse.Namespace) -> int:
+    from aegis.export.cli import run_export
+
+    return run_export(args)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -130,3 +130,15 @@ def test_a_scenario_family_resolves_per_robot(tmp_path: Path) -> None:
     assert main(["check", "husky_sim"]) == 0
     assert main(["sim", "husky_sim", "--scenario", "adversarial", "--duration", "1", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "summary.json").read_text())["scenario"] == "husky_adversarial"
+
+
+def test_export_c_writes_the_sources_and_refuses_a_missing_model(tmp_path: Path, capsys) -> None:
+    from aegis.export.samples import mlp_gemm
+
+    model = mlp_gemm(tmp_path / "policy.onnx")
+    assert main(["export", "c", str(model), "-o", str(tmp_path / "c")]) == 0
+    assert {p.name for p in (tmp_path / "c").iterdir()} >= {"policy.h", "policy.c"}
+    assert "void policy_infer(const float *input, float *output);" in (tmp_path / "c" / "policy.h").read_text()
+    capsys.readouterr()
+    assert main(["export", "c", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("aegis: error:")
