@@ -88,8 +88,8 @@ setup(
         "osqp>=1.0,<2",
         "clarabel>=0.11",
         "cvxpy>=1.5",
-        "onnx>=1.15",
-        "onnxruntime>=1.17",
+        "onnx>=1.17",
+        "onnxruntime>=1.19",  # on a Jetson, install NVIDIA's onnxruntime-gpu wheel after aegis (same module name)
     ],
     extras_require={
         "test": [

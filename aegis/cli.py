@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim_bench_arguments(bench_sim)
     bench_sim.set_defaults(handler=_cmd_bench_sim)
+    bench_policy = bench_sub.add_parser(
+        "policy",
+        help="policy inference per call: onnxruntime run, io_binding, the aegis runtime, numpy",
+        description="Per-call latency of an ONNX policy through onnxruntime's run, io_binding, the aegis runtime "
+        "(normalisation, scaling, clipping included) and a numpy forward pass.",
+    )
+    from aegis.inference.bench import add_arguments as add_policy_bench_arguments
+
+    add_policy_bench_arguments(bench_policy)
+    bench_policy.set_defaults(handler=_cmd_bench_policy)
     bench_mpc = bench_sub.add_parser(
         "mpc",
         help="MPC solve time per path (OSQP direct, cvxpy with Parameters, cvxpy rebuilt) for each model",
@@ -125,6 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_filter_bench_arguments(bench_filter)
     bench_filter.set_defaults(handler=_cmd_bench_filter)
+
+    model = sub.add_parser("model", help="inspect ONNX policies", description="Inspect ONNX policy models.")
+    model_sub = model.add_subparsers(dest="model_command", metavar="MODEL_COMMAND", required=True)
+    inspect = model_sub.add_parser(
+        "inspect",
+        help="a model's graph, ops, parameters, sha256 and its aegis contract",
+        description="Print a model's inputs/outputs, opsets, ops, parameter count, sha256 and its contract (from its "
+        "metadata or a <model>.aegis.yaml mapping), checked against the graph.",
+    )
+    inspect.add_argument("model", type=Path, help="ONNX file")
+    inspect.add_argument("--mapping", type=Path, default=None, help="contract mapping file (default: <model>.aegis.yaml)")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=_cmd_model_inspect)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="onnxruntime, its providers, and what each hw_config's inference target needs",
+        description="Report the onnxruntime version and providers here, and for each hw_config the providers, target "
+        "and precision it asks for and what it would run on.",
+    )
+    doctor.add_argument("configs", nargs="*", help="hw_configs (default: every shipped one)")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     export = sub.add_parser("export", help="export a model for another target", description="Export models for targets without Python.")
     export_sub = export.add_subparsers(dest="export_command", metavar="TARGET", required=True)
@@ -323,6 +355,35 @@ def _cmd_bench_filter(args: argparse.Namespace) -> int:
 
 def _cmd_bench_mpc(args: argparse.Namespace) -> int:
     from aegis.bench.mpc import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def _cmd_model_inspect(args: argparse.Namespace) -> int:
+    from aegis.inference.inspection import format_inspection, inspect_model
+
+    if not args.model.is_file():
+        raise UsageError(f"{args.model}: no such model file")
+    try:
+        report = inspect_model(args.model, mapping=args.mapping)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"{args.model}: {exc}") from None
+    print(json.dumps(report, indent=2, default=str) if args.json else format_inspection(report))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from aegis.inference.doctor import doctor, format_doctor
+    from aegis.paths import share_dir
+
+    configs = [resolve_config_path(c) for c in args.configs] or sorted((share_dir() / "hw_configs").glob("*.yaml"))
+    print(format_doctor(doctor(configs)))
+    return 0
+
+
+def _cmd_bench_policy(args: argparse.Namespace) -> int:
+    from aegis.inference.bench import run_from_args
 
     run_from_args(args)
     return 0

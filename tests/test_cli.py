@@ -142,3 +142,18 @@ def test_export_c_writes_the_sources_and_refuses_a_missing_model(tmp_path: Path,
     capsys.readouterr()
     assert main(["export", "c", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.startswith("aegis: error:")
+
+
+def test_model_inspect_and_doctor_report_the_facts(tmp_path: Path, capsys) -> None:
+    from aegis.export.samples import mlp_gemm
+
+    model = mlp_gemm(tmp_path / "policy.onnx")
+    assert main(["model", "inspect", str(model), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["parameters"] == 12 * 64 + 64 + 64 * 64 + 64 + 64 * 4 + 4  # weights and biases of 12-64-64-4
+    assert report["inputs"][0]["name"] == "obs" and report["contract"] is None
+    assert main(["model", "inspect", str(tmp_path / "none.onnx")]) == 2
+    capsys.readouterr()
+    assert main(["doctor", "quadrotor_sim"]) == 0
+    out = capsys.readouterr().out
+    assert "CPUExecutionProvider" in out and "quadrotor_sim.yaml" in out

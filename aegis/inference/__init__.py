@@ -1,0 +1,54 @@
+"""ONNX policies: the contract a model carries, the checks at load, and the runtime that runs it in physical units.
+
+Modules: :mod:`~aegis.inference.contract` (the PolicyContract, in ONNX metadata or a YAML mapping
+file), :mod:`~aegis.inference.checks` (contract vs graph and deployment), :mod:`~aegis.inference.providers`
+(execution providers and their fallback), :mod:`~aegis.inference.runtime` (PolicyRuntime),
+:mod:`~aegis.inference.inspection` (``aegis model inspect``), :mod:`~aegis.inference.doctor`
+(``aegis doctor``), :mod:`~aegis.inference.mlp` (small MLP graphs, numpy forward) and
+:mod:`~aegis.inference.bench` (``aegis bench policy``). Importing this package imports neither
+onnx nor onnxruntime; the modules that need them do.
+"""
+
+from aegis.inference.checks import (
+    ContractMismatch,
+    DeploymentExpectation,
+    check_contract,
+    check_deployment,
+    check_graph,
+    expectation_from_config,
+)
+from aegis.inference.contract import (
+    ActionField,
+    ContractError,
+    Normalization,
+    ObservationField,
+    PolicyContract,
+    Producer,
+    load_contract,
+    mapping_path_for,
+    read_contract,
+    read_mapping,
+    write_contract,
+    write_mapping,
+)
+
+__all__ = [
+    "ActionField",
+    "ContractError",
+    "ContractMismatch",
+    "DeploymentExpectation",
+    "Normalization",
+    "ObservationField",
+    "PolicyContract",
+    "Producer",
+    "check_contract",
+    "check_deployment",
+    "check_graph",
+    "expectation_from_config",
+    "load_contract",
+    "mapping_path_for",
+    "read_contract",
+    "read_mapping",
+    "write_contract",
+    "write_mapping",
+]

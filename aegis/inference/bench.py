@@ -1,0 +1,277 @@
+"""Policy inference latency per call: onnxruntime's plain run, its io_binding, the aegis runtime wrapper, and a numpy forward pass.
+
+One model (by default a 12-64-64-4 MLP, Gemm + Relu + Tanh, random weights from ``seed``, with a
+contract that normalises every observation field and scales the action: the work a real
+contract asks of the wrapper) is called four ways, ``calls`` times each, ``repeats`` times in turn:
+
+``ort-run``
+    ``session.run([output], {input: x})`` on a preallocated float32 input: a new output array a call.
+``ort-iobinding``
+    ``session.run_with_iobinding(binding)`` with input and output bound to preallocated buffers:
+    the raw floor, the baseline of ``vs_iobinding``.
+``aegis-runtime``
+    :meth:`aegis.inference.runtime.PolicyRuntime.act` on a physical float64 observation: shape
+    check, normalisation, the session call (io_binding unless ``session.run`` measured faster),
+    the finiteness check, scaling, clipping, a new float64 action, and the latency record.
+``numpy``
+    :func:`aegis.inference.mlp.numpy_forward` of the same graph in float32 (no contract work).
+
+Every time is the wall time (``time.perf_counter_ns``) around one call, the same probe for all
+four. The sessions run on the CPU provider with ``threads`` intra-op threads, sequentially.
+
+Target from the issue (printed as met or not, never asserted): wrapper overhead <= 1.3x raw
+onnxruntime io_binding (the ``aegis-runtime`` median over the ``ort-iobinding`` median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROW_NAMES = ("ort-run", "ort-iobinding", "aegis-runtime", "numpy")
+ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats")
+DESCRIPTIONS = {
+    "ort-run": "session.run on a preallocated input",
+    "ort-iobinding": "session.run_with_iobinding, input and output bound (raw floor)",
+    "aegis-runtime": "PolicyRuntime.act: contract normalisation, scaling, clipping, checks, stats",
+    "numpy": "numpy forward of the same graph, float32",
+}
+DEFAULT_SIZES = (12, 64, 64, 4)
+TARGET_WRAPPER_OVERHEAD = 1.3
+
+
+def default_model(folder: Path, seed: int = 0) -> Path:
+    """Write the benchmark's default model (12-64-64-4 MLP with a normalising, scaling contract) into ``folder``."""
+    import onnx
+
+    from aegis.inference.contract import (
+        ActionField,
+        Normalization,
+        ObservationField,
+        PolicyContract,
+        Producer,
+        write_contract,
+    )
+    from aegis.inference.mlp import mlp_model, random_mlp_weights
+
+    contract = PolicyContract(
+        robot_kind="quadrotor",
+        control_rate_hz=48.0,
+        observation=(
+            ObservationField(name="position_error", size=3, unit="m", normalization=Normalization(mean=0.0, std=0.5)),
+            ObservationField(name="velocity", size=3, unit="m/s", normalization=Normalization(mean=0.0, std=1.0)),
+            ObservationField(name="attitude", size=3, unit="rad", normalization=Normalization(scale=2.0)),
+            ObservationField(name="body_rates", size=3, unit="rad/s", normalization=Normalization(scale=0.5)),
+        ),
+        action=(
+            ActionField(name="thrust", size=1, unit="N", scale=0.2, offset=0.265, low=0.0, high=0.6),
+            ActionField(name="body_rates", size=3, unit="rad/s", scale=3.0, low=-3.0, high=3.0),
+        ),
+        producer=Producer(name="aegis.inference.bench", notes=f"random weights, seed {seed}", seed=seed),
+    )
+    model = mlp_model(random_mlp_weights(DEFAULT_SIZES, seed))
+    write_contract(model, contract)
+    path = folder / "bench_mlp_12_64_64_4.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def run_policy_benchmark(
+    model: str | Path | None = None,
+    mapping: str | Path | None = None,
+    calls: int = 20_000,
+    repeats: int = 3,
+    threads: int = 1,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Time the four ways on ``model`` (default: :func:`default_model`); one row per way in :data:`ROW_NAMES` order."""
+    if calls < 1 or repeats < 1:
+        raise ValueError(f"calls and repeats must be >= 1, got {calls} and {repeats}")
+    with tempfile.TemporaryDirectory(prefix="aegis-bench-policy-") as tmp:
+        path = Path(model) if model is not None else default_model(Path(tmp), seed)
+        ways, notes = _ways(path, mapping, threads, seed)
+        warmup = min(calls, 2_000)
+        for call in ways.values():
+            _time(call, warmup)
+        samples: dict[str, list[np.ndarray]] = {name: [] for name in ways}
+        for _ in range(repeats):  # interleaved, so a slow moment of the machine hits every way alike
+            for name, call in ways.items():
+                samples[name].append(_time(call, calls))
+    medians = {name: float(np.median(np.concatenate(s))) for name, s in samples.items()}
+    rows = []
+    for name in ROW_NAMES:
+        if name not in samples:
+            rows.append({"name": name, "median_us": math.nan, "p99_us": math.nan, "mean_us": math.nan,
+                         "vs_iobinding": math.nan, "calls": 0, "repeats": repeats, "note": notes.get(name, "")})  # fmt: skip
+            continue
+        us = np.concatenate(samples[name])
+        rows.append(
+            {
+                "name": name,
+                "median_us": medians[name],
+                "p99_us": float(np.percentile(us, 99)),
+                "mean_us": float(us.mean()),
+                "vs_iobinding": medians[name] / medians["ort-iobinding"],
+                "calls": calls,
+                "repeats": repeats,
+                "note": notes.get(name, ""),
+            }
+        )
+    return rows
+
+
+def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    import onnx
+    import onnxruntime as ort
+
+    from aegis.inference.mlp import numpy_forward
+    from aegis.inference.runtime import PolicyRuntime
+
+    runtime = PolicyRuntime(path, threads=threads, contract=mapping)
+    contract, binding = runtime.contract, runtime.binding
+    rng = np.random.default_rng(seed)
+    observation = rng.standard_normal(contract.input_size)
+    offset, gain = contract.observation_affine()
+    x = ((observation - offset) * gain).astype(binding.input.dtype).reshape(binding.input_shape)
+    y = np.zeros(binding.output_shape, dtype=binding.output.dtype)
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    io = session.io_binding()
+    io.bind_ortvalue_input(binding.input.name, ort.OrtValue.ortvalue_from_numpy(x))
+    io.bind_ortvalue_output(binding.output.name, ort.OrtValue.ortvalue_from_numpy(y))
+    names, feed = [binding.output.name], {binding.input.name: x}
+    act = runtime.act
+    ways: dict[str, Callable[[], Any]] = {
+        "ort-run": lambda: session.run(names, feed),
+        "ort-iobinding": lambda: session.run_with_iobinding(io),
+        "aegis-runtime": lambda: act(observation),
+    }
+    notes = {"aegis-runtime": f"call mode {runtime.call_mode}"}
+    try:
+        forward = numpy_forward(onnx.load(str(path)))
+    except ValueError as exc:
+        notes["numpy"] = str(exc)
+    else:
+        ways["numpy"] = lambda: forward(x)
+    return ways, notes
+
+
+def _time(call: Callable[[], Any], n: int) -> np.ndarray:
+    """Wall time of each of ``n`` calls, µs."""
+    samples = np.empty(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for i in range(n):
+        started = clock()
+        call()
+        samples[i] = clock() - started
+    return samples / 1e3
+
+
+def wrapper_overhead(rows: Sequence[dict[str, Any]]) -> float:
+    """The issue's wrapper overhead: aegis-runtime median over ort-iobinding median."""
+    return float(_row(rows, "aegis-runtime")["vs_iobinding"])
+
+
+def targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's target against the rows: [{target, value, goal, met}] (information, not a verdict)."""
+    overhead = wrapper_overhead(rows)
+    return [{"target": "wrapper overhead", "value": overhead, "goal": f"<= {TARGET_WRAPPER_OVERHEAD}x raw io_binding", "met": overhead <= TARGET_WRAPPER_OVERHEAD}]
+
+
+def report(rows: Sequence[dict[str, Any]], model: str | Path | None = None) -> dict[str, Any]:
+    """The JSON document: the rows, the wrapper overhead, the target and the machine that measured them."""
+    import onnxruntime as ort
+
+    return {
+        "benchmark": "policy",
+        "model": str(model) if model is not None else "default 12-64-64-4 MLP (aegis.inference.bench.default_model)",
+        "rows": list(rows),
+        "wrapper_overhead": wrapper_overhead(rows),
+        "targets": targets(rows),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "numpy": np.__version__,
+            "onnxruntime": ort.__version__,
+        },
+    }
+
+
+def write_json(rows: Sequence[dict[str, Any]], path: str | Path, model: str | Path | None = None) -> Path:
+    """Write :func:`report` to ``path`` (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report(rows, model), indent=2) + "\n")
+    return path
+
+
+def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
+    """A rich table of the rows, each row's meaning, then the target with its value and whether it is met."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    first = rows[0]
+    table = Table(title=f"policy inference, {first['calls']:,} calls x {first['repeats']}: time per call")
+    for column, justify in (("way", "left"), ("median µs", "right"), ("p99 µs", "right"), ("mean µs", "right"), ("vs io_binding", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(row["name"], f"{row['median_us']:.2f}", f"{row['p99_us']:.2f}", f"{row['mean_us']:.2f}", f"{row['vs_iobinding']:.2f}x")
+    console.print(table)
+    for row in rows:
+        note = f" ({row['note']})" if row.get("note") else ""
+        console.print(f"  {row['name']}: {DESCRIPTIONS[row['name']]}{note}")
+    for target in targets(rows):
+        verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
+        console.print(f"target {target['target']} {target['goal']}: {target['value']:.2f}x — {verdict}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the policy benchmark, for a bench/ script and the ``aegis bench policy`` command line."""
+    parser.add_argument("--model", type=Path, default=None, help="ONNX policy (default: a 12-64-64-4 MLP with a normalising contract)")
+    parser.add_argument("--mapping", type=Path, default=None, help="contract mapping file for a model without metadata")
+    parser.add_argument("--calls", type=_positive_int, default=20_000, metavar="N", help="timed calls of each way per repeat (default 20000)")
+    parser.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs of each way (default 3)")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="weights of the default model and the observation (default 0)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, target and machine as JSON")
+
+
+def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:
+    """Run with parsed :func:`add_arguments` options: print the table and the target, write --json if given."""
+    rows = run_policy_benchmark(args.model, args.mapping, args.calls, args.repeats, args.threads, args.seed)
+    print_report(rows, console)
+    if args.json is not None:
+        write_json(rows, args.json, args.model)
+    return rows
+
+
+def _row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
+    for row in rows:
+        if row["name"] == name:
+            return row
+    raise KeyError(f"no {name!r} row (have: {', '.join(r['name'] for r in rows)})")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
