@@ -62,6 +62,33 @@ class _CascadeNode(Node):
         self.lost_state_ticks = 0
 
 
+class _InnerLoopNode(_CascadeNode):
+    """Shared fallbacks of the nodes that drive the motors: blind -> equal speeds below the weight; no command -> brake."""
+
+    # subclasses use AttitudeControllerParams (brake_gain)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lost_speed = self.model.hover_motor_speed * math.sqrt(self.params.lost_state_thrust_ratio)
+        self.braking_ticks = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.braking_ticks = 0
+
+    def _blind(self) -> np.ndarray:
+        self.lost_state_ticks += 1
+        return np.full(4, self._lost_speed)
+
+    def _brake(self, state: RobotState) -> np.ndarray:
+        """a = -brake_gain v (clipped): ends in a hover where the robot is."""
+        self.braking_ticks += 1
+        velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity
+        limit = self.params.gains.max_accel_mps2
+        brake = np.clip(-self.params.brake_gain * velocity_world, -limit, limit)
+        return self.cascade.compute_acceleration(state.orientation, state.angular_velocity, brake, self.params.yaw_rad)
+
+
 class QuadrotorPositionController(_CascadeNode):
     """Outer loops: odometry and the reference in, the nominal world-frame acceleration out."""
 
@@ -98,7 +125,7 @@ class AttitudeControllerParams(QuadrotorControllerParams):
     )
 
 
-class QuadrotorAttitudeController(_CascadeNode):
+class QuadrotorAttitudeController(_InnerLoopNode):
     """Inner loops: an acceleration command (usually the safety filter's) and odometry in, rotor speeds out."""
 
     type_name = "quadrotor_attitude_controller"
@@ -113,33 +140,20 @@ class QuadrotorAttitudeController(_CascadeNode):
     Params = AttitudeControllerParams
     default_rate_hz = 48.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lost_speed = self.model.hover_motor_speed * math.sqrt(self.params.lost_state_thrust_ratio)
-        self.braking_ticks = 0
-
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        self.braking_ticks = 0
-
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         state = _usable_state(inputs.get("state"))
+        received = inputs.get("acceleration")
+        command = received.msg.linear if received is not None and not received.stale else None
         if state is None:
-            self.lost_state_ticks += 1
-            speeds = np.full(4, self._lost_speed)
+            speeds = self._blind()
+        elif command is None or not np.all(np.isfinite(command)):
+            speeds = self._brake(state)
         else:
-            received = inputs.get("acceleration")
-            command = received.msg.linear if received is not None and not received.stale else None
-            if command is None or not np.all(np.isfinite(command)):
-                self.braking_ticks += 1
-                velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity
-                limit = self.params.gains.max_accel_mps2
-                command = np.clip(-self.params.brake_gain * velocity_world, -limit, limit)
             speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, command, self.params.yaw_rad)
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}
 
 
-class QuadrotorRateController(_CascadeNode):
+class QuadrotorRateController(_InnerLoopNode):
     """Innermost loop: collective thrust + body rates (the PX4 / Crazyflie commander interface) in, rotor speeds out.
 
     A missing or stale command with good odometry brakes through the attitude loop (as the
@@ -158,28 +172,14 @@ class QuadrotorRateController(_CascadeNode):
     Params = AttitudeControllerParams
     default_rate_hz = 240.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lost_speed = self.model.hover_motor_speed * math.sqrt(self.params.lost_state_thrust_ratio)
-        self.braking_ticks = 0
-
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        self.braking_ticks = 0
-
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         state = _usable_state(inputs.get("state"))
         received = inputs.get("command")
         command = received.msg if received is not None and not received.stale else None
         if state is None:
-            self.lost_state_ticks += 1
-            speeds = np.full(4, self._lost_speed)
+            speeds = self._blind()
         elif command is None or not (math.isfinite(command.collective_thrust) and np.all(np.isfinite(command.body_rates))):
-            self.braking_ticks += 1
-            velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity
-            limit = self.params.gains.max_accel_mps2
-            brake = np.clip(-self.params.brake_gain * velocity_world, -limit, limit)
-            speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, brake, self.params.yaw_rad)
+            speeds = self._brake(state)
         else:
             speeds = self.cascade.compute_thrust_rates(state.angular_velocity, command.collective_thrust, command.body_rates)
         return {"motors": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}

@@ -31,10 +31,7 @@ p99 <= 60 µs, >= 30x faster than cvxpy-param.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from aegis.bench import machine, write_document
 from aegis.controllers.cbf import (
     NO_NEIGHBOURS,
     SOLVER_NAMES,
@@ -302,24 +300,13 @@ def report(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "ticks_from": rows[0]["ticks_from"] if rows else None,
         "rows": list(rows),
         "targets": targets(rows),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "numpy": np.__version__,
-            "osqp": osqp.__version__,
-            "cvxpy": cvxpy.__version__,
-        },
+        "machine": machine(osqp=osqp.__version__, cvxpy=cvxpy.__version__),
     }
 
 
 def write_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Write :func:`report` to ``path`` (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report(rows), indent=2) + "\n")
-    return path
+    return write_document(report(rows), path)
 
 
 def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:

@@ -40,10 +40,7 @@ horizon 20: median <= 250 µs; quadrotor 12 states / 4 inputs, horizon 20: media
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aegis.bench import machine, write_document
 
 MODEL_NAMES = ("linear-4x2", "quadrotor-12x4", "translational-6x3", "diff-drive-3x2", "diff-drive-4x2", "scenario-4x2-k2")
 REBUILT_MODELS = ("linear-4x2", "quadrotor-12x4")
@@ -178,24 +177,13 @@ def report(rows: Sequence[dict[str, Any]], sizes: Sequence[dict[str, Any]] | Non
         "rows": list(rows),
         "qp_sizes": list(sizes if sizes is not None else qp_sizes()),
         "targets": targets(rows),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "numpy": np.__version__,
-            "osqp": osqp.__version__,
-            "cvxpy": _version("cvxpy"),
-        },
+        "machine": machine(osqp=osqp.__version__, cvxpy=_version("cvxpy")),
     }
 
 
 def write_json(rows: Sequence[dict[str, Any]], path: str | Path, sizes: Sequence[dict[str, Any]] | None = None) -> Path:
     """Write :func:`report` to ``path`` (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report(rows, sizes), indent=2) + "\n")
-    return path
+    return write_document(report(rows, sizes), path)
 
 
 def print_report(rows: Sequence[dict[str, Any]], console: Any = None, sizes: Sequence[dict[str, Any]] | None = None) -> None:

@@ -41,10 +41,7 @@ core, >= 60x real time, executor overhead <= 15 %.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from aegis.bench import machine, write_document
 from aegis.config import load_config
 from aegis.executors.lockstep import NS_PER_S, LockstepExecutor
 from aegis.launch_plan import make_plan
@@ -174,22 +172,13 @@ def report(rows: Sequence[dict[str, Any]], config: str | Path | None = None) -> 
         "rows": list(rows),
         "executor_overhead": executor_overhead(rows),
         "targets": targets(rows),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "numpy": np.__version__,
-        },
+        "machine": machine(),
     }
 
 
 def write_json(rows: Sequence[dict[str, Any]], path: str | Path, config: str | Path | None = None) -> Path:
     """Write :func:`report` to ``path`` (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report(rows, config), indent=2) + "\n")
-    return path
+    return write_document(report(rows, config), path)
 
 
 def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:

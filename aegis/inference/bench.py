@@ -26,10 +26,7 @@ onnxruntime io_binding (the ``aegis-runtime`` median over the ``ort-iobinding`` 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aegis.bench import machine, write_document
 
 ROW_NAMES = ("ort-run", "ort-iobinding", "aegis-runtime", "numpy")
 ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats")
@@ -203,23 +202,13 @@ def report(rows: Sequence[dict[str, Any]], model: str | Path | None = None) -> d
         "rows": list(rows),
         "wrapper_overhead": wrapper_overhead(rows),
         "targets": targets(rows),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "numpy": np.__version__,
-            "onnxruntime": ort.__version__,
-        },
+        "machine": machine(onnxruntime=ort.__version__),
     }
 
 
 def write_json(rows: Sequence[dict[str, Any]], path: str | Path, model: str | Path | None = None) -> Path:
     """Write :func:`report` to ``path`` (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report(rows, model), indent=2) + "\n")
-    return path
+    return write_document(report(rows, model), path)
 
 
 def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
