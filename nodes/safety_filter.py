@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from aegis.config import SafetyConfig
+from aegis.controllers.cbf import CbfSafetyFilter, Environment, adaptive_alpha, closing_speed, obstacle_density
 from aegis.msgs import AccelCommand, Obstacles, RobotState, SafetyFilterReport, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received
 
@@ -48,15 +49,12 @@ class SafetyFilterParams(NodeParams):
 class _SafetyFilterNode(Node):
     """Shared wiring: obstacles into an Environment once per message, the filter per tick, the report always."""
 
-    command_type: ClassVar[type]
     Params: ClassVar[type[SafetyFilterParams]] = SafetyFilterParams
     bypass = ("nominal", "command")  # `--no-filter`: the command's readers read the nominal instead
     default_rate_hz = 48.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from aegis.controllers.cbf import CbfSafetyFilter, Environment
-
         self.filter = CbfSafetyFilter(self._model(), solver=self.params.solver, name=self.name)
         geofence = self.params.safety.geofence
         if geofence is not None:
@@ -65,7 +63,6 @@ class _SafetyFilterNode(Node):
             self._walls = geofence_walls(geofence)
         else:
             self._walls = ()
-        self._environment_class = Environment
         self._environment = Environment.build((), self._walls)
         self._obstacles_msg: Obstacles | None = None
         self.interventions = 0
@@ -86,7 +83,7 @@ class _SafetyFilterNode(Node):
 
     def reset(self, seed: int | None = None) -> None:
         self.filter.reset()
-        self._environment = self._environment_class.build((), self._walls)
+        self._environment = Environment.build((), self._walls)
         self._obstacles_msg = None
         self.interventions = 0
         self.fallbacks = 0
@@ -104,7 +101,7 @@ class _SafetyFilterNode(Node):
         obstacles = inputs.get("obstacles")
         if obstacles is not None and obstacles.msg is not self._obstacles_msg:
             self._obstacles_msg = obstacles.msg
-            self._environment = self._environment_class.build(obstacles.msg.obstacles, self._walls)
+            self._environment = Environment.build(obstacles.msg.obstacles, self._walls)
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
         if state is None:
@@ -128,8 +125,6 @@ class _SafetyFilterNode(Node):
         return {"command": self._command(now, u), "report": report}
 
     def _alpha(self, x: np.ndarray) -> float:
-        from aegis.controllers.cbf import adaptive_alpha, closing_speed, obstacle_density
-
         position, velocity = self._position_velocity(x)
         return adaptive_alpha(
             self.params.alpha,
@@ -151,7 +146,6 @@ class SafetyFilter(_SafetyFilterNode):
     """The quadrotor's filter: a double integrator in world-frame acceleration, higher-order CBFs."""
 
     type_name = "safety_filter"
-    command_type = AccelCommand
     inputs = (
         Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
         Port("nominal", AccelCommand, "/cmd_accel_nominal", max_age_s=NOMINAL_TIMEOUT_S, description="proposed acceleration"),
@@ -204,7 +198,6 @@ class DiffDriveSafetyFilter(_SafetyFilterNode):
     """The ground robot's filter: a unicycle through a look-ahead point, on the twist (v, omega)."""
 
     type_name = "diff_drive_safety_filter"
-    command_type = TwistCommand
     inputs = (
         Port("state", RobotState, "/odom", max_age_s=0.1, description="odometry (twist in the body frame)"),
         Port("nominal", TwistCommand, "/cmd_vel_nominal", max_age_s=NOMINAL_TIMEOUT_S * 2.5, description="proposed twist"),
