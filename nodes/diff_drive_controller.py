@@ -131,7 +131,7 @@ class DiffDriveController(Node):
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
         command = None
-        if state is not None and _finite(state):
+        if state is not None and state.is_usable():
             command = self.tracker.compute(state.position, yaw_of(state.orientation), position, velocity, acceleration)
             forward, turn = command.reference_speed, command.reference_turn_rate
         else:
@@ -174,9 +174,3 @@ def _reference(scenario: Any, mode: str) -> Callable[[float], tuple[np.ndarray, 
     from aegis.scenario import reference_at
 
     return lambda t: reference_at(scenario.reference, t)
-
-
-def _finite(state: RobotState) -> bool:
-    """All numbers finite (a NaN or an infinity makes the sum non-finite) and a unit quaternion."""
-    total = state.position.sum() + state.orientation.sum() + state.linear_velocity.sum() + state.angular_velocity.sum()
-    return math.isfinite(total) and abs(float(state.orientation @ state.orientation) - 1.0) < 2e-3

@@ -26,7 +26,6 @@ from aegis.msgs import AccelCommand, RobotState
 from aegis.node import Node, Port, Received
 from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
-    is_finite_state,
     reference_function,
     reference_message,
 )
@@ -90,7 +89,7 @@ class QuadrotorMpc(Node):
         outputs: dict[str, Any] = {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
-        if state is None or not is_finite_state(state):
+        if state is None or not state.is_usable():
             self.lost_state_ticks += 1
             return outputs
         from aegis.controllers.mpc import translational_reference

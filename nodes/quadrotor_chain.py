@@ -32,7 +32,6 @@ from aegis.msgs import AccelCommand, MotorSpeeds, RobotState, ThrustRatesCommand
 from aegis.node import Node, Port, Received
 from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
-    is_finite_state,
     reference_function,
     reference_message,
 )
@@ -42,7 +41,7 @@ ACCEL_COMMAND_TIMEOUT_S = 0.1
 
 def _usable_state(received: Received | None) -> RobotState | None:
     state = received.msg if received is not None and not received.stale else None
-    return state if state is not None and is_finite_state(state) else None
+    return state if state is not None and state.is_usable() else None
 
 
 class _CascadeNode(Node):

@@ -161,7 +161,7 @@ class QuadrotorController(Node):
         position, velocity, acceleration = self.reference(now)
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
-        if state is not None and is_finite_state(state):
+        if state is not None and state.is_usable():
             velocity_world = quaternion_to_matrix(state.orientation) @ state.linear_velocity  # body twist to world
             if self.lqr is not None:
                 speeds = self.lqr.compute(
@@ -208,9 +208,3 @@ def reference_message(
         orientation=heading,
         linear_velocity=velocity @ heading_matrix,
     )
-
-
-def is_finite_state(state: RobotState) -> bool:
-    """All numbers finite (a NaN or an infinity makes the sum non-finite) and a unit quaternion."""
-    total = state.position.sum() + state.orientation.sum() + state.linear_velocity.sum() + state.angular_velocity.sum()
-    return math.isfinite(total) and abs(float(state.orientation @ state.orientation) - 1.0) < 2e-3

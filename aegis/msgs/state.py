@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -66,6 +68,15 @@ class RobotState:
                 covariance=np.ascontiguousarray(self.twist_covariance).reshape(36),
             ),
         )
+
+    def is_usable(self) -> bool:
+        """All numbers finite (a NaN or an infinity makes the sum non-finite) and a unit quaternion (within 2e-3).
+
+        What a controller checks before trusting odometry; not checked at construction, because a
+        robot that reports NaN must still be recorded and reported as such.
+        """
+        total = self.position.sum() + self.orientation.sum() + self.linear_velocity.sum() + self.angular_velocity.sum()
+        return math.isfinite(total) and abs(float(self.orientation @ self.orientation) - 1.0) < 2e-3
 
     @classmethod
     def from_ros(cls, ros_msg: Any) -> RobotState:
