@@ -22,6 +22,7 @@ NODE_TYPES: dict[str, str] = {
     "quadrotor_attitude_controller": "aegis.nodes.quadrotor_chain:QuadrotorAttitudeController",
     "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",
     "quadrotor_mpc": "aegis.nodes.mpc:QuadrotorMpc",
+    "diff_drive_mpc": "aegis.nodes.mpc:DiffDriveMpc",
     "safety_filter": "aegis.nodes.safety_filter:SafetyFilter",
     "diff_drive_safety_filter": "aegis.nodes.safety_filter:DiffDriveSafetyFilter",
 }

@@ -111,7 +111,7 @@ class DiffDriveController(Node):
             arrival = 0.5 * scenario.goal.tolerance_m if scenario.goal is not None else DEFAULT_ARRIVAL_RADIUS_M
         gains = TrackingGains(**p.gains.model_dump(), **p.limits.model_dump(), arrival_radius_m=arrival)
         self.tracker = DiffDriveTracker(DiffDriveKinematics.from_config(p.robot.diff_drive), gains)
-        self.reference = _reference(scenario, p.reference)
+        self.reference = scenario_reference(scenario, p.reference)
         self._start_heading = scenario.start.yaw_rad
         self._zero = np.zeros(2)
         self.lost_state_ticks = 0
@@ -166,7 +166,7 @@ class DiffDriveTwistController(DiffDriveController):
         return {"nominal": twist, "reference": reference}
 
 
-def _reference(scenario: Any, mode: str) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def scenario_reference(scenario: Any, mode: str) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The reference as a function of time: the scenario's trajectory, or its goal (at rest)."""
     if mode == "goal":
         goal = np.array(scenario.goal.position, dtype=float)

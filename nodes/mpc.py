@@ -1,4 +1,4 @@
-"""The quadrotor_mpc node: linear MPC on the translational double integrator, proposing the nominal acceleration.
+"""The MPC nodes: quadrotor_mpc (translational double integrator -> nominal acceleration) and diff_drive_mpc (-> twist).
 
 It takes the place of quadrotor_position_controller in the filtered chain (same ports: /odom in,
 /cmd_accel_nominal and /reference out), so the safety filter still corrects whatever it proposes.
@@ -14,16 +14,18 @@ published either, counted in ``lost_state_ticks``. The node never raises in step
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from aegis.config import SafetyConfig
+from aegis.config import HUSKY, RobotConfig, SafetyConfig
 from aegis.controllers.quadrotor_model import quaternion_to_matrix, yaw_quaternion
-from aegis.msgs import AccelCommand, RobotState
-from aegis.node import Node, Port, Received
+from aegis.msgs import AccelCommand, RobotState, TwistCommand
+from aegis.node import Node, NodeParams, Port, Received
 from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
     reference_function,
@@ -102,4 +104,96 @@ class QuadrotorMpc(Node):
             self.mpc_failures += 1
             return outputs
         outputs["nominal"] = AccelCommand(stamp=now, frame_id="odom", linear=u0)
+        return outputs
+
+
+class DiffDriveMpcParams(NodeParams):
+    robot: RobotConfig = Field(HUSKY, description="the controlled robot (filled from the hw_config's robot section)")
+    scenario: Path | None = Field(None, description="scenario whose reference is tracked (filled from the hw_config)")
+    safety: SafetyConfig = Field(SafetyConfig(), description="speed limit (filled from the hw_config's safety section)")
+    horizon: Annotated[int, Field(ge=2, le=200)] = Field(20, description="prediction steps, one per control period")
+    max_turn_rate_radps: Positive = Field(2.0, description="turn-rate limit (rad/s)")
+    position_weight: Positive = Field(100.0, description="state weight on position error")
+    heading_weight: Positive = Field(25.0, description="state weight on heading error")
+
+    @model_validator(mode="after")
+    def _needs_a_diff_drive_and_a_scenario(self) -> DiffDriveMpcParams:
+        if self.robot.kind != "diff_drive":
+            raise ValueError(f"diff_drive_mpc needs kind diff_drive, not {self.robot.kind!r}")
+        if self.scenario is None:
+            raise ValueError("diff_drive_mpc needs a scenario (the hw_config's scenario key)")
+        return self
+
+
+class DiffDriveMpc(Node):
+    """Tracks the scenario's reference with a unicycle MPC re-linearised along it; proposes the first twist.
+
+    Takes the place of diff_drive_twist_controller in the filtered chain (same ports). A failed
+    solve or unusable odometry publishes no nominal (counted); the filter then filters a stop.
+    """
+
+    type_name = "diff_drive_mpc"
+    inputs = (Port("state", RobotState, "/odom", max_age_s=0.1, description="odometry (twist in the body frame)"),)
+    outputs = (
+        Port("nominal", TwistCommand, "/cmd_vel_nominal", description="proposed body twist (linear.x m/s, angular.z rad/s)"),
+        Port("reference", RobotState, "/reference", description="the reference being tracked"),
+    )
+    Params = DiffDriveMpcParams
+    default_rate_hz = 50.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from aegis.controllers.mpc import diff_drive_tracking_mpc
+        from aegis.nodes.diff_drive_controller import scenario_reference
+        from aegis.scenario import load_scenario
+
+        p = self.params
+        scenario = load_scenario(p.scenario)
+        self.dt = 1.0 / self.rate_hz
+        speed = p.safety.max_speed_mps
+        self.mpc = diff_drive_tracking_mpc(
+            self.dt, p.horizon, v_min=-speed, v_max=speed, omega_max=p.max_turn_rate_radps,
+            position_weight=p.position_weight, heading_weight=p.heading_weight,
+        )
+        self.reference = scenario_reference(scenario, "scenario")
+        self._start_heading = scenario.start.yaw_rad
+        self._offsets = np.arange(p.horizon + 1) * self.dt
+        self.mpc_failures = 0
+        self.lost_state_ticks = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.mpc.mpc.reset()
+        self.mpc_failures = self.lost_state_ticks = 0
+
+    def metrics(self) -> dict[str, Any]:
+        return {"mpc_failures": self.mpc_failures}
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        from aegis.controllers.diff_drive import yaw_of
+        from aegis.controllers.mpc import unicycle_reference
+
+        samples = [self.reference(now + offset) for offset in self._offsets]
+        positions, velocities, accelerations = (np.array(column) for column in zip(*samples))
+        ref_states, ref_inputs = unicycle_reference(positions, velocities, accelerations, heading_at_rest=self._start_heading)
+        heading = float(ref_states[0, 2])
+        outputs: dict[str, Any] = {
+            "reference": RobotState(
+                stamp=now, frame_id="odom", child_frame_id="reference", position=positions[0],
+                orientation=np.array([0.0, 0.0, math.sin(0.5 * heading), math.cos(0.5 * heading)]),
+                linear_velocity=np.array([ref_inputs[0, 0], 0.0, 0.0]), angular_velocity=np.array([0.0, 0.0, ref_inputs[0, 1]]),
+            )
+        }
+        received = inputs.get("state")
+        state = received.msg if received is not None and not received.stale else None
+        if state is None or not state.is_usable():
+            self.lost_state_ticks += 1
+            return outputs
+        x0 = np.array([state.position[0], state.position[1], yaw_of(state.orientation)])
+        u0, info = self.mpc.compute(x0, ref_states, ref_inputs)
+        if not info.ok or not np.all(np.isfinite(u0)):
+            self.mpc_failures += 1
+            return outputs
+        outputs["nominal"] = TwistCommand(
+            stamp=now, frame_id="base_link", linear=np.array([u0[0], 0.0, 0.0]), angular=np.array([0.0, 0.0, u0[1]])
+        )
         return outputs

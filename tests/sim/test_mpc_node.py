@@ -42,3 +42,16 @@ def test_mpc_publishes_nothing_without_usable_odometry() -> None:
         out = node.step(0.0, {"state": received})
         assert "nominal" not in out and "reference" in out
     assert node.lost_state_ticks == 2
+
+
+def test_diff_drive_mpc_reaches_the_goal_under_the_filter() -> None:
+    overrides = ["nodes.controller.type=diff_drive_mpc", "nodes.controller.params={}"]
+    nodes = make_plan(load_config(REPO / "hw_configs" / "husky_sim.yaml", overrides)).instantiate()
+    final: dict[str, np.ndarray] = {}
+    executor = LockstepExecutor(nodes, listeners=[lambda topic, msg, t: topic == "/odom" and final.update(p=msg.position)])
+    executor.reset(0)
+    executor.run(25.0)
+    nodes[0].close()
+    goal = nodes[1].reference(1e9)[0]  # the tour's last point: the scenario's goal
+    assert np.linalg.norm(final["p"][:2] - goal[:2]) < 0.3  # husky_goal's tolerance
+    assert nodes[0].collisions == 0 and nodes[1].lost_state_ticks == 0
