@@ -17,6 +17,7 @@ from typing import Any
 
 from aegis.launch_plan import LaunchPlan, NodeLaunch
 from aegis.msgs.ros_types import TypeLookup, rclpy_types
+from aegis.msgs.stamp import time_to_ros
 from aegis.node import Node
 from aegis.registry import node_class
 from aegis.ros_shell import (
@@ -25,7 +26,9 @@ from aegis.ros_shell import (
     ParamType,
     QosSettings,
     RosUnavailable,
+    SimClock,
     apply_parameter_values,
+    is_clock_source,
     parameter_descriptors,
     publisher_qos,
     rclpy_missing_message,
@@ -33,6 +36,9 @@ from aegis.ros_shell import (
     subscription_qos,
     timer_period_s,
 )
+
+
+CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
 
 
 def import_rclpy(distro: str) -> ModuleType:
@@ -54,10 +60,12 @@ class RosNodeHost:
         from rclpy.node import Node as RclpyNode
         from rclpy.parameter import Parameter
 
+        # The simulator of a use_sim_time plan is the clock: it runs on the wall clock and publishes /clock.
+        self._sim_clock = SimClock(launch.rate_hz) if is_clock_source(plan, launch) else None
         self.ros_node = RclpyNode(
             launch.name,
             namespace=plan.namespace or None,
-            parameter_overrides=[Parameter("use_sim_time", value=plan.use_sim_time)],
+            parameter_overrides=[Parameter("use_sim_time", value=plan.use_sim_time and self._sim_clock is None)],
         )
         try:
             self._build(launch, types)
@@ -87,6 +95,12 @@ class RosNodeHost:
             for port in node.inputs
         ]
         self._timer = None if node.trigger else self.ros_node.create_timer(timer_period_s(node.rate_hz), self._on_timer)
+        self._clock_publisher = None
+        self._types = types
+        if self._sim_clock is not None:
+            clock_qos = _qos_profile(QosSettings(depth=1, reliability="reliable"))  # what ros2 bag play --clock offers
+            self._clock_publisher = self.ros_node.create_publisher(types(CLOCK_TYPE), "/clock", clock_qos)
+            logger.info(f"{node.name} publishes /clock: simulated time advances one {1e3 / node.rate_hz:g} ms step per tick")
         logger.info(_summary(node))
 
     def destroy(self) -> None:
@@ -119,14 +133,23 @@ class RosNodeHost:
                 raise ParameterError(f"node {launch.name!r}: parameter {d.name}: {exc}") from None
         return apply_parameter_values(params_cls, launch.params, values, node_name=launch.name)
 
+    def _now_ns(self) -> int:
+        return self._sim_clock.now_ns if self._sim_clock is not None else self._clock.now().nanoseconds
+
     def _on_timer(self) -> None:
-        self._step(self._clock.now().nanoseconds)
+        if self._sim_clock is None:
+            self._step(self._clock.now().nanoseconds)
+            return
+        now_ns = self._sim_clock.advance()
+        self._step(now_ns)
+        clock = self._types(CLOCK_TYPE)(clock=time_to_ros(self._types, now_ns / 1e9))
+        self._clock_publisher.publish(clock)
 
     def _on_message_callback(self, port_name: str):
         trigger = port_name == self.runner.node.trigger
 
         def on_message(ros_msg: Any) -> None:
-            now_ns = self._clock.now().nanoseconds
+            now_ns = self._now_ns()
             if self.runner.receive(port_name, ros_msg, now_ns) and trigger:
                 self._step(now_ns)
 

@@ -689,3 +689,38 @@ def test_every_node_of_every_shipped_config_declares_ros_parameters(config: Path
         descriptors = parameter_descriptors(node_class(launch.type_name).Params, launch.params)
         assert descriptors, f"{config.name}: {launch.name} declares no parameter"
         assert len({d.name for d in descriptors}) == len(descriptors)
+
+
+def test_sim_clock_ticks_like_the_lockstep_executor() -> None:
+    from aegis.ros_shell import SimClock
+
+    clock = SimClock(240.0)
+    assert [clock.advance() for _ in range(4)] == [0, 4_166_667, 8_333_333, 12_500_000]
+    assert clock.now_ns == 12_500_000
+    with pytest.raises(ValueError, match="rate_hz must be > 0"):
+        SimClock(0.0)
+
+
+def test_only_the_simulator_of_a_sim_time_plan_is_the_clock_source() -> None:
+    from aegis.ros_shell import is_clock_source
+
+    sim_plan = plan_of(REPO / "hw_configs" / "point_mass_sim.yaml")
+    assert [is_clock_source(sim_plan, n) for n in sim_plan.nodes] == [True, False]
+    robot_plan = plan_of(ROS_CONFIG)  # target cpu, wall clock
+    assert not any(is_clock_source(robot_plan, n) for n in robot_plan.nodes)
+
+
+def test_the_simulator_publishes_clock_and_steps_in_simulated_time(fake_rclpy: None) -> None:
+    hosts = _hosts(plan_of(REPO / "hw_configs" / "point_mass_sim.yaml"))
+    plant, controller = hosts["plant"].ros_node, hosts["controller"].ros_node
+    assert plant.parameter_overrides == {"use_sim_time": False}  # it runs on the wall clock and makes sim time
+    assert controller.parameter_overrides == {"use_sim_time": True}  # it follows /clock
+    clock_publisher = next(p for p in plant.publishers if p.topic == "/clock")
+    assert clock_publisher.msg_type.__msgtype__ == "rosgraph_msgs/msg/Clock"
+    plant.clock.ns = 123_456_789_000  # the wall clock is ignored for stamps
+    for _ in range(3):
+        plant.timers[0].callback()
+    stamps = [(c.clock.sec, c.clock.nanosec) for c in clock_publisher.published]
+    assert stamps == [(0, 0), (0, 5_000_000), (0, 10_000_000)]  # 200 Hz steps
+    odometry = [p for p in plant.publishers if p.topic == "odom"][0].published
+    assert [(o.header.stamp.sec, o.header.stamp.nanosec) for o in odometry] == stamps

@@ -22,6 +22,8 @@ from aegis.ros_shell.processes import COMPOSED_EXECUTABLE, ProcessDescription, p
 from aegis.ros_shell.stepping import NodeRunner
 from aegis.ros_shell.timing import (
     InputLatch,
+    SimClock,
+    is_clock_source,
     ns_to_seconds,
     received,
     ros_time_to_seconds,
@@ -34,6 +36,8 @@ __all__ = [
     "COMPOSED_EXECUTABLE",
     "ExecutableArgs",
     "InputLatch",
+    "SimClock",
+    "is_clock_source",
     "NodeRunner",
     "ParamDescriptor",
     "ParamType",

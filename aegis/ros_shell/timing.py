@@ -8,10 +8,13 @@ correctly rounded division, exactly as the lockstep executor computes them.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aegis.msgs.stamp import NS_PER_S, stamp_to_ns
 from aegis.node import Port, Received
+
+if TYPE_CHECKING:
+    from aegis.launch_plan import LaunchPlan, NodeLaunch
 
 
 def timer_period_s(rate_hz: float) -> float:
@@ -69,3 +72,30 @@ class InputLatch:
         if self._received_ns is None:
             return None
         return received(self._msg, self._received_ns, now_ns, self.port.max_age_s)
+
+
+def is_clock_source(plan: LaunchPlan, launch: NodeLaunch) -> bool:
+    """Whether ``launch`` drives simulated time under ROS 2: the plant (first node) of a sim plan on use_sim_time.
+
+    Under ROS 2 nothing else publishes /clock for aegis's simulator: that node steps on the wall
+    clock (one tick per period, so simulated time runs at real time), keeps its own simulated
+    clock, and publishes /clock after each step; every other node follows /clock (use_sim_time).
+    """
+    return plan.use_sim_time and plan.target == "sim" and launch.name == plan.nodes[0].name and launch.rate_hz is not None
+
+
+class SimClock:
+    """Simulated time of a clock-source node: tick k is at round(k * 1e9 / rate_hz) ns, as in the lockstep executor."""
+
+    def __init__(self, rate_hz: float) -> None:
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+        self.rate_hz = float(rate_hz)
+        self.ticks = 0
+        self.now_ns = 0
+
+    def advance(self) -> int:
+        """The time (ns) of the next tick, which becomes ``now_ns``."""
+        self.now_ns = round(self.ticks * NS_PER_S / self.rate_hz)
+        self.ticks += 1
+        return self.now_ns
