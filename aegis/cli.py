@@ -6,6 +6,8 @@ Bad input (a config, a file, a value) ends with exit code 2 and one line per pro
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -19,6 +21,38 @@ from aegis.launch_plan import LaunchPlan, bypass_overrides, make_plan
 from aegis.paths import shipped_config
 
 DEFAULT_SIM_CONFIG = "quadrotor_sim.yaml"
+
+
+BENCHMARKS = (
+    (
+        "sim",
+        "aegis.bench.sim",
+        "closed-loop quadrotor sim throughput: executor vs the same nodes stepped inline vs a plain inline loop",
+        "Fly the quadrotor config three ways (through the lockstep executor, its nodes stepped by a plain loop, and the "
+        "world and cascade called directly) and print time per physics step, steps/s and real-time factor.",
+    ),
+    (
+        "policy",
+        "aegis.inference.bench",
+        "policy inference per call: onnxruntime run, io_binding, the aegis runtime, numpy",
+        "Per-call latency of an ONNX policy through onnxruntime's run, io_binding, the aegis runtime (normalisation, "
+        "scaling, clipping included) and a numpy forward pass.",
+    ),
+    (
+        "mpc",
+        "aegis.bench.mpc",
+        "MPC solve time per path (OSQP direct, cvxpy with Parameters, cvxpy rebuilt) for each model",
+        "Closed-loop MPC ticks per model and solve path: median and p99 per call, iterations, ratio to cvxpy.",
+    ),
+    (
+        "filter",
+        "aegis.bench.filter",
+        "CBF safety-filter call time per solve path (osqp-direct, closed-form, cvxpygen, cvxpy-param, cvxpy-rebuild)",
+        "The whole filter call (rows from the state, solve, checks, report) per solve path: median and p99, and the "
+        "speed-up over cvxpy with Parameters.",
+    ),
+)
+"""`aegis bench NAME`: (name, module with add_arguments and run_from_args, help, description)."""
 
 
 class UsageError(Exception):
@@ -96,45 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print numbers", description="Benchmarks: print and optionally write rows.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
-    bench_sim = bench_sub.add_parser(
-        "sim",
-        help="closed-loop quadrotor sim throughput: executor vs the same nodes stepped inline vs a plain inline loop",
-        description="Fly the quadrotor config three ways (through the lockstep executor, its nodes stepped by a plain "
-        "loop, and the world and cascade called directly) and print time per physics step, steps/s and real-time factor.",
-    )
-    from aegis.bench.sim import add_arguments as add_sim_bench_arguments
-
-    add_sim_bench_arguments(bench_sim)
-    bench_sim.set_defaults(handler=_cmd_bench_sim)
-    bench_policy = bench_sub.add_parser(
-        "policy",
-        help="policy inference per call: onnxruntime run, io_binding, the aegis runtime, numpy",
-        description="Per-call latency of an ONNX policy through onnxruntime's run, io_binding, the aegis runtime "
-        "(normalisation, scaling, clipping included) and a numpy forward pass.",
-    )
-    from aegis.inference.bench import add_arguments as add_policy_bench_arguments
-
-    add_policy_bench_arguments(bench_policy)
-    bench_policy.set_defaults(handler=_cmd_bench_policy)
-    bench_mpc = bench_sub.add_parser(
-        "mpc",
-        help="MPC solve time per path (OSQP direct, cvxpy with Parameters, cvxpy rebuilt) for each model",
-        description="Closed-loop MPC ticks per model and solve path: median and p99 per call, iterations, ratio to cvxpy.",
-    )
-    from aegis.bench.mpc import add_arguments as add_mpc_bench_arguments
-
-    add_mpc_bench_arguments(bench_mpc)
-    bench_mpc.set_defaults(handler=_cmd_bench_mpc)
-    bench_filter = bench_sub.add_parser(
-        "filter",
-        help="CBF safety-filter call time per solve path (osqp-direct, closed-form, cvxpygen, cvxpy-param, cvxpy-rebuild)",
-        description="The whole filter call (rows from the state, solve, checks, report) per solve path: median and p99, "
-        "and the speed-up over cvxpy with Parameters.",
-    )
-    from aegis.bench.filter import add_arguments as add_filter_bench_arguments
-
-    add_filter_bench_arguments(bench_filter)
-    bench_filter.set_defaults(handler=_cmd_bench_filter)
+    for name, module, help_text, description in BENCHMARKS:
+        bench_parser = bench_sub.add_parser(name, help=help_text, description=description)
+        importlib.import_module(module).add_arguments(bench_parser)
+        bench_parser.set_defaults(handler=functools.partial(_cmd_bench, module))
 
     model = sub.add_parser("model", help="inspect ONNX policies", description="Inspect ONNX policy models.")
     model_sub = model.add_subparsers(dest="model_command", metavar="MODEL_COMMAND", required=True)
@@ -339,24 +338,8 @@ def print_campaign(result: dict) -> None:
     Console().print(table)
 
 
-def _cmd_bench_sim(args: argparse.Namespace) -> int:
-    from aegis.bench.sim import run_from_args
-
-    run_from_args(args)
-    return 0
-
-
-def _cmd_bench_filter(args: argparse.Namespace) -> int:
-    from aegis.bench.filter import run_from_args
-
-    run_from_args(args)
-    return 0
-
-
-def _cmd_bench_mpc(args: argparse.Namespace) -> int:
-    from aegis.bench.mpc import run_from_args
-
-    run_from_args(args)
+def _cmd_bench(module: str, args: argparse.Namespace) -> int:
+    importlib.import_module(module).run_from_args(args)
     return 0
 
 
@@ -382,24 +365,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench_policy(args: argparse.Namespace) -> int:
-    from aegis.inference.bench import run_from_args
-
-    run_from_args(args)
-    return 0
-
-
 def _cmd_export_c(args: argparse.Namespace) -> int:
     from aegis.export.cli import run_export
 
     return run_export(args)
 
 
+def _require_bag(path: Path) -> None:
+    if not (path / "metadata.yaml").is_file():
+        raise UsageError(f"{path}: not a rosbag2 bag folder (no metadata.yaml)")
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from aegis.replay import replay_and_compare
 
-    if not (args.bag / "metadata.yaml").is_file():
-        raise UsageError(f"{args.bag}: not a rosbag2 bag folder (no metadata.yaml)")
+    _require_bag(args.bag)
     try:
         comparisons = replay_and_compare(_load_plan(args), args.bag, args.nodes)
     except KeyError as exc:
@@ -417,8 +397,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_bag_info(args: argparse.Namespace) -> int:
     from aegis.bag import bag_info
 
-    if not (args.bag / "metadata.yaml").is_file():
-        raise UsageError(f"{args.bag}: not a rosbag2 bag folder (no metadata.yaml)")
+    _require_bag(args.bag)
     info = bag_info(args.bag)
     console = Console()
     console.print(f"{args.bag}: {info['messages']} messages over {info['duration_s']:.3f} s, storage {info['storage']}")

@@ -157,3 +157,15 @@ def test_model_inspect_and_doctor_report_the_facts(tmp_path: Path, capsys) -> No
     assert main(["doctor", "quadrotor_sim"]) == 0
     out = capsys.readouterr().out
     assert "CPUExecutionProvider" in out and "quadrotor_sim.yaml" in out
+
+
+def test_every_benchmark_is_a_subcommand_that_runs_its_module() -> None:
+    import importlib
+
+    from aegis.cli import BENCHMARKS, build_parser
+
+    parser = build_parser()
+    for name, module, _, _ in BENCHMARKS:
+        args = parser.parse_args(["bench", name])
+        assert args.handler.args == (module,), name
+        assert callable(importlib.import_module(module).run_from_args)
