@@ -227,20 +227,25 @@ def _positive_float(text: str) -> float:
 
 
 def _load_plan(args: argparse.Namespace) -> LaunchPlan:
+    """The plan of ``args.config`` with ``--set`` overrides and the options' own (``--scenario``, ``--gui``, ``--no-filter``).
+
+    The options' overrides depend only on what the user's config says (robot kind, first node,
+    filter wiring), which they do not change: the config is read once to derive them, once more with them.
+    """
     path = resolve_config_path(args.config)
     overrides = list(args.overrides)
+    config = load_config(path, overrides)
     if getattr(args, "scenario", None):
         from aegis.scenario import resolve_scenario_for
 
-        kind = load_config(path, overrides).robot.kind
-        overrides.append(f"scenario={resolve_scenario_for(args.scenario, kind).resolve()}")
+        overrides.append(f"scenario={resolve_scenario_for(args.scenario, config.robot.kind).resolve()}")
     if getattr(args, "gui", False):
-        plant = next(iter(load_config(path, overrides).nodes))  # the first node is the simulator
+        plant = next(iter(config.nodes))  # the first node is the simulator
         overrides.append(f"nodes.{plant}.params.gui=true")
     if getattr(args, "no_filter", False):
-        overrides += bypass_overrides(load_config(path, overrides))
+        overrides += bypass_overrides(config)
     args.effective_overrides = overrides
-    return make_plan(load_config(path, overrides))
+    return make_plan(load_config(path, overrides) if overrides != list(args.overrides) else config)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
