@@ -286,11 +286,11 @@ def validated_node_params(node: NodeConfig) -> NodeParams:
 
 
 def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Fill the ``robot``, ``scenario`` and ``safety`` parameters of every node type that has them from the config's sections.
+    """Fill the ``robot``, ``scenario``, ``safety`` and ``inference`` parameters of every node type that has them from the config's sections.
 
     This is how the simulator and the controllers share one set of physical parameters and one
     scenario. A node's own ``params.robot`` entries are laid over the section (for model-mismatch
-    studies); a node's own ``params.scenario`` wins over the top-level one. File paths are made
+    studies), and so are its own ``params.inference`` entries; a node's own ``params.scenario`` wins over the top-level one. File paths are made
     absolute here, relative to the config file, so nodes never depend on the working directory.
     """
     nodes = raw.get("nodes")
@@ -305,6 +305,10 @@ def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         shared["robot"] = robot
     if isinstance(raw.get("safety"), dict):
         shared["safety"] = copy.deepcopy(raw["safety"])
+    if isinstance(raw.get("inference"), dict):
+        inference = shared["inference"] = copy.deepcopy(raw["inference"])
+        if isinstance(inference.get("model"), str) and not Path(inference["model"]).is_absolute():
+            inference["model"] = str((path.resolve().parent / inference["model"]).resolve())
     raw = dict(raw)
     if isinstance(raw.get("scenario"), str):
         try:
@@ -328,6 +332,8 @@ def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
             params = {**params, "scenario": shared["scenario"]}
         if "safety" in fields and "safety" in shared and params.get("safety") is None:
             params = {**params, "safety": shared["safety"]}
+        if "inference" in fields and "inference" in shared:
+            params = {**params, "inference": _merged(shared["inference"], params.get("inference"))}
         node["params"] = params
     return {**raw, "nodes": nodes}
 

@@ -25,6 +25,8 @@ NODE_TYPES: dict[str, str] = {
     "diff_drive_mpc": "aegis.nodes.mpc:DiffDriveMpc",
     "safety_filter": "aegis.nodes.safety_filter:SafetyFilter",
     "diff_drive_safety_filter": "aegis.nodes.safety_filter:DiffDriveSafetyFilter",
+    "quadrotor_policy": "aegis.nodes.policy:QuadrotorPolicy",
+    "diff_drive_policy": "aegis.nodes.policy:DiffDrivePolicy",
 }
 
 

@@ -177,6 +177,7 @@ class Producer(_Strict):
     command: str = Field("", description="the command that reproduces the model")
     seed: int | None = None
     notes: str = ""
+    expert: str = Field("", description='node type of the demonstrator it imitates, e.g. "quadrotor_mpc" (aegis sim --policy compares with it)')
 
 
 class PolicyContract(_Strict):
