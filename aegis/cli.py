@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
     sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
+    _add_policy_options(sim)
+    sim.add_argument(
+        "--expert", metavar="NODE_TYPE", default=None,
+        help="with --policy: the node type to compare with (default: the model's producer.expert, else the config's own)",
+    )
     sim.add_argument("--out", type=Path, default=Path("runs/sim"), help="output folder (default: runs/sim)")
     _add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
@@ -125,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--duration", type=_positive_float, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
+    _add_policy_options(evaluate)
     _add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -212,6 +218,14 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", type=Path, default=None, metavar="FILE",
+        help="ONNX policy run in the place of the config's nominal command source, under the filter",
+    )
+    parser.add_argument("--mapping", type=Path, default=None, metavar="YAML", help="with --policy: its contract mapping file")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -244,8 +258,28 @@ def _load_plan(args: argparse.Namespace) -> LaunchPlan:
         overrides.append(f"nodes.{plant}.params.gui=true")
     if getattr(args, "no_filter", False):
         overrides += bypass_overrides(config)
+    args.base_overrides = list(overrides)  # without --policy: what the expert runs with
+    if getattr(args, "policy", None) is not None:
+        overrides += _policy_overrides(config, args)
+    elif getattr(args, "mapping", None) is not None:
+        raise UsageError("--mapping is the contract of a --policy model: give --policy FILE too")
     args.effective_overrides = overrides
-    return make_plan(load_config(path, overrides) if overrides != list(args.overrides) else config)
+    plan = make_plan(load_config(path, overrides) if overrides != list(args.overrides) else config)
+    if getattr(args, "policy", None) is not None:
+        from aegis.policy_swap import check_policy_nodes
+
+        check_policy_nodes(plan)  # a model that does not fit the config is refused here, naming both sides
+    return plan
+
+
+def _policy_overrides(config, args: argparse.Namespace) -> list[str]:
+    """The overrides putting ``--policy`` in the nominal command source's place; UsageError naming a missing file."""
+    from aegis.policy_swap import policy_overrides
+
+    for option, file in (("--policy", args.policy), ("--mapping", args.mapping)):
+        if file is not None and not file.is_file():
+            raise UsageError(f"{option} {file}: no such file")
+    return policy_overrides(config, args.policy, args.mapping)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -286,11 +320,36 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from aegis.sim_run import print_summary, run_sim
 
     plan = _load_plan(args)
+    if args.policy is not None:
+        return _sim_policy_and_expert(args, plan)
+    if args.expert is not None:
+        raise UsageError("--expert is what a --policy is compared with: give --policy FILE too")
     try:
         summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
     except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
         raise UsageError(str(exc)) from None
     print_summary(summary)
+    return 0
+
+
+def _sim_policy_and_expert(args: argparse.Namespace, policy_plan: LaunchPlan) -> int:
+    """`aegis sim --policy`: the policy's run, then the expert's on the same scenario and seed, compared."""
+    from aegis.policy_compare import compare_with_expert, print_comparison
+    from aegis.policy_swap import expert_overrides, expert_type
+
+    path = resolve_config_path(args.config)
+    config = load_config(path, args.overrides)  # the filter still in: it locates the nominal command source
+    try:
+        expert = expert_type(config, args.policy, args.mapping, args.expert)
+    except KeyError as exc:  # an unknown --expert
+        raise UsageError(f"--expert: {exc}") from None
+    expert_plan = make_plan(load_config(path, [*args.base_overrides, *expert_overrides(config, expert)]))
+    try:
+        result = compare_with_expert(policy_plan, expert_plan, args.policy, expert, args.duration, args.seed, args.out, show_progress=True)
+    except (FileExistsError, RuntimeError) as exc:
+        raise UsageError(str(exc)) from None
+    print_comparison(result)
+    Console().print(f"wrote {args.out / 'summary.json'}")
     return 0
 
 
@@ -340,6 +399,8 @@ def print_campaign(result: dict) -> None:
         table.add_row("safety filter: interventions / fallbacks", f"{agg['filter_interventions']} / {agg['fallbacks']} ticks")
     else:
         table.add_row("safety filter", "off")
+    if agg.get("policy_no_nominal_ticks") is not None:
+        table.add_row("policy: ticks without a nominal", str(agg["policy_no_nominal_ticks"]))
     Console().print(table)
 
 

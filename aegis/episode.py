@@ -17,6 +17,7 @@ import numpy as np
 from aegis.launch_plan import LaunchPlan
 from aegis.msgs import RobotState, SafetyFilterReport
 
+GEOFENCE_TOLERANCE_M = 0.02
 REFERENCE_PORT = "reference"
 STATE_PORT = "state"
 
@@ -105,3 +106,18 @@ def episode_metrics(series: EpisodeSeries, plant_metrics: dict[str, Any]) -> dic
         "tracking_max_m": float(errors.max()) if errors.size else None,
         **{k: v for k, v in plant_metrics.items() if k not in ("collisions", "body_radius_m")},
     }
+
+
+def episode_outcome(scenario: Any, series: Any) -> dict[str, Any]:
+    """Inside the geofence, goal reached and the final distance to it: None where the scenario has none."""
+    inside = goal_reached = final_goal_distance = None
+    if scenario is not None and series.positions.size:
+        if scenario.geofence is not None:
+            # 2 cm of tolerance: a ground robot on compliant tyres sits a few mm below z = 0
+            low = np.asarray(scenario.geofence.min_m) - GEOFENCE_TOLERANCE_M
+            high = np.asarray(scenario.geofence.max_m) + GEOFENCE_TOLERANCE_M
+            inside = bool(np.all((series.positions >= low) & (series.positions <= high)))
+        if scenario.goal is not None:
+            final_goal_distance = float(np.linalg.norm(series.positions[-1] - np.asarray(scenario.goal.position)))
+            goal_reached = final_goal_distance <= scenario.goal.tolerance_m
+    return {"inside_geofence": inside, "goal_reached": goal_reached, "final_goal_distance_m": final_goal_distance}

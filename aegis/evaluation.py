@@ -19,12 +19,9 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
-from aegis.episode import EpisodeLog, episode_metrics, episode_series
+from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan, make_plan
-
-
-GEOFENCE_TOLERANCE_M = 0.02
 
 
 @dataclass(frozen=True)
@@ -65,25 +62,10 @@ def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | N
                 node.close()
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     metrics = episode_metrics(series, plant_metrics)
-    row = {"episode": episode, "seed": seed, **metrics, **_outcome(scenario, series), "randomization": randomization}
+    row = {"episode": episode, "seed": seed, **metrics, **episode_outcome(scenario, series), "randomization": randomization}
     row["real_time_factor"] = stats.real_time_factor
     row["success"] = row["collisions"] == 0 and row["inside_geofence"] is not False and row["goal_reached"] is not False
     return row
-
-
-def _outcome(scenario: Any, series: Any) -> dict[str, Any]:
-    """Geofence and goal: None where the scenario has none."""
-    inside = goal_reached = final_goal_distance = None
-    if scenario is not None and series.positions.size:
-        if scenario.geofence is not None:
-            # 2 cm of tolerance: a ground robot on compliant tyres sits a few mm below z = 0
-            low = np.asarray(scenario.geofence.min_m) - GEOFENCE_TOLERANCE_M
-            high = np.asarray(scenario.geofence.max_m) + GEOFENCE_TOLERANCE_M
-            inside = bool(np.all((series.positions >= low) & (series.positions <= high)))
-        if scenario.goal is not None:
-            final_goal_distance = float(np.linalg.norm(series.positions[-1] - np.asarray(scenario.goal.position)))
-            goal_reached = final_goal_distance <= scenario.goal.tolerance_m
-    return {"inside_geofence": inside, "goal_reached": goal_reached, "final_goal_distance_m": final_goal_distance}
 
 
 def _worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
@@ -129,6 +111,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     clearance, rmse = values("min_clearance_m"), values("tracking_rmse_m")
     barrier = np.array([row["min_barrier"] for row in rows if row.get("min_barrier") is not None], dtype=float)
     filtered = any("filter_interventions" in row for row in rows)
+    policy = any("policy_no_nominal_ticks" in row for row in rows)
     return {
         "episodes": len(rows),
         "success_rate": float(np.mean([row["success"] for row in rows])) if rows else None,
@@ -141,4 +124,5 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "min_barrier": float(barrier.min()) if barrier.size else None,
         "filter_interventions": int(sum(row.get("filter_interventions", 0) for row in rows)) if filtered else None,
         "fallbacks": int(sum(row.get("fallbacks", 0) for row in rows)) if filtered else None,
+        "policy_no_nominal_ticks": int(sum(row["policy_no_nominal_ticks"] for row in rows)) if policy else None,
     }

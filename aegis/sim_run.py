@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aegis.bag import BagRecorder
-from aegis.episode import EpisodeLog, episode_metrics, episode_series
+from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series
 from aegis.executors.lockstep import LockstepExecutor, RunStats
 from aegis.launch_plan import LaunchPlan
 
@@ -61,6 +61,7 @@ def run_sim(
         "scenario": scenario.name if scenario is not None else None,
         "seed": seed,
         **episode_metrics(series, plant_metrics),
+        **episode_outcome(scenario, series),
         **run_numbers(plan, stats),
         "final_states": {
             topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}

@@ -155,8 +155,12 @@ class _PolicyNode(Node):
                 precision=inference.precision,
                 sha256=inference.sha256 if p.model is None else None,
             )
-        except (ContractError, OSError, ValueError, RuntimeError) as exc:  # onnxruntime's load errors are RuntimeErrors
+        except (ContractError, OSError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        except Exception as exc:  # onnxruntime's own load errors (InvalidProtobuf, Fail, ...) derive from Exception only
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise
+            raise ConfigError(f"{where}: onnxruntime cannot load it: {exc}") from None
         contract = runtime.contract
         deployment = DeploymentExpectation(
             source=f"the deployment (robot {p.robot.name!r} of kind {p.robot.kind!r}, node {self.name!r} at {self.rate_hz:g} Hz)",
