@@ -175,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_arguments(export_c)
     export_c.set_defaults(handler=_cmd_export_c)
+    export_filter = export_sub.add_parser(
+        "filter-c",
+        help="a config's safety-filter QP as cvxpygen C (OSQP, static memory); --mcu proves it on an emulated Cortex-M4F",
+        description="Write the C of the safety filter's QP (cvxpygen's OSQP code, from the same cvxpy formulation the "
+        "filter solves) with an aegis header; --mcu builds it for a Cortex-M4F, solves sample problems under QEMU, "
+        "compares with the host and prints flash and RAM.",
+    )
+    from aegis.export.cli import add_filter_arguments
+
+    add_filter_arguments(export_filter)
+    export_filter.set_defaults(handler=_cmd_export_filter_c)
 
     replay = sub.add_parser(
         "replay",
@@ -435,6 +446,12 @@ def _cmd_export_c(args: argparse.Namespace) -> int:
     from aegis.export.cli import run_export
 
     return run_export(args)
+
+
+def _cmd_export_filter_c(args: argparse.Namespace) -> int:
+    from aegis.export.cli import run_filter_export
+
+    return run_filter_export(args, resolve_config_path(args.config))
 
 
 def _require_bag(path: Path) -> None:

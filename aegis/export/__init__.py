@@ -1,7 +1,9 @@
-"""C export of ONNX MLP policies: dependency-free C99 for the host and for microcontrollers (Cortex-M4F).
+"""C export for the host and for microcontrollers (Cortex-M4F): ONNX MLP policies, and the safety filter's QP.
 
 `export_c(model, out_dir)` writes `<name>.h` and `<name>.c`; aegis.export.host builds them with the host C
 compiler and runs them through ctypes; aegis.export.mcu builds a Cortex-M4F image and runs it under QEMU.
+aegis.export.filter_qp writes the filter QP's cvxpygen C, and aegis.export.filter_check proves it on the
+M4F against the host's solvers.
 """
 
 from aegis.export.errors import ExportError, ToolchainError, UnsupportedModelError

@@ -1,10 +1,11 @@
-"""`aegis export c MODEL -o DIR`: the command-line front of the C export (add_arguments + run_export for aegis.cli)."""
+"""The command-line fronts of the C exports for aegis.cli: `aegis export c MODEL -o DIR` and `aegis export filter-c [CONFIG] -o DIR`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from aegis.export.codegen import PRECISIONS
 
@@ -30,6 +31,89 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(report.lines()))
     return 0
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `aegis export filter-c`; the caller sets a handler calling run_filter_export with the config's path."""
+    parser.add_argument("config", nargs="?", default="quadrotor_sim.yaml", help="hw_config whose safety filter's QP is exported (default: quadrotor_sim.yaml)")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder for <name>_qp.h and cvxpygen's C (created)")
+    parser.add_argument("--node", default=None, help="the config's safety-filter node (default: its first)")
+    parser.add_argument("--name", default="filter", help="C prefix: <name>_solve(), <name>_qp.h, <name>_cpg_*() (default: filter)")
+    parser.add_argument("--mcu", action="store_true",
+                        help="also build it for a Cortex-M4F, solve --problems sample problems under QEMU mps2-an386, compare with "
+                        "the host (cvxpy reference, osqp-direct, the same C built here) and print flash and RAM; exit 1 if they disagree")
+    parser.add_argument("--problems", type=_positive_int, default=200, metavar="N", help="sample problems for --mcu (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample problems' states and obstacles (default 0)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a config value (YAML value); repeatable")
+
+
+def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
+    """Exports the config's filter QP and prints the report; with --mcu checks it under QEMU (exit 1 when it disagrees).
+
+    A config without a safety filter, cvxpygen or a tool missing: one line on stderr, exit code 2.
+    """
+    from aegis.export.errors import ExportError, ToolchainError
+    from aegis.export.filter_qp import export_filter_qp
+
+    try:
+        found = config_filter(config_path, args.overrides, args.node)
+        export = export_filter_qp(found["filter"].spec, args.out, args.name)
+    except ExportError as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{config_path}: the QP of safety-filter node {found['node']!r} ({type(found['filter'].model).__name__})")
+    print("\n".join(export.lines()))
+    if not args.mcu:
+        return 0
+    from aegis.export.filter_check import check_filter_qp
+    from aegis.export.filter_samples import sample_problems
+    from aegis.export.mcu import missing_tools
+
+    absent = missing_tools()
+    if absent:
+        print(f"aegis: error: --mcu needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)", file=sys.stderr)
+        return 2
+    problems = sample_problems(found["filter"].model, export.spec, found["walls"], args.problems, args.seed, found["region"])
+    try:
+        check = check_filter_qp(export, problems, args.out / "build")
+    except ToolchainError as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(check.lines()))
+    return 0 if check.agrees() else 1
+
+
+def config_filter(config_path: Path, overrides: list[str], node: str | None = None) -> dict[str, Any]:
+    """The safety filter a config runs: {node, filter (a CbfSafetyFilter built by the node), walls, region (geofence corners or None)}.
+
+    ExportError when the config has no safety-filter node (or none called ``node``).
+    """
+    from aegis.config import load_config
+    from aegis.export.errors import ExportError
+    from aegis.launch_plan import make_plan
+    from aegis.nodes.safety_filter import SafetyFilterParams
+    from aegis.registry import node_class
+    from aegis.scenario.geometry import geofence_walls
+
+    launches = [launch for launch in make_plan(load_config(config_path, overrides)).nodes
+                if issubclass(node_class(launch.type_name).Params, SafetyFilterParams)]
+    chosen = [launch for launch in launches if node is None or launch.name == node]
+    if not chosen:
+        have = f"its safety-filter nodes: {', '.join(launch.name for launch in launches)}" if launches else "it has no safety-filter node"
+        raise ExportError(f"{config_path}: no safety-filter node {node!r} ({have})" if node else f"{config_path}: {have}")
+    instance = chosen[0].instantiate()
+    geofence = instance.params.safety.geofence
+    walls = geofence_walls(geofence) if geofence is not None else ()
+    region = (tuple(geofence.min_m), tuple(geofence.max_m)) if geofence is not None else None
+    return {"node": chosen[0].name, "filter": instance.filter, "walls": walls, "region": region}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,19 @@
-"""Builds an exported policy for a Cortex-M4F (arm-none-eabi-gcc), runs it under QEMU mps2-an386, reports sizes.
+"""Builds C for a Cortex-M4F (arm-none-eabi-gcc), runs it under QEMU mps2-an386, reports sizes; the policy's images.
 
-Two images: the test image runs the policy on embedded inputs and prints each output's float bits in hex
-over semihosting (newlib's rdimon printf); the footprint image (AEGIS_NO_IO) has only the startup code, the
-policy and one call, and no C library beyond what the policy's libm calls need: its flash is the figure
-to hold against a microcontroller's budget.
+The shared machinery (:func:`link_image`, :func:`compile_objects`, :func:`run_qemu`, :func:`size_of`)
+links any C with the startup code and linker script of c_templates/; the safety filter's QP
+(aegis.export.filter_qp) uses it too. Two images per program: the test image runs it on embedded
+inputs and prints results over semihosting (newlib's rdimon printf); the footprint image
+(AEGIS_NO_IO) has only the startup code, the program and one call, and no C library beyond what the
+program's own calls need: its flash is the figure to hold against a microcontroller's budget.
+For a policy, the test image prints each output's float bits in hex.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,20 +23,23 @@ from aegis.export import templates
 from aegis.export.codegen import c_float
 from aegis.export.errors import ToolchainError
 from aegis.export.exporter import ExportReport
-from aegis.export.toolchain import STRICT_C_FLAGS, missing, run
+from aegis.export.toolchain import GENERATED_C_FLAGS, STRICT_C_FLAGS, missing, run
 
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
+ARM_NM = "arm-none-eabi-nm"
 QEMU = "qemu-system-arm"
 CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
 SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
 QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-semihosting-config", "enable=on,target=native")
+SEMIHOSTING_FLAGS = ("--specs=rdimon.specs",)  # newlib with semihosting stdio; its crt0 (_start) runs main
+FOOTPRINT_FLAGS = ("-DAEGIS_NO_IO", "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs")
 TEST_VECTORS = "aegis_test_vectors.h"
 
 
 def missing_tools() -> list[str]:
     """What an MCU check needs and lacks (Debian: gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm)."""
-    absent = missing(ARM_CC, ARM_SIZE, QEMU)
+    absent = missing(ARM_CC, ARM_SIZE, ARM_NM, QEMU)
     if ARM_CC not in absent:
         found = subprocess.run([ARM_CC, *CPU_FLAGS, "-print-file-name=librdimon.a"], capture_output=True, text=True,
                                check=False).stdout.strip()
@@ -71,6 +78,19 @@ def size_of(path: Path) -> Sizes:
     return Sizes(text, data, bss)
 
 
+def external_symbols(objects: Sequence[Path]) -> list[str]:
+    """What the objects call or use that none of them defines (C library, libgcc's __aeabi_* helpers), sorted."""
+    undefined: set[str] = set()
+    defined: set[str] = set()
+    for line in run([ARM_NM, *(str(o) for o in objects)]).stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "U":
+            undefined.add(fields[1])
+        elif len(fields) == 3:
+            defined.add(fields[2])
+    return sorted(undefined - defined)
+
+
 def write_test_vectors(inputs: np.ndarray, input_size: int, path: Path) -> Path:
     """The inputs as a C array of exact float literals (the same bits onnxruntime and the host are given)."""
     x = np.ascontiguousarray(inputs, dtype=np.float32).reshape(-1, input_size)
@@ -84,12 +104,46 @@ def write_test_vectors(inputs: np.ndarray, input_size: int, path: Path) -> Path:
     return path
 
 
-def _link(report: ExportReport, directory: Path, elf: Path, extra: list[str], sources: list[Path]) -> McuImage:
-    linker_script = templates.write("mps2_an386.ld", report.name, directory)
-    run([ARM_CC, *CPU_FLAGS, *STRICT_C_FLAGS, *SECTION_FLAGS, *extra, f"-I{report.source.parent.resolve()}",
-         f"-I{directory.resolve()}", "-T", str(linker_script.resolve()), *(str(s.resolve()) for s in sources),
-         str(report.source.resolve()), "-Wl,--gc-sections", "-lm", "-o", str(elf.resolve())])
+def startup_source(directory: Path, io: bool = True) -> Path:
+    """The Cortex-M4F startup code written into ``directory`` (a file per variant: compiled with or without AEGIS_NO_IO)."""
+    path = directory / ("mcu_startup.c" if io else "mcu_startup_no_io.c")
+    path.write_text(templates.render("mcu_startup.c", "startup"), encoding="ascii", newline="\n")
+    return path
+
+
+def compile_objects(sources: Sequence[Path], include_dirs: Sequence[Path], out_dir: Path, flags: Sequence[str] = GENERATED_C_FLAGS) -> list[Path]:
+    """Each source compiled for the M4F into ``out_dir`` (one object per source, named after it): for generated
+    third-party C (cvxpygen, OSQP), built with ``flags`` rather than the strict warning set."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    objects = []
+    for source in sources:
+        obj = (out_dir / f"{source.stem}.o").resolve()
+        if obj in objects:
+            raise ToolchainError(f"two sources named {source.stem}.c: {source} would overwrite {obj}")
+        run([ARM_CC, *CPU_FLAGS, *flags, *SECTION_FLAGS, *(f"-I{d.resolve()}" for d in include_dirs), "-c",
+             str(source.resolve()), "-o", str(obj)])
+        objects.append(obj)
+    return objects
+
+
+def link_image(elf: Path, sources: Sequence[Path], include_dirs: Sequence[Path], extra: Sequence[str] = (),
+               objects: Sequence[Path] = ()) -> McuImage:
+    """Compiles ``sources`` (strict flags) and links them with ``objects``, libm and the mps2-an386 linker script into ``elf``.
+
+    ``extra`` picks the image kind: :data:`SEMIHOSTING_FLAGS` (printf, newlib's crt0) or
+    :data:`FOOTPRINT_FLAGS` (no C library start-up); the sources include the matching startup_source().
+    """
+    directory = elf.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    linker_script = templates.write("mps2_an386.ld", "image", directory)
+    run([ARM_CC, *CPU_FLAGS, *STRICT_C_FLAGS, *SECTION_FLAGS, *extra, *(f"-I{d.resolve()}" for d in include_dirs),
+         "-T", str(linker_script.resolve()), *(str(s.resolve()) for s in sources), *(str(o) for o in objects),
+         "-Wl,--gc-sections", "-lm", "-o", str(elf.resolve())])
     return McuImage(elf, size_of(elf))
+
+
+def _link(report: ExportReport, directory: Path, elf: Path, extra: Sequence[str], sources: list[Path]) -> McuImage:
+    return link_image(elf, [*sources, report.source], [report.source.parent, directory], extra)
 
 
 def build_test_image(report: ExportReport, inputs: np.ndarray, build_dir: str | Path) -> McuImage:
@@ -97,20 +151,17 @@ def build_test_image(report: ExportReport, inputs: np.ndarray, build_dir: str | 
     directory = Path(build_dir)
     directory.mkdir(parents=True, exist_ok=True)
     write_test_vectors(inputs, report.input_size, directory / TEST_VECTORS)
-    sources = [templates.write("mcu_startup.c", report.name, directory), templates.write("mcu_main.c", report.name, directory)]
-    return _link(report, directory, directory / f"{report.name}_test.elf", ["--specs=rdimon.specs"], sources)
+    sources = [startup_source(directory), templates.write("mcu_main.c", report.name, directory)]
+    return _link(report, directory, directory / f"{report.name}_test.elf", SEMIHOSTING_FLAGS, sources)
 
 
 def build_footprint_image(report: ExportReport, build_dir: str | Path) -> McuImage:
     """The image with only startup, the policy and one call (no stdio): the policy's flash and RAM on the M4F."""
     directory = Path(build_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    startup = directory / "mcu_startup_no_io.c"
-    startup.write_text(templates.render("mcu_startup.c", report.name), encoding="ascii")
     main = directory / "mcu_main_no_io.c"
     main.write_text(templates.render("mcu_main.c", report.name), encoding="ascii")
-    flags = ["-DAEGIS_NO_IO", "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs"]
-    return _link(report, directory, directory / f"{report.name}_footprint.elf", flags, [startup, main])
+    return _link(report, directory, directory / f"{report.name}_footprint.elf", FOOTPRINT_FLAGS, [startup_source(directory, io=False), main])
 
 
 def policy_object_sizes(report: ExportReport, build_dir: str | Path) -> Sizes:

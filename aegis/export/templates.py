@@ -1,4 +1,4 @@
-"""The C files shipped with the export (package data in c_templates/): host harness, Cortex-M4F startup and main."""
+"""The C files shipped with the export (package data in c_templates/): host harness, Cortex-M4F startup and mains."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-TEMPLATES = ("host_harness.c", "mcu_main.c", "mcu_startup.c", "mps2_an386.ld")
+TEMPLATES = ("filter_qp_main.c", "host_harness.c", "mcu_main.c", "mcu_startup.c", "mps2_an386.ld")
 
 
 def render(template: str, name: str) -> str:
-    """A template's text with ${name} (the policy's C prefix) and ${NAME} (its macro prefix) filled in."""
+    """A template's text with ${name} (the policy's or the QP's C prefix) and ${NAME} (its macro prefix) filled in."""
     if template not in TEMPLATES:
         raise KeyError(f"no C template {template!r}; have {', '.join(TEMPLATES)}")
     text = resources.files("aegis.export").joinpath("c_templates").joinpath(template).read_text(encoding="ascii")

@@ -15,7 +15,8 @@ failing) the constructor raises :class:`CodegenUnavailable` with the reason; cal
 
 Settings: cvxpygen's OSQP defaults to tolerances of 1e-3 (cvxpy uses 1e-5); they are set to
 ``tolerance`` (eps_abs 1e-6, eps_rel 1e-8, as osqp-direct) at load, and termination is checked
-every 10 iterations. The generated C keeps its workspace in static memory:
+every 10 iterations (:func:`solver_settings`, which the microcontroller export,
+aegis.export.filter_qp, applies to the same C). The generated C keeps its workspace in static memory:
 every CvxpygenQp of one problem in a process shares it (each solve sets all parameters, so
 answers are right, but the warm start is shared and it is not thread-safe).
 """
@@ -76,6 +77,21 @@ def missing_build_tools() -> str | None:
     return None
 
 
+def solver_settings(tolerance: float = 1e-6, max_iterations: int = 4000) -> dict[str, float | int]:
+    """The generated OSQP's settings, by cvxpygen's setter names (``set_solver_<name>`` in Python, ``<prefix>_cpg_set_solver_<name>`` in C).
+
+    eps_rel is a hundredth of eps_abs, as osqp-direct: the relative dual residual scales with |q|,
+    which holds the slack's linear penalty.
+    """
+    return {
+        "eps_abs": float(tolerance),
+        "eps_rel": 0.01 * float(tolerance),
+        "max_iter": int(max_iterations),
+        "check_termination": 10,
+        "warm_starting": 1,
+    }
+
+
 class CvxpygenQp:
     """The generated solver for ``spec``: built on first use (or loaded from ``cache_dir``), then solved per tick.
 
@@ -97,11 +113,8 @@ class CvxpygenQp:
             _build(spec, self.build_dir, self._prefix)
             module = _load(self.build_dir, self.key)
         self._module = module
-        module.set_solver_eps_abs(float(tolerance))
-        module.set_solver_eps_rel(0.01 * float(tolerance))  # as osqp-direct: |q| holds the slack penalty
-        module.set_solver_max_iter(int(max_iterations))
-        module.set_solver_check_termination(10)
-        module.set_solver_warm_starting(1)
+        for setting, value in solver_settings(tolerance, max_iterations).items():
+            getattr(module, f"set_solver_{setting}")(value)
         self._updated = getattr(module, f"{self._prefix}_cpg_updated")()
         self._updated.u_nom = self._updated.A = self._updated.b = True
         self._params = getattr(module, f"{self._prefix}_cpg_params")()
@@ -160,18 +173,27 @@ def _load(build_dir: Path, key: str) -> ModuleType:
     return module
 
 
-def _build(spec: QpSpec, build_dir: Path, prefix: str) -> None:
-    """Generate and compile into a temporary sibling of ``build_dir``, then rename it into place."""
+def generate_code(spec: QpSpec, code_dir: Path, prefix: str, log_path: Path) -> None:
+    """cvxpygen's OSQP code for ``spec`` (the reference problem, build_problem) into ``code_dir``; C symbols ``<prefix>_cpg_*``.
+
+    Only generates (no compiler needed); what cvxpygen prints goes to ``log_path``. The C is in
+    ``code_dir/c``: ``include/``, ``src/cpg_*.c`` and the embedded OSQP in ``solver_code/``.
+    """
     from aegis.controllers.cbf.cvxpy_solver import build_problem
     from cvxpygen import cpg
 
+    with _output_to(log_path):
+        cpg.generate_code(build_problem(spec).problem, code_dir=str(code_dir), solver="OSQP", prefix=prefix, wrapper=False)
+
+
+def _build(spec: QpSpec, build_dir: Path, prefix: str) -> None:
+    """Generate and compile into a temporary sibling of ``build_dir``, then rename it into place."""
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{build_dir.name}.building-", dir=build_dir.parent))
     code_dir = staging / "code"
     log_path = staging / "build.log"
     try:
-        with _output_to(log_path):
-            cpg.generate_code(build_problem(spec).problem, code_dir=str(code_dir), solver="OSQP", prefix=prefix, wrapper=False)
+        generate_code(spec, code_dir, prefix, log_path)
         with log_path.open("a") as log:
             completed = subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-compile", "--quiet", "--target", ".", "."],
