@@ -1,0 +1,55 @@
+"""Closed-loop rollouts of an ONNX policy recording every model input it was fed: calibration data and comparison points.
+
+Static int8 quantization calibrates its activation ranges on the observations the policy meets in
+closed loop, not on random inputs; judging a quantized model compares its actions with the float
+model's on those same observations. Episodes are the campaign's (aegis.evaluation): the config's
+plan with the policy in the nominal source's place, the plant's randomisation on, seed + episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aegis.config import load_config
+from aegis.evaluation import Campaign, campaign_plan
+from aegis.executors.lockstep import LockstepExecutor
+from aegis.policy_swap import policy_overrides
+
+DEFAULT_CONFIGS = {"quadrotor": "quadrotor_sim.yaml", "diff_drive": "husky_sim.yaml"}
+"""Robot kind -> the shipped sim config a model of that kind is rolled out in when no config is given."""
+
+
+def policy_campaign(
+    config: Path, model: Path, episodes: int, seed: int = 0, duration_s: float | None = None,
+    mapping: Path | None = None, overrides: Sequence[str] = (),
+) -> Campaign:
+    """A campaign of ``config`` (with ``overrides``) flying ``model`` in the nominal command source's place."""
+    base = load_config(config, list(overrides))
+    return Campaign(config, (*overrides, *policy_overrides(base, model, mapping)), episodes, seed, duration_s)
+
+
+def record_policy_inputs(campaign: Campaign) -> np.ndarray:
+    """Every model input (physical units, history stacked) the campaign's policy node was fed, over all episodes, in order."""
+    from aegis.nodes.policy import POLICY_NODE_TYPES
+    from aegis.sim_run import load_plan_scenario
+
+    plan = campaign_plan(campaign)
+    scenario = load_plan_scenario(plan)
+    duration = campaign.duration_s if campaign.duration_s is not None else (scenario.duration_s if scenario is not None else 10.0)
+    recorded: list[np.ndarray] = []
+    for episode in range(campaign.episodes):
+        nodes = plan.instantiate()
+        policy = next(n for n in nodes if n.type_name in POLICY_NODE_TYPES.values())
+        policy.input_log = recorded
+        try:
+            executor = LockstepExecutor(nodes, listeners=[])
+            executor.reset(campaign.seed + episode)
+            executor.run(duration)
+        finally:
+            for node in nodes:
+                if hasattr(node, "close"):
+                    node.close()
+    return np.asarray(recorded)
