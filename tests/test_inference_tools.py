@@ -20,6 +20,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from aegis.config import load_config
+from aegis.export.toolchain import host_cc
 from aegis.inference import (
     ActionField,
     ContractMismatch,
@@ -223,10 +224,18 @@ def test_policy_benchmark_rows_and_report(tmp_path: Path) -> None:
     args = parser.parse_args(["--calls", "50", "--repeats", "1", "--json", str(tmp_path / "policy.json")])
     out = io.StringIO()
     rows = bench.run_from_args(args, Console(file=out, width=120))
-    assert [r["name"] for r in rows] == list(bench.ROW_NAMES) == ["ort-run", "ort-iobinding", "aegis-runtime", "numpy"]
+    assert [r["name"] for r in rows] == list(bench.ROW_NAMES) == [
+        "ort-run", "ort-iobinding", "aegis-runtime", "numpy", "ort-int8", "c-float32", "c-int8",
+    ]
+    with_c = host_cc() is not None
     for row in rows:
-        assert set(bench.ROW_KEYS) <= set(row) and row["median_us"] > 0 and row["calls"] == 50
+        if row["name"].startswith("c-") and not with_c:
+            assert row["calls"] == 0 and "no host C compiler" in row["note"]
+            continue
+        assert set(bench.ROW_KEYS) <= set(row) and row["median_us"] > 0 and row["calls"] == 50, row
     assert rows[1]["vs_iobinding"] == 1.0
     assert "target wrapper overhead <= 1.3x raw io_binding" in out.getvalue()
+    if with_c:
+        assert "through ctypes" in rows[5]["note"] and "target host C export <= 2 µs per inference" in out.getvalue()
     document = json.loads((tmp_path / "policy.json").read_text())
     assert document["benchmark"] == "policy" and document["wrapper_overhead"] == rows[2]["vs_iobinding"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ class HostPolicy:
         self._lib.aegis_host_run.restype = None
         self._lib.aegis_host_seconds.argtypes = [_FLOATS, _FLOATS, ctypes.c_long, ctypes.c_long]
         self._lib.aegis_host_seconds.restype = ctypes.c_double
+        self._lib.aegis_host_time_each.argtypes = [_FLOATS, _FLOATS, ctypes.c_long, ctypes.POINTER(ctypes.c_longlong)]
+        self._lib.aegis_host_time_each.restype = None
 
     def _batch(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(inputs, dtype=np.float32).reshape(-1, self.input_size)
@@ -43,6 +46,27 @@ class HostPolicy:
         x, y = self._batch(inputs)
         self._lib.aegis_host_run(x.ctypes.data_as(_FLOATS), y.ctypes.data_as(_FLOATS), x.shape[0])
         return y
+
+    def call_times_ns(self, inputs: np.ndarray) -> np.ndarray:
+        """One inference per row of ``inputs``, each timed in C around the call alone (no Python, no ctypes): ns, int64."""
+        x, y = self._batch(inputs)
+        times = np.empty(x.shape[0], dtype=np.int64)
+        self._lib.aegis_host_time_each(x.ctypes.data_as(_FLOATS), y.ctypes.data_as(_FLOATS), x.shape[0],
+                                       times.ctypes.data_as(ctypes.POINTER(ctypes.c_longlong)))
+        return times
+
+    def single_call(self, input_row: np.ndarray) -> tuple[Callable[[], None], np.ndarray]:
+        """(a no-argument callable running one inference on ``input_row`` through ctypes, its output buffer):
+        what a Python caller pays per inference, ctypes' argument conversion included."""
+        x, y = self._batch(input_row)
+        if x.shape[0] != 1:
+            raise ValueError(f"single_call takes one input row, got {x.shape[0]}")
+        run, x_pointer, y_pointer = self._lib.aegis_host_run, x.ctypes.data_as(_FLOATS), y.ctypes.data_as(_FLOATS)
+
+        def call() -> None:  # the pointers keep their arrays alive (numpy's data_as holds a reference)
+            run(x_pointer, y_pointer, 1)
+
+        return call, y
 
     def seconds_per_inference(self, inputs: np.ndarray, runs: int = 7, min_seconds: float = 0.05) -> float:
         """Median over `runs` timed passes (each >= min_seconds, cycling through the inputs) of seconds per call."""

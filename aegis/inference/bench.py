@@ -1,8 +1,8 @@
-"""Policy inference latency per call: onnxruntime's plain run, its io_binding, the aegis runtime wrapper, and a numpy forward pass.
+"""Policy inference latency per call: onnxruntime (run, io_binding, int8), the aegis runtime wrapper, numpy, and the C export.
 
 One model (by default a 12-64-64-4 MLP, Gemm + Relu + Tanh, random weights from ``seed``, with a
 contract that normalises every observation field and scales the action: the work a real
-contract asks of the wrapper) is called four ways, ``calls`` times each, ``repeats`` times in turn:
+contract asks of the wrapper) is called seven ways, ``calls`` times each, ``repeats`` times in turn:
 
 ``ort-run``
     ``session.run([output], {input: x})`` on a preallocated float32 input: a new output array a call.
@@ -15,12 +15,25 @@ contract asks of the wrapper) is called four ways, ``calls`` times each, ``repea
     the finiteness check, scaling, clipping, a new float64 action, and the latency record.
 ``numpy``
     :func:`aegis.inference.mlp.numpy_forward` of the same graph in float32 (no contract work).
+``ort-int8``
+    the model pre-processed (``quant_pre_process``) and quantized by
+    ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, activations quantized per call),
+    run with io_binding as ``ort-iobinding``.
+``c-float32``, ``c-int8``
+    the model exported by :func:`aegis.export.export_c` (float32; int8 weights with per-channel
+    scales), compiled with the host C compiler (-O2) into a shared library. Timed in C: the
+    library reads CLOCK_MONOTONIC just before and just after each inference
+    (:meth:`aegis.export.host.HostPolicy.call_times_ns`), so neither Python nor ctypes is in the
+    number. What a Python caller pays through ctypes is in the row's note.
 
-Every time is the wall time (``time.perf_counter_ns``) around one call, the same probe for all
-four. The sessions run on the CPU provider with ``threads`` intra-op threads, sequentially.
+The Python rows' time is the wall time (``time.perf_counter_ns``) around one call, the same probe
+for all of them. The sessions run on the CPU provider with ``threads`` intra-op threads,
+sequentially. A way that cannot run here (no host C compiler, an op the C export refuses, a
+graph numpy_forward cannot take) gets a row of NaN with the reason in its note.
 
-Target from the issue (printed as met or not, never asserted): wrapper overhead <= 1.3x raw
-onnxruntime io_binding (the ``aegis-runtime`` median over the ``ort-iobinding`` median).
+Targets from the issue (printed as met or not, never asserted): wrapper overhead <= 1.3x raw
+onnxruntime io_binding (the ``aegis-runtime`` median over the ``ort-iobinding`` median); host C
+export <= 2 µs per inference (the ``c-float32`` median).
 """
 
 from __future__ import annotations
@@ -37,16 +50,20 @@ import numpy as np
 
 from aegis.bench import machine, write_document
 
-ROW_NAMES = ("ort-run", "ort-iobinding", "aegis-runtime", "numpy")
-ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats")
+ROW_NAMES = ("ort-run", "ort-iobinding", "aegis-runtime", "numpy", "ort-int8", "c-float32", "c-int8")
+ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats", "note")
 DESCRIPTIONS = {
     "ort-run": "session.run on a preallocated input",
     "ort-iobinding": "session.run_with_iobinding, input and output bound (raw floor)",
     "aegis-runtime": "PolicyRuntime.act: contract normalisation, scaling, clipping, checks, stats",
     "numpy": "numpy forward of the same graph, float32",
+    "ort-int8": "quantize_dynamic (int8 weights, activations quantized per call), run_with_iobinding",
+    "c-float32": "aegis export c, float32, host cc -O2; timed in C around each call (no Python, no ctypes)",
+    "c-int8": "aegis export c --precision int8 (per-channel scales), timed as c-float32",
 }
 DEFAULT_SIZES = (12, 64, 64, 4)
 TARGET_WRAPPER_OVERHEAD = 1.3
+TARGET_C_US = 2.0
 
 
 def default_model(folder: Path, seed: int = 0) -> Path:
@@ -98,14 +115,14 @@ def run_policy_benchmark(
         raise ValueError(f"calls and repeats must be >= 1, got {calls} and {repeats}")
     with tempfile.TemporaryDirectory(prefix="aegis-bench-policy-") as tmp:
         path = Path(model) if model is not None else default_model(Path(tmp), seed)
-        ways, notes = _ways(path, mapping, threads, seed)
+        ways, notes = _ways(path, mapping, threads, seed, Path(tmp), calls)
         warmup = min(calls, 2_000)
-        for call in ways.values():
-            _time(call, warmup)
+        for timer in ways.values():
+            timer(warmup)
         samples: dict[str, list[np.ndarray]] = {name: [] for name in ways}
         for _ in range(repeats):  # interleaved, so a slow moment of the machine hits every way alike
-            for name, call in ways.items():
-                samples[name].append(_time(call, calls))
+            for name, timer in ways.items():
+                samples[name].append(timer(calls))
     medians = {name: float(np.median(np.concatenate(s))) for name, s in samples.items()}
     rows = []
     for name in ROW_NAMES:
@@ -129,7 +146,12 @@ def run_policy_benchmark(
     return rows
 
 
-def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+Timer = Callable[[int], np.ndarray]
+"""Runs a way n times and returns each call's time in µs."""
+
+
+def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int, folder: Path, calls: int) -> tuple[dict[str, Timer], dict[str, str]]:
+    """A timer per way that can run here, and notes (why a way is missing, how a way was measured)."""
     import onnx
     import onnxruntime as ort
 
@@ -149,15 +171,20 @@ def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int) -> tu
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+    def bound(model_path: Path) -> Callable[[], Any]:
+        session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+        io = session.io_binding()
+        io.bind_ortvalue_input(binding.input.name, ort.OrtValue.ortvalue_from_numpy(x))
+        io.bind_ortvalue_output(binding.output.name, ort.OrtValue.ortvalue_from_numpy(np.zeros_like(y)))
+        return lambda: session.run_with_iobinding(io)
+
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    io = session.io_binding()
-    io.bind_ortvalue_input(binding.input.name, ort.OrtValue.ortvalue_from_numpy(x))
-    io.bind_ortvalue_output(binding.output.name, ort.OrtValue.ortvalue_from_numpy(y))
     names, feed = [binding.output.name], {binding.input.name: x}
     act = runtime.act
-    ways: dict[str, Callable[[], Any]] = {
+    calls_of: dict[str, Callable[[], Any]] = {
         "ort-run": lambda: session.run(names, feed),
-        "ort-iobinding": lambda: session.run_with_iobinding(io),
+        "ort-iobinding": bound(path),
         "aegis-runtime": lambda: act(observation),
     }
     notes = {"aegis-runtime": f"call mode {runtime.call_mode}"}
@@ -166,8 +193,41 @@ def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int) -> tu
     except ValueError as exc:
         notes["numpy"] = str(exc)
     else:
-        ways["numpy"] = lambda: forward(x)
+        calls_of["numpy"] = lambda: forward(x)
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared, quantized = folder / "int8_prepared.onnx", folder / "int8_dynamic.onnx"
+        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)  # as onnxruntime asks; no sympy needed
+        quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8)
+        calls_of["ort-int8"] = bound(quantized)
+    except Exception as exc:  # noqa: BLE001 - a model onnxruntime cannot quantize is a note, not a crash
+        notes["ort-int8"] = f"quantize_dynamic failed: {type(exc).__name__}: {exc}"
+    ways: dict[str, Timer] = {name: (lambda n, call=call: _time(call, n)) for name, call in calls_of.items()}
+    for precision in ("float32", "int8"):
+        name = f"c-{precision}"
+        try:
+            policy = _host_c(path, precision, folder)
+        except Exception as exc:  # noqa: BLE001 - no compiler, or a graph the export refuses: a note
+            notes[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            continue
+        inputs = np.repeat(x.reshape(1, -1), calls, axis=0)
+        ways[name] = lambda n, policy=policy, inputs=inputs: policy.call_times_ns(inputs[:n]) / 1e3
+        call, _ = policy.single_call(x.reshape(1, -1))
+        _time(call, 2_000)
+        through_ctypes = float(np.median(_time(call, min(calls, 20_000))))
+        notes[name] = f"from Python through ctypes: {through_ctypes:.2f} µs median per call"
     return ways, notes
+
+
+def _host_c(model: Path, precision: str, folder: Path) -> Any:
+    """The model exported to C (``precision``) and built into a shared library here: an aegis.export.host.HostPolicy."""
+    from aegis.export import export_c
+    from aegis.export.host import build_host
+
+    report = export_c(model, folder / f"c_{precision}", precision=precision)  # type: ignore[arg-type]
+    return build_host(report)
 
 
 def _time(call: Callable[[], Any], n: int) -> np.ndarray:
@@ -187,9 +247,13 @@ def wrapper_overhead(rows: Sequence[dict[str, Any]]) -> float:
 
 
 def targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's target against the rows: [{target, value, goal, met}] (information, not a verdict)."""
+    """The issue's targets against the rows: [{target, value, goal, met}] (information, not a verdict)."""
     overhead = wrapper_overhead(rows)
-    return [{"target": "wrapper overhead", "value": overhead, "goal": f"<= {TARGET_WRAPPER_OVERHEAD}x raw io_binding", "met": overhead <= TARGET_WRAPPER_OVERHEAD}]
+    out = [{"target": "wrapper overhead", "value": overhead, "goal": f"<= {TARGET_WRAPPER_OVERHEAD}x raw io_binding", "met": overhead <= TARGET_WRAPPER_OVERHEAD}]
+    c_median = _row(rows, "c-float32")["median_us"]
+    if not math.isnan(c_median):
+        out.append({"target": "host C export", "value": c_median, "goal": f"<= {TARGET_C_US:g} µs per inference", "met": c_median <= TARGET_C_US})
+    return out
 
 
 def report(rows: Sequence[dict[str, Any]], model: str | Path | None = None) -> dict[str, Any]:
@@ -222,6 +286,9 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
     for column, justify in (("way", "left"), ("median µs", "right"), ("p99 µs", "right"), ("mean µs", "right"), ("vs io_binding", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
+        if math.isnan(row["median_us"]):
+            table.add_row(row["name"], "—", "—", "—", "—")
+            continue
         table.add_row(row["name"], f"{row['median_us']:.2f}", f"{row['p99_us']:.2f}", f"{row['mean_us']:.2f}", f"{row['vs_iobinding']:.2f}x")
     console.print(table)
     for row in rows:
@@ -229,7 +296,8 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
         console.print(f"  {row['name']}: {DESCRIPTIONS[row['name']]}{note}")
     for target in targets(rows):
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
-        console.print(f"target {target['target']} {target['goal']}: {target['value']:.2f}x — {verdict}")
+        shown = f"{target['value']:.2f} µs" if target["goal"].endswith("inference") else f"{target['value']:.2f}x"
+        console.print(f"target {target['target']} {target['goal']}: {shown} — {verdict}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
