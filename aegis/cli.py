@@ -328,6 +328,9 @@ def _policy_overrides(config, args: argparse.Namespace) -> list[str]:
 def _cmd_check(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     plan = make_plan(load_config(path, args.overrides))
+    from aegis.policy_swap import check_policy_nodes
+
+    check_policy_nodes(plan)  # a policy model that does not fit the config is a config error too
     if args.json:
         print(json.dumps(plan_as_dict(plan), indent=2))
         return 0

@@ -64,9 +64,8 @@ def policy_node_type(config: HwConfig) -> str:
 
 def policy_overrides(config: HwConfig, model: Path, mapping: Path | None = None) -> list[str]:
     """Overrides that run ``model`` (and its ``mapping``) in the place of the config's nominal command source."""
-    params: dict[str, Any] = {"model": str(Path(model).resolve())}
-    if mapping is not None:
-        params["mapping"] = str(Path(mapping).resolve())
+    # mapping always set: a mapping the replaced node had belongs to its own model, not to this one
+    params: dict[str, Any] = {"model": str(Path(model).resolve()), "mapping": str(Path(mapping).resolve()) if mapping else None}
     return replace_node_overrides(config, nominal_source(config), policy_node_type(config), params)
 
 

@@ -125,7 +125,7 @@ def _contract_lines(c: PolicyContract) -> list[str]:
     lines += _table(rows)
     if c.producer is not None:
         p = c.producer
-        extra = "".join(f"   {k} {v}" for k, v in (("command", p.command), ("seed", p.seed), ("notes", p.notes)) if v not in ("", None))
+        extra = "".join(f"   {k} {v}" for k, v in (("command", p.command), ("seed", p.seed), ("expert", p.expert), ("notes", p.notes)) if v not in ("", None))
         lines.append(f"  producer {p.name} {p.version}".rstrip() + extra)
     if c.description:
         lines.append(f"  description {c.description}")

@@ -107,3 +107,16 @@ def test_a_config_without_a_filter_has_no_place_for_a_policy(pd_model):
     config = load_config(QUADROTOR, ["nodes.filter.enabled=false", "nodes.attitude.topics.acceleration=/cmd_accel_nominal"])
     with pytest.raises(ConfigError, match="no safety filter"):
         policy_overrides(config, pd_model)
+
+
+def test_check_refuses_a_policy_that_does_not_fit_the_config(tmp_path, pd_model, capsys):
+    onnx.save(unicycle_tracking_policy(), tmp_path / "dd.onnx")
+    policy = ["--set", "nodes.controller.type=quadrotor_policy"]
+    assert main(["check", "quadrotor_sim", *policy, "--set", f"nodes.controller.params.model={tmp_path / 'dd.onnx'}"]) == 2
+    assert "has robot_kind 'diff_drive'" in capsys.readouterr().err
+    assert main(["check", "quadrotor_sim", *policy, "--set", f"nodes.controller.params.model={pd_model}"]) == 0
+
+
+def test_inspect_names_the_expert(pd_model, capsys):
+    assert main(["model", "inspect", str(pd_model)]) == 0
+    assert "expert quadrotor_mpc" in capsys.readouterr().out
