@@ -235,6 +235,8 @@ class _PolicyNode(Node):
             self.error_ticks += 1
             return None
         if action is None:
+            if self.nonfinite_ticks == 0:
+                logger.warning("node %s: the policy's observation or action is not finite; publishing no nominal (counted)", self.name)
             self.nonfinite_ticks += 1
         return action
 

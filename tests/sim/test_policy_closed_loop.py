@@ -77,3 +77,28 @@ def test_unicycle_policy_reaches_the_husky_goal_under_the_filter(tmp_path):
     assert np.linalg.norm(odom["p"][:2] - [6.5, 0.5]) < 0.3  # husky_goal's tolerance; measured 1.2 mm (seed 0)
     assert rmse < 0.08  # measured 4.59 cm over the tour
     assert nodes[1].metrics()["policy_no_nominal_ticks"] == 0
+
+
+# The lowest barrier value allowed: the quadrotor's filter keeps h >= -1e-3 as in the safety campaign. Under this
+# policy the Husky's dips to -0.014 (measured, seeds 100..119; 0 collisions, min clearance 0.115 m): the skid-steer
+# slides sideways while the policy turns hard, past the filter's slip_speed_mps margin. The Kanayama controller's
+# campaign on the same episodes stays at +0.009: a nominal command that turns harder finds the margin's limit.
+ADVERSARIAL = [
+    ("quadrotor_sim.yaml", "quadrotor_adversarial", pd_tracking_policy, -1e-3),
+    ("husky_sim.yaml", "husky_adversarial", unicycle_tracking_policy, -0.02),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config", "scenario", "policy", "lowest_barrier"), ADVERSARIAL)
+def test_policies_under_the_filter_never_collide_in_the_adversarial_scenarios(tmp_path, config, scenario, policy, lowest_barrier):
+    from aegis.evaluation import run_campaign
+    from aegis.policy_rollouts import policy_campaign
+
+    onnx.save(policy(), tmp_path / "policy.onnx")
+    campaign = policy_campaign(REPO / "hw_configs" / config, tmp_path / "policy.onnx", 20, seed=100, overrides=(f"scenario={scenario}",))
+    agg = run_campaign(campaign, workers=2)["aggregate"]
+    assert agg["episodes"] == 20 and agg["safety_filter"]
+    assert agg["collisions"] == 0 and agg["fallbacks"] == 0
+    assert agg["min_barrier"] >= lowest_barrier
+    assert agg["policy_no_nominal_ticks"] <= 20  # at most the first tick of each episode (randomized odometry latency)
