@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -25,20 +26,17 @@ QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
 HUSKY = REPO / "hw_configs" / "husky_sim.yaml"
 
 
-def _policy_config(tmp_path: Path, base: Path, node_type: str, model_name: str, extra: str = "") -> Path:
+def _policy_config(tmp_path: Path, base: Path, node_type: str, model_name: str, extra: dict | None = None) -> Path:
     """A copy of a shipped config whose controller is a policy node running ``model_name`` from the inference section."""
-    text = base.read_text()
-    controller_type = "quadrotor_position_controller" if base == QUADROTOR else "diff_drive_twist_controller"
-    text = text.replace(f"type: {controller_type}", f"type: {node_type}")
-    text = text.replace("      gains: {k_x: 1.0, k_y: 4.0, k_theta: 4.0, k_rho: 0.8, k_alpha: 2.0}\n", "")
-    text = text.replace("      limits: {max_speed_mps: 1.0, max_turn_rate_radps: 2.0}\n", "")
-    text += f"inference:\n  model: {model_name}\n{extra}"
+    raw = yaml.safe_load(base.read_text())
+    raw["nodes"]["controller"] = {"type": node_type, "rate_hz": raw["nodes"]["controller"]["rate_hz"], "params": {"reference": "scenario"}}
+    raw["inference"] = {"model": model_name, **(extra or {})}
     path = tmp_path / "policy.yaml"
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
-def _quadrotor_node(tmp_path: Path, model, overrides=(), extra: str = ""):
+def _quadrotor_node(tmp_path: Path, model, overrides=(), extra: dict | None = None):
     onnx.save(model, tmp_path / "policy.onnx")
     config = load_config(_policy_config(tmp_path, QUADROTOR, "quadrotor_policy", "policy.onnx", extra), list(overrides))
     node = make_plan(config).instantiate()[1]
@@ -73,16 +71,20 @@ def test_the_plan_declares_the_policy_parameters_for_ros(tmp_path):
 
 def test_wrong_sha256_in_the_inference_section_is_a_config_error(tmp_path):
     onnx.save(pd_tracking_policy(), tmp_path / "policy.onnx")
-    path = _policy_config(tmp_path, QUADROTOR, "quadrotor_policy", "policy.onnx", f"  sha256: {'0' * 64}\n")
+    path = _policy_config(tmp_path, QUADROTOR, "quadrotor_policy", "policy.onnx", {"sha256": "0" * 64})
     with pytest.raises(ConfigError, match=r"inference\.sha256"):
         load_config(path)
-    good = _policy_config(tmp_path, QUADROTOR, "quadrotor_policy", "policy.onnx", f"  sha256: {sha256_of(tmp_path / 'policy.onnx')}\n")
+    good = _policy_config(tmp_path, QUADROTOR, "quadrotor_policy", "policy.onnx", {"sha256": sha256_of(tmp_path / "policy.onnx")})
     assert make_plan(load_config(good)).instantiate()[1].runtime is not None
 
 
 def test_a_policy_node_without_a_model_is_refused_naming_the_key(tmp_path):
+    raw = yaml.safe_load(QUADROTOR.read_text())
+    raw.pop("inference", None)
+    raw["nodes"]["controller"] = {"type": "quadrotor_policy", "params": {"reference": "scenario"}}
+    (tmp_path / "no_model.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"nodes\.controller\.params.*no policy model: set the hw_config's inference\.model"):
-        load_config(QUADROTOR, ["nodes.controller.type=quadrotor_policy"])
+        load_config(tmp_path / "no_model.yaml")
 
 
 @pytest.mark.parametrize(
