@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -90,9 +91,12 @@ def test_eval_policy_runs_the_campaign_with_the_policy(tmp_path, pd_model):
 
 
 def test_the_nominal_source_is_found_by_wiring_not_by_name(tmp_path, pd_model):
-    text = QUADROTOR.read_text().replace("  controller:", "  planner:")
+    raw = yaml.safe_load(QUADROTOR.read_text())
+    raw.pop("inference", None)
+    controller = {"type": "quadrotor_position_controller", "rate_hz": 48, "params": {"reference": "scenario"}}
+    raw["nodes"] = {("planner" if name == "controller" else name): (controller if name == "controller" else node) for name, node in raw["nodes"].items()}
     path = tmp_path / "renamed.yaml"
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_config(path)
     assert nominal_source(config) == "planner"
     plan = make_plan(load_config(path, policy_overrides(config, pd_model)))
