@@ -18,6 +18,7 @@ from rich.table import Table
 from aegis import __version__
 from aegis.config import ConfigError, load_config
 from aegis.launch_plan import LaunchPlan, bypass_overrides, make_plan
+from aegis.node import port_topics
 from aegis.paths import shipped_config
 
 DEFAULT_SIM_CONFIG = "quadrotor_sim.yaml"
@@ -347,8 +348,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 node.name,
                 node.type_name,
                 f"{node.rate_hz:g} Hz" if node.rate_hz else f"on {node.trigger}",
-                "\n".join(f"{t} ({node.msg_types[p]})" for p, t in node.inputs.items()),
-                "\n".join(f"{t} ({node.msg_types[p]})" for p, t in node.outputs.items()),
+                "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.inputs.items() for t in port_topics(ts)),
+                "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.outputs.items() for t in port_topics(ts)),
             )
     console.print(table)
     for warning in plan.warnings:
@@ -359,7 +360,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def plan_as_dict(plan: LaunchPlan) -> dict:
     from dataclasses import asdict
 
-    return {**asdict(plan), "processes": {name: [n.name for n in nodes] for name, nodes in plan.processes.items()}}
+    return {
+        **asdict(plan),
+        "scenario": None if plan.scenario is None else str(plan.scenario),  # a Path: JSON has no such type
+        "processes": {name: [n.name for n in nodes] for name, nodes in plan.processes.items()},
+    }
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:

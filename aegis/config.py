@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aegis.node import NodeParams
+from aegis.node import NodeParams, topic_count_problem, topic_problem
 from aegis.registry import UnknownNodeType, node_class
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -143,7 +143,9 @@ class NodeConfig(_Strict):
     type: str = Field(description="registered node type (aegis.registry.NODE_TYPES)")
     rate_hz: PositiveFloat | None = Field(None, description="run rate; default: the node type's own")
     params: dict[str, Any] = Field(default_factory=dict, description="the node type's parameters")
-    topics: dict[str, str] = Field(default_factory=dict, description="port name -> topic remap")
+    topics: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="port name -> topic remap (a list of topics for a many port)"
+    )
     process: str | None = Field(None, description="process group; nodes sharing one are composed")
     enabled: bool = Field(True, description="false leaves the node out of the plan (see aegis.launch_plan.bypass_overrides)")
 
@@ -366,17 +368,30 @@ def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
         except UnknownNodeType as exc:
             errors.append((f"{where}.type", str(exc)))
             continue
+        params = None
         try:
-            cls.Params.model_validate(node.get("params") or {})
+            params = cls.Params.model_validate(node.get("params") or {})
         except ValidationError as exc:
-            errors += [(f"{where}.params.{loc}", msg) for loc, msg in pydantic_errors(exc)]
-        ports = {p.name for p in (*cls.inputs, *cls.outputs)}
+            errors += [(f"{where}.params.{loc}" if loc else f"{where}.params", msg) for loc, msg in pydantic_errors(exc)]
+        ports = {p.name: p for p in (*cls.inputs, *cls.outputs)}
         topics = node.get("topics") or {}
-        for port, topic in topics.items() if isinstance(topics, dict) else ():
+        topics = topics if isinstance(topics, dict) else {}
+        for port, topic in topics.items():
             if port not in ports:
                 errors.append((f"{where}.topics.{port}", f"{cls.type_name} has no port {port!r} (ports: {', '.join(sorted(ports))})"))
-            elif not isinstance(topic, str) or not topic.startswith("/"):
-                errors.append((f"{where}.topics.{port}", f"topic {topic!r} must be absolute (start with '/')"))
+                continue
+            problem = topic_problem(ports[port], topic)
+            if problem:
+                errors.append((f"{where}.topics.{port}", problem))
+            elif params is not None:
+                problem = topic_count_problem(ports[port], topic, params)
+                if problem:
+                    errors.append((f"{where}.topics.{port}", problem))
+        for name, port in ports.items():
+            if name not in topics and params is not None:
+                problem = topic_count_problem(port, port.topic, params)
+                if problem:
+                    errors.append((f"{where}.topics.{name}", problem))
         if node.get("rate_hz") is None and cls.default_rate_hz is None and cls.trigger is None:
             errors.append((f"{where}.rate_hz", f"{cls.type_name} has no default rate: give rate_hz"))
     return errors

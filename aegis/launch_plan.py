@@ -6,18 +6,19 @@ the tests check is what the robot runs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aegis.config import ConfigError, HwConfig, validated_node_params
-from aegis.node import Node, resolve_topics
+from aegis.node import Node, Topics, port_topics, resolve_topics
 from aegis.registry import node_class
 
 
 @dataclass(frozen=True)
 class NodeLaunch:
-    """One node instance: its type, executable, rate or trigger, parameters and resolved topics."""
+    """One node instance: its type, executable, rate or trigger, parameters and resolved topics (a tuple for a many port)."""
 
     name: str
     type_name: str
@@ -25,8 +26,8 @@ class NodeLaunch:
     rate_hz: float | None
     trigger: str | None
     params: dict[str, Any]
-    inputs: dict[str, str]
-    outputs: dict[str, str]
+    inputs: dict[str, Topics]
+    outputs: dict[str, Topics]
     msg_types: dict[str, str]
     process: str
 
@@ -98,17 +99,21 @@ def make_plan(config: HwConfig) -> LaunchPlan:
 
 
 def _check_wiring(launches: list[NodeLaunch], config: HwConfig) -> list[str]:
-    """One publisher per topic, one message type per topic; an input nobody publishes is a warning."""
+    """One publisher per topic, one message type per topic; an input nobody publishes is a warning.
+
+    A many port counts as one port per topic of its list.
+    """
     publishers: dict[str, tuple[str, str]] = {}
     errors = []
     for node in launches:
-        for port, topic in node.outputs.items():
-            if topic in publishers:
-                errors.append(f"topic {topic}: published by both {publishers[topic][0]} and {node.name}.{port}")
-            publishers[topic] = (f"{node.name}.{port}", node.msg_types[port])
+        for port, topics in node.outputs.items():
+            for topic in port_topics(topics):
+                if topic in publishers:
+                    errors.append(f"topic {topic}: published by both {publishers[topic][0]} and {node.name}.{port}")
+                publishers[topic] = (f"{node.name}.{port}", node.msg_types[port])
     warnings = []
     for node in launches:
-        for port, topic in node.inputs.items():
+        for port, topic in ((port, topic) for port, topics in node.inputs.items() for topic in port_topics(topics)):
             if topic not in publishers:
                 warnings.append(f"{node.name}.{port} subscribes to {topic}, which no node in this config publishes")
             elif publishers[topic][1] != node.msg_types[port]:
@@ -124,22 +129,39 @@ def bypass_overrides(config: HwConfig) -> list[str]:
     """Overrides that leave out every bypassable node (the safety filters) and wire their input through.
 
     For a node whose class declares ``bypass = (input, output)``, every other node reading the
-    output's topic is remapped to the input's topic, and the node is disabled: ``aegis sim
-    --no-filter`` is the same graph with the nominal command going straight to the actuators.
+    output's topic is remapped to the input's topic (in a many port, that entry of its list), and
+    the node is disabled: ``aegis sim --no-filter`` is the same graph with the nominal command going
+    straight to the actuators. Remaps come first, in config order, then the disabled nodes.
     """
-    overrides: list[str] = []
+    through: dict[str, str] = {}  # a bypassed node's output topic -> its input topic
+    disabled: list[str] = []
     for name, entry in config.nodes.items():
         cls = node_class(entry.type)
-        if not entry.enabled or cls.bypass is None:
+        if entry.enabled and cls.bypass is not None:
+            input_port, output_port = cls.bypass
+            topics = resolve_topics(cls, entry.topics)
+            through[topics[output_port]] = topics[input_port]
+            disabled.append(name)
+
+    def wired_through(topic: str) -> str:
+        seen = {topic}
+        while topic in through and through[topic] not in seen:  # a filter feeding a filter: to the first one's input
+            topic = through[topic]
+            seen.add(topic)
+        return topic
+
+    overrides: list[str] = []
+    for name, entry in config.nodes.items():
+        if name in disabled or not entry.enabled:
             continue
-        input_port, output_port = cls.bypass
+        cls = node_class(entry.type)
         topics = resolve_topics(cls, entry.topics)
-        for other_name, other in config.nodes.items():
-            if other_name == name or not other.enabled:
-                continue
-            other_cls = node_class(other.type)
-            for port, topic in resolve_topics(other_cls, other.topics).items():
-                if topic == topics[output_port] and port in {p.name for p in other_cls.inputs}:
-                    overrides.append(f"nodes.{other_name}.topics.{port}={topics[input_port]}")
-        overrides.append(f"nodes.{name}.enabled=false")
-    return overrides
+        for port in cls.inputs:
+            topic = topics[port.name]
+            if port.many:
+                rewired = [wired_through(t) for t in topic]
+                if rewired != list(topic):
+                    overrides.append(f"nodes.{name}.topics.{port.name}={json.dumps(rewired)}")
+            elif wired_through(topic) != topic:
+                overrides.append(f"nodes.{name}.topics.{port.name}={wired_through(topic)}")
+    return overrides + [f"nodes.{name}.enabled=false" for name in disabled]

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict
 M = TypeVar("M")
 
 
+Topics = str | tuple[str, ...]
+"""What a port is wired to: one topic, or for a ``many`` port a tuple of topics (possibly empty)."""
+
+
 @dataclass(frozen=True)
 class Port:
     """A named input or output of a node.
@@ -24,24 +28,48 @@ class Port:
     ``topic`` is the default topic (a hw_config may remap it); ``depth`` is the queue depth the
     ROS 2 adapter gives the QoS profile; ``max_age_s`` is the staleness bound of an input (None:
     any age is acceptable).
+
+    A ``many`` port is wired to a list of topics of one message type (its ``topic`` is the default
+    tuple, usually empty: nothing wired unless a hw_config lists topics). An input reaches ``step``
+    as a tuple with one ``Received`` (or None) per topic, in list order; an output is returned as a
+    sequence with one message (or None: nothing published there this step) per topic. ``one_per``
+    names a parameter (a sequence) that the topic list must match in length, one topic per entry
+    (a simulator's robots).
     """
 
     name: str
     msg_type: type
-    topic: str
+    topic: Topics
     depth: int = 1
     max_age_s: float | None = None
     description: str = ""
+    many: bool = False
+    one_per: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise ValueError(f"port name {self.name!r} must be a Python identifier")
-        if not self.topic.startswith("/"):
-            raise ValueError(f"port {self.name!r}: topic {self.topic!r} must be absolute (start with '/')")
+        if self.many:
+            if not isinstance(self.topic, (tuple, list)):
+                raise ValueError(f"port {self.name!r}: a many port's topic is a tuple of topics, got {self.topic!r}")
+            object.__setattr__(self, "topic", tuple(self.topic))
+            for topic in self.topic:
+                if not isinstance(topic, str) or not topic.startswith("/"):
+                    raise ValueError(f"port {self.name!r}: topic {topic!r} must be absolute (start with '/')")
+        else:
+            if not isinstance(self.topic, str) or not self.topic.startswith("/"):
+                raise ValueError(f"port {self.name!r}: topic {self.topic!r} must be absolute (start with '/')")
+            if self.one_per is not None:
+                raise ValueError(f"port {self.name!r}: one_per is for many ports")
         if self.depth < 1:
             raise ValueError(f"port {self.name!r}: depth must be >= 1, got {self.depth}")
         if self.max_age_s is not None and self.max_age_s <= 0:
             raise ValueError(f"port {self.name!r}: max_age_s must be > 0, got {self.max_age_s}")
+
+
+def port_topics(topics: Topics) -> tuple[str, ...]:
+    """The topics of one port as a tuple (one for a single port, the list of a many port)."""
+    return (topics,) if isinstance(topics, str) else tuple(topics)
 
 
 @dataclass(frozen=True)
@@ -81,7 +109,7 @@ class Node:
         name: str,
         params: NodeParams | None = None,
         rate_hz: float | None = None,
-        topics: Mapping[str, str] | None = None,
+        topics: Mapping[str, Topics] | None = None,
     ) -> None:
         if params is None:
             params = self.Params()
@@ -95,15 +123,20 @@ class Node:
         if self.trigger is not None and self.trigger not in {p.name for p in self.inputs}:
             raise ValueError(f"node {name!r}: trigger {self.trigger!r} is not one of its inputs")
         self.topics = resolve_topics(type(self), topics or {})
+        for port in (*self.inputs, *self.outputs):
+            problem = topic_count_problem(port, self.topics[port.name], params)
+            if problem:
+                raise ValueError(f"node {name!r} ({self.type_name}): port {port.name!r} {problem}")
 
     def reset(self, seed: int | None = None) -> None:
         """Return to the initial state; ``seed`` seeds any randomness the node has."""
 
-    def step(self, now: float, inputs: Mapping[str, Received[Any] | None]) -> Mapping[str, Any]:
+    def step(self, now: float, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Compute outputs at time ``now`` (seconds) from the latest inputs (None: never received).
 
-        Returns a mapping from output port name to message; a port left out publishes nothing
-        this step.
+        Each input is a ``Received`` or None; a ``many`` input is a tuple of them, one per topic.
+        Returns a mapping from output port name to message (for a ``many`` output, a sequence of
+        messages or None, one per topic); a port left out publishes nothing this step.
         """
         raise NotImplementedError
 
@@ -116,18 +149,52 @@ class Node:
         return _port_named(cls.outputs, name, f"{cls.type_name} output")
 
 
-def resolve_topics(node_type: type[Node], remap: Mapping[str, str]) -> dict[str, str]:
-    """Map each port name of ``node_type`` to its topic, applying ``remap`` (port name -> topic)."""
-    ports = (*node_type.inputs, *node_type.outputs)
-    names = {p.name for p in ports}
+def resolve_topics(node_type: type[Node], remap: Mapping[str, Any]) -> dict[str, Topics]:
+    """Map each port name of ``node_type`` to its topic (a tuple for a many port), applying ``remap`` (port name -> topic(s))."""
+    ports = {p.name: p for p in (*node_type.inputs, *node_type.outputs)}
+    resolved: dict[str, Topics] = {}
     for port_name, topic in remap.items():
-        if port_name not in names:
+        port = ports.get(port_name)
+        if port is None:
             raise KeyError(
-                f"{node_type.type_name} has no port {port_name!r} to remap (ports: {', '.join(sorted(names))})"
+                f"{node_type.type_name} has no port {port_name!r} to remap (ports: {', '.join(sorted(ports))})"
             )
-        if not topic.startswith("/"):
-            raise ValueError(f"{node_type.type_name}.{port_name}: topic {topic!r} must be absolute (start with '/')")
-    return {p.name: remap.get(p.name, p.topic) for p in ports}
+        problem = topic_problem(port, topic)
+        if problem:
+            raise ValueError(f"{node_type.type_name}.{port_name}: {problem}")
+        resolved[port_name] = tuple(topic) if port.many else topic
+    return {name: resolved.get(name, port.topic) for name, port in ports.items()}
+
+
+def topic_problem(port: Port, topic: Any) -> str | None:
+    """Why ``topic`` cannot be what ``port`` is wired to (None: it can): one absolute topic, or a list of distinct ones."""
+    if not port.many:
+        if isinstance(topic, (list, tuple)):
+            return f"takes one topic, not a list ({port.name} is not a many port)"
+        if not isinstance(topic, str) or not topic.startswith("/"):
+            return f"topic {topic!r} must be absolute (start with '/')"
+        return None
+    if not isinstance(topic, (list, tuple)):
+        return f"takes a list of topics (a many port), got {topic!r}"
+    for index, item in enumerate(topic):
+        if not isinstance(item, str) or not item.startswith("/"):
+            return f"entry {index}: topic {item!r} must be absolute (start with '/')"
+        if item in topic[:index]:
+            return f"entry {index}: topic {item} is listed twice"
+    return None
+
+
+def topic_count_problem(port: Port, topics: Topics, params: Any) -> str | None:
+    """Why a ``one_per`` port's topic list does not match its parameter's length (None: it does, or no such rule)."""
+    if port.one_per is None:
+        return None
+    entries = getattr(params, port.one_per, None)
+    if entries is None:
+        return f"takes one topic per entry of {port.one_per}, but the parameters have no {port.one_per}"
+    if len(topics) != len(entries):
+        listed = ", ".join(map(str, entries))
+        return f"needs {len(entries)} topics, one per entry of {port.one_per} ({listed}), got {len(topics)}"
+    return None
 
 
 def _port_named(ports: tuple[Port, ...], name: str, what: str) -> Port:

@@ -12,6 +12,7 @@ import numpy as np
 from aegis.bag import read_bag
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan
+from aegis.node import port_topics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +37,8 @@ def replay_and_compare(plan: LaunchPlan, bag: Path, node_names: Sequence[str], s
     if unknown:
         raise KeyError(f"no node {', '.join(unknown)} in the plan (nodes: {', '.join(by_name)})")
     chosen = [by_name[name] for name in node_names]
-    outputs = {topic for node in chosen for topic in node.outputs.values()}
-    inputs = {topic for node in chosen for topic in node.inputs.values()} - outputs
+    outputs = {topic for node in chosen for topics in node.outputs.values() for topic in port_topics(topics)}
+    inputs = {topic for node in chosen for topics in node.inputs.values() for topic in port_topics(topics)} - outputs
     recording = list(read_bag(bag))
     recorded_topics = {topic for _, topic, _ in recording}
     missing = sorted((inputs | outputs) - recorded_topics)

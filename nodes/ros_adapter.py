@@ -1,7 +1,7 @@
 """The one ROS 2 adapter: hosts any aegis node in an rclpy node; the only module that imports rclpy, and only when called.
 
-Per node it creates a publisher per output port, a subscription per input port, a timer at the
-node's rate (or steps on its trigger input's messages), and read-only ROS parameters from its
+Per node it creates a publisher per output topic, a subscription per input topic (a ``many``
+port has one of each per topic of its list), a timer at the node's rate (or steps on its trigger input's messages), and read-only ROS parameters from its
 Params. Every decision is made by plain functions of aegis.ros_shell, tested without ROS; this
 module only hands their results to rclpy. Receive times and ``now`` come from the node's ROS
 clock, so ``use_sim_time`` (set from the hw_config) drives the node from /clock.
@@ -18,7 +18,7 @@ from typing import Any
 from aegis.launch_plan import LaunchPlan, NodeLaunch
 from aegis.msgs.ros_types import TypeLookup, rclpy_types
 from aegis.msgs.stamp import time_to_ros
-from aegis.node import Node
+from aegis.node import Node, port_topics
 from aegis.registry import node_class
 from aegis.ros_shell import (
     NodeRunner,
@@ -80,19 +80,22 @@ class RosNodeHost:
         self.runner = NodeRunner(node, types, log_error=logger.error)
         self._clock = self.ros_node.get_clock()
         self._publishers = {
-            port.name: self.ros_node.create_publisher(
-                types(port.msg_type.ROS_TYPE), relative_topic(node.topics[port.name]), _qos_profile(publisher_qos(port))
+            port.name: tuple(
+                self.ros_node.create_publisher(types(port.msg_type.ROS_TYPE), relative_topic(topic), _qos_profile(publisher_qos(port)))
+                for topic in port_topics(node.topics[port.name])
             )
             for port in node.outputs
         }
+        self._many_outputs = {port.name for port in node.outputs if port.many}
         self._subscriptions = [
             self.ros_node.create_subscription(
                 types(port.msg_type.ROS_TYPE),
-                relative_topic(node.topics[port.name]),
-                self._on_message_callback(port.name),
+                relative_topic(topic),
+                self._on_message_callback(port.name, index if port.many else None),
                 _qos_profile(subscription_qos(port)),
             )
             for port in node.inputs
+            for index, topic in enumerate(port_topics(node.topics[port.name]))
         ]
         self._timer = None if node.trigger else self.ros_node.create_timer(timer_period_s(node.rate_hz), self._on_timer)
         self._clock_publisher = None
@@ -145,12 +148,12 @@ class RosNodeHost:
         clock = self._types(CLOCK_TYPE)(clock=time_to_ros(self._types, now_ns / 1e9))
         self._clock_publisher.publish(clock)
 
-    def _on_message_callback(self, port_name: str):
+    def _on_message_callback(self, port_name: str, index: int | None):
         trigger = port_name == self.runner.node.trigger
 
         def on_message(ros_msg: Any) -> None:
             now_ns = self._now_ns()
-            if self.runner.receive(port_name, ros_msg, now_ns) and trigger:
+            if self.runner.receive(port_name, ros_msg, now_ns, index) and trigger:
                 self._step(now_ns)
 
         return on_message
@@ -160,7 +163,13 @@ class RosNodeHost:
         if outputs is None:
             return
         for port_name, ros_msg in outputs.items():
-            self._publishers[port_name].publish(ros_msg)
+            publishers = self._publishers[port_name]
+            if port_name not in self._many_outputs:
+                publishers[0].publish(ros_msg)
+                continue
+            for publisher, one in zip(publishers, ros_msg):  # one message (or None) per topic
+                if one is not None:
+                    publisher.publish(one)
 
 
 def _qos_profile(settings: QosSettings) -> Any:
@@ -176,8 +185,8 @@ def _qos_profile(settings: QosSettings) -> Any:
 
 def _summary(node: Node) -> str:
     timing = f"on {node.trigger}" if node.trigger else f"{node.rate_hz:g} Hz"
-    subs = ", ".join(f"{node.topics[p.name]} (depth {p.depth})" for p in node.inputs) or "nothing"
-    pubs = ", ".join(f"{node.topics[p.name]} (depth {p.depth})" for p in node.outputs) or "nothing"
+    subs = ", ".join(f"{t} (depth {p.depth})" for p in node.inputs for t in port_topics(node.topics[p.name])) or "nothing"
+    pubs = ", ".join(f"{t} (depth {p.depth})" for p in node.outputs for t in port_topics(node.topics[p.name])) or "nothing"
     return f"{node.name} ({node.type_name}) runs {timing}; subscribes {subs}; publishes {pubs}"
 
 

@@ -4,7 +4,9 @@ Time is integer nanoseconds; tick k of a node at rate r happens at round(k * 1e9
 like 240 Hz never drift. At each instant, replayed messages are delivered first, then the nodes
 due run in plan order (the plant, listed first, publishes before the controllers read), and a
 node triggered by an input runs right after the message that triggers it. Each input reaches
-``step`` as the latest message on its topic with its age, flagged stale past the port's bound.
+``step`` as the latest message on its topic with its age, flagged stale past the port's bound
+(a ``many`` input as a tuple of those, one per topic; a ``many`` output publishes each of its
+messages on its own topic).
 The wall-clock duration of every step is measured, never used: outputs depend only on inputs.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.node import Node, Received
+from aegis.node import Node, Received, port_topics
 
 NS_PER_S = 1_000_000_000
 
@@ -76,10 +78,11 @@ class LockstepExecutor:
         self._triggered_by: dict[str, list[int]] = {}
         for index, node in enumerate(self.nodes):
             if node.trigger is not None:
-                self._triggered_by.setdefault(node.topics[node.trigger], []).append(index)
-        # per node, what each step needs, resolved once: (port name, topic, staleness bound)
+                for topic in port_topics(node.topics[node.trigger]):
+                    self._triggered_by.setdefault(topic, []).append(index)
+        # per node, what each step needs, resolved once: (port name, topic or tuple of topics, staleness bound, many)
         self._input_wiring = [
-            tuple((port.name, node.topics[port.name], port.max_age_s) for port in node.inputs) for node in self.nodes
+            tuple((port.name, node.topics[port.name], port.max_age_s, port.many) for port in node.inputs) for node in self.nodes
         ]
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
@@ -149,7 +152,10 @@ class LockstepExecutor:
 
     def _step_node(self, index: int, now_ns: int) -> None:
         node = self.nodes[index]
-        inputs = {name: self._received(topic, max_age_s, now_ns) for name, topic, max_age_s in self._input_wiring[index]}
+        inputs = {
+            name: tuple(self._received(t, max_age_s, now_ns) for t in topic) if many else self._received(topic, max_age_s, now_ns)
+            for name, topic, max_age_s, many in self._input_wiring[index]
+        }
         started = time.perf_counter_ns()
         outputs = node.step(now_ns / NS_PER_S, inputs)
         self._timings[node.name].durations_ns.append(time.perf_counter_ns() - started)
@@ -158,10 +164,20 @@ class LockstepExecutor:
             topic = node.topics.get(port_name)
             if topic is None:
                 raise KeyError(f"node {node.name!r} returned output {port_name!r}, which it does not declare")
-            self._publish(now_ns, topic, msg)
-            triggered = self._triggered_by.get(topic)
-            if triggered:
-                self._pending_triggers.extend(triggered)
+            if isinstance(topic, str):
+                self._publish_output(now_ns, topic, msg)
+                continue
+            if len(msg) != len(topic):
+                raise ValueError(f"node {node.name!r} returned {len(msg)} messages on {port_name!r}, which has {len(topic)} topics")
+            for one_topic, one_msg in zip(topic, msg):
+                if one_msg is not None:
+                    self._publish_output(now_ns, one_topic, one_msg)
+
+    def _publish_output(self, now_ns: int, topic: str, msg: Any) -> None:
+        self._publish(now_ns, topic, msg)
+        triggered = self._triggered_by.get(topic)
+        if triggered:
+            self._pending_triggers.extend(triggered)
 
     def _received(self, topic: str, max_age_s: float | None, now_ns: int) -> Received | None:
         entry = self._latest.get(topic)

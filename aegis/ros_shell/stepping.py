@@ -6,6 +6,10 @@ back. It is logged with the node's name, counted, and the node keeps running, so
 see its outputs go stale and fall back as they are designed to. A message that cannot be
 converted on arrival is dropped (the previous one stays latched and ages) and counted too.
 
+A ``many`` port has one latch per topic (``receive`` takes the topic's index in the list) and
+reaches ``step`` as a tuple; a ``many`` output comes back as a tuple with one ROS message (or None:
+publish nothing there) per topic.
+
 TODO(diagnostics): publish ``steps``, ``step_errors`` and ``receive_errors`` of every runner on
 /diagnostics (diagnostic_msgs/DiagnosticArray, aegis.msgs.LoopDiagnostics) once the supervisor
 defines the report; today they are counters read by the adapter and the tests.
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aegis.msgs.ros_types import TypeLookup
-from aegis.node import Node
+from aegis.node import Node, Port
 from aegis.ros_shell.timing import InputLatch, ns_to_seconds
 
 LOG_EVERY = 100
@@ -32,7 +36,10 @@ class NodeRunner:
         self.node = node
         self._types = types
         self._log_error = log_error
-        self._latches = {port.name: InputLatch(port) for port in node.inputs}
+        self._latches: dict[str, InputLatch | tuple[InputLatch, ...]] = {
+            port.name: tuple(InputLatch(port) for _ in node.topics[port.name]) if port.many else InputLatch(port)
+            for port in node.inputs
+        }
         self._outputs = {port.name: port for port in node.outputs}
         self.steps = 0
         self.step_errors = 0
@@ -40,21 +47,26 @@ class NodeRunner:
         self._last_failure: str | None = None
         self._repeats = 0
 
-    def receive(self, port_name: str, ros_msg: Any, received_ns: int) -> bool:
-        """Convert and latch a ROS message arriving on an input port; False if it was dropped."""
-        latch = self._latches[port_name]
+    def receive(self, port_name: str, ros_msg: Any, received_ns: int, index: int | None = None) -> bool:
+        """Convert and latch a ROS message arriving on an input port (topic ``index`` of a many port); False if dropped."""
+        latches = self._latches[port_name]
+        latch = latches if index is None else latches[index]
         try:
             msg = latch.port.msg_type.from_ros(ros_msg)
         except Exception as exc:  # noqa: BLE001 - a bad message must not kill the node
             self.receive_errors += 1
-            self._report(f"input {port_name!r} ({self.node.topics[port_name]}): dropped a message", exc, received_ns)
+            topic = self.node.topics[port_name] if index is None else self.node.topics[port_name][index]
+            self._report(f"input {port_name!r} ({topic}): dropped a message", exc, received_ns)
             return False
         latch.put(msg, received_ns)
         return True
 
     def tick(self, now_ns: int) -> dict[str, Any] | None:
         """Step the node at ``now_ns``; its outputs as ROS messages by port name, or None if the step failed."""
-        inputs = {name: latch.get(now_ns) for name, latch in self._latches.items()}
+        inputs = {
+            name: tuple(one.get(now_ns) for one in latch) if isinstance(latch, tuple) else latch.get(now_ns)
+            for name, latch in self._latches.items()
+        }
         try:
             outputs = self.node.step(ns_to_seconds(now_ns), inputs)
             ros_outputs = {name: self._to_ros(name, msg) for name, msg in outputs.items()}
@@ -70,8 +82,16 @@ class NodeRunner:
         if port is None:
             declared = ", ".join(self._outputs) or "none"
             raise KeyError(f"returned output {port_name!r}, which it does not declare (outputs: {declared})")
+        if not port.many:
+            return self._one_to_ros(port, msg)
+        topics = self.node.topics[port_name]
+        if isinstance(msg, (str, bytes)) or not hasattr(msg, "__len__") or len(msg) != len(topics):
+            raise ValueError(f"output {port_name!r} must be a sequence of {len(topics)} messages (or None), one per topic")
+        return tuple(None if one is None else self._one_to_ros(port, one) for one in msg)
+
+    def _one_to_ros(self, port: Port, msg: Any) -> Any:
         if not isinstance(msg, port.msg_type):
-            raise TypeError(f"output {port_name!r} must be a {port.msg_type.__name__}, got {type(msg).__name__}")
+            raise TypeError(f"output {port.name!r} must be a {port.msg_type.__name__}, got {type(msg).__name__}")
         return msg.to_ros(self._types)
 
     def _report(self, what: str, exc: Exception, t_ns: int) -> None:
