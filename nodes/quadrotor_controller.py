@@ -69,6 +69,9 @@ class QuadrotorControllerParams(NodeParams):
         "hover", description="hover at hover_position_m, or then a figure-8 around it, or the scenario's reference"
     )
     scenario: Path | None = Field(None, description="scenario file (filled from the hw_config's scenario)")
+    scenario_robot: str | None = Field(
+        None, description="which robot of a multi-robot scenario (its robots: section) this node flies; none for a one-robot scenario"
+    )
     law: Literal["cascade", "lqr"] = Field(
         "cascade", description="cascade PID (tracks moving references with feed-forward) or LQR about hover (holds positions)"
     )
@@ -93,6 +96,12 @@ class QuadrotorControllerParams(NodeParams):
     def _scenario_given_when_used(self) -> QuadrotorControllerParams:
         if self.reference == "scenario" and self.scenario is None:
             raise ValueError("reference 'scenario' needs a scenario (the hw_config's scenario key)")
+        if self.reference == "scenario":
+            from aegis.scenario import load_scenario
+
+            load_scenario(self.scenario).task(self.scenario_robot)  # ValueError naming the scenario's robots
+        elif self.scenario_robot is not None:
+            raise ValueError(f"scenario_robot {self.scenario_robot!r} is only used with reference 'scenario'")
         return self
 
 
@@ -190,7 +199,7 @@ def reference_function(p: QuadrotorControllerParams) -> Callable[[float], tuple[
     if p.reference == "scenario":
         from aegis.scenario import load_scenario, reference_at
 
-        scenario_reference = load_scenario(p.scenario).reference
+        scenario_reference = load_scenario(p.scenario).task(p.scenario_robot).reference
         return lambda t: reference_at(scenario_reference, t)
     start = p.figure8_start_s if p.reference == "figure8" else math.inf
     return Figure8(p.hover_position_m, p.figure8_size_m, p.figure8_period_s, start)

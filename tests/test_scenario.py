@@ -80,13 +80,14 @@ def test_a_shipped_reference_that_finishes_ends_at_the_goal() -> None:
     checked = 0
     for path in SHIPPED:
         scenario = load_scenario(path)
-        if scenario.goal is None or isinstance(scenario.reference, Figure8) or getattr(scenario.reference, "loop", False):
-            continue  # no goal, or a reference that never finishes
-        end, velocity, _ = reference_at(scenario.reference, scenario.duration_s)
-        assert np.linalg.norm(end - scenario.goal.position) <= scenario.goal.tolerance_m, path.name
-        assert np.allclose(velocity, 0.0), f"{path.name}: the reference should finish within duration_s"
-        checked += 1
-    assert checked >= 2
+        for task in scenario.robots.values() or [scenario.task()]:  # every robot of a multi-robot scenario
+            if task.goal is None or isinstance(task.reference, Figure8) or getattr(task.reference, "loop", False):
+                continue  # no goal, or a reference that never finishes
+            end, velocity, _ = reference_at(task.reference, scenario.duration_s)
+            assert np.linalg.norm(end - task.goal.position) <= task.goal.tolerance_m, path.name
+            assert np.allclose(velocity, 0.0), f"{path.name}: the reference should finish within duration_s"
+            checked += 1
+    assert checked >= 6
 
 
 def test_shipped_figure8_keeps_its_clearance_over_a_period() -> None:
@@ -193,6 +194,46 @@ def test_a_scenario_for_another_robot_is_refused_naming_both() -> None:
     other = "diff_drive" if scenario.robot_kind == "quadrotor" else "quadrotor"
     with pytest.raises(ConfigError, match=rf"robot_kind: .* is for a {scenario.robot_kind} robot, .* is a {other}"):
         check_robot_kind(scenario, other)
+
+
+# --- several robots in one scene ------------------------------------------------------------------
+
+SWARM = REPO / "scenarios" / "quadrotor_swarm_cross.yaml"
+
+
+def test_a_multi_robot_scenario_gives_each_robot_its_task() -> None:
+    scenario = load_scenario(SWARM)
+    assert scenario.robot_names == ("cf1", "cf2", "cf3", "cf4") and scenario.start is None and scenario.reference is None
+    cf2 = scenario.task("cf2")
+    assert cf2.start.position == cf2.reference.from_ and cf2.goal.position == cf2.reference.to
+    with pytest.raises(ValueError, match="has robots cf1, cf2, cf3, cf4: name the one to follow"):
+        scenario.task()
+    with pytest.raises(ValueError, match=r"has no robot 'cf5' \(it has robots cf1, cf2, cf3, cf4\)"):
+        scenario.task("cf5")
+    with pytest.raises(ValueError, match=r"has no robot 'cf1' \(it has one robot"):
+        load_scenario(FIGURE8).task("cf1")
+    assert load_scenario(FIGURE8).task().start == load_scenario(FIGURE8).start
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("start={position: [0, 0, 1]}", "start: a scenario with robots gives each robot its own start (robots.NAME.start)"),
+        ("robots={}", "start: missing required key (or robots: for several robots)"),
+        ("robots.cf2.start.position=[-1.5, -1.45, 1.0]", "robots.cf2.start.position: within 0.2 m of robots.cf1's start"),
+        ("robots.cf3.goal.position=[9, 0, 1]", "robots.cf3.goal.position: outside the geofence: x 9 > geofence.max_m 2.5"),
+        ("robots.cf4.reference.to=[1.47, -3.0, 1.0]", "robots.cf4.reference.to: the reference passes [1.47, -3.0, 1.0], outside"),
+        ("robots.cf1.reference.speed=1", "robots.cf1.reference.speed: unknown key"),
+        ("robots.cf1.start.positon=[0, 0, 1]", "robots.cf1.start.positon: unknown key"),
+    ],
+)
+def test_bad_robots_are_refused_by_key(override: str, expected: str) -> None:
+    assert f"{SWARM}: {expected}" in refusal(SWARM, (override,))
+
+
+def test_a_robot_name_must_be_an_identifier(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, lambda raw: raw["robots"].update({"cf 5": raw["robots"].pop("cf4")}), base=SWARM)
+    assert "robots.cf 5.[key]: String should match pattern" in refusal(path)
 
 
 # --- overrides -----------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Scenarios: what a simulated run happens in (start, goal, reference, obstacles, geofence, disturbances, randomisation).
 
+One robot, or several in one scene (``robots``, each with its own start, reference and goal).
+
 A scenario is a YAML file validated into a frozen Scenario (aegis.scenario.schema); everything
 computed from one is a pure function: reference_at (reference.py), clearance and the geofence
 walls (geometry.py), wind_at and impulse_force_at (disturbances.py), sample_randomization
@@ -40,6 +42,7 @@ from aegis.scenario.schema import (
     ObstacleSpec,
     Randomization,
     Reference,
+    RobotTask,
     Scenario,
     Start,
     Waypoints,
@@ -59,6 +62,7 @@ __all__ = [
     "Randomization",
     "Reference",
     "ReferenceState",
+    "RobotTask",
     "Scenario",
     "Start",
     "Waypoints",

@@ -19,6 +19,9 @@ from aegis.scenario.geometry import clearances, geofence_margin
 from aegis.scenario.reference import reference_extremes
 from aegis.scenario.schema import REFERENCE_TYPES, Geofence, Scenario
 
+MIN_START_SEPARATION_M = 0.2
+"""Robots of one scenario must start at least this far apart (centre to centre)."""
+
 SCENARIO_FOLDER = "scenarios"
 """share/aegis/<this> holds the shipped scenarios (the repository's scenarios/ folder)."""
 
@@ -53,16 +56,23 @@ def scenario_errors(scenario: Scenario) -> list[tuple[str, str]]:
         if obstacle_id in first_with_id:
             errors.append((f"obstacles.{index}.id", f"duplicate id {obstacle_id} (also obstacles.{first_with_id[obstacle_id]})"))
         first_with_id.setdefault(obstacle_id, index)
-    places = [("start.position", scenario.start.position)]
-    if scenario.goal is not None:
-        places.append(("goal.position", scenario.goal.position))
-    for key, position in places:
-        errors += [(key, problem) for problem in _placement_problems(scenario, np.array(position, dtype=float))]
-    if scenario.geofence is not None:
-        for key, point in reference_extremes(scenario.reference):
-            problem = _outside(scenario.geofence, point)
-            if problem:
-                errors.append((key, f"the reference passes {point.tolist()}, {problem}"))
+    tasks = {f"robots.{name}.": task for name, task in scenario.robots.items()} or {"": scenario.task()}
+    for prefix, task in tasks.items():
+        places = [(f"{prefix}start.position", task.start.position)]
+        if task.goal is not None:
+            places.append((f"{prefix}goal.position", task.goal.position))
+        for key, position in places:
+            errors += [(key, problem) for problem in _placement_problems(scenario, np.array(position, dtype=float))]
+        if scenario.geofence is not None:
+            for key, point in reference_extremes(task.reference):
+                problem = _outside(scenario.geofence, point)
+                if problem:
+                    errors.append((f"{prefix}{key}", f"the reference passes {point.tolist()}, {problem}"))
+    starts = [(name, np.array(task.start.position, dtype=float)) for name, task in scenario.robots.items()]
+    for index, (name, position) in enumerate(starts):
+        for other, other_position in starts[:index]:
+            if np.linalg.norm(position - other_position) < MIN_START_SEPARATION_M:
+                errors.append((f"robots.{name}.start.position", f"within {MIN_START_SEPARATION_M} m of robots.{other}'s start"))
     for index, impulse in enumerate(scenario.disturbances.impulses):
         if impulse.time_s >= scenario.duration_s:
             errors.append((f"disturbances.impulses.{index}.time_s",
@@ -93,12 +103,18 @@ def _outside(geofence: Geofence, point: np.ndarray) -> str | None:
 
 
 def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    """pydantic's errors with the reference's type tag taken out of key paths (``reference.figure8.x`` -> ``reference.x``)."""
+    """pydantic's errors with the reference's type tag taken out of key paths (``reference.figure8.x`` -> ``reference.x``).
+
+    The whole-scenario check of the task's keys (start, reference, robots) reports at the key it names.
+    """
     out = []
-    for key, msg in pydantic_errors(exc):
+    for error, (key, msg) in zip(exc.errors(), pydantic_errors(exc)):
+        if error["type"] == "scenario_task":
+            key = error["ctx"]["key"]
         parts = key.split(".")
-        if parts[0] == "reference" and len(parts) > 1 and parts[1] in REFERENCE_TYPES:
-            key = ".".join([parts[0], *parts[2:]])
+        reference_at = 2 if parts[0] == "robots" else 0  # robots.NAME.reference.TAG...
+        if len(parts) > reference_at + 1 and parts[reference_at] == "reference" and parts[reference_at + 1] in REFERENCE_TYPES:
+            key = ".".join([*parts[: reference_at + 1], *parts[reference_at + 2 :]])
         if msg.startswith("Unable to extract tag"):
             key, msg = f"{key}.type", f"missing: one of {', '.join(REFERENCE_TYPES)}"
         out.append((key, msg))

@@ -214,17 +214,34 @@ class Randomization(_Strict):
     )
 
 
+class RobotTask(_Strict):
+    """One robot of a multi-robot scenario: where it starts, the reference it follows, where it should end."""
+
+    start: Start
+    goal: Goal | None = None
+    reference: Reference
+
+
+RobotName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+
+
 class Scenario(_Strict):
-    """One scenario. ``source`` is the file it came from (set by the loader, not by YAML)."""
+    """One scenario. ``source`` is the file it came from (set by the loader, not by YAML).
+
+    One robot: ``start``, ``reference`` and optionally ``goal`` at the top level. Several robots in
+    one scene: ``robots`` maps each robot's name to its own start, reference and goal (a
+    :class:`RobotTask`), and the top level has none of them; :meth:`task` gives either form.
+    """
 
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     duration_s: Positive
     robot_kind: Literal["quadrotor", "diff_drive", "any"] = "any"
-    start: Start
+    start: Start | None = None
     goal: Goal | None = None
-    reference: Reference
+    reference: Reference | None = None
+    robots: dict[RobotName, RobotTask] = Field(default_factory=dict, description="a multi-robot scenario's robots, by name")
     obstacles: tuple[ObstacleSpec, ...] = ()
     geofence: Geofence | None = None
     disturbances: Disturbances = Disturbances()
@@ -236,3 +253,33 @@ class Scenario(_Strict):
     def _number_obstacles(cls, obstacles: tuple[ObstacleSpec, ...]) -> tuple[ObstacleSpec, ...]:
         return tuple(o if o.id is not None else o.model_copy(update={"id": i}) for i, o in enumerate(obstacles))
 
+    @model_validator(mode="after")
+    def _one_robot_or_robots(self) -> Scenario:
+        """Either the top-level task (start and reference required) or ``robots``, never both (errors carry their key)."""
+        if self.robots:
+            for key in ("start", "goal", "reference"):
+                if getattr(self, key) is not None:
+                    raise PydanticCustomError(
+                        "scenario_task", "a scenario with robots gives each robot its own {key} (robots.NAME.{key})", {"key": key}
+                    )
+            return self
+        for key in ("start", "reference"):
+            if getattr(self, key) is None:
+                raise PydanticCustomError("scenario_task", "missing required key (or robots: for several robots)", {"key": key})
+        return self
+
+    @property
+    def robot_names(self) -> tuple[str, ...]:
+        """The robots of a multi-robot scenario, in file order (empty for a one-robot scenario)."""
+        return tuple(self.robots)
+
+    def task(self, robot: str | None = None) -> RobotTask:
+        """The start, reference and goal of ``robot`` (None: the one robot of a one-robot scenario); ValueError naming the choices."""
+        if robot is None:
+            if self.robots:
+                raise ValueError(f"scenario {self.name!r} has robots {', '.join(self.robots)}: name the one to follow")
+            return RobotTask(start=self.start, goal=self.goal, reference=self.reference)
+        if robot not in self.robots:
+            have = f"robots {', '.join(self.robots)}" if self.robots else "one robot (no robots: section)"
+            raise ValueError(f"scenario {self.name!r} has no robot {robot!r} (it has {have})")
+        return self.robots[robot]
