@@ -13,6 +13,7 @@ NODE_TYPES: dict[str, str] = {
     "double_integrator": "aegis.nodes.double_integrator:DoubleIntegratorPlant",
     "pid": "aegis.nodes.pid:PidPositionController",
     "sim_bridge": "aegis.nodes.sim_bridge:SimBridge",
+    "swarm_sim_bridge": "aegis.nodes.swarm_sim_bridge:SwarmSimBridge",
     "quadrotor_controller": "aegis.nodes.quadrotor_controller:QuadrotorController",
     "diff_drive_sim_bridge": "aegis.nodes.sim_bridge:DiffDriveSimBridge",
     "diff_drive_controller": "aegis.nodes.diff_drive_controller:DiffDriveController",

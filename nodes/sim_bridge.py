@@ -31,6 +31,7 @@ from pydantic import Field, field_validator
 
 from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
 from aegis.msgs import Image, ImuSample, LaserScan, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
+from aegis.sim.command_hold import CommandHold
 from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, noisy_imu, noisy_state
 from aegis.sim.sensors import decimation as sensor_decimation
 from aegis.node import Node, NodeParams, Port, Received
@@ -63,6 +64,19 @@ class SimBridgeParams(NodeParams):
     lidar: LidarParams | None = Field(None, description="a 2-D lidar on /scan (none by default)")
     camera: CameraParams | None = Field(None, description="an RGB-D camera on /camera/* (none by default)")
 
+    @field_validator("scenario")
+    @classmethod
+    def _one_robot(cls, scenario: Path | None) -> Path | None:
+        if scenario is not None:
+            from aegis.scenario import load_scenario
+
+            robots = load_scenario(scenario).robot_names
+            if robots:
+                raise ValueError(
+                    f"{scenario} has several robots ({', '.join(robots)}): a sim bridge simulates one (swarm_sim_bridge simulates several)"
+                )
+        return scenario
+
 
 OBSTACLES_PORT = Port("obstacles", Obstacles, "/obstacles", description="the obstacles as they are (ground-truth perception)")
 SENSOR_PORTS = (
@@ -87,10 +101,7 @@ class SimBridgeBase(Node):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._command = np.zeros(self.command_size)
-        self._command_time = 0.0
-        self._cut = False
-        self.command_timeouts = 0
+        self._hold = CommandHold(self.command_size, COMMAND_TIMEOUT_S, self.name)
         self.world: Any = None  # built at the first reset
         self.scenario = None
         if self.params.scenario is not None:
@@ -139,7 +150,7 @@ class SimBridgeBase(Node):
             if p.camera is not None:
                 self._camera = Camera(self.world.client, p.camera)
         if self.scenario is not None:
-            start = self.scenario.start
+            start = self.scenario.task().start
             position, yaw = np.array(start.position, dtype=float), start.yaw_rad
         else:
             position, yaw = np.array(p.initial_position_m, dtype=float), p.initial_yaw_rad
@@ -196,31 +207,18 @@ class SimBridgeBase(Node):
             "body_radius_m": self.world.body_radius_m if self.world else None,
         }
 
+    @property
+    def command_timeouts(self) -> int:
+        """How many times the command went stale and the actuators were cut (or braked) since reset."""
+        return self._hold.timeouts
+
     def _start_command(self, speeds: float) -> None:
         """At reset: the initial actuator speeds count as a command given at t = 0."""
-        self._command[:] = speeds
-        self._command_time = 0.0
-        self._cut = False
-        self.command_timeouts = 0
+        self._hold.start(speeds)
 
     def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """Hold a fresh command (non-finite speeds count as zero); past the port's bound, cut to zero once and count it."""
-        received = inputs.get("command")
-        if received is not None and not received.stale:
-            velocities = received.msg.velocities
-            if velocities.shape != (self.command_size,):
-                raise ValueError(
-                    f"{self.name}: {type(received.msg).__name__} for {velocities.size} actuators {received.msg.names}, "
-                    f"this robot has {self.command_size}"
-                )
-            self._command[:] = np.where(np.isfinite(velocities), velocities, 0.0)
-            self._command_time = now - received.age_s
-            self._cut = False
-        elif now - self._command_time > COMMAND_TIMEOUT_S and not self._cut:
-            self._command[:] = 0.0
-            self._cut = True
-            self.command_timeouts += 1
-        return self._command
+        return self._hold.update(now, inputs.get("command"))
 
     # -- shared mechanics ---------------------------------------------------------------------
     def _measure(self, now: float) -> dict[str, Any]:
@@ -246,19 +244,24 @@ class SimBridgeBase(Node):
         return dict(self._delay.pop_ready(now))
 
     def _disturbances(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if self.scenario is None:
-            return None, None
-        from aegis.scenario import impulse_force_at, wind_at
-
-        disturbances = self.scenario.disturbances
-        wind = wind_at(disturbances.wind, now, self.scenario.seed) if _blows(disturbances.wind) else None
-        force = impulse_force_at(disturbances.impulses, now) if disturbances.impulses else None
-        return wind, force
+        return scenario_disturbances(self.scenario, now)
 
     def _count_collisions(self) -> None:
         touching = frozenset(self._obstacles.touching(self.world.body_id))
         self.collisions += len(touching - self._touching)
         self._touching = touching
+
+
+def scenario_disturbances(scenario: Any, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The scenario's wind (m/s, world) and impulse force (N, world) at ``now``; None for each that is absent."""
+    if scenario is None:
+        return None, None
+    from aegis.scenario import impulse_force_at, wind_at
+
+    disturbances = scenario.disturbances
+    wind = wind_at(disturbances.wind, now, scenario.seed) if _blows(disturbances.wind) else None
+    force = impulse_force_at(disturbances.impulses, now) if disturbances.impulses else None
+    return wind, force
 
 
 def _jittered(obstacles: tuple[Any, ...], amplitude_m: float, rng: np.random.Generator) -> tuple[Any, ...]:

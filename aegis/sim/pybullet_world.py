@@ -3,6 +3,8 @@
 One :class:`QuadrotorWorld` owns one PyBullet client (DIRECT by default, GUI on request), and
 every PyBullet call here passes that client's ``physicsClientId``, so several worlds run side by
 side in one process without touching each other (a test checks the calls, another the behaviour).
+The physics of one airframe is a :class:`QuadrotorBody`; a world is a body that owns its client,
+and aegis.sim.swarm_world puts several bodies in one client.
 
 The body is generated from the hw_config's parameters as a one-link URDF (pybullet_data has no
 drone), written once per parameter set to a cache file in the temp folder and loaded with the
@@ -72,24 +74,19 @@ class QuadrotorState:
     motor_speeds: np.ndarray
 
 
-class QuadrotorWorld:
-    """A PyBullet client with an optional ground plane and one quadrotor built from ``robot`` (kind quadrotor)."""
+class QuadrotorBody:
+    """One quadrotor built from ``robot`` (kind quadrotor) in an open PyBullet ``client``: its physics per step.
 
-    def __init__(
-        self,
-        robot: RobotConfig,
-        physics_rate_hz: float = 240.0,
-        gravity_mps2: float = 9.81,
-        ground_plane: bool = True,
-        gui: bool = False,
-    ) -> None:
+    :meth:`apply` sets this step's rotor forces, torques and drag; the owner of the client then
+    steps the simulation once (for every body in it) and calls :meth:`advanced` to read the new state.
+    """
+
+    def __init__(self, client: int, robot: RobotConfig, dt: float, gravity_mps2: float, ground_plane: bool) -> None:
         if robot.quadrotor is None:
             raise ValueError(f"robot {robot.name!r} (kind {robot.kind}) has no quadrotor parameters")
-        if not physics_rate_hz > 0:
-            raise ValueError(f"physics_rate_hz must be > 0, got {physics_rate_hz}")
         self.robot = robot
         self.model = QuadrotorModel.from_robot(robot, gravity_mps2)
-        self.dt = 1.0 / physics_rate_hz
+        self.dt = dt
         self.gravity_mps2 = float(gravity_mps2)
         self.ground_plane = ground_plane
         params = robot.quadrotor
@@ -101,14 +98,11 @@ class QuadrotorWorld:
         self._ground_effect_coeff = params.ground_effect_coeff * params.prop_radius_m**2 / 16.0
         self._ground_effect_min_h = math.sqrt(self._ground_effect_coeff / GROUND_EFFECT_MAX_GAIN)
         self._max_speed = params.max_motor_speed_radps
-
-        opened = open_world(self, self.dt, self.gravity_mps2, ground_plane, gui)
-        self.client, self.plane_id, self._finalizer = opened.client, opened.plane_id, opened.close
-        cid = self.client
+        self.client = client
         self.body_id = pybullet.loadURDF(
-            str(quadrotor_urdf(robot)), [0.0, 0.0, 1.0], flags=pybullet.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid
+            str(quadrotor_urdf(robot)), [0.0, 0.0, 1.0], flags=pybullet.URDF_USE_INERTIA_FROM_FILE, physicsClientId=client
         )
-        pybullet.changeDynamics(self.body_id, -1, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
+        pybullet.changeDynamics(self.body_id, -1, linearDamping=0.0, angularDamping=0.0, physicsClientId=client)
         self.motor_speeds = np.zeros(4)
         self._commands = np.zeros(4)
         self.reset()
@@ -141,6 +135,11 @@ class QuadrotorWorld:
         return self.steps * self.dt
 
     @property
+    def position(self) -> np.ndarray:
+        """The centre of mass after the last step (world frame, m); read-only use: it changes with the next step."""
+        return self._position
+
+    @property
     def body_radius_m(self) -> float:
         """Radius of a sphere about the centre of mass that holds the airframe and propellers."""
         params = self.robot.quadrotor
@@ -160,16 +159,16 @@ class QuadrotorWorld:
         )
         self._mix = self.model.mix * motor_constant
 
-    def step(
+    def apply(
         self,
         motor_commands: np.ndarray,
         wind_world: np.ndarray | None = None,
         external_force_world: np.ndarray | None = None,
     ) -> None:
-        """Advance one physics step with ``motor_commands`` (rad/s, clipped to [0, max]) held over it.
+        """Set the forces of the next physics step with ``motor_commands`` (rad/s, clipped to [0, max]) held over it.
 
         ``wind_world`` (m/s) moves the air the rotor drag acts against; ``external_force_world`` (N)
-        pushes the centre of mass (impulse disturbances).
+        pushes the centre of mass (impulse disturbances). The client's owner steps the simulation next.
         """
         commands = self._commands
         np.minimum(motor_commands, self._max_speed, out=commands)
@@ -198,7 +197,9 @@ class QuadrotorWorld:
             physicsClientId=cid,
         )
         pybullet.applyExternalTorque(body, -1, (roll, pitch, yaw), pybullet.LINK_FRAME, physicsClientId=cid)
-        pybullet.stepSimulation(physicsClientId=cid)
+
+    def advanced(self) -> None:
+        """After the client stepped: count the step and read the new state."""
         self.steps += 1
         self._velocity_before = self._velocity_world
         self._read_state()
@@ -223,10 +224,6 @@ class QuadrotorWorld:
         """Whether the body touches anything (the ground, for now)."""
         return bool(pybullet.getContactPoints(bodyA=self.body_id, physicsClientId=self.client))
 
-    def close(self) -> None:
-        """Disconnect the PyBullet client (also done when the world is garbage-collected)."""
-        self._finalizer()
-
     def _read_state(self) -> None:
         cid, body = self.client, self.body_id
         position, orientation = pybullet.getBasePositionAndOrientation(body, physicsClientId=cid)
@@ -236,6 +233,42 @@ class QuadrotorWorld:
         self._velocity_world, self._angular_world = state[7:10], state[10:13]
         self._rotation = quaternion_to_matrix(orientation)
         self._velocity_body, self._body_rates = (self._rotation.T @ state[7:13].reshape(2, 3).T).T  # R^T v, R^T w
+
+
+class QuadrotorWorld(QuadrotorBody):
+    """A PyBullet client with an optional ground plane and one quadrotor built from ``robot`` (kind quadrotor)."""
+
+    def __init__(
+        self,
+        robot: RobotConfig,
+        physics_rate_hz: float = 240.0,
+        gravity_mps2: float = 9.81,
+        ground_plane: bool = True,
+        gui: bool = False,
+    ) -> None:
+        if robot.quadrotor is None:
+            raise ValueError(f"robot {robot.name!r} (kind {robot.kind}) has no quadrotor parameters")
+        if not physics_rate_hz > 0:
+            raise ValueError(f"physics_rate_hz must be > 0, got {physics_rate_hz}")
+        dt = 1.0 / physics_rate_hz
+        opened = open_world(self, dt, float(gravity_mps2), ground_plane, gui)
+        self.plane_id, self._finalizer = opened.plane_id, opened.close
+        super().__init__(opened.client, robot, dt, gravity_mps2, ground_plane)
+
+    def step(
+        self,
+        motor_commands: np.ndarray,
+        wind_world: np.ndarray | None = None,
+        external_force_world: np.ndarray | None = None,
+    ) -> None:
+        """Advance one physics step with ``motor_commands`` (rad/s, clipped to [0, max]) held over it (see :meth:`apply`)."""
+        self.apply(motor_commands, wind_world, external_force_world)
+        pybullet.stepSimulation(physicsClientId=self.client)
+        self.advanced()
+
+    def close(self) -> None:
+        """Disconnect the PyBullet client (also done when the world is garbage-collected)."""
+        self._finalizer()
 
 
 def quadrotor_urdf(robot: RobotConfig) -> Path:
