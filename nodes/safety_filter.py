@@ -12,7 +12,13 @@ What happens when inputs are missing is decided here, explicitly:
 - nominal missing or stale: the nominal is taken as zero (hover / stand still), and filtered;
 - obstacles never received: the filter runs with the geofence alone and says so in the report's status;
 - odometry missing, stale or not finite: no command is published (the downstream node's own
-  staleness fallback brakes) and the report's layer is ``estop``.
+  staleness fallback brakes) and the report's layer is ``estop``;
+- neighbours (``safety_filter`` only, optional): the other robots' odometry, one topic each (a many
+  port, wired in the hw_config: ``topics: {neighbours: [/cf2/odom, /cf3/odom]}``), become moving
+  spheres the robot keeps clear of, each taking half of the avoidance (reciprocal, decentralized:
+  every robot runs its own filter). A fresh neighbour is where its odometry says; a stale one is
+  kept, inflated to everywhere it may have gone since; one never heard of is ignored. Both are
+  counted and named in the report (aegis.nodes.neighbours). None wired: no neighbours, as before.
 
 The filter itself (aegis.controllers.cbf) never raises and never falls back to the nominal command:
 QP -> backup (brake / stop) -> e-stop, the layer on every report.
@@ -28,12 +34,15 @@ import numpy as np
 from pydantic import Field
 
 from aegis.config import SafetyConfig
-from aegis.controllers.cbf import CbfSafetyFilter, Environment, adaptive_alpha, closing_speed, obstacle_density
+from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, Environment, Neighbours, adaptive_alpha, closing_speed, obstacle_density
 from aegis.msgs import AccelCommand, Obstacles, RobotState, SafetyFilterReport, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received
+from aegis.nodes.neighbours import NeighbourTracker
 
 Positive = Annotated[float, Field(gt=0)]
 NOMINAL_TIMEOUT_S = 0.1
+NEIGHBOUR_TIMEOUT_S = 0.05
+"""A neighbour's odometry older than this is stale (as the robot's own): kept, inflated (aegis.nodes.neighbours)."""
 
 
 class SafetyFilterParams(NodeParams):
@@ -43,6 +52,12 @@ class SafetyFilterParams(NodeParams):
     adaptive_alpha: bool = Field(False, description="adapt alpha online to closing speed and obstacle density")
     solver: Literal["osqp-direct", "closed-form", "cvxpygen", "cvxpy-param"] = Field(
         "closed-form", description="QP path (closed-form falls through to OSQP when more than one constraint binds)"
+    )
+    max_rows: Annotated[int, Field(ge=1, le=64)] = Field(
+        8, description="barrier rows per QP; with more candidates, the ones nearest to violation are kept"
+    )
+    neighbour_radius_m: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="bounding radius of each neighbour (m); default: robot_radius_m (robots alike)"
     )
 
 
@@ -55,7 +70,8 @@ class _SafetyFilterNode(Node):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.filter = CbfSafetyFilter(self._model(), solver=self.params.solver, name=self.name)
+        self.filter = CbfSafetyFilter(self._model(), solver=self.params.solver, max_rows=self.params.max_rows, name=self.name)
+        self._neighbours = self._neighbour_tracker()
         geofence = self.params.safety.geofence
         if geofence is not None:
             from aegis.scenario import geofence_walls
@@ -81,8 +97,19 @@ class _SafetyFilterNode(Node):
     def _command(self, now: float, u: np.ndarray) -> Any:
         raise NotImplementedError
 
+    def _neighbour_tracker(self) -> NeighbourTracker | None:
+        """One tracker for the neighbours' topics, or None when the node has none wired."""
+        topics = self.topics.get("neighbours", ())
+        if not topics:
+            return None
+        p = self.params
+        radius = p.robot_radius_m if p.neighbour_radius_m is None else p.neighbour_radius_m
+        return NeighbourTracker(len(topics), radius, self.input_port("neighbours").max_age_s, p.safety.max_speed_mps)
+
     def reset(self, seed: int | None = None) -> None:
         self.filter.reset()
+        if self._neighbours is not None:
+            self._neighbours.reset()
         self._environment = Environment.build((), self._walls)
         self._obstacles_msg = None
         self.interventions = 0
@@ -91,11 +118,15 @@ class _SafetyFilterNode(Node):
 
     def metrics(self) -> dict[str, Any]:
         """Counts over the run: ticks the filter changed the command, ticks a fallback layer produced it, the lowest h."""
-        return {
+        metrics = {
             "filter_interventions": self.interventions,
             "fallbacks": self.fallbacks,
             "min_barrier": self.min_barrier if math.isfinite(self.min_barrier) else None,
         }
+        if self._neighbours is not None:
+            metrics["stale_neighbour_ticks"] = self._neighbours.stale_ticks
+            metrics["unknown_neighbour_ticks"] = self._neighbours.unknown_ticks
+        return metrics
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         obstacles = inputs.get("obstacles")
@@ -111,11 +142,16 @@ class _SafetyFilterNode(Node):
         nominal = inputs.get("nominal")
         x = self._state_vector(state)
         u_nominal = self._nominal_vector(nominal.msg if nominal is not None and not nominal.stale else None)
-        alpha = self._alpha(x) if self.params.adaptive_alpha else self.params.alpha
-        u, report = self.filter.compute(x, u_nominal, self._environment, alpha=alpha)
+        neighbours = NO_NEIGHBOURS
+        if self._neighbours is not None:
+            neighbours = self._neighbours.update(now, inputs.get("neighbours") or (), self._position_velocity(x)[0])
+        alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
+        u, report = self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha)
         report.stamp = now
         if self._obstacles_msg is None:
             report.solver_status += " (no obstacles received)"
+        if self._neighbours is not None:
+            report.solver_status += self._neighbours.last_status
         self.interventions += bool(report.intervened)
         self.fallbacks += report.layer not in ("qp", "relaxed_qp")
         if report.h.size:
@@ -124,12 +160,12 @@ class _SafetyFilterNode(Node):
             return {"report": report}
         return {"command": self._command(now, u), "report": report}
 
-    def _alpha(self, x: np.ndarray) -> float:
+    def _alpha(self, x: np.ndarray, neighbours: Neighbours) -> float:
         position, velocity = self._position_velocity(x)
         return adaptive_alpha(
             self.params.alpha,
-            closing_speed(position, velocity, self._environment),
-            obstacle_density(position, self._environment),
+            closing_speed(position, velocity, self._environment, neighbours),
+            obstacle_density(position, self._environment, neighbours),
         )
 
     def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +186,10 @@ class SafetyFilter(_SafetyFilterNode):
         Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
         Port("nominal", AccelCommand, "/cmd_accel_nominal", max_age_s=NOMINAL_TIMEOUT_S, description="proposed acceleration"),
         Port("obstacles", Obstacles, "/obstacles", description="perceived obstacles"),
+        Port(
+            "neighbours", RobotState, (), max_age_s=NEIGHBOUR_TIMEOUT_S, many=True,
+            description="other robots' odometry, one topic per robot (none wired: no neighbours)",
+        ),
     )
     outputs = (
         Port("command", AccelCommand, "/cmd_accel", description="safe world-frame acceleration (m/s^2)"),
