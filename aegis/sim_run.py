@@ -35,7 +35,18 @@ def run_sim(
     show_progress: bool = False,
     plot: bool = True,
 ) -> dict[str, Any]:
-    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png."""
+    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png.
+
+    A swarm plan (several robots, one plant: aegis.swarm) runs through aegis.swarm_run, whose
+    summary adds each robot's numbers under ``robots`` and the inter-robot ones.
+    """
+    from aegis.swarm import swarm_layout
+
+    layout = swarm_layout(plan)
+    if layout is not None:
+        from aegis.swarm_run import run_swarm_sim
+
+        return run_swarm_sim(plan, layout, duration_s, seed, out_dir, show_progress, plot)
     scenario = load_plan_scenario(plan)
     if duration_s is None:
         duration_s = scenario.duration_s if scenario is not None else 10.0
@@ -135,6 +146,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if "plot" in summary:
         table.add_row("plot", summary["plot"])
     console.print(table)
+    if "robots" in summary:  # a swarm: its totals and a row per robot
+        from aegis.swarm_run import print_swarm_tables
+
+        print_swarm_tables(summary, console)
 
 
 def _percentiles(values_us: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,121 @@
+"""One recorded lockstep run of a swarm plan (several robots, one plant): bag, per-robot and total summary, plot, tables.
+
+`aegis sim` calls :func:`run_swarm_sim` through aegis.sim_run.run_sim when the plan is a swarm
+(aegis.swarm.swarm_layout); the bag, progress, timing numbers and output files are the one-robot
+run's, the summary adds ``robots`` (one entry per robot) and the inter-robot numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from aegis.bag import BagRecorder
+from aegis.executors.lockstep import LockstepExecutor
+from aegis.launch_plan import LaunchPlan
+from aegis.sim_run import _remove_previous_bag, _run_with_progress, load_plan_scenario, run_numbers
+from aegis.swarm import SwarmLayout, SwarmLog, min_pair_distance, robot_series, swarm_metrics
+
+
+def run_swarm_sim(
+    plan: LaunchPlan,
+    layout: SwarmLayout,
+    duration_s: float | None,
+    seed: int,
+    out_dir: Path,
+    show_progress: bool = False,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png."""
+    scenario = load_plan_scenario(plan)
+    if duration_s is None:
+        duration_s = scenario.duration_s if scenario is not None else 10.0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bag_path = out_dir / "bag"
+    _remove_previous_bag(bag_path)
+    log = SwarmLog(layout)
+    nodes = plan.instantiate()
+    try:
+        with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
+            executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
+            executor.reset(seed)
+            stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
+        node_metrics = [node.metrics() if hasattr(node, "metrics") else {} for node in nodes]
+        obstacles = getattr(nodes[0], "obstacles", ())
+    finally:
+        for node in nodes:
+            if hasattr(node, "close"):
+                node.close()
+    plant = node_metrics[0]
+    series = robot_series(log, obstacles, plant.get("body_radius_m"))
+    tasks = {name: scenario.task(name) for name in layout.names if scenario is not None and name in scenario.robots}
+    summary = {
+        "robot": plan.robot,
+        "scenario": scenario.name if scenario is not None else None,
+        "seed": seed,
+        **swarm_metrics(layout, series, plant, node_metrics, tasks),
+        **run_numbers(plan, stats),
+        "final_states": {
+            topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
+            for topic, state in log.final_states.items()
+            if topic in layout.state_topics
+        },
+        "bag": str(bag_path),
+    }
+    if plot:
+        from aegis.swarm_plot import plot_swarm
+
+        radius = plant.get("body_radius_m")
+        title = f"aegis sim: {len(layout.names)} x {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
+        goals = {name: task.goal for name, task in tasks.items()}
+        summary["plot"] = str(
+            plot_swarm(series, min_pair_distance(series), 2.0 * radius if radius else None, obstacles, goals, out_dir / "plot.png", title)
+        )
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_swarm_tables(summary: dict[str, Any], console: Console) -> None:
+    """The swarm's own numbers: totals (collisions, closest approach) and one row per robot."""
+    radius = summary.get("robot_radius_m")
+    closest = summary.get("min_inter_robot_distance_m")
+    totals = Table(title=f"swarm: {len(summary['robots'])} robots")
+    totals.add_column("metric")
+    totals.add_column("value", justify="right")
+    totals.add_row("collisions (obstacles + robot pairs)", f"{summary['collisions']} ({summary['obstacle_collisions']} + {summary['inter_robot_collisions']})")
+    collision_at = f" (collision below {2 * radius:.3f} m)" if radius else ""
+    totals.add_row("min distance between robots", ("-" if closest is None else f"{closest:.3f} m") + collision_at)
+    if summary.get("goals_reached") is not None:
+        totals.add_row("goals reached", f"{summary['goals_reached']} / {len(summary['robots'])}")
+    console.print(totals)
+    filtered = "filter_interventions" in summary
+    caption = "collisions: total (obstacles + robots)" + ("; filter: interventions / fallbacks (ticks)" if filtered else "")
+    table = Table(title="per robot", caption=caption)
+    columns = ["robot", "collisions", "closest robot", "RMSE", "to goal"]
+    columns += ["filter", "min h"] if filtered else []
+    for column in columns:
+        table.add_column(column, justify="left" if column == "robot" else "right")
+    for name, row in summary["robots"].items():
+        cells = [
+            name,
+            f"{row['collisions']} ({row['obstacle_collisions']} + {row['inter_robot_collisions']})",
+            _metres(row["min_inter_robot_distance_m"]),
+            "-" if row["tracking_rmse_m"] is None else f"{row['tracking_rmse_m'] * 100:.1f} cm",
+            _metres(row["final_goal_distance_m"]),
+        ]
+        if filtered:
+            cells += [
+                f"{row.get('filter_interventions', '-')} / {row.get('fallbacks', '-')}",
+                "-" if row.get("min_barrier") is None else f"{row['min_barrier']:.4f}",
+            ]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _metres(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} m"
