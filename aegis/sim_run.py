@@ -138,6 +138,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_row("safety filter: min barrier h", "-" if min_barrier is None else f"{min_barrier:.4f}")
     else:
         table.add_row("safety filter", "off")
+    if "policy_ticks" in summary:
+        latency = summary["policy_latency_us"]
+        table.add_row("policy: ticks without a nominal", f"{summary['policy_no_nominal_ticks']} of {summary['policy_ticks']}")
+        table.add_row("policy: inference p50 / p99", f"{latency['p50_us']:.1f} / {latency['p99_us']:.1f} µs")
     for topic, state in summary["final_states"].items():
         position = ", ".join(f"{v:.3f}" for v in state["position_m"])
         table.add_row(f"final {topic}", f"({position}) m, {state['speed_mps']:.3f} m/s")

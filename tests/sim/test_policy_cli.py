@@ -124,3 +124,12 @@ def test_check_refuses_a_policy_that_does_not_fit_the_config(tmp_path, pd_model,
 def test_inspect_names_the_expert(pd_model, capsys):
     assert main(["model", "inspect", str(pd_model)]) == 0
     assert "expert quadrotor_mpc" in capsys.readouterr().out
+
+
+def test_plain_sim_of_a_policy_config_reports_the_policy(tmp_path, pd_model, capsys):
+    policy = ["--set", "nodes.controller.type=quadrotor_policy", "--set", f"nodes.controller.params.model={pd_model}"]
+    assert main(["sim", *policy, "--duration", "1", "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "policy: ticks without a nominal" in printed and "0 of 48" in printed
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["policy_ticks"] == 48 and summary["policy_latency_us"]["p50_us"] > 0
