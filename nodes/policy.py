@@ -20,7 +20,9 @@ with the first frame after a reset or a gap in odometry), then the runtime. No n
 (the filter then filters a stop / hover, as for a stale nominal) when odometry is missing, stale or
 not finite (``lost_state_ticks``), when the observation or the action is not finite
 (``nonfinite_ticks``), or when the runtime fails (``error_ticks``). The node never raises in step.
-Inference latency and these counts are in ``metrics()``, which `aegis sim` and `aegis eval` report.
+Every tick it publishes a PolicyReport (/policy/report, diagnostic_msgs/DiagnosticArray: WARN or
+ERROR on a tick without a nominal, with the inference latency and the counts); the latency
+statistics and the counts are also in ``metrics()``, which `aegis sim` and `aegis eval` report.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pydantic import Field, model_validator
 
 from aegis.config import CRAZYFLIE_2X, HUSKY, ConfigError, InferenceConfig, RobotConfig
 from aegis.inference.observations import ObservationBuilder, PolicyInput, layout_problems
-from aegis.msgs import AccelCommand, RobotState, TwistCommand
+from aegis.msgs import AccelCommand, PolicyReport, RobotState, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received
 
 logger = logging.getLogger(__name__)
@@ -132,6 +134,7 @@ class _PolicyNode(Node):
         scenario = load_scenario(p.scenario)
         self.reference = scenario_reference(scenario, p.reference)
         self._start_heading = scenario.start.yaw_rad
+        self._providers = ",".join(self.runtime.providers)
         self.input_log: list[np.ndarray] | None = None
         """Set to a list to keep a copy of every model input fed (physical units, history stacked): calibration, DAgger."""
         self.ticks = self.lost_state_ticks = self.nonfinite_ticks = self.error_ticks = 0
@@ -207,14 +210,20 @@ class _PolicyNode(Node):
         if state is None or not state.is_usable():
             self.lost_state_ticks += 1
             self._fresh = True  # after a gap, the history restarts from the next frame
-            return outputs
-        action = self._act(PolicyInput(state, position, velocity, acceleration))
-        if action is not None:
-            outputs["nominal"] = self._command(now, action)
+            reason = "lost_state"
+        else:
+            action, reason = self._act(PolicyInput(state, position, velocity, acceleration))
+            if action is not None:
+                outputs["nominal"] = self._command(now, action)
+        outputs["report"] = PolicyReport(
+            stamp=now, name=self.name, proposed=reason == "ok", reason=reason,
+            latency_s=self.runtime.latency.last_ns * 1e-9 if reason == "ok" else 0.0, ticks=self.ticks,
+            no_nominal_ticks=self.lost_state_ticks + self.nonfinite_ticks + self.error_ticks, providers=self._providers,
+        )  # fmt: skip
         return outputs
 
-    def _act(self, policy_input: PolicyInput) -> np.ndarray | None:
-        """The action for this frame and the history before it; None (counted) when there is none."""
+    def _act(self, policy_input: PolicyInput) -> tuple[np.ndarray | None, str]:
+        """The action for this frame and the history before it, and the report's reason (None and why, counted, when none)."""
         history, size = self._history, self._frame_size
         slot = self._slot
         frame = self.builder.build(policy_input, out=self._ring[slot])
@@ -233,12 +242,13 @@ class _PolicyNode(Node):
             if self.error_ticks == 0:
                 logger.exception("node %s: policy inference failed; publishing no nominal", self.name)
             self.error_ticks += 1
-            return None
+            return None, "error"
         if action is None:
             if self.nonfinite_ticks == 0:
                 logger.warning("node %s: the policy's observation or action is not finite; publishing no nominal (counted)", self.name)
             self.nonfinite_ticks += 1
-        return action
+            return None, "nonfinite"
+        return action, "ok"
 
     def _reference_message(self, now: float, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> RobotState:
         raise NotImplementedError
@@ -256,6 +266,7 @@ class QuadrotorPolicy(_PolicyNode):
     outputs = (
         Port("nominal", AccelCommand, "/cmd_accel_nominal", description="proposed world-frame acceleration (m/s^2)"),
         Port("reference", RobotState, "/reference", description="the reference being tracked"),
+        Port("report", PolicyReport, "/policy/report", description="what the policy did, every tick (diagnostics)"),
     )
     Params = QuadrotorPolicyParams
     default_rate_hz = 48.0
@@ -285,6 +296,7 @@ class DiffDrivePolicy(_PolicyNode):
     outputs = (
         Port("nominal", TwistCommand, "/cmd_vel_nominal", description="proposed body twist (linear.x m/s, angular.z rad/s)"),
         Port("reference", RobotState, "/reference", description="the reference being tracked"),
+        Port("report", PolicyReport, "/policy/report", description="what the policy did, every tick (diagnostics)"),
     )
     Params = DiffDrivePolicyParams
     default_rate_hz = 50.0

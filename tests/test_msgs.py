@@ -23,6 +23,7 @@ from aegis.msgs import (
     MotorSpeeds,
     Obstacle,
     Obstacles,
+    PolicyReport,
     RobotState,
     SafetyFilterReport,
     ThrustRatesCommand,
@@ -106,6 +107,10 @@ def examples() -> dict[str, Any]:
         "LoopDiagnostics": LoopDiagnostics(
             stamp=STAMP, name="aegis/mpc", period_s=0.01, last_duration_s=0.0031, p50_duration_s=2.9e-3,
             p99_duration_s=0.0123456789, deadline_misses=3, ticks=100_000, level=1,
+        ),
+        "PolicyReport": PolicyReport(
+            stamp=STAMP, name="aegis/policy", proposed=False, reason="nonfinite", latency_s=2.25e-5, ticks=961,
+            no_nominal_ticks=2, providers="CPUExecutionProvider",
         ),
     }
 
@@ -340,6 +345,16 @@ def test_safety_report_level_follows_layer(types: msgs.RosbagsTypes, layer: str,
     (status,) = ros.status
     assert (status.level, status.hardware_id) == (level, "aegis")
     assert messages_equal(SafetyFilterReport.from_ros(ros), msg)
+
+
+@pytest.mark.parametrize(("reason", "level"), [("ok", 0), ("lost_state", 1), ("nonfinite", 1), ("error", 2)])
+def test_policy_report_level_follows_reason(types: msgs.RosbagsTypes, reason: str, level: int) -> None:
+    msg = PolicyReport(proposed=reason == "ok", reason=reason, latency_s=1e-5, ticks=3, no_nominal_ticks=int(reason != "ok"))
+    ros = types.typestore.deserialize_cdr(types.typestore.serialize_cdr(msg.to_ros(types), msg.ROS_TYPE), msg.ROS_TYPE)
+    assert ros.status[0].level == level
+    assert messages_equal(PolicyReport.from_ros(ros), msg)
+    with pytest.raises(ValueError, match="proposed is"):
+        PolicyReport(proposed=reason != "ok", reason=reason)
 
 
 def test_diagnostics_refuse_missing_keys(types: msgs.RosbagsTypes) -> None:

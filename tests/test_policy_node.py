@@ -57,6 +57,8 @@ def test_model_comes_from_the_inference_section_relative_to_the_config(tmp_path)
     expected = 8.0 * (position - [0.0, 0.0, 0.9]) + 4.0 * velocity + acceleration
     assert expected[2] == pytest.approx(0.8)
     np.testing.assert_allclose(out["nominal"].linear, expected, atol=1e-5)
+    report = out["report"]
+    assert report.proposed and report.level == 0 and report.latency_s > 0 and report.providers == "CPUExecutionProvider"
     np.testing.assert_allclose(out["reference"].position, position)
 
 
@@ -159,6 +161,7 @@ def test_unusable_odometry_publishes_no_nominal_and_is_counted(tmp_path):
     for received in (None, broken, stale):
         out = node.step(0.0, {"state": received})
         assert "nominal" not in out and "reference" in out
+        assert out["report"].reason == "lost_state" and out["report"].level == 1  # WARN: never silent
     metrics = node.metrics()
     assert metrics["policy_lost_state_ticks"] == 3 and metrics["policy_no_nominal_ticks"] == 3
 
@@ -174,7 +177,8 @@ def test_non_finite_action_publishes_no_nominal_and_is_counted(tmp_path):
         tensor.CopyFrom(onnx.numpy_helper.from_array(weights, name))
     node = _quadrotor_node(tmp_path, model)
     for i in range(5):
-        assert "nominal" not in node.step(i / 48, {"state": _state(position=(0.0, 0.0, 0.5))})
+        out = node.step(i / 48, {"state": _state(position=(0.0, 0.0, 0.5))})
+        assert "nominal" not in out and out["report"].reason == "nonfinite" and out["report"].no_nominal_ticks == i + 1
     metrics = node.metrics()
     assert metrics["policy_nonfinite_ticks"] == 5 and metrics["policy_ticks"] == 5
     assert node.runtime.nonfinite_actions == 5

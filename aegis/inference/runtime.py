@@ -68,6 +68,11 @@ class LatencyStats:
     def reset(self) -> None:
         self.count = 0
 
+    @property
+    def last_ns(self) -> int:
+        """The latest call's latency (ns); 0 before the first."""
+        return int(self.samples_ns[(self.count - 1) % self.window]) if self.count else 0
+
     def recent_us(self) -> np.ndarray:
         """The latencies held (the last ``window`` calls, not in call order), in µs."""
         return self.samples_ns[: min(self.count, self.window)] / 1e3

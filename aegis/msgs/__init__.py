@@ -17,6 +17,7 @@ from aegis.msgs.diagnostics import LoopDiagnostics, SafetyFilterReport
 from aegis.msgs.fields import messages_equal
 from aegis.msgs.joints import JointCommand, MotorSpeeds, WheelSpeeds
 from aegis.msgs.obstacles import Obstacle, Obstacles
+from aegis.msgs.policy_report import PolicyReport
 from aegis.msgs.ros_types import ROSBAGS_DISTROS, RosbagsTypes, TypeLookup, rclpy_types, rosbags_types
 from aegis.msgs.sensors import IMAGE_ENCODINGS, Image, LaserScan
 from aegis.msgs.state import ImuSample, RobotState
@@ -37,6 +38,7 @@ MESSAGE_TYPES: dict[str, type] = {
         Obstacles,
         SafetyFilterReport,
         LoopDiagnostics,
+        PolicyReport,
     )
 }
 """Message class name -> class, for every message that maps to a ROS 2 message."""
@@ -55,6 +57,7 @@ __all__ = [
     "MotorSpeeds",
     "Obstacle",
     "Obstacles",
+    "PolicyReport",
     "RobotState",
     "RosbagsTypes",
     "SafetyFilterReport",
