@@ -1,0 +1,160 @@
+"""`aegis train CONFIG --out FILE --seed N`: the command line of the training pipeline (arguments, progress, the printed report)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from aegis.training.pipeline import TrainReport, TrainSettings
+
+TORCH_MISSING = "aegis train needs torch (the [train] extra): pip install 'aegis[train]', or `make train-deps` in a checkout"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="hw_config with one MPC expert in the chain (e.g. hw_configs/quadrotor_mpc_sim.yaml)")
+    parser.add_argument("--out", type=Path, required=True, help="ONNX file to write (e.g. models/NAME.onnx)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every draw: scenarios, runs, initial weights, shuffles (default: 0)")
+    parser.add_argument("--iterations", type=_non_negative, default=3, help="DAgger iterations after the demonstrations (default: 3)")
+    parser.add_argument("--episodes", type=_positive, default=30, help="expert demonstration episodes (default: 30)")
+    parser.add_argument("--dagger-episodes", type=_positive, default=15, help="policy rollouts per DAgger iteration (default: 15)")
+    parser.add_argument("--validation-episodes", type=_positive, default=6, help="held-out expert episodes (default: 6)")
+    parser.add_argument("--max-duration", type=float, default=20.0, help="longest episode, seconds (default: 20)")
+    parser.add_argument("--epochs", type=_positive, default=40, help="BC epochs per training round (default: 40)")
+    parser.add_argument("--hidden", default="64,64", help="hidden layer widths (default: 64,64)")
+    parser.add_argument("--lipschitz", type=float, default=4.0, help="bound of the network map, split evenly over its layers (default: 4)")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's initial learning rate, cosine-annealed (default: 0.002)")
+    parser.add_argument("--batch-size", type=_positive, default=256, help="minibatch size (default: 256)")
+    parser.add_argument(
+        "--observation",
+        default=None,
+        metavar="FIELD,FIELD",
+        help="observation fields in order (default: the robot kind's DEFAULT_OBSERVATIONS, aegis.inference.observations)",
+    )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value; repeatable")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, every option spelled out (recorded in the model's contract)."""
+    words = ["aegis", "train", args.config, "--out", str(args.out), "--seed", str(args.seed)]
+    words += ["--iterations", str(args.iterations), "--episodes", str(args.episodes), "--dagger-episodes", str(args.dagger_episodes)]
+    words += ["--validation-episodes", str(args.validation_episodes), "--max-duration", f"{args.max_duration:g}"]
+    words += ["--epochs", str(args.epochs), "--hidden", args.hidden, "--lipschitz", f"{args.lipschitz:g}"]
+    words += ["--learning-rate", f"{args.learning_rate:g}", "--batch-size", str(args.batch_size)]
+    if args.observation is not None:
+        words += ["--observation", args.observation]
+    for override in args.overrides:
+        words += ["--set", override]
+    return shlex.join(words)
+
+
+def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
+    from aegis.training.bc import BcSettings
+    from aegis.training.pipeline import TrainSettings
+
+    try:
+        hidden = tuple(int(w) for w in args.hidden.split(","))
+    except ValueError:
+        raise ValueError(f"--hidden {args.hidden!r}: give widths separated by commas, e.g. 64,64") from None
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"--hidden {args.hidden!r}: widths must be >= 1")
+    if not args.lipschitz > 0:
+        raise ValueError(f"--lipschitz must be > 0, got {args.lipschitz}")
+    return TrainSettings(
+        config=config,
+        out=args.out,
+        seed=args.seed,
+        overrides=tuple(args.overrides),
+        observation=None if args.observation is None else tuple(f.strip() for f in args.observation.split(",") if f.strip()),
+        episodes=args.episodes,
+        iterations=args.iterations,
+        dagger_episodes=args.dagger_episodes,
+        validation_episodes=args.validation_episodes,
+        max_duration_s=args.max_duration,
+        bc=BcSettings(hidden=hidden, lipschitz=args.lipschitz, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate),
+        command=command_line(args),
+    )
+
+
+def run_from_args(args: argparse.Namespace, config: Path) -> int:
+    """Train, print the report; 2 when torch is missing."""
+    if importlib.util.find_spec("torch") is None:
+        Console(stderr=True).print(f"aegis: error: {TORCH_MISSING}")
+        return 2
+    from aegis.training.pipeline import train
+
+    try:
+        settings = settings_from_args(args, config)
+    except ValueError as exc:
+        Console(stderr=True).print(f"aegis: error: {exc}")
+        return 2
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int, total: int, note: str) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total, note="")
+            progress.update(tasks[stage], completed=done, note=note)
+
+        result = train(settings, report)
+    print_report(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        Console().print(f"wrote {args.json}")
+    return 0
+
+
+def print_report(report: TrainReport, console: Console | None = None) -> None:
+    console = console or Console()
+    rounds = Table(title=f"aegis train: {report.robot_kind} policy imitating {report.expert}, seed {report.seed}")
+    # per round: where the new data came from, rollouts' collisions and tracking RMSE (policy rounds), loss, held-out error
+    for column in ("round", "from", "episodes", "added", "samples", "collisions", "RMSE", "loss", "held-out"):
+        rounds.add_column(column, justify="right")
+    for r in report.iterations:
+        rounds.add_row(
+            str(r.iteration), r.source, str(r.episodes), str(r.samples_added), str(r.samples_total),
+            "-" if r.rollout_collisions is None else str(r.rollout_collisions),
+            "-" if r.rollout_tracking_rmse_m is None else f"{r.rollout_tracking_rmse_m * 100:.1f} cm",
+            f"{r.train_loss:.2e}", f"{r.heldout_error:.4f}",
+        )  # fmt: skip
+    console.print(rounds)
+    table = Table(title="policy")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("held-out imitation error (RMS / action limit)", f"{report.heldout_error:.4f} (zero action: {report.heldout_error_untrained:.4f})")
+    table.add_row("held-out samples", str(report.heldout_samples))
+    table.add_row("layer spectral norms (bound each)", ", ".join(f"{n:.4f}" for n in report.layer_norms) + f" (<= {report.layer_bound:.4f})")
+    table.add_row("Lipschitz, network: certified / empirical", f"{report.certified_bound:.3f} / {max(report.empirical_gradient, report.empirical_ratio):.3f}")
+    table.add_row(
+        "Lipschitz, physical: certified / empirical",
+        f"{report.certified_bound_physical:.1f} / {max(report.empirical_gradient_physical, report.empirical_ratio_physical):.1f}",
+    )
+    table.add_row("training time", f"{report.wall_time_s:.1f} s")
+    table.add_row("model", str(report.out))
+    table.add_row("sha256", report.sha256)
+    console.print(table)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value

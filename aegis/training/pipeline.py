@@ -1,0 +1,225 @@
+"""`aegis train`: expert demonstrations, DAgger iterations through the real policy node, Lipschitz-bounded BC, ONNX export.
+
+1. Demonstrations: ``episodes`` randomized episodes with the expert in the filtered chain.
+2. For each DAgger iteration: the current policy, exported with its contract, takes the expert's
+   place in the chain (the ``quadrotor_policy`` / ``diff_drive_policy`` node, exactly as it is
+   deployed); the states it visits are labelled by the expert and added to the data (beta = 0:
+   the learner alone drives after the demonstrations); the policy is trained again, from the
+   same seed, on everything gathered.
+3. The last policy is written with its contract; certified and empirical Lipschitz bounds and the
+   imitation error on held-out expert episodes (never trained on) are reported.
+
+Same config, options and seed give the same file, byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aegis.config import sha256_of
+from aegis.policy_swap import policy_overrides
+from aegis.training.bc import BcSettings, train_bc
+from aegis.training.dataset import Dataset, imitation_error
+from aegis.training.expert import ExpertSetup, expert_setup
+from aegis.training.export import export_policy, policy_contract
+from aegis.training.lipschitz import certified_bound, empirical_bound, forward, spectral_norms
+from aegis.training.rollout import EpisodeData, run_episode
+from aegis.training.scenarios import training_episodes
+
+VALIDATION_STREAM = 1000
+"""Scenario stream of the held-out expert episodes (iterations use 0, 1, 2, ...)."""
+
+Progress = Callable[[str, int, int, str], None]
+"""progress(stage, done, total, note): called as episodes and epochs finish."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training run: the expert config (and overrides), output file, seed, data budget, network and optimiser."""
+
+    config: Path
+    out: Path
+    seed: int = 0
+    overrides: tuple[str, ...] = ()
+    observation: tuple[str, ...] | None = None
+    """Observation fields (default: the robot kind's DEFAULT_OBSERVATIONS)."""
+    episodes: int = 30
+    iterations: int = 3
+    dagger_episodes: int = 15
+    validation_episodes: int = 6
+    max_duration_s: float = 20.0
+    bc: BcSettings = field(default_factory=BcSettings)
+    command: str = ""
+
+
+@dataclass
+class IterationReport:
+    """One round: where its data came from, how much there is, and how the policy it trained does."""
+
+    iteration: int
+    source: str
+    episodes: int
+    samples_added: int
+    samples_total: int
+    rollout_collisions: int | None
+    rollout_tracking_rmse_m: float | None
+    train_loss: float
+    heldout_error: float
+
+
+@dataclass
+class TrainReport:
+    """What `aegis train` prints and the model card quotes."""
+
+    out: Path
+    sha256: str
+    expert: str
+    robot_kind: str
+    seed: int
+    samples: int
+    heldout_samples: int
+    heldout_error_untrained: float
+    heldout_error: float
+    layer_bound: float
+    layer_norms: list[float]
+    certified_bound: float
+    certified_bound_physical: float
+    empirical_gradient: float
+    empirical_ratio: float
+    empirical_gradient_physical: float
+    empirical_ratio_physical: float
+    iterations: list[IterationReport]
+    wall_time_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["out"] = str(self.out)
+        return data
+
+
+def train(settings: TrainSettings, progress: Progress | None = None) -> TrainReport:
+    """Run the pipeline; write ``settings.out``; return the numbers."""
+    started = time.perf_counter()
+    report = progress or (lambda stage, done, total, note: None)
+    setup = expert_setup(settings.config, settings.overrides, settings.observation)
+    with tempfile.TemporaryDirectory(prefix="aegis-train-") as work:
+        folder = Path(work)
+        heldout = _collect(setup, settings, VALIDATION_STREAM, settings.validation_episodes, folder, "held-out expert episodes", report)
+        demos = _collect(setup, settings, 0, settings.episodes, folder, "expert demonstrations", report)
+        parts = [Dataset(np.concatenate([e.observations for e in demos]), np.concatenate([e.actions for e in demos]))]
+        validation = Dataset.concat([Dataset(e.observations, e.actions) for e in heldout])
+        rounds: list[IterationReport] = []
+        model = _fit(setup, settings, Dataset.concat(parts), 0, report)
+        rounds.append(_round(0, "expert", demos, parts, model, validation, setup))
+        for iteration in range(1, settings.iterations + 1):
+            policy_file = folder / f"policy_{iteration - 1}.onnx"
+            _export(setup, settings, model, policy_file, f"DAgger iteration {iteration - 1} of: {settings.command}")
+            takeover = tuple(policy_overrides(setup.config, policy_file))  # as `aegis sim --policy` swaps it in
+            visited = _collect(setup, settings, iteration, settings.dagger_episodes, folder, f"DAgger {iteration}: policy rollouts", report, takeover)
+            parts.append(Dataset(np.concatenate([e.observations for e in visited]), np.concatenate([e.actions for e in visited])))
+            model = _fit(setup, settings, Dataset.concat(parts), iteration, report)
+            rounds.append(_round(iteration, "policy", visited, parts, model, validation, setup))
+    data = Dataset.concat(parts)
+    weights, mean, std = model
+    certified = certified_bound(weights)
+    _export(setup, settings, model, settings.out, settings.command)
+    inputs = (data.observations - mean) / std
+    rng = np.random.default_rng((settings.seed, 7))
+    empirical = empirical_bound(weights, inputs, rng)
+    physical = empirical_bound(weights, inputs, np.random.default_rng((settings.seed, 7)), input_gain=1.0 / std, output_scale=setup.action_scale)
+    return TrainReport(
+        out=settings.out,
+        sha256=sha256_of(settings.out),
+        expert=setup.type_name,
+        robot_kind=setup.robot_kind,
+        seed=settings.seed,
+        samples=len(data),
+        heldout_samples=len(validation),
+        heldout_error_untrained=imitation_error(np.zeros_like(validation.actions), validation.actions, setup.action_limit),
+        heldout_error=rounds[-1].heldout_error,
+        layer_bound=settings.bc.layer_bound,
+        layer_norms=spectral_norms(weights),
+        certified_bound=certified,
+        certified_bound_physical=certified_bound(weights, input_gain=1.0 / std, output_scale=setup.action_scale),
+        empirical_gradient=empirical.gradient,
+        empirical_ratio=empirical.ratio,
+        empirical_gradient_physical=physical.gradient,
+        empirical_ratio_physical=physical.ratio,
+        iterations=rounds,
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+Model = tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]
+"""(float32 weights, observation mean, observation std)."""
+
+
+def _collect(
+    setup: ExpertSetup,
+    settings: TrainSettings,
+    stream: int,
+    count: int,
+    folder: Path,
+    stage: str,
+    report: Progress,
+    takeover: tuple[str, ...] = (),
+) -> list[EpisodeData]:
+    episodes = training_episodes(setup.robot_kind, setup.config.scenario, count, settings.seed, stream, folder, settings.max_duration_s)
+    collected = []
+    report(stage, 0, count, "")
+    for index, episode in enumerate(episodes):
+        collected.append(run_episode(setup, episode, takeover))
+        done = collected[-1]
+        report(stage, index + 1, count, f"{episode.name}: {len(done.actions)} samples, {done.collisions} collisions")
+    return collected
+
+
+def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
+    mean, std = data.normalization()
+    stage = f"training {iteration}: {len(data)} samples"
+    report(stage, 0, settings.bc.epochs, "")
+    result = train_bc(
+        (data.observations - mean) / std,
+        data.actions / setup.action_scale,
+        settings.bc,
+        settings.seed,
+        progress=lambda epoch, loss: report(stage, epoch, settings.bc.epochs, f"loss {loss:.2e}"),
+    )
+    return result.weights, mean, std
+
+
+def _round(
+    iteration: int, source: str, episodes: list[EpisodeData], parts: list[Dataset], model: Model, validation: Dataset, setup: ExpertSetup
+) -> IterationReport:
+    weights, mean, std = model
+    predicted = np.clip(forward(weights, (validation.observations - mean) / std) * setup.action_scale, -setup.action_limit, setup.action_limit)
+    rmse = [e.tracking_rmse_m for e in episodes if math.isfinite(e.tracking_rmse_m)]
+    total = Dataset.concat(parts)
+    loss = float(np.mean(np.square(forward(weights, (total.observations - mean) / std) - np.clip(total.actions / setup.action_scale, -1, 1))))
+    return IterationReport(
+        iteration=iteration,
+        source=source,
+        episodes=len(episodes),
+        samples_added=len(parts[-1]),
+        samples_total=len(total),
+        rollout_collisions=sum(e.collisions for e in episodes) if source == "policy" else None,
+        rollout_tracking_rmse_m=float(np.mean(rmse)) if source == "policy" and rmse else None,
+        train_loss=loss,
+        heldout_error=imitation_error(predicted, validation.actions, setup.action_limit),
+    )
+
+
+def _export(setup: ExpertSetup, settings: TrainSettings, model: Model, path: Path, command: str) -> Path:
+    weights, mean, std = model
+    contract = policy_contract(setup, mean, std, certified_bound(weights), command, settings.seed)
+    return export_policy(weights, contract, path)

@@ -1,0 +1,170 @@
+"""Training (aegis train): the Lipschitz projection holds, BC imitates, DAgger aggregates the learner's states, same seed same bytes.
+
+Real parts throughout: the MPC expert and the policy node in the filtered chain, in PyBullet,
+on tiny budgets (a few seconds of flight) so the suite stays fast. Needs torch (the [train] extra).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from aegis.config import load_config  # noqa: E402
+from aegis.inference.checks import expectation_from_config  # noqa: E402
+from aegis.inference.contract import read_contract  # noqa: E402
+from aegis.inference.observations import DEFAULT_OBSERVATIONS  # noqa: E402
+from aegis.inference.runtime import PolicyRuntime  # noqa: E402
+from aegis.launch_plan import make_plan  # noqa: E402
+from aegis.policy_swap import policy_overrides  # noqa: E402
+from aegis.training.bc import BcSettings, train_bc  # noqa: E402
+from aegis.training.dataset import Dataset, imitation_error  # noqa: E402
+from aegis.training.expert import expert_setup  # noqa: E402
+from aegis.training.lipschitz import certified_bound, empirical_bound, forward, spectral_norms  # noqa: E402
+from aegis.training.pipeline import TrainSettings, train  # noqa: E402
+from aegis.training.rollout import run_episode  # noqa: E402
+from aegis.training.scenarios import training_episodes  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+QUADROTOR_EXPERT = REPO / "hw_configs" / "quadrotor_mpc_sim.yaml"
+
+
+def tiny(out: Path, seed: int = 0) -> TrainSettings:
+    """A whole pipeline on a budget of seconds: 3 demonstrations, 1 DAgger iteration of 2 rollouts, 3 s each."""
+    return TrainSettings(
+        config=QUADROTOR_EXPERT, out=out, seed=seed, episodes=3, iterations=1, dagger_episodes=2, validation_episodes=1,
+        max_duration_s=3.0, bc=BcSettings(epochs=4), command=f"aegis train (tiny test budget) --seed {seed}",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("tiny") / "policy.onnx"
+    return train(tiny(out)), out
+
+
+def test_projection_keeps_every_layer_within_its_bound_and_certified_covers_empirical() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 6))
+    steep = np.tanh(x @ rng.standard_normal((6, 2)) * 5.0)  # a teacher far steeper than the bound allows
+    settings = BcSettings(hidden=(32, 32), lipschitz=2.0, epochs=5)
+    weights = train_bc(x, steep, settings, seed=0).weights
+    norms = spectral_norms(weights)
+    assert all(n <= settings.layer_bound for n in norms)
+    assert max(norms) > 0.99 * settings.layer_bound  # the bound was active: the teacher pulled the weights up to it
+    certified = certified_bound(weights)
+    empirical = empirical_bound(weights, x, np.random.default_rng(1))
+    assert certified <= settings.lipschitz
+    assert empirical.gradient <= certified and empirical.ratio <= certified
+    # in physical units too (normalisation gain in, action scale out)
+    gain, scale = np.full(6, 3.0), np.array([8.0, 2.0])
+    physical = empirical_bound(weights, x, np.random.default_rng(1), input_gain=gain, output_scale=scale)
+    assert physical.value <= certified_bound(weights, input_gain=gain, output_scale=scale)
+
+
+def test_bc_reduces_the_imitation_error_on_heldout_expert_data(tmp_path: Path) -> None:
+    setup = expert_setup(QUADROTOR_EXPERT)
+    train_eps = training_episodes("quadrotor", setup.config.scenario, 4, seed=0, stream=0, folder=tmp_path, max_duration_s=4.0)
+    held_eps = training_episodes("quadrotor", setup.config.scenario, 2, seed=0, stream=1000, folder=tmp_path, max_duration_s=4.0)
+    data = Dataset.concat([Dataset(e.observations, e.actions) for e in map(lambda ep: run_episode(setup, ep), train_eps)])
+    held = Dataset.concat([Dataset(e.observations, e.actions) for e in map(lambda ep: run_episode(setup, ep), held_eps)])
+    mean, std = data.normalization()
+
+    def heldout_error(epochs: int) -> float:
+        weights = train_bc((data.observations - mean) / std, data.actions / setup.action_scale, BcSettings(epochs=epochs), seed=0).weights
+        predicted = np.clip(forward(weights, (held.observations - mean) / std) * setup.action_scale, -setup.action_limit, setup.action_limit)
+        return imitation_error(predicted, held.actions, setup.action_limit)
+
+    untrained, trained = heldout_error(0), heldout_error(80)
+    assert trained < 0.5 * untrained
+
+
+def test_dagger_aggregates_the_states_the_policy_node_visits(tiny_model, tmp_path: Path) -> None:
+    report, model = tiny_model
+    expert_round, dagger_round = report.iterations
+    assert (expert_round.source, dagger_round.source) == ("expert", "policy")
+    assert dagger_round.samples_added > 0
+    assert dagger_round.samples_total == expert_round.samples_total + dagger_round.samples_added == report.samples
+    # the learner's states, not the expert's: the same episode flown by the policy node goes elsewhere, labelled by the expert
+    setup = expert_setup(QUADROTOR_EXPERT)
+    episode = training_episodes("quadrotor", setup.config.scenario, 2, seed=3, stream=0, folder=tmp_path, max_duration_s=3.0)[1]
+    by_expert = run_episode(setup, episode)
+    takeover = tuple(policy_overrides(setup.config, model))
+    by_policy = run_episode(setup, episode, takeover)
+    assert len(by_policy.observations) == len(by_expert.observations) > 0
+    assert not np.allclose(by_policy.observations, by_expert.observations, atol=1e-3)
+    assert np.all(np.abs(by_policy.actions) <= setup.action_limit + 1e-6)  # expert labels, within the MPC's box
+
+
+def test_same_seed_gives_the_same_bytes(tiny_model, tmp_path: Path) -> None:
+    report, first = tiny_model
+    again = tmp_path / "again.onnx"
+    settings = tiny(first)
+    digest = hashlib.sha256(first.read_bytes()).hexdigest()
+    assert report.sha256 == digest
+    train(TrainSettings(**{**settings.__dict__, "out": again}))
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == digest
+    other = tmp_path / "other.onnx"
+    train(tiny(other, seed=1))
+    assert hashlib.sha256(other.read_bytes()).hexdigest() != digest
+
+
+def test_exported_contract_loads_in_the_runtime_and_the_policy_node(tiny_model) -> None:
+    report, model = tiny_model
+    contract = read_contract(model)
+    assert contract.robot_kind == "quadrotor" and contract.control_rate_hz == 48.0 and contract.history_length == 1
+    assert contract.observation_names == DEFAULT_OBSERVATIONS["quadrotor"]
+    assert contract.action_names == ("acceleration",)
+    assert contract.lipschitz_bound == pytest.approx(report.certified_bound)
+    assert contract.producer.name == "aegis train" and contract.producer.expert == "quadrotor_mpc" and contract.producer.seed == 0
+    scale, _, low, high = contract.action_affine()
+    assert np.all(high == 8.0) and np.all(low == -8.0)  # the hw_config's max_accel_mps2, the MPC's box
+    assert np.all(scale == 10.0)  # tanh's full range: 1.25 x the box, so the box is reached
+    config = load_config(QUADROTOR_EXPERT)
+    expected = expectation_from_config(config, 48.0, DEFAULT_OBSERVATIONS["quadrotor"], ("acceleration",))
+    runtime = PolicyRuntime(model, expected=expected, warmup_calls=1)
+    # the runtime computes what training's own forward pass does, in physical units
+    mean, std = (np.concatenate([np.atleast_1d(getattr(f.normalization, k)) for f in contract.observation]) for k in ("mean", "std"))
+    observation = mean + std * np.random.default_rng(0).standard_normal(contract.input_size)
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model))
+    tensors = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    weights = [(tensors[f"W{i}"], tensors[f"b{i}"]) for i in range(3)]
+    expected_action = np.clip(forward(weights, ((observation - mean) / std)[None, :])[0] * 10.0, -8.0, 8.0)
+    np.testing.assert_allclose(runtime.act(observation), expected_action, atol=1e-4)
+    # and the policy node takes the expert's place in the config with it
+    plan = make_plan(load_config(QUADROTOR_EXPERT, policy_overrides(config, model)))
+    node = next(n for n in plan.instantiate() if n.name == "controller")
+    assert node.contract == contract
+
+
+def test_a_config_without_an_expert_is_refused_by_name() -> None:
+    from aegis.training.expert import TrainingConfigError
+
+    with pytest.raises(TrainingConfigError, match="quadrotor_sim.yaml: a training config needs exactly one expert node"):
+        expert_setup(REPO / "hw_configs" / "quadrotor_sim.yaml", ("nodes.controller.type=quadrotor_position_controller",))
+
+
+def test_aegis_train_writes_the_model_its_report_and_the_command_that_reproduces_it(tmp_path: Path, capsys) -> None:
+    from aegis.cli import main
+
+    out, report = tmp_path / "m.onnx", tmp_path / "report.json"
+    args = ["train", str(QUADROTOR_EXPERT), "--out", str(out), "--seed", "3", "--iterations", "0", "--episodes", "2",
+            "--validation-episodes", "1", "--max-duration", "2", "--epochs", "2", "--json", str(report)]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    written = json.loads(report.read_text())
+    assert written["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and written["seed"] == 3
+    assert written["certified_bound"] >= max(written["empirical_gradient"], written["empirical_ratio"])
+    command = read_contract(out).producer.command
+    assert command.startswith(f"aegis train {QUADROTOR_EXPERT} --out {out} --seed 3 --iterations 0 --episodes 2 ")
+    assert "sha256" in capsys.readouterr().out
+    assert main(["train", str(REPO / "hw_configs" / "husky_sim.yaml"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "husky_sim.yaml: a training config needs exactly one expert node" in capsys.readouterr().err
