@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: sim test test-fast check clean
+.PHONY: sim test test-fast check clean train-deps
 
 $(STAMP): setup.py setup.cfg package.xml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The [train] extra (aegis train, tests/test_training*.py): torch's CPU wheel. torch wants setuptools >= 77.0.3,
+# colcon-core (the install-mode tests) < 80: pin both so neither is upgraded past the other.
+train-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0 'setuptools>=77.0.3,<80'
 
 check: $(STAMP)
 	for config in hw_configs/*.yaml; do $(BIN)/aegis check $$config || exit 1; done

@@ -109,6 +109,8 @@ setup(
         "bench": ["pytest-benchmark>=4.0"],
         # cvxpygen's generated C for the safety filter's QP (needs a C/C++ compiler)
         "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
+        # `aegis train` (aegis.training.bc): behaviour cloning on the CPU; `make train-deps` pins the CPU wheel
+        "train": ["torch>=2.2"],
     },
     package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.ld"]},
     zip_safe=False,

@@ -220,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_arguments(export_filter)
     export_filter.set_defaults(handler=_cmd_export_filter_c)
 
+    train = sub.add_parser(
+        "train",
+        help="imitate a config's MPC expert: demonstrations, DAgger, Lipschitz-bounded BC, ONNX with its contract",
+        description="Train an MLP policy from the MPC expert of CONFIG in randomized lockstep sim (demonstrations, then "
+        "DAgger rollouts through the policy node), under a per-layer spectral-norm bound; write it as ONNX with its "
+        "contract. Same seed, same file. Needs torch (the [train] extra).",
+    )
+    from aegis.training.cli import add_arguments as add_train_arguments
+
+    add_train_arguments(train)
+    train.set_defaults(handler=_cmd_train)
+
     replay = sub.add_parser(
         "replay",
         help="feed a bag into some nodes and compare their outputs with the recording",
@@ -577,6 +589,12 @@ def _cmd_export_filter_c(args: argparse.Namespace) -> int:
     from aegis.export.cli import run_filter_export
 
     return run_filter_export(args, resolve_config_path(args.config))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from aegis.training.cli import run_from_args
+
+    return run_from_args(args, resolve_config_path(args.config))
 
 
 def _require_bag(path: Path) -> None:
