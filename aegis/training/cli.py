@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,14 +89,14 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
 def run_from_args(args: argparse.Namespace, config: Path) -> int:
     """Train, print the report; 2 when torch is missing."""
     if importlib.util.find_spec("torch") is None:
-        Console(stderr=True).print(f"aegis: error: {TORCH_MISSING}")
+        print(f"aegis: error: {TORCH_MISSING}", file=sys.stderr)  # plain: rich would read [train] as markup
         return 2
     from aegis.training.pipeline import train
 
     try:
         settings = settings_from_args(args, config)
     except ValueError as exc:
-        Console(stderr=True).print(f"aegis: error: {exc}")
+        print(f"aegis: error: {exc}", file=sys.stderr)
         return 2
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
