@@ -79,19 +79,18 @@ def test_unicycle_policy_reaches_the_husky_goal_under_the_filter(tmp_path):
     assert nodes[1].metrics()["policy_no_nominal_ticks"] == 0
 
 
-# The lowest barrier value allowed: the quadrotor's filter keeps h >= -1e-3 as in the safety campaign. Under this
-# policy the Husky's dips to -0.014 (measured, seeds 100..119; 0 collisions, min clearance 0.115 m): the skid-steer
-# slides sideways while the policy turns hard, past the filter's slip_speed_mps margin. The Kanayama controller's
-# campaign on the same episodes stays at +0.009: a nominal command that turns harder finds the margin's limit.
+# Under the filter the barrier stays >= -1e-3, as in the safety campaign, whatever the policy proposes. (With the
+# Husky's slip margin at 0.1 m/s this policy's hard turns slid it to h = -0.014 on these seeds; the skid-steer slides
+# ~0.15 m/s sideways, so husky_sim.yaml's filter now budgets 0.15 m/s and the same episodes keep h >= +0.03.)
 ADVERSARIAL = [
-    ("quadrotor_sim.yaml", "quadrotor_adversarial", pd_tracking_policy, -1e-3),
-    ("husky_sim.yaml", "husky_adversarial", unicycle_tracking_policy, -0.02),
+    ("quadrotor_sim.yaml", "quadrotor_adversarial", pd_tracking_policy),
+    ("husky_sim.yaml", "husky_adversarial", unicycle_tracking_policy),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("config", "scenario", "policy", "lowest_barrier"), ADVERSARIAL)
-def test_policies_under_the_filter_never_collide_in_the_adversarial_scenarios(tmp_path, config, scenario, policy, lowest_barrier):
+@pytest.mark.parametrize(("config", "scenario", "policy"), ADVERSARIAL)
+def test_policies_under_the_filter_never_collide_in_the_adversarial_scenarios(tmp_path, config, scenario, policy):
     from aegis.evaluation import run_campaign
     from aegis.policy_rollouts import policy_campaign
 
@@ -100,5 +99,5 @@ def test_policies_under_the_filter_never_collide_in_the_adversarial_scenarios(tm
     agg = run_campaign(campaign, workers=2)["aggregate"]
     assert agg["episodes"] == 20 and agg["safety_filter"]
     assert agg["collisions"] == 0 and agg["fallbacks"] == 0
-    assert agg["min_barrier"] >= lowest_barrier
+    assert agg["min_barrier"] >= -1e-3
     assert agg["policy_no_nominal_ticks"] <= 20  # at most the first tick of each episode (randomized odometry latency)
