@@ -120,8 +120,25 @@ def test_closed_form_slack_branch_matches_the_reference() -> None:
     assert solution.slack == pytest.approx(reference.slack, abs=1e-6)
 
 
-def test_closed_form_falls_through_when_two_rows_are_active() -> None:
+def test_closed_form_solves_two_active_rows_and_a_binding_bound_exactly() -> None:
     solver = ClosedFormQp(SPEC)
+    a = np.zeros((8, 3))
+    b = np.full(8, INACTIVE_ROW_B)
+    a[0], b[0] = (1.0, 0.0, 0.0), 1.0
+    a[1], b[1] = (0.0, 1.0, 0.0), 1.0
+    solution = solver.solve(np.zeros(3), a, b)  # two rows active: u = (1, 1, 0)
+    assert solution.status == "closed form" and solution.u.tolist() == [1.0, 1.0, 0.0] and solution.slack == 0.0
+    nominal = np.array([0.0, 0.0, 20.0])  # beyond the upper bound 10 on the third input, with a row violated
+    a[1], b[1] = (0.0, 0.6, 0.8), 9.0  # met at the optimum only with the third input on its bound
+    solution = solver.solve(nominal, a, b)
+    reference = CvxpyQp(SPEC).solve(nominal, a, b)
+    assert solution.status == "closed form" and solution.u[2] == 10.0
+    np.testing.assert_allclose(solution.u, reference.u, atol=1e-7)
+    assert solver.osqp_solves == 0
+
+
+def test_closed_form_falls_through_to_osqp_when_its_guesses_run_out() -> None:
+    solver = ClosedFormQp(SPEC, max_tries=0)  # no guesses beyond case 2, which two active rows defeat
     a = np.zeros((8, 3))
     b = np.full(8, INACTIVE_ROW_B)
     a[0], b[0] = (1.0, 0.0, 0.0), 1.0
@@ -129,6 +146,22 @@ def test_closed_form_falls_through_when_two_rows_are_active() -> None:
     solution = solver.solve(np.zeros(3), a, b)
     assert solver.osqp_solves == 1 and solution.status.startswith("closed form n/a -> osqp")
     np.testing.assert_allclose(solution.u, [1.0, 1.0, 0.0], atol=1e-4)
+
+
+def test_closed_form_answers_are_optimal_where_it_answers(qps_and_reference) -> None:
+    """Where the closed form answers it is exact: feasible to rounding, and no costlier than the reference."""
+    qps, reference_u, reference_slack = qps_and_reference
+    solver = ClosedFormQp(SPEC)
+    lower, upper = np.array(SPEC.lower), np.array(SPEC.upper)
+    for (nominal, a, b), u_ref, s_ref in zip(qps, reference_u, reference_slack):
+        solution = solver.solve(nominal, a, b)
+        if solution.status != "closed form":
+            continue
+        assert np.all(a @ solution.u + solution.slack >= b - 1e-9) and solution.slack >= 0.0
+        assert np.all(solution.u >= lower - 1e-12) and np.all(solution.u <= upper + 1e-12)
+        assert objective(SPEC, nominal, solution.u, solution.slack) <= objective(SPEC, nominal, u_ref, s_ref) + 1e-7
+    # two or three rows, bounds, one row with the slack: most are explicit (cases 1 and 2 alone: about a quarter)
+    assert solver.closed_form_solves > 0.5 * len(qps)
 
 
 @pytest.mark.parametrize("make", [OsqpQp, ClosedFormQp], ids=["osqp-direct", "closed-form"])

@@ -164,9 +164,9 @@ def box_distance(
     rx, ry, rz = px - cx, py - cy, pz - cz
     lx, ly = c * rx + s * ry, c * ry - s * rx  # p in the box's frame (turned by -yaw)
     beyond_x, beyond_y, beyond_z = abs(lx) - ex, abs(ly) - ey, abs(rz) - ez
-    ox = max(0.0, beyond_x)
-    oy = max(0.0, beyond_y)
-    oz = max(0.0, beyond_z)
+    ox = beyond_x if beyond_x > 0.0 else 0.0  # max(0.0, beyond_x) without the call
+    oy = beyond_y if beyond_y > 0.0 else 0.0
+    oz = beyond_z if beyond_z > 0.0 else 0.0
     squared = ox * ox + oy * oy + oz * oz
     if squared > 1e-24:
         distance = math.sqrt(squared)
@@ -193,8 +193,8 @@ def box_distance_planar(px: float, py: float, vx: float, vy: float, obstacle: Ob
     rx, ry = px - cx, py - cy
     lx, ly = c * rx + s * ry, c * ry - s * rx
     beyond_x, beyond_y = abs(lx) - ex, abs(ly) - ey
-    ox = max(0.0, beyond_x)
-    oy = max(0.0, beyond_y)
+    ox = beyond_x if beyond_x > 0.0 else 0.0
+    oy = beyond_y if beyond_y > 0.0 else 0.0
     squared = ox * ox + oy * oy
     if squared > 1e-24:
         distance = math.sqrt(squared)

@@ -100,6 +100,7 @@ class CbfSafetyFilter:
         self.check_tolerance = float(check_tolerance)
         self.name = name
         self._lower, self._upper = np.array(self.spec.lower), np.array(self.spec.upper)
+        self._lower_values, self._upper_values = list(self.spec.lower), list(self.spec.upper)
         self._lowest = [lo - check_tolerance * (1.0 + abs(lo)) for lo in self.spec.lower]
         self._highest = [hi + check_tolerance * (1.0 + abs(hi)) for hi in self.spec.upper]
         self._rows = ConstraintRows(model.n_inputs)
@@ -139,7 +140,8 @@ class CbfSafetyFilter:
         model = self.model
         if not _finite_vector(state, model.state_size):
             return self._estop(f"state not finite (or not a ({model.state_size},) array)", nominal)
-        if not _finite_vector(nominal, model.n_inputs):
+        nominal_values = _finite_values(nominal, model.n_inputs)
+        if nominal_values is None:
             return self._fallback(state, nominal, f"nominal command not finite (or not a ({model.n_inputs},) array)")
         alpha = model.default_alpha if alpha is None else float(alpha)
         if not (alpha > 0.0 and math.isfinite(alpha)):
@@ -155,20 +157,34 @@ class CbfSafetyFilter:
         solution = self.solver.solve(nominal, qp.a, qp.b)
         if not solution.solved:
             return self._fallback(state, nominal, f"{self.solver.name}: {solution.status}")
+        # The checks and the report below are plain Python on a few floats (2-4 inputs, <= 8 rows), where
+        # numpy's per-call overhead would cost more than the arithmetic; they compute what _surplus and
+        # _report compute for the fallback layers, the same operations in the same order.
         values, slack = solution.u.tolist(), solution.slack
         if not (math.isfinite(slack) and slack >= -self.check_tolerance and math.isfinite(sum(values))):
             return self._fallback(state, nominal, f"{self.solver.name}: answer not finite")
-        for x, lowest, highest in zip(values, self._lowest, self._highest):
+        clipped = []
+        for x, lowest, highest, lo, hi in zip(values, self._lowest, self._highest, self._lower_values, self._upper_values):
             if not lowest <= x <= highest:
                 return self._fallback(state, nominal, f"{self.solver.name}: answer outside the input bounds")
-        command = np.minimum(np.maximum(solution.u, self._lower), self._upper)
-        slack = max(slack, 0.0)
-        surplus, allowed = self._surplus(command, slack)
-        kept = range(len(surplus)) if qp.selected is None else qp.selected.tolist()
-        if any(surplus[k] < -allowed[k] for k in kept):
-            return self._fallback(state, nominal, f"{self.solver.name}: answer misses a barrier row")
+            clipped.append(lo if x < lo else hi if x > hi else x)  # np.minimum(np.maximum(x, lo), hi) on a float
+        command = np.array(clipped)
+        slack = float(max(slack, 0.0))
+        products = (qp.a @ command).tolist() if qp.selected is None else (rows.matrix() @ command).tolist()
+        kept = None if qp.selected is None else set(qp.selected.tolist())
+        tolerance = self.check_tolerance
+        active = []
+        for index, (product, bound) in enumerate(zip(products, rows.b)):
+            surplus, allowed = product + slack - bound, tolerance * (1.0 + abs(bound))
+            if surplus < -allowed and (kept is None or index in kept):
+                return self._fallback(state, nominal, f"{self.solver.name}: answer misses a barrier row")
+            active.append(surplus <= allowed)
         layer = "qp" if slack <= self.slack_tolerance else "relaxed_qp"
-        return command, self._report(layer, command, nominal, slack, solution.status, solution.solve_time_s, surplus, allowed)
+        report = SafetyFilterReport.of_typed(
+            self.name, layer, _differs(clipped, nominal_values), np.array(rows.h, dtype=float), np.array(active, dtype=bool),
+            slack, solution.status, float(solution.solve_time_s),
+        )
+        return command, report
 
     def _fallback(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, SafetyFilterReport]:
         """The backup layer, or the e-stop when the backup cannot be trusted."""
@@ -234,6 +250,14 @@ class CbfSafetyFilter:
         )
 
 
+def _differs(command: list[float], nominal: list[float]) -> bool:
+    """:func:`_changed` on lists of floats of the same length (the hot path)."""
+    for c, n in zip(command, nominal):
+        if not abs(c - n) <= _UNCHANGED_TOLERANCE * (1.0 + abs(n)):
+            return True
+    return False
+
+
 def _changed(command: np.ndarray, nominal: np.ndarray) -> bool:
     """Whether ``command`` differs from ``nominal`` by more than a solver's rounding (relative 1e-5), or nominal is malformed."""
     try:
@@ -245,3 +269,11 @@ def _changed(command: np.ndarray, nominal: np.ndarray) -> bool:
 def _finite_vector(values: np.ndarray, size: int) -> bool:
     """Whether ``values`` is a float array of shape (size,) with no NaN or inf (one sum: NaN and inf propagate)."""
     return isinstance(values, np.ndarray) and values.shape == (size,) and math.isfinite(sum(values.tolist()))
+
+
+def _finite_values(values: np.ndarray, size: int) -> list[float] | None:
+    """``values`` as a list of floats when :func:`_finite_vector` holds, else None."""
+    if not (isinstance(values, np.ndarray) and values.shape == (size,)):
+        return None
+    listed = values.tolist()
+    return listed if math.isfinite(sum(listed)) else None
