@@ -35,9 +35,10 @@ BENCHMARKS = (
     (
         "policy",
         "aegis.inference.bench",
-        "policy inference per call: onnxruntime run, io_binding, the aegis runtime, numpy",
+        "policy inference per call: onnxruntime run, io_binding, the aegis runtime, numpy, int8, the C export",
         "Per-call latency of an ONNX policy through onnxruntime's run, io_binding, the aegis runtime (normalisation, "
-        "scaling, clipping included) and a numpy forward pass.",
+        "scaling, clipping included), a numpy forward pass, onnxruntime's dynamic int8, and the aegis C export "
+        "(float32 and int8, built with the host compiler, timed in C).",
     ),
     (
         "mpc",
