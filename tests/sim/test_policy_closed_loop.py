@@ -75,7 +75,7 @@ def test_unicycle_policy_reaches_the_husky_goal_under_the_filter(tmp_path):
     nodes, odom, rmse = _fly("husky_sim.yaml", overrides, 40.0, 0.0)
     assert nodes[0].collisions == 0
     assert np.linalg.norm(odom["p"][:2] - [6.5, 0.5]) < 0.3  # husky_goal's tolerance; measured 1.2 mm (seed 0)
-    assert rmse < 0.08  # measured 4.59 cm over the tour
+    assert rmse < 0.12  # measured 8.85 cm over the tour (4.59 cm when the filter budgeted 0.1 m/s of slip, not 0.15)
     assert nodes[1].metrics()["policy_no_nominal_ticks"] == 0
 
 
