@@ -6,12 +6,15 @@ place (``quadrotor_policy`` / ``diff_drive_policy``), so it reads the same odome
 same rate and proposes the same nominal command, which the filter corrects.
 
 Labels come from the real expert node: :meth:`Labeler.label` calls its ``step`` with the odometry
-the controller saw, at the time it saw it, and reads the nominal command it proposes. Only where
-the expert is well posed: the diff-drive MPC is linearised along the reference, and where the
-reference is at rest the linearisation loses the lateral direction (aegis.controllers.mpc.diff_drive);
-there it answers a few centimetres of error with full-rate turns whose sign depends on the heading
-the reference held, which no observation carries. Those states get no label: the policy's
-behaviour at rest is then what it learned approaching it (a go-to-point law, in the data).
+the controller saw, at the time it saw it, and reads the nominal command it proposes.
+
+Where the reference is at rest the diff-drive MPC is ill posed for imitation: its linearisation
+loses the lateral direction (aegis.controllers.mpc.diff_drive) and, with no moving sample in its
+horizon, it turns to its ``heading at rest``, the scenario's start heading, which no observation
+carries; it answers 2 cm of error with full-rate turns whose sign a policy cannot know. There the
+labeler asks it with the robot's own heading as the heading at rest (the node's ``_start_heading``,
+restored after the call): the expert then corrects the error along the heading and does not turn,
+a label the observation determines.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ POLICY_NODE_FOR_EXPERT: dict[str, str] = {"quadrotor_mpc": "quadrotor_policy", "
 """Expert node type -> the policy node type that takes its place in the chain."""
 
 EXPERTS_ILL_POSED_AT_REST = frozenset({"diff_drive_mpc"})
-"""Experts asked for no label where the reference is at rest (see the module doc)."""
+"""Experts asked with the robot's own heading as their heading at rest where the reference is at rest (see the module doc)."""
 
 ACTION_HEADROOM = 1.25
 """tanh output x (headroom x limit), clipped to the limit: a saturated expert is a target of 0.8, not tanh's asymptote 1."""
@@ -150,12 +153,26 @@ class Labeler:
         node.reset(0)
 
     def label(self, t: float, state: RobotState) -> np.ndarray | None:
-        """The expert's proposed action (physical units) at time ``t`` in ``state``; None when it proposes nothing or is ill-posed there."""
-        if self._needs_motion and float(np.linalg.norm(self.reference(t)[1][:2])) <= REST_SPEED_MPS:
-            return None
-        outputs = self.node.step(t, {STATE_PORT: Received(state, 0.0, False)})
+        """The expert's proposed action (physical units) at time ``t`` in ``state``; None when it proposes nothing."""
+        at_rest = self._needs_motion and float(np.linalg.norm(self.reference(t)[1][:2])) <= REST_SPEED_MPS
+        held = getattr(self.node, "_start_heading", None) if at_rest else None
+        if at_rest:
+            if held is None:
+                raise AttributeError(f"{self.node.type_name} has no _start_heading: the at-rest labels need its heading at rest")
+            self.node._start_heading = _yaw(state.orientation)  # type: ignore[attr-defined]
+        try:
+            outputs = self.node.step(t, {STATE_PORT: Received(state, 0.0, False)})
+        finally:
+            if at_rest:
+                self.node._start_heading = held  # type: ignore[attr-defined]
         command = outputs.get(NOMINAL_PORT)
         if command is None:
             return None
         action = self._action(command)
         return action if np.all(np.isfinite(action)) else None
+
+
+def _yaw(q: np.ndarray) -> float:
+    """Heading about +z of a quaternion (x, y, z, w)."""
+    x, y, z, w = q
+    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
