@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +51,11 @@ def run_sim(
     scenario = load_plan_scenario(plan)
     if duration_s is None:
         duration_s = scenario.duration_s if scenario is not None else 10.0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bag_path = out_dir / "bag"
-    _remove_previous_bag(bag_path)
     log = EpisodeLog(plan)
-    nodes = plan.instantiate()
-    try:
-        with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
-            executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
-            executor.reset(seed)
-            stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
-        plant_metrics = run_metrics(nodes)
-        obstacles = getattr(nodes[0], "obstacles", scenario.obstacles if scenario is not None else ())
-    finally:
-        for node in nodes:
-            if hasattr(node, "close"):
-                node.close()
+    run = record_run(plan, log, duration_s, seed, out_dir, show_progress)
+    stats, bag_path = run.stats, run.bag_path
+    plant_metrics = {key: value for metrics in run.node_metrics for key, value in metrics.items()}
+    obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     summary = {
         "robot": plan.robot,
@@ -87,6 +77,40 @@ def run_sim(
         summary["plot"] = str(plot_episode(series, obstacles, out_dir / "plot.png", title, goal=scenario.goal if scenario else None))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """What a recorded run leaves once its nodes are closed: timing, each node's counters, the plant's obstacles, the bag."""
+
+    stats: RunStats
+    node_metrics: list[dict[str, Any]]
+    obstacles: Any
+    bag_path: Path
+
+
+def record_run(plan: LaunchPlan, log: Any, duration_s: float, seed: int, out_dir: Path, show_progress: bool) -> RecordedRun:
+    """Run ``plan`` in lockstep for ``duration_s`` with every message going to out_dir/bag and to ``log``; close the nodes.
+
+    ``log`` is a listener of the executor (an EpisodeLog, a SwarmLog): it sees each message as published.
+    ``obstacles`` is the plant's (its first node's) list, or None when it has none.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bag_path = out_dir / "bag"
+    _remove_previous_bag(bag_path)
+    nodes = plan.instantiate()
+    try:
+        with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
+            executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
+            executor.reset(seed)
+            stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
+        node_metrics = [node.metrics() if hasattr(node, "metrics") else {} for node in nodes]
+        obstacles = getattr(nodes[0], "obstacles", None)
+    finally:
+        for node in nodes:
+            if hasattr(node, "close"):
+                node.close()
+    return RecordedRun(stats, node_metrics, obstacles, bag_path)
 
 
 def run_metrics(nodes: list) -> dict[str, Any]:

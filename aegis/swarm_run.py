@@ -15,10 +15,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from aegis.bag import BagRecorder
-from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan
-from aegis.sim_run import _remove_previous_bag, _run_with_progress, load_plan_scenario, run_numbers
+from aegis.sim_run import load_plan_scenario, record_run, run_numbers
 from aegis.swarm import SwarmLayout, SwarmLog, min_pair_distance, robot_series, swarm_metrics
 
 
@@ -35,22 +33,10 @@ def run_swarm_sim(
     scenario = load_plan_scenario(plan)
     if duration_s is None:
         duration_s = scenario.duration_s if scenario is not None else 10.0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bag_path = out_dir / "bag"
-    _remove_previous_bag(bag_path)
     log = SwarmLog(layout)
-    nodes = plan.instantiate()
-    try:
-        with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
-            executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
-            executor.reset(seed)
-            stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
-        node_metrics = [node.metrics() if hasattr(node, "metrics") else {} for node in nodes]
-        obstacles = getattr(nodes[0], "obstacles", ())
-    finally:
-        for node in nodes:
-            if hasattr(node, "close"):
-                node.close()
+    run = record_run(plan, log, duration_s, seed, out_dir, show_progress)
+    stats, bag_path, node_metrics = run.stats, run.bag_path, run.node_metrics
+    obstacles = run.obstacles if run.obstacles is not None else ()
     plant = node_metrics[0]
     series = robot_series(log, obstacles, plant.get("body_radius_m"))
     tasks = {name: scenario.task(name) for name in layout.names if scenario is not None and name in scenario.robots}
