@@ -182,7 +182,7 @@ def assert_data_in_prefix(prefix: Path, source: Path) -> Path:
     assert marker.is_file(), f"no ament index entry {marker}"
     assert (share / "package.xml").is_file()
     assert (share / "hw_configs" / "point_mass_sim.yaml").is_file()
-    for pattern, folder in (("hw_configs/*.yaml", "hw_configs"), ("launch/*.launch.py", "launch")):
+    for pattern, folder in (("hw_configs/*.yaml", "hw_configs"), ("launch/*.launch.py", "launch"), ("models/*.onnx", "models")):
         for path in source.glob(pattern):
             assert (share / folder / path.name).is_file(), f"{path.name} not installed in {share / folder}"
     if any(source.glob("launch/*.launch.py")):
