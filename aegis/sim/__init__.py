@@ -44,6 +44,16 @@ class OpenedClient:
     close: Callable[[], Any]
 
 
+def world_time_step(robot: Any, section: str, physics_rate_hz: float) -> float:
+    """The physics step (s) of a world built for ``robot``; ValueError if the robot has no ``section``
+    parameters (``quadrotor``, ``diff_drive``) or the rate is not > 0."""
+    if getattr(robot, section) is None:
+        raise ValueError(f"robot {robot.name!r} (kind {robot.kind}) has no {section} parameters")
+    if not physics_rate_hz > 0:
+        raise ValueError(f"physics_rate_hz must be > 0, got {physics_rate_hz}")
+    return 1.0 / physics_rate_hz
+
+
 def open_world(
     owner: object, dt: float, gravity_mps2: float, ground_plane: bool, gui: bool, **engine_parameters: Any
 ) -> OpenedClient:

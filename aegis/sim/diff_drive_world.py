@@ -49,7 +49,7 @@ import pybullet
 
 from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import motor_lag_factor, motor_lag_step, quaternion_to_matrix
-from aegis.sim import open_world, stdout_to_devnull
+from aegis.sim import open_world, stdout_to_devnull, world_time_step
 
 GROUND_FRICTION = 1.0
 """Lateral friction of the ground plane: a wheel's own coefficient is then the contact's."""
@@ -92,13 +92,9 @@ class DiffDriveWorld:
         ground_plane: bool = True,
         gui: bool = False,
     ) -> None:
-        if robot.diff_drive is None:
-            raise ValueError(f"robot {robot.name!r} (kind {robot.kind}) has no diff_drive parameters")
-        if not physics_rate_hz > 0:
-            raise ValueError(f"physics_rate_hz must be > 0, got {physics_rate_hz}")
+        self.dt = world_time_step(robot, "diff_drive", physics_rate_hz)
         self.robot = robot
         params = robot.diff_drive
-        self.dt = 1.0 / physics_rate_hz
         self.gravity_mps2 = float(gravity_mps2)
         self.ground_plane = ground_plane
         self._lag = motor_lag_factor(self.dt, params.motor_time_constant_s)

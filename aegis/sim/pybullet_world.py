@@ -41,7 +41,7 @@ import numpy as np
 import pybullet
 
 from aegis.config import RobotConfig
-from aegis.sim import open_world
+from aegis.sim import open_world, world_time_step
 from aegis.controllers.quadrotor_model import (
     QuadrotorModel,
     motor_lag_factor,
@@ -246,11 +246,7 @@ class QuadrotorWorld(QuadrotorBody):
         ground_plane: bool = True,
         gui: bool = False,
     ) -> None:
-        if robot.quadrotor is None:
-            raise ValueError(f"robot {robot.name!r} (kind {robot.kind}) has no quadrotor parameters")
-        if not physics_rate_hz > 0:
-            raise ValueError(f"physics_rate_hz must be > 0, got {physics_rate_hz}")
-        dt = 1.0 / physics_rate_hz
+        dt = world_time_step(robot, "quadrotor", physics_rate_hz)
         opened = open_world(self, dt, float(gravity_mps2), ground_plane, gui)
         self.plane_id, self._finalizer = opened.plane_id, opened.close
         super().__init__(opened.client, robot, dt, gravity_mps2, ground_plane)

@@ -20,7 +20,7 @@ import pybullet
 
 from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import QuadrotorModel
-from aegis.sim import open_world
+from aegis.sim import open_world, world_time_step
 from aegis.sim.pybullet_world import QuadrotorBody, QuadrotorState
 
 
@@ -36,13 +36,9 @@ class SwarmWorld:
         ground_plane: bool = True,
         gui: bool = False,
     ) -> None:
-        if robot.quadrotor is None:
-            raise ValueError(f"robot {robot.name!r} (kind {robot.kind}) has no quadrotor parameters")
+        self.dt = world_time_step(robot, "quadrotor", physics_rate_hz)
         if count < 1:
             raise ValueError(f"a swarm needs at least one robot, got {count}")
-        if not physics_rate_hz > 0:
-            raise ValueError(f"physics_rate_hz must be > 0, got {physics_rate_hz}")
-        self.dt = 1.0 / physics_rate_hz
         opened = open_world(self, self.dt, float(gravity_mps2), ground_plane, gui)
         self.client, self.plane_id, self._finalizer = opened.client, opened.plane_id, opened.close
         self.bodies = tuple(QuadrotorBody(self.client, robot, self.dt, gravity_mps2, ground_plane) for _ in range(count))
