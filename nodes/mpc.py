@@ -156,7 +156,9 @@ class DiffDriveMpc(Node):
             position_weight=p.position_weight, heading_weight=p.heading_weight,
         )
         self.reference = scenario_reference(scenario, "scenario")
-        self._start_heading = scenario.start.yaw_rad
+        self.heading_at_rest = scenario.start.yaw_rad
+        """The heading the reference holds where it stands still (the scenario's start heading; aegis.training's
+        labeler sets it to the robot's own when it asks for the command at rest)."""
         self._offsets = np.arange(p.horizon + 1) * self.dt
         self.mpc_failures = 0
         self.lost_state_ticks = 0
@@ -174,7 +176,7 @@ class DiffDriveMpc(Node):
 
         samples = [self.reference(now + offset) for offset in self._offsets]
         positions, velocities, accelerations = (np.array(column) for column in zip(*samples))
-        ref_states, ref_inputs = unicycle_reference(positions, velocities, accelerations, heading_at_rest=self._start_heading)
+        ref_states, ref_inputs = unicycle_reference(positions, velocities, accelerations, heading_at_rest=self.heading_at_rest)
         heading = float(ref_states[0, 2])
         outputs: dict[str, Any] = {
             "reference": RobotState(

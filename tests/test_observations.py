@@ -27,9 +27,11 @@ def _builder(kind: str) -> ObservationBuilder:
 def test_ground_robot_frame_is_in_its_heading_frame():
     state = _facing(math.pi / 2, position=np.array([1.0, 0.0, 0.0]), linear_velocity=np.array([0.4, 0.0, 0.0]),
                     angular_velocity=np.array([0.0, 0.0, 0.3]))
-    frame = _builder("diff_drive").build(PolicyInput(state, np.array([1.0, 2.0, 0.0]), np.array([-0.5, 0.0, 0.0]), np.zeros(3)))
+    policy_input = PolicyInput(state, np.array([1.0, 2.0, 0.0]), np.array([-0.5, 0.0, 0.0]), np.zeros(3))
+    frame = _builder("diff_drive").build(policy_input)
     # Facing +y: a reference 2 m to the north is 2 m ahead; a reference moving west moves to the robot's left.
-    np.testing.assert_allclose(frame, [2.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.4, 0.3], atol=1e-12)
+    np.testing.assert_allclose(frame, [2.0, 0.0, 0.0, 0.5, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(OBSERVATION_SOURCES["body_twist"].compute(policy_input), [0.4, 0.3])
 
 
 def test_quadrotor_velocity_is_rotated_into_the_world_frame():

@@ -12,7 +12,7 @@ Where the reference is at rest the diff-drive MPC is ill posed for imitation: it
 loses the lateral direction (aegis.controllers.mpc.diff_drive) and, with no moving sample in its
 horizon, it turns to its ``heading at rest``, the scenario's start heading, which no observation
 carries; it answers 2 cm of error with full-rate turns whose sign a policy cannot know. There the
-labeler asks it with the robot's own heading as the heading at rest (the node's ``_start_heading``,
+labeler asks it with the robot's own heading as the heading at rest (the node's ``heading_at_rest``,
 restored after the call): the expert then corrects the error along the heading and does not turn,
 a label the observation determines.
 """
@@ -155,16 +155,16 @@ class Labeler:
     def label(self, t: float, state: RobotState) -> np.ndarray | None:
         """The expert's proposed action (physical units) at time ``t`` in ``state``; None when it proposes nothing."""
         at_rest = self._needs_motion and float(np.linalg.norm(self.reference(t)[1][:2])) <= REST_SPEED_MPS
-        held = getattr(self.node, "_start_heading", None) if at_rest else None
+        held = getattr(self.node, "heading_at_rest", None) if at_rest else None
         if at_rest:
             if held is None:
-                raise AttributeError(f"{self.node.type_name} has no _start_heading: the at-rest labels need its heading at rest")
-            self.node._start_heading = _yaw(state.orientation)  # type: ignore[attr-defined]
+                raise AttributeError(f"{self.node.type_name} has no heading_at_rest: the at-rest labels need its heading at rest")
+            self.node.heading_at_rest = _yaw(state.orientation)  # type: ignore[attr-defined]
         try:
             outputs = self.node.step(t, {STATE_PORT: Received(state, 0.0, False)})
         finally:
             if at_rest:
-                self.node._start_heading = held  # type: ignore[attr-defined]
+                self.node.heading_at_rest = held  # type: ignore[attr-defined]
         command = outputs.get(NOMINAL_PORT)
         if command is None:
             return None
