@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aegis import __version__
+from aegis.cli_types import positive_float, positive_int
 from aegis.config import ConfigError, load_config
 from aegis.launch_plan import LaunchPlan, bypass_overrides, make_plan
 from aegis.node import port_topics
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
     sim.add_argument("--scenario", help="scenario file, shipped name or family (adversarial) (default: the config's own)")
     sim.add_argument(
-        "--duration", type=_positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
+        "--duration", type=positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
     )
     sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
@@ -126,10 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
     evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial) (default: the config's own)")
-    evaluate.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
-    evaluate.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: CPU count)")
+    evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
+    evaluate.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
-    evaluate.add_argument("--duration", type=_positive_float, default=None, help="seconds per episode (default: the scenario's)")
+    evaluate.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
     _add_policy_options(evaluate)
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("-o", "--output", type=Path, required=True, help="quantized ONNX file to write")
     quantize.add_argument("--mode", choices=("dynamic", "static"), default="dynamic", help="default: dynamic")
     quantize.add_argument("--config", default=None, help="static: hw_config whose scenario calibrates (default: the robot kind's sim config)")
-    quantize.add_argument("--episodes", type=_positive_int, default=4, help="static: calibration episodes (default: 4)")
+    quantize.add_argument("--episodes", type=positive_int, default=4, help="static: calibration episodes (default: 4)")
     quantize.add_argument("--seed", type=int, default=0, help="static: seed of the first calibration episode (default: 0)")
     quantize.add_argument("--mapping", type=Path, default=None, help="contract mapping file of MODEL (default: <model>.aegis.yaml)")
     quantize.set_defaults(handler=_cmd_model_quantize)
@@ -180,10 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("float_model", type=Path, help="float ONNX policy")
     judge.add_argument("quantized_model", type=Path, help="its quantization")
     judge.add_argument("config", nargs="?", default=None, help="hw_config (default: the robot kind's sim config)")
-    judge.add_argument("--episodes", type=_positive_int, default=10, help="episodes per model (default: 10)")
+    judge.add_argument("--episodes", type=positive_int, default=10, help="episodes per model (default: 10)")
     judge.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
-    judge.add_argument("--duration", type=_positive_float, default=None, help="seconds per episode (default: the scenario's)")
-    judge.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: CPU count)")
+    judge.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
+    judge.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
     judge.add_argument("--mapping", type=Path, default=None, help="contract mapping file of the float model")
     judge.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the judgement as JSON")
     judge.set_defaults(handler=_cmd_model_judge)
@@ -283,18 +284,6 @@ def _add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mapping", type=Path, default=None, metavar="YAML", help="with --policy: its contract mapping file")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _load_plan(args: argparse.Namespace) -> LaunchPlan:

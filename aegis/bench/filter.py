@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
+from aegis.cli_types import positive_int
 from aegis.controllers.cbf import (
     NO_NEIGHBOURS,
     SOLVER_NAMES,
@@ -350,8 +351,8 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the filter benchmark, for the ``aegis bench filter`` command line."""
-    parser.add_argument("--ticks", type=_positive_int, default=2000, metavar="N", help="ticks per fast path (default 2000)")
-    parser.add_argument("--slow-ticks", type=_positive_int, default=300, metavar="N", help="ticks for the cvxpy paths (default 300)")
+    parser.add_argument("--ticks", type=positive_int, default=2000, metavar="N", help="ticks per fast path (default 2000)")
+    parser.add_argument("--slow-ticks", type=positive_int, default=300, metavar="N", help="ticks for the cvxpy paths (default 300)")
     parser.add_argument("--robot", choices=ROBOTS, default="quadrotor", help="quadrotor: double integrator, 3 inputs; diff_drive: unicycle, 2 inputs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled ticks (default 0)")
     parser.add_argument(
@@ -376,9 +377,3 @@ def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[st
         write_json(rows, args.json)
     return rows
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value

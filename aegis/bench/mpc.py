@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
+from aegis.cli_types import non_negative_int, positive_int
 
 MODEL_NAMES = ("linear-4x2", "quadrotor-12x4", "translational-6x3", "diff-drive-3x2", "diff-drive-4x2", "scenario-4x2-k2")
 REBUILT_MODELS = ("linear-4x2", "quadrotor-12x4")
@@ -230,9 +231,9 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None, sizes: Seq
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the MPC benchmark, for the ``aegis bench mpc`` command line and scripts."""
-    parser.add_argument("--ticks", type=_positive_int, default=600, metavar="N", help="closed-loop solves per model, fast path (default 600)")
-    parser.add_argument("--cvxpy-ticks", type=_non_negative_int, default=200, metavar="N", help="of those, solved again by cvxpy with Parameters (default 200)")
-    parser.add_argument("--rebuild-ticks", type=_non_negative_int, default=10, metavar="N", help="of those, solved by cvxpy rebuilt each tick (default 10)")
+    parser.add_argument("--ticks", type=positive_int, default=600, metavar="N", help="closed-loop solves per model, fast path (default 600)")
+    parser.add_argument("--cvxpy-ticks", type=non_negative_int, default=200, metavar="N", help="of those, solved again by cvxpy with Parameters (default 200)")
+    parser.add_argument("--rebuild-ticks", type=non_negative_int, default=10, metavar="N", help="of those, solved by cvxpy rebuilt each tick (default 10)")
     parser.add_argument("--models", type=_models, default=MODEL_NAMES, metavar="A,B", help="comma-separated, from: " + ", ".join(MODEL_NAMES))
     parser.add_argument("--seed", type=int, default=0, help="seed of the kicks (default 0)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, QP sizes, targets and machine as JSON")
@@ -520,18 +521,6 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def _models(text: str) -> tuple[str, ...]:

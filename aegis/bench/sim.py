@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
+from aegis.cli_types import positive_float, positive_int
 from aegis.config import load_config
 from aegis.executors.lockstep import NS_PER_S, LockstepExecutor
 from aegis.launch_plan import make_plan
@@ -226,8 +227,8 @@ def _console() -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the sim benchmark, shared by bench/sim_throughput.py and the ``aegis`` command line."""
-    parser.add_argument("--duration", type=_positive_float, default=10.0, metavar="S", help="simulated seconds per run (default 10)")
-    parser.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs of each loop (default 3)")
+    parser.add_argument("--duration", type=positive_float, default=10.0, metavar="S", help="simulated seconds per run (default 10)")
+    parser.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed runs of each loop (default 3)")
     parser.add_argument("--config", type=Path, default=None, help=f"hw_config file (default: the shipped {DEFAULT_CONFIG_NAME}.yaml)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, targets and machine as JSON")
     parser.add_argument(
@@ -396,15 +397,3 @@ def _row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     raise KeyError(f"no {name!r} row (have: {', '.join(r['name'] for r in rows)})")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value

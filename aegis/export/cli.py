@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aegis.cli_types import positive_int
 from aegis.export.codegen import PRECISIONS
 
 
@@ -42,7 +43,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mcu", action="store_true",
                         help="also build it for a Cortex-M4F, solve --problems sample problems under QEMU mps2-an386, compare with "
                         "the host (cvxpy reference, osqp-direct, the same C built here) and print flash and RAM; exit 1 if they disagree")
-    parser.add_argument("--problems", type=_positive_int, default=200, metavar="N", help="sample problems for --mcu (default 200)")
+    parser.add_argument("--problems", type=positive_int, default=200, metavar="N", help="sample problems for --mcu (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample problems' states and obstacles (default 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value (YAML value); repeatable")
@@ -107,21 +108,3 @@ def config_filter(config_path: Path, overrides: list[str], node: str | None = No
     walls = geofence_walls(geofence) if geofence is not None else ()
     region = (tuple(geofence.min_m), tuple(geofence.max_m)) if geofence is not None else None
     return {"node": chosen[0].name, "filter": instance.filter, "walls": walls, "region": region}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m aegis.export.cli MODEL -o DIR`) until `aegis export c` is wired."""
-    parser = argparse.ArgumentParser(prog="aegis export c", description="Export an ONNX MLP policy to dependency-free C99.")
-    add_arguments(parser)
-    return run_export(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

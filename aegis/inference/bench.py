@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
+from aegis.cli_types import positive_int
 
 ROW_NAMES = ("ort-run", "ort-iobinding", "aegis-runtime", "numpy", "ort-int8", "c-float32", "c-int8")
 ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats", "note")
@@ -304,9 +305,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the policy benchmark, for a bench/ script and the ``aegis bench policy`` command line."""
     parser.add_argument("--model", type=Path, default=None, help="ONNX policy (default: a 12-64-64-4 MLP with a normalising contract)")
     parser.add_argument("--mapping", type=Path, default=None, help="contract mapping file for a model without metadata")
-    parser.add_argument("--calls", type=_positive_int, default=20_000, metavar="N", help="timed calls of each way per repeat (default 20000)")
-    parser.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed runs of each way (default 3)")
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
+    parser.add_argument("--calls", type=positive_int, default=20_000, metavar="N", help="timed calls of each way per repeat (default 20000)")
+    parser.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed runs of each way (default 3)")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="weights of the default model and the observation (default 0)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, target and machine as JSON")
 
@@ -326,9 +327,3 @@ def _row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
             return row
     raise KeyError(f"no {name!r} row (have: {', '.join(r['name'] for r in rows)})")
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aegis.cli_types import non_negative_int, positive_int
+
 if TYPE_CHECKING:
     from aegis.training.pipeline import TrainReport, TrainSettings
 
@@ -24,16 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="hw_config with one MPC expert in the chain (e.g. hw_configs/quadrotor_mpc_sim.yaml)")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write (e.g. models/NAME.onnx)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw: scenarios, runs, initial weights, shuffles (default: 0)")
-    parser.add_argument("--iterations", type=_non_negative, default=3, help="DAgger iterations after the demonstrations (default: 3)")
-    parser.add_argument("--episodes", type=_positive, default=30, help="expert demonstration episodes (default: 30)")
-    parser.add_argument("--dagger-episodes", type=_positive, default=15, help="policy rollouts per DAgger iteration (default: 15)")
-    parser.add_argument("--validation-episodes", type=_positive, default=6, help="held-out expert episodes (default: 6)")
+    parser.add_argument("--iterations", type=non_negative_int, default=3, help="DAgger iterations after the demonstrations (default: 3)")
+    parser.add_argument("--episodes", type=positive_int, default=30, help="expert demonstration episodes (default: 30)")
+    parser.add_argument("--dagger-episodes", type=positive_int, default=15, help="policy rollouts per DAgger iteration (default: 15)")
+    parser.add_argument("--validation-episodes", type=positive_int, default=6, help="held-out expert episodes (default: 6)")
     parser.add_argument("--max-duration", type=float, default=20.0, help="longest episode, seconds (default: 20)")
-    parser.add_argument("--epochs", type=_positive, default=40, help="BC epochs per training round (default: 40)")
+    parser.add_argument("--epochs", type=positive_int, default=40, help="BC epochs per training round (default: 40)")
     parser.add_argument("--hidden", default="64,64", help="hidden layer widths (default: 64,64)")
     parser.add_argument("--lipschitz", type=float, default=4.0, help="bound of the network map, split evenly over its layers (default: 4)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's initial learning rate, cosine-annealed (default: 0.002)")
-    parser.add_argument("--batch-size", type=_positive, default=256, help="minibatch size (default: 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size (default: 256)")
     parser.add_argument(
         "--observation",
         default=None,
@@ -147,15 +149,3 @@ def print_report(report: TrainReport, console: Console | None = None) -> None:
     console.print(table)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
