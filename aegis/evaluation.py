@@ -20,7 +20,6 @@ import numpy as np
 
 from aegis.config import load_config
 from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series
-from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan, make_plan
 
 
@@ -43,23 +42,13 @@ def campaign_plan(campaign: Campaign) -> LaunchPlan:
 
 def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
     """One randomized episode; the row of numbers it leaves."""
-    from aegis.sim_run import load_plan_scenario, run_metrics
+    from aegis.sim_run import load_plan_scenario, run_duration, run_plan
 
     scenario = load_plan_scenario(plan)
-    duration = duration_s if duration_s is not None else (scenario.duration_s if scenario is not None else 10.0)
-    nodes = plan.instantiate()
     log = EpisodeLog(plan)
-    try:
-        executor = LockstepExecutor(nodes, listeners=[log])
-        executor.reset(seed)
-        stats = executor.run(duration)
-        plant_metrics = run_metrics(nodes)
-        obstacles = getattr(nodes[0], "obstacles", scenario.obstacles if scenario is not None else ())
-        randomization = dict(getattr(nodes[0], "randomization", {}))
-    finally:
-        for node in nodes:
-            if hasattr(node, "close"):
-                node.close()
+    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log])
+    stats, plant_metrics, randomization = run.stats, run.metrics, run.randomization
+    obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     metrics = episode_metrics(series, plant_metrics)
     row = {"episode": episode, "seed": seed, **metrics, **episode_outcome(scenario, series), "randomization": randomization}

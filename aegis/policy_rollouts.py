@@ -15,7 +15,6 @@ import numpy as np
 
 from aegis.config import load_config
 from aegis.evaluation import Campaign, campaign_plan
-from aegis.executors.lockstep import LockstepExecutor
 from aegis.policy_swap import policy_overrides
 
 DEFAULT_CONFIGS = {"quadrotor": "quadrotor_sim.yaml", "diff_drive": "husky_sim.yaml"}
@@ -34,22 +33,15 @@ def policy_campaign(
 def record_policy_inputs(campaign: Campaign) -> np.ndarray:
     """Every model input (physical units, history stacked) the campaign's policy node was fed, over all episodes, in order."""
     from aegis.nodes.policy import POLICY_NODE_TYPES
-    from aegis.sim_run import load_plan_scenario
+    from aegis.sim_run import load_plan_scenario, run_duration, run_plan
 
     plan = campaign_plan(campaign)
-    scenario = load_plan_scenario(plan)
-    duration = campaign.duration_s if campaign.duration_s is not None else (scenario.duration_s if scenario is not None else 10.0)
+    duration = run_duration(load_plan_scenario(plan), campaign.duration_s)
     recorded: list[np.ndarray] = []
+
+    def record_inputs(nodes: list) -> None:
+        next(n for n in nodes if n.type_name in POLICY_NODE_TYPES.values()).input_log = recorded
+
     for episode in range(campaign.episodes):
-        nodes = plan.instantiate()
-        policy = next(n for n in nodes if n.type_name in POLICY_NODE_TYPES.values())
-        policy.input_log = recorded
-        try:
-            executor = LockstepExecutor(nodes, listeners=[])
-            executor.reset(campaign.seed + episode)
-            executor.run(duration)
-        finally:
-            for node in nodes:
-                if hasattr(node, "close"):
-                    node.close()
+        run_plan(plan, duration, campaign.seed + episode, prepare=record_inputs)
     return np.asarray(recorded)

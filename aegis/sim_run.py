@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -17,6 +18,9 @@ from aegis.bag import BagRecorder
 from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series
 from aegis.executors.lockstep import LockstepExecutor, RunStats
 from aegis.launch_plan import LaunchPlan
+
+if TYPE_CHECKING:
+    from aegis.node import Node
 
 
 def load_plan_scenario(plan: LaunchPlan) -> Any:
@@ -49,12 +53,9 @@ def run_sim(
 
         return run_swarm_sim(plan, layout, duration_s, seed, out_dir, show_progress, plot)
     scenario = load_plan_scenario(plan)
-    if duration_s is None:
-        duration_s = scenario.duration_s if scenario is not None else 10.0
     log = EpisodeLog(plan)
-    run = record_run(plan, log, duration_s, seed, out_dir, show_progress)
-    stats, bag_path = run.stats, run.bag_path
-    plant_metrics = {key: value for metrics in run.node_metrics for key, value in metrics.items()}
+    run, bag_path = record_run(plan, log, run_duration(scenario, duration_s), seed, out_dir, show_progress)
+    stats, plant_metrics = run.stats, run.metrics
     obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     summary = {
@@ -79,47 +80,68 @@ def run_sim(
     return summary
 
 
+def run_duration(scenario: Any, duration_s: float | None) -> float:
+    """How long a run lasts: ``duration_s`` when given, else the scenario's, else 10 s."""
+    if duration_s is not None:
+        return duration_s
+    return scenario.duration_s if scenario is not None else 10.0
+
+
 @dataclass(frozen=True)
-class RecordedRun:
-    """What a recorded run leaves once its nodes are closed: timing, each node's counters, the plant's obstacles, the bag."""
+class PlanRun:
+    """What a lockstep run of a plan leaves once its nodes are closed: timing, each node's counters, the plant's state.
+
+    ``obstacles`` is the plant's (the first node's) obstacle list, None when it has none;
+    ``randomization`` what the plant drew for this episode (empty when it draws nothing).
+    """
 
     stats: RunStats
     node_metrics: list[dict[str, Any]]
     obstacles: Any
-    bag_path: Path
+    randomization: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Every node's own counters (the plant's collisions, the filter's interventions, ...), merged in plan order."""
+        return {key: value for metrics in self.node_metrics for key, value in metrics.items()}
 
 
-def record_run(plan: LaunchPlan, log: Any, duration_s: float, seed: int, out_dir: Path, show_progress: bool) -> RecordedRun:
-    """Run ``plan`` in lockstep for ``duration_s`` with every message going to out_dir/bag and to ``log``; close the nodes.
-
-    ``log`` is a listener of the executor (an EpisodeLog, a SwarmLog): it sees each message as published.
-    ``obstacles`` is the plant's (its first node's) list, or None when it has none.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bag_path = out_dir / "bag"
-    _remove_previous_bag(bag_path)
+def run_plan(
+    plan: LaunchPlan,
+    duration_s: float,
+    seed: int,
+    listeners: Sequence[Callable[[str, Any, int], None]] = (),
+    show_progress: bool = False,
+    prepare: Callable[[list[Node]], None] | None = None,
+) -> PlanRun:
+    """Instantiate ``plan``, run it in lockstep for ``duration_s`` from ``reset(seed)`` with ``listeners`` seeing every
+    message, collect what the nodes counted, and close them. ``prepare`` sees the nodes before the run."""
     nodes = plan.instantiate()
     try:
-        with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
-            executor = LockstepExecutor(nodes, listeners=[recorder.write, log])
-            executor.reset(seed)
-            stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
+        if prepare is not None:
+            prepare(nodes)
+        executor = LockstepExecutor(nodes, listeners=list(listeners))
+        executor.reset(seed)
+        stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
         node_metrics = [node.metrics() if hasattr(node, "metrics") else {} for node in nodes]
         obstacles = getattr(nodes[0], "obstacles", None)
+        randomization = dict(getattr(nodes[0], "randomization", {}))
     finally:
         for node in nodes:
             if hasattr(node, "close"):
                 node.close()
-    return RecordedRun(stats, node_metrics, obstacles, bag_path)
+    return PlanRun(stats, node_metrics, obstacles, randomization)
 
 
-def run_metrics(nodes: list) -> dict[str, Any]:
-    """Every node's own counters (the plant's collisions, the filter's interventions, ...), merged in plan order."""
-    merged: dict[str, Any] = {}
-    for node in nodes:
-        if hasattr(node, "metrics"):
-            merged.update(node.metrics())
-    return merged
+def record_run(plan: LaunchPlan, log: Any, duration_s: float, seed: int, out_dir: Path, show_progress: bool) -> tuple[PlanRun, Path]:
+    """:func:`run_plan` with every message also going to out_dir/bag (rosbag2, MCAP) and to ``log`` (an EpisodeLog,
+    a SwarmLog); the run and the bag's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bag_path = out_dir / "bag"
+    _remove_previous_bag(bag_path)
+    with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
+        run = run_plan(plan, duration_s, seed, [recorder.write, log], show_progress)
+    return run, bag_path
 
 
 def run_numbers(plan: LaunchPlan, stats: RunStats) -> dict[str, Any]:

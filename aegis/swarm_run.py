@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aegis.launch_plan import LaunchPlan
-from aegis.sim_run import load_plan_scenario, record_run, run_numbers
+from aegis.sim_run import load_plan_scenario, record_run, run_duration, run_numbers
 from aegis.swarm import SwarmLayout, SwarmLog, min_pair_distance, robot_series, swarm_metrics
 
 
@@ -31,11 +31,9 @@ def run_swarm_sim(
 ) -> dict[str, Any]:
     """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png."""
     scenario = load_plan_scenario(plan)
-    if duration_s is None:
-        duration_s = scenario.duration_s if scenario is not None else 10.0
     log = SwarmLog(layout)
-    run = record_run(plan, log, duration_s, seed, out_dir, show_progress)
-    stats, bag_path, node_metrics = run.stats, run.bag_path, run.node_metrics
+    run, bag_path = record_run(plan, log, run_duration(scenario, duration_s), seed, out_dir, show_progress)
+    stats, node_metrics = run.stats, run.node_metrics
     obstacles = run.obstacles if run.obstacles is not None else ()
     plant = node_metrics[0]
     series = robot_series(log, obstacles, plant.get("body_radius_m"))

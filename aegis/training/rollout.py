@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
-from aegis.executors.lockstep import LockstepExecutor
 from aegis.inference.observations import ObservationBuilder, PolicyInput
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
+from aegis.sim_run import run_plan
 from aegis.training.expert import NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
 from aegis.training.scenarios import Episode
 
@@ -94,14 +94,5 @@ def _visited_states(plan: LaunchPlan, controller: str, episode: Episode) -> tupl
         elif topic == nominal_topic and "state" in latest:
             seen.append((t_ns / 1e9, latest["state"]))  # the plant published first this instant: what the controller read
 
-    nodes = plan.instantiate()
-    try:
-        executor = LockstepExecutor(nodes, listeners=[listen])
-        executor.reset(episode.seed)
-        executor.run(episode.duration_s)
-        metrics = nodes[0].metrics() if hasattr(nodes[0], "metrics") else {}
-    finally:
-        for node in nodes:
-            if hasattr(node, "close"):
-                node.close()
-    return seen, metrics
+    run = run_plan(plan, episode.duration_s, episode.seed, [listen])
+    return seen, run.node_metrics[0]
