@@ -60,7 +60,9 @@ ROW_NAMES = SOLVER_NAMES
 FAST_PATHS = ("osqp-direct", "closed-form", "cvxpygen")
 SLOW_PATHS = ("cvxpy-param", "cvxpy-rebuild")
 REFERENCE = "cvxpy-param"
-ROBOTS = ("quadrotor", "diff_drive")
+ROBOTS = ("quadrotor", "quadrotor_lagged", "diff_drive")
+LAGGED_QUADROTOR = {"actuator_lag": (0.13, 0.13, 0.03), "model_error": 0.2, "alpha": 3.0, "speed_alpha": 3.0}
+"""The shipped quadrotor filter's plant model (hw_configs/quadrotor_sim.yaml): third-order rows on [p, v, a, bias]."""
 ROW_KEYS = (
     "name",
     "robot",
@@ -91,8 +93,9 @@ MAX_ROWS = 8
 
 def benchmark_scene(robot: str = "quadrotor") -> tuple[BarrierModel, Environment]:
     """(model, environment) of the benchmark for ``robot`` ("quadrotor" or "diff_drive"); see the module doc."""
-    if robot == "quadrotor":
-        model: BarrierModel = DoubleIntegratorModel(max_acceleration=8.0, robot_radius=0.15, max_speed=2.0, alpha=2.0)
+    if robot in ("quadrotor", "quadrotor_lagged"):
+        lagged = LAGGED_QUADROTOR if robot == "quadrotor_lagged" else {"alpha": 2.0}
+        model: BarrierModel = DoubleIntegratorModel(max_acceleration=8.0, robot_radius=0.15, max_speed=2.0, **lagged)
         obstacles = [
             ObstacleSpec(shape="sphere", position=(1.5, 0.0, 1.0), size=(0.8, 0.8, 0.8)),
             ObstacleSpec(shape="cylinder", position=(-1.0, 1.2, 1.0), size=(0.5, 0.5, 2.0)),
@@ -126,6 +129,8 @@ def sample_ticks(model: BarrierModel, environment: Environment, n: int, seed: in
             direction = rng.normal(size=3)
             speed = rng.uniform(0.0, model.max_speed or 2.0)
             state = np.r_[position, speed * direction / np.linalg.norm(direction)]
+            if model.state_size == 12:  # with a lag: an achieved acceleration and a bias estimate too
+                state = np.r_[state, rng.uniform(-3.0, 3.0, 3), rng.uniform(-0.3, 0.3, 3)]
         else:
             state = np.r_[rng.uniform(-4.5, 4.5, size=2), rng.uniform(-math.pi, math.pi)]
         model.fill_rows(state, environment, NO_NEIGHBOURS, model.default_alpha, rows)
@@ -149,7 +154,10 @@ def flight_ticks(model: BarrierModel, environment: Environment, n: int, seed: in
     rng = np.random.default_rng(seed)
     safety_filter = CbfSafetyFilter(model, "closed-form")
     unicycle = not isinstance(model, DoubleIntegratorModel)
-    state = np.array([0.0, 0.0, 0.0]) if unicycle else np.array([0.0, 0.0, 1.2, 0.0, 0.0, 0.0])
+    state = np.array([0.0, 0.0, 0.0]) if unicycle else np.zeros(model.state_size)
+    if not unicycle:
+        state[2] = 1.2
+    lag = None if unicycle else getattr(model, "actuator_lag", None)
     states, nominals = [], []
     goal = np.zeros(3)
     for k in range(n):
@@ -160,16 +168,23 @@ def flight_ticks(model: BarrierModel, environment: Environment, n: int, seed: in
             error = math.remainder(math.atan2(offset[1], offset[0]) - state[2], math.tau)
             nominal = np.array([0.8 * math.cos(error) * min(1.0, float(np.hypot(*offset))), 2.0 * error])
         else:
-            nominal = 4.0 * (goal - state[:3]) - 3.0 * state[3:]
+            nominal = 4.0 * (goal - state[:3]) - 3.0 * state[3:6]
         states.append(state)
         nominals.append(nominal)
         command, _ = safety_filter.compute(state, nominal, environment)
         if unicycle:
             x, y, theta = state
             state = np.array([x + dt * command[0] * math.cos(theta), y + dt * command[0] * math.sin(theta), theta + dt * command[1]])
-        else:
+        elif lag is None:
             p, v = state[:3], state[3:]
             state = np.r_[p + v * dt + 0.5 * command * dt * dt, v + command * dt]
+        else:  # the lagged plant, integrated in ten sub-steps, the bias estimate left at zero
+            p, v, a = state[:3].copy(), state[3:6].copy(), state[6:9].copy()
+            for _ in range(10):
+                a += (command - a) * (1.0 - np.exp(-0.1 * dt / np.asarray(lag)))
+                v += a * 0.1 * dt
+                p += v * 0.1 * dt
+            state = np.r_[p, v, a, state[9:]]
     return np.array(states), np.array(nominals)
 
 
@@ -353,7 +368,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the filter benchmark, for the ``aegis bench filter`` command line."""
     parser.add_argument("--ticks", type=positive_int, default=2000, metavar="N", help="ticks per fast path (default 2000)")
     parser.add_argument("--slow-ticks", type=positive_int, default=300, metavar="N", help="ticks for the cvxpy paths (default 300)")
-    parser.add_argument("--robot", choices=ROBOTS, default="quadrotor", help="quadrotor: double integrator, 3 inputs; diff_drive: unicycle, 2 inputs")
+    parser.add_argument("--robot", choices=ROBOTS, default="quadrotor", help="quadrotor: double integrator, 3 inputs; quadrotor_lagged: the same with the shipped plant model (third-order rows); diff_drive: unicycle, 2 inputs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled ticks (default 0)")
     parser.add_argument(
         "--ticks-from", choices=TICK_SOURCES, default="flight",
