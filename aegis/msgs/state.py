@@ -85,9 +85,10 @@ class RobotState:
         why not. Not checked at construction, because a robot that reports NaN must still be
         recorded and reported as such.
         """
-        q = self.orientation
-        total = self.position.sum() + q.sum() + self.linear_velocity.sum() + self.angular_velocity.sum()
-        return math.isfinite(total) and abs(math.sqrt(float(q @ q)) - 1.0) <= UNIT_QUATERNION_TOLERANCE
+        x, y, z, w = self.orientation.tolist()  # plain floats: a few numpy calls on 3-vectors would cost more
+        squared_norm = x * x + y * y + z * z + w * w
+        total = sum(self.position.tolist()) + sum(self.linear_velocity.tolist()) + sum(self.angular_velocity.tolist())
+        return math.isfinite(total + squared_norm) and abs(math.sqrt(squared_norm) - 1.0) <= UNIT_QUATERNION_TOLERANCE
 
     def unusable_reason(self) -> str | None:
         """Why this odometry may not be acted on (None: :meth:`is_usable`): the fields that are not finite, or the quaternion's norm."""
