@@ -6,6 +6,7 @@ one line naming the nodes and topics); ``--no-filter`` leaves the filters out an
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,10 @@ def test_check_and_sim_refuse_it_with_exit_2_and_one_line(tmp_path: Path, capsys
     assert err.count("\n") == 0 and "goes around the filter" in err
     assert main(["sim", str(QUADROTOR), "--set", override, "--duration", "1", "--out", str(tmp_path / "run")]) == 2
     assert "goes around the filter" in capsys.readouterr().err and not (tmp_path / "run").exists()
-    assert main(["check", str(QUADROTOR), "--set", override, "--set", "nodes.filter.enabled=false"]) == 0  # what --no-filter does
+    assert main(["check", str(QUADROTOR), "--set", override, "--no-filter"]) == 0
+    capsys.readouterr()
+    assert main(["check", str(QUADROTOR), "--no-filter", "--json"]) == 0
+    assert "filter" not in [node["name"] for node in json.loads(capsys.readouterr().out)["nodes"]]
 
 
 def test_a_filter_declared_without_obstacle_source_refuses_a_publisher_and_warns_of_none() -> None:
