@@ -64,6 +64,8 @@ def test_check_and_sim_refuse_it_with_exit_2_and_one_line(tmp_path: Path, capsys
     assert err.count("\n") == 0 and "goes around the filter" in err
     assert main(["sim", str(QUADROTOR), "--set", override, "--duration", "1", "--out", str(tmp_path / "run")]) == 2
     assert "goes around the filter" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["eval", str(QUADROTOR), "--set", override, "--episodes", "1", "--workers", "1"]) == 2
+    assert "goes around the filter" in capsys.readouterr().err
     assert main(["check", str(QUADROTOR), "--set", override, "--no-filter"]) == 0
     capsys.readouterr()
     assert main(["check", str(QUADROTOR), "--no-filter", "--json"]) == 0
