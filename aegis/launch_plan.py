@@ -171,7 +171,10 @@ def _filter_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
         ]
         own = [f"{node.name}.{port}" for port, topics in node.inputs.items() if command in port_topics(topics)]
         if own:
-            errors.append(f"{', '.join(own)} reads {command}, the filtered command {node.name}.{output_port} publishes: the filter reads its own output")
+            errors.append(
+                f"{', '.join(own)} reads {command}, the filtered command {node.name}.{output_port} publishes: "
+                "the filter reads its own output"
+            )
         elif around:
             unread = "" if readers.get(command) else f", and no node reads {command}"
             errors.append(

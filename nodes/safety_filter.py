@@ -111,7 +111,7 @@ class _SafetyFilterNode(Node):
         self._reset_counters()
 
     def input_max_age(self, port: Port) -> float | None:
-        """Every input of a filter is safety-relevant: bounded by ``safety.stale_input_timeout_s`` unless its port's own bound is tighter."""
+        """Every input of a filter is safety-relevant: ``safety.stale_input_timeout_s`` bounds it unless its port's bound is tighter."""
         bound = self.params.safety.stale_input_timeout_s
         return bound if port.max_age_s is None else min(port.max_age_s, bound)
 
@@ -192,7 +192,8 @@ class _SafetyFilterNode(Node):
         nominal_note = ""
         if nominal is None or nominal.stale:
             self.stale_nominal_ticks += 1
-            nominal_note = " (no nominal: filtered as zero)" if nominal is None else f" (nominal {nominal.age_s:.3f} s old: filtered as zero)"
+            age = "no nominal" if nominal is None else f"nominal {nominal.age_s:.3f} s old"
+            nominal_note = f" ({age}: filtered as zero)"
         x = self._state_vector(received.msg)
         u_nominal = self._nominal_vector(nominal.msg if nominal is not None and not nominal.stale else None)
         neighbours = NO_NEIGHBOURS

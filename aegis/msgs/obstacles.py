@@ -54,7 +54,7 @@ class Obstacle:
             raise ValueError(f"{owner}.size: a cylinder is (diameter, diameter, height), got {self.size.tolist()}")
 
     def problem(self) -> str | None:
-        """Why this obstacle cannot be used as it is (None: it can): a size not finite and > 0, a position not finite, a quaternion off unit norm.
+        """Why this obstacle cannot be used (None: it can): a size not finite and > 0, a position not finite, a non-unit quaternion.
 
         Such an obstacle is not a shape a safety filter may clip or shrink into something it can use
         (a negative diameter would make a sphere smaller, or turn it inside out): the message is
