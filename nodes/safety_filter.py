@@ -46,7 +46,7 @@ from pydantic import Field
 
 from aegis.config import SafetyConfig
 from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, Environment, Neighbours, adaptive_alpha, closing_speed, obstacle_density
-from aegis.msgs import AccelCommand, Obstacles, RobotState, SafetyFilterReport, TwistCommand
+from aegis.msgs import AccelCommand, ImuSample, Obstacles, RobotState, SafetyFilterReport, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.nodes.neighbours import NeighbourTracker
 
@@ -194,7 +194,7 @@ class _SafetyFilterNode(Node):
             self.stale_nominal_ticks += 1
             age = "no nominal" if nominal is None else f"nominal {nominal.age_s:.3f} s old"
             nominal_note = f" ({age}: filtered as zero)"
-        x = self._state_vector(received.msg)
+        x = self._believed_state(now, received.msg, inputs)
         u_nominal = self._nominal_vector(nominal.msg if nominal is not None and not nominal.stale else None)
         neighbours = NO_NEIGHBOURS
         if self._neighbours is not None:
@@ -217,7 +217,15 @@ class _SafetyFilterNode(Node):
             self.min_barrier = min(self.min_barrier, float(report.h.min()))
         if report.layer == "estop" and not np.all(np.isfinite(u)):
             return {"report": report}
+        self._sent(now, u, report)
         return {"command": self._command(now, u), "report": report}
+
+    def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        """The state the barrier model is evaluated at (the odometry's, unless a subclass predicts)."""
+        return self._state_vector(state)
+
+    def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
+        """A command goes out with ``report`` (a subclass that models its plant records it)."""
 
     def _odometry_problem(self, received: Received | None) -> str:
         """The estop report's status: why odometry cannot be used (missing, stale, or RobotState.unusable_reason)."""
@@ -281,6 +289,21 @@ class QuadrotorSafetyFilterParams(SafetyFilterParams):
     speed_alpha: Positive = Field(
         5.0, description="rate (1/s) of the speed-limit barrier: lower starts braking earlier, for a lagging inner loop"
     )
+    actuator_lag_s: tuple[Positive, Positive, Positive] | None = Field(
+        None,
+        description="time constant (s, world x, y, z) with which the inner loops realise a commanded acceleration; "
+        "set: third-order barriers on [p, v, a], the state predicted over latency, the bias observed (none: a = u at once)",
+    )
+    actuation_latency_s: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="with actuator_lag_s: known delay from a command to the motors (s); sensing delay is read from stamps"
+    )
+    model_error_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
+        0.0, description="with actuator_lag_s: declared bound on the acceleration the model gets wrong after the bias estimate (m/s^2)"
+    )
+    observer_time_constant_s: Positive = Field(0.5, description="with actuator_lag_s: time constant of the bias observer (s)")
+    max_bias_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
+        3.0, description="with actuator_lag_s: largest bias (m/s^2 per axis) the model admits; at the bound the report warns"
+    )
 
 
 class SafetyFilter(_SafetyFilterNode):
@@ -295,6 +318,7 @@ class SafetyFilter(_SafetyFilterNode):
             "neighbours", RobotState, (), max_age_s=NEIGHBOUR_TIMEOUT_S, many=True,
             description="other robots' odometry, one topic per robot (none wired: no neighbours)",
         ),
+        Port("imu", ImuSample, "/imu", max_age_s=0.1, description="measured acceleration, for the bias observer (with actuator_lag_s)"),
     )
     outputs = (
         Port("command", AccelCommand, "/cmd_accel", description="safe world-frame acceleration (m/s^2)"),
@@ -303,22 +327,80 @@ class SafetyFilter(_SafetyFilterNode):
 
     Params = QuadrotorSafetyFilterParams
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        p = self.params
+        self.acceleration_model = None
+        if p.actuator_lag_s is not None:
+            from aegis.controllers.cbf.acceleration_model import AccelerationModel
+
+            self.acceleration_model = AccelerationModel(p.actuator_lag_s, p.actuation_latency_s, p.observer_time_constant_s, p.max_bias_mps2)
+        self.model_warnings = 0
+        self.max_model_residual = 0.0
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        if self.acceleration_model is not None:
+            self.acceleration_model.reset()
+        self.model_warnings = 0
+        self.max_model_residual = 0.0
+
+    def metrics(self) -> dict[str, Any]:
+        metrics = super().metrics()
+        if self.acceleration_model is not None:
+            metrics["model_warnings"] = self.model_warnings
+            metrics["max_model_residual_mps2"] = self.max_model_residual
+        return metrics
+
     def _model(self) -> Any:
         from aegis.controllers.cbf import DoubleIntegratorModel
 
-        safety = self.params.safety
+        safety, p = self.params.safety, self.params
         return DoubleIntegratorModel(
             max_acceleration=safety.max_accel_mps2,
-            robot_radius=self.params.robot_radius_m,
+            robot_radius=p.robot_radius_m,
             max_speed=safety.max_speed_mps,
-            alpha=self.params.alpha,
-            speed_alpha=self.params.speed_alpha,
+            alpha=p.alpha,
+            speed_alpha=p.speed_alpha,
+            actuator_lag=p.actuator_lag_s,
+            model_error=p.model_error_mps2,
         )
+
+    def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        """With a lag model: [p, v, a, bias] predicted to when this tick's command acts, the bias updated from the IMU."""
+        x = self._state_vector(state)
+        model = self.acceleration_model
+        if model is None:
+            return x
+        model.advance(now)
+        imu = inputs.get("imu")
+        if imu is not None and not imu.stale and _finite_imu(imu.msg):
+            from aegis.controllers.quadrotor_model import quaternion_to_matrix
+
+            measured = quaternion_to_matrix(imu.msg.orientation) @ imu.msg.linear_acceleration
+            measured[2] -= GRAVITY_MPS2
+            model.observe(measured, imu.msg.stamp)
+        return model.predict(x[:3], x[3:], state.stamp, now)
+
+    def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
+        model = self.acceleration_model
+        if model is None:
+            return
+        model.commanded(now, u)
+        residual = float(np.linalg.norm(model.filtered_residual))
+        report.model_residual_mps2 = residual
+        self.max_model_residual = max(self.max_model_residual, residual)
+        declared = self.params.model_error_mps2
+        if model.bias_saturated or residual > declared:
+            what = "bias at its bound" if model.bias_saturated else f"acceleration residual {residual:.2f} m/s^2 above the declared {declared:g}"
+            report.model_warning = f"model assumption violated: {what}"
+            self.model_warnings += 1
 
     def _state_vector(self, state: RobotState) -> np.ndarray:
         from aegis.controllers.quadrotor_model import quaternion_to_matrix
 
         return np.concatenate([state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity])
+
 
     def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[:3], x[3:]
@@ -381,3 +463,11 @@ class DiffDriveSafetyFilter(_SafetyFilterNode):
 
     def _command(self, now: float, u: np.ndarray) -> TwistCommand:
         return TwistCommand(stamp=now, frame_id="base_link", linear=np.array([u[0], 0.0, 0.0]), angular=np.array([0.0, 0.0, u[1]]))
+
+
+GRAVITY_MPS2 = 9.81
+"""Gravity removed from the IMU's specific force (m/s^2), as the simulator and the controllers take it."""
+
+
+def _finite_imu(imu: ImuSample) -> bool:
+    return bool(np.all(np.isfinite(imu.orientation)) and np.all(np.isfinite(imu.linear_acceleration)))

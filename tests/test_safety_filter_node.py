@@ -219,9 +219,9 @@ def test_stale_odometry_and_nominal_name_their_age_and_bound() -> None:
 @pytest.mark.parametrize(
     ("node_type", "params", "timeout", "bounds"),
     [
-        (SafetyFilter, QuadrotorSafetyFilterParams, None, {"state": 0.05, "nominal": 0.1, "obstacles": 0.25, "neighbours": 0.05}),
-        (SafetyFilter, QuadrotorSafetyFilterParams, 0.02, {"state": 0.02, "nominal": 0.02, "obstacles": 0.02, "neighbours": 0.02}),
-        (SafetyFilter, QuadrotorSafetyFilterParams, 0.08, {"state": 0.05, "nominal": 0.08, "obstacles": 0.08, "neighbours": 0.05}),
+        (SafetyFilter, QuadrotorSafetyFilterParams, None, {"state": 0.05, "nominal": 0.1, "obstacles": 0.25, "neighbours": 0.05, "imu": 0.1}),
+        (SafetyFilter, QuadrotorSafetyFilterParams, 0.02, {"state": 0.02, "nominal": 0.02, "obstacles": 0.02, "neighbours": 0.02, "imu": 0.02}),
+        (SafetyFilter, QuadrotorSafetyFilterParams, 0.08, {"state": 0.05, "nominal": 0.08, "obstacles": 0.08, "neighbours": 0.05, "imu": 0.08}),
         (DiffDriveSafetyFilter, DiffDriveSafetyFilterParams, None, {"state": 0.1, "nominal": 0.25, "obstacles": 0.25}),
         (DiffDriveSafetyFilter, DiffDriveSafetyFilterParams, 0.2, {"state": 0.1, "nominal": 0.2, "obstacles": 0.2}),
     ],
@@ -236,7 +236,7 @@ def test_the_safety_timeout_comes_from_the_hw_config_into_the_filters_bounds() -
     config = REPO / "hw_configs" / "quadrotor_sim.yaml"
     plan = make_plan(load_config(config, ["safety.stale_input_timeout_s=0.03"]))
     nodes = {n.name: n.instantiate() for n in plan.nodes if n.name == "filter"}
-    assert nodes["filter"].max_ages == {"state": 0.03, "nominal": 0.03, "obstacles": 0.03, "neighbours": 0.03}
+    assert nodes["filter"].max_ages == {"state": 0.03, "nominal": 0.03, "obstacles": 0.03, "neighbours": 0.03, "imu": 0.03}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "hw_configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -103,8 +103,11 @@ class SafetyFilterReport:
 
     ``layer`` is the layer whose command went out ("qp", "relaxed_qp", "backup", "estop", ...);
     ``h`` the barrier values (>= 0 is safe), ``active`` which constraints were active, ``slack``
-    the relaxation used, ``solve_time_s`` the solver's time. The status level is OK on the "qp"
-    layer, ERROR on "estop" and WARN on any other (a fallback is never silent).
+    the relaxation used, ``solve_time_s`` the solver's time. ``model_residual_mps2`` is how far the
+    measured acceleration is from what the filter's plant model predicts (low-passed; 0 without a
+    model) and ``model_warning`` says when that model's assumption is violated. The status level is
+    OK on the "qp" layer without a model warning, ERROR on "estop" and WARN otherwise (a fallback,
+    or a plant unlike the model, is never silent). The two model keys are optional when reading.
     """
 
     ROS_TYPE: ClassVar[str] = _DIAGNOSTIC_ARRAY
@@ -120,10 +123,13 @@ class SafetyFilterReport:
     slack: float = 0.0
     solver_status: str = ""
     solve_time_s: float = 0.0
+    model_residual_mps2: float = 0.0
+    model_warning: str = ""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
         self.stamp = float(self.stamp)
+        self.model_residual_mps2 = float(self.model_residual_mps2)
         self.intervened = bool(self.intervened)
         self.h = as_array(owner, "h", self.h, (None,))
         self.active = as_array(owner, "active", self.active, (None,), bool)
@@ -143,12 +149,13 @@ class SafetyFilterReport:
         report = object.__new__(cls)
         report.stamp, report.frame_id, report.name, report.layer, report.intervened = 0.0, "", name, layer, intervened
         report.h, report.active, report.slack, report.solver_status, report.solve_time_s = h, active, slack, solver_status, solve_time_s
+        report.model_residual_mps2, report.model_warning = 0.0, ""
         return report
 
     @property
     def level(self) -> int:
-        """DiagnosticStatus level: OK on "qp", ERROR on "estop", WARN on any other layer."""
-        return OK if self.layer == "qp" else ERROR if self.layer == "estop" else WARN
+        """DiagnosticStatus level: OK on "qp" with no model warning, ERROR on "estop", WARN otherwise."""
+        return ERROR if self.layer == "estop" else OK if self.layer == "qp" and not self.model_warning else WARN
 
     def to_ros(self, types: TypeLookup) -> Any:
         """diagnostic_msgs/msg/DiagnosticArray with one status."""
@@ -159,7 +166,8 @@ class SafetyFilterReport:
             self.frame_id,
             level=self.level,
             name=self.name,
-            message=f"{self.layer} layer {action} (solver: {self.solver_status or 'n/a'})",
+            message=f"{self.layer} layer {action} (solver: {self.solver_status or 'n/a'})"
+            + (f"; {self.model_warning}" if self.model_warning else ""),
             values=[
                 ("layer", self.layer),
                 ("intervened", repr(self.intervened)),
@@ -168,6 +176,8 @@ class SafetyFilterReport:
                 ("slack", _float_text(self.slack)),
                 ("solver_status", self.solver_status),
                 ("solve_time_s", _float_text(self.solve_time_s)),
+                ("model_residual_mps2", _float_text(self.model_residual_mps2)),
+                ("model_warning", self.model_warning),
             ],
         )
 
@@ -188,6 +198,8 @@ class SafetyFilterReport:
             slack=_parse_float(owner, "slack", values["slack"]),
             solver_status=values["solver_status"],
             solve_time_s=_parse_float(owner, "solve_time_s", values["solve_time_s"]),
+            model_residual_mps2=_parse_float(owner, "model_residual_mps2", values.get("model_residual_mps2", "0")),
+            model_warning=values.get("model_warning", ""),
         )
 
 

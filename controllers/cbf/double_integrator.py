@@ -28,6 +28,28 @@ Sources, each one row (h is the distance minus the robot's radius, see aegis.con
 
 ``alpha`` is an input of every tick (:meth:`fill_rows`), so the caller may adapt it online
 (aegis.controllers.cbf.adaptive). The backup needs no solver: brake, ``a = clip(-brake_gain v)``.
+
+**A plant that lags** (``actuator_lag``, per axis, s): a real quadrotor does not do the commanded
+acceleration at once; its inner loops and motors turn the command ``u`` into an acceleration
+``a_l`` through a first-order lag, ``tau a_l' = u - a_l``, and the robot accelerates by ``a = a_l + d``,
+with ``d`` a slowly varying bias of an imperfect model (mass, thrust and drag coefficients). With a
+lag the state is ``[p, v, a, d_hat]`` (12): the acceleration the caller believes is achieved and its
+estimate of the bias (aegis.controllers.cbf.acceleration_model keeps both; ``a - d_hat`` is the lag's
+own state, known from the commands), and every position barrier gets one more relative degree. The
+rows are third-order CBFs with a triple pole at ``-alpha`` (``h''' + 3 alpha h'' + 3 alpha^2 h' +
+alpha^3 h >= 0``, which keeps ``h >= 0`` from any state where ``h``, ``psi_1 = h' + alpha h`` and
+``psi_2 = psi_1' + alpha psi_1`` are >= 0), with ``h''' = v'H'v + 3 v'Ha + g' a_l'``::
+
+    sum_i g_i u_i / tau_i >= sum_i g_i (a_i - d_i) / tau_i
+                             - v'H'v - 3 v'Ha - 3 alpha (v'Hv + g'a) - 3 alpha^2 g'v - alpha^3 h
+                             + model_error (3 alpha sum_i |g_i| + 3 sqrt(3) |Hv|)
+
+``model_error`` (m/s^2) is the declared bound on ``|a - a_believed|`` per axis (what the bias
+estimate misses): the last term makes the condition hold for every acceleration within it
+(input-to-state safety, Kolathaya and Ames 2019). At rest it keeps ``3 model_error / alpha^2`` of
+extra stand-off. The speed limit becomes second order in the same way (double pole at
+``-speed_alpha``). Without a lag (the default) the rows are the second-order ones above and the
+state is ``[p, v]``.
 """
 
 from __future__ import annotations
@@ -37,7 +59,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aegis.controllers.cbf.environment import Environment, Neighbours, box_distance
+from aegis.controllers.cbf.environment import Environment, Neighbours, box_distance, box_distance_lagged
 from aegis.controllers.cbf.rows import ConstraintRows
 
 
@@ -61,6 +83,8 @@ class DoubleIntegratorModel:
         speed_alpha: float = 5.0,
         neighbour_share: float = 0.5,
         brake_gain: float = 2.0,
+        actuator_lag: float | Sequence[float] | None = None,
+        model_error: float = 0.0,
     ) -> None:
         limit = np.broadcast_to(np.asarray(max_acceleration, dtype=float), (3,)).copy()
         if not (np.all(limit > 0) and np.all(np.isfinite(limit))):
@@ -81,13 +105,26 @@ class DoubleIntegratorModel:
         self.speed_alpha = float(speed_alpha)
         self.neighbour_share = float(neighbour_share)
         self.brake_gain = float(brake_gain)
+        if not (model_error >= 0 and math.isfinite(model_error)):
+            raise ValueError(f"model_error must be finite and >= 0, got {model_error}")
+        self.model_error = float(model_error)
+        self.actuator_lag: tuple[float, float, float] | None = None
+        if actuator_lag is not None:
+            lag = np.broadcast_to(np.asarray(actuator_lag, dtype=float), (3,))
+            if not (np.all(lag > 0) and np.all(np.isfinite(lag))):
+                raise ValueError(f"actuator_lag must be finite and > 0 per axis (or None), got {actuator_lag}")
+            self.actuator_lag = tuple(float(t) for t in lag)
+            self.state_size = 12  # [p, v, a, d_hat]
 
     def default_weights(self) -> np.ndarray:
         """W = I: the change of acceleration counts the same on every axis."""
         return np.ones(3)
 
     def fill_rows(self, state: np.ndarray, environment: Environment, neighbours: Neighbours, alpha: float, rows: ConstraintRows) -> None:
-        """Refill ``rows`` for ``state`` [p, v]: obstacles, walls, neighbours, then the speed limit (module doc)."""
+        """Refill ``rows`` for ``state`` [p, v] (or [p, v, a, d_hat] with a lag): obstacles, walls, neighbours, then the speed limit."""
+        if self.actuator_lag is not None:
+            self._fill_lagged_rows(state, environment, neighbours, alpha, rows)
+            return
         rows.clear()
         add_a, add_b, add_h = rows.a.extend, rows.b.append, rows.h.append
         px, py, pz, vx, vy, vz = state.tolist()
@@ -117,6 +154,48 @@ class DoubleIntegratorModel:
             h = (v_max * v_max - vx * vx - vy * vy - vz * vz) / (2.0 * v_max)
             add_a((-vx / v_max, -vy / v_max, -vz / v_max))
             add_b(-self.speed_alpha * h)
+            add_h(h)
+
+    def _fill_lagged_rows(self, state: np.ndarray, environment: Environment, neighbours: Neighbours, alpha: float, rows: ConstraintRows) -> None:
+        """The third-order rows of a lagging plant (module doc), in the order of :meth:`fill_rows`."""
+        rows.clear()
+        add_a, add_b, add_h = rows.a.extend, rows.b.append, rows.h.append
+        px, py, pz, vx, vy, vz, ax, ay, az, dx, dy, dz = state.tolist()
+        kx, ky, kz = (1.0 / t for t in self.actuator_lag)
+        error = self.model_error
+        a1, a2, a3 = 3.0 * alpha, 3.0 * alpha * alpha, alpha * alpha * alpha
+        lx, ly, lz = ax - dx, ay - dy, az - dz  # the lag's own state: a - d_hat
+        curved_margin = 3.0 * math.sqrt(3.0) * error
+
+        def row(gx: float, gy: float, gz: float, h: float, rx: float, ry: float, rz: float, vhv: float, vha: float, change: float, hv: float, share: float) -> None:
+            own = kx * gx * lx + ky * gy * ly + kz * gz * lz
+            rest = change + 3.0 * vha + a1 * (vhv + gx * ax + gy * ay + gz * az) + a2 * (gx * rx + gy * ry + gz * rz) + a3 * h
+            robust = a1 * error * (abs(gx) + abs(gy) + abs(gz)) + curved_margin * hv
+            add_a((kx * gx, ky * gy, kz * gz))
+            add_b(own + share * (robust - rest))
+            add_h(h)
+
+        margin = self.robot_radius
+        for obstacle in environment.obstacles:
+            h, gx, gy, gz, vhv, vha, change, hv = box_distance_lagged(px, py, pz, vx, vy, vz, ax, ay, az, obstacle)
+            row(gx, gy, gz, h - margin, vx, vy, vz, vhv, vha, change, hv, 1.0)
+        for nx, ny, nz, offset in environment.walls:
+            row(nx, ny, nz, nx * px + ny * py + nz * pz - offset - margin, vx, vy, vz, 0.0, 0.0, 0.0, 0.0, 1.0)
+        for qx, qy, qz, wx, wy, wz, radius in neighbours.rows:
+            rx, ry, rz = vx - wx, vy - wy, vz - wz  # the neighbour is taken as not accelerating
+            h, gx, gy, gz, vhv, vha, change, hv = box_distance_lagged(
+                px, py, pz, rx, ry, rz, ax, ay, az, (qx, qy, qz, 1.0, 0.0, 0.0, 0.0, 0.0, radius)
+            )
+            row(gx, gy, gz, h - margin, rx, ry, rz, vhv, vha, change, hv, self.neighbour_share)
+        if self.max_speed is not None:
+            v_max, beta = self.max_speed, self.speed_alpha
+            h = (v_max * v_max - vx * vx - vy * vy - vz * vz) / (2.0 * v_max)
+            worst = (
+                ax * ax + ay * ay + az * az + 2.0 * error * (abs(ax) + abs(ay) + abs(az)) + 3.0 * error * error
+                + 2.0 * beta * (vx * ax + vy * ay + vz * az + error * (abs(vx) + abs(vy) + abs(vz)))
+            )
+            add_a((-kx * vx / v_max, -ky * vy / v_max, -kz * vz / v_max))
+            add_b((worst - (kx * vx * lx + ky * vy * ly + kz * vz * lz)) / v_max - beta * beta * h)
             add_h(h)
 
     def constraint_names(self, environment: Environment, neighbours: Neighbours) -> list[str]:

@@ -187,6 +187,52 @@ def box_distance(
     return h, c * gx - s * gy, s * gx + c * gy, gz, curvature
 
 
+def box_distance_lagged(
+    px: float, py: float, pz: float, vx: float, vy: float, vz: float, ax: float, ay: float, az: float, obstacle: ObstacleTuple
+) -> tuple[float, float, float, float, float, float, float, float]:
+    """:func:`box_distance` plus what a third derivative of h needs: (h, gradient x, y, z, v'Hv, v'Ha, v'H'v, bound on |Hv|).
+
+    ``a`` is the robot's acceleration (relative, for a moving obstacle). Outside the box core the
+    level sets of the distance are planes (H = 0) or cylinders and spheres about the nearest edge or
+    corner, of radius ``distance``; there ``H = (P - g g') / distance`` with P the projection on the
+    axes the point is beyond, and the rate of change of v'Hv along v at a fixed v is
+    ``v'H'v = -3 (g'v) v'Hv / distance``, and ``|Hv| <= |Pv| / distance``. Inside the core all four are 0,
+    as :func:`box_distance` has it.
+    """
+    cx, cy, cz, c, s, ex, ey, ez, radius = obstacle
+    rx, ry, rz = px - cx, py - cy, pz - cz
+    lx, ly = c * rx + s * ry, c * ry - s * rx
+    beyond_x, beyond_y, beyond_z = abs(lx) - ex, abs(ly) - ey, abs(rz) - ez
+    ox = beyond_x if beyond_x > 0.0 else 0.0
+    oy = beyond_y if beyond_y > 0.0 else 0.0
+    oz = beyond_z if beyond_z > 0.0 else 0.0
+    squared = ox * ox + oy * oy + oz * oz
+    if squared > 1e-24:
+        distance = math.sqrt(squared)
+        gx, gy, gz = math.copysign(ox, lx) / distance, math.copysign(oy, ly) / distance, math.copysign(oz, rz) / distance
+        wx, wy = c * vx + s * vy, c * vy - s * vx
+        bx, by = c * ax + s * ay, c * ay - s * ax
+        along_v = gx * wx + gy * wy + gz * vz
+        along_a = gx * bx + gy * by + gz * az
+        in_x, in_y, in_z = beyond_x > 0.0, beyond_y > 0.0, beyond_z > 0.0
+        free_vv = (wx * wx if in_x else 0.0) + (wy * wy if in_y else 0.0) + (vz * vz if in_z else 0.0)
+        free_va = (wx * bx if in_x else 0.0) + (wy * by if in_y else 0.0) + (vz * az if in_z else 0.0)
+        curvature = (free_vv - along_v * along_v) / distance
+        cross = (free_va - along_v * along_a) / distance
+        change = -3.0 * along_v * curvature / distance
+        bound = math.sqrt(free_vv) / distance
+        h = distance - radius
+    else:
+        curvature = cross = change = bound = 0.0
+        if beyond_x >= beyond_y and beyond_x >= beyond_z:
+            h, gx, gy, gz = beyond_x - radius, math.copysign(1.0, lx), 0.0, 0.0
+        elif beyond_y >= beyond_z:
+            h, gx, gy, gz = beyond_y - radius, 0.0, math.copysign(1.0, ly), 0.0
+        else:
+            h, gx, gy, gz = beyond_z - radius, 0.0, 0.0, math.copysign(1.0, rz)
+    return h, c * gx - s * gy, s * gx + c * gy, gz, curvature, cross, change, bound
+
+
 def box_distance_planar(px: float, py: float, vx: float, vy: float, obstacle: ObstacleTuple) -> tuple[float, float, float, float]:
     """:func:`box_distance` in the horizontal plane (height ignored): (distance, gradient x, y, v' Hessian v)."""
     cx, cy, _, c, s, ex, ey, _, radius = obstacle
