@@ -1,9 +1,10 @@
-"""Closed loop: when the filter's odometry becomes unusable it publishes no command, and the actuator side's staleness fallback brakes.
+"""Closed loop: a filter whose inputs become unusable publishes no command (odometry) or brakes (obstacles), and the robot stops.
 
 The shipped quadrotor and Husky chains in PyBullet (DIRECT, seed 0), the filter's odometry passed
 through a node that, from ``BREAK_S`` on, scales its quaternion to norm 0.5 (the velocity the filter
 would see is then halved). The other nodes keep good odometry, so the attitude loop brakes to a
-hover and twist_to_wheels stops the wheels once the safe command goes stale.
+hover and twist_to_wheels stops the wheels once the safe command goes stale. Obstacles published
+slower than their staleness bound put the filter in its backup layer for the rest of each period.
 """
 
 from __future__ import annotations
@@ -68,3 +69,26 @@ def test_unusable_filter_odometry_stops_the_command_and_the_robot_brakes(config:
     assert speed_at_break > 0.2 and np.linalg.norm(final.linear_velocity) < 0.05  # it was moving, now it has stopped
     if config == "quadrotor_sim":
         assert final.position[2] > 0.8 and metrics["command_timeouts"] == 0  # braked to a hover: the motors kept running
+
+
+def test_obstacles_slower_than_their_bound_put_the_filter_in_its_backup_layer_between_messages() -> None:
+    """Obstacles at 2 Hz against the default 0.25 s bound: the filter brakes for the second half of every period, and says so."""
+    overrides = ["nodes.sim.params.obstacles_rate_hz=2"]
+    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", overrides)).instantiate()
+    reports: list[tuple[float, Any]] = []
+
+    def listen(topic: str, msg: Any, t_ns: int) -> None:
+        if topic == "/safety_filter/report":
+            reports.append((t_ns / 1e9, msg))
+
+    executor = LockstepExecutor(nodes, listeners=[listen])
+    executor.reset(0)
+    try:
+        executor.run(3.0)
+        metrics = {k: v for node in nodes if hasattr(node, "metrics") for k, v in node.metrics().items()}
+    finally:
+        nodes[0].close()
+    stale = [(t, r) for t, r in reports if r.layer == "backup"]
+    assert all("obstacles" in r.solver_status and "s old (bound 0.25 s)" in r.solver_status for _, r in stale)
+    assert {round(t % 0.5, 3) > 0.25 for t, _ in stale} == {True}  # only past the bound within each period
+    assert len(stale) == metrics["unusable_obstacles_ticks"] > 0.4 * len(reports) and metrics["collisions"] == 0
