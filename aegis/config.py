@@ -179,7 +179,7 @@ class SafetyConfig(_Strict):
     # jitter; the filters' odometry (0.05 / 0.1 s) and nominal (0.1 / 0.25 s) ports declare tighter bounds of their own.
     stale_input_timeout_s: PositiveFloat = Field(
         0.25,
-        description="staleness bound (s) of every safety filter input (odometry, nominal, obstacles, neighbours), unless "
+        description="staleness bound (s) of every safety filter input (odometry, nominal, obstacles, neighbours, IMU), unless "
         "its port declares a tighter one; an older input is unusable: odometry -> no command (estop), nominal -> zero, "
         "obstacles -> the backup layer",
     )
