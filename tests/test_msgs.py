@@ -329,6 +329,8 @@ def test_an_unusable_obstacle_is_received_and_named_not_refused(types: msgs.Rosb
     ros.markers[3].scale.y = 0.0  # the box, id 11
     ros.markers[2].pose.orientation.w = 2.0  # the cylinder, id 9
     problems = Obstacles.from_ros(ros).problems()
+    nan_sphere = Obstacle(id=5, shape="sphere", position=[0, 0, 0], size=[np.nan, 0.4, 0.4])  # not refused as unequal
+    assert nan_sphere.problem() == "obstacle 5 (sphere): size [nan, 0.4, 0.4] not finite and > 0"
     assert problems == [
         "obstacle 4 (sphere): size [-0.4, -0.4, -0.4] not finite and > 0",
         "obstacle 9 (cylinder): orientation quaternion norm 2.03628 is off 1 by more than 0.001",

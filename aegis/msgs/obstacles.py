@@ -48,6 +48,8 @@ class Obstacle:
         self.position = as_array(owner, "position", self.position, (3,))
         self.size = as_array(owner, "size", self.size, (3,))
         self.orientation = as_array(owner, "orientation", self.orientation, (4,))
+        if not np.all(np.isfinite(self.size)):
+            return  # not a shape at all: received, and named by problem(), rather than dropped as a mismatched one
         if self.shape == "sphere" and not (self.size[0] == self.size[1] == self.size[2]):
             raise ValueError(f"{owner}.size: a sphere is (diameter, diameter, diameter), got {self.size.tolist()}")
         if self.shape == "cylinder" and self.size[0] != self.size[1]:
