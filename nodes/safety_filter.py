@@ -294,8 +294,10 @@ class QuadrotorSafetyFilterParams(SafetyFilterParams):
         description="time constant (s, world x, y, z) with which the inner loops realise a commanded acceleration; "
         "set: third-order barriers on [p, v, a], the state predicted over latency, the bias observed (none: a = u at once)",
     )
-    actuation_latency_s: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.0, description="with actuator_lag_s: known delay from a command to the motors (s); sensing delay is read from stamps"
+    actuator_delay_s: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0,
+        description="with actuator_lag_s: dead time before a commanded acceleration starts to show, the inner loop's own "
+        "plus any known actuation latency (s); the odometry's delay is read from its stamps",
     )
     model_error_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
         0.0, description="with actuator_lag_s: declared bound on the acceleration the model gets wrong after the bias estimate (m/s^2)"
@@ -334,7 +336,7 @@ class SafetyFilter(_SafetyFilterNode):
         if p.actuator_lag_s is not None:
             from aegis.controllers.cbf.acceleration_model import AccelerationModel
 
-            self.acceleration_model = AccelerationModel(p.actuator_lag_s, p.actuation_latency_s, p.observer_time_constant_s, p.max_bias_mps2)
+            self.acceleration_model = AccelerationModel(p.actuator_lag_s, p.actuator_delay_s, p.observer_time_constant_s, p.max_bias_mps2)
         self.model_warnings = 0
         self.max_model_residual = 0.0
 

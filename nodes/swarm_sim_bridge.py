@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from aegis.config import CRAZYFLIE_2X, RobotConfig
-from aegis.msgs import MotorSpeeds, RobotState
+from aegis.msgs import ImuSample, MotorSpeeds, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, scenario_disturbances
 from aegis.sim.command_hold import CommandHold
@@ -96,6 +96,7 @@ class SwarmSimBridge(Node):
     )
     outputs = (
         Port("state", RobotState, (), many=True, one_per="robots", description="each robot's odometry (twist in its body frame)"),
+        Port("imu", ImuSample, (), many=True, description="each robot's IMU at its centre of mass, body frame (ideal): none, or one topic per robot"),
         OBSTACLES_PORT,
     )
     Params = SwarmSimBridgeParams
@@ -112,6 +113,9 @@ class SwarmSimBridge(Node):
         self.world: Any = None  # built at the first reset
         self._spawned = None
         self._holds = [CommandHold(4, COMMAND_TIMEOUT_S, f"{self.name} ({name})") for name in p.robots]
+        self._imu_wired = bool(self.topics["imu"])
+        if self._imu_wired and len(self.topics["imu"]) != len(p.robots):
+            raise ValueError(f"node {self.name!r}: port 'imu' needs no topics or one per entry of robots ({len(p.robots)}), got {len(self.topics['imu'])}")
         self._frames = [f"{name}/base_link" for name in p.robots]
         self._obstacles_every = max(1, round(self.rate_hz / p.obstacles_rate_hz))
         self._noisy = any(std > 0.0 for std in p.noise.model_dump().values())
@@ -167,6 +171,8 @@ class SwarmSimBridge(Node):
         outputs: dict[str, Any] = {}
         if self._tick % self.params.sensor_decimation == 0:
             outputs["state"] = tuple(self._odometry(now, index) for index in range(len(self._holds)))
+            if self._imu_wired:
+                outputs["imu"] = tuple(self._imu(now, index) for index in range(len(self._holds)))
         if self._tick % self._obstacles_every == 0:  # none is news too: a filter waits for its obstacles
             from aegis.scenario import obstacles_msg
 
@@ -214,6 +220,13 @@ class SwarmSimBridge(Node):
             angular_velocity=state.body_rates,
         )
         return noisy_state(msg, self.params.noise, self._rng) if self._noisy else msg
+
+    def _imu(self, now: float, index: int) -> ImuSample:
+        state = self.world.bodies[index].state()
+        return ImuSample(
+            stamp=now, frame_id=self._frames[index], orientation=state.orientation,
+            angular_velocity=state.body_rates, linear_acceleration=state.specific_force_body,
+        )
 
     def _count_collisions(self) -> None:
         """Obstacle contacts and bounding-sphere overlaps that started this step; the closest approach so far."""

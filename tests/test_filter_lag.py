@@ -94,7 +94,7 @@ def test_a_lagging_plant_under_the_lagged_filter_keeps_h_nonnegative_where_the_p
 
 
 def test_prediction_is_exact_for_the_modelled_plant():
-    model = AccelerationModel(LAG, actuation_latency_s=0.01)
+    model = AccelerationModel(LAG, actuator_delay_s=0.01)
     model.advance(0.0)
     model.commanded(0.0, np.array([2.0, -1.0, 0.5]))
     model.advance(0.05)

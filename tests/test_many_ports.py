@@ -265,7 +265,7 @@ def test_ros_wiring_has_one_subscription_and_one_publisher_per_topic_of_a_many_p
         assert [s.topic for s in sim_node.subscriptions] == [f"{r}/cmd_motors" for r in ROBOTS]
         odometry = [p for p in sim_node.publishers if p.topic.endswith("/odom")]
         assert [p.topic for p in odometry] == [f"{r}/odom" for r in ROBOTS]
-        assert [s.topic for s in filter_node.subscriptions if s.topic.startswith("cf") and s.topic != "cf1/odom"][-3:] == [
+        assert [s.topic for s in filter_node.subscriptions if s.topic.endswith("/odom") and s.topic != "cf1/odom"][-3:] == [
             "cf2/odom", "cf3/odom", "cf4/odom"
         ]
 

@@ -1,13 +1,14 @@
 """What the safety filter believes the robot's acceleration is: its own commands through the plant's lag, plus an estimated bias.
 
 The filter commands an acceleration ``u``; the robot's inner loops and motors realise it late
-(``actuation_latency_s``) and slowly (a first-order lag of ``lag_s`` per axis), and off by a bias
+(``actuator_delay_s``: the inner loop's dead time plus any actuation latency) and slowly (a
+first-order lag of ``lag_s`` per axis), and off by a bias
 ``d`` (mass, thrust and drag coefficients unlike the nominal ones): ``tau a' = u(t - L) + d - a``.
 :class:`AccelerationModel` keeps that model running over the filter's own past commands, and
 
 - **predicts** the robot's position, velocity and acceleration from a measurement taken at ``stamp``
   (odometry arrives late: its age is read from its stamp) to the instant the command computed now
-  starts to act (``now + actuation_latency_s``), over the commands already on their way;
+  starts to act (``now + actuator_delay_s``), over the commands already on their way;
 - **estimates the bias** from a measured acceleration (an IMU's specific force turned into the world
   frame): the residual between measured and modelled acceleration at the measurement's stamp is
   integrated with time constant ``observer_time_constant_s`` into ``bias`` (a disturbance observer),
@@ -36,20 +37,20 @@ class AccelerationModel:
     def __init__(
         self,
         lag_s: float | Sequence[float],
-        actuation_latency_s: float = 0.0,
+        actuator_delay_s: float = 0.0,
         observer_time_constant_s: float = 0.5,
         max_bias_mps2: float = 3.0,
     ) -> None:
         lag = np.broadcast_to(np.asarray(lag_s, dtype=float), (3,)).copy()
         if not (np.all(lag > 0) and np.all(np.isfinite(lag))):
             raise ValueError(f"lag_s must be finite and > 0 per axis, got {lag_s}")
-        for name, value in (("actuation_latency_s", actuation_latency_s), ("max_bias_mps2", max_bias_mps2)):
+        for name, value in (("actuator_delay_s", actuator_delay_s), ("max_bias_mps2", max_bias_mps2)):
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
         if not (observer_time_constant_s > 0 and math.isfinite(observer_time_constant_s)):
             raise ValueError(f"observer_time_constant_s must be finite and > 0, got {observer_time_constant_s}")
         self.lag = lag
-        self.actuation_latency_s = float(actuation_latency_s)
+        self.actuator_delay_s = float(actuator_delay_s)
         self.observer_time_constant_s = float(observer_time_constant_s)
         self.max_bias_mps2 = float(max_bias_mps2)
         self.reset()
@@ -66,8 +67,8 @@ class AccelerationModel:
         self._observed_stamp: float | None = None
 
     def commanded(self, now: float, command: np.ndarray) -> None:
-        """The filter sent ``command`` at ``now``: it acts from ``now + actuation_latency_s``."""
-        self._commands.append((now + self.actuation_latency_s, np.array(command, dtype=float)))
+        """The filter sent ``command`` at ``now``: it acts from ``now + actuator_delay_s``."""
+        self._commands.append((now + self.actuator_delay_s, np.array(command, dtype=float)))
 
     def advance(self, now: float) -> None:
         """Run the model up to ``now`` (call once per tick, before observe and predict)."""
@@ -99,8 +100,8 @@ class AccelerationModel:
         return bool(np.any(np.abs(self.bias) >= self.max_bias_mps2 * (1.0 - 1e-9))) and self.max_bias_mps2 > 0.0
 
     def predict(self, position: np.ndarray, velocity: np.ndarray, stamp: float, now: float) -> np.ndarray:
-        """[p, v, a, bias] (12) at ``now + actuation_latency_s`` from position and velocity measured at ``stamp``."""
-        target = now + self.actuation_latency_s
+        """[p, v, a, bias] (12) at ``now + actuator_delay_s`` from position and velocity measured at ``stamp``."""
+        target = now + self.actuator_delay_s
         start = min(stamp, now)
         p, v, a = self._propagate(start, target, np.asarray(position, dtype=float), np.asarray(velocity, dtype=float), self._modelled_at(start))
         return np.concatenate([p, v, a, self.bias])

@@ -31,7 +31,9 @@ def test_mpc_tracks_the_figure8_under_the_filter() -> None:
     executor.run(10.0)
     nodes[0].close()
     assert nodes[1].mpc_failures == 0 and nodes[0].collisions == 0
-    assert np.sqrt(np.mean(np.square(errors))) < 0.02  # measured 0.58 cm from 3 s to 10 s (seed 0)
+    # measured 2.16 cm from 3 s to 10 s (seed 0); 0.58 cm with the former inner loop (48 Hz, 7 / 20), which had no
+    # margin for slow motors and latency (aegis.controllers.attitude_margins): tracking paid for robustness
+    assert np.sqrt(np.mean(np.square(errors))) < 0.03
 
 
 def test_mpc_publishes_nothing_without_usable_odometry() -> None:
