@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", help="hw_config YAML file, or the name of a shipped one (e.g. point_mass_sim)")
     _add_overrides(check)
     check.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
+    check.add_argument("--no-filter", action="store_true", help="the plan without the safety filters, as sim and eval run it")
     check.set_defaults(handler=_cmd_check)
 
     sim = sub.add_parser(
@@ -330,7 +331,7 @@ def _policy_overrides(config, args: argparse.Namespace) -> list[str]:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
-    plan = make_plan(load_config(path, args.overrides))
+    plan = _load_plan(args)  # with --no-filter's overrides; a plan that goes around a filter is refused (exit 2)
     from aegis.policy_swap import check_policy_nodes
 
     check_policy_nodes(plan)  # a policy model that does not fit the config is a config error too

@@ -175,7 +175,14 @@ class SafetyConfig(_Strict):
     max_speed_mps: PositiveFloat = 2.0
     max_accel_mps2: PositiveFloat = 10.0
     geofence: GeofenceConfig | None = None
-    stale_input_timeout_s: PositiveFloat = Field(0.1, description="older inputs trigger the fallback")
+    # 0.25 s: obstacles come at 10 Hz (the simulator's, typical perception), so this survives one lost message and
+    # jitter; the filters' odometry (0.05 / 0.1 s) and nominal (0.1 / 0.25 s) ports declare tighter bounds of their own.
+    stale_input_timeout_s: PositiveFloat = Field(
+        0.25,
+        description="staleness bound (s) of every safety filter input (odometry, nominal, obstacles, neighbours, IMU), unless "
+        "its port declares a tighter one; an older input is unusable: odometry -> no command (estop), nominal -> zero, "
+        "obstacles -> the backup layer",
+    )
 
 
 class RealtimeConfig(_Strict):

@@ -64,12 +64,14 @@ class LaunchPlan:
 def make_plan(config: HwConfig) -> LaunchPlan:
     """Resolve every node of a validated config; refuses topic wiring that cannot work."""
     launches = []
+    unread: dict[str, tuple[str, ...]] = {}  # node name -> input ports its parameters declare absent
     for name, entry in config.nodes.items():
         if not entry.enabled:
             continue
         cls = node_class(entry.type)
         params = validated_node_params(entry)
         topics = resolve_topics(cls, entry.topics)
+        unread[name] = cls.unread_inputs(params)
         launches.append(
             NodeLaunch(
                 name=name,
@@ -84,7 +86,7 @@ def make_plan(config: HwConfig) -> LaunchPlan:
                 process=entry.process or name,
             )
         )
-    warnings = _check_wiring(launches, config)
+    warnings = _check_wiring(launches, config, unread)
     return LaunchPlan(
         robot=config.robot.name,
         target=config.target,
@@ -98,10 +100,12 @@ def make_plan(config: HwConfig) -> LaunchPlan:
     )
 
 
-def _check_wiring(launches: list[NodeLaunch], config: HwConfig) -> list[str]:
-    """One publisher per topic, one message type per topic; an input nobody publishes is a warning.
+def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str, tuple[str, ...]]) -> list[str]:
+    """One publisher per topic, one message type per topic, the filters in the command path; an input nobody publishes is a warning.
 
-    A many port counts as one port per topic of its list.
+    A many port counts as one port per topic of its list. An input a node's parameters declare
+    absent (``unread``, aegis.node.Node.unread_inputs) must have no publisher: the node would
+    ignore it. Safety filters: see :func:`_filter_wiring_errors`.
     """
     publishers: dict[str, tuple[str, str]] = {}
     errors = []
@@ -114,15 +118,75 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig) -> list[str]:
     warnings = []
     for node in launches:
         for port, topic in ((port, topic) for port, topics in node.inputs.items() for topic in port_topics(topics)):
-            if topic not in publishers:
+            if port in unread.get(node.name, ()):
+                if topic in publishers:
+                    errors.append(
+                        f"{node.name}.{port}: its parameters declare it absent, but {publishers[topic][0]} publishes {topic}, "
+                        f"which it would ignore: change the parameters or the wiring"
+                    )
+            elif topic not in publishers:
                 warnings.append(f"{node.name}.{port} subscribes to {topic}, which no node in this config publishes")
             elif publishers[topic][1] != node.msg_types[port]:
                 who, msg_type = publishers[topic]
                 errors.append(f"topic {topic}: {who} publishes {msg_type} but {node.name}.{port} expects {node.msg_types[port]}")
+    errors += _filter_wiring_errors(launches)
     if errors:
         source = config.source or "<config>"
         raise ConfigError("\n".join(f"{source}: nodes: {e}" for e in errors))
     return warnings
+
+
+def _filter_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
+    """Why the plan goes around a safety filter (empty: it does not); ``aegis sim|eval --no-filter`` leaves the filters out.
+
+    For each node whose class declares ``bypass = (input, output)`` (a filter: nominal in, command
+    out), three ways the command path can miss it:
+
+    - it reads its own output (an input wired to the output's topic): it filters its own command;
+    - another node reads its input's topic with the output's message type: an actuator-side node fed
+      the nominal command around the filter;
+    - nothing reads its output: whatever the actuator side reads, it is not the filtered command.
+
+    One line per filter, the first that applies. (Another publisher on the output's topic is the
+    one-publisher-per-topic error.)
+    """
+    readers: dict[str, list[str]] = {}
+    for node in launches:
+        for port, topics in node.inputs.items():
+            for topic in port_topics(topics):
+                readers.setdefault(topic, []).append(f"{node.name}.{port}")
+    errors = []
+    for node in launches:
+        bypass = node_class(node.type_name).bypass
+        if bypass is None:
+            continue
+        input_port, output_port = bypass
+        nominal, command = node.inputs[input_port], node.outputs[output_port]
+        around = [
+            f"{other.name}.{port}"
+            for other in launches
+            if other is not node
+            for port, topics in other.inputs.items()
+            if nominal in port_topics(topics) and other.msg_types[port] == node.msg_types[output_port]
+        ]
+        own = [f"{node.name}.{port}" for port, topics in node.inputs.items() if command in port_topics(topics)]
+        if own:
+            errors.append(
+                f"{', '.join(own)} reads {command}, the filtered command {node.name}.{output_port} publishes: "
+                "the filter reads its own output"
+            )
+        elif around:
+            unread = "" if readers.get(command) else f", and no node reads {command}"
+            errors.append(
+                f"{', '.join(around)} reads {nominal}, the unfiltered command {node.name}.{input_port} filters{unread}: the "
+                f"command goes around the filter (read {node.name}.{output_port}'s {command}, or run with --no-filter)"
+            )
+        elif not readers.get(command):
+            errors.append(
+                f"{node.name}.{output_port} publishes the filtered command on {command}, which no node reads: the actuators "
+                f"do not get it (wire their command input to {command}, or run with --no-filter)"
+            )
+    return errors
 
 
 def bypass_overrides(config: HwConfig) -> list[str]:

@@ -123,10 +123,27 @@ class Node:
         if self.trigger is not None and self.trigger not in {p.name for p in self.inputs}:
             raise ValueError(f"node {name!r}: trigger {self.trigger!r} is not one of its inputs")
         self.topics = resolve_topics(type(self), topics or {})
+        self.max_ages: dict[str, float | None] = {port.name: self.input_max_age(port) for port in self.inputs}
+        """Input port name -> the staleness bound the executors apply to it for this instance (s; None: any age)."""
         for port in (*self.inputs, *self.outputs):
             problem = topic_count_problem(port, self.topics[port.name], params)
             if problem:
                 raise ValueError(f"node {name!r} ({self.type_name}): port {port.name!r} {problem}")
+
+    def input_max_age(self, port: Port) -> float | None:
+        """The staleness bound of input ``port`` for this instance: the port's own unless the node's parameters tighten it.
+
+        Called once, in ``__init__`` (``self.params`` is set); the result is ``self.max_ages``, which
+        every executor reads. A safety filter bounds its inputs by the hw_config's
+        ``safety.stale_input_timeout_s`` this way.
+        """
+        return port.max_age_s
+
+    @classmethod
+    def unread_inputs(cls, params: NodeParams) -> tuple[str, ...]:
+        """Input ports that ``params`` declare absent (a safety filter with ``obstacle_source: none``): the node does not
+        read them, so the launch plan refuses a node publishing their topics instead of letting it be ignored."""
+        return ()
 
     def reset(self, seed: int | None = None) -> None:
         """Return to the initial state; ``seed`` seeds any randomness the node has."""

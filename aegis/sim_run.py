@@ -182,6 +182,15 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         min_barrier = summary["min_barrier"]
         table.add_row("safety filter: interventions / fallbacks", f"{summary['filter_interventions']} / {summary['fallbacks']} ticks")
         table.add_row("safety filter: min barrier h", "-" if min_barrier is None else f"{min_barrier:.4f}")
+        if "unusable_odometry_ticks" in summary:  # what its inputs made it do (nodes/safety_filter.py)
+            table.add_row(
+                "filter: unusable odometry / obstacles",
+                f"{summary['unusable_odometry_ticks']} / {summary['unusable_obstacles_ticks']} ticks",
+            )
+            table.add_row(
+                "filter: stale nominal / geofence only",
+                f"{summary['stale_nominal_ticks']} / {summary['geofence_only_ticks']} ticks",
+            )
     else:
         table.add_row("safety filter", "off")
     if "policy_ticks" in summary:

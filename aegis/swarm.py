@@ -167,6 +167,8 @@ def swarm_metrics(
         barriers = [row["min_barrier"] for row in filtered if row["min_barrier"] is not None]
         totals["filter_interventions"] = sum(row["filter_interventions"] for row in filtered)
         totals["fallbacks"] = sum(row["fallbacks"] for row in filtered)
+        for key in ("unusable_odometry_ticks", "unusable_obstacles_ticks", "stale_nominal_ticks", "geofence_only_ticks"):
+            totals[key] = sum(row.get(key, 0) for row in filtered)  # what the filters' inputs made them do
         totals["min_barrier"] = min(barriers) if barriers else None
     return {**totals, "robots": robots}
 

@@ -16,7 +16,11 @@ Missing, stale (older than the port's bound) or non-finite odometry: the node co
 speeds (the wheels' speed controllers brake), counts the tick in ``lost_state_ticks`` and never raises.
 
 ``diff_drive_twist_controller`` tracks the same way but proposes a body twist on /cmd_vel_nominal,
-for a safety filter that corrects it and twist_to_wheels that turns it into wheel speeds.
+for a safety filter that corrects it and twist_to_wheels that turns it into wheel speeds. While
+blind it proposes nothing (as every node that proposes a command from odometry: the quadrotor
+position controller, the MPCs, the policies): there is no honest twist to propose, and the filter,
+reading the same odometry, publishes no command either, so twist_to_wheels' staleness fallback stops
+the wheels.
 """
 
 from __future__ import annotations
@@ -161,9 +165,10 @@ class DiffDriveTwistController(DiffDriveController):
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         command, reference = self._track(now, inputs)
-        v, omega = (command.v, command.omega) if command is not None else (0.0, 0.0)
-        twist = TwistCommand(stamp=now, frame_id="base_link", linear=np.array([v, 0.0, 0.0]), angular=np.array([0.0, 0.0, omega]))
-        return {"nominal": twist, "reference": reference}
+        if command is None:  # blind: no nominal (module doc)
+            return {"reference": reference}
+        linear, angular = np.array([command.v, 0.0, 0.0]), np.array([0.0, 0.0, command.omega])
+        return {"nominal": TwistCommand(stamp=now, frame_id="base_link", linear=linear, angular=angular), "reference": reference}
 
 
 def scenario_reference(scenario: Any, mode: str) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:

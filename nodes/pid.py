@@ -26,7 +26,7 @@ class PidParams(NodeParams):
 
 
 class PidPositionController(Node):
-    """Missing or stale odometry gives a zero command and holds the integrator: never a guess."""
+    """Missing, stale or unusable odometry (RobotState.is_usable) gives a zero command and holds the integrator: never a guess."""
 
     type_name = "pid"
     inputs = (Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry to control"),)
@@ -46,7 +46,7 @@ class PidPositionController(Node):
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, AccelCommand]:
         state = inputs.get("state")
-        if state is None or state.stale:
+        if state is None or state.stale or not state.msg.is_usable():
             accel = np.zeros(3)
         else:
             error = self._setpoint - state.msg.position

@@ -7,12 +7,23 @@ one (/cmd_vel). Both read odometry (/odom) and the perceived obstacles (/obstacl
 and geofence from the hw_config's ``safety`` section, and publish a SafetyFilterReport every tick
 (/safety_filter/report: layer, whether it intervened, h per constraint, slack, solver status and time).
 
-What happens when inputs are missing is decided here, explicitly:
+What happens when inputs are missing or wrong is decided here, explicitly. Every input's staleness
+bound is the hw_config's ``safety.stale_input_timeout_s`` unless its port declares a tighter one
+(:meth:`_SafetyFilterNode.input_max_age`). Each case is named in the report's status and counted in
+the node's metrics (so ``aegis sim`` summaries carry them):
 
-- nominal missing or stale: the nominal is taken as zero (hover / stand still), and filtered;
-- obstacles never received: the filter runs with the geofence alone and says so in the report's status;
-- odometry missing, stale or not finite: no command is published (the downstream node's own
-  staleness fallback brakes) and the report's layer is ``estop``;
+- odometry missing, stale, not finite or with a quaternion off unit norm (RobotState.is_usable): no
+  command is published (the downstream node's own staleness fallback brakes) and the report's layer
+  is ``estop`` (``unusable_odometry_ticks``);
+- nominal missing or stale: the nominal is taken as zero (hover / stand still), and filtered
+  (``stale_nominal_ticks``);
+- obstacles unusable: a size not finite and > 0, a position not finite or an orientation off unit norm
+  (Obstacles.problems; never clipped or shrunk into something usable), stale, or never received
+  once ``obstacles_grace_s`` has passed since the first tick: the filter's backup layer (brake /
+  stop), its status naming the obstacle and the problem (``unusable_obstacles_ticks``);
+- obstacles not received yet, within the grace, or ``obstacle_source: none`` (a deployment with no
+  obstacle perception; the launch plan then refuses a publisher on the port): the filter runs with
+  the geofence alone and says so in the status (``geofence_only_ticks``);
 - neighbours (``safety_filter`` only, optional): the other robots' odometry, one topic each (a many
   port, wired in the hw_config: ``topics: {neighbours: [/cf2/odom, /cf3/odom]}``), become moving
   spheres the robot keeps clear of, each taking half of the avoidance (reciprocal, decentralized:
@@ -59,6 +70,17 @@ class SafetyFilterParams(NodeParams):
     neighbour_radius_m: Annotated[float, Field(ge=0)] | None = Field(
         None, description="bounding radius of each neighbour (m); default: robot_radius_m (robots alike)"
     )
+    obstacle_source: Literal["topic", "none"] = Field(
+        "topic",
+        description="'topic': obstacles come on the obstacles port, and while they are unusable (invalid, stale, never "
+        "received after obstacles_grace_s) the filter runs its backup layer; 'none': this deployment has no obstacle "
+        "perception: the geofence (and neighbours) alone, said on every report, and no node may publish the port's topic",
+    )
+    obstacles_grace_s: Annotated[float, Field(ge=0)] | None = Field(
+        None,
+        description="start-up time (s) from the first tick during which no obstacles yet means the geofence alone, "
+        "not the backup layer; default: the obstacles' staleness bound",
+    )
 
 
 class _SafetyFilterNode(Node):
@@ -79,11 +101,33 @@ class _SafetyFilterNode(Node):
             self._walls = geofence_walls(geofence)
         else:
             self._walls = ()
-        self._environment = Environment.build((), self._walls)
+        self._geofence_only = Environment.build((), self._walls)
+        self._environment = self._geofence_only
         self._obstacles_msg: Obstacles | None = None
+        self._obstacles_problem: str | None = None
+        grace = self.params.obstacles_grace_s
+        self._grace_s = self.max_ages["obstacles"] if grace is None else grace
+        self._first_tick: float | None = None
+        self._reset_counters()
+
+    def input_max_age(self, port: Port) -> float | None:
+        """Every input of a filter is safety-relevant: ``safety.stale_input_timeout_s`` bounds it unless its port's bound is tighter."""
+        bound = self.params.safety.stale_input_timeout_s
+        return bound if port.max_age_s is None else min(port.max_age_s, bound)
+
+    @classmethod
+    def unread_inputs(cls, params: SafetyFilterParams) -> tuple[str, ...]:
+        """The obstacles port when the parameters declare no obstacle source (``obstacle_source: none``)."""
+        return ("obstacles",) if params.obstacle_source == "none" else ()
+
+    def _reset_counters(self) -> None:
         self.interventions = 0
         self.fallbacks = 0
         self.min_barrier = math.inf
+        self.unusable_odometry_ticks = 0
+        self.unusable_obstacles_ticks = 0
+        self.stale_nominal_ticks = 0
+        self.geofence_only_ticks = 0
 
     def _model(self) -> Any:
         raise NotImplementedError
@@ -104,24 +148,30 @@ class _SafetyFilterNode(Node):
             return None
         p = self.params
         radius = p.robot_radius_m if p.neighbour_radius_m is None else p.neighbour_radius_m
-        return NeighbourTracker(len(topics), radius, self.input_port("neighbours").max_age_s, p.safety.max_speed_mps)
+        return NeighbourTracker(len(topics), radius, self.max_ages["neighbours"], p.safety.max_speed_mps)
 
     def reset(self, seed: int | None = None) -> None:
         self.filter.reset()
         if self._neighbours is not None:
             self._neighbours.reset()
-        self._environment = Environment.build((), self._walls)
+        self._environment = self._geofence_only
         self._obstacles_msg = None
-        self.interventions = 0
-        self.fallbacks = 0
-        self.min_barrier = math.inf
+        self._obstacles_problem = None
+        self._first_tick = None
+        self._reset_counters()
 
     def metrics(self) -> dict[str, Any]:
-        """Counts over the run: ticks the filter changed the command, ticks a fallback layer produced it, the lowest h."""
+        """Counts over the run: ticks the filter changed the command, ticks a fallback layer produced it, the lowest h,
+        and per input the ticks it was unusable (odometry: estop; obstacles: backup), stale (nominal: zero) or absent
+        (obstacles: the geofence alone)."""
         metrics = {
             "filter_interventions": self.interventions,
             "fallbacks": self.fallbacks,
             "min_barrier": self.min_barrier if math.isfinite(self.min_barrier) else None,
+            "unusable_odometry_ticks": self.unusable_odometry_ticks,
+            "unusable_obstacles_ticks": self.unusable_obstacles_ticks,
+            "stale_nominal_ticks": self.stale_nominal_ticks,
+            "geofence_only_ticks": self.geofence_only_ticks,
         }
         if self._neighbours is not None:
             metrics["stale_neighbour_ticks"] = self._neighbours.stale_ticks
@@ -129,27 +179,36 @@ class _SafetyFilterNode(Node):
         return metrics
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
-        obstacles = inputs.get("obstacles")
-        if obstacles is not None and obstacles.msg is not self._obstacles_msg:
-            self._obstacles_msg = obstacles.msg
-            self._environment = Environment.build(obstacles.msg.obstacles, self._walls)
+        if self._first_tick is None:
+            self._first_tick = now
+        obstacles_problem, obstacles_note = self._obstacles(now, inputs.get("obstacles"))
         received = inputs.get("state")
-        state = received.msg if received is not None and not received.stale else None
-        if state is None:
+        if received is None or received.stale or not received.msg.is_usable():
+            self.unusable_odometry_ticks += 1
             self.fallbacks += 1
-            status = "no odometry" if received is None else f"odometry {received.age_s:.3f} s old"
-            return {"report": SafetyFilterReport(stamp=now, name=self.name, layer="estop", solver_status=status)}
+            report = SafetyFilterReport(stamp=now, name=self.name, layer="estop", solver_status=self._odometry_problem(received))
+            return {"report": report}
         nominal = inputs.get("nominal")
-        x = self._believed_state(now, state, inputs)
+        nominal_note = ""
+        if nominal is None or nominal.stale:
+            self.stale_nominal_ticks += 1
+            age = "no nominal" if nominal is None else f"nominal {nominal.age_s:.3f} s old"
+            nominal_note = f" ({age}: filtered as zero)"
+        x = self._believed_state(now, received.msg, inputs)
         u_nominal = self._nominal_vector(nominal.msg if nominal is not None and not nominal.stale else None)
         neighbours = NO_NEIGHBOURS
         if self._neighbours is not None:
             neighbours = self._neighbours.update(now, inputs.get("neighbours") or (), self._position_velocity(x)[0])
-        alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
-        u, report = self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha)
+        if obstacles_problem is not None:
+            self.unusable_obstacles_ticks += 1
+            u, report = self.filter.backup(x, u_nominal, obstacles_problem)
+        else:
+            self.geofence_only_ticks += bool(obstacles_note)
+            alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
+            u, report = self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha)
+            report.solver_status += obstacles_note
         report.stamp = now
-        if self._obstacles_msg is None:
-            report.solver_status += " (no obstacles received)"
+        report.solver_status += nominal_note
         if self._neighbours is not None:
             report.solver_status += self._neighbours.last_status
         self.interventions += bool(report.intervened)
@@ -167,6 +226,52 @@ class _SafetyFilterNode(Node):
 
     def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
         """A command goes out with ``report`` (a subclass that models its plant records it)."""
+
+    def _odometry_problem(self, received: Received | None) -> str:
+        """The estop report's status: why odometry cannot be used (missing, stale, or RobotState.unusable_reason)."""
+        if received is None:
+            return "no odometry"
+        if received.stale:
+            return f"odometry {received.age_s:.3f} s old (bound {self.max_ages['state']:g} s)"
+        return f"odometry unusable: {received.msg.unusable_reason()}"
+
+    def _obstacles(self, now: float, received: Received | None) -> tuple[str | None, str]:
+        """Bring the environment up to date with the obstacles input: (why the obstacles are unusable, or None; a note for the status).
+
+        A message is checked and built into an Environment once, when it arrives; every tick
+        checks its age. Unusable (a bad message, stale, none after the grace) -> the caller's
+        backup layer; not there yet (within the grace) or none declared -> the geofence alone, noted.
+        """
+        if self.params.obstacle_source == "none":
+            return None, " (no obstacle source: geofence only)"
+        if received is None:
+            since = now - self._first_tick
+            if since <= self._grace_s:
+                return None, " (no obstacles received yet: geofence only, start-up grace)"
+            return f"no obstacles received in {since:.3f} s since the first tick (grace {self._grace_s:g} s)", ""
+        if received.msg is not self._obstacles_msg:
+            self._obstacles_msg = received.msg
+            self._environment, self._obstacles_problem = self._environment_of(received.msg)
+        if self._obstacles_problem is not None:
+            return self._obstacles_problem, ""
+        if received.stale:
+            return f"obstacles {received.age_s:.3f} s old (bound {self.max_ages['obstacles']:g} s)", ""
+        return None, ""
+
+    def _environment_of(self, msg: Obstacles) -> tuple[Environment, str | None]:
+        """The environment of an obstacles message and None, or the geofence alone and why the message is unusable."""
+        problems = msg.problems()
+        if problems:
+            return self._geofence_only, "unusable obstacles: " + "; ".join(problems)
+        try:
+            return Environment.build(msg.obstacles, self._walls), None
+        except ValueError as exc:  # a shape the barrier cannot model (a tilted box or cylinder): name it
+            for obstacle in msg.obstacles:
+                try:
+                    Environment.build((obstacle,))
+                except ValueError as one:
+                    return self._geofence_only, f"unusable obstacles: obstacle {obstacle.id} ({obstacle.shape}): {one}"
+            return self._geofence_only, f"unusable obstacles: {exc}"
 
     def _alpha(self, x: np.ndarray, neighbours: Neighbours) -> float:
         position, velocity = self._position_velocity(x)

@@ -55,7 +55,10 @@ class SimBridgeParams(NodeParams):
     ground_plane: bool = Field(True, description="a ground plane at z = 0")
     gui: bool = Field(False, description="open the PyBullet GUI instead of DIRECT (one per process)")
     obstacles_rate_hz: Annotated[float, Field(gt=0)] = Field(
-        10.0, description="how often the scenario's obstacles are published on /obstacles (ground-truth perception)"
+        10.0,
+        description="how often the scenario's obstacles are published on /obstacles (ground-truth perception; an empty "
+        "list when it has none, so a safety filter knows there are none); keep the period within the filter's "
+        "safety.stale_input_timeout_s",
     )
     noise: NoiseParams = Field(NoiseParams(), description="white noise on odometry and IMU (0: exact)")
     latency_s: Annotated[float, Field(ge=0)] = Field(
@@ -187,7 +190,7 @@ class SimBridgeBase(Node):
         if self.world is None:
             self.reset()
         outputs = self._measure(now)
-        if self.obstacles and self._tick % self._obstacles_every == 0:
+        if self._tick % self._obstacles_every == 0:  # none is news too: a filter waits for its obstacles
             from aegis.scenario import obstacles_msg
 
             outputs["obstacles"] = obstacles_msg(self.obstacles, stamp=now)

@@ -56,7 +56,9 @@ class SwarmSimBridgeParams(NodeParams):
     sensor_decimation: Annotated[int, Field(ge=1)] = Field(1, description="publish odometry every Nth physics step")
     ground_plane: bool = Field(True, description="a ground plane at z = 0")
     gui: bool = Field(False, description="open the PyBullet GUI instead of DIRECT (one per process)")
-    obstacles_rate_hz: Annotated[float, Field(gt=0)] = Field(10.0, description="how often the obstacles are published on /obstacles")
+    obstacles_rate_hz: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="how often the obstacles are published on /obstacles (an empty list when there are none)"
+    )
     noise: NoiseParams = Field(NoiseParams(), description="white noise on every robot's odometry (0: exact)")
 
     @field_validator("robot")
@@ -171,7 +173,7 @@ class SwarmSimBridge(Node):
             outputs["state"] = tuple(self._odometry(now, index) for index in range(len(self._holds)))
             if self._imu_wired:
                 outputs["imu"] = tuple(self._imu(now, index) for index in range(len(self._holds)))
-        if self.obstacles and self._tick % self._obstacles_every == 0:
+        if self._tick % self._obstacles_every == 0:  # none is news too: a filter waits for its obstacles
             from aegis.scenario import obstacles_msg
 
             outputs["obstacles"] = obstacles_msg(self.obstacles, stamp=now)

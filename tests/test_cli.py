@@ -99,6 +99,9 @@ def test_default_sim_flies_the_quadrotor_scenario_and_reports_its_numbers(tmp_pa
     assert 0.0 < summary["min_clearance_m"] < 1.0
     assert 0.0 < summary["tracking_rmse_m"] < 0.15  # the first second starts at rest behind a moving reference
     assert summary["min_barrier"] >= -1e-3 and summary["fallbacks"] == 0
+    inputs = ("unusable_odometry_ticks", "unusable_obstacles_ticks", "stale_nominal_ticks", "geofence_only_ticks")
+    assert [summary[key] for key in inputs] == [0, 0, 0, 0]  # the obstacles arrive with the first tick
+    assert "filter: unusable odometry" in capsys.readouterr().out  # rich may wrap the rest of the label
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "bag" / "metadata.yaml").is_file()
 

@@ -88,6 +88,24 @@ def test_inputs_carry_their_age_and_staleness() -> None:
     assert any(r.stale for _, r in probe.calls) and all(r.age_s > 0.02 for _, r in probe.calls if r.stale)
 
 
+class TightProbe(Probe):
+    """A Probe whose instance tightens its input's bound (as a safety filter does from safety.stale_input_timeout_s)."""
+
+    def input_max_age(self, port: Port) -> float | None:
+        return 0.012
+
+
+def test_the_executor_applies_the_instances_own_staleness_bound() -> None:
+    plant = point_mass_nodes("nodes.plant.rate_hz=40")[0]  # publishes every 25 ms
+    probe = TightProbe("probe", rate_hz=100.0)  # the port says 20 ms, the instance 12 ms
+    assert probe.max_ages == {"state": 0.012}
+    executor = LockstepExecutor([plant, probe])
+    executor.reset()
+    executor.run(0.1)
+    stale = [r.stale for _, r in probe.calls]
+    assert stale == [False, False, True, False, True] * 2  # ages 0, 10, 20, 5, 15 ms
+
+
 def test_a_missing_input_is_none_and_the_plant_treats_it_as_no_command() -> None:
     probe = Probe("probe", rate_hz=10.0)
     executor = LockstepExecutor([probe])

@@ -321,6 +321,23 @@ def test_obstacle_unknown_shape_and_marker_type_refused(types: msgs.RosbagsTypes
         Obstacles.from_ros(ros)
 
 
+def test_an_unusable_obstacle_is_received_and_named_not_refused(types: msgs.RosbagsTypes) -> None:
+    """A negative or zero scale, or a non-unit quaternion, comes off the wire as it is; problems() names each (a filter brakes)."""
+    assert examples()["Obstacles"].problems() == []
+    ros = examples()["Obstacles"].to_ros(types)
+    ros.markers[1].scale.x = ros.markers[1].scale.y = ros.markers[1].scale.z = -0.4  # the sphere, id 4
+    ros.markers[3].scale.y = 0.0  # the box, id 11
+    ros.markers[2].pose.orientation.w = 2.0  # the cylinder, id 9
+    problems = Obstacles.from_ros(ros).problems()
+    nan_sphere = Obstacle(id=5, shape="sphere", position=[0, 0, 0], size=[np.nan, 0.4, 0.4])  # not refused as unequal
+    assert nan_sphere.problem() == "obstacle 5 (sphere): size [nan, 0.4, 0.4] not finite and > 0"
+    assert problems == [
+        "obstacle 4 (sphere): size [-0.4, -0.4, -0.4] not finite and > 0",
+        "obstacle 9 (cylinder): orientation quaternion norm 2.03628 is off 1 by more than 0.001",
+        "obstacle 11 (box): size [1.0, 0.0, 0.5] not finite and > 0",
+    ]
+
+
 def test_build_message_fills_only_fields_the_class_has(types: msgs.RosbagsTypes) -> None:
     vector3 = types("geometry_msgs/msg/Vector3")
 

@@ -275,6 +275,19 @@ def test_runner_delivers_received_and_converts_outputs() -> None:
     assert runner.steps == 1 and runner.step_errors == 0 and log == []
 
 
+def test_runner_applies_the_instances_own_staleness_bound() -> None:
+    class Tight(_Echo):
+        def input_max_age(self, port: Port) -> float | None:
+            return 0.01
+
+    node = Tight("echo")
+    node.reset()
+    runner = NodeRunner(node, TYPES, [].append)
+    runner.receive("state", RobotState(stamp=0.5).to_ros(TYPES), received_ns=500_000_000)
+    runner.tick(520_000_000)  # 20 ms: within the port's 50 ms, past the instance's 10 ms
+    assert node.seen[-1].stale
+
+
 def test_a_failing_step_publishes_nothing_is_logged_with_the_node_name_and_counted() -> None:
     runner, node, log = _runner()
     node.fail = RuntimeError("solver diverged")

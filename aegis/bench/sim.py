@@ -328,8 +328,8 @@ class _ClosedLoop:
     def run_nodes_inline(self, duration_s: float) -> _Run:
         self.executor.reset(self.seed)
         sim, controller, decimation = self.sim, self.controller, self.decimation
-        command_max_age = type(sim).input_port("command").max_age_s or math.inf
-        state_max_age = type(controller).input_port("state").max_age_s or math.inf
+        command_max_age = sim.max_ages["command"] or math.inf
+        state_max_age = controller.max_ages["state"] or math.inf
         rate, n = sim.rate_hz, self._ticks(duration_s)
         sim_inputs: dict[str, Received | None] = {"command": None}
         controller_inputs: dict[str, Received | None] = {"state": None}

@@ -82,7 +82,8 @@ class LockstepExecutor:
                     self._triggered_by.setdefault(topic, []).append(index)
         # per node, what each step needs, resolved once: (port name, topic or tuple of topics, staleness bound, many)
         self._input_wiring = [
-            tuple((port.name, node.topics[port.name], port.max_age_s, port.many) for port in node.inputs) for node in self.nodes
+            tuple((port.name, node.topics[port.name], node.max_ages[port.name], port.many) for port in node.inputs)
+            for node in self.nodes
         ]
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}

@@ -39,3 +39,22 @@ def xyz_from_ros(msg: Any) -> np.ndarray:
 def xyzw_from_ros(msg: Any) -> np.ndarray:
     """[x, y, z, w] of a Quaternion as float64."""
     return np.array([msg.x, msg.y, msg.z, msg.w], dtype=np.float64)
+
+
+UNIT_QUATERNION_TOLERANCE = 1.0e-3
+"""How far a quaternion's norm may be from 1 before it is not a rotation a node may act on (odometry, obstacles).
+
+Writers normalise to about 1e-15 (PyBullet, the sensor noise model, ROS's tf2); a norm off by more
+than this is a corrupted or unnormalised message, and reading a rotation out of it would scale the
+velocities it turns (a norm of 0.7 halves them).
+"""
+
+
+def quaternion_norm_problem(q: np.ndarray) -> str | None:
+    """Why the (x, y, z, w) quaternion ``q`` is not a rotation to act on (None: it is): not finite, or off unit norm."""
+    norm = float(np.sqrt(q @ q))
+    if not np.isfinite(norm):
+        return f"quaternion {q.tolist()} not finite"
+    if abs(norm - 1.0) > UNIT_QUATERNION_TOLERANCE:
+        return f"quaternion norm {norm:.6g} is off 1 by more than {UNIT_QUATERNION_TOLERANCE:g}"
+    return None

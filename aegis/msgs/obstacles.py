@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aegis.msgs.fields import as_array
-from aegis.msgs.geometry import pose_to_ros, vector3_to_ros, xyz_from_ros, xyzw_from_ros
+from aegis.msgs.geometry import pose_to_ros, quaternion_norm_problem, vector3_to_ros, xyz_from_ros, xyzw_from_ros
 from aegis.msgs.ros_types import TypeLookup, build_message, number_sequence
 from aegis.msgs.stamp import header_from_ros, header_to_ros
 
@@ -48,10 +48,27 @@ class Obstacle:
         self.position = as_array(owner, "position", self.position, (3,))
         self.size = as_array(owner, "size", self.size, (3,))
         self.orientation = as_array(owner, "orientation", self.orientation, (4,))
+        if not np.all(np.isfinite(self.size)):
+            return  # not a shape at all: received, and named by problem(), rather than dropped as a mismatched one
         if self.shape == "sphere" and not (self.size[0] == self.size[1] == self.size[2]):
             raise ValueError(f"{owner}.size: a sphere is (diameter, diameter, diameter), got {self.size.tolist()}")
         if self.shape == "cylinder" and self.size[0] != self.size[1]:
             raise ValueError(f"{owner}.size: a cylinder is (diameter, diameter, height), got {self.size.tolist()}")
+
+    def problem(self) -> str | None:
+        """Why this obstacle cannot be used (None: it can): a size not finite and > 0, a position not finite, a non-unit quaternion.
+
+        Such an obstacle is not a shape a safety filter may clip or shrink into something it can use
+        (a negative diameter would make a sphere smaller, or turn it inside out): the message is
+        unusable. Construction does not refuse it, so that it can be received, logged and reported.
+        """
+        where = f"obstacle {self.id} ({self.shape})"
+        if not np.all(np.isfinite(self.position)):
+            return f"{where}: position {self.position.tolist()} not finite"
+        if not np.all(np.isfinite(self.size)) or not np.all(self.size > 0.0):
+            return f"{where}: size {self.size.tolist()} not finite and > 0"
+        problem = quaternion_norm_problem(self.orientation)
+        return None if problem is None else f"{where}: orientation {problem}"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -81,6 +98,10 @@ class Obstacles:
             if obstacle.id in seen:
                 raise ValueError(f"{owner}.obstacles: duplicate id {obstacle.id}")
             seen.add(obstacle.id)
+
+    def problems(self) -> list[str]:
+        """What makes this message unusable, one line per bad obstacle (empty: usable); see :meth:`Obstacle.problem`."""
+        return [problem for problem in (o.problem() for o in self.obstacles) if problem is not None]
 
     def to_ros(self, types: TypeLookup) -> Any:
         """visualization_msgs/msg/MarkerArray: a DELETEALL marker, then one marker per obstacle."""

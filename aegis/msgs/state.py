@@ -10,7 +10,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aegis.msgs.fields import as_array
-from aegis.msgs.geometry import pose_to_ros, quaternion_to_ros, vector3_to_ros, xyz_from_ros, xyzw_from_ros
+from aegis.msgs.geometry import (
+    UNIT_QUATERNION_TOLERANCE,
+    pose_to_ros,
+    quaternion_norm_problem,
+    quaternion_to_ros,
+    vector3_to_ros,
+    xyz_from_ros,
+    xyzw_from_ros,
+)
 from aegis.msgs.ros_types import TypeLookup
 from aegis.msgs.stamp import header_from_ros, header_to_ros
 
@@ -70,13 +78,26 @@ class RobotState:
         )
 
     def is_usable(self) -> bool:
-        """All numbers finite (a NaN or an infinity makes the sum non-finite) and a unit quaternion (within 2e-3).
+        """All numbers finite (a NaN or an infinity makes the sum non-finite) and a unit quaternion (norm within 1e-3).
 
-        What a controller checks before trusting odometry; not checked at construction, because a
-        robot that reports NaN must still be recorded and reported as such.
+        What every node that turns odometry into a command checks before trusting it (the
+        tolerance is aegis.msgs.geometry.UNIT_QUATERNION_TOLERANCE); :meth:`unusable_reason` says
+        why not. Not checked at construction, because a robot that reports NaN must still be
+        recorded and reported as such.
         """
-        total = self.position.sum() + self.orientation.sum() + self.linear_velocity.sum() + self.angular_velocity.sum()
-        return math.isfinite(total) and abs(float(self.orientation @ self.orientation) - 1.0) < 2e-3
+        x, y, z, w = self.orientation.tolist()  # plain floats: a few numpy calls on 3-vectors would cost more
+        squared_norm = x * x + y * y + z * z + w * w
+        total = sum(self.position.tolist()) + sum(self.linear_velocity.tolist()) + sum(self.angular_velocity.tolist())
+        return math.isfinite(total + squared_norm) and abs(math.sqrt(squared_norm) - 1.0) <= UNIT_QUATERNION_TOLERANCE
+
+    def unusable_reason(self) -> str | None:
+        """Why this odometry may not be acted on (None: :meth:`is_usable`): the fields that are not finite, or the quaternion's norm."""
+        fields = ("position", "orientation", "linear_velocity", "angular_velocity")
+        bad = [name for name in fields if not np.all(np.isfinite(getattr(self, name)))]
+        if bad:
+            return f"{', '.join(bad)} not finite"
+        problem = quaternion_norm_problem(self.orientation)
+        return None if problem is None else f"orientation {problem}"
 
     @classmethod
     def from_ros(cls, ros_msg: Any) -> RobotState:

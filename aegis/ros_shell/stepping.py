@@ -37,8 +37,9 @@ class NodeRunner:
         self._types = types
         self._log_error = log_error
         self._latches: dict[str, InputLatch | tuple[InputLatch, ...]] = {
-            port.name: tuple(InputLatch(port) for _ in node.topics[port.name]) if port.many else InputLatch(port)
+            port.name: tuple(InputLatch(port, max_age) for _ in node.topics[port.name]) if port.many else InputLatch(port, max_age)
             for port in node.inputs
+            for max_age in (node.max_ages[port.name],)
         }
         self._outputs = {port.name: port for port in node.outputs}
         self.steps = 0

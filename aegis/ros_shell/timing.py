@@ -55,10 +55,17 @@ def received(msg: Any, received_ns: int, now_ns: int, max_age_s: float | None) -
 
 
 class InputLatch:
-    """The latest message of one input port and when it arrived; what a node's step receives for it."""
+    """The latest message of one input port and when it arrived; what a node's step receives for it.
 
-    def __init__(self, port: Port) -> None:
+    ``max_age_s`` is the staleness bound applied (default: the port's own; a node's instance may
+    tighten it, see aegis.node.Node.max_ages).
+    """
+
+    _DEFAULT: Any = object()
+
+    def __init__(self, port: Port, max_age_s: float | None = _DEFAULT) -> None:
         self.port = port
+        self.max_age_s = port.max_age_s if max_age_s is InputLatch._DEFAULT else max_age_s
         self._msg: Any = None
         self._received_ns: int | None = None
 
@@ -71,7 +78,7 @@ class InputLatch:
         """The latched message with its age at ``now_ns``, or None if nothing arrived yet."""
         if self._received_ns is None:
             return None
-        return received(self._msg, self._received_ns, now_ns, self.port.max_age_s)
+        return received(self._msg, self._received_ns, now_ns, self.max_age_s)
 
 
 def is_clock_source(plan: LaunchPlan, launch: NodeLaunch) -> bool:

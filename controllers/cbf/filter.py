@@ -134,6 +134,17 @@ class CbfSafetyFilter:
         except Exception as exc:  # noqa: BLE001 - the safety boundary: whatever failed, a fallback layer answers
             return self._fallback(state, nominal, f"error: {type(exc).__name__}: {exc}")
 
+    def backup(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, SafetyFilterReport]:
+        """The backup layer's command and report (e-stop if the backup cannot be trusted), chosen by the caller; never raises.
+
+        For a caller that knows its inputs are unusable (obstacles not valid, stale or never
+        received): no rows are built from them, so the report carries no ``h``; ``reason`` is its
+        status.
+        """
+        self._rows.clear()
+        self._qp.rows_loaded = None
+        return self._fallback(state, nominal, reason)
+
     def _filter(
         self, state: np.ndarray, nominal: np.ndarray, environment: Environment, neighbours: Neighbours, alpha: float | None
     ) -> tuple[np.ndarray, SafetyFilterReport]:

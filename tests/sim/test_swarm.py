@@ -59,6 +59,7 @@ def test_the_filters_keep_every_pair_apart_and_without_them_the_same_episode_col
         assert metrics["min_barrier"] >= -1e-3, name
         assert metrics["fallbacks"] == 0 and metrics["filter_interventions"] > 0, name  # every command from the QP
         assert metrics["stale_neighbour_ticks"] == 0 and metrics["unknown_neighbour_ticks"] == 0, name
+        assert metrics["unusable_obstacles_ticks"] == 0 and metrics["geofence_only_ticks"] == 0, name  # "none" is published too
     scenario = load_scenario(SCENARIO)
     for name in ROBOTS:  # and they still get where they were going
         goal = scenario.task(name).goal
@@ -137,6 +138,7 @@ def test_aegis_sim_reports_every_robot_and_the_swarm(tmp_path: Path, capsys) -> 
     for key in ("collisions", "inter_robot_collisions", "min_inter_robot_distance_m", "filter_interventions", "min_barrier"):
         assert key in summary
     assert summary["filter_interventions"] == sum(row["filter_interventions"] for row in summary["robots"].values())
+    assert summary["unusable_obstacles_ticks"] == sum(row["unusable_obstacles_ticks"] for row in summary["robots"].values()) == 0
     assert summary["min_inter_robot_distance_m"] == min(r["min_inter_robot_distance_m"] for r in summary["robots"].values())
     assert (out / "plot.png").stat().st_size > 10_000 and (out / "bag" / "metadata.yaml").is_file()
 
