@@ -209,12 +209,24 @@ class DiffDriveWorld:
     def time_s(self) -> float:
         return self.steps * self.dt
 
-    def set_scales(self, mass: float = 1.0, inertia: float = 1.0, motor_constant: float = 1.0, friction: float = 1.0) -> None:
-        """Scale the total mass, the chassis inertia, the wheel torque limit and the wheels' friction from the nominal ones.
+    def set_scales(
+        self,
+        mass: float = 1.0,
+        inertia: float = 1.0,
+        motor_constant: float = 1.0,
+        friction: float = 1.0,
+        *,
+        torque: float = 1.0,
+        motor_time_constant: float = 1.0,
+    ) -> None:
+        """Scale the total mass, the chassis inertia, the wheel torque limit, the wheels' friction and the wheel lag.
 
-        Domain randomisation: the controllers keep the nominal model, so this is model mismatch. The
-        chassis takes the mass change (wheels keep theirs), its inertia scaled with its mass and then by
-        ``inertia``; ``motor_constant`` scales the motors' torque limit (a torque constant times a current limit).
+        Domain randomisation and dynamics perturbations (aegis.sim.dynamics): the controllers keep
+        the nominal model, so this is model mismatch. The chassis takes the mass change (wheels keep
+        theirs), its inertia scaled with its mass and then by ``inertia``; ``motor_constant`` and
+        ``torque`` both scale the motors' torque limit (a torque constant times a current limit);
+        ``motor_time_constant`` the first-order wheel speed lag (nominal: the robot section's
+        ``diff_drive.motor_time_constant_s``, 50 ms for a Husky).
         """
         cid, body = self.client, self.body_id
         chassis_mass = self.robot.mass_kg * mass - self._fixed_mass
@@ -230,7 +242,8 @@ class DiffDriveWorld:
         )
         for wheel, nominal in self._friction.items():
             pybullet.changeDynamics(body, wheel, lateralFriction=nominal * friction, physicsClientId=cid)
-        self._forces = [self._max_torque * motor_constant] * len(self._wheels)
+        self._forces = [self._max_torque * motor_constant * torque] * len(self._wheels)
+        self._lag = motor_lag_factor(self.dt, self.robot.diff_drive.motor_time_constant_s * motor_time_constant)
 
     def step(
         self,
