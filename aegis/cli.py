@@ -577,6 +577,7 @@ def print_judgement(result: dict) -> None:
     float_agg, quant_agg = result["float"], result["quantized"]
     table.add_row("success rate", *(f"{a['success_rate'] * 100:.1f} %" for a in (float_agg, quant_agg)))
     table.add_row("collisions (total / episodes with one)", *(f"{a['collisions']} / {a['episodes_with_collision']}" for a in (float_agg, quant_agg)))
+    table.add_row("crashes", *(str(a["crashes"]) for a in (float_agg, quant_agg)))
     if float_agg["tracking_rmse_m"] is not None:
         table.add_row("tracking RMSE mean / worst", *(f"{a['tracking_rmse_m']['mean'] * 100:.2f} / {a['tracking_rmse_m']['max'] * 100:.2f} cm" for a in (float_agg, quant_agg)))
     if float_agg["safety_filter"]:

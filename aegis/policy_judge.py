@@ -62,6 +62,7 @@ def judge_quantized(
             "float_rmse_m": f["tracking_rmse_m"], "quantized_rmse_m": q["tracking_rmse_m"],
             "rmse_difference_m": q["tracking_rmse_m"] - f["tracking_rmse_m"] if both else None,
             "float_collisions": f["collisions"], "quantized_collisions": q["collisions"],
+            "float_crashes": f["crashes"], "quantized_crashes": q["crashes"],
             "float_success": f["success"], "quantized_success": q["success"],
         })  # fmt: skip
     observations = record_policy_inputs(campaigns[0])
