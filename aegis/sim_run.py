@@ -184,7 +184,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_row("min clearance", f"{summary['min_clearance_m']:.3f} m")
         table.add_row("collisions", str(summary["collisions"]))
     if "crashes" in summary:
-        crash = f" ({summary['crash_reason']} at {summary['crash_time_s']:.2f} s)" if summary.get("crash_reason") else ""
+        crashed = [name for name, row in summary.get("robots", {}).items() if row.get("crashes")]  # a swarm's
+        reason = summary.get("crash_reason") or "; ".join(f"{name}: {summary['robots'][name]['crash_reason']}" for name in crashed)
+        crash = f" ({reason} at {summary['crash_time_s']:.2f} s)" if reason else ""
         table.add_row("crashes", f"{summary['crashes']}{crash}")
     if "outcome" in summary:
         table.add_row("outcome", summary["outcome"])

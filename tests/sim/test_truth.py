@@ -134,3 +134,16 @@ def test_outcome_order_and_the_deadlock_rule() -> None:
     assert outcome_of({**base, "collisions": 2, "inside_geofence": False}) == "collision"
     assert outcome_of({**base, "collisions": 1, "crashes": 1}) == "crash"
     assert outcome_of({**base, "goal_reached": None, "inside_geofence": None}) == "success"  # nothing to miss
+
+
+def test_a_swarm_is_measured_from_each_robots_truth_and_a_wrong_count_of_truth_topics_is_named() -> None:
+    from aegis.swarm import swarm_layout
+
+    plan = plan_of(REPO / "hw_configs" / "quadrotor_swarm_sim.yaml")
+    layout = swarm_layout(plan)
+    assert layout.measured_topics == ("/cf1/ground_truth", "/cf2/ground_truth", "/cf3/ground_truth", "/cf4/ground_truth")
+    seen: dict[str, list] = {}
+    run_plan(plan, 0.05, 0, [lambda topic, msg, t: seen.setdefault(topic, []).append(msg)])
+    assert len(seen["/cf3/ground_truth"]) == len(seen["/cf3/odom"]) == 12
+    with pytest.raises(Exception, match="port 'truth' needs none or 4 topics"):
+        plan_of(REPO / "hw_configs" / "quadrotor_swarm_sim.yaml", "nodes.sim.topics.truth=[/a, /b]").instantiate()
