@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
     sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
-    _add_dynamics_option(sim)
+    add_dynamics_option(sim)
     _add_policy_options(sim)
     sim.add_argument(
         "--expert", metavar="NODE_TYPE", default=None,
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
-    _add_dynamics_option(evaluate)
+    add_dynamics_option(evaluate)
     _add_policy_options(evaluate)
     _add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
     judge.add_argument("--mapping", type=Path, default=None, help="contract mapping file of the float model")
     judge.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the judgement as JSON")
+    add_dynamics_option(judge)
     judge.set_defaults(handler=_cmd_model_judge)
 
     doctor = sub.add_parser(
@@ -278,7 +279,8 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_dynamics_option(parser: argparse.ArgumentParser) -> None:
+def add_dynamics_option(parser: argparse.ArgumentParser) -> None:
+    """``--dynamics NAME|FILE``: a dynamics perturbation of the simulated plant (aegis.sim.dynamics)."""
     parser.add_argument(
         "--dynamics", default=None, metavar="NAME|FILE",
         help="perturb the simulated plant (mass, motors, latency, noise; aegis.sim.dynamics): a shipped set "
@@ -288,14 +290,9 @@ def _add_dynamics_option(parser: argparse.ArgumentParser) -> None:
 
 def dynamics_overrides(config, dynamics: str | None) -> list[str]:
     """The override giving the plant (the config's first node) ``dynamics``; ConfigError naming a bad set, file or key."""
-    if dynamics is None:
-        return []
-    from aegis.sim.dynamics import load_dynamics, resolve_dynamics
+    from aegis.sim.dynamics import plant_overrides
 
-    path = resolve_dynamics(dynamics).resolve()
-    load_dynamics(path)  # a bad file: one line naming the file and the key
-    plant = next(iter(config.nodes))  # the first node is the simulator
-    return [f"nodes.{plant}.params.dynamics={path}"]
+    return plant_overrides(config, dynamics)
 
 
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -556,7 +553,10 @@ def _cmd_model_judge(args: argparse.Namespace) -> int:
     workers = min(args.workers or os.cpu_count() or 1, args.episodes)
     try:
         config = _policy_config_path(args.config, args.float_model, args.mapping)
-        result = judge_quantized(config, args.float_model, args.quantized_model, args.episodes, args.seed, args.duration, workers, args.mapping)
+        overrides = dynamics_overrides(load_config(config), args.dynamics)
+        result = judge_quantized(
+            config, args.float_model, args.quantized_model, args.episodes, args.seed, args.duration, workers, args.mapping, overrides
+        )
     except ContractError as exc:
         raise UsageError(str(exc)) from None
     print_judgement(result)

@@ -128,3 +128,16 @@ def resolve_dynamics(name: str | Path) -> Path:
     close = difflib.get_close_matches(str(name), names, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     raise ConfigError(f"{name}: no such dynamics file, nor a shipped set (shipped: {', '.join(names)}){hint}")
+
+
+def plant_overrides(config: Any, dynamics: str | Path | None) -> list[str]:
+    """The config override giving ``config``'s plant (its first node) the dynamics set or file ``dynamics`` (none for None).
+
+    ConfigError naming a bad set (with the shipped ones), or a bad file and its key, in one line.
+    """
+    if dynamics is None:
+        return []
+    path = resolve_dynamics(dynamics).resolve()
+    load_dynamics(path)
+    plant = next(iter(config.nodes))  # the simulator is listed first
+    return [f"nodes.{plant}.params.dynamics={path}"]

@@ -69,6 +69,11 @@ def test_cli_refuses_a_bad_set_or_file_in_one_line(tmp_path: Path, capsys: pytes
     assert main(["eval", "husky_sim", "--dynamics", str(bad), "--episodes", "1"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{bad}: latency_s: unknown key" in error
+    model = REPO / "models" / "quadrotor_tracking.onnx"
+    assert main(["model", "judge", str(model), str(model), "--dynamics", "slow_motor", "--episodes", "1"]) == 2
+    assert "did you mean slow_motors?" in capsys.readouterr().err
+    assert main(["train", str(REPO / "hw_configs" / "quadrotor_mpc_sim.yaml"), "--out", str(tmp_path / "p.onnx"), "--dynamics", str(bad)]) == 2
+    assert f"{bad}: latency_s: unknown key" in capsys.readouterr().err
 
 
 def test_a_ground_robot_refuses_what_it_has_no_meaning_for(tmp_path: Path) -> None:
