@@ -46,7 +46,7 @@ from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
 from aegis.msgs import Image, ImuSample, LaserScan, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
 from aegis.sim.command_hold import CommandHold
 from aegis.sim.command_delay import CommandDelay
-from aegis.sim.crash import CrashParams, crash_reason
+from aegis.sim.crash import CrashJudge, CrashParams
 from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, noisy_imu, noisy_state
 from aegis.sim.sensors import decimation as sensor_decimation
 from aegis.sim.sensors.noise import NOMINAL_NOISE
@@ -143,6 +143,8 @@ class SimBridgeBase(Node):
     Params: ClassVar[type[SimBridgeParams]] = SimBridgeParams
     command_size: ClassVar[int]
     """How many actuator speeds the ``command`` input carries (4 rotors, 2 wheels)."""
+    dynamics_scales: ClassVar[dict[str, str]] = {"torque_coeff_scale": "torque", "motor_time_constant_scale": "motor_time_constant"}
+    """Dynamics-file scales (aegis.sim.dynamics) beyond mass and inertia -> the world's ``set_scales`` keyword for each."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -175,6 +177,7 @@ class SimBridgeBase(Node):
         self.crashes = 0
         self.crash_reason: str | None = None
         self.crash_time_s: float | None = None
+        self._judge = CrashJudge(p.crash, self.scenario.geofence if self.scenario is not None else None)
         self._sensor_rng = np.random.default_rng()
         self._tick = 0
         self.collisions = 0
@@ -245,8 +248,7 @@ class SimBridgeBase(Node):
             r.get("inertia_scale", 1.0) * d.get("inertia_scale", 1.0),
             r.get("motor_constant_scale", 1.0),
             r.get("friction_scale", 1.0),
-            torque=d.get("torque_coeff_scale", 1.0),
-            motor_time_constant=d.get("motor_time_constant_scale", 1.0),
+            **{keyword: d.get(key, 1.0) for key, keyword in self.dynamics_scales.items()},
         )
 
     def close(self) -> None:
@@ -308,15 +310,8 @@ class SimBridgeBase(Node):
 
     def _crash_check(self) -> str | None:
         """Why the true state now is a crash, or None (aegis.sim.crash)."""
-        state = self.world.state()
-        return crash_reason(
-            self.params.crash,
-            state.position,
-            state.orientation,
-            state.velocity_world,
-            self.scenario.geofence if self.scenario is not None else None,
-            self._touching_ground(),
-        )
+        world = self.world
+        return self._judge(world.position, world.orientation, world.velocity_world, self._touching_ground())
 
     def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """Hold a fresh command (non-finite speeds count as zero); past the port's bound, cut to zero once and count it."""
@@ -425,6 +420,7 @@ class SimBridge(SimBridgeBase):
     default_rate_hz = 240.0
 
     command_size = 4
+    dynamics_scales = {**SimBridgeBase.dynamics_scales, "thrust_coeff_scale": "thrust", "drag_scale": "drag"}
 
     def _build_world(self) -> Any:
         from aegis.sim.pybullet_world import QuadrotorWorld
@@ -441,19 +437,6 @@ class SimBridge(SimBridgeBase):
         speed = self.world.model.hover_motor_speed if hover else 0.0
         self.world.reset(position, yaw, speed)
         self._start_command(speed)
-
-    def _set_scales(self, r: Mapping[str, float], d: Mapping[str, float]) -> None:
-        """The base's scales plus what only a quadrotor has: thrust coefficient and rotor drag."""
-        self.world.set_scales(
-            r.get("mass_scale", 1.0) * d.get("mass_scale", 1.0),
-            r.get("inertia_scale", 1.0) * d.get("inertia_scale", 1.0),
-            r.get("motor_constant_scale", 1.0),
-            r.get("friction_scale", 1.0),
-            thrust=d.get("thrust_coeff_scale", 1.0),
-            torque=d.get("torque_coeff_scale", 1.0),
-            drag=d.get("drag_scale", 1.0),
-            motor_time_constant=d.get("motor_time_constant_scale", 1.0),
-        )
 
     def _touching_ground(self) -> bool:
         """Whether the airframe touches the ground plane (checked only when it is low enough to)."""

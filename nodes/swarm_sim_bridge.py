@@ -48,7 +48,7 @@ from aegis.msgs import MotorSpeeds, RobotState
 from aegis.node import EndRun, Node, NodeParams, Port, Received
 from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, scenario_disturbances
 from aegis.sim.command_hold import CommandHold
-from aegis.sim.crash import CrashParams, crash_reason
+from aegis.sim.crash import CrashJudge, CrashParams
 from aegis.sim.sensors import NoiseParams, noisy_state
 
 RobotName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
@@ -126,6 +126,7 @@ class SwarmSimBridge(Node):
         self._truth = bool(truth)
         self.scenario = load_scenario(p.scenario)
         self.tasks = [self.scenario.task(name) for name in p.robots]
+        self._judge_state = CrashJudge(p.crash, self.scenario.geofence)
         self.obstacles = self.scenario.obstacles
         self.world: Any = None  # built at the first reset
         self._spawned = None
@@ -255,15 +256,14 @@ class SwarmSimBridge(Node):
         """End the run (EndRun, with this tick's outputs and every robot's truth) at the first robot that crashed."""
         import pybullet
 
-        world, fence = self.world, self.scenario.geofence
+        world = self.world
         for index, body in enumerate(world.bodies):
             position = body.position
             low = world.plane_id is not None and position[2] <= world.body_radius_m + 0.05
             touching = low and bool(
                 pybullet.getContactPoints(bodyA=body.body_id, bodyB=world.plane_id, physicsClientId=world.client)
             )
-            state = body.state()
-            reason = crash_reason(self.params.crash, state.position, state.orientation, state.velocity_world, fence, touching)
+            reason = self._judge_state(position, body.orientation, body.velocity_world, touching)
             if reason is not None:
                 self.crashes[index], self.crash_reasons[index], self.crash_time_s = 1, reason, now
                 if self._truth and "truth" not in outputs:

@@ -46,10 +46,47 @@ class CrashParams(NodeParams):
 
 def tilt_rad(orientation: np.ndarray) -> float:
     """Angle between the body's up axis and world up, from a quaternion (x, y, z, w)."""
-    x, y = float(orientation[0]), float(orientation[1])
-    norm2 = float(orientation @ orientation)
+    x, y, z, w = (float(v) for v in orientation)
+    norm2 = x * x + y * y + z * z + w * w
     up_z = 1.0 - 2.0 * (x * x + y * y) / norm2 if norm2 > 0.0 else 1.0
     return math.acos(max(-1.0, min(1.0, up_z)))
+
+
+class CrashJudge:
+    """:func:`crash_reason` with its bounds worked out once (the bridge asks after every physics step)."""
+
+    def __init__(self, params: CrashParams, geofence: Any = None) -> None:
+        self.params = params
+        margin = params.world_margin_m
+        if geofence is not None:
+            low = [float(v) - margin for v in geofence.min_m]
+            high = [float(v) + margin for v in geofence.max_m]
+        else:
+            extent = params.world_half_extent_m
+            low, high = [-extent, -extent, -margin], [extent, extent, math.inf]
+        low[2] = min(low[2], -margin)  # below the ground by the margin, whatever the geofence's floor
+        self._bounds = tuple(zip(low, high))
+        self._cos_tilt = math.cos(params.tilt_limit_rad)
+        self._ground_speed2 = params.ground_speed_mps**2
+
+    def __call__(self, position: np.ndarray, orientation: np.ndarray, velocity: np.ndarray, touching_ground: bool = False) -> str | None:
+        """Why this true state is a crash (see the module doc), or None."""
+        numbers = (*position.tolist(), *orientation.tolist(), *velocity.tolist())
+        if not all(map(math.isfinite, numbers)):
+            return "non-finite state"
+        px, py, pz, qx, qy, qz, qw, vx, vy, vz = numbers
+        norm2 = qx * qx + qy * qy + qz * qz + qw * qw
+        up_z = 1.0 - 2.0 * (qx * qx + qy * qy) / norm2 if norm2 > 0.0 else 1.0
+        if up_z < self._cos_tilt:
+            tilt = math.degrees(math.acos(max(-1.0, min(1.0, up_z))))
+            return f"flipped: tilt {tilt:.0f} deg > {math.degrees(self.params.tilt_limit_rad):.0f} deg"
+        speed2 = vx * vx + vy * vy + vz * vz
+        if touching_ground and speed2 > self._ground_speed2:
+            return f"hit the ground at {math.sqrt(speed2):.2f} m/s (> {self.params.ground_speed_mps:g} m/s)"
+        for value, (low, high) in zip((px, py, pz), self._bounds):
+            if not low <= value <= high:
+                return f"left the world at ({px:.2f}, {py:.2f}, {pz:.2f}) m"
+        return None
 
 
 def crash_reason(
@@ -61,24 +98,4 @@ def crash_reason(
     touching_ground: bool = False,
 ) -> str | None:
     """Why this true state is a crash (see the module doc), or None. ``geofence`` has ``min_m``/``max_m`` (or None)."""
-    if not (np.all(np.isfinite(position)) and np.all(np.isfinite(orientation)) and np.all(np.isfinite(velocity))):
-        return "non-finite state"
-    tilt = tilt_rad(orientation)
-    if tilt > params.tilt_limit_rad:
-        return f"flipped: tilt {math.degrees(tilt):.0f} deg > {math.degrees(params.tilt_limit_rad):.0f} deg"
-    speed = float(np.linalg.norm(velocity))
-    if touching_ground and speed > params.ground_speed_mps:
-        return f"hit the ground at {speed:.2f} m/s (> {params.ground_speed_mps:g} m/s)"
-    margin = params.world_margin_m
-    if geofence is not None:
-        low = np.asarray(geofence.min_m, dtype=float) - margin
-        high = np.asarray(geofence.max_m, dtype=float) + margin
-    else:
-        extent = params.world_half_extent_m
-        low = np.array([-extent, -extent, -margin])
-        high = np.array([extent, extent, np.inf])
-    low[2] = min(low[2], -margin)  # below the ground by the margin, whatever the geofence's floor
-    if np.any(position < low) or np.any(position > high):
-        where = ", ".join(f"{v:.2f}" for v in position)
-        return f"left the world at ({where}) m"
-    return None
+    return CrashJudge(params, geofence)(np.asarray(position), np.asarray(orientation), np.asarray(velocity), touching_ground)

@@ -209,6 +209,21 @@ class DiffDriveWorld:
     def time_s(self) -> float:
         return self.steps * self.dt
 
+    @property
+    def position(self) -> np.ndarray:
+        """The base frame's origin after the last step (world frame, m); read-only use: it changes with the next step."""
+        return self._position
+
+    @property
+    def orientation(self) -> np.ndarray:
+        """The base's attitude after the last step, quaternion (x, y, z, w); read-only use."""
+        return self._orientation
+
+    @property
+    def velocity_world(self) -> np.ndarray:
+        """The base's velocity after the last step (world frame, m/s); read-only use."""
+        return self._velocity_world
+
     def set_scales(
         self,
         mass: float = 1.0,

@@ -140,6 +140,16 @@ class QuadrotorBody:
         return self._position
 
     @property
+    def orientation(self) -> np.ndarray:
+        """The attitude after the last step, quaternion (x, y, z, w); read-only use: it changes with the next step."""
+        return self._orientation
+
+    @property
+    def velocity_world(self) -> np.ndarray:
+        """The centre of mass's velocity after the last step (world frame, m/s); read-only use."""
+        return self._velocity_world
+
+    @property
     def body_radius_m(self) -> float:
         """Radius of a sphere about the centre of mass that holds the airframe and propellers."""
         params = self.robot.quadrotor
