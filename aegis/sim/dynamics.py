@@ -139,5 +139,9 @@ def plant_overrides(config: Any, dynamics: str | Path | None) -> list[str]:
         return []
     path = resolve_dynamics(dynamics).resolve()
     load_dynamics(path)
-    plant = next(iter(config.nodes))  # the simulator is listed first
+    plant, node = next(iter(config.nodes.items()))  # the simulator is listed first
+    from aegis.registry import node_class
+
+    if "dynamics" not in node_class(node.type).Params.model_fields:
+        raise ConfigError(f"--dynamics {dynamics}: the plant {plant!r} ({node.type}) takes no dynamics perturbations")
     return [f"nodes.{plant}.params.dynamics={path}"]

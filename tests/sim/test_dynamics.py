@@ -74,6 +74,8 @@ def test_cli_refuses_a_bad_set_or_file_in_one_line(tmp_path: Path, capsys: pytes
     assert "did you mean slow_motors?" in capsys.readouterr().err
     assert main(["train", str(REPO / "hw_configs" / "quadrotor_mpc_sim.yaml"), "--out", str(tmp_path / "p.onnx"), "--dynamics", str(bad)]) == 2
     assert f"{bad}: latency_s: unknown key" in capsys.readouterr().err
+    assert main(["sim", "point_mass_sim", "--dynamics", "heavy", "--out", str(tmp_path / "b")]) == 2
+    assert "the plant 'plant' (double_integrator) takes no dynamics perturbations" in capsys.readouterr().err
 
 
 def test_a_ground_robot_refuses_what_it_has_no_meaning_for(tmp_path: Path) -> None:
