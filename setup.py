@@ -60,6 +60,7 @@ def data_files() -> list[tuple[str, list[str]]]:
         (f"{share}/launch", sorted(glob("launch/*.launch.py"))),
         (f"{share}/hw_configs", sorted(glob("hw_configs/*.yaml"))),
         (f"{share}/scenarios", sorted(glob("scenarios/*.yaml"))),
+        (f"{share}/dynamics", sorted(glob("dynamics/*.yaml"))),
     ]
     models = sorted(p for p in glob("models/**/*", recursive=True) if not p.endswith("/") and "." in p.rsplit("/", 1)[-1])
     if models:

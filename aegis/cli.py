@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
     sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
+    add_dynamics_option(sim)
     _add_policy_options(sim)
     sim.add_argument(
         "--expert", metavar="NODE_TYPE", default=None,
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
+    add_dynamics_option(evaluate)
     _add_policy_options(evaluate)
     _add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
     judge.add_argument("--mapping", type=Path, default=None, help="contract mapping file of the float model")
     judge.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the judgement as JSON")
+    add_dynamics_option(judge)
     judge.set_defaults(handler=_cmd_model_judge)
 
     doctor = sub.add_parser(
@@ -277,6 +280,22 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_dynamics_option(parser: argparse.ArgumentParser) -> None:
+    """``--dynamics NAME|FILE``: a dynamics perturbation of the simulated plant (aegis.sim.dynamics)."""
+    parser.add_argument(
+        "--dynamics", default=None, metavar="NAME|FILE",
+        help="perturb the simulated plant (mass, motors, latency, noise; aegis.sim.dynamics): a shipped set "
+        "(nominal, light, heavy, slow_motors, latency_10ms, noisy, combined, random) or a file; drawn per seed",
+    )
+
+
+def dynamics_overrides(config, dynamics: str | None) -> list[str]:
+    """The override giving the plant (the config's first node) ``dynamics``; ConfigError naming a bad set, file or key."""
+    from aegis.sim.dynamics import plant_overrides
+
+    return plant_overrides(config, dynamics)
+
+
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy", type=Path, default=None, metavar="FILE",
@@ -305,6 +324,7 @@ def _load_plan(args: argparse.Namespace) -> LaunchPlan:
         overrides.append(f"nodes.{plant}.params.gui=true")
     if getattr(args, "no_filter", False):
         overrides += bypass_overrides(config)
+    overrides += dynamics_overrides(config, getattr(args, "dynamics", None))
     args.base_overrides = list(overrides)  # without --policy: what the expert runs with
     if getattr(args, "policy", None) is not None:
         overrides += _policy_overrides(config, args)
@@ -417,14 +437,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _load_plan(args)  # validates config, overrides and scenario before any worker starts
     campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
     workers = min(args.workers or os.cpu_count() or 1, args.episodes)
-    columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[collisions]} collisions"), TimeRemainingColumn())
+    columns = (
+        TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[collisions]} collisions, {task.fields[crashes]} crashes"), TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("eval", total=args.episodes, collisions=0)
-        seen = {"collisions": 0}
+        task = progress.add_task("eval", total=args.episodes, collisions=0, crashes=0)
+        seen = {"collisions": 0, "crashes": 0}
 
         def advance(row: dict) -> None:
             seen["collisions"] += row["collisions"]
-            progress.update(task, advance=1, collisions=seen["collisions"])
+            seen["crashes"] += row["crashes"]
+            progress.update(task, advance=1, collisions=seen["collisions"], crashes=seen["crashes"])
 
         result = run_campaign(campaign, workers=workers, on_episode=advance)
     print_campaign(result)
@@ -442,6 +466,8 @@ def print_campaign(result: dict) -> None:
     table.add_column("value", justify="right")
     table.add_row("success rate", f"{agg['success_rate'] * 100:.1f} %")
     table.add_row("collisions (total / episodes with one)", f"{agg['collisions']} / {agg['episodes_with_collision']}")
+    table.add_row("crashes", str(agg["crashes"]))
+    table.add_row("outcomes", ", ".join(f"{name} {count}" for name, count in agg["outcomes"].items() if count) or "-")
     if agg["min_clearance_m"] is not None:
         table.add_row("min clearance (worst episode)", f"{agg['min_clearance_m']:.3f} m")
     if agg["tracking_rmse_m"] is not None:
@@ -528,7 +554,10 @@ def _cmd_model_judge(args: argparse.Namespace) -> int:
     workers = min(args.workers or os.cpu_count() or 1, args.episodes)
     try:
         config = _policy_config_path(args.config, args.float_model, args.mapping)
-        result = judge_quantized(config, args.float_model, args.quantized_model, args.episodes, args.seed, args.duration, workers, args.mapping)
+        overrides = dynamics_overrides(load_config(config), args.dynamics)
+        result = judge_quantized(
+            config, args.float_model, args.quantized_model, args.episodes, args.seed, args.duration, workers, args.mapping, overrides
+        )
     except ContractError as exc:
         raise UsageError(str(exc)) from None
     print_judgement(result)
@@ -549,6 +578,7 @@ def print_judgement(result: dict) -> None:
     float_agg, quant_agg = result["float"], result["quantized"]
     table.add_row("success rate", *(f"{a['success_rate'] * 100:.1f} %" for a in (float_agg, quant_agg)))
     table.add_row("collisions (total / episodes with one)", *(f"{a['collisions']} / {a['episodes_with_collision']}" for a in (float_agg, quant_agg)))
+    table.add_row("crashes", *(str(a["crashes"]) for a in (float_agg, quant_agg)))
     if float_agg["tracking_rmse_m"] is not None:
         table.add_row("tracking RMSE mean / worst", *(f"{a['tracking_rmse_m']['mean'] * 100:.2f} / {a['tracking_rmse_m']['max'] * 100:.2f} cm" for a in (float_agg, quant_agg)))
     if float_agg["safety_filter"]:

@@ -2,9 +2,13 @@
 
 Each episode is the config's plan run in lockstep with the plant's randomisation switched on and
 its own seed (``seed + episode``), in a worker process that owns its own PyBullet client. No bag
-and no plot are written; the rows carry the same numbers `aegis sim` reports. An episode
-succeeds when the robot touched no obstacle, stayed inside the scenario's geofence, and ended
-within the goal's tolerance when the scenario has a goal.
+and no plot are written; the rows carry the same numbers `aegis sim` reports, measured from the
+simulator's ground truth (aegis.episode). An episode succeeds when the robot did not crash,
+touched no obstacle, stayed inside the scenario's geofence, and ended within the goal's tolerance
+when the scenario has a goal; each row's ``outcome`` names the first of these that failed
+(aegis.episode.OUTCOMES), and the aggregate counts them. With ``dynamics`` (a dynamics file,
+aegis.sim.dynamics) every episode also draws the plant's perturbations from its seed; a row's
+``dynamics`` holds what was drawn, beside the scenario's ``randomization``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
-from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series
+from aegis.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.launch_plan import LaunchPlan, make_plan
 
 
@@ -52,8 +56,12 @@ def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | N
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
     metrics = episode_metrics(series, plant_metrics)
     row = {"episode": episode, "seed": seed, **metrics, **episode_outcome(scenario, series), "randomization": randomization}
+    if run.dynamics:
+        row["dynamics"] = run.dynamics
+    row["duration_s"] = stats.sim_time_s
     row["real_time_factor"] = stats.real_time_factor
-    row["success"] = row["collisions"] == 0 and row["inside_geofence"] is not False and row["goal_reached"] is not False
+    row["outcome"] = outcome_of(row)
+    row["success"] = row["outcome"] == "success"
     return row
 
 
@@ -92,7 +100,7 @@ def run_campaign(
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Success rate, collision count, worst clearance, RMSE statistics over a campaign's rows."""
+    """Success rate, collision and crash counts, episodes per outcome, worst clearance, RMSE statistics over a campaign's rows."""
 
     def values(key: str) -> np.ndarray:
         return np.array([row[key] for row in rows if row[key] is not None], dtype=float)
@@ -106,6 +114,8 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "success_rate": float(np.mean([row["success"] for row in rows])) if rows else None,
         "collisions": int(sum(row["collisions"] for row in rows)),
         "episodes_with_collision": int(sum(row["collisions"] > 0 for row in rows)),
+        "crashes": int(sum(row.get("crashes", 0) for row in rows)),
+        "outcomes": {outcome: sum(row.get("outcome") == outcome for row in rows) for outcome in OUTCOMES},
         "min_clearance_m": float(clearance.min()) if clearance.size else None,
         "tracking_rmse_m": {"mean": float(rmse.mean()), "max": float(rmse.max())} if rmse.size else None,
         "command_timeouts": int(sum(row.get("command_timeouts", 0) for row in rows)),

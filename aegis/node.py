@@ -81,6 +81,21 @@ class Received(Generic[M]):
     stale: bool
 
 
+class EndRun(Exception):
+    """Raised by a node's ``step`` to end the run there (a simulator whose robot crashed): the referee's whistle.
+
+    ``outputs`` are the step's outputs, published before the run stops (the state the run ended
+    in, for instance); ``reason`` says why, in words. An executor that runs nodes on a clock ends
+    the run at that instant and reports who ended it and why (lockstep: ``RunStats.ended_by``,
+    ``end_reason``); the node's counters say the rest.
+    """
+
+    def __init__(self, reason: str, outputs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.outputs: Mapping[str, Any] = outputs or {}
+
+
 class NodeParams(BaseModel):
     """Base of every node's typed parameters: unknown keys are refused, values are validated."""
 
@@ -153,7 +168,8 @@ class Node:
 
         Each input is a ``Received`` or None; a ``many`` input is a tuple of them, one per topic.
         Returns a mapping from output port name to message (for a ``many`` output, a sequence of
-        messages or None, one per topic); a port left out publishes nothing this step.
+        messages or None, one per topic); a port left out publishes nothing this step. Raising
+        :class:`EndRun` (with this step's outputs) ends the run at ``now``.
         """
         raise NotImplementedError
 

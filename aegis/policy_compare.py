@@ -59,6 +59,8 @@ ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("tracking RMSE", "tracking_rmse_m", _cm),
     ("tracking max error", "tracking_max_m", _cm),
     ("collisions", "collisions", str),
+    ("crashes", "crashes", _number("d")),
+    ("outcome", "outcome", lambda v: "-" if v is None else str(v)),
     ("min clearance (m)", "min_clearance_m", _number(".3f")),
     ("goal reached", "goal_reached", lambda v: "-" if v is None else ("yes" if v else "no")),
     ("final distance to goal (m)", "final_goal_distance_m", _number(".3f")),

@@ -9,6 +9,7 @@ each action element (physical units) is reported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,20 @@ def judge_quantized(
     duration_s: float | None = None,
     workers: int = 1,
     mapping: Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Closed-loop numbers of both models on the same episodes, their paired differences, and the action difference."""
+    """Closed-loop numbers of both models on the same episodes, their paired differences, and the action difference.
+
+    ``overrides`` apply to ``config`` for both models (e.g. a dynamics perturbation of the plant)."""
     from aegis.inference.contract import read_contract
 
     contracts = [read_contract(float_model, mapping), read_contract(quantized)]
     differing = [key for key in _SAME if getattr(contracts[0], key) != getattr(contracts[1], key)]
     if differing:
         raise ConfigError(f"{quantized}: its contract differs from {float_model}'s in {', '.join(differing)}: not a quantization of it")
-    campaigns = [policy_campaign(config, model, episodes, seed, duration_s, m) for model, m in ((float_model, mapping), (quantized, None))]
+    campaigns = [
+        policy_campaign(config, model, episodes, seed, duration_s, m, overrides) for model, m in ((float_model, mapping), (quantized, None))
+    ]
     results = [run_campaign(campaign, workers=workers) for campaign in campaigns]
     rows = []
     for f, q in zip(results[0]["episodes"], results[1]["episodes"]):
@@ -62,6 +68,7 @@ def judge_quantized(
             "float_rmse_m": f["tracking_rmse_m"], "quantized_rmse_m": q["tracking_rmse_m"],
             "rmse_difference_m": q["tracking_rmse_m"] - f["tracking_rmse_m"] if both else None,
             "float_collisions": f["collisions"], "quantized_collisions": q["collisions"],
+            "float_crashes": f["crashes"], "quantized_crashes": q["crashes"],
             "float_success": f["success"], "quantized_success": q["success"],
         })  # fmt: skip
     observations = record_policy_inputs(campaigns[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aegis.bag import BagRecorder
-from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series
+from aegis.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.executors.lockstep import LockstepExecutor, RunStats
 from aegis.launch_plan import LaunchPlan
 
@@ -64,6 +64,7 @@ def run_sim(
         "seed": seed,
         **episode_metrics(series, plant_metrics),
         **episode_outcome(scenario, series),
+        **({"dynamics": run.dynamics} if run.dynamics else {}),
         **run_numbers(plan, stats),
         "final_states": {
             topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
@@ -71,6 +72,7 @@ def run_sim(
         },
         "bag": str(bag_path),
     }
+    summary["outcome"] = outcome_of(summary)
     if plot:
         from aegis.plot import plot_episode
 
@@ -92,13 +94,15 @@ class PlanRun:
     """What a lockstep run of a plan leaves once its nodes are closed: timing, each node's counters, the plant's state.
 
     ``obstacles`` is the plant's (the first node's) obstacle list, None when it has none;
-    ``randomization`` what the plant drew for this episode (empty when it draws nothing).
+    ``randomization`` what the plant drew for this episode from its scenario (empty when it draws nothing),
+    ``dynamics`` what it drew from its dynamics file (aegis.sim.dynamics; empty without one).
     """
 
     stats: RunStats
     node_metrics: list[dict[str, Any]]
     obstacles: Any
     randomization: dict[str, Any]
+    dynamics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -126,11 +130,12 @@ def run_plan(
         node_metrics = [node.metrics() if hasattr(node, "metrics") else {} for node in nodes]
         obstacles = getattr(nodes[0], "obstacles", None)
         randomization = dict(getattr(nodes[0], "randomization", {}))
+        dynamics = dict(getattr(nodes[0], "dynamics_drawn", {}))
     finally:
         for node in nodes:
             if hasattr(node, "close"):
                 node.close()
-    return PlanRun(stats, node_metrics, obstacles, randomization)
+    return PlanRun(stats, node_metrics, obstacles, randomization, dynamics)
 
 
 def record_run(plan: LaunchPlan, log: Any, duration_s: float, seed: int, out_dir: Path, show_progress: bool) -> tuple[PlanRun, Path]:
@@ -178,6 +183,13 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if summary["min_clearance_m"] is not None:
         table.add_row("min clearance", f"{summary['min_clearance_m']:.3f} m")
         table.add_row("collisions", str(summary["collisions"]))
+    if "crashes" in summary:
+        crashed = [name for name, row in summary.get("robots", {}).items() if row.get("crashes")]  # a swarm's
+        reason = summary.get("crash_reason") or "; ".join(f"{name}: {summary['robots'][name]['crash_reason']}" for name in crashed)
+        crash = f" ({reason} at {summary['crash_time_s']:.2f} s)" if reason else ""
+        table.add_row("crashes", f"{summary['crashes']}{crash}")
+    if "outcome" in summary:
+        table.add_row("outcome", summary["outcome"])
     if "filter_interventions" in summary:
         min_barrier = summary["min_barrier"]
         table.add_row("safety filter: interventions / fallbacks", f"{summary['filter_interventions']} / {summary['fallbacks']} ticks")

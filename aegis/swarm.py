@@ -4,9 +4,9 @@ A plan is a swarm when its plant (the first node) publishes odometry on a many p
 per robot (``swarm_sim_bridge``). A node belongs to robot ``k`` when its ``state`` input reads
 robot ``k``'s odometry topic: that is how each robot's controller, safety filter and attitude loop
 are found, with no naming convention. A :class:`SwarmLog` listens to a run and keeps, per robot,
-what aegis.episode keeps for one robot (odometry, the reference its nodes publish, its filter's
-lowest barrier per tick), so each robot's tracking and clearance are measured exactly as in a
-one-robot run; :func:`swarm_metrics` adds what only a swarm has (inter-robot distance and
+what aegis.episode keeps for one robot (its true state from the plant's ``truth`` topics, or its
+odometry when the plant lists none; the reference its nodes publish; its filter's lowest barrier
+per tick), so each robot's tracking and clearance are measured exactly as in a one-robot run; :func:`swarm_metrics` adds what only a swarm has (inter-robot distance and
 collisions, from the plant) and totals over the robots.
 """
 
@@ -23,6 +23,7 @@ from aegis.msgs import RobotState, SafetyFilterReport
 from aegis.node import port_topics
 
 STATE_PORT = "state"
+TRUTH_PORT = "truth"
 REFERENCE_PORT = "reference"
 
 
@@ -35,6 +36,13 @@ class SwarmLayout:
     node_indices: tuple[tuple[int, ...], ...]
     reference_topics: tuple[frozenset[str], ...]
     report_topics: tuple[frozenset[str], ...]
+    truth_topics: tuple[str, ...] = ()
+    """Each robot's ground-truth topic (the plant's ``truth`` port), in the same order; empty when it has none."""
+
+    @property
+    def measured_topics(self) -> tuple[str, ...]:
+        """What each robot's numbers are measured from: its ground truth when the plant publishes it, else its odometry."""
+        return self.truth_topics or self.state_topics
 
 
 def swarm_layout(plan: LaunchPlan) -> SwarmLayout | None:
@@ -64,7 +72,9 @@ def swarm_layout(plan: LaunchPlan) -> SwarmLayout | None:
                 for topic in port_topics(topics)
             )
         )
-    return SwarmLayout(names, state_topics, tuple(tuple(m) for m in members), tuple(references), tuple(reports))
+    truth = plant.outputs.get(TRUTH_PORT)
+    truth_topics = tuple(truth) if isinstance(truth, tuple) and len(truth) == len(state_topics) else ()
+    return SwarmLayout(names, state_topics, tuple(tuple(m) for m in members), tuple(references), tuple(reports), truth_topics)
 
 
 class RobotRecord:
@@ -85,7 +95,7 @@ class SwarmLog:
         self.records = {name: RobotRecord() for name in layout.names}
         self.final_states: dict[str, RobotState] = {}
         self._routes: dict[str, tuple[RobotRecord, str]] = {}
-        for name, state, references, reports in zip(layout.names, layout.state_topics, layout.reference_topics, layout.report_topics):
+        for name, state, references, reports in zip(layout.names, layout.measured_topics, layout.reference_topics, layout.report_topics):
             record = self.records[name]
             self._routes[state] = (record, "state")
             self._routes.update({topic: (record, "reference") for topic in references})
@@ -162,6 +172,8 @@ def swarm_metrics(
         "tracking_max_m": float(errors.max()) if errors.size else None,
         "goals_reached": sum(goals) if goals else None,
         "command_timeouts": int(plant.get("command_timeouts", 0)),
+        "crashes": int(plant.get("crashes", 0)),
+        "crash_time_s": plant.get("crash_time_s"),
     }
     if filtered:
         barriers = [row["min_barrier"] for row in filtered if row["min_barrier"] is not None]

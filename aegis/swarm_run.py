@@ -47,7 +47,7 @@ def run_swarm_sim(
         "final_states": {
             topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
             for topic, state in log.final_states.items()
-            if topic in layout.state_topics
+            if topic in layout.state_topics or topic in layout.truth_topics
         },
         "bag": str(bag_path),
     }

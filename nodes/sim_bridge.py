@@ -13,6 +13,19 @@ and impulses every step, and, with ``randomize``, draws the scenario's randomisa
 ``reset(seed)`` (the controllers keep the nominal model: that is the mismatch). It counts
 collisions: each time the robot starts touching an obstacle.
 
+It is also the referee. Beside what the robot senses (``state`` on /odom: noisy, late) it
+publishes the exact state on ``truth`` (/sim/ground_truth: no noise, no latency, at the sensor
+rate, like Gazebo's ground-truth plugin), which evaluations measure from and no controller may
+read. After every physics step it judges the true state (aegis.sim.crash): a flip, a hard ground
+contact, a non-finite state or leaving the world is a crash, counted in ``crashes`` with its
+``crash_reason``, and the run ends there (:class:`~aegis.node.EndRun`).
+
+With ``dynamics`` (a file, aegis.sim.dynamics: ``aegis sim|eval --dynamics``), the plant's mass,
+inertia, motor lag, rotor coefficients, drag, latencies and noise are perturbed from the nominal
+robot, drawn at every ``reset(seed)`` and combined with the scenario's randomisation as that
+module says. ``actuation_latency_s`` delays every command before it reaches the actuators, in
+whole physics steps (``round(latency * rate_hz)``), on top of the one step every command waits.
+
 Command safety is the subclass's: :class:`SimBridge` (quadrotor) holds a fresh rotor-speed
 command up to the port's staleness bound and then cuts the motors; :class:`DiffDriveSimBridge`
 (ground robot) holds fresh wheel speeds as long and then brakes (see their docstrings).
@@ -32,9 +45,12 @@ from pydantic import Field, field_validator
 from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
 from aegis.msgs import Image, ImuSample, LaserScan, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
 from aegis.sim.command_hold import CommandHold
+from aegis.sim.command_delay import CommandDelay
+from aegis.sim.crash import CrashJudge, CrashParams
 from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, noisy_imu, noisy_state
 from aegis.sim.sensors import decimation as sensor_decimation
-from aegis.node import Node, NodeParams, Port, Received
+from aegis.sim.sensors.noise import NOMINAL_NOISE
+from aegis.node import EndRun, Node, NodeParams, Port, Received
 
 Vector3 = tuple[float, float, float]
 COMMAND_TIMEOUT_S = 0.1
@@ -60,10 +76,20 @@ class SimBridgeParams(NodeParams):
         "list when it has none, so a safety filter knows there are none); keep the period within the filter's "
         "safety.stale_input_timeout_s",
     )
-    noise: NoiseParams = Field(NoiseParams(), description="white noise on odometry and IMU (0: exact)")
+    noise: NoiseParams | Literal["nominal"] = Field(
+        NoiseParams(),
+        description="white noise on odometry and IMU (0: exact); nominal: the robot kind's realistic figures (aegis.sim.sensors.noise)",
+    )
     latency_s: Annotated[float, Field(ge=0)] = Field(
         0.0, description="sensing latency: every sensor message is published this long after it was measured (s)"
     )
+    actuation_latency_s: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="actuation latency: every command reaches the actuators this much later (s, in whole physics steps)"
+    )
+    dynamics: Path | None = Field(
+        None, description="dynamics perturbations file (aegis.sim.dynamics; `--dynamics NAME|FILE`), drawn at every reset(seed)"
+    )
+    crash: CrashParams = Field(CrashParams(), description="when the run is a crash and ends (aegis.sim.crash)")
     lidar: LidarParams | None = Field(None, description="a 2-D lidar on /scan (none by default)")
     camera: CameraParams | None = Field(None, description="an RGB-D camera on /camera/* (none by default)")
 
@@ -80,8 +106,27 @@ class SimBridgeParams(NodeParams):
                 )
         return scenario
 
+    @field_validator("dynamics")
+    @classmethod
+    def _dynamics_loads(cls, dynamics: Path | None) -> Path | None:
+        if dynamics is not None:
+            from aegis.sim.dynamics import load_dynamics
+
+            load_dynamics(dynamics)  # a bad file is refused here, naming the file and the key
+        return dynamics
+
+    def noise_params(self) -> NoiseParams:
+        """The noise model: the configured figures, or the robot kind's nominal ones."""
+        return NOMINAL_NOISE[self.robot.kind] if self.noise == "nominal" else self.noise
+
 
 OBSTACLES_PORT = Port("obstacles", Obstacles, "/obstacles", description="the obstacles as they are (ground-truth perception)")
+TRUTH_PORT = Port(
+    "truth",
+    RobotState,
+    "/sim/ground_truth",
+    description="the exact state (no noise, no latency) at the sensor rate: the referee's, for evaluation; no controller reads it",
+)
 SENSOR_PORTS = (
     Port("scan", LaserScan, "/scan", description="2-D lidar (when configured)"),
     Port("rgb", Image, "/camera/image_raw", description="camera colour image, rgb8 (when configured)"),
@@ -101,6 +146,8 @@ class SimBridgeBase(Node):
     Params: ClassVar[type[SimBridgeParams]] = SimBridgeParams
     command_size: ClassVar[int]
     """How many actuator speeds the ``command`` input carries (4 rotors, 2 wheels)."""
+    dynamics_scales: ClassVar[dict[str, str]] = {"torque_coeff_scale": "torque", "motor_time_constant_scale": "motor_time_constant"}
+    """Dynamics-file scales (aegis.sim.dynamics) beyond mass and inertia -> the world's ``set_scales`` keyword for each."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,9 +166,21 @@ class SimBridgeBase(Node):
         self._camera_every = sensor_decimation(p.camera.rate_hz, self.rate_hz, "camera") if p.camera else 0
         self._lidar: Lidar2D | None = None
         self._camera: Camera | None = None
-        self._noise = p.noise
+        self._noise = p.noise_params()
         self._noisy = False
         self._delay: DelayLine = DelayLine(p.latency_s)
+        self._actuation = CommandDelay(0)
+        self.dynamics = None
+        if p.dynamics is not None:
+            from aegis.sim.dynamics import load_dynamics
+
+            self.dynamics = load_dynamics(p.dynamics)
+        self.dynamics_drawn: dict[str, Any] = {}
+        """What reset drew from the dynamics file: its name (``set``) and one value per parameter; empty without one."""
+        self.crashes = 0
+        self.crash_reason: str | None = None
+        self.crash_time_s: float | None = None
+        self._judge = CrashJudge(p.crash, self.scenario.geofence if self.scenario is not None else None)
         self._sensor_rng = np.random.default_rng()
         self._tick = 0
         self.collisions = 0
@@ -168,17 +227,32 @@ class SimBridgeBase(Node):
         if self._obstacles is not None:
             self._obstacles.move(self.obstacles)
         r = self.randomization
-        self._noise = p.noise.scaled(r.get("sensor_noise_scale", 1.0))
+        d = self.dynamics.draw(seed) if self.dynamics is not None else {}
+        self.dynamics_drawn = {"set": p.dynamics.stem, **d} if p.dynamics is not None else {}
+        self._noise = p.noise_params().scaled(r.get("sensor_noise_scale", 1.0) * d.get("sensor_noise_scale", 1.0))
         self._noisy = any(std > 0.0 for std in self._noise.model_dump().values())  # exact sensing draws nothing
-        self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0))
+        self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0) + d.get("sensing_latency_s", 0.0))
         self._sensor_rng = np.random.default_rng(None if seed is None else [seed, 1])  # its own stream
-        self.world.set_scales(
-            r.get("mass_scale", 1.0), r.get("inertia_scale", 1.0), r.get("motor_constant_scale", 1.0), r.get("friction_scale", 1.0)
-        )
+        self._set_scales(r, d)
+        actuation_s = p.actuation_latency_s + d.get("actuation_latency_s", 0.0)
+        self._actuation = CommandDelay(round(actuation_s * self.rate_hz))
         self._place(position, yaw)
         self._tick = 0
         self.collisions = 0
         self._touching = frozenset()
+        self.crashes = 0
+        self.crash_reason = None
+        self.crash_time_s = None
+
+    def _set_scales(self, r: Mapping[str, float], d: Mapping[str, float]) -> None:
+        """The world's physical scales: the scenario's draw ``r`` times the dynamics draw ``d`` (see aegis.sim.dynamics)."""
+        self.world.set_scales(
+            r.get("mass_scale", 1.0) * d.get("mass_scale", 1.0),
+            r.get("inertia_scale", 1.0) * d.get("inertia_scale", 1.0),
+            r.get("motor_constant_scale", 1.0),
+            r.get("friction_scale", 1.0),
+            **{keyword: d.get(key, 1.0) for key, keyword in self.dynamics_scales.items()},
+        )
 
     def close(self) -> None:
         """Release the PyBullet client."""
@@ -194,7 +268,13 @@ class SimBridgeBase(Node):
             from aegis.scenario import obstacles_msg
 
             outputs["obstacles"] = obstacles_msg(self.obstacles, stamp=now)
-        command = self._command_for(now, inputs)
+        reason = self._crash_check()
+        if reason is not None:  # judged on the state at ``now``, which ``truth`` carries
+            self.crashes, self.crash_reason, self.crash_time_s = 1, reason, now
+            if "truth" not in outputs and np.all(np.isfinite(self.world.position)):
+                outputs["truth"] = self._truth(now)
+            raise EndRun(f"{self.name}: crash: {reason}", outputs)
+        command = self._actuation.delayed(self._command_for(now, inputs))
         wind, force = self._disturbances(now)
         self.world.step(command, wind, force)
         self._tick += 1
@@ -206,6 +286,9 @@ class SimBridgeBase(Node):
         """The plant-side numbers of a run, for its summary."""
         return {
             "collisions": self.collisions,
+            "crashes": self.crashes,
+            "crash_reason": self.crash_reason,
+            "crash_time_s": self.crash_time_s,
             "command_timeouts": self.command_timeouts,
             "body_radius_m": self.world.body_radius_m if self.world else None,
         }
@@ -216,8 +299,22 @@ class SimBridgeBase(Node):
         return self._hold.timeouts
 
     def _start_command(self, speeds: float) -> None:
-        """At reset: the initial actuator speeds count as a command given at t = 0."""
+        """At reset: the initial actuator speeds count as a command given at t = 0 (and fill the actuation delay)."""
         self._hold.start(speeds)
+        self._actuation.fill(np.full(self.command_size, float(speeds)))
+
+    def _truth(self, now: float) -> RobotState:
+        """The exact state at ``now``, as odometry has it (twist in the body frame)."""
+        return self._sense(now)["state"]
+
+    def _touching_ground(self) -> bool:
+        """Whether the robot touches the ground plane in a way that can be a crash (a flying robot's hook)."""
+        return False
+
+    def _crash_check(self) -> str | None:
+        """Why the true state now is a crash, or None (aegis.sim.crash)."""
+        world = self.world
+        return self._judge(world.position, world.orientation, world.velocity_world, self._touching_ground())
 
     def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """Hold a fresh command (non-finite speeds count as zero); past the port's bound, cut to zero once and count it."""
@@ -228,8 +325,10 @@ class SimBridgeBase(Node):
         """This tick's sensor outputs: measurements (each sensor at its own rate, with noise) that have waited out the latency."""
         tick = self._tick
         measured: dict[str, Any] = {}
+        truth = None
         if tick % self.params.sensor_decimation == 0:
             measured = self._sense(now)
+            truth = measured.get("state")  # exact: noise makes new messages
             if self._noisy and "state" in measured:
                 measured["state"] = noisy_state(measured["state"], self._noise, self._sensor_rng)
             if self._noisy and "imu" in measured:
@@ -240,11 +339,13 @@ class SimBridgeBase(Node):
         if self._camera is not None and tick % self._camera_every == 0:
             pose = self.world.state()
             measured.update(self._camera.capture(pose.position, pose.orientation, now))
-        if self._delay.latency_s == 0.0:
-            return measured
-        for item in measured.items():
-            self._delay.push(item, now)
-        return dict(self._delay.pop_ready(now))
+        if self._delay.latency_s != 0.0:
+            for item in measured.items():
+                self._delay.push(item, now)
+            measured = dict(self._delay.pop_ready(now))
+        if truth is not None:
+            measured["truth"] = truth  # the referee's: never late
+        return measured
 
     def _disturbances(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         return scenario_disturbances(self.scenario, now)
@@ -312,8 +413,9 @@ class SimBridge(SimBridgeBase):
         Port("command", MotorSpeeds, "/cmd_motors", max_age_s=COMMAND_TIMEOUT_S, description="rotor speed command (rad/s)"),
     )
     outputs = (
-        Port("state", RobotState, "/odom", description="ground-truth odometry (twist in the body frame)"),
+        Port("state", RobotState, "/odom", description="odometry (twist in the body frame), with the configured noise and latency"),
         Port("imu", ImuSample, "/imu", description="IMU at the centre of mass, body frame"),
+        TRUTH_PORT,
         OBSTACLES_PORT,
         *SENSOR_PORTS,
     )
@@ -321,6 +423,7 @@ class SimBridge(SimBridgeBase):
     default_rate_hz = 240.0
 
     command_size = 4
+    dynamics_scales = {**SimBridgeBase.dynamics_scales, "thrust_coeff_scale": "thrust", "drag_scale": "drag"}
 
     def _build_world(self) -> Any:
         from aegis.sim.pybullet_world import QuadrotorWorld
@@ -337,6 +440,15 @@ class SimBridge(SimBridgeBase):
         speed = self.world.model.hover_motor_speed if hover else 0.0
         self.world.reset(position, yaw, speed)
         self._start_command(speed)
+
+    def _touching_ground(self) -> bool:
+        """Whether the airframe touches the ground plane (checked only when it is low enough to)."""
+        world = self.world
+        if world.plane_id is None or world.position[2] > world.body_radius_m + 0.05:
+            return False
+        import pybullet
+
+        return bool(pybullet.getContactPoints(bodyA=world.body_id, bodyB=world.plane_id, physicsClientId=world.client))
 
     def _sense(self, now: float) -> dict[str, Any]:
         state = self.world.state()
@@ -375,6 +487,19 @@ class DiffDriveSimBridgeParams(SimBridgeParams):
             raise ValueError(f"diff_drive_sim_bridge simulates kind diff_drive, not {robot.kind!r}")
         return robot
 
+    @field_validator("dynamics")
+    @classmethod
+    def _ground_dynamics(cls, dynamics: Path | None) -> Path | None:
+        if dynamics is not None:
+            from aegis.sim.dynamics import load_dynamics
+
+            loaded = load_dynamics(dynamics)
+            for key in ("thrust_coeff_scale", "drag_scale"):
+                value = getattr(loaded, key)
+                if (value.low, value.high) != (1.0, 1.0):
+                    raise ValueError(f"{dynamics}: {key}: a ground robot has no {key.removesuffix('_scale')} to scale (leave it out)")
+        return dynamics
+
 
 class DiffDriveSimBridge(SimBridgeBase):
     """A differential-drive ground robot (a Husky by default) in PyBullet, commanded by (left, right) wheel speeds.
@@ -399,6 +524,7 @@ class DiffDriveSimBridge(SimBridgeBase):
     )
     outputs = (
         Port("state", RobotState, "/odom", description="odometry of the base (twist in the body frame)"),
+        TRUTH_PORT,
         OBSTACLES_PORT,
         *SENSOR_PORTS,
     )

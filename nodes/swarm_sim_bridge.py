@@ -22,6 +22,13 @@ each centre of mass, start overlapping: centres closer than twice that radius; e
 once per pair and once for each of its two robots) and the smallest centre-to-centre distance to
 any other robot. The bodies also collide physically: robots that meet bump and may fall.
 
+As ``sim_bridge`` does for one robot, it is also the referee: with ``truth`` topics listed (one
+per robot, in the same order; none listed: nothing published), each robot's exact state (no noise)
+goes out on them at the odometry rate, and evaluation measures from them; no controller may read
+them. After every physics step each robot's true state is judged (aegis.sim.crash: flip, hard
+ground contact, non-finite state, leaving the world); the first crash ends the run
+(:class:`~aegis.node.EndRun`) and is counted for its robot, with its reason.
+
 Not here (``sim_bridge`` has them for one robot): lidar, camera, IMU output, sensing latency and
 domain randomisation (``aegis eval`` needs the last, so it does not run swarm configs).
 """
@@ -38,9 +45,10 @@ from pydantic import Field, field_validator, model_validator
 
 from aegis.config import CRAZYFLIE_2X, RobotConfig
 from aegis.msgs import ImuSample, MotorSpeeds, RobotState
-from aegis.node import Node, NodeParams, Port, Received
+from aegis.node import EndRun, Node, NodeParams, Port, Received
 from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, scenario_disturbances
 from aegis.sim.command_hold import CommandHold
+from aegis.sim.crash import CrashJudge, CrashParams
 from aegis.sim.sensors import NoiseParams, noisy_state
 
 RobotName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
@@ -60,6 +68,7 @@ class SwarmSimBridgeParams(NodeParams):
         10.0, description="how often the obstacles are published on /obstacles (an empty list when there are none)"
     )
     noise: NoiseParams = Field(NoiseParams(), description="white noise on every robot's odometry (0: exact)")
+    crash: CrashParams = Field(CrashParams(), description="when a robot has crashed and the run ends (aegis.sim.crash)")
 
     @field_validator("robot")
     @classmethod
@@ -97,6 +106,10 @@ class SwarmSimBridge(Node):
     outputs = (
         Port("state", RobotState, (), many=True, one_per="robots", description="each robot's odometry (twist in its body frame)"),
         Port("imu", ImuSample, (), many=True, description="each robot's IMU at its centre of mass, body frame (ideal): none, or one topic per robot"),
+        Port(
+            "truth", RobotState, (), many=True,
+            description="each robot's exact state (no noise), one topic per robot or none: the referee's, no controller reads it",
+        ),
         OBSTACLES_PORT,
     )
     Params = SwarmSimBridgeParams
@@ -107,8 +120,16 @@ class SwarmSimBridge(Node):
         from aegis.scenario import load_scenario
 
         p = self.params
+        truth = self.topics["truth"]
+        if truth and len(truth) != len(p.robots):
+            raise ValueError(
+                f"node {self.name!r} (swarm_sim_bridge): port 'truth' needs none or {len(p.robots)} topics, one per entry of "
+                f"robots ({', '.join(p.robots)}), got {len(truth)}"
+            )
+        self._truth = bool(truth)
         self.scenario = load_scenario(p.scenario)
         self.tasks = [self.scenario.task(name) for name in p.robots]
+        self._judge_state = CrashJudge(p.crash, self.scenario.geofence)
         self.obstacles = self.scenario.obstacles
         self.world: Any = None  # built at the first reset
         self._spawned = None
@@ -128,6 +149,9 @@ class SwarmSimBridge(Node):
         self.inter_robot_collisions = [0] * count
         self.pair_collisions = 0
         self.min_distance = [math.inf] * count
+        self.crashes = [0] * count
+        self.crash_reasons: list[str | None] = [None] * count
+        self.crash_time_s: float | None = None
 
     def reset(self, seed: int | None = None) -> None:
         """Every robot back to its start, at rest (hovering if it starts in the air); counters to zero."""
@@ -157,6 +181,9 @@ class SwarmSimBridge(Node):
         self.inter_robot_collisions = [0] * count
         self.pair_collisions = 0
         self.min_distance = [math.inf] * count
+        self.crashes = [0] * count
+        self.crash_reasons = [None] * count
+        self.crash_time_s = None
         self._count_collisions()
 
     def close(self) -> None:
@@ -169,14 +196,19 @@ class SwarmSimBridge(Node):
         if self.world is None:
             self.reset()
         outputs: dict[str, Any] = {}
+        robots = range(len(self._holds))
         if self._tick % self.params.sensor_decimation == 0:
-            outputs["state"] = tuple(self._odometry(now, index) for index in range(len(self._holds)))
+            exact = [self._exact(now, index) for index in robots]
+            outputs["state"] = tuple(self._noisy_state(msg) for msg in exact)
+            if self._truth:
+                outputs["truth"] = tuple(exact)
             if self._imu_wired:
-                outputs["imu"] = tuple(self._imu(now, index) for index in range(len(self._holds)))
+                outputs["imu"] = tuple(self._imu(now, index) for index in robots)
         if self._tick % self._obstacles_every == 0:  # none is news too: a filter waits for its obstacles
             from aegis.scenario import obstacles_msg
 
             outputs["obstacles"] = obstacles_msg(self.obstacles, stamp=now)
+        self._judge(now, outputs)
         received: tuple[Received | None, ...] = inputs.get("command") or (None,) * len(self._holds)
         commands = [hold.update(now, one) for hold, one in zip(self._holds, received)]
         wind, force = scenario_disturbances(self.scenario, now)
@@ -194,6 +226,8 @@ class SwarmSimBridge(Node):
                 "inter_robot_collisions": self.inter_robot_collisions[i],
                 "min_inter_robot_distance_m": _finite_or_none(self.min_distance[i]),
                 "command_timeouts": self._holds[i].timeouts,
+                "crashes": self.crashes[i],
+                "crash_reason": self.crash_reasons[i],
             }
             for i, name in enumerate(self.params.robots)
         }
@@ -204,13 +238,16 @@ class SwarmSimBridge(Node):
             "inter_robot_collisions": self.pair_collisions,
             "min_inter_robot_distance_m": _finite_or_none(min(self.min_distance)),
             "command_timeouts": sum(hold.timeouts for hold in self._holds),
+            "crashes": sum(self.crashes),
+            "crash_time_s": self.crash_time_s,
             "body_radius_m": self.world.body_radius_m if self.world else None,
             "robots": robots,
         }
 
-    def _odometry(self, now: float, index: int) -> RobotState:
+    def _exact(self, now: float, index: int) -> RobotState:
+        """Robot ``index``'s exact state at ``now``, as odometry has it (twist in its body frame)."""
         state = self.world.bodies[index].state()
-        msg = RobotState(
+        return RobotState(
             stamp=now,
             frame_id="odom",
             child_frame_id=self._frames[index],
@@ -219,6 +256,8 @@ class SwarmSimBridge(Node):
             linear_velocity=state.velocity_body,
             angular_velocity=state.body_rates,
         )
+
+    def _noisy_state(self, msg: RobotState) -> RobotState:
         return noisy_state(msg, self.params.noise, self._rng) if self._noisy else msg
 
     def _imu(self, now: float, index: int) -> ImuSample:
@@ -227,6 +266,24 @@ class SwarmSimBridge(Node):
             stamp=now, frame_id=self._frames[index], orientation=state.orientation,
             angular_velocity=state.body_rates, linear_acceleration=state.specific_force_body,
         )
+
+    def _judge(self, now: float, outputs: dict[str, Any]) -> None:
+        """End the run (EndRun, with this tick's outputs and every robot's truth) at the first robot that crashed."""
+        import pybullet
+
+        world = self.world
+        for index, body in enumerate(world.bodies):
+            position = body.position
+            low = world.plane_id is not None and position[2] <= world.body_radius_m + 0.05
+            touching = low and bool(
+                pybullet.getContactPoints(bodyA=body.body_id, bodyB=world.plane_id, physicsClientId=world.client)
+            )
+            reason = self._judge_state(position, body.orientation, body.velocity_world, touching)
+            if reason is not None:
+                self.crashes[index], self.crash_reasons[index], self.crash_time_s = 1, reason, now
+                if self._truth and "truth" not in outputs:
+                    outputs["truth"] = tuple(self._exact(now, k) for k in range(len(world.bodies)))
+                raise EndRun(f"{self.name}: {self.params.robots[index]} crashed: {reason}", outputs)
 
     def _count_collisions(self) -> None:
         """Obstacle contacts and bounding-sphere overlaps that started this step; the closest approach so far."""

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 # What a source checkout of the package holds (no .venv, build/, install/, tests/).
 PACKAGE_ITEMS = (
     "package.xml", "setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
-    "resource", "aegis", "controllers", "nodes", "launch", "hw_configs", "models",
+    "resource", "aegis", "controllers", "nodes", "launch", "hw_configs", "models", "scenarios", "dynamics",
 )
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
 TIMEOUT_S = 300
@@ -182,7 +182,11 @@ def assert_data_in_prefix(prefix: Path, source: Path) -> Path:
     assert marker.is_file(), f"no ament index entry {marker}"
     assert (share / "package.xml").is_file()
     assert (share / "hw_configs" / "point_mass_sim.yaml").is_file()
-    for pattern, folder in (("hw_configs/*.yaml", "hw_configs"), ("launch/*.launch.py", "launch"), ("models/*.onnx", "models")):
+    shipped = (
+        ("hw_configs/*.yaml", "hw_configs"), ("launch/*.launch.py", "launch"), ("models/*.onnx", "models"),
+        ("scenarios/*.yaml", "scenarios"), ("dynamics/*.yaml", "dynamics"),
+    )
+    for pattern, folder in shipped:
         for path in source.glob(pattern):
             assert (share / folder / path.name).is_file(), f"{path.name} not installed in {share / folder}"
     if any(source.glob("launch/*.launch.py")):

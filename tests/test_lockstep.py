@@ -12,7 +12,7 @@ from aegis.config import load_config
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import make_plan
 from aegis.msgs import AccelCommand, RobotState
-from aegis.node import Node, Port, Received
+from aegis.node import EndRun, Node, Port, Received
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -177,3 +177,49 @@ def test_a_node_needs_a_rate_or_trigger_and_a_real_trigger_port() -> None:
 
     with pytest.raises(ValueError, match="trigger 'nothing' is not one of its inputs"):
         BadTrigger("bad", rate_hz=1.0)
+
+
+class Referee(Node):
+    """Test node: publishes its tick count and ends the run at ``stop_at`` seconds, with that tick's output."""
+
+    type_name = "referee"
+    outputs = (Port("echo", AccelCommand, "/probe_echo"),)
+    stop_at = 0.5
+
+    def reset(self, seed=None):
+        self.ticks = 0
+
+    def step(self, now, inputs):
+        self.ticks += 1
+        outputs = {"echo": AccelCommand(stamp=now, frame_id="odom", linear=np.full(3, now))}
+        if now >= self.stop_at:
+            raise EndRun("the robot is lost", outputs)
+        return outputs
+
+
+def test_a_node_ends_the_run_early_with_its_last_outputs_published() -> None:
+    referee, probe, triggered = Referee("referee", rate_hz=100.0), Probe("probe", rate_hz=100.0), Triggered("triggered")
+    executor = LockstepExecutor([referee, probe, triggered])
+    executor.reset(seed=0)
+    stats = executor.run(2.0)
+    assert (stats.ended_by, stats.end_reason) == ("referee", "the robot is lost")
+    assert stats.sim_time_s == pytest.approx(0.5)
+    assert referee.ticks == 51  # t = 0, 0.01, ..., 0.5: nothing after the instant it ended
+    assert stats.steps["referee"] == 51
+    assert stats.steps["probe"] == 50  # listed after the referee: its 0.5 s tick never came
+    message, published_ns = executor.latest("/probe_echo")
+    assert published_ns == 500_000_000 and message.linear[0] == pytest.approx(0.5)  # the ending step's output went out
+    assert triggered.seen[-1][0] == pytest.approx(0.5)  # and what it triggered at that instant still ran
+
+
+def test_a_run_that_is_not_ended_lasts_its_duration_and_says_so() -> None:
+    executor = LockstepExecutor([Probe("probe", rate_hz=100.0)])
+    executor.reset(seed=0)
+    stats = executor.run(0.3)
+    assert stats.ended_by is None and stats.end_reason is None and stats.sim_time_s == 0.3
+    ended = LockstepExecutor([Referee("referee", rate_hz=100.0)])
+    ended.reset(seed=0)
+    ended.run(2.0)
+    ended.reset(seed=0)  # a reset forgets the earlier end: the next run goes to 0.5 s again
+    again = ended.run(2.0)
+    assert again.steps["referee"] == 51 and again.sim_time_s == pytest.approx(0.5)

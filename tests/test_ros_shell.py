@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from aegis.config import load_config
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import AccelCommand, RobotState, rosbags_types
-from aegis.node import Node, NodeParams, Port, Received
+from aegis.node import EndRun, Node, NodeParams, Port, Received
 from aegis.registry import NODE_TYPES, node_class
 from aegis.ros_shell import (
     COMPOSED_EXECUTABLE,
@@ -301,6 +301,16 @@ def test_a_failing_step_publishes_nothing_is_logged_with_the_node_name_and_count
     assert len(log) == 2 and "100 times in a row" in log[1] and "Traceback" not in log[1]
     node.fail = None
     assert runner.tick(101_000_000_000) is not None  # the node keeps running
+
+
+def test_a_node_ending_the_run_publishes_its_outputs_and_is_logged_once_not_as_a_failure() -> None:
+    runner, node, log = _runner()
+    node.fail = EndRun("crash: flipped", {"command": AccelCommand(stamp=1.0, linear=[0.0, 0.0, 0.0])})
+    for k in range(1, 4):
+        out = runner.tick(k * 1_000_000_000)
+        assert out is not None and out["command"].__msgtype__ == "geometry_msgs/msg/AccelStamped"
+    assert runner.ended == "crash: flipped" and runner.step_errors == 0 and runner.steps == 3
+    assert log == ["echo (echo): ended the run at t=1.000000000 s: crash: flipped"]
 
 
 def test_undeclared_or_mistyped_outputs_fail_the_whole_step() -> None:

@@ -8,6 +8,9 @@ node triggered by an input runs right after the message that triggers it. Each i
 (a ``many`` input as a tuple of those, one per topic; a ``many`` output publishes each of its
 messages on its own topic).
 The wall-clock duration of every step is measured, never used: outputs depend only on inputs.
+A node ends the run early by raising :class:`~aegis.node.EndRun` from ``step`` (a simulator whose
+robot crashed): its outputs are published, the nodes already triggered at that instant still run,
+and the run stops there; ``RunStats`` says who ended it, why, and the simulated time it lasted.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.node import Node, Received, port_topics
+from aegis.node import EndRun, Node, Received, port_topics
 
 NS_PER_S = 1_000_000_000
 
@@ -52,6 +55,9 @@ class RunStats:
     steps: dict[str, int]
     timings: dict[str, NodeTiming]
     messages: int
+    ended_by: str | None = None
+    """The node that ended the run early (raised EndRun), None when it ran its full duration."""
+    end_reason: str | None = None
 
     @property
     def real_time_factor(self) -> float:
@@ -89,6 +95,7 @@ class LockstepExecutor:
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
         self._messages = 0
         self._pending_triggers: list[int] = []
+        self._ended: tuple[str, str, int] | None = None  # (node, reason, time in ns) of an EndRun
 
     def reset(self, seed: int | None = None) -> None:
         """Reset every node, each with its own seed drawn from ``seed`` (same seed, same run)."""
@@ -99,6 +106,7 @@ class LockstepExecutor:
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
         self._messages = 0
+        self._ended = None
 
     def latest(self, topic: str) -> tuple[Any, int] | None:
         """The last message on ``topic`` and its publication time (ns), or None."""
@@ -119,11 +127,14 @@ class LockstepExecutor:
             while pending_replay is not None and pending_replay[0] <= now_ns:
                 self._publish(*pending_replay)
                 pending_replay = next(replay, None)
-            while timers and timers[0][0] == now_ns:
+            while timers and timers[0][0] == now_ns and self._ended is None:
                 _, index, tick = heapq.heappop(timers)
                 self._run_node(index, now_ns)
                 rate = self.nodes[index].rate_hz
                 heapq.heappush(timers, (round((tick + 1) * NS_PER_S / rate), index, tick + 1))
+            if self._ended is not None:
+                end_ns = now_ns  # the run lasted until this instant
+                break
             if progress is not None and now_ns >= next_report_ns:
                 progress(now_ns / NS_PER_S)
                 next_report_ns = now_ns + report_every_ns
@@ -133,12 +144,15 @@ class LockstepExecutor:
         wall = time.perf_counter() - wall_start
         if progress is not None:
             progress(duration_s)
+        ended_by, end_reason = (self._ended[0], self._ended[1]) if self._ended is not None else (None, None)
         return RunStats(
-            sim_time_s=duration_s,
+            sim_time_s=end_ns / NS_PER_S if ended_by is not None else duration_s,
             wall_time_s=wall,
             steps=dict(self._steps),
             timings=self._timings,
             messages=self._messages,
+            ended_by=ended_by,
+            end_reason=end_reason,
         )
 
     def _run_node(self, index: int, now_ns: int) -> None:
@@ -158,7 +172,12 @@ class LockstepExecutor:
             for name, topic, max_age_s, many in self._input_wiring[index]
         }
         started = time.perf_counter_ns()
-        outputs = node.step(now_ns / NS_PER_S, inputs)
+        try:
+            outputs = node.step(now_ns / NS_PER_S, inputs)
+        except EndRun as end:
+            outputs = end.outputs
+            if self._ended is None:  # the first one to end the run is the one reported
+                self._ended = (node.name, end.reason, now_ns)
         self._timings[node.name].durations_ns.append(time.perf_counter_ns() - started)
         self._steps[node.name] += 1
         for port_name, msg in outputs.items():

@@ -6,6 +6,11 @@ back. It is logged with the node's name, counted, and the node keeps running, so
 see its outputs go stale and fall back as they are designed to. A message that cannot be
 converted on arrival is dropped (the previous one stays latched and ages) and counted too.
 
+A node that ends the run (:class:`~aegis.node.EndRun`: a simulator whose robot crashed) is not a
+failure: the outputs it carries are published, the end is logged once with its reason and kept in
+``ended``, and the node keeps being stepped (under ROS there is no run to stop: a crashed simulated
+robot stays crashed, and whoever watches the graph decides).
+
 A ``many`` port has one latch per topic (``receive`` takes the topic's index in the list) and
 reaches ``step`` as a tuple; a ``many`` output comes back as a tuple with one ROS message (or None:
 publish nothing there) per topic.
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aegis.msgs.ros_types import TypeLookup
-from aegis.node import Node, Port
+from aegis.node import EndRun, Node, Port
 from aegis.ros_shell.timing import InputLatch, ns_to_seconds
 
 LOG_EVERY = 100
@@ -45,6 +50,8 @@ class NodeRunner:
         self.steps = 0
         self.step_errors = 0
         self.receive_errors = 0
+        self.ended: str | None = None
+        """Why the node ended the run (the reason of its first EndRun), None while it has not."""
         self._last_failure: str | None = None
         self._repeats = 0
 
@@ -69,7 +76,13 @@ class NodeRunner:
             for name, latch in self._latches.items()
         }
         try:
-            outputs = self.node.step(ns_to_seconds(now_ns), inputs)
+            try:
+                outputs = self.node.step(ns_to_seconds(now_ns), inputs)
+            except EndRun as end:
+                outputs = end.outputs
+                if self.ended is None:
+                    self.ended = end.reason
+                    self._log_error(f"{self.node.name} ({self.node.type_name}): ended the run at t={ns_to_seconds(now_ns):.9f} s: {end.reason}")
             ros_outputs = {name: self._to_ros(name, msg) for name, msg in outputs.items()}
         except Exception as exc:  # noqa: BLE001 - a failing step publishes nothing, the node keeps running
             self.step_errors += 1

@@ -209,12 +209,39 @@ class DiffDriveWorld:
     def time_s(self) -> float:
         return self.steps * self.dt
 
-    def set_scales(self, mass: float = 1.0, inertia: float = 1.0, motor_constant: float = 1.0, friction: float = 1.0) -> None:
-        """Scale the total mass, the chassis inertia, the wheel torque limit and the wheels' friction from the nominal ones.
+    @property
+    def position(self) -> np.ndarray:
+        """The base frame's origin after the last step (world frame, m); read-only use: it changes with the next step."""
+        return self._position
 
-        Domain randomisation: the controllers keep the nominal model, so this is model mismatch. The
-        chassis takes the mass change (wheels keep theirs), its inertia scaled with its mass and then by
-        ``inertia``; ``motor_constant`` scales the motors' torque limit (a torque constant times a current limit).
+    @property
+    def orientation(self) -> np.ndarray:
+        """The base's attitude after the last step, quaternion (x, y, z, w); read-only use."""
+        return self._orientation
+
+    @property
+    def velocity_world(self) -> np.ndarray:
+        """The base's velocity after the last step (world frame, m/s); read-only use."""
+        return self._velocity_world
+
+    def set_scales(
+        self,
+        mass: float = 1.0,
+        inertia: float = 1.0,
+        motor_constant: float = 1.0,
+        friction: float = 1.0,
+        *,
+        torque: float = 1.0,
+        motor_time_constant: float = 1.0,
+    ) -> None:
+        """Scale the total mass, the chassis inertia, the wheel torque limit, the wheels' friction and the wheel lag.
+
+        Domain randomisation and dynamics perturbations (aegis.sim.dynamics): the controllers keep
+        the nominal model, so this is model mismatch. The chassis takes the mass change (wheels keep
+        theirs), its inertia scaled with its mass and then by ``inertia``; ``motor_constant`` and
+        ``torque`` both scale the motors' torque limit (a torque constant times a current limit);
+        ``motor_time_constant`` the first-order wheel speed lag (nominal: the robot section's
+        ``diff_drive.motor_time_constant_s``, 50 ms for a Husky).
         """
         cid, body = self.client, self.body_id
         chassis_mass = self.robot.mass_kg * mass - self._fixed_mass
@@ -230,7 +257,8 @@ class DiffDriveWorld:
         )
         for wheel, nominal in self._friction.items():
             pybullet.changeDynamics(body, wheel, lateralFriction=nominal * friction, physicsClientId=cid)
-        self._forces = [self._max_torque * motor_constant] * len(self._wheels)
+        self._forces = [self._max_torque * motor_constant * torque] * len(self._wheels)
+        self._lag = motor_lag_factor(self.dt, self.robot.diff_drive.motor_time_constant_s * motor_time_constant)
 
     def step(
         self,

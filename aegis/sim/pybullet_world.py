@@ -140,24 +140,55 @@ class QuadrotorBody:
         return self._position
 
     @property
+    def orientation(self) -> np.ndarray:
+        """The attitude after the last step, quaternion (x, y, z, w); read-only use: it changes with the next step."""
+        return self._orientation
+
+    @property
+    def velocity_world(self) -> np.ndarray:
+        """The centre of mass's velocity after the last step (world frame, m/s); read-only use."""
+        return self._velocity_world
+
+    @property
     def body_radius_m(self) -> float:
         """Radius of a sphere about the centre of mass that holds the airframe and propellers."""
         params = self.robot.quadrotor
         return params.arm_length_m + params.prop_radius_m
 
-    def set_scales(self, mass: float = 1.0, inertia: float = 1.0, motor_constant: float = 1.0, friction: float = 1.0) -> None:
-        """Scale the simulated body's mass, inertia and rotor constants (kf, km) from the nominal ones.
+    def set_scales(
+        self,
+        mass: float = 1.0,
+        inertia: float = 1.0,
+        motor_constant: float = 1.0,
+        friction: float = 1.0,
+        *,
+        thrust: float = 1.0,
+        torque: float = 1.0,
+        drag: float = 1.0,
+        motor_time_constant: float = 1.0,
+    ) -> None:
+        """Scale the simulated body's mass, inertia, rotor constants, rotor drag and motor lag from the nominal ones.
 
-        Domain randomisation: the controllers keep the nominal model, so this is model mismatch.
-        ``friction`` is accepted for the worlds' common interface and ignored: nothing a flying
-        quadrotor does depends on the friction of its collision box.
+        Domain randomisation and dynamics perturbations (aegis.sim.dynamics): the controllers keep
+        the nominal model, so this is model mismatch. ``motor_constant`` scales kf and km together
+        (a scenario's randomisation); ``thrust`` scales kf alone (thrust and the roll/pitch torques
+        it makes), ``torque`` km alone (the rotors' yaw drag torque); ``drag`` the rotor drag
+        coefficients; ``motor_time_constant`` the rotor speed lag. ``friction`` is accepted for the
+        worlds' common interface and ignored: nothing a flying quadrotor does depends on the
+        friction of its collision box.
         """
         nominal_inertia = np.asarray(self.robot.quadrotor.inertia_kg_m2, dtype=float)
         pybullet.changeDynamics(
             self.body_id, -1, mass=self.robot.mass_kg * mass, localInertiaDiagonal=(nominal_inertia * inertia).tolist(),
             physicsClientId=self.client,
         )
-        self._mix = self.model.mix * motor_constant
+        mix = self.model.mix * motor_constant
+        mix[:3] *= thrust
+        mix[3] *= torque
+        self._mix = mix
+        params = self.robot.quadrotor
+        self._drag = tuple(float(c) * drag for c in params.rotor_drag_coeff)
+        self._lag = motor_lag_factor(self.dt, params.motor_time_constant_s * motor_time_constant)
 
     def apply(
         self,

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="observation fields in order (default: the robot kind's DEFAULT_OBSERVATIONS, aegis.inference.observations)",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value; repeatable")
+    parser.add_argument(
+        "--dynamics", default=None, metavar="NAME|FILE",
+        help="train on a perturbed plant (aegis.sim.dynamics: a shipped set or a file; drawn per episode seed)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
 
 
@@ -57,6 +61,8 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--observation", args.observation]
     for override in args.overrides:
         words += ["--set", override]
+    if getattr(args, "dynamics", None) is not None:
+        words += ["--dynamics", str(args.dynamics)]
     return shlex.join(words)
 
 
@@ -76,7 +82,7 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
         config=config,
         out=args.out,
         seed=args.seed,
-        overrides=tuple(args.overrides),
+        overrides=(*args.overrides, *_dynamics_overrides(config, args)),
         observation=None if args.observation is None else tuple(f.strip() for f in args.observation.split(",") if f.strip()),
         episodes=args.episodes,
         iterations=args.iterations,
@@ -149,3 +155,13 @@ def print_report(report: TrainReport, console: Console | None = None) -> None:
     console.print(table)
 
 
+
+
+def _dynamics_overrides(config: Path, args: argparse.Namespace) -> list[str]:
+    """``--dynamics`` as a config override of the plant (none without it); ConfigError naming a bad set or file."""
+    if getattr(args, "dynamics", None) is None:
+        return []
+    from aegis.config import load_config
+    from aegis.sim.dynamics import plant_overrides
+
+    return plant_overrides(load_config(config, list(args.overrides)), args.dynamics)

@@ -180,7 +180,7 @@ def _collect(
     for index, episode in enumerate(episodes):
         collected.append(run_episode(setup, episode, takeover))
         done = collected[-1]
-        report(stage, index + 1, count, f"{episode.name}: {len(done.actions)} samples, {done.collisions} collisions")
+        report(stage, index + 1, count, f"{episode.name}: {len(done.actions)} samples, {done.collisions} collisions, {done.crashes} crashes")
     return collected
 
 

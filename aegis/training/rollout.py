@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
+from aegis.episode import TRUTH_PORT
 from aegis.inference.observations import ObservationBuilder, PolicyInput
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
@@ -37,6 +38,9 @@ class EpisodeData:
     name: str
     collisions: int
     tracking_rmse_m: float
+    """Measured from the simulator's ground truth at each labelled tick (the observations are what the controller read)."""
+    crashes: int = 0
+    """1 when the bridge ended the episode as a crash (aegis.sim.crash)."""
 
 
 def episode_overrides(setup: ExpertSetup, episode: Episode) -> list[str]:
@@ -50,15 +54,16 @@ def run_episode(setup: ExpertSetup, episode: Episode, controller_overrides: tupl
     overrides = episode_overrides(setup, episode)
     expert_plan = make_plan(load_config(setup.config_path, overrides))
     plan = make_plan(load_config(setup.config_path, [*overrides, *controller_overrides])) if controller_overrides else expert_plan
-    seen, plant_metrics = _visited_states(plan, setup.node, episode)
+    seen, truths, plant_metrics = _visited_states(plan, setup.node, episode)
     labeler = Labeler(_node_named(expert_plan, setup.node).instantiate(), setup.robot_kind)
     builder = ObservationBuilder(setup.observation)
     frames, actions, errors = [], [], []
-    for t, state in seen:
+    for (t, state), truth in zip(seen, truths):
         position, velocity, acceleration = (np.asarray(v, dtype=float) for v in labeler.reference(t))
         error = float(np.linalg.norm(position - state.position))
         if error > MAX_POSITION_ERROR_M or not state.is_usable():
             continue
+        error = float(np.linalg.norm(position - truth.position))  # the RMSE is the truth's; the label is for what was read
         action = labeler.label(t, state)
         if action is None:
             continue
@@ -70,6 +75,7 @@ def run_episode(setup: ExpertSetup, episode: Episode, controller_overrides: tupl
         actions=np.asarray(actions, dtype=float).reshape(-1, setup.action_size),
         name=episode.name,
         collisions=int(plant_metrics.get("collisions", 0)),
+        crashes=int(plant_metrics.get("crashes", 0)),
         tracking_rmse_m=float(np.sqrt(np.mean(np.square(errors)))) if errors else float("nan"),
     )
 
@@ -81,18 +87,27 @@ def _node_named(plan: LaunchPlan, name: str) -> Any:
     raise KeyError(f"the plan has no node {name!r}")
 
 
-def _visited_states(plan: LaunchPlan, controller: str, episode: Episode) -> tuple[list[tuple[float, RobotState]], dict[str, Any]]:
-    """(time, odometry the controller read) at each tick it proposed a command, and the plant's counters."""
-    state_topic = plan.nodes[0].outputs[STATE_PORT]
+def _visited_states(
+    plan: LaunchPlan, controller: str, episode: Episode
+) -> tuple[list[tuple[float, RobotState]], list[RobotState], dict[str, Any]]:
+    """(time, odometry the controller read) at each tick it proposed a command, the true state at each of those
+    ticks (the plant's ``truth`` port; its odometry when it has none), and the plant's counters."""
+    outputs = plan.nodes[0].outputs
+    state_topic = outputs[STATE_PORT]
+    truth_topic = outputs.get(TRUTH_PORT, state_topic)
     nominal_topic = _node_named(plan, controller).outputs[NOMINAL_PORT]
     latest: dict[str, RobotState] = {}
     seen: list[tuple[float, RobotState]] = []
+    truths: list[RobotState] = []
 
     def listen(topic: str, msg: Any, t_ns: int) -> None:
+        if topic == truth_topic:
+            latest["truth"] = msg
         if topic == state_topic:
             latest["state"] = msg
         elif topic == nominal_topic and "state" in latest:
             seen.append((t_ns / 1e9, latest["state"]))  # the plant published first this instant: what the controller read
+            truths.append(latest.get("truth", latest["state"]))
 
     run = run_plan(plan, episode.duration_s, episode.seed, [listen])
-    return seen, run.node_metrics[0]
+    return seen, truths, run.node_metrics[0]

@@ -45,4 +45,8 @@ def test_eval_command_writes_json_with_a_collisions_total(tmp_path: Path) -> Non
     result = json.loads(out.read_text())
     assert result["aggregate"]["episodes"] == 2 and result["aggregate"]["collisions"] == 0
     assert result["aggregate"]["success_rate"] == 1.0
-    assert {"tracking_rmse_m", "min_clearance_m", "success", "randomization"} <= result["episodes"][0].keys()
+    assert result["aggregate"]["crashes"] == 0 and result["aggregate"]["outcomes"]["success"] == 2
+    assert sum(result["aggregate"]["outcomes"].values()) == 2
+    row = result["episodes"][0]
+    assert {"tracking_rmse_m", "min_clearance_m", "success", "randomization", "crashes", "outcome"} <= row.keys()
+    assert row["outcome"] == "success" and row["crashes"] == 0 and row["crash_reason"] is None

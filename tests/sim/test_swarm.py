@@ -20,7 +20,7 @@ from aegis.config import load_config
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import bypass_overrides, make_plan
 from aegis.msgs import MotorSpeeds
-from aegis.node import Received
+from aegis.node import EndRun, Received
 from aegis.nodes.swarm_sim_bridge import SwarmSimBridge, SwarmSimBridgeParams
 from aegis.scenario import load_scenario
 
@@ -97,15 +97,18 @@ def test_each_robot_holds_its_own_command_and_is_cut_alone_when_it_stops() -> No
     bridge.reset(0)
     try:
         hover = np.full(4, bridge.world.model.hover_motor_speed)
-        for tick in range(240):  # 1 s: cf1 commanded to hover every tick, cf2 never commanded
-            now = tick / 240.0
-            command = Received(MotorSpeeds(stamp=now, velocities=hover), 0.0, False)
-            outputs = bridge.step(now, {"command": (command, None)})
+        with pytest.raises(EndRun, match="cf2 crashed: hit the ground"):  # it falls and hits the ground: the run ends
+            for tick in range(240):  # 1 s: cf1 commanded to hover every tick, cf2 never commanded
+                now = tick / 240.0
+                command = Received(MotorSpeeds(stamp=now, velocities=hover), 0.0, False)
+                outputs = bridge.step(now, {"command": (command, None)})
         cf1, cf2 = outputs["state"]
         metrics = bridge.metrics()["robots"]
         assert metrics["cf1"]["command_timeouts"] == 0 and metrics["cf2"]["command_timeouts"] == 1
+        assert metrics["cf1"]["crashes"] == 0 and metrics["cf2"]["crashes"] == 1
         assert abs(cf1.position[2] - 1.0) < 0.01  # hovers where it started
         assert cf2.position[2] < 0.5  # motors cut after 0.1 s: it fell
+        assert 0.45 < bridge.crash_time_s < 0.6  # 0.1 s + a 1 m fall
     finally:
         bridge.close()
 

@@ -109,3 +109,41 @@ def perturb_quaternion(q: np.ndarray, rotation_vector: np.ndarray) -> np.ndarray
             aw * bw - ax * bx - ay * by - az * bz,
         ]
     )
+
+
+CRAZYFLIE_NOISE = NoiseParams(
+    position_std_m=0.002,
+    orientation_std_rad=0.005,
+    velocity_std_mps=0.02,
+    angular_velocity_std_radps=0.01,
+    imu_orientation_std_rad=0.005,
+    gyro_std_radps=0.003,
+    accel_std_mps2=0.02,
+)
+"""A Crazyflie 2.x flying under motion capture (or Lighthouse) with its onboard EKF: the state estimate's jitter.
+
+Odometry: the EKF fed by a motion-capture system (Vicon / OptiTrack report sub-millimetre marker
+noise; Bitcraze's Lighthouse positioning docs a millimetre-level jitter) keeps a position jitter of
+about 1-2 mm, attitude about 0.3 degrees, velocity (differentiated and filtered) about 2 cm/s, body
+rates about 0.01 rad/s after the gyro's low-pass. IMU: the Crazyflie 2.1's Bosch BMI088, datasheet
+noise densities 0.014 deg/s/sqrt(Hz) (gyro) and 175 ug/sqrt(Hz) (accelerometer), over a ~120 Hz
+bandwidth: 0.0027 rad/s and 0.019 m/s^2 per sample. White noise only: biases and drift are not modelled.
+"""
+
+HUSKY_NOISE = NoiseParams(
+    position_std_m=0.005,
+    orientation_std_rad=0.005,
+    velocity_std_mps=0.02,
+    angular_velocity_std_radps=0.02,
+)
+"""A Clearpath Husky's odometry: wheel encoders fused with its IMU (UM6/UM7) by robot_localization, as husky_control does.
+
+husky_control's diff_drive_controller declares a twist covariance of 0.001 (std 3.2 cm/s, rad/s)
+and a pose covariance of 0.001 m^2 in x and y (std 3.2 cm) that bounds the drift of dead
+reckoning over a run; the sample-to-sample jitter of the fused estimate is much smaller. White noise
+here: 5 mm position, 0.005 rad (0.3 degrees) heading, 2 cm/s and 0.02 rad/s twist. Drift (a slowly
+growing pose error) is not modelled. The Husky bridge publishes no IMU message.
+"""
+
+NOMINAL_NOISE: dict[str, NoiseParams] = {"quadrotor": CRAZYFLIE_NOISE, "diff_drive": HUSKY_NOISE}
+"""Robot kind -> the realistic noise a sim bridge's ``noise: nominal`` stands for."""
