@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from aegis.scenario.geometry import clearance
+from aegis.scenario.geometry import clearance, geofence_margin
 from aegis.scenario.passage import corridor_exists
 from aegis.scenario.schema import ClutterLayout, GapsLayout, PocketLayout, ObstacleSpec, Scenario, WallLayout
 
@@ -111,7 +111,7 @@ def draw_layout(scenario: Scenario, seed: int) -> tuple[ObstacleSpec, ...]:
     rng = np.random.default_rng([seed, LAYOUT_STREAM])
     for _ in range(MAX_DRAWS):
         obstacles = build(rng)
-        if obstacles is not None and corridor_exists(
+        if obstacles is not None and _inside(obstacles, frame) and corridor_exists(
             obstacles, frame.start, frame.goal, frame.geofence, layout.passage_m / 2.0, planar=frame.ground
         ):
             return tuple(o.model_copy(update={"id": i}) for i, o in enumerate(obstacles))
@@ -119,6 +119,12 @@ def draw_layout(scenario: Scenario, seed: int) -> tuple[ObstacleSpec, ...]:
         f"{scenario.source}: layout: no {layout.family} layout with a {layout.passage_m:g} m passage in {MAX_DRAWS} draws "
         f"from seed {seed} (fewer or smaller obstacles, wider openings or a larger geofence)"
     )
+
+
+def _inside(obstacles: list[ObstacleSpec], frame: _Frame) -> bool:
+    """Every obstacle's centre inside the geofence (a wall's pieces reach its faces; nothing is drawn outside it)."""
+    centres = np.array([o.position for o in obstacles], dtype=float)
+    return bool(np.all(geofence_margin(frame.geofence, centres) >= 0.0))
 
 
 # -- clutter ----------------------------------------------------------------------------------
@@ -238,19 +244,19 @@ def _gate(frame: _Frame, s: float, lat_lo: float, lat_hi: float, z_lo: float, z_
 
 
 def _window(layout: GapsLayout | WallLayout, frame: _Frame, s: float, rng: np.random.Generator) -> tuple:
-    """An opening across the path at ``s``: (lat centre, width) on the ground; in 3-D a window whose nearest edge to the
-    path is one of its four sides, ``edge_m`` away, the path somewhere inside it across the other direction."""
+    """An opening across the path at ``s``: (lat centre, width) on the ground; in 3-D a window, its side edge ``edge_m``
+    from the path, and, in half the draws, its sill or lintel too (a corner), else the path within its inner half in z.
+
+    A side edge always: a quadrotor is flat (its collision box is 2 cm tall and about 10 cm wide), so a path that
+    passes a sill or lintel a few centimetres away would not make the nominal flight collide.
+    """
     if frame.ground:
         width, centre = _opening(layout.width_m, layout.edge_m, rng)
         return centre, width
     width, lat_centre = _opening(layout.width_m, layout.edge_m, rng)
     height, z_offset = _opening(layout.width_m, layout.edge_m, rng)
-    # The path is near a side edge (lat) or near the sill or lintel (z); across the other direction it lies within
-    # the inner half of the opening.
     if rng.uniform() < 0.5:
         z_offset = float(rng.uniform(-0.25, 0.25) * height)
-    else:
-        lat_centre = float(rng.uniform(-0.25, 0.25) * width)
     return lat_centre, width, frame.path_z(s) + z_offset, height
 
 

@@ -256,7 +256,8 @@ class GapsLayout(_Layout):
 
     Ground robot: two posts (boxes) side by side with the gap between them. Quadrotor: a wall panel
     with a rectangular window (width and height drawn from ``width_m``), the path inside it at
-    ``edge_m`` from one of its four sides, so the window sits off the path in y and z (3-D).
+    ``edge_m`` from a side edge and, in half the draws, from the sill or lintel too (a corner);
+    otherwise the window sits off the path in z by up to a quarter of its height (3-D).
     """
 
     family: Literal["gaps"]
@@ -271,7 +272,7 @@ class WallLayout(_Layout):
     """One wall across the whole geofence (floor to ceiling for a quadrotor) with one opening the path passes near an edge of."""
 
     family: Literal["wall"]
-    width_m: SizeRange = Field(description="opening width (and, for a quadrotor, height) (m), at least passage_m")
+    width_m: SizeRange = Field(description="opening width (and, for a quadrotor, height; width and height drawn apart) (m), at least passage_m")
     edge_m: NonNegativeRange = Field(description="distance from the path to the opening's nearest edge (m)")
     thickness_m: Positive = Field(0.2, description="wall thickness along the path (m)")
 
