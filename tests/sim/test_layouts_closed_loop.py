@@ -57,11 +57,15 @@ def test_every_reset_draws_the_seeds_layout_into_pybullet_and_onto_obstacles(sce
                 node.close()
 
 
-def test_without_the_filter_the_drone_hits_the_clutter_and_with_it_gets_through() -> None:
-    overrides = ("scenario=quadrotor_clutter",)
-    filtered = run_campaign(Campaign(QUADROTOR, overrides, episodes=3, seed=900), workers=1)
-    unfiltered_overrides = (*overrides, *bypass_overrides(load_config(QUADROTOR, overrides)))
-    unfiltered = run_campaign(Campaign(QUADROTOR, unfiltered_overrides, episodes=3, seed=900), workers=1)
+@pytest.mark.parametrize(
+    ("config", "scenario", "episodes"), [("quadrotor_sim.yaml", "quadrotor_clutter", 3), ("husky_sim.yaml", "husky_gaps", 2)]
+)
+def test_without_the_filter_the_robot_hits_the_layout_and_with_it_gets_through(config: str, scenario: str, episodes: int) -> None:
+    path = REPO / "hw_configs" / config
+    overrides = (f"scenario={scenario}",)
+    filtered = run_campaign(Campaign(path, overrides, episodes, seed=900), workers=1)
+    unfiltered_overrides = (*overrides, *bypass_overrides(load_config(path, overrides)))
+    unfiltered = run_campaign(Campaign(path, unfiltered_overrides, episodes, seed=900), workers=1)
     assert all(row["collisions"] > 0 for row in unfiltered["episodes"])
     agg = filtered["aggregate"]
     assert agg["collisions"] == 0 and agg["min_barrier"] >= -1e-3
