@@ -31,7 +31,16 @@ import numpy as np
 
 from aegis.scenario.geometry import clearance, geofence_margin
 from aegis.scenario.passage import corridor_exists
-from aegis.scenario.schema import ClutterLayout, GapsLayout, PocketLayout, ObstacleSpec, Scenario, WallLayout
+from aegis.scenario.schema import (
+    ClutterLayout,
+    GapsLayout,
+    NonNegativeRange,
+    ObstacleSpec,
+    PocketLayout,
+    Scenario,
+    SizeRange,
+    WallLayout,
+)
 
 MAX_DRAWS = 50
 """Whole layouts drawn before giving up on a scenario (each fails only when the passage check does)."""
@@ -213,7 +222,7 @@ def _clutter_fits(candidate: ObstacleSpec, placed: list[ObstacleSpec], passage: 
 # -- gaps and walls ---------------------------------------------------------------------------
 
 
-def _opening(width_range, edge_range, rng: np.random.Generator) -> tuple[float, float]:
+def _opening(width_range: SizeRange, edge_range: NonNegativeRange, rng: np.random.Generator) -> tuple[float, float]:
     """One opening's width and its centre's sideways offset from the path (the path ``edge`` from one edge)."""
     width = float(rng.uniform(width_range.low, width_range.high))
     edge = float(rng.uniform(edge_range.low, edge_range.high))
@@ -221,26 +230,24 @@ def _opening(width_range, edge_range, rng: np.random.Generator) -> tuple[float, 
     return width, side * (width / 2.0 - edge)
 
 
-def _gate(frame: _Frame, s: float, lat_lo: float, lat_hi: float, z_lo: float, z_hi: float, opening: tuple, thickness: float) -> list[ObstacleSpec]:
-    """Boxes filling [lat_lo, lat_hi] x [z_lo, z_hi] across the path at ``s`` except the opening (lat centre, width[, z centre, height])."""
+def _gate(
+    frame: _Frame, s: float, lat_lo: float, lat_hi: float, z_lo: float, z_hi: float, opening: tuple[float, ...], thickness: float
+) -> list[ObstacleSpec]:
+    """Boxes filling [lat_lo, lat_hi] x [z_lo, z_hi] across the path at ``s`` except the opening: (lat centre, width) on
+    the ground (full height there), (lat centre, width, z centre, height) in 3-D. A piece the opening leaves no room
+    for (the opening reaching the geofence) is left out."""
     if frame.ground:
         centre, width = opening
-        return [
-            frame.box(s, lat_lo, centre - width / 2.0, 0.0, GROUND_HEIGHT_M, thickness),
-            frame.box(s, centre + width / 2.0, lat_hi, 0.0, GROUND_HEIGHT_M, thickness),
-        ]
-    centre, width, z_centre, height = opening
+        z_lo, z_hi = 0.0, GROUND_HEIGHT_M
+        bottom, top = z_lo, z_hi
+    else:
+        centre, width, z_centre, height = opening
+        bottom, top = z_centre - height / 2.0, z_centre + height / 2.0
     left, right = centre - width / 2.0, centre + width / 2.0
-    bottom, top = z_centre - height / 2.0, z_centre + height / 2.0
-    pieces = [
-        frame.box(s, lat_lo, left, z_lo, z_hi, thickness),
-        frame.box(s, right, lat_hi, z_lo, z_hi, thickness),
+    pieces = [(lat_lo, left, z_lo, z_hi), (right, lat_hi, z_lo, z_hi), (left, right, z_lo, bottom), (left, right, top, z_hi)]
+    return [
+        frame.box(s, a, b, c, d, thickness) for a, b, c, d in pieces if b - a > 1e-9 and d - c > 1e-9
     ]
-    if bottom > z_lo:
-        pieces.append(frame.box(s, left, right, z_lo, bottom, thickness))
-    if z_hi > top:
-        pieces.append(frame.box(s, left, right, top, z_hi, thickness))
-    return pieces
 
 
 def _window(layout: GapsLayout | WallLayout, frame: _Frame, s: float, rng: np.random.Generator) -> tuple:

@@ -70,3 +70,36 @@ def test_without_the_filter_the_robot_hits_the_layout_and_with_it_gets_through(c
     agg = filtered["aggregate"]
     assert agg["collisions"] == 0 and agg["min_barrier"] >= -1e-3
     assert agg["success_rate"] == 1.0  # the same layouts (same seeds), passed
+
+
+FAMILIES = ("clutter", "gaps", "wall", "pocket")
+MODEL_ERROR = pytest.mark.xfail(
+    strict=False,
+    reason="seed 1003: with mass x0.94 the filtered drone touches a clutter obstacle, h -0.021, in the QP layer (the same "
+    "layout at nominal mass passes, h 0.051): the filter assumes the commanded acceleration happens (issue 9, item 3)",
+)
+SLICES = [
+    *(pytest.param("quadrotor_sim.yaml", family, marks=MODEL_ERROR if family == "clutter" else ()) for family in FAMILIES),
+    *(("husky_sim.yaml", family) for family in FAMILIES),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config", "family"), SLICES)
+def test_a_campaign_slice_per_family_is_safe_and_the_unfiltered_arm_collides(config: str, family: str) -> None:
+    """10 episodes per family on seeds the README's campaign (0..19) does not use: the filter never lets the robot
+    touch, h >= -1e-3; without it most episodes collide. (Success is the README's number: the quadrotor's filter
+    stalls at some windows under mass and motor randomisation, issue 9 item 3.)"""
+    path = REPO / "hw_configs" / config
+    kind = load_config(path).robot.kind
+    from aegis.scenario import resolve_scenario_for
+
+    overrides = (f"scenario={resolve_scenario_for(family, kind)}",)
+    filtered = run_campaign(Campaign(path, overrides, 10, seed=1000), workers=1)
+    unfiltered_overrides = (*overrides, *bypass_overrides(load_config(path, overrides)))
+    unfiltered = run_campaign(Campaign(path, unfiltered_overrides, 10, seed=1000), workers=1)
+    agg = filtered["aggregate"]
+    assert agg["collisions"] == 0 and agg["min_barrier"] >= -1e-3 and agg["fallbacks"] == 0
+    assert unfiltered["aggregate"]["episodes_with_collision"] >= 8
+    if kind == "diff_drive":
+        assert agg["success_rate"] >= 0.9
