@@ -17,7 +17,7 @@ checked by aegis.scenario.passage on a grid for every drawn layout; a draw that 
 drawn again (a fresh draw from the same seed's stream), and a scenario that cannot be satisfied
 in :data:`MAX_DRAWS` draws raises LayoutError naming the file and ``layout``. Beyond the check,
 each family is built so that a robot that only slides along obstacles (a CBF filter, not a
-planner) can get through: the path never meets an obstacle dead centre, clutter obstacles are at
+planner) can get through: the path never meets an obstacle dead centre nor a box face square on, clutter obstacles are at
 least ``passage_m`` apart from each other and from the geofence, and the openings of gaps and walls
 lie across the path, the path inside them near one edge.
 """
@@ -169,8 +169,12 @@ def _clutter_candidate(
     s = float(first + rng.uniform(0.0, stretch))
     blocking = slot is not None
     radius = diameter / 2.0
-    # Across the path: the path meets the obstacle between 20 % and 70 % of its radius off centre (never head on).
-    offset = float(rng.uniform(0.2, 0.7) * radius) if blocking else float(rng.uniform(0.0, layout.spread_m))
+    # Across the path: the path meets the obstacle between 20 % and 70 % of its radius off centre. Elsewhere in the
+    # band, at least 20 % of its radius off the path too: never head on, where a CBF can only brake.
+    if blocking:
+        offset = float(rng.uniform(0.2, 0.7) * radius)
+    else:
+        offset = float(rng.uniform(0.2 * radius, max(layout.spread_m, 0.2 * radius)))
     angle = float(rng.uniform(0.0, 2.0 * math.pi))
     if frame.ground:
         lat = offset * (1.0 if rng.uniform() < 0.5 else -1.0)
@@ -178,10 +182,9 @@ def _clutter_candidate(
             return frame.pillar(s, lat, diameter)
         x, y = frame.xy(s, lat)
         width = float(rng.uniform(0.5, 1.0) * diameter)
-        return ObstacleSpec(
-            shape="box", position=(x, y, GROUND_HEIGHT_M / 2.0), size=(diameter, width, GROUND_HEIGHT_M),
-            yaw_rad=float(rng.uniform(-math.pi, math.pi)),
-        )
+        # Turned 15 to 75 degrees (plus a quarter turn or not) from the path: no face square across it, head on.
+        yaw = frame.yaw + math.radians(float(rng.uniform(15.0, 75.0))) + (math.pi / 2.0 if rng.uniform() < 0.5 else 0.0)
+        return ObstacleSpec(shape="box", position=(x, y, GROUND_HEIGHT_M / 2.0), size=(diameter, width, GROUND_HEIGHT_M), yaw_rad=yaw)
     if rng.uniform() < 0.5:  # a floor-to-ceiling pillar: sideways offset only
         return frame.pillar(s, offset * (1.0 if rng.uniform() < 0.5 else -1.0), diameter)
     # A sphere, off the path in a random direction across it (sideways and up or down): 3-D.
