@@ -17,9 +17,9 @@ checked by aegis.scenario.passage on a grid for every drawn layout; a draw that 
 drawn again (a fresh draw from the same seed's stream), and a scenario that cannot be satisfied
 in :data:`MAX_DRAWS` draws raises LayoutError naming the file and ``layout``. Beyond the check,
 each family is built so that a robot that only slides along obstacles (a CBF filter, not a
-planner) can get through: the path never meets an obstacle dead centre nor a box face square on, clutter obstacles are at
-least ``passage_m`` apart from each other and from the geofence, and the openings of gaps and walls
-lie across the path, the path inside them near one edge.
+planner) can get through: the path never meets an obstacle dead centre nor a box face square on,
+clutter obstacles are at least ``passage_m`` apart from each other and from the geofence, and the
+openings of gaps and walls lie across the path, the path inside them near one edge.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from aegis.config import ConfigError
 from aegis.scenario.geometry import clearance, geofence_margin
 from aegis.scenario.passage import corridor_exists
 from aegis.scenario.schema import (
@@ -52,8 +53,9 @@ LAYOUT_STREAM = 2
 """The layout's random stream: ``default_rng([seed, LAYOUT_STREAM])`` (randomisation uses ``seed``, sensors ``[seed, 1]``)."""
 
 
-class LayoutError(ValueError):
-    """A layout that cannot be drawn with its guaranteed passage (the message names the file and ``layout``)."""
+class LayoutError(ConfigError):
+    """A layout that cannot be drawn with its guaranteed passage (the message names the file and ``layout``); the CLI
+    reports it as it reports a bad config."""
 
 
 class _Frame:
@@ -126,7 +128,7 @@ def draw_layout(scenario: Scenario, seed: int) -> tuple[ObstacleSpec, ...]:
             return tuple(o.model_copy(update={"id": i}) for i, o in enumerate(obstacles))
     raise LayoutError(
         f"{scenario.source}: layout: no {layout.family} layout with a {layout.passage_m:g} m passage in {MAX_DRAWS} draws "
-        f"from seed {seed} (fewer or smaller obstacles, wider openings or a larger geofence)"
+        f"(layout seed {seed}): give fewer or smaller obstacles, wider openings or a larger geofence"
     )
 
 

@@ -263,7 +263,9 @@ class GapsLayout(_Layout):
     family: Literal["gaps"]
     count: Annotated[int, Field(ge=1, le=8)] = Field(description="how many gates along the path")
     width_m: SizeRange = Field(description="opening width (m), at least passage_m")
-    edge_m: NonNegativeRange = Field(description="distance from the path to the opening's nearest edge (m): below the robot's radius, the nominal path hits it")
+    edge_m: NonNegativeRange = Field(
+        description="distance from the path to the opening's nearest edge (m): below the robot's radius, the nominal path hits it"
+    )
     post_m: Positive = Field(description="how far each post (panel side) reaches sideways beyond the opening (m)")
     thickness_m: Positive = Field(0.2, description="gate thickness along the path (m)")
 
@@ -272,7 +274,9 @@ class WallLayout(_Layout):
     """One wall across the whole geofence (floor to ceiling for a quadrotor) with one opening the path passes near an edge of."""
 
     family: Literal["wall"]
-    width_m: SizeRange = Field(description="opening width (and, for a quadrotor, height; width and height drawn apart) (m), at least passage_m")
+    width_m: SizeRange = Field(
+        description="opening width (and, for a quadrotor, height; width and height drawn apart) (m), at least passage_m"
+    )
     edge_m: NonNegativeRange = Field(description="distance from the path to the opening's nearest edge (m)")
     thickness_m: Positive = Field(0.2, description="wall thickness along the path (m)")
 

@@ -24,7 +24,8 @@ def bodies(bridge) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
     out = []
     for body_id in bridge._obstacles.body_ids:
         position, _ = pybullet.getBasePositionAndOrientation(body_id, physicsClientId=client)
-        out.append((tuple(np.round(position, 9)), tuple(np.round(pybullet.getCollisionShapeData(body_id, -1, physicsClientId=client)[0][3], 9))))
+        dimensions = pybullet.getCollisionShapeData(body_id, -1, physicsClientId=client)[0][3]
+        out.append((tuple(np.round(position, 9)), tuple(np.round(dimensions, 9))))
     return out
 
 
