@@ -58,6 +58,15 @@ def test_every_reset_draws_the_seeds_layout_into_pybullet_and_onto_obstacles(sce
                 node.close()
 
 
+def test_a_reset_without_a_seed_draws_the_scenarios_own() -> None:
+    bridge = make_plan(load_config(REPO / "hw_configs" / "husky_sim.yaml", ["scenario=husky_wall"])).instantiate()[0]
+    try:
+        bridge.reset()
+        assert bridge.obstacles == draw_layout(bridge.scenario, bridge.scenario.seed)
+    finally:
+        bridge.close()
+
+
 @pytest.mark.parametrize(
     ("config", "scenario", "episodes"), [("quadrotor_sim.yaml", "quadrotor_clutter", 3), ("husky_sim.yaml", "husky_gaps", 2)]
 )
