@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bag, and write a summary.",
     )
     sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
-    sim.add_argument("--scenario", help="scenario file, shipped name or family (adversarial) (default: the config's own)")
+    sim.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
     sim.add_argument(
         "--duration", type=positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
     )
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "randomisation on, in parallel worker processes; print per-campaign aggregates and optionally write JSON.",
     )
     evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
-    evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial) (default: the config's own)")
+    evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
     evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
     evaluate.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")

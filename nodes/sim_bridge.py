@@ -8,7 +8,8 @@ instant therefore reads the state of that instant, and its command acts from the
 step on (one physics step of actuation latency).
 
 With a scenario (the hw_config's ``scenario``), the bridge starts the robot at the scenario's
-start, spawns its obstacles (the shapes aegis.scenario measures clearance to), applies its wind
+start, spawns its obstacles (the shapes aegis.scenario measures clearance to; a scenario's ``layout``
+is drawn anew at every ``reset(seed)``, aegis.scenario.layouts), applies its wind
 and impulses every step, and, with ``randomize``, draws the scenario's randomisation at every
 ``reset(seed)`` (the controllers keep the nominal model: that is the mismatch). It counts
 collisions: each time the robot starts touching an obstacle.
@@ -203,10 +204,6 @@ class SimBridgeBase(Node):
         p = self.params
         if self.world is None:
             self.world = self._build_world()
-            if self.scenario is not None and self.scenario.obstacles:
-                from aegis.sim.obstacles import spawn_obstacles
-
-                self._obstacles = spawn_obstacles(self.world.client, self.scenario.obstacles, visual=p.gui)
             if p.lidar is not None:
                 self._lidar = Lidar2D(self.world.client, p.lidar, exclude_body=self.world.body_id)
             if p.camera is not None:
@@ -218,14 +215,17 @@ class SimBridgeBase(Node):
             position, yaw = np.array(p.initial_position_m, dtype=float), p.initial_yaw_rad
         self.randomization = {}
         self.obstacles = self.scenario.obstacles if self.scenario is not None else ()
+        if self.scenario is not None and self.scenario.layout is not None:
+            from aegis.scenario.layouts import draw_layout
+
+            self.obstacles = draw_layout(self.scenario, self.scenario.seed if seed is None else seed)
         if p.randomize and self.scenario is not None:
             from aegis.scenario import sample_randomization
 
             rng = np.random.default_rng(seed)
             self.randomization = sample_randomization(self.scenario.randomization, rng)
             self.obstacles = _jittered(self.obstacles, self.randomization["obstacle_jitter_m"], rng)
-        if self._obstacles is not None:
-            self._obstacles.move(self.obstacles)
+        self._put_obstacles()
         r = self.randomization
         d = self.dynamics.draw(seed) if self.dynamics is not None else {}
         self.dynamics_drawn = {"set": p.dynamics.stem, **d} if p.dynamics is not None else {}
@@ -253,6 +253,19 @@ class SimBridgeBase(Node):
             r.get("friction_scale", 1.0),
             **{keyword: d.get(key, 1.0) for key, keyword in self.dynamics_scales.items()},
         )
+
+    def _put_obstacles(self) -> None:
+        """This episode's obstacles into the world: the bodies moved there, or spawned anew when the shapes changed (a layout)."""
+        if self._obstacles is not None and self._obstacles.fits(self.obstacles):
+            self._obstacles.move(self.obstacles)
+            return
+        if self._obstacles is not None:
+            self._obstacles.remove()
+            self._obstacles = None
+        if self.obstacles:
+            from aegis.sim.obstacles import spawn_obstacles
+
+            self._obstacles = spawn_obstacles(self.world.client, self.obstacles, visual=self.params.gui)
 
     def close(self) -> None:
         """Release the PyBullet client."""

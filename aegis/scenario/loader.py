@@ -17,7 +17,7 @@ from aegis.config import ConfigError, apply_override, format_errors, pydantic_er
 from aegis.paths import share_dir
 from aegis.scenario.geometry import clearances, geofence_margin
 from aegis.scenario.reference import reference_extremes
-from aegis.scenario.schema import REFERENCE_TYPES, Geofence, Scenario
+from aegis.scenario.schema import LAYOUT_FAMILIES, REFERENCE_TYPES, Geofence, Scenario
 
 MIN_START_SEPARATION_M = 0.2
 """Robots of one scenario must start at least this far apart (centre to centre)."""
@@ -73,10 +73,45 @@ def scenario_errors(scenario: Scenario) -> list[tuple[str, str]]:
         for other, other_position in starts[:index]:
             if np.linalg.norm(position - other_position) < MIN_START_SEPARATION_M:
                 errors.append((f"robots.{name}.start.position", f"within {MIN_START_SEPARATION_M} m of robots.{other}'s start"))
+    errors += _layout_errors(scenario)
     for index, impulse in enumerate(scenario.disturbances.impulses):
         if impulse.time_s >= scenario.duration_s:
             errors.append((f"disturbances.impulses.{index}.time_s",
                            f"{impulse.time_s:g} s is not before duration_s {scenario.duration_s:g} s (it would never act)"))
+    return errors
+
+
+def _layout_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    """What a ``layout`` needs: one robot of a known kind with a goal and a geofence, no fixed or jittered obstacles,
+    openings at least the passage wide with the path inside them."""
+    layout = scenario.layout
+    if layout is None:
+        return []
+    errors = []
+    if scenario.robots:
+        errors.append(("layout", "a layout is drawn around one robot's start-goal path: not with robots:"))
+    elif scenario.goal is None:
+        errors.append(("layout", "a layout is drawn around the start-goal path: the scenario needs a goal"))
+    elif np.linalg.norm(np.subtract(scenario.goal.position, scenario.start.position)[:2]) < layout.passage_m:
+        errors.append(("layout", "the goal is not a passage away from the start (sideways): no path to lay out"))
+    if scenario.robot_kind not in ("quadrotor", "diff_drive"):
+        errors.append(("layout", f"needs robot_kind quadrotor (3-D) or diff_drive (on the ground), not {scenario.robot_kind!r}"))
+    if scenario.geofence is None:
+        errors.append(("layout", "needs a geofence (the layout is drawn inside it)"))
+    if scenario.obstacles:
+        errors.append(("obstacles", "a scenario with a layout draws its obstacles: give no obstacles"))
+    if scenario.randomization.obstacle_jitter_m.high > 0.0:
+        errors.append(("randomization.obstacle_jitter_m", "a layout is drawn per seed already; jitter would break its passage"))
+    width = getattr(layout, "width_m", None)
+    if width is not None and width.low < layout.passage_m:
+        errors.append(("layout.width_m", f"low {width.low:g} m is narrower than passage_m {layout.passage_m:g} m"))
+    edge = getattr(layout, "edge_m", None)
+    if width is not None and edge is not None and edge.high >= width.low / 2.0:
+        errors.append(("layout.edge_m", f"high {edge.high:g} m would put the path outside (or at the centre of) a {width.low:g} m opening"))
+    if layout.family == "pocket" and layout.clearance_m.low < layout.passage_m / 2.0:
+        errors.append(("layout.clearance_m", f"low {layout.clearance_m.low:g} m is below half the passage ({layout.passage_m / 2.0:g} m)"))
+    if layout.family == "clutter" and layout.blocking > layout.count:
+        errors.append(("layout.blocking", f"{layout.blocking} is more than count {layout.count}"))
     return errors
 
 
@@ -103,7 +138,8 @@ def _outside(geofence: Geofence, point: np.ndarray) -> str | None:
 
 
 def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    """pydantic's errors with the reference's type tag taken out of key paths (``reference.figure8.x`` -> ``reference.x``).
+    """pydantic's errors with the tagged unions' tags taken out of key paths (``reference.figure8.x`` -> ``reference.x``,
+    ``layout.clutter.count`` -> ``layout.count``).
 
     The whole-scenario check of the task's keys (start, reference, robots) reports at the key it names.
     """
@@ -112,11 +148,13 @@ def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
         if error["type"] == "scenario_task":
             key = error["ctx"]["key"]
         parts = key.split(".")
-        reference_at = 2 if parts[0] == "robots" else 0  # robots.NAME.reference.TAG...
-        if len(parts) > reference_at + 1 and parts[reference_at] == "reference" and parts[reference_at + 1] in REFERENCE_TYPES:
-            key = ".".join([*parts[: reference_at + 1], *parts[reference_at + 2 :]])
-        if msg.startswith("Unable to extract tag"):
-            key, msg = f"{key}.type", f"missing: one of {', '.join(REFERENCE_TYPES)}"
+        at = 2 if parts[0] == "robots" else 0  # robots.NAME.reference.TAG...
+        union = parts[at] if len(parts) > at else ""
+        tag, tags = {"reference": ("type", REFERENCE_TYPES), "layout": ("family", LAYOUT_FAMILIES)}.get(union, ("", ()))
+        if len(parts) > at + 1 and parts[at + 1] in tags:
+            key = ".".join([*parts[: at + 1], *parts[at + 2 :]])
+        if msg.startswith("Unable to extract tag") and tags:
+            key, msg = f"{key}.{tag}", f"missing: one of {', '.join(tags)}"
         out.append((key, msg))
     return out
 

@@ -214,6 +214,92 @@ class Randomization(_Strict):
     )
 
 
+class SizeRange(_Range):
+    """A length drawn uniformly from [low, high] (m), both > 0."""
+
+    low: Positive
+    high: Positive
+
+
+Count = Annotated[int, Field(ge=1, le=40)]
+
+
+class _Layout(_Strict):
+    """What every procedural layout shares: the passage it guarantees.
+
+    A layout is drawn around the straight segment from the start to the goal (the path), per
+    episode seed, by aegis.scenario.layouts. ``passage_m`` is the narrowest opening the generator
+    leaves: a corridor of that width (a tube of that diameter for a quadrotor) joins the start to
+    the goal, checked on a grid (aegis.scenario.passage); set it to the robot's width plus a margin.
+    """
+
+    passage_m: Positive = Field(description="guaranteed free corridor width from start to goal (m): the robot's width plus a margin")
+
+
+class ClutterLayout(_Layout):
+    """``count`` obstacles in a band around the path, ``blocking`` of them across it (off its centre line).
+
+    Quadrotor: spheres and floor-to-ceiling pillars; ground robot: cylinders and yawed boxes. Any two
+    obstacles, and an obstacle and a geofence wall, are at least ``passage_m`` apart (no trap narrower
+    than the robot), and none comes within ``passage_m`` of the start or the goal.
+    """
+
+    family: Literal["clutter"]
+    count: Count = Field(description="how many obstacles")
+    blocking: Annotated[int, Field(ge=0, le=40)] = Field(2, description="how many of them the straight path runs through")
+    diameter_m: SizeRange = Field(description="obstacle diameter (a box's longer side) (m)")
+    spread_m: Positive = Field(description="largest sideways distance of an obstacle's centre from the path (m)")
+
+
+class GapsLayout(_Layout):
+    """``count`` gates across the path, each with one opening of ``width_m`` that the path passes through near an edge.
+
+    Ground robot: two posts (boxes) side by side with the gap between them. Quadrotor: a wall panel
+    with a rectangular window (width and height drawn from ``width_m``), the path inside it at
+    ``edge_m`` from a side edge and, in half the draws, from the sill or lintel too (a corner);
+    otherwise the window sits off the path in z by up to a quarter of its height (3-D).
+    """
+
+    family: Literal["gaps"]
+    count: Annotated[int, Field(ge=1, le=8)] = Field(description="how many gates along the path")
+    width_m: SizeRange = Field(description="opening width (m), at least passage_m")
+    edge_m: NonNegativeRange = Field(
+        description="distance from the path to the opening's nearest edge (m): below the robot's radius, the nominal path hits it"
+    )
+    post_m: Positive = Field(description="how far each post (panel side) reaches sideways beyond the opening (m)")
+    thickness_m: Positive = Field(0.2, description="gate thickness along the path (m)")
+
+
+class WallLayout(_Layout):
+    """One wall across the whole geofence (floor to ceiling for a quadrotor) with one opening the path passes near an edge of."""
+
+    family: Literal["wall"]
+    width_m: SizeRange = Field(
+        description="opening width (and, for a quadrotor, height; width and height drawn apart) (m), at least passage_m"
+    )
+    edge_m: NonNegativeRange = Field(description="distance from the path to the opening's nearest edge (m)")
+    thickness_m: Positive = Field(0.2, description="wall thickness along the path (m)")
+
+
+class PocketLayout(_Layout):
+    """Obstacles around the goal: a ring of ``count`` beside and behind it and one in the approach, the goal left free.
+
+    The goal's clearance (distance to the nearest obstacle surface) is drawn from ``clearance_m``;
+    the approach obstacle stands beside the path before the goal with its edge ``edge_m`` from the
+    path, so the nominal path grazes it.
+    """
+
+    family: Literal["pocket"]
+    count: Annotated[int, Field(ge=1, le=12)] = Field(description="obstacles in the ring around the goal")
+    diameter_m: SizeRange = Field(description="obstacle diameter (m)")
+    clearance_m: SizeRange = Field(description="distance from the goal to the nearest obstacle surface (m), at least passage_m / 2")
+    edge_m: NonNegativeRange = Field(description="distance from the path to the approach obstacle's edge (m)")
+
+
+Layout = Annotated[ClutterLayout | GapsLayout | WallLayout | PocketLayout, Field(discriminator="family")]
+LAYOUT_FAMILIES = ("clutter", "gaps", "wall", "pocket")
+
+
 class RobotTask(_Strict):
     """One robot of a multi-robot scenario: where it starts, the reference it follows, where it should end."""
 
@@ -243,6 +329,7 @@ class Scenario(_Strict):
     reference: Reference | None = None
     robots: dict[RobotName, RobotTask] = Field(default_factory=dict, description="a multi-robot scenario's robots, by name")
     obstacles: tuple[ObstacleSpec, ...] = ()
+    layout: Layout | None = Field(None, description="obstacles drawn per episode seed around the start-goal path (instead of obstacles)")
     geofence: Geofence | None = None
     disturbances: Disturbances = Disturbances()
     randomization: Randomization = Randomization()

@@ -20,10 +20,11 @@ _COLOURS = {"sphere": (0.85, 0.33, 0.1, 1.0), "cylinder": (0.2, 0.45, 0.8, 1.0),
 
 @dataclass(frozen=True)
 class SpawnedObstacles:
-    """The PyBullet body ids of a scenario's obstacles, in scenario order, in one client."""
+    """The PyBullet body ids of a scenario's obstacles, in scenario order, in one client, and the (shape, size) of each."""
 
     client: int
     body_ids: tuple[int, ...]
+    shapes: tuple[tuple[str, tuple[float, float, float]], ...] = ()
 
     def touching(self, body_id: int) -> frozenset[int]:
         """Indices (scenario order) of the obstacles ``body_id`` is in contact with after the last step."""
@@ -33,6 +34,14 @@ class SpawnedObstacles:
         touched = {contact[2] for contact in contacts}  # bodyUniqueIdB
         return frozenset(index for index, obstacle_id in enumerate(self.body_ids) if obstacle_id in touched)
 
+    def fits(self, obstacles: Sequence[ObstacleSpec]) -> bool:
+        """Whether these bodies can be moved to ``obstacles``: same count, and the same shape and size in order."""
+        return self.shapes == _shapes(obstacles)
+
+    def remove(self) -> None:
+        """Take the bodies out of the world (a layout drawn anew with other shapes replaces them)."""
+        for body_id in self.body_ids:
+            pybullet.removeBody(body_id, physicsClientId=self.client)
 
     def move(self, obstacles: Sequence[ObstacleSpec]) -> None:
         """Put the bodies where ``obstacles`` (same count and order, e.g. jittered copies) say."""
@@ -60,7 +69,11 @@ def spawn_obstacles(client: int, obstacles: Sequence[ObstacleSpec], visual: bool
                 physicsClientId=client,
             )
         )
-    return SpawnedObstacles(client, tuple(body_ids))
+    return SpawnedObstacles(client, tuple(body_ids), _shapes(obstacles))
+
+
+def _shapes(obstacles: Sequence[ObstacleSpec]) -> tuple[tuple[str, tuple[float, float, float]], ...]:
+    return tuple((o.shape, tuple(o.size)) for o in obstacles)
 
 
 def _shape(client: int, obstacle: ObstacleSpec, create, **extra) -> int:
