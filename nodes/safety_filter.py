@@ -48,12 +48,28 @@ from aegis.config import SafetyConfig
 from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, Environment, Neighbours, adaptive_alpha, closing_speed, obstacle_density
 from aegis.msgs import AccelCommand, ImuSample, Obstacles, RobotState, SafetyFilterReport, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received
+from aegis.controllers.cbf.deadlock import StallMonitor, escape_direction
 from aegis.nodes.neighbours import NeighbourTracker
 
 Positive = Annotated[float, Field(gt=0)]
 NOMINAL_TIMEOUT_S = 0.1
+ESCAPE_MARGIN_M = 0.15
+"""How far past an obstacle's edge (beyond the robot's own clearance) a deadlock escape aims (m)."""
+ESCAPE_GAIN = 2.0
+"""Gain of the escape's pull (1/s: on the speed along the way around, or on the heading error)."""
 NEIGHBOUR_TIMEOUT_S = 0.05
 """A neighbour's odometry older than this is stale (as the robot's own): kept, inflated (aegis.nodes.neighbours)."""
+
+
+class DeadlockEscapeParams(NodeParams):
+    """When a filtered robot counts as stuck and how it gets around what holds it (aegis.controllers.cbf.deadlock)."""
+
+    stall_speed_mps: Positive = Field(
+        0.05, description="moving less than this times stall_s while the filter holds a nominal back counts as stalled (m/s)"
+    )
+    stall_s: Positive = Field(1.0, description="stalled this long: escape (s)")
+    escape_s: Positive = Field(2.0, description="how long an escape steers around the blocking obstacle (s)")
+    escape_speed_mps: Positive = Field(0.5, description="speed along the way around while escaping (m/s)")
 
 
 class SafetyFilterParams(NodeParams):
@@ -75,6 +91,10 @@ class SafetyFilterParams(NodeParams):
         description="'topic': obstacles come on the obstacles port, and while they are unusable (invalid, stale, never "
         "received after obstacles_grace_s) the filter runs its backup layer; 'none': this deployment has no obstacle "
         "perception: the geofence (and neighbours) alone, said on every report, and no node may publish the port's topic",
+    )
+    deadlock_escape: DeadlockEscapeParams | None = Field(
+        DeadlockEscapeParams(),
+        description="get a robot the filter holds in front of an obstacle around it (None: stay stopped, safe and stuck)",
     )
     obstacles_grace_s: Annotated[float, Field(ge=0)] | None = Field(
         None,
@@ -102,6 +122,9 @@ class _SafetyFilterNode(Node):
         else:
             self._walls = ()
         self._geofence_only = Environment.build((), self._walls)
+        escape = self.params.deadlock_escape
+        self._stall = None if escape is None else StallMonitor(escape.stall_speed_mps, escape.stall_s, escape.escape_s)
+        self._escape: tuple[np.ndarray, str] | None = None  # (direction, obstacle name) of the escape under way
         self._environment = self._geofence_only
         self._obstacles_msg: Obstacles | None = None
         self._obstacles_problem: str | None = None
@@ -121,6 +144,10 @@ class _SafetyFilterNode(Node):
         return ("obstacles",) if params.obstacle_source == "none" else ()
 
     def _reset_counters(self) -> None:
+        if self._stall is not None:
+            self._stall.reset()
+        self._escape = None
+        self.escape_ticks = 0
         self.interventions = 0
         self.fallbacks = 0
         self.min_barrier = math.inf
@@ -173,6 +200,9 @@ class _SafetyFilterNode(Node):
             "stale_nominal_ticks": self.stale_nominal_ticks,
             "geofence_only_ticks": self.geofence_only_ticks,
         }
+        if self._stall is not None:
+            metrics["deadlock_escapes"] = self._stall.escapes
+            metrics["escape_ticks"] = self.escape_ticks
         if self._neighbours is not None:
             metrics["stale_neighbour_ticks"] = self._neighbours.stale_ticks
             metrics["unknown_neighbour_ticks"] = self._neighbours.unknown_ticks
@@ -205,8 +235,15 @@ class _SafetyFilterNode(Node):
         else:
             self.geofence_only_ticks += bool(obstacles_note)
             alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
+            asked = u_nominal
+            escape_note = ""
+            if self._escape is not None and self._stall.escaping(now):
+                u_nominal = self._escaping_nominal(x, received.msg, u_nominal, self._escape[0])
+                escape_note = f" (deadlock escape around {self._escape[1]})"
+                self.escape_ticks += 1
             u, report = self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha)
-            report.solver_status += obstacles_note
+            report.solver_status += obstacles_note + escape_note
+            self._watch_for_deadlock(now, x, received.msg, asked, report)
         report.stamp = now
         report.solver_status += nominal_note
         if self._neighbours is not None:
@@ -219,6 +256,38 @@ class _SafetyFilterNode(Node):
             return {"report": report}
         self._sent(now, u, report)
         return {"command": self._command(now, u), "report": report}
+
+    def _watch_for_deadlock(self, now: float, x: np.ndarray, state: RobotState, nominal: np.ndarray, report: SafetyFilterReport) -> None:
+        """Count this tick toward a stall; when one is found, pick the way around the obstacle lowest in h."""
+        if self._stall is None:
+            return
+        held_back = bool(report.intervened) and self._asks_for_motion(nominal)
+        if not self._stall.update(now, state.position, held_back):
+            return
+        obstacles = self._environment.obstacles
+        if not obstacles or report.h.size < len(obstacles):
+            self._escape = None
+            return
+        index = int(np.argmin(report.h[: len(obstacles)]))
+        position, pull = self._escape_frame(x, nominal)
+        direction = escape_direction(position, pull, obstacles[index], self._escape_clearance(), self._environment.walls, planar=self._planar)
+        name = self._environment.obstacle_names[index]
+        self._escape = (direction, name) if np.any(direction) else None
+
+    _planar = False
+
+    def _asks_for_motion(self, nominal: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the point the barriers are on, the direction the nominal pulls it) for :func:`escape_direction`."""
+        raise NotImplementedError
+
+    def _escape_clearance(self) -> float:
+        raise NotImplementedError
+
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """The state the barrier model is evaluated at (the odometry's, unless a subclass predicts)."""
@@ -405,7 +474,21 @@ class SafetyFilter(_SafetyFilterNode):
 
 
     def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x[:3], x[3:]
+        return x[:3], x[3:6]
+
+    def _asks_for_motion(self, nominal: np.ndarray) -> bool:
+        return float(np.linalg.norm(nominal)) > 0.5  # m/s^2
+
+    def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x[:3], nominal
+
+    def _escape_clearance(self) -> float:
+        return self.params.robot_radius_m + ESCAPE_MARGIN_M
+
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """The nominal plus a pull to ``escape_speed_mps`` along the way around (a P loop on that speed, 2 /s)."""
+        along = float(x[3:6] @ direction)
+        return nominal + ESCAPE_GAIN * (self.params.deadlock_escape.escape_speed_mps - along) * direction
 
     def _nominal_vector(self, msg: AccelCommand | None) -> np.ndarray:
         return np.zeros(3) if msg is None else msg.linear
@@ -459,6 +542,26 @@ class DiffDriveSafetyFilter(_SafetyFilterNode):
 
     def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[:2], np.zeros(2)  # closing speed from the pose alone is not known: adapt on density only
+
+    _planar = True
+
+    def _asks_for_motion(self, nominal: np.ndarray) -> bool:
+        return abs(float(nominal[0])) > 0.05  # m/s forward or back
+
+    def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The look-ahead point (what the barriers keep clear) and the heading the nominal drives it along."""
+        heading = np.array([math.cos(x[2]), math.sin(x[2]), 0.0]) * math.copysign(1.0, nominal[0])
+        lookahead = self.params.lookahead_m
+        return np.array([x[0] + lookahead * math.cos(x[2]), x[1] + lookahead * math.sin(x[2]), 0.0]), heading
+
+    def _escape_clearance(self) -> float:
+        return self.params.robot_radius_m + self.params.lookahead_m + ESCAPE_MARGIN_M
+
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """Turn toward the way around and creep along it (forward speed falls with the heading error)."""
+        error = math.remainder(math.atan2(direction[1], direction[0]) - x[2], math.tau)
+        turn = float(np.clip(ESCAPE_GAIN * error, -self.params.max_turn_rate_radps, self.params.max_turn_rate_radps))
+        return np.array([self.params.deadlock_escape.escape_speed_mps * max(0.0, math.cos(error)), turn])
 
     def _nominal_vector(self, msg: TwistCommand | None) -> np.ndarray:
         return np.zeros(2) if msg is None else np.array([msg.linear[0], msg.angular[2]])

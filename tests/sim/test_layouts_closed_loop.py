@@ -113,3 +113,17 @@ def test_a_campaign_slice_per_family_is_safe_and_the_unfiltered_arm_collides(con
     assert unfiltered["aggregate"]["episodes_with_collision"] >= 8
     if kind == "diff_drive":
         assert agg["success_rate"] >= 0.9
+
+
+def test_a_drone_held_in_front_of_a_window_post_escapes_around_it_and_without_the_escape_it_stays():
+    """quadrotor_gaps seed 2 (20-episode campaign, seeds 0..19): the line runs past a window post's edge and the
+    filter alone holds the drone there for good; the deadlock escape takes it round into the opening."""
+    def episode(overrides: list[str]) -> dict:
+        campaign = Campaign(QUADROTOR, ("scenario=quadrotor_gaps", *overrides), episodes=1, seed=2)
+        return run_campaign(campaign)["episodes"][0]
+
+    stuck = episode(["nodes.filter.params.deadlock_escape=null"])
+    assert stuck["outcome"] == "deadlock" and stuck["collisions"] == 0
+    freed = episode([])
+    assert freed["outcome"] == "success" and freed["collisions"] == 0 and freed["deadlock_escapes"] >= 1
+    assert freed["min_barrier"] > 0.0
