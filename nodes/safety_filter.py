@@ -262,14 +262,14 @@ class _SafetyFilterNode(Node):
         if self._stall is None:
             return
         held_back = bool(report.intervened) and self._asks_for_motion(nominal)
-        if not self._stall.update(now, state.position, held_back):
+        position, pull = self._escape_frame(x, nominal)
+        if not self._stall.update(now, position, held_back):  # the barriers' point: a diff-drive turning on the spot moves it
             return
         obstacles = self._environment.obstacles
         if not obstacles or report.h.size < len(obstacles):
             self._escape = None
             return
         index = int(np.argmin(report.h[: len(obstacles)]))
-        position, pull = self._escape_frame(x, nominal)
         direction = escape_direction(position, pull, obstacles[index], self._escape_clearance(), self._environment.walls, planar=self._planar)
         name = self._environment.obstacle_names[index]
         self._escape = (direction, name) if np.any(direction) else None
@@ -498,6 +498,12 @@ class SafetyFilter(_SafetyFilterNode):
 
 
 class DiffDriveSafetyFilterParams(SafetyFilterParams):
+    deadlock_escape: DeadlockEscapeParams | None = Field(
+        None,
+        description="off by default for a diff-drive: the unicycle filter turns a held-back Husky round an obstacle by "
+        "itself (husky_adversarial, the layout families: no stall in 30 s), and an escape started during a long, slow "
+        "turn cost 1-2 of 10 clutter episodes their goal; set it to get round a true stall",
+    )
     lookahead_m: Positive = Field(0.3, description="distance of the controlled point ahead of the axle centre (m)")
     max_turn_rate_radps: Positive = Field(1.5, description="turn-rate limit (rad/s)")
     alpha: Positive = Field(1.0, description="barrier rate (1/s)")

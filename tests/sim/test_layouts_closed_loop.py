@@ -83,23 +83,15 @@ def test_without_the_filter_the_robot_hits_the_layout_and_with_it_gets_through(c
 
 
 FAMILIES = ("clutter", "gaps", "wall", "pocket")
-MODEL_ERROR = pytest.mark.xfail(
-    strict=False,
-    reason="seed 1002: with mass x0.91 and motor constant x0.97 the filtered drone reaches h -0.0055 in the QP layer (the "
-    "same layout at nominal mass passes, h 0.056): the filter assumes the commanded acceleration happens (issue 9, item 3)",
-)
-SLICES = [
-    *(pytest.param("quadrotor_sim.yaml", family, marks=MODEL_ERROR if family == "clutter" else ()) for family in FAMILIES),
-    *(("husky_sim.yaml", family) for family in FAMILIES),
-]
+SLICES = [*(("quadrotor_sim.yaml", family) for family in FAMILIES), *(("husky_sim.yaml", family) for family in FAMILIES)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("config", "family"), SLICES)
 def test_a_campaign_slice_per_family_is_safe_and_the_unfiltered_arm_collides(config: str, family: str) -> None:
     """10 episodes per family on seeds the README's campaign (0..19) does not use: the filter never lets the robot
-    touch, h >= -1e-3; without it most episodes collide. (Success is the README's number: the quadrotor's filter
-    stalls at some windows under mass and motor randomisation, issue 9 item 3.)"""
+    touch, h >= -1e-3, and gets it through in at least 9 of 10 (the issue's 90 %); without it most episodes collide.
+    (Seed 1002 of the quadrotor's clutter reached h -0.0055 before the filter modelled the plant's lag and bias.)"""
     path = REPO / "hw_configs" / config
     kind = load_config(path).robot.kind
     from aegis.scenario import resolve_scenario_for
@@ -111,8 +103,7 @@ def test_a_campaign_slice_per_family_is_safe_and_the_unfiltered_arm_collides(con
     agg = filtered["aggregate"]
     assert agg["collisions"] == 0 and agg["min_barrier"] >= -1e-3 and agg["fallbacks"] == 0
     assert unfiltered["aggregate"]["episodes_with_collision"] >= 8
-    if kind == "diff_drive":
-        assert agg["success_rate"] >= 0.9
+    assert agg["success_rate"] >= 0.9
 
 
 def test_a_drone_held_in_front_of_a_window_post_escapes_around_it_and_without_the_escape_it_stays():
