@@ -47,3 +47,9 @@ def test_a_stall_is_a_held_back_robot_that_stays_put_for_the_stall_time():
     monitor.reset()
     assert not any(monitor.update(t / 50, np.array([0.1 * t / 50, 0, 0]), True) for t in range(100))  # moving 0.1 m/s
     assert not any(monitor.update(t / 50, here, False) for t in range(100))  # not held back: the nominal's own stop
+
+
+def test_an_upright_cylinder_without_caps_is_passed_sideways_never_over():
+    pillar = box((1.0, 0.0, 0.0), (0.0, 0.0, float("inf")), radius=0.2)
+    direction = escape_direction((0.0, 0.01, 1.0), (1.0, 0.0, 0.0), pillar, 0.2, FLOOR_AND_CEILING)
+    np.testing.assert_allclose(direction, [0.0, 1.0, 0.0], atol=1e-12)
