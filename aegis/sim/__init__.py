@@ -97,3 +97,35 @@ def connect(gui: bool = False) -> int:
         raise RuntimeError("PyBullet could not open a GUI (one per process, and it needs a display); run without gui")
     return client
 
+
+class BodyStateViews:
+    """Read-only views of a simulated body's state after its last step, shared by the worlds (the crash judge reads them).
+
+    A world keeps ``steps``, ``dt``, ``_position``, ``_orientation`` (x, y, z, w) and ``_velocity_world``
+    (world frame, SI units) up to date; the arrays change with the next step: read, do not keep.
+    """
+
+    steps: int
+    dt: float
+    _position: Any
+    _orientation: Any
+    _velocity_world: Any
+
+    @property
+    def time_s(self) -> float:
+        return self.steps * self.dt
+
+    @property
+    def position(self) -> Any:
+        """The body's origin (a quadrotor's centre of mass, a ground robot's base frame), world frame (m)."""
+        return self._position
+
+    @property
+    def orientation(self) -> Any:
+        """The body's attitude, quaternion (x, y, z, w)."""
+        return self._orientation
+
+    @property
+    def velocity_world(self) -> Any:
+        """The body's velocity, world frame (m/s)."""
+        return self._velocity_world

@@ -49,7 +49,7 @@ import pybullet
 
 from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import motor_lag_factor, motor_lag_step, quaternion_to_matrix
-from aegis.sim import open_world, stdout_to_devnull, world_time_step
+from aegis.sim import BodyStateViews, open_world, stdout_to_devnull, world_time_step
 
 GROUND_FRICTION = 1.0
 """Lateral friction of the ground plane: a wheel's own coefficient is then the contact's."""
@@ -81,7 +81,7 @@ class DiffDriveState:
     motor_speeds: np.ndarray
 
 
-class DiffDriveWorld:
+class DiffDriveWorld(BodyStateViews):
     """A PyBullet client with an optional ground plane and one wheeled robot built from ``robot`` (kind diff_drive)."""
 
     def __init__(
@@ -205,24 +205,9 @@ class DiffDriveWorld:
         self._read_state()
         return self.state()
 
-    @property
-    def time_s(self) -> float:
-        return self.steps * self.dt
 
-    @property
-    def position(self) -> np.ndarray:
-        """The base frame's origin after the last step (world frame, m); read-only use: it changes with the next step."""
-        return self._position
 
-    @property
-    def orientation(self) -> np.ndarray:
-        """The base's attitude after the last step, quaternion (x, y, z, w); read-only use."""
-        return self._orientation
 
-    @property
-    def velocity_world(self) -> np.ndarray:
-        """The base's velocity after the last step (world frame, m/s); read-only use."""
-        return self._velocity_world
 
     def set_scales(
         self,

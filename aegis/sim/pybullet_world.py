@@ -41,7 +41,7 @@ import numpy as np
 import pybullet
 
 from aegis.config import RobotConfig
-from aegis.sim import open_world, world_time_step
+from aegis.sim import BodyStateViews, open_world, world_time_step
 from aegis.controllers.quadrotor_model import (
     QuadrotorModel,
     motor_lag_factor,
@@ -74,7 +74,7 @@ class QuadrotorState:
     motor_speeds: np.ndarray
 
 
-class QuadrotorBody:
+class QuadrotorBody(BodyStateViews):
     """One quadrotor built from ``robot`` (kind quadrotor) in an open PyBullet ``client``: its physics per step.
 
     :meth:`apply` sets this step's rotor forces, torques and drag; the owner of the client then
@@ -130,24 +130,9 @@ class QuadrotorBody:
         self._velocity_before = self._velocity_world
         return self.state()
 
-    @property
-    def time_s(self) -> float:
-        return self.steps * self.dt
 
-    @property
-    def position(self) -> np.ndarray:
-        """The centre of mass after the last step (world frame, m); read-only use: it changes with the next step."""
-        return self._position
 
-    @property
-    def orientation(self) -> np.ndarray:
-        """The attitude after the last step, quaternion (x, y, z, w); read-only use: it changes with the next step."""
-        return self._orientation
 
-    @property
-    def velocity_world(self) -> np.ndarray:
-        """The centre of mass's velocity after the last step (world frame, m/s); read-only use."""
-        return self._velocity_world
 
     @property
     def body_radius_m(self) -> float:
