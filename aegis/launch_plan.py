@@ -101,7 +101,8 @@ def make_plan(config: HwConfig) -> LaunchPlan:
 
 
 def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str, tuple[str, ...]]) -> list[str]:
-    """One publisher per topic, one message type per topic, the filters in the command path; an input nobody publishes is a warning.
+    """One publisher per topic, one message type per topic, no node on a referee's topic, the filters in the command path;
+    an input nobody publishes is a warning.
 
     A many port counts as one port per topic of its list. An input a node's parameters declare
     absent (``unread``, aegis.node.Node.unread_inputs) must have no publisher: the node would
@@ -129,6 +130,19 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
             elif publishers[topic][1] != node.msg_types[port]:
                 who, msg_type = publishers[topic]
                 errors.append(f"topic {topic}: {who} publishes {msg_type} but {node.name}.{port} expects {node.msg_types[port]}")
+    referee = {
+        topic: f"{node.name}.{port}"
+        for node in launches
+        for port in node_class(node.type_name).referee_outputs
+        for topic in port_topics(node.outputs.get(port, ()))
+    }
+    for node in launches:
+        for port, topic in ((port, topic) for port, topics in node.inputs.items() for topic in port_topics(topics)):
+            if topic in referee:
+                errors.append(
+                    f"{node.name}.{port} reads {topic}, {referee[topic]}'s ground truth: that is the referee's (evaluation "
+                    "measures from it), no node acts on it; read the sensors' topics"
+                )
     errors += _filter_wiring_errors(launches)
     if errors:
         source = config.source or "<config>"

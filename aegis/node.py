@@ -118,6 +118,8 @@ class Node:
     trigger: ClassVar[str | None] = None
     bypass: ClassVar[tuple[str, str] | None] = None
     """(input port, output port) of a node that can be left out with its input wired through (a safety filter)."""
+    referee_outputs: ClassVar[tuple[str, ...]] = ()
+    """Output ports only evaluation may read (a simulator's ground truth): the launch plan refuses a node that reads one."""
 
     def __init__(
         self,

@@ -144,6 +144,8 @@ class SimBridgeBase(Node):
     wind_world, external_force_world)``, ``state()``, ``set_scales(...)``, ``body_radius_m`` and ``close()``.
     """
 
+    referee_outputs = ("truth",)
+
     Params: ClassVar[type[SimBridgeParams]] = SimBridgeParams
     command_size: ClassVar[int]
     """How many actuator speeds the ``command`` input carries (4 rotors, 2 wheels)."""

@@ -97,6 +97,7 @@ class SwarmSimBridge(Node):
     """Quadrotors sharing one PyBullet world, commanded by rotor speeds (module doc)."""
 
     type_name = "swarm_sim_bridge"
+    referee_outputs = ("truth",)
     inputs = (
         Port(
             "command", MotorSpeeds, (), max_age_s=COMMAND_TIMEOUT_S, many=True, one_per="robots",

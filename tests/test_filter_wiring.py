@@ -80,3 +80,17 @@ def test_a_filter_declared_without_obstacle_source_refuses_a_publisher_and_warns
     assert make_plan(load_config(QUADROTOR, ["nodes.filter.topics.obstacles=/no_obstacles"])).warnings == (
         "filter.obstacles subscribes to /no_obstacles, which no node in this config publishes",
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "override", "reader"),
+    [
+        (QUADROTOR, "nodes.controller.topics.state=/sim/ground_truth", "controller.state reads /sim/ground_truth, sim.truth's"),
+        (HUSKY, "nodes.filter.topics.state=/sim/ground_truth", "filter.state reads /sim/ground_truth, sim.truth's"),
+        (SWARM, "nodes.cf2_filter.topics.state=/cf2/ground_truth", "cf2_filter.state reads /cf2/ground_truth, sim.truth's"),
+    ],
+)
+def test_a_node_reading_the_simulators_ground_truth_is_refused(config: Path, override: str, reader: str) -> None:
+    """The ground truth is the referee's: a controller or filter acting on it would be judged on what it was given."""
+    message = refused(config, override)
+    assert reader in message and "referee" in message
