@@ -363,10 +363,12 @@ class QuadrotorSafetyFilterParams(SafetyFilterParams):
         description="time constant (s, world x, y, z) with which the inner loops realise a commanded acceleration; "
         "set: third-order barriers on [p, v, a], the state predicted over latency, the bias observed (none: a = u at once)",
     )
-    actuator_delay_s: Annotated[float, Field(ge=0, lt=1)] = Field(
+    actuator_delay_s: Annotated[float, Field(ge=0, lt=1)] | tuple[
+        Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]
+    ] = Field(
         0.0,
-        description="with actuator_lag_s: dead time before a commanded acceleration starts to show, the inner loop's own "
-        "plus any known actuation latency (s); the odometry's delay is read from its stamps",
+        description="with actuator_lag_s: dead time (s, one for all axes or world x, y, z) before a commanded acceleration "
+        "starts to show, the inner loop's own plus any known actuation latency; the odometry's delay is read from its stamps",
     )
     model_error_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
         0.0, description="with actuator_lag_s: declared bound on the acceleration the model gets wrong after the bias estimate (m/s^2)"
@@ -435,6 +437,7 @@ class SafetyFilter(_SafetyFilterNode):
             speed_alpha=p.speed_alpha,
             actuator_lag=p.actuator_lag_s,
             model_error=p.model_error_mps2,
+            sample_period=1.0 / self.rate_hz,
         )
 
     def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:

@@ -61,7 +61,7 @@ FAST_PATHS = ("osqp-direct", "closed-form", "cvxpygen")
 SLOW_PATHS = ("cvxpy-param", "cvxpy-rebuild")
 REFERENCE = "cvxpy-param"
 ROBOTS = ("quadrotor", "quadrotor_lagged", "diff_drive")
-LAGGED_QUADROTOR = {"actuator_lag": (0.13, 0.13, 0.03), "model_error": 0.2, "alpha": 3.0, "speed_alpha": 3.0}
+LAGGED_QUADROTOR = {"actuator_lag": (0.14, 0.14, 0.04), "model_error": 0.2, "alpha": 3.0, "speed_alpha": 3.0}
 """The shipped quadrotor filter's plant model (hw_configs/quadrotor_sim.yaml): third-order rows on [p, v, a, bias]."""
 ROW_KEYS = (
     "name",

@@ -1,7 +1,7 @@
 """What the safety filter believes the robot's acceleration is: its own commands through the plant's lag, plus an estimated bias.
 
 The filter commands an acceleration ``u``; the robot's inner loops and motors realise it late
-(``actuator_delay_s``: the inner loop's dead time plus any actuation latency) and slowly (a
+(``actuator_delay_s`` per axis: the inner loop's dead time plus any actuation latency) and slowly (a
 first-order lag of ``lag_s`` per axis), and off by a bias
 ``d`` (mass, thrust and drag coefficients unlike the nominal ones): ``tau a' = u(t - L) + d - a``.
 :class:`AccelerationModel` keeps that model running over the filter's own past commands, and
@@ -37,27 +37,29 @@ class AccelerationModel:
     def __init__(
         self,
         lag_s: float | Sequence[float],
-        actuator_delay_s: float = 0.0,
+        actuator_delay_s: float | Sequence[float] = 0.0,
         observer_time_constant_s: float = 0.5,
         max_bias_mps2: float = 3.0,
     ) -> None:
         lag = np.broadcast_to(np.asarray(lag_s, dtype=float), (3,)).copy()
         if not (np.all(lag > 0) and np.all(np.isfinite(lag))):
             raise ValueError(f"lag_s must be finite and > 0 per axis, got {lag_s}")
-        for name, value in (("actuator_delay_s", actuator_delay_s), ("max_bias_mps2", max_bias_mps2)):
-            if not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        delay = np.broadcast_to(np.asarray(actuator_delay_s, dtype=float), (3,)).copy()
+        if not (np.all(delay >= 0) and np.all(np.isfinite(delay))):
+            raise ValueError(f"actuator_delay_s must be finite and >= 0 per axis, got {actuator_delay_s}")
+        if not (max_bias_mps2 >= 0 and math.isfinite(max_bias_mps2)):
+            raise ValueError(f"max_bias_mps2 must be finite and >= 0, got {max_bias_mps2}")
         if not (observer_time_constant_s > 0 and math.isfinite(observer_time_constant_s)):
             raise ValueError(f"observer_time_constant_s must be finite and > 0, got {observer_time_constant_s}")
         self.lag = lag
-        self.actuator_delay_s = float(actuator_delay_s)
+        self.delay = delay
         self.observer_time_constant_s = float(observer_time_constant_s)
         self.max_bias_mps2 = float(max_bias_mps2)
         self.reset()
 
     def reset(self) -> None:
         """No command given, acceleration and bias zero."""
-        self._commands: deque[tuple[float, np.ndarray]] = deque()  # (time it takes effect, u)
+        self._commands: deque[tuple[float, np.ndarray]] = deque()  # (time it was sent, u); axis i acts delay[i] later
         self._history: deque[tuple[float, np.ndarray]] = deque()  # (time, modelled acceleration)
         self.time: float | None = None
         self.acceleration = np.zeros(3)
@@ -67,8 +69,8 @@ class AccelerationModel:
         self._observed_stamp: float | None = None
 
     def commanded(self, now: float, command: np.ndarray) -> None:
-        """The filter sent ``command`` at ``now``: it acts from ``now + actuator_delay_s``."""
-        self._commands.append((now + self.actuator_delay_s, np.array(command, dtype=float)))
+        """The filter sent ``command`` at ``now``: axis i acts from ``now + actuator_delay_s[i]``."""
+        self._commands.append((now, np.array(command, dtype=float)))
 
     def advance(self, now: float) -> None:
         """Run the model up to ``now`` (call once per tick, before observe and predict)."""
@@ -80,7 +82,7 @@ class AccelerationModel:
         self._history.append((now, self.acceleration.copy()))
         while len(self._history) > 1 and self._history[1][0] <= now - HISTORY_S:
             self._history.popleft()
-        while len(self._commands) > 1 and self._commands[1][0] <= now - HISTORY_S:
+        while len(self._commands) > 1 and self._commands[1][0] + float(self.delay.min()) <= now - HISTORY_S:
             self._commands.popleft()
 
     def observe(self, measured: np.ndarray, stamp: float) -> None:
@@ -100,8 +102,13 @@ class AccelerationModel:
         return bool(np.any(np.abs(self.bias) >= self.max_bias_mps2 * (1.0 - 1e-9))) and self.max_bias_mps2 > 0.0
 
     def predict(self, position: np.ndarray, velocity: np.ndarray, stamp: float, now: float) -> np.ndarray:
-        """[p, v, a, bias] (12) at ``now + actuator_delay_s`` from position and velocity measured at ``stamp``."""
-        target = now + self.actuator_delay_s
+        """[p, v, a, bias] (12) at ``now + max(actuator_delay_s)`` from position and velocity measured at ``stamp``.
+
+        The horizon is the longest dead time: the command computed now acts on no axis before it (an
+        axis with a shorter one is then predicted as if this tick's command reached it that late: an
+        error the bound ``model_error_mps2`` covers, and small for the Crazyflie's 55 ms / 0).
+        """
+        target = now + float(self.delay.max())
         start = min(stamp, now)
         p, v, a = self._propagate(start, target, np.asarray(position, dtype=float), np.asarray(velocity, dtype=float), self._modelled_at(start))
         return np.concatenate([p, v, a, self.bias])
@@ -120,20 +127,21 @@ class AccelerationModel:
         return self._propagate(base_time, time, np.zeros(3), np.zeros(3), base)[2]
 
     def _command_at(self, time: float) -> np.ndarray:
-        """The command acting at ``time`` (zero before the first)."""
-        acting = None
+        """The command acting at ``time`` on each axis (zero before the first reaches it)."""
+        acting = np.zeros(3)
         for t, u in self._commands:
-            if t > time + 1e-12:
+            arrived = t + self.delay <= time + 1e-12
+            if not arrived.any():
                 break
-            acting = u
-        return np.zeros(3) if acting is None else acting
+            acting = np.where(arrived, u, acting)
+        return acting
 
     def _propagate(self, start: float, end: float, p: np.ndarray, v: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p, v, a) at ``end`` from ``start``, exactly, over each interval of constant command (plus the bias)."""
         p, v, a = p.copy(), v.copy(), a.copy()
         tau = self.lag
         t = start
-        switches = [s for s, _ in self._commands if start < s < end]
+        switches = sorted({float(t + d) for t, _ in self._commands for d in self.delay if start < t + d < end})
         for boundary in [*switches, end]:
             span = boundary - t
             if span <= 0.0:

@@ -48,7 +48,9 @@ alpha^3 h >= 0``, which keeps ``h >= 0`` from any state where ``h``, ``psi_1 = h
 estimate misses): the last term makes the condition hold for every acceleration within it
 (input-to-state safety, Kolathaya and Ames 2019). At rest it keeps ``3 model_error / alpha^2`` of
 extra stand-off. The speed limit becomes second order in the same way (double pole at
-``-speed_alpha``). Without a lag (the default) the rows are the second-order ones above and the
+``-speed_alpha``). With ``sample_period`` (the filter's tick) each ``1 / tau`` is the rate a command
+held over one tick achieves, ``(1 - exp(-dt / tau)) / dt``: a lag near the tick is not credited with
+more authority than a held command gives. Without a lag (the default) the rows are the second-order ones above and the
 state is ``[p, v]``.
 """
 
@@ -85,6 +87,7 @@ class DoubleIntegratorModel:
         brake_gain: float = 2.0,
         actuator_lag: float | Sequence[float] | None = None,
         model_error: float = 0.0,
+        sample_period: float | None = None,
     ) -> None:
         limit = np.broadcast_to(np.asarray(max_acceleration, dtype=float), (3,)).copy()
         if not (np.all(limit > 0) and np.all(np.isfinite(limit))):
@@ -115,6 +118,13 @@ class DoubleIntegratorModel:
                 raise ValueError(f"actuator_lag must be finite and > 0 per axis (or None), got {actuator_lag}")
             self.actuator_lag = tuple(float(t) for t in lag)
             self.state_size = 12  # [p, v, a, d_hat]
+        if sample_period is not None and not (sample_period > 0 and math.isfinite(sample_period)):
+            raise ValueError(f"sample_period must be finite and > 0 (or None), got {sample_period}")
+        # How fast the lag answers a command held over one sample: (1 - exp(-dt / tau)) / dt, below 1 / tau, so a lag
+        # near the sample period is not credited with more authority than one held command gives (1 / tau unsampled).
+        self._lag_rates = None if self.actuator_lag is None else tuple(
+            1.0 / t if sample_period is None else -math.expm1(-sample_period / t) / sample_period for t in self.actuator_lag
+        )
 
     def default_weights(self) -> np.ndarray:
         """W = I: the change of acceleration counts the same on every axis."""
@@ -161,7 +171,7 @@ class DoubleIntegratorModel:
         rows.clear()
         add_a, add_b, add_h = rows.a.extend, rows.b.append, rows.h.append
         px, py, pz, vx, vy, vz, ax, ay, az, dx, dy, dz = state.tolist()
-        kx, ky, kz = (1.0 / t for t in self.actuator_lag)
+        kx, ky, kz = self._lag_rates
         error = self.model_error
         a1, a2, a3 = 3.0 * alpha, 3.0 * alpha * alpha, alpha * alpha * alpha
         lx, ly, lz = ax - dx, ay - dy, az - dz  # the lag's own state: a - d_hat

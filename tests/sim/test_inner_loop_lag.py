@@ -65,10 +65,10 @@ def test_the_declared_lag_explains_the_true_acceleration(flight):
     times, commands, accelerations, declared, delay = flight
     for axis in (0, 1):  # the horizontal axes: what the attitude loop realises by tilting
         at_once = _lag_error(times, commands[:, axis], accelerations[:, axis], 1e-4)
-        with_lag = _lag_error(times, commands[:, axis], accelerations[:, axis], declared[axis], delay)
+        with_lag = _lag_error(times, commands[:, axis], accelerations[:, axis], declared[axis], delay[axis])
         best = min(
             _lag_error(times, commands[:, axis], accelerations[:, axis], tau, dead)
             for tau in np.arange(0.05, 0.3, 0.01) for dead in np.arange(0.0, 0.1, 0.01)
         )
         assert with_lag < 0.5 * at_once, f"axis {axis}: the lag model explains little ({with_lag:.3f} vs {at_once:.3f} m/s^2)"
-        assert with_lag < 1.15 * best, f"axis {axis}: a lag of {declared[axis]} s after {delay} s is off the best fit ({with_lag:.3f} vs {best:.3f})"
+        assert with_lag < 1.15 * best, f"axis {axis}: a lag of {declared[axis]} s after {delay[axis]} s is off the best fit ({with_lag:.3f} vs {best:.3f})"
