@@ -42,8 +42,10 @@ def test_the_quadrotor_filters_qp_on_the_cortex_m4f_agrees_with_the_host(tmp_pat
     assert check.mcu.solved.all() and set(check.mcu.statuses) == {"solved"}
     for path in ("cvxpy-param", "osqp-direct"):
         assert check.deviation(path) <= AGREEMENT, path
-    if check.host_c is not None:  # the same C on the host: equal up to the last bits of double rounding
-        assert check.deviation("host-c") <= 1e-9
+    if check.host_c is not None:  # the same C on the host: the last bits of double rounding part, and with the plant
+        # model's rows (coefficients up to 1 / tau) that moves OSQP's stopping iteration on about 1 problem in 6, so the
+        # answers differ by up to the solver's own tolerance (measured 8.6e-07), not the 1e-11 of the plain rows
+        assert check.deviation("host-c") <= 1e-5
     assert check.agrees()
     # the QP's rows do matter: most sample commands are changed, and by more than the tolerance
     reference_u = check.references["cvxpy-param"][0]

@@ -84,7 +84,10 @@ def _random_state(model: BarrierModel, rng: np.random.Generator, low: np.ndarray
     if isinstance(model, DoubleIntegratorModel):
         direction = rng.normal(size=3)
         speed = rng.uniform(0.0, model.max_speed or 2.0)
-        return np.r_[rng.uniform(low, high), speed * direction / np.linalg.norm(direction)]
+        state = np.r_[rng.uniform(low, high), speed * direction / np.linalg.norm(direction)]
+        if model.state_size == 12:  # a plant model with a lag: an achieved acceleration and a bias estimate too
+            state = np.r_[state, rng.uniform(-3.0, 3.0, 3), rng.uniform(-0.3, 0.3, 3)]
+        return state
     return np.r_[rng.uniform(low[:2], high[:2]), rng.uniform(-math.pi, math.pi)]
 
 
