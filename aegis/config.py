@@ -186,12 +186,10 @@ class SafetyConfig(_Strict):
 
 
 class RealtimeConfig(_Strict):
+    """How the plan runs. CPU affinity, SCHED_FIFO priority and a deadline-miss limit come with the real-time executor
+    and the supervisor (issue 12); until they exist the keys are refused as unknown rather than accepted and ignored."""
+
     executor: Literal["lockstep", "realtime", "ros2"] = "lockstep"
-    cpu_affinity: list[Annotated[int, Field(ge=0)]] = []
-    priority: Annotated[int, Field(ge=0, le=99)] = 0
-    deadline_miss_limit: Annotated[int, Field(ge=1)] = Field(
-        3, description="consecutive deadline misses before the supervisor falls back"
-    )
 
 
 class RosConfig(_Strict):
