@@ -205,10 +205,6 @@ class DiffDriveWorld(BodyStateViews):
         self._read_state()
         return self.state()
 
-
-
-
-
     def set_scales(
         self,
         mass: float = 1.0,

@@ -130,10 +130,6 @@ class QuadrotorBody(BodyStateViews):
         self._velocity_before = self._velocity_world
         return self.state()
 
-
-
-
-
     @property
     def body_radius_m(self) -> float:
         """Radius of a sphere about the centre of mass that holds the airframe and propellers."""
