@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aegis.config import ConfigError, HwConfig, validated_node_params
+from aegis.config import HwConfig, validated_node_params
+
+from aegis.config_files import ConfigError
 from aegis.node import Node, Topics, port_topics, resolve_topics
 from aegis.registry import node_class
 

@@ -12,10 +12,10 @@ from aegis.node import Node
 NODE_TYPES: dict[str, str] = {
     "double_integrator": "aegis.nodes.double_integrator:DoubleIntegratorPlant",
     "pid": "aegis.nodes.pid:PidPositionController",
-    "sim_bridge": "aegis.nodes.sim_bridge:SimBridge",
+    "sim_bridge": "aegis.nodes.quadrotor_sim_bridge:SimBridge",
     "swarm_sim_bridge": "aegis.nodes.swarm_sim_bridge:SwarmSimBridge",
     "quadrotor_controller": "aegis.nodes.quadrotor_controller:QuadrotorController",
-    "diff_drive_sim_bridge": "aegis.nodes.sim_bridge:DiffDriveSimBridge",
+    "diff_drive_sim_bridge": "aegis.nodes.diff_drive_sim_bridge:DiffDriveSimBridge",
     "diff_drive_controller": "aegis.nodes.diff_drive_controller:DiffDriveController",
     "twist_to_wheels": "aegis.nodes.twist_to_wheels:TwistToWheels",
     "diff_drive_twist_controller": "aegis.nodes.diff_drive_controller:DiffDriveTwistController",
@@ -24,8 +24,8 @@ NODE_TYPES: dict[str, str] = {
     "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",
     "quadrotor_mpc": "aegis.nodes.mpc:QuadrotorMpc",
     "diff_drive_mpc": "aegis.nodes.mpc:DiffDriveMpc",
-    "safety_filter": "aegis.nodes.safety_filter:SafetyFilter",
-    "diff_drive_safety_filter": "aegis.nodes.safety_filter:DiffDriveSafetyFilter",
+    "safety_filter": "aegis.nodes.quadrotor_safety_filter:SafetyFilter",
+    "diff_drive_safety_filter": "aegis.nodes.diff_drive_safety_filter:DiffDriveSafetyFilter",
     "quadrotor_policy": "aegis.nodes.policy:QuadrotorPolicy",
     "diff_drive_policy": "aegis.nodes.policy:DiffDrivePolicy",
 }

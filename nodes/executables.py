@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from aegis.cli import UsageError, resolve_config_path
-from aegis.config import ConfigError, load_config
+from aegis.cli_options import UsageError, resolve_config_path
+from aegis.config import load_config
+from aegis.config_files import ConfigError
 from aegis.launch_plan import make_plan
 from aegis.registry import NODE_TYPES
 from aegis.ros_shell import (

@@ -36,7 +36,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from aegis.config import CRAZYFLIE_2X, HUSKY, ConfigError, InferenceConfig, RobotConfig
+from aegis.config import CRAZYFLIE_2X, HUSKY, InferenceConfig, RobotConfig
+
+from aegis.config_files import ConfigError
 from aegis.inference.observations import ObservationBuilder, PolicyInput, layout_problems
 from aegis.msgs import AccelCommand, PolicyReport, RobotState, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received

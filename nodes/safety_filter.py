@@ -1,4 +1,4 @@
-"""The safety_filter nodes: correct a nominal command with a CBF quadratic program, always on, never silent.
+"""What both safety_filter nodes share: correct a nominal command with a CBF quadratic program, always on, never silent.
 
 ``safety_filter`` (quadrotor, double-integrator model) takes the nominal world-frame acceleration
 (/cmd_accel_nominal, AccelCommand) and publishes the safe one (/cmd_accel); ``diff_drive_safety_filter``
@@ -9,7 +9,7 @@ and geofence from the hw_config's ``safety`` section, and publish a SafetyFilter
 
 What happens when inputs are missing or wrong is decided here, explicitly. Every input's staleness
 bound is the hw_config's ``safety.stale_input_timeout_s`` unless its port declares a tighter one
-(:meth:`_SafetyFilterNode.input_max_age`). Each case is named in the report's status and counted in
+(:meth:`SafetyFilterNode.input_max_age`). Each case is named in the report's status and counted in
 the node's metrics (so ``aegis sim`` summaries carry them):
 
 - odometry missing, stale, not finite or with a quaternion off unit norm (RobotState.is_usable): no
@@ -32,7 +32,8 @@ the node's metrics (so ``aegis sim`` summaries carry them):
   counted and named in the report (aegis.nodes.neighbours). None wired: no neighbours, as before.
 
 The filter itself (aegis.controllers.cbf) never raises and never falls back to the nominal command:
-QP -> backup (brake / stop) -> e-stop, the layer on every report.
+QP -> backup (brake / stop) -> e-stop, the layer on every report. The two robots' nodes:
+:mod:`aegis.nodes.quadrotor_safety_filter` and :mod:`aegis.nodes.diff_drive_safety_filter`.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ import numpy as np
 from pydantic import Field
 
 from aegis.config import SafetyConfig
-from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, Environment, Neighbours, adaptive_alpha, closing_speed, obstacle_density
-from aegis.msgs import AccelCommand, ImuSample, Obstacles, RobotState, SafetyFilterReport, TwistCommand
+from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, Environment, FilterReport, Neighbours, adaptive_alpha, closing_speed, obstacle_density
+from aegis.msgs import Obstacles, RobotState, SafetyFilterReport
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.controllers.cbf.deadlock import StallMonitor, escape_direction
 from aegis.nodes.neighbours import NeighbourTracker
@@ -103,7 +104,7 @@ class SafetyFilterParams(NodeParams):
     )
 
 
-class _SafetyFilterNode(Node):
+class SafetyFilterNode(Node):
     """Shared wiring: obstacles into an Environment once per message, the filter per tick, the report always."""
 
     Params: ClassVar[type[SafetyFilterParams]] = SafetyFilterParams
@@ -231,7 +232,7 @@ class _SafetyFilterNode(Node):
             neighbours = self._neighbours.update(now, inputs.get("neighbours") or (), self._position_velocity(x)[0])
         if obstacles_problem is not None:
             self.unusable_obstacles_ticks += 1
-            u, report = self.filter.backup(x, u_nominal, obstacles_problem)
+            u, report = _as_message(*self.filter.backup(x, u_nominal, obstacles_problem))
         else:
             self.geofence_only_ticks += bool(obstacles_note)
             alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
@@ -241,7 +242,7 @@ class _SafetyFilterNode(Node):
                 u_nominal = self._escaping_nominal(x, received.msg, u_nominal, self._escape[0])
                 escape_note = f" (deadlock escape around {self._escape[1]})"
                 self.escape_ticks += 1
-            u, report = self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha)
+            u, report = _as_message(*self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha))
             report.solver_status += obstacles_note + escape_note
             self._watch_for_deadlock(now, x, received.msg, asked, report)
         report.stamp = now
@@ -354,234 +355,8 @@ class _SafetyFilterNode(Node):
         raise NotImplementedError
 
 
-class QuadrotorSafetyFilterParams(SafetyFilterParams):
-    speed_alpha: Positive = Field(
-        5.0, description="rate (1/s) of the speed-limit barrier: lower starts braking earlier, for a lagging inner loop"
+def _as_message(command: np.ndarray, report: FilterReport) -> tuple[np.ndarray, SafetyFilterReport]:
+    """The filter's command and its report as the message the node publishes (stamp and notes added by the caller)."""
+    return command, SafetyFilterReport.of_typed(
+        report.name, report.layer, report.intervened, report.h, report.active, report.slack, report.solver_status, report.solve_time_s
     )
-    actuator_lag_s: tuple[Positive, Positive, Positive] | None = Field(
-        None,
-        description="time constant (s, world x, y, z) with which the inner loops realise a commanded acceleration; "
-        "set: third-order barriers on [p, v, a], the state predicted over latency, the bias observed (none: a = u at once)",
-    )
-    actuator_delay_s: Annotated[float, Field(ge=0, lt=1)] | tuple[
-        Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]
-    ] = Field(
-        0.0,
-        description="with actuator_lag_s: dead time (s, one for all axes or world x, y, z) before a commanded acceleration "
-        "starts to show, the inner loop's own plus any known actuation latency; the odometry's delay is read from its stamps",
-    )
-    model_error_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
-        0.0, description="with actuator_lag_s: declared bound on the acceleration the model gets wrong after the bias estimate (m/s^2)"
-    )
-    observer_time_constant_s: Positive = Field(0.5, description="with actuator_lag_s: time constant of the bias observer (s)")
-    max_bias_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
-        3.0, description="with actuator_lag_s: largest bias (m/s^2 per axis) the model admits; at the bound the report warns"
-    )
-
-
-class SafetyFilter(_SafetyFilterNode):
-    """The quadrotor's filter: a double integrator in world-frame acceleration, higher-order CBFs."""
-
-    type_name = "safety_filter"
-    inputs = (
-        Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
-        Port("nominal", AccelCommand, "/cmd_accel_nominal", max_age_s=NOMINAL_TIMEOUT_S, description="proposed acceleration"),
-        Port("obstacles", Obstacles, "/obstacles", description="perceived obstacles"),
-        Port(
-            "neighbours", RobotState, (), max_age_s=NEIGHBOUR_TIMEOUT_S, many=True,
-            description="other robots' odometry, one topic per robot (none wired: no neighbours)",
-        ),
-        Port("imu", ImuSample, "/imu", max_age_s=0.1, description="measured acceleration, for the bias observer (with actuator_lag_s)"),
-    )
-    outputs = (
-        Port("command", AccelCommand, "/cmd_accel", description="safe world-frame acceleration (m/s^2)"),
-        Port("report", SafetyFilterReport, "/safety_filter/report", description="what the filter did, every tick"),
-    )
-
-    Params = QuadrotorSafetyFilterParams
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        p = self.params
-        self.acceleration_model = None
-        if p.actuator_lag_s is not None:
-            from aegis.controllers.cbf.acceleration_model import AccelerationModel
-
-            self.acceleration_model = AccelerationModel(p.actuator_lag_s, p.actuator_delay_s, p.observer_time_constant_s, p.max_bias_mps2)
-        self.model_warnings = 0
-        self.max_model_residual = 0.0
-
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        if self.acceleration_model is not None:
-            self.acceleration_model.reset()
-        self.model_warnings = 0
-        self.max_model_residual = 0.0
-
-    def metrics(self) -> dict[str, Any]:
-        metrics = super().metrics()
-        if self.acceleration_model is not None:
-            metrics["model_warnings"] = self.model_warnings
-            metrics["max_model_residual_mps2"] = self.max_model_residual
-        return metrics
-
-    def _model(self) -> Any:
-        from aegis.controllers.cbf import DoubleIntegratorModel
-
-        safety, p = self.params.safety, self.params
-        return DoubleIntegratorModel(
-            max_acceleration=safety.max_accel_mps2,
-            robot_radius=p.robot_radius_m,
-            max_speed=safety.max_speed_mps,
-            alpha=p.alpha,
-            speed_alpha=p.speed_alpha,
-            actuator_lag=p.actuator_lag_s,
-            model_error=p.model_error_mps2,
-            sample_period=1.0 / self.rate_hz,
-        )
-
-    def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
-        """With a lag model: [p, v, a, bias] predicted to when this tick's command acts, the bias updated from the IMU."""
-        x = self._state_vector(state)
-        model = self.acceleration_model
-        if model is None:
-            return x
-        model.advance(now)
-        imu = inputs.get("imu")
-        if imu is not None and not imu.stale and _finite_imu(imu.msg):
-            from aegis.controllers.quadrotor_model import quaternion_to_matrix
-
-            measured = quaternion_to_matrix(imu.msg.orientation) @ imu.msg.linear_acceleration
-            measured[2] -= GRAVITY_MPS2
-            model.observe(measured, imu.msg.stamp)
-        return model.predict(x[:3], x[3:], state.stamp, now)
-
-    def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
-        model = self.acceleration_model
-        if model is None:
-            return
-        model.commanded(now, u)
-        residual = float(np.linalg.norm(model.filtered_residual))
-        report.model_residual_mps2 = residual
-        self.max_model_residual = max(self.max_model_residual, residual)
-        declared = self.params.model_error_mps2
-        if model.bias_saturated or residual > declared:
-            what = "bias at its bound" if model.bias_saturated else f"acceleration residual {residual:.2f} m/s^2 above the declared {declared:g}"
-            report.model_warning = f"model assumption violated: {what}"
-            self.model_warnings += 1
-
-    def _state_vector(self, state: RobotState) -> np.ndarray:
-        from aegis.controllers.quadrotor_model import quaternion_to_matrix
-
-        return np.concatenate([state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity])
-
-
-    def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x[:3], x[3:6]
-
-    def _asks_for_motion(self, nominal: np.ndarray) -> bool:
-        return float(np.linalg.norm(nominal)) > 0.5  # m/s^2
-
-    def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x[:3], nominal
-
-    def _escape_clearance(self) -> float:
-        return self.params.robot_radius_m + ESCAPE_MARGIN_M
-
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
-        """The nominal plus a pull to ``escape_speed_mps`` along the way around (a P loop on that speed, 2 /s)."""
-        along = float(x[3:6] @ direction)
-        return nominal + ESCAPE_GAIN * (self.params.deadlock_escape.escape_speed_mps - along) * direction
-
-    def _nominal_vector(self, msg: AccelCommand | None) -> np.ndarray:
-        return np.zeros(3) if msg is None else msg.linear
-
-    def _command(self, now: float, u: np.ndarray) -> AccelCommand:
-        return AccelCommand(stamp=now, frame_id="odom", linear=u)
-
-
-class DiffDriveSafetyFilterParams(SafetyFilterParams):
-    deadlock_escape: DeadlockEscapeParams | None = Field(
-        None,
-        description="off by default for a diff-drive: the unicycle filter turns a held-back Husky round an obstacle by "
-        "itself (husky_adversarial, the layout families: no stall in 30 s), and an escape started during a long, slow "
-        "turn cost 1-2 of 10 clutter episodes their goal; set it to get round a true stall",
-    )
-    lookahead_m: Positive = Field(0.3, description="distance of the controlled point ahead of the axle centre (m)")
-    max_turn_rate_radps: Positive = Field(1.5, description="turn-rate limit (rad/s)")
-    alpha: Positive = Field(1.0, description="barrier rate (1/s)")
-    slip_speed_mps: Annotated[float, Field(ge=0)] = Field(
-        0.0, description="bound on the look-ahead point's unmodelled speed (side slip, wheel lag), kept as robustness (m/s)"
-    )
-
-
-class DiffDriveSafetyFilter(_SafetyFilterNode):
-    """The ground robot's filter: a unicycle through a look-ahead point, on the twist (v, omega)."""
-
-    type_name = "diff_drive_safety_filter"
-    inputs = (
-        Port("state", RobotState, "/odom", max_age_s=0.1, description="odometry (twist in the body frame)"),
-        Port("nominal", TwistCommand, "/cmd_vel_nominal", max_age_s=NOMINAL_TIMEOUT_S * 2.5, description="proposed twist"),
-        Port("obstacles", Obstacles, "/obstacles", description="perceived obstacles"),
-    )
-    outputs = (
-        Port("command", TwistCommand, "/cmd_vel", description="safe body twist (linear.x m/s, angular.z rad/s)"),
-        Port("report", SafetyFilterReport, "/safety_filter/report", description="what the filter did, every tick"),
-    )
-    Params = DiffDriveSafetyFilterParams
-    default_rate_hz = 50.0
-
-    def _model(self) -> Any:
-        from aegis.controllers.cbf import UnicycleLookaheadModel
-
-        p = self.params
-        return UnicycleLookaheadModel(
-            lookahead_distance=p.lookahead_m,
-            robot_radius=p.robot_radius_m,
-            max_speed=p.safety.max_speed_mps,
-            max_turn_rate=p.max_turn_rate_radps,
-            alpha=p.alpha,
-            disturbance_speed=p.slip_speed_mps,
-        )
-
-    def _state_vector(self, state: RobotState) -> np.ndarray:
-        x, y, z, w = state.orientation
-        yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-        return np.array([state.position[0], state.position[1], yaw])
-
-    def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x[:2], np.zeros(2)  # closing speed from the pose alone is not known: adapt on density only
-
-    _planar = True
-
-    def _asks_for_motion(self, nominal: np.ndarray) -> bool:
-        return abs(float(nominal[0])) > 0.05  # m/s forward or back
-
-    def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The look-ahead point (what the barriers keep clear) and the heading the nominal drives it along."""
-        heading = np.array([math.cos(x[2]), math.sin(x[2]), 0.0]) * math.copysign(1.0, nominal[0])
-        lookahead = self.params.lookahead_m
-        return np.array([x[0] + lookahead * math.cos(x[2]), x[1] + lookahead * math.sin(x[2]), 0.0]), heading
-
-    def _escape_clearance(self) -> float:
-        return self.params.robot_radius_m + self.params.lookahead_m + ESCAPE_MARGIN_M
-
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
-        """Turn toward the way around and creep along it (forward speed falls with the heading error)."""
-        error = math.remainder(math.atan2(direction[1], direction[0]) - x[2], math.tau)
-        turn = float(np.clip(ESCAPE_GAIN * error, -self.params.max_turn_rate_radps, self.params.max_turn_rate_radps))
-        return np.array([self.params.deadlock_escape.escape_speed_mps * max(0.0, math.cos(error)), turn])
-
-    def _nominal_vector(self, msg: TwistCommand | None) -> np.ndarray:
-        return np.zeros(2) if msg is None else np.array([msg.linear[0], msg.angular[2]])
-
-    def _command(self, now: float, u: np.ndarray) -> TwistCommand:
-        return TwistCommand(stamp=now, frame_id="base_link", linear=np.array([u[0], 0.0, 0.0]), angular=np.array([0.0, 0.0, u[1]]))
-
-
-GRAVITY_MPS2 = 9.81
-"""Gravity removed from the IMU's specific force (m/s^2), as the simulator and the controllers take it."""
-
-
-def _finite_imu(imu: ImuSample) -> bool:
-    return bool(np.all(np.isfinite(imu.orientation)) and np.all(np.isfinite(imu.linear_acceleration)))

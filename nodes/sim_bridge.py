@@ -1,4 +1,4 @@
-"""The sim bridge nodes: own a PyBullet world, apply commands, publish what the robot senses, count collisions.
+"""What the sim bridge nodes share: own a PyBullet world, apply commands, publish what the robot senses, count collisions.
 
 A bridge is the plant and the clock of a lockstep run: list it first in a hw_config, at the
 physics rate (its ``rate_hz``); every tick is exactly one physics step. At tick time ``now`` it
@@ -27,8 +27,8 @@ robot, drawn at every ``reset(seed)`` and combined with the scenario's randomisa
 module says. ``actuation_latency_s`` delays every command before it reaches the actuators, in
 whole physics steps (``round(latency * rate_hz)``), on top of the one step every command waits.
 
-Command safety is the subclass's: :class:`SimBridge` (quadrotor) holds a fresh rotor-speed
-command up to the port's staleness bound and then cuts the motors; :class:`DiffDriveSimBridge`
+Command safety is the subclass's: :class:`~aegis.nodes.quadrotor_sim_bridge.SimBridge` (quadrotor) holds a fresh rotor-speed
+command up to the port's staleness bound and then cuts the motors; :class:`~aegis.nodes.diff_drive_sim_bridge.DiffDriveSimBridge`
 (ground robot) holds fresh wheel speeds as long and then brakes (see their docstrings).
 
 PyBullet is imported when the world is built (at reset), so `aegis check` stays fast.
@@ -43,8 +43,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from aegis.config import CRAZYFLIE_2X, HUSKY, RobotConfig
-from aegis.msgs import Image, ImuSample, LaserScan, MotorSpeeds, Obstacles, RobotState, WheelSpeeds
+from aegis.config import CRAZYFLIE_2X, RobotConfig
+from aegis.msgs import Image, LaserScan, Obstacles, RobotState
 from aegis.sim.command_hold import CommandHold
 from aegis.sim.command_delay import CommandDelay
 from aegis.sim.crash import CrashJudge, CrashParams
@@ -394,180 +394,3 @@ def _jittered(obstacles: tuple[Any, ...], amplitude_m: float, rng: np.random.Gen
 
 def _blows(wind: Any) -> bool:
     return any(v != 0.0 for v in wind.velocity_mps) or wind.gust_std_mps > 0.0
-
-
-class QuadrotorSimBridgeParams(SimBridgeParams):
-    initial_motors: Literal["stopped", "hover", "auto"] = Field(
-        "auto", description="rotor speeds at reset; auto: hover when starting in the air, stopped on the ground"
-    )
-    imu: bool = Field(True, description="publish an IMU sample (ideal, at the centre of mass) with the odometry")
-
-    @field_validator("robot")
-    @classmethod
-    def _quadrotor_only(cls, robot: RobotConfig) -> RobotConfig:
-        if robot.kind != "quadrotor":
-            raise ValueError(f"sim_bridge simulates kind quadrotor, not {robot.kind!r}")
-        return robot
-
-
-class SimBridge(SimBridgeBase):
-    """A quadrotor in PyBullet, commanded by rotor speeds: holds fresh commands, cuts stale ones.
-
-    The last command is held while it is fresh, i.e. up to the input port's staleness bound
-    (``COMMAND_TIMEOUT_S`` = 0.1 s, about five 48 Hz control periods); once it is older, or if none
-    came within that time of reset (the initial rotor speeds count as a command at t = 0), the
-    motors are cut to zero. A Crazyflie's commander watchdog also ends at zero thrust when
-    setpoints stop: holding stale rotor speeds would fly on blindly with whatever torque they
-    carried, whereas a cut drone falls, which a test or an evaluation then sees. Each cut is
-    counted in ``command_timeouts``. Non-finite rotor speeds count as zero, and speeds are clipped
-    to [0, max_motor_speed_radps]. A command for another number of rotors is a wiring error and raises.
-    """
-
-    type_name = "sim_bridge"
-    inputs = (
-        Port("command", MotorSpeeds, "/cmd_motors", max_age_s=COMMAND_TIMEOUT_S, description="rotor speed command (rad/s)"),
-    )
-    outputs = (
-        Port("state", RobotState, "/odom", description="odometry (twist in the body frame), with the configured noise and latency"),
-        Port("imu", ImuSample, "/imu", description="IMU at the centre of mass, body frame"),
-        TRUTH_PORT,
-        OBSTACLES_PORT,
-        *SENSOR_PORTS,
-    )
-    Params = QuadrotorSimBridgeParams
-    default_rate_hz = 240.0
-
-    command_size = 4
-    dynamics_scales = {**SimBridgeBase.dynamics_scales, "thrust_coeff_scale": "thrust", "drag_scale": "drag"}
-
-    def _build_world(self) -> Any:
-        from aegis.sim.pybullet_world import QuadrotorWorld
-
-        p = self.params
-        return QuadrotorWorld(p.robot, physics_rate_hz=self.rate_hz, gravity_mps2=p.gravity_mps2, ground_plane=p.ground_plane, gui=p.gui)
-
-    def _place(self, position: np.ndarray, yaw: float) -> None:
-        from aegis.sim.pybullet_world import COLLISION_HALF_HEIGHT_M
-
-        mode = self.params.initial_motors
-        airborne = position[2] > COLLISION_HALF_HEIGHT_M + 1e-6
-        hover = mode == "hover" or (mode == "auto" and airborne)
-        speed = self.world.model.hover_motor_speed if hover else 0.0
-        self.world.reset(position, yaw, speed)
-        self._start_command(speed)
-
-    def _touching_ground(self) -> bool:
-        """Whether the airframe touches the ground plane (checked only when it is low enough to)."""
-        world = self.world
-        if world.plane_id is None or world.position[2] > world.body_radius_m + 0.05:
-            return False
-        import pybullet
-
-        return bool(pybullet.getContactPoints(bodyA=world.body_id, bodyB=world.plane_id, physicsClientId=world.client))
-
-    def _sense(self, now: float) -> dict[str, Any]:
-        state = self.world.state()
-        outputs: dict[str, Any] = {
-            "state": RobotState(
-                stamp=now,
-                frame_id="odom",
-                child_frame_id="base_link",
-                position=state.position,
-                orientation=state.orientation,
-                linear_velocity=state.velocity_body,
-                angular_velocity=state.body_rates,
-            )
-        }
-        if self.params.imu:
-            outputs["imu"] = ImuSample(
-                stamp=now,
-                frame_id="base_link",
-                orientation=state.orientation,
-                angular_velocity=state.body_rates,
-                linear_acceleration=state.specific_force_body,
-            )
-        return outputs
-
-
-class DiffDriveSimBridgeParams(SimBridgeParams):
-    robot: RobotConfig = Field(HUSKY, description="the simulated robot (filled from the hw_config's robot section)")
-    initial_position_m: Vector3 = Field(
-        (0.0, 0.0, 0.0), description="start position of the base (on the ground: z = 0) when there is no scenario (m)"
-    )
-
-    @field_validator("robot")
-    @classmethod
-    def _diff_drive_only(cls, robot: RobotConfig) -> RobotConfig:
-        if robot.kind != "diff_drive":
-            raise ValueError(f"diff_drive_sim_bridge simulates kind diff_drive, not {robot.kind!r}")
-        return robot
-
-    @field_validator("dynamics")
-    @classmethod
-    def _ground_dynamics(cls, dynamics: Path | None) -> Path | None:
-        if dynamics is not None:
-            from aegis.sim.dynamics import load_dynamics
-
-            loaded = load_dynamics(dynamics)
-            for key in ("thrust_coeff_scale", "drag_scale"):
-                value = getattr(loaded, key)
-                if (value.low, value.high) != (1.0, 1.0):
-                    raise ValueError(f"{dynamics}: {key}: a ground robot has no {key.removesuffix('_scale')} to scale (leave it out)")
-        return dynamics
-
-
-class DiffDriveSimBridge(SimBridgeBase):
-    """A differential-drive ground robot (a Husky by default) in PyBullet, commanded by (left, right) wheel speeds.
-
-    The last command is held while it is fresh, i.e. up to the input port's staleness bound
-    (``COMMAND_TIMEOUT_S`` = 0.1 s, five 50 Hz control periods); once it is older, or if none came
-    within that time of reset (the robot starts with its wheels commanded to zero, which counts as a
-    command at t = 0), the wheels are commanded to zero: their speed controllers brake the robot to a
-    stop within their torque limit, as diff_drive_controller's cmd_vel timeout does on a real Husky.
-    Each such stop is counted in ``command_timeouts``. Non-finite speeds count as zero; speeds are
-    clipped to +-max_wheel_speed_radps by the world. A command for other than two sides (left, right)
-    is a wiring error and raises.
-
-    Only wheel speeds come in: a twist (geometry_msgs/Twist on /cmd_vel, from teleop or a planner) is
-    turned into wheel speeds by the twist_to_wheels node (aegis.nodes.twist_to_wheels), so there is one
-    command path into the plant, the one the safety layers sit on.
-    """
-
-    type_name = "diff_drive_sim_bridge"
-    inputs = (
-        Port("command", WheelSpeeds, "/cmd_wheels", max_age_s=COMMAND_TIMEOUT_S, description="wheel speeds (left, right; rad/s)"),
-    )
-    outputs = (
-        Port("state", RobotState, "/odom", description="odometry of the base (twist in the body frame)"),
-        TRUTH_PORT,
-        OBSTACLES_PORT,
-        *SENSOR_PORTS,
-    )
-    Params = DiffDriveSimBridgeParams
-    default_rate_hz = 240.0
-
-    command_size = 2
-
-    def _build_world(self) -> Any:
-        from aegis.sim.diff_drive_world import DiffDriveWorld
-
-        p = self.params
-        return DiffDriveWorld(p.robot, physics_rate_hz=self.rate_hz, gravity_mps2=p.gravity_mps2, ground_plane=p.ground_plane, gui=p.gui)
-
-    def _place(self, position: np.ndarray, yaw: float) -> None:
-        self.world.reset(position, yaw)
-        self._start_command(0.0)  # standing still counts as a command given at t = 0
-
-    def _sense(self, now: float) -> dict[str, Any]:
-        state = self.world.state()
-        return {
-            "state": RobotState(
-                stamp=now,
-                frame_id="odom",
-                child_frame_id="base_footprint",
-                position=state.position,
-                orientation=state.orientation,
-                linear_velocity=state.velocity_body,
-                angular_velocity=state.body_rates,
-            )
-        }

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
-from aegis.bag import BagRecorder, bag_info, read_bag
+from aegis.runs.bag import BagRecorder, bag_info, read_bag
 from aegis.config import load_config
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import make_plan

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -56,11 +55,10 @@ def test_targets_are_reported_not_asserted(rows: list[dict], tmp_path: Path, cap
     assert {"python", "cpus"} <= set(document["machine"])
 
 
-def test_the_script_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("sim_throughput", REPO / "bench" / "sim_throughput.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    assert script.main(["--duration", "0.1", "--repeats", "1", "--json", str(tmp_path / "sim.json")]) == 0
+def test_aegis_bench_sim_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aegis.cli import main
+
+    assert main(["bench", "sim", "--duration", "0.1", "--repeats", "1", "--json", str(tmp_path / "sim.json")]) == 0
     assert "steps/s" in capsys.readouterr().out
     assert [row["name"] for row in json.loads((tmp_path / "sim.json").read_text())["rows"]] == list(ROW_NAMES)
 

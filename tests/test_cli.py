@@ -165,7 +165,8 @@ def test_model_inspect_and_doctor_report_the_facts(tmp_path: Path, capsys) -> No
 def test_every_benchmark_is_a_subcommand_that_runs_its_module() -> None:
     import importlib
 
-    from aegis.cli import BENCHMARKS, build_parser
+    from aegis.bench.cli import BENCHMARKS
+    from aegis.cli import build_parser
 
     parser = build_parser()
     for name, module, _, _ in BENCHMARKS:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aegis.config import ConfigError, apply_override, load_config
+from aegis.config import load_config
+
+from aegis.config_files import ConfigError, apply_override
 from aegis.launch_plan import make_plan
 
 REPO = Path(__file__).resolve().parent.parent

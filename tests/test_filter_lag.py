@@ -136,7 +136,7 @@ def test_the_quadrotor_filter_node_warns_when_the_measured_acceleration_leaves_i
     """An IMU saying the robot falls 3 m/s^2 faster than commanded: the bias saturates, the report warns, and it is counted."""
     from aegis.msgs import AccelCommand, ImuSample, RobotState
     from aegis.node import Received
-    from aegis.nodes.safety_filter import QuadrotorSafetyFilterParams, SafetyFilter
+    from aegis.nodes.quadrotor_safety_filter import QuadrotorSafetyFilterParams, SafetyFilter
 
     params = QuadrotorSafetyFilterParams(robot_radius_m=0.07, actuator_lag_s=LAG, model_error_mps2=0.2, max_bias_mps2=1.0)
     node = SafetyFilter("filter", params, rate_hz=48)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from aegis.cli import main
-from aegis.config import ConfigError, load_config
+from aegis.config import load_config
+from aegis.config_files import ConfigError
 from aegis.launch_plan import bypass_overrides, make_plan
 from aegis.registry import node_class
 

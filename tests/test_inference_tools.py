@@ -217,7 +217,7 @@ def test_doctor_reports_a_contract_that_does_not_fit_the_config(tmp_path: Path) 
 def test_policy_benchmark_rows_and_report(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from aegis.inference import bench
+    from aegis.bench import inference as bench
 
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aegis.config import ConfigError
+from aegis.config_files import ConfigError
 from aegis.scenario import Geofence, ObstacleSpec, clearance, clearances, geofence_margin, load_scenario, resolve_scenario_for
 from aegis.scenario.layouts import LayoutError, draw_layout
 from aegis.scenario.passage import corridor_exists, passage_cell

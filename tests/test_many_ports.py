@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from aegis.bag import BagRecorder, read_bag
-from aegis.config import ConfigError, load_config
+from aegis.runs.bag import BagRecorder, read_bag
+from aegis.config import load_config
+from aegis.config_files import ConfigError
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import bypass_overrides, make_plan
 from aegis.msgs import AccelCommand, RobotState, rosbags_types

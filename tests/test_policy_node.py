@@ -13,8 +13,11 @@ import yaml
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from aegis.config import ConfigError, load_config, sha256_of  # noqa: E402
-from aegis.inference.contract import ActionField, ObservationField, PolicyContract, write_contract  # noqa: E402
+from aegis.config import load_config
+
+from aegis.config_files import ConfigError, sha256_of
+from aegis.inference.contract import ActionField, ObservationField, PolicyContract  # noqa: E402
+from aegis.inference.stamping import write_contract
 from aegis.inference.handset import pd_tracking_policy, unicycle_tracking_policy  # noqa: E402
 from aegis.launch_plan import make_plan  # noqa: E402
 from aegis.msgs import RobotState  # noqa: E402

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from aegis.config import CRAZYFLIE_2X, ConfigError, QuadrotorConfig, RobotConfig, load_config
+from aegis.config import CRAZYFLIE_2X, QuadrotorConfig, RobotConfig, load_config
+
+from aegis.config_files import ConfigError
 from aegis.controllers.quadrotor_cascade import CascadeGains, QuadrotorCascade
 from aegis.controllers.quadrotor_model import (
     QuadrotorModel,

@@ -11,7 +11,8 @@ from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, DoubleIntegrat
 from aegis.msgs import AccelCommand, RobotState
 from aegis.node import Received
 from aegis.nodes.neighbours import NeighbourTracker
-from aegis.nodes.safety_filter import NEIGHBOUR_TIMEOUT_S, QuadrotorSafetyFilterParams, SafetyFilter
+from aegis.nodes.quadrotor_safety_filter import QuadrotorSafetyFilterParams, SafetyFilter
+from aegis.nodes.safety_filter import NEIGHBOUR_TIMEOUT_S
 
 YAW_90 = np.array([0.0, 0.0, math.sin(math.pi / 4), math.cos(math.pi / 4)])
 NEIGHBOUR_TOPICS = ["/cf2/odom", "/cf3/odom"]

@@ -11,7 +11,8 @@ from aegis.config import load_config
 from aegis.launch_plan import bypass_overrides, make_plan
 from aegis.msgs import AccelCommand, Obstacle, Obstacles, RobotState, SafetyFilterReport, TwistCommand
 from aegis.node import Received
-from aegis.nodes.safety_filter import DiffDriveSafetyFilter, DiffDriveSafetyFilterParams, QuadrotorSafetyFilterParams, SafetyFilter
+from aegis.nodes.diff_drive_safety_filter import DiffDriveSafetyFilter, DiffDriveSafetyFilterParams
+from aegis.nodes.quadrotor_safety_filter import QuadrotorSafetyFilterParams, SafetyFilter
 
 REPO = Path(__file__).resolve().parent.parent
 SPHERE = Obstacles(stamp=0.0, obstacles=[Obstacle(id=0, shape="sphere", position=np.array([1.0, 0.0, 1.0]), size=np.full(3, 0.4))])
@@ -193,7 +194,7 @@ def test_unusable_odometry_publishes_no_command_for_either_robot(robot: str, odo
         nominal = TwistCommand(stamp=0.0, linear=np.array([1.0, 0.0, 0.0]))
     out = node.step(0.0, {"state": fresh(odometry), "nominal": fresh(nominal), "obstacles": fresh(SPHERE)})
     assert "command" not in out and out["report"].layer == "estop" and out["report"].level == 2
-    assert f"odometry unusable: " in out["report"].solver_status and reason in out["report"].solver_status
+    assert "odometry unusable: " in out["report"].solver_status and reason in out["report"].solver_status
     assert node.metrics()["unusable_odometry_ticks"] == 1 and node.metrics()["fallbacks"] == 1
 
 

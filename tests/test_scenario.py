@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aegis.config import ConfigError, apply_override
+from aegis.config_files import ConfigError, apply_override
 from aegis.scenario import (
     Figure8,
     Geofence,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aegis.config import load_config, sha256_of
+from aegis.config import load_config
+
+from aegis.config_files import sha256_of
 from aegis.inference.contract import read_contract
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from aegis.inference.contract import read_contract  # noqa: E402
 from aegis.inference.observations import DEFAULT_OBSERVATIONS  # noqa: E402
 from aegis.inference.runtime import PolicyRuntime  # noqa: E402
 from aegis.launch_plan import make_plan  # noqa: E402
-from aegis.policy_swap import policy_overrides  # noqa: E402
+from aegis.runs.policy_swap import policy_overrides  # noqa: E402
 from aegis.training.bc import BcSettings, train_bc  # noqa: E402
 from aegis.training.dataset import Dataset, imitation_error  # noqa: E402
 from aegis.training.expert import expert_setup  # noqa: E402

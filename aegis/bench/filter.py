@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_types import positive_int
+from aegis.cli_options import positive_int
 from aegis.controllers.cbf import (
     NO_NEIGHBOURS,
     SOLVER_NAMES,

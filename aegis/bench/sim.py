@@ -2,7 +2,9 @@
 
 One launch plan (the shipped ``quadrotor_cascade_sim.yaml`` by default: a Crazyflie flying its scenario's
 figure-8 among obstacles, 240 Hz physics, 48 Hz cascade) is instantiated once, and the same node objects, hence
-the same PyBullet client and the same controller, are driven three ways, each repeat in turn:
+the same PyBullet client and the same controller, are driven three ways, each repeat in turn (the
+file is a little long, about 400 lines, because the hand-written loops it compares with must stay
+beside the executor run they are measured against):
 
 ``executor``
     :class:`aegis.executors.lockstep.LockstepExecutor` over the plan's nodes, no bag recording:
@@ -51,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_types import positive_float, positive_int
+from aegis.cli_options import positive_float, positive_int
 from aegis.config import load_config
 from aegis.executors.lockstep import NS_PER_S, LockstepExecutor
 from aegis.launch_plan import make_plan
@@ -274,7 +276,7 @@ class _ClosedLoop:
 
     def __init__(self, nodes: list[Node], path: Path, seed: int) -> None:
         from aegis.nodes.quadrotor_controller import QuadrotorController
-        from aegis.nodes.sim_bridge import SimBridge
+        from aegis.nodes.quadrotor_sim_bridge import SimBridge
 
         plants = [n for n in nodes if isinstance(n, SimBridge)]
         controllers = [n for n in nodes if isinstance(n, QuadrotorController)]

@@ -7,8 +7,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aegis.cli_types import positive_int
+from aegis.cli_options import positive_int, resolve_config_path
 from aegis.export.codegen import PRECISIONS
+
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add export c and export filter-c to the `aegis` subparsers."""
+    export = sub.add_parser("export", help="export a model for another target", description="Export models for targets without Python.")
+    export_sub = export.add_subparsers(dest="export_command", metavar="TARGET", required=True)
+    export_c = export_sub.add_parser(
+        "c",
+        help="an ONNX MLP policy as dependency-free C99 (static memory, no malloc), float32 or int8",
+        description="Write <name>.h and <name>.c for an ONNX MLP (Gemm/MatMul/Add/Relu/Tanh/...): static weights and "
+        "buffers, no malloc; unsupported ops are refused with their list.",
+    )
+    add_arguments(export_c)
+    export_c.set_defaults(handler=run_export)
+    export_filter = export_sub.add_parser(
+        "filter-c",
+        help="a config's safety-filter QP as cvxpygen C (OSQP, static memory); --mcu proves it on an emulated Cortex-M4F",
+        description="Write the C of the safety filter's QP (cvxpygen's OSQP code, from the same cvxpy formulation the "
+        "filter solves) with an aegis header; --mcu builds it for a Cortex-M4F, solves sample problems under QEMU, "
+        "compares with the host and prints flash and RAM.",
+    )
+    add_filter_arguments(export_filter)
+    export_filter.set_defaults(handler=lambda args: run_filter_export(args, resolve_config_path(args.config)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

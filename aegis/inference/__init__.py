@@ -1,11 +1,11 @@
 """ONNX policies: the contract a model carries, the checks at load, and the runtime that runs it in physical units.
 
 Modules: :mod:`~aegis.inference.contract` (the PolicyContract, in ONNX metadata or a YAML mapping
-file), :mod:`~aegis.inference.checks` (contract vs graph and deployment), :mod:`~aegis.inference.providers`
+file), :mod:`~aegis.inference.checks` (contract vs graph and deployment), :mod:`~aegis.inference.stamping` (a contract into a model's metadata), :mod:`~aegis.inference.providers`
 (execution providers and their fallback), :mod:`~aegis.inference.runtime` (PolicyRuntime),
 :mod:`~aegis.inference.inspection` (``aegis model inspect``), :mod:`~aegis.inference.doctor`
 (``aegis doctor``), :mod:`~aegis.inference.mlp` (small MLP graphs, numpy forward) and
-:mod:`~aegis.inference.bench` (``aegis bench policy``). Importing this package imports neither
+:mod:`~aegis.bench.inference` (``aegis bench policy``). Importing this package imports neither
 onnx nor onnxruntime; the modules that need them do.
 """
 
@@ -28,9 +28,9 @@ from aegis.inference.contract import (
     mapping_path_for,
     read_contract,
     read_mapping,
-    write_contract,
     write_mapping,
 )
+from aegis.inference.stamping import write_contract
 
 __all__ = [
     "ActionField",

@@ -29,15 +29,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aegis.config import ConfigError, format_errors, pydantic_errors, read_yaml_mapping
-
-if TYPE_CHECKING:
-    import onnx
+from aegis.config_files import ConfigError, format_errors, pydantic_errors, read_yaml_mapping
 
 SCHEMA_VERSION = 1
 """The contract schema this aegis reads and writes."""
@@ -374,42 +371,13 @@ def load_contract(
         return given
     raise ContractError(
         f"{model_path}: no policy contract: its ONNX metadata has no {CONTRACT_KEY} key, and there is no mapping file "
-        f"{mapping_path_for(model_path)}; add one (aegis.inference.contract.write_contract or a YAML mapping file)"
+        f"{mapping_path_for(model_path)}; add one (aegis.inference.stamping.write_contract or a YAML mapping file)"
     )
 
 
 def read_contract(model_path: str | Path, mapping: str | Path | None = None) -> PolicyContract:
     """A model's contract, from its metadata or its mapping file (see :func:`load_contract`)."""
     return load_contract(model_path, mapping).contract
-
-
-def write_contract(
-    model: str | Path | onnx.ModelProto, contract: PolicyContract, output: str | Path | None = None, check: bool = True
-) -> onnx.ModelProto:
-    """Store ``contract`` in a model's metadata_props (replacing any ``aegis.*`` keys); returns the model.
-
-    ``model`` is a ModelProto (changed in place) or a file (rewritten, or written to ``output``).
-    With ``check`` the contract is first checked against the graph's input and output shapes
-    (:func:`aegis.inference.checks.check_graph`), so a contract that does not fit is never stamped.
-    Writing metadata changes the file's sha256: take it after this.
-    """
-    import onnx
-
-    from aegis.inference.checks import check_graph, graph_specs
-
-    path = None if isinstance(model, onnx.ModelProto) else Path(model)
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(path))
-    if check:
-        inputs, outputs = graph_specs(proto)
-        check_graph(contract, inputs, outputs, where=str(path) if path else proto.graph.name or "model", contract_source="the contract")
-    kept = [(p.key, p.value) for p in proto.metadata_props if not p.key.startswith(METADATA_PREFIX)]
-    del proto.metadata_props[:]
-    for key, value in (*kept, (CONTRACT_KEY, contract.to_json()), (VERSION_KEY, str(SCHEMA_VERSION))):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    if path is not None or output is not None:
-        onnx.save(proto, str(output if output is not None else path))
-    return proto
 
 
 def _differences(a: PolicyContract, b: PolicyContract) -> list[str]:

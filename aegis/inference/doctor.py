@@ -51,7 +51,8 @@ def doctor(configs: Sequence[str | Path] = ()) -> dict[str, Any]:
 
 
 def _config_entry(path: Path, info: tuple[str, list[str], list[str]]) -> dict[str, Any]:
-    from aegis.config import ConfigError, load_config
+    from aegis.config import load_config
+    from aegis.config_files import ConfigError
 
     entry: dict[str, Any] = {"config": str(path)}
     try:

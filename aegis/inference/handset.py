@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aegis.inference.contract import ActionField, ObservationField, PolicyContract, Producer, write_contract
+from aegis.inference.contract import ActionField, ObservationField, PolicyContract, Producer
+from aegis.inference.stamping import write_contract
 from aegis.inference.observations import ACTION_LAYOUTS, DEFAULT_OBSERVATIONS, OBSERVATION_SOURCES
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.config import sha256_of
+from aegis.config_files import sha256_of
 from aegis.inference.checks import ContractMismatch, check_graph, graph_specs
 from aegis.inference.contract import (
     METADATA_PREFIX,

@@ -2,7 +2,7 @@
 
 ``dynamic``: weights int8, activations quantized at run time per call (quantize_dynamic). ``static``:
 weights and activations int8 in QDQ format (quantize_static), the activation ranges calibrated
-(MinMax) on observation frames the float model met in closed loop (aegis.policy_rollouts), fed
+(MinMax) on observation frames the float model met in closed loop (aegis.policy_tools.rollouts), fed
 normalised as the runtime feeds them. The contract (from metadata or a mapping file) is written
 into the output's metadata with a producer note naming the mode and the float model's sha256.
 Whether the quantized model is good enough is judged closed loop (aegis.inference.judge).
@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aegis.inference.contract import PolicyContract, Producer, load_contract, write_contract
+from aegis.inference.contract import PolicyContract, Producer, load_contract
+from aegis.inference.stamping import write_contract
 
 Mode = Literal["dynamic", "static"]
 MODES: tuple[Mode, ...] = ("dynamic", "static")
@@ -49,7 +50,7 @@ def quantize_policy(
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from aegis.config import sha256_of
+    from aegis.config_files import sha256_of
     from aegis.inference.checks import check_graph, graph_specs
 
     if mode not in MODES:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from aegis.config import ConfigError
+from aegis.config_files import ConfigError
 from aegis.scenario.geometry import clearance, geofence_margin
 from aegis.scenario.passage import corridor_exists
 from aegis.scenario.schema import (

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from aegis.config import ConfigError, apply_override, format_errors, pydantic_errors, read_yaml_mapping
+from aegis.config_files import ConfigError, apply_override, format_errors, pydantic_errors, read_yaml_mapping
 from aegis.paths import share_dir
 from aegis.scenario.geometry import clearances, geofence_margin
 from aegis.scenario.reference import reference_extremes

@@ -46,7 +46,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from aegis.config import ConfigError, format_errors, pydantic_errors, read_yaml_mapping
+from aegis.config_files import ConfigError, format_errors, pydantic_errors, read_yaml_mapping
 from aegis.paths import share_dir
 from aegis.scenario.schema import NonNegativeRange, ScaleRange
 

@@ -14,12 +14,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aegis.cli_types import non_negative_int, positive_int
+from aegis.cli_options import non_negative_int, positive_int, resolve_config_path
 
 if TYPE_CHECKING:
     from aegis.training.pipeline import TrainReport, TrainSettings
 
 TORCH_MISSING = "aegis train needs torch (the [train] extra): pip install 'aegis[train]', or `make train-deps` in a checkout"
+
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add train to the `aegis` subparsers."""
+    train = sub.add_parser(
+        "train",
+        help="imitate a config's MPC expert: demonstrations, DAgger, Lipschitz-bounded BC, ONNX with its contract",
+        description="Train an MLP policy from the MPC expert of CONFIG in randomized lockstep sim (demonstrations, then "
+        "DAgger rollouts through the policy node), under a per-layer spectral-norm bound; write it as ONNX with its "
+        "contract. Same seed, same file. Needs torch (the [train] extra).",
+    )
+    add_arguments(train)
+    train.set_defaults(handler=lambda args: run_from_args(args, resolve_config_path(args.config)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from aegis.config import ConfigError, HwConfig, load_config
+from aegis.config import HwConfig, load_config
+
+from aegis.config_files import ConfigError
 from aegis.controllers.mpc.diff_drive import REST_SPEED_MPS
 from aegis.inference.observations import ACTION_LAYOUTS, DEFAULT_OBSERVATIONS, OBSERVATION_SOURCES, ActionSpec
 from aegis.msgs import RobotState

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import aegis
-from aegis.inference.contract import ActionField, Normalization, ObservationField, PolicyContract, Producer, write_contract
+from aegis.inference.contract import ActionField, Normalization, ObservationField, PolicyContract, Producer
+from aegis.inference.stamping import write_contract
 from aegis.inference.observations import OBSERVATION_SOURCES
 from aegis.training.expert import ExpertSetup
 

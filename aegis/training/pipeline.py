@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from aegis.config import sha256_of
-from aegis.policy_swap import policy_overrides
+from aegis.config_files import sha256_of
+from aegis.runs.policy_swap import policy_overrides
 from aegis.training.bc import BcSettings, train_bc
 from aegis.training.dataset import Dataset, imitation_error
 from aegis.training.expert import ExpertSetup, expert_setup

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
-from aegis.episode import TRUTH_PORT
+from aegis.runs.episode import TRUTH_PORT
 from aegis.inference.observations import ObservationBuilder, PolicyInput
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
-from aegis.sim_run import run_plan
+from aegis.runs.plan_run import run_plan
 from aegis.training.expert import NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
 from aegis.training.scenarios import Episode
 

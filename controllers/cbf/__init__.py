@@ -1,7 +1,7 @@
 """CBF safety filters: barrier rows from robot models and surroundings, one QP with several solve paths, layered fallback.
 
 - :class:`CbfSafetyFilter` (filter.py): ``compute(state, nominal, environment, neighbours, alpha)``
-  -> (safe command, SafetyFilterReport), never raising; layers qp -> relaxed_qp -> backup -> estop.
+  -> (safe command, FilterReport), never raising; layers qp -> relaxed_qp -> backup -> estop.
 - Models: :class:`DoubleIntegratorModel` (3-D acceleration, higher-order CBFs; the quadrotor's
   outer loop) and :class:`UnicycleLookaheadModel` ((v, omega) through a look-ahead point; a diff-drive).
 - Surroundings: :class:`Environment` (obstacles and geofence walls, built once per message) and
@@ -18,7 +18,7 @@ from aegis.controllers.cbf.adaptive import (
 )
 from aegis.controllers.cbf.double_integrator import DoubleIntegratorModel
 from aegis.controllers.cbf.environment import NO_NEIGHBOURS, Environment, Neighbours
-from aegis.controllers.cbf.filter import BarrierModel, CbfSafetyFilter
+from aegis.controllers.cbf.filter import BarrierModel, CbfSafetyFilter, FilterReport
 from aegis.controllers.cbf.qp import QpSolution, QpSolver, QpSpec
 from aegis.controllers.cbf.solvers import SOLVER_NAMES, make_solver
 from aegis.controllers.cbf.unicycle import UnicycleLookaheadModel
@@ -28,6 +28,7 @@ __all__ = [
     "SOLVER_NAMES",
     "BarrierModel",
     "CbfSafetyFilter",
+    "FilterReport",
     "DoubleIntegratorModel",
     "Environment",
     "Neighbours",

@@ -1,7 +1,8 @@
 """The CBF safety filter: minimal change to a nominal command under barrier rows and input bounds, with layered fallback.
 
-One call per control tick, :meth:`CbfSafetyFilter.compute`, returns the command to send and an
-aegis.msgs.SafetyFilterReport, and never raises. The layers, tried in order, the report's
+One call per control tick, :meth:`CbfSafetyFilter.compute`, returns the command to send and a
+:class:`FilterReport` (plain values; the safety-filter node turns it into the
+aegis.msgs.SafetyFilterReport message), and never raises. The layers, tried in order, the report's
 ``layer`` naming the one whose command went out:
 
 ``qp``
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -41,7 +43,21 @@ from aegis.controllers.cbf.environment import NO_NEIGHBOURS, Environment, Neighb
 from aegis.controllers.cbf.qp import QpSolver, QpSpec
 from aegis.controllers.cbf.rows import ConstraintRows, QpRows
 from aegis.controllers.cbf.solvers import SolverFactory, make_solver
-from aegis.msgs.diagnostics import SafetyFilterReport
+
+@dataclass(slots=True)
+class FilterReport:
+    """What the filter did on one call: the layer whose command went out, whether it changed the nominal command,
+    ``h`` and ``active`` per candidate row, the slack, the solver's status (or the fallback's reason) and its time."""
+
+    name: str
+    layer: str
+    intervened: bool
+    h: np.ndarray
+    active: np.ndarray
+    slack: float
+    solver_status: str
+    solve_time_s: float
+
 
 _UNCHANGED_TOLERANCE = 1e-5
 """Relative difference below which the command counts as the nominal one (report.intervened False)."""
@@ -121,7 +137,7 @@ class CbfSafetyFilter:
         environment: Environment,
         neighbours: Neighbours = NO_NEIGHBOURS,
         alpha: float | None = None,
-    ) -> tuple[np.ndarray, SafetyFilterReport]:
+    ) -> tuple[np.ndarray, FilterReport]:
         """The safe command (a new array) and the report, for ``state`` and the ``nominal`` command; never raises.
 
         ``alpha`` (1/s) is this tick's barrier rate (None: the model's default); see
@@ -134,7 +150,7 @@ class CbfSafetyFilter:
         except Exception as exc:  # noqa: BLE001 - the safety boundary: whatever failed, a fallback layer answers
             return self._fallback(state, nominal, f"error: {type(exc).__name__}: {exc}")
 
-    def backup(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, SafetyFilterReport]:
+    def backup(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, FilterReport]:
         """The backup layer's command and report (e-stop if the backup cannot be trusted), chosen by the caller; never raises.
 
         For a caller that knows its inputs are unusable (obstacles not valid, stale or never
@@ -147,7 +163,7 @@ class CbfSafetyFilter:
 
     def _filter(
         self, state: np.ndarray, nominal: np.ndarray, environment: Environment, neighbours: Neighbours, alpha: float | None
-    ) -> tuple[np.ndarray, SafetyFilterReport]:
+    ) -> tuple[np.ndarray, FilterReport]:
         model = self.model
         if not _finite_vector(state, model.state_size):
             return self._estop(f"state not finite (or not a ({model.state_size},) array)", nominal)
@@ -191,13 +207,13 @@ class CbfSafetyFilter:
                 return self._fallback(state, nominal, f"{self.solver.name}: answer misses a barrier row")
             active.append(surplus <= allowed)
         layer = "qp" if slack <= self.slack_tolerance else "relaxed_qp"
-        report = SafetyFilterReport.of_typed(
+        report = FilterReport(
             self.name, layer, _differs(clipped, nominal_values), np.array(rows.h, dtype=float), np.array(active, dtype=bool),
             slack, solution.status, float(solution.solve_time_s),
         )
         return command, report
 
-    def _fallback(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, SafetyFilterReport]:
+    def _fallback(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, FilterReport]:
         """The backup layer, or the e-stop when the backup cannot be trusted."""
         try:
             if not _finite_vector(state, self.model.state_size):
@@ -215,7 +231,7 @@ class CbfSafetyFilter:
         except Exception as exc:  # noqa: BLE001 - the backup failing is what the e-stop is for
             return self._estop(f"{reason}; backup failed: {type(exc).__name__}: {exc}", nominal)
 
-    def _estop(self, reason: str, nominal: np.ndarray) -> tuple[np.ndarray, SafetyFilterReport]:
+    def _estop(self, reason: str, nominal: np.ndarray) -> tuple[np.ndarray, FilterReport]:
         try:
             command = np.asarray(self.model.estop_command(), dtype=float).reshape(self.model.n_inputs)
         except Exception:  # noqa: BLE001 - even a broken model gets a zero command out
@@ -242,14 +258,14 @@ class CbfSafetyFilter:
         solve_time_s: float,
         surplus: list[float] | None,
         allowed: list[float] | None,
-    ) -> SafetyFilterReport:
+    ) -> FilterReport:
         """The report; a row is active when the command meets it with equality (within tolerance) or misses it."""
         h = np.array(self._rows.h)
         if surplus is None or allowed is None or len(surplus) != len(h):
             active = np.zeros(len(h), dtype=bool)
         else:
             active = np.array([s <= tol for s, tol in zip(surplus, allowed)], dtype=bool)
-        return SafetyFilterReport(
+        return FilterReport(
             name=self.name,
             layer=layer,
             intervened=_changed(command, nominal),

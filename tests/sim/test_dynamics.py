@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from aegis.cli import main
-from aegis.config import ConfigError, load_config
+from aegis.config import load_config
+from aegis.config_files import ConfigError
 from aegis.launch_plan import make_plan
 from aegis.msgs import MotorSpeeds, WheelSpeeds
 from aegis.node import Received

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aegis.config import load_config
-from aegis.evaluation import Campaign, run_campaign
+from aegis.runs.evaluation import Campaign, run_campaign
 from aegis.sim.dynamics import plant_overrides
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aegis.cli import main
-from aegis.evaluation import Campaign, aggregate, run_campaign
+from aegis.runs.evaluation import Campaign, aggregate, run_campaign
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"

@@ -14,13 +14,16 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-from aegis.config import HUSKY, ConfigError, DiffDriveConfig, RobotConfig, load_config  # noqa: E402
+from aegis.config import HUSKY, DiffDriveConfig, RobotConfig, load_config
+
+from aegis.config_files import ConfigError
 from aegis.executors.lockstep import LockstepExecutor  # noqa: E402
 from aegis.launch_plan import make_plan  # noqa: E402
 from aegis.msgs import RobotState, WheelSpeeds  # noqa: E402
 from aegis.node import Received  # noqa: E402
 from aegis.nodes.diff_drive_controller import DiffDriveController  # noqa: E402
-from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, DiffDriveSimBridge, DiffDriveSimBridgeParams  # noqa: E402
+from aegis.nodes.diff_drive_sim_bridge import DiffDriveSimBridge, DiffDriveSimBridgeParams  # noqa: E402
+from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S  # noqa: E402
 from aegis.scenario import clearances, load_scenario  # noqa: E402
 from aegis.sim import diff_drive_world  # noqa: E402
 from aegis.sim.diff_drive_world import DiffDriveWorld  # noqa: E402

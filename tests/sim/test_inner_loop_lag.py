@@ -15,7 +15,7 @@ import pytest
 from aegis.config import load_config
 from aegis.launch_plan import make_plan
 from aegis.paths import shipped_config
-from aegis.sim_run import run_plan
+from aegis.runs.plan_run import run_plan
 
 
 def _lag_error(times: np.ndarray, commands: np.ndarray, accelerations: np.ndarray, tau: float, delay: float = 0.0) -> float:

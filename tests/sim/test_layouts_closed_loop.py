@@ -9,7 +9,7 @@ import pybullet
 import pytest
 
 from aegis.config import load_config
-from aegis.evaluation import Campaign, run_campaign
+from aegis.runs.evaluation import Campaign, run_campaign
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import bypass_overrides, make_plan
 from aegis.scenario.layouts import draw_layout

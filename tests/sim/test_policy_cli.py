@@ -14,10 +14,11 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("pybullet")
 
 from aegis.cli import main  # noqa: E402
-from aegis.config import ConfigError, load_config  # noqa: E402
+from aegis.config import load_config
+from aegis.config_files import ConfigError
 from aegis.inference.handset import pd_tracking_policy, unicycle_tracking_policy  # noqa: E402
 from aegis.launch_plan import make_plan  # noqa: E402
-from aegis.policy_swap import expert_overrides, nominal_source, policy_overrides  # noqa: E402
+from aegis.runs.policy_swap import expert_overrides, nominal_source, policy_overrides  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"

@@ -91,8 +91,8 @@ ADVERSARIAL = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("config", "scenario", "policy"), ADVERSARIAL)
 def test_policies_under_the_filter_never_collide_in_the_adversarial_scenarios(tmp_path, config, scenario, policy):
-    from aegis.evaluation import run_campaign
-    from aegis.policy_rollouts import policy_campaign
+    from aegis.runs.evaluation import run_campaign
+    from aegis.policy_tools.rollouts import policy_campaign
 
     onnx.save(policy(), tmp_path / "policy.onnx")
     campaign = policy_campaign(REPO / "hw_configs" / config, tmp_path / "policy.onnx", 20, seed=100, overrides=(f"scenario={scenario}",))

@@ -20,7 +20,8 @@ from aegis.launch_plan import make_plan  # noqa: E402
 from aegis.msgs import MotorSpeeds, RobotState  # noqa: E402
 from aegis.node import EndRun, Received  # noqa: E402
 from aegis.nodes.quadrotor_controller import QuadrotorController, QuadrotorControllerParams  # noqa: E402
-from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, QuadrotorSimBridgeParams, SimBridge  # noqa: E402
+from aegis.nodes.quadrotor_sim_bridge import QuadrotorSimBridgeParams, SimBridge  # noqa: E402
+from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S  # noqa: E402
 from aegis.sim import pybullet_world  # noqa: E402
 from aegis.sim.pybullet_world import QuadrotorWorld  # noqa: E402
 

@@ -30,8 +30,8 @@ from aegis.cli import main  # noqa: E402
 from aegis.inference.contract import read_contract  # noqa: E402
 from aegis.inference.handset import pd_tracking_policy, unicycle_tracking_policy  # noqa: E402
 from aegis.inference.quantize import quantize_policy  # noqa: E402
-from aegis.policy_judge import judge_quantized  # noqa: E402
-from aegis.policy_rollouts import policy_campaign, record_policy_inputs  # noqa: E402
+from aegis.policy_tools.judge import judge_quantized  # noqa: E402
+from aegis.policy_tools.rollouts import policy_campaign, record_policy_inputs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from aegis.config import load_config
-from aegis.evaluation import Campaign, run_campaign
-from aegis.policy_swap import expert_overrides
+from aegis.runs.evaluation import Campaign, run_campaign
+from aegis.runs.policy_swap import expert_overrides
 from aegis.scenario import resolve_scenario_for
 
 REPO = Path(__file__).resolve().parents[2]

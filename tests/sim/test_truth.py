@@ -10,14 +10,14 @@ import pybullet
 import pytest
 
 from aegis.config import load_config
-from aegis.episode import DEADLOCK_WINDOW_S, EpisodeLog, episode_outcome, episode_series, outcome_of, stopped_for_good
-from aegis.evaluation import aggregate, run_episode
+from aegis.runs.episode import DEADLOCK_WINDOW_S, EpisodeLog, episode_outcome, episode_series, outcome_of, stopped_for_good
+from aegis.runs.evaluation import aggregate, run_episode
 from aegis.launch_plan import make_plan
 from aegis.msgs import MotorSpeeds
 from aegis.node import EndRun, Received
 from aegis.scenario.schema import Geofence
 from aegis.sim.crash import CrashParams, crash_reason
-from aegis.sim_run import run_plan
+from aegis.runs.plan_run import run_plan
 
 REPO = Path(__file__).resolve().parents[2]
 QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
@@ -137,7 +137,7 @@ def test_outcome_order_and_the_deadlock_rule() -> None:
 
 
 def test_a_swarm_is_measured_from_each_robots_truth_and_a_wrong_count_of_truth_topics_is_named() -> None:
-    from aegis.swarm import swarm_layout
+    from aegis.runs.swarm import swarm_layout
 
     plan = plan_of(REPO / "hw_configs" / "quadrotor_swarm_sim.yaml")
     layout = swarm_layout(plan)

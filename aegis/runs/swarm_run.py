@@ -1,7 +1,7 @@
 """One recorded lockstep run of a swarm plan (several robots, one plant): bag, per-robot and total summary, plot, tables.
 
-`aegis sim` calls :func:`run_swarm_sim` through aegis.sim_run.run_sim when the plan is a swarm
-(aegis.swarm.swarm_layout); the bag, progress, timing numbers and output files are the one-robot
+`aegis sim` calls :func:`run_swarm_sim` through aegis.runs.sim_run.run_sim when the plan is a swarm
+(aegis.runs.swarm.swarm_layout); the bag, progress, timing numbers and output files are the one-robot
 run's, the summary adds ``robots`` (one entry per robot) and the inter-robot numbers.
 """
 
@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from aegis.launch_plan import LaunchPlan
-from aegis.sim_run import load_plan_scenario, record_run, run_duration, run_numbers
-from aegis.swarm import SwarmLayout, SwarmLog, min_pair_distance, robot_series, swarm_metrics
+from aegis.runs.plan_run import load_plan_scenario, record_run, run_duration, run_numbers
+from aegis.runs.swarm import SwarmLayout, SwarmLog, min_pair_distance, robot_series, swarm_metrics
 
 
 def run_swarm_sim(
@@ -52,7 +52,7 @@ def run_swarm_sim(
         "bag": str(bag_path),
     }
     if plot:
-        from aegis.swarm_plot import plot_swarm
+        from aegis.runs.swarm_plot import plot_swarm
 
         radius = plant.get("body_radius_m")
         title = f"aegis sim: {len(layout.names)} x {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"

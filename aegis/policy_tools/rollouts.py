@@ -2,7 +2,7 @@
 
 Static int8 quantization calibrates its activation ranges on the observations the policy meets in
 closed loop, not on random inputs; judging a quantized model compares its actions with the float
-model's on those same observations. Episodes are the campaign's (aegis.evaluation): the config's
+model's on those same observations. Episodes are the campaign's (aegis.runs.evaluation): the config's
 plan with the policy in the nominal source's place, the plant's randomisation on, seed + episode.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from aegis.config import load_config
-from aegis.evaluation import Campaign, campaign_plan
-from aegis.policy_swap import policy_overrides
+from aegis.runs.evaluation import Campaign, campaign_plan
+from aegis.runs.policy_swap import policy_overrides
 
 DEFAULT_CONFIGS = {"quadrotor": "quadrotor_sim.yaml", "diff_drive": "husky_sim.yaml"}
 """Robot kind -> the shipped sim config a model of that kind is rolled out in when no config is given."""
@@ -33,7 +33,7 @@ def policy_campaign(
 def record_policy_inputs(campaign: Campaign) -> np.ndarray:
     """Every model input (physical units, history stacked) the campaign's policy node was fed, over all episodes, in order."""
     from aegis.nodes.policy import POLICY_NODE_TYPES
-    from aegis.sim_run import load_plan_scenario, run_duration, run_plan
+    from aegis.runs.plan_run import load_plan_scenario, run_duration, run_plan
 
     plan = campaign_plan(campaign)
     duration = run_duration(load_plan_scenario(plan), campaign.duration_s)

@@ -1,7 +1,7 @@
 """A quantized policy judged against its float model closed loop: the same randomized episodes, tracking, collisions, actions.
 
 Both models fly the config's scenario in the nominal command source's place, under the filter,
-on the same seeds (aegis.evaluation campaigns); per episode the tracking RMSE of each and their
+on the same seeds (aegis.runs.evaluation campaigns); per episode the tracking RMSE of each and their
 difference, and the collisions. The action difference is measured where it means something: both
 models are fed the observations the float model met in closed loop, and the largest difference of
 each action element (physical units) is reported.
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from aegis.config import ConfigError
-from aegis.evaluation import run_campaign
-from aegis.policy_rollouts import policy_campaign, record_policy_inputs
+from aegis.config_files import ConfigError
+from aegis.runs.evaluation import run_campaign
+from aegis.policy_tools.rollouts import policy_campaign, record_policy_inputs
 
 _SAME = ("robot_kind", "control_rate_hz", "history_length", "observation", "action")
 """Contract fields the float and the quantized model must share to be compared."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.bag import read_bag
+from aegis.runs.bag import read_bag
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan
 from aegis.node import port_topics

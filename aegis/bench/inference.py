@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_types import positive_int
+from aegis.cli_options import positive_int
 
 ROW_NAMES = ("ort-run", "ort-iobinding", "aegis-runtime", "numpy", "ort-int8", "c-float32", "c-int8")
 ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats", "note")
@@ -77,9 +77,9 @@ def default_model(folder: Path, seed: int = 0) -> Path:
         ObservationField,
         PolicyContract,
         Producer,
-        write_contract,
     )
     from aegis.inference.mlp import mlp_model, random_mlp_weights
+    from aegis.inference.stamping import write_contract
 
     contract = PolicyContract(
         robot_kind="quadrotor",
@@ -94,7 +94,7 @@ def default_model(folder: Path, seed: int = 0) -> Path:
             ActionField(name="thrust", size=1, unit="N", scale=0.2, offset=0.265, low=0.0, high=0.6),
             ActionField(name="body_rates", size=3, unit="rad/s", scale=3.0, low=-3.0, high=3.0),
         ),
-        producer=Producer(name="aegis.inference.bench", notes=f"random weights, seed {seed}", seed=seed),
+        producer=Producer(name="aegis.bench.inference", notes=f"random weights, seed {seed}", seed=seed),
     )
     model = mlp_model(random_mlp_weights(DEFAULT_SIZES, seed))
     write_contract(model, contract)
@@ -263,7 +263,7 @@ def report(rows: Sequence[dict[str, Any]], model: str | Path | None = None) -> d
 
     return {
         "benchmark": "policy",
-        "model": str(model) if model is not None else "default 12-64-64-4 MLP (aegis.inference.bench.default_model)",
+        "model": str(model) if model is not None else "default 12-64-64-4 MLP (aegis.bench.inference.default_model)",
         "rows": list(rows),
         "wrapper_overhead": wrapper_overhead(rows),
         "targets": targets(rows),

@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aegis.config import ConfigError, HwConfig
+from aegis.config import HwConfig
+
+from aegis.config_files import ConfigError
 from aegis.launch_plan import LaunchPlan
 from aegis.node import resolve_topics
 from aegis.registry import node_class

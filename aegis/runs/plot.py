@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.episode import EpisodeSeries
+from aegis.runs.episode import EpisodeSeries
 
 
 def plot_episode(series: EpisodeSeries, obstacles: Any, path: Path, title: str, goal: Any = None) -> Path:

@@ -3,10 +3,10 @@
 Each episode is the config's plan run in lockstep with the plant's randomisation switched on and
 its own seed (``seed + episode``), in a worker process that owns its own PyBullet client. No bag
 and no plot are written; the rows carry the same numbers `aegis sim` reports, measured from the
-simulator's ground truth (aegis.episode). An episode succeeds when the robot did not crash,
+simulator's ground truth (aegis.runs.episode). An episode succeeds when the robot did not crash,
 touched no obstacle, stayed inside the scenario's geofence, and ended within the goal's tolerance
 when the scenario has a goal; each row's ``outcome`` names the first of these that failed
-(aegis.episode.OUTCOMES), and the aggregate counts them. With ``dynamics`` (a dynamics file,
+(aegis.runs.episode.OUTCOMES), and the aggregate counts them. With ``dynamics`` (a dynamics file,
 aegis.sim.dynamics) every episode also draws the plant's perturbations from its seed; a row's
 ``dynamics`` holds what was drawn, beside the scenario's ``randomization``.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
-from aegis.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
+from aegis.runs.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.launch_plan import LaunchPlan, make_plan
 
 
@@ -46,7 +46,7 @@ def campaign_plan(campaign: Campaign) -> LaunchPlan:
 
 def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
     """One randomized episode; the row of numbers it leaves."""
-    from aegis.sim_run import load_plan_scenario, run_duration, run_plan
+    from aegis.runs.plan_run import load_plan_scenario, run_duration, run_plan
 
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)

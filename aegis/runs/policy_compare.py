@@ -29,7 +29,7 @@ def compare_with_expert(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Run the policy plan, then the expert plan, with the same seed; write and return the combined summary."""
-    from aegis.sim_run import run_sim
+    from aegis.runs.sim_run import run_sim
 
     policy = run_sim(policy_plan, duration_s, seed, out_dir / "policy", show_progress=show_progress)
     expert_summary = run_sim(expert_plan, duration_s, seed, out_dir / "expert", show_progress=show_progress)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.episode import EpisodeSeries
+from aegis.runs.episode import EpisodeSeries
 
 
 def plot_swarm(

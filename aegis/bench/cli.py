@@ -1,0 +1,55 @@
+"""`aegis bench NAME`: each benchmark module owns its arguments (``add_arguments``) and its run (``run_from_args``); this table lists them."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+
+BENCHMARKS = (
+    (
+        "sim",
+        "aegis.bench.sim",
+        "closed-loop quadrotor sim throughput: executor vs the same nodes stepped inline vs a plain inline loop",
+        "Fly the quadrotor config three ways (through the lockstep executor, its nodes stepped by a plain loop, and the "
+        "world and cascade called directly) and print time per physics step, steps/s and real-time factor.",
+    ),
+    (
+        "policy",
+        "aegis.bench.inference",
+        "policy inference per call: onnxruntime run, io_binding, the aegis runtime, numpy, int8, the C export",
+        "Per-call latency of an ONNX policy through onnxruntime's run, io_binding, the aegis runtime (normalisation, "
+        "scaling, clipping included), a numpy forward pass, onnxruntime's dynamic int8, and the aegis C export "
+        "(float32 and int8, built with the host compiler, timed in C).",
+    ),
+    (
+        "mpc",
+        "aegis.bench.mpc",
+        "MPC solve time per path (OSQP direct, cvxpy with Parameters, cvxpy rebuilt) for each model",
+        "Closed-loop MPC ticks per model and solve path: median and p99 per call, iterations, ratio to cvxpy.",
+    ),
+    (
+        "filter",
+        "aegis.bench.filter",
+        "CBF safety-filter call time per solve path (osqp-direct, closed-form, cvxpygen, cvxpy-param, cvxpy-rebuild)",
+        "The whole filter call (rows from the state, solve, checks, report) per solve path: median and p99, and the "
+        "speed-up over cvxpy with Parameters.",
+    ),
+)
+"""`aegis bench NAME`: (name, module with add_arguments and run_from_args, help, description)."""
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add bench and one subcommand per benchmark to the `aegis` subparsers."""
+    bench = sub.add_parser("bench", help="benchmarks that print numbers", description="Benchmarks: print and optionally write rows.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    for name, module, help_text, description in BENCHMARKS:
+        bench_parser = bench_sub.add_parser(name, help=help_text, description=description)
+        importlib.import_module(module).add_arguments(bench_parser)
+        bench_parser.set_defaults(handler=functools.partial(_cmd_bench, module))
+
+
+
+def _cmd_bench(module: str, args: argparse.Namespace) -> int:
+    importlib.import_module(module).run_from_args(args)
+    return 0

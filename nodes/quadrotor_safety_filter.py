@@ -1,0 +1,164 @@
+"""The quadrotor's safety_filter node: a double integrator in world-frame acceleration (with the plant's lag as a state when configured), higher-order CBFs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field
+
+from aegis.msgs import AccelCommand, ImuSample, Obstacles, RobotState, SafetyFilterReport
+from aegis.node import Port, Received
+
+from aegis.nodes.safety_filter import ESCAPE_GAIN, ESCAPE_MARGIN_M, NEIGHBOUR_TIMEOUT_S, NOMINAL_TIMEOUT_S, Positive, SafetyFilterNode, SafetyFilterParams
+
+
+class QuadrotorSafetyFilterParams(SafetyFilterParams):
+    speed_alpha: Positive = Field(
+        5.0, description="rate (1/s) of the speed-limit barrier: lower starts braking earlier, for a lagging inner loop"
+    )
+    actuator_lag_s: tuple[Positive, Positive, Positive] | None = Field(
+        None,
+        description="time constant (s, world x, y, z) with which the inner loops realise a commanded acceleration; "
+        "set: third-order barriers on [p, v, a], the state predicted over latency, the bias observed (none: a = u at once)",
+    )
+    actuator_delay_s: Annotated[float, Field(ge=0, lt=1)] | tuple[
+        Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]
+    ] = Field(
+        0.0,
+        description="with actuator_lag_s: dead time (s, one for all axes or world x, y, z) before a commanded acceleration "
+        "starts to show, the inner loop's own plus any known actuation latency; the odometry's delay is read from its stamps",
+    )
+    model_error_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
+        0.0, description="with actuator_lag_s: declared bound on the acceleration the model gets wrong after the bias estimate (m/s^2)"
+    )
+    observer_time_constant_s: Positive = Field(0.5, description="with actuator_lag_s: time constant of the bias observer (s)")
+    max_bias_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
+        3.0, description="with actuator_lag_s: largest bias (m/s^2 per axis) the model admits; at the bound the report warns"
+    )
+
+
+class SafetyFilter(SafetyFilterNode):
+    """The quadrotor's filter: a double integrator in world-frame acceleration, higher-order CBFs."""
+
+    type_name = "safety_filter"
+    inputs = (
+        Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
+        Port("nominal", AccelCommand, "/cmd_accel_nominal", max_age_s=NOMINAL_TIMEOUT_S, description="proposed acceleration"),
+        Port("obstacles", Obstacles, "/obstacles", description="perceived obstacles"),
+        Port(
+            "neighbours", RobotState, (), max_age_s=NEIGHBOUR_TIMEOUT_S, many=True,
+            description="other robots' odometry, one topic per robot (none wired: no neighbours)",
+        ),
+        Port("imu", ImuSample, "/imu", max_age_s=0.1, description="measured acceleration, for the bias observer (with actuator_lag_s)"),
+    )
+    outputs = (
+        Port("command", AccelCommand, "/cmd_accel", description="safe world-frame acceleration (m/s^2)"),
+        Port("report", SafetyFilterReport, "/safety_filter/report", description="what the filter did, every tick"),
+    )
+
+    Params = QuadrotorSafetyFilterParams
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        p = self.params
+        self.acceleration_model = None
+        if p.actuator_lag_s is not None:
+            from aegis.controllers.cbf.acceleration_model import AccelerationModel
+
+            self.acceleration_model = AccelerationModel(p.actuator_lag_s, p.actuator_delay_s, p.observer_time_constant_s, p.max_bias_mps2)
+        self.model_warnings = 0
+        self.max_model_residual = 0.0
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        if self.acceleration_model is not None:
+            self.acceleration_model.reset()
+        self.model_warnings = 0
+        self.max_model_residual = 0.0
+
+    def metrics(self) -> dict[str, Any]:
+        metrics = super().metrics()
+        if self.acceleration_model is not None:
+            metrics["model_warnings"] = self.model_warnings
+            metrics["max_model_residual_mps2"] = self.max_model_residual
+        return metrics
+
+    def _model(self) -> Any:
+        from aegis.controllers.cbf import DoubleIntegratorModel
+
+        safety, p = self.params.safety, self.params
+        return DoubleIntegratorModel(
+            max_acceleration=safety.max_accel_mps2,
+            robot_radius=p.robot_radius_m,
+            max_speed=safety.max_speed_mps,
+            alpha=p.alpha,
+            speed_alpha=p.speed_alpha,
+            actuator_lag=p.actuator_lag_s,
+            model_error=p.model_error_mps2,
+            sample_period=1.0 / self.rate_hz,
+        )
+
+    def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        """With a lag model: [p, v, a, bias] predicted to when this tick's command acts, the bias updated from the IMU."""
+        x = self._state_vector(state)
+        model = self.acceleration_model
+        if model is None:
+            return x
+        model.advance(now)
+        imu = inputs.get("imu")
+        if imu is not None and not imu.stale and _finite_imu(imu.msg):
+            from aegis.controllers.quadrotor_model import GRAVITY_MPS2, quaternion_to_matrix
+
+            measured = quaternion_to_matrix(imu.msg.orientation) @ imu.msg.linear_acceleration
+            measured[2] -= GRAVITY_MPS2
+            model.observe(measured, imu.msg.stamp)
+        return model.predict(x[:3], x[3:], state.stamp, now)
+
+    def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
+        model = self.acceleration_model
+        if model is None:
+            return
+        model.commanded(now, u)
+        residual = float(np.linalg.norm(model.filtered_residual))
+        report.model_residual_mps2 = residual
+        self.max_model_residual = max(self.max_model_residual, residual)
+        declared = self.params.model_error_mps2
+        if model.bias_saturated or residual > declared:
+            what = "bias at its bound" if model.bias_saturated else f"acceleration residual {residual:.2f} m/s^2 above the declared {declared:g}"
+            report.model_warning = f"model assumption violated: {what}"
+            self.model_warnings += 1
+
+    def _state_vector(self, state: RobotState) -> np.ndarray:
+        from aegis.controllers.quadrotor_model import quaternion_to_matrix
+
+        return np.concatenate([state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity])
+
+
+    def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x[:3], x[3:6]
+
+    def _asks_for_motion(self, nominal: np.ndarray) -> bool:
+        return float(np.linalg.norm(nominal)) > 0.5  # m/s^2
+
+    def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x[:3], nominal
+
+    def _escape_clearance(self) -> float:
+        return self.params.robot_radius_m + ESCAPE_MARGIN_M
+
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """The nominal plus a pull to ``escape_speed_mps`` along the way around (a P loop on that speed, 2 /s)."""
+        along = float(x[3:6] @ direction)
+        return nominal + ESCAPE_GAIN * (self.params.deadlock_escape.escape_speed_mps - along) * direction
+
+    def _nominal_vector(self, msg: AccelCommand | None) -> np.ndarray:
+        return np.zeros(3) if msg is None else msg.linear
+
+    def _command(self, now: float, u: np.ndarray) -> AccelCommand:
+        return AccelCommand(stamp=now, frame_id="odom", linear=u)
+
+
+def _finite_imu(imu: ImuSample) -> bool:
+    return bool(np.all(np.isfinite(imu.orientation)) and np.all(np.isfinite(imu.linear_acceleration)))
