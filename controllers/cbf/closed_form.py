@@ -19,8 +19,10 @@ aegis.controllers.cbf.qp for the QP), and a guess of them is cheap to check:
    explicitly: the rows' multipliers from their equations (a system as small as the set; the slack only with
    a single row, as in 2.), the inputs the candidate pushes beyond a bound fixed there and solved
    again, a fixed bound whose multiplier pulls the wrong way released. The first guess is the last
-   answer's active set when the nominal violates all its rows (in a control loop the active set
-   rarely changes from one tick to the next); then, from
+   answer's active set (OSQP's too, read back from its answer to OSQP's tolerance) when the nominal
+   violates one of its rows (in a control loop the active set rarely changes from one tick to the
+   next; a row can be active without the nominal violating it, pushed into by another's
+   correction); then, from
    each violated row (most violated first), that row alone: a candidate that misses a row gets that row added
    (when the set already has as many rows as free inputs, the row whose multiplier would reach zero
    first is dropped, as in Goldfarb and Idnani's dual method); a row whose multiplier comes out
@@ -32,8 +34,9 @@ aegis.controllers.cbf.qp for the QP), and a guess of them is cheap to check:
 
 Where no guess passes (several rows with the slack, guesses run out), the solve falls through to
 :class:`aegis.controllers.cbf.osqp_solver.OsqpQp`. On the benchmark's ticks (aegis.bench.filter) that
-is none of 2000 closed-loop ticks, quadrotor or diff-drive, and 18 and 10 of 2000 independent random
-states; with cases 1 and 2 alone it was 387 and 280, and 1066 and 215. Cases 1 and 2 run first and
+is none of 2000 closed-loop ticks, quadrotor or diff-drive, 1 of 2000 with the quadrotor's plant model
+(``--robot quadrotor_lagged``; 17 before OSQP's active set seeded the next guess and a partly violated last set was
+tried), and 18 and 10 of 2000 independent random states; with cases 1 and 2 alone it was 387 and 280, and 1066 and 215. Cases 1 and 2 run first and
 unchanged, so where they answer, the answer is the same to the bit. The margins of all rows come from one numpy
 product; the candidates and their checks are plain Python on floats, which for 2-4 inputs and
 <= 8 rows is several times faster than numpy's per-call overhead. ``closed_form_solves`` and
@@ -71,6 +74,7 @@ class ClosedFormQp:
     def __init__(self, spec: QpSpec, osqp_tolerance: float = 1e-6, max_tries: int = 8) -> None:
         self.spec = spec
         self.fallthrough = OsqpQp(spec, tolerance=osqp_tolerance)
+        self._osqp_tolerance = float(osqp_tolerance)
         self.max_tries = int(max_tries)
         self._weights = list(spec.weights)
         self._inverse_weights = [1.0 / w for w in spec.weights]
@@ -95,6 +99,8 @@ class ClosedFormQp:
             self.osqp_solves += 1
             solution = self.fallthrough.solve(nominal, a, b)
             solution.status = f"closed form n/a -> osqp {solution.status}"
+            if solution.solved:
+                self._last = self._active_set_of(solution, a, b)
             return solution
         self.closed_form_solves += 1
         out = self._solution
@@ -104,6 +110,21 @@ class ClosedFormQp:
         out.solved = True
         out.solve_time_s = time.perf_counter() - started
         return out
+
+    def _active_set_of(self, solution: QpSolution, a: np.ndarray, b: np.ndarray) -> tuple[tuple[int, ...], dict[int, float]] | None:
+        """The rows OSQP's answer meets with equality and the bounds it sits on (both to OSQP's tolerance): case 3's
+        first guess on the next tick, so that a run of ticks with the same active set costs one OSQP solve, not one each."""
+        u = solution.u.tolist()
+        tolerance = 10.0 * self._osqp_tolerance
+        surplus = (a @ solution.u + solution.slack - b).tolist()
+        active = tuple(k for k, (s, bound) in enumerate(zip(surplus, b.tolist())) if s <= tolerance * (1.0 + abs(bound)))
+        fixed = {
+            j: bound
+            for j, (x, lo, hi) in enumerate(zip(u, self._lower, self._upper))
+            for bound in (lo, hi)
+            if abs(x - bound) <= tolerance * (1.0 + abs(bound))
+        }
+        return (active, fixed) if active else None
 
     def _explicit(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[float] | None:
         """(u..., s) by the closed form, or None where it does not apply."""
@@ -147,8 +168,8 @@ class ClosedFormQp:
         tries, tried = 0, set()
         seeds = [((index,), {}) for _, index in violations]
         last = self._last
-        if last is not None and last[0] != seeds[0][0] and all(residuals[i] > 0.0 for i in last[0]):
-            seeds.insert(0, last)  # the last answer's active set first, if the nominal still violates its rows: in a loop it rarely changes
+        if last is not None and last[0] != seeds[0][0] and any(residuals[i] > 0.0 for i in last[0]):
+            seeds.insert(0, last)  # the last answer's active set first while the nominal still violates one of its rows: in a loop it rarely changes
         for active, fixed in seeds:
             missed = missed_by.get(active[0]) if len(active) == 1 else None
             if missed:  # case 2's candidate of this row was within the bounds and missed these rows
