@@ -21,14 +21,16 @@ double integrator over each interval of constant command, per axis.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 
 HISTORY_S = 1.0
 """How far back commands and modelled accelerations are kept (s): more than any latency worth filtering."""
+_COMPACT_AFTER = 256
+"""Dropped entries at the head of the kept lists before they are compacted (amortised O(1) per tick)."""
 
 
 class AccelerationModel:
@@ -59,8 +61,16 @@ class AccelerationModel:
 
     def reset(self) -> None:
         """No command given, acceleration and bias zero."""
-        self._commands: deque[tuple[float, np.ndarray]] = deque()  # (time it was sent, u); axis i acts delay[i] later
-        self._history: deque[tuple[float, np.ndarray]] = deque()  # (time, modelled acceleration)
+        # The commands kept, oldest first, from index _first on (older ones are dropped by moving _first; the lists are
+        # compacted now and then): when each was sent, its value, and per axis when it starts acting (sent + delay).
+        self._sent: list[float] = []
+        self._values: list[list[float]] = []
+        self._arrivals: tuple[list[float], list[float], list[float]] = ([], [], [])
+        self._first = 0
+        # The modelled acceleration at each tick's time, oldest first, from index _history_first on.
+        self._history_times: list[float] = []
+        self._history: list[np.ndarray] = []
+        self._history_first = 0
         self.time: float | None = None
         self.acceleration = np.zeros(3)
         self.bias = np.zeros(3)
@@ -70,20 +80,37 @@ class AccelerationModel:
 
     def commanded(self, now: float, command: np.ndarray) -> None:
         """The filter sent ``command`` at ``now``: axis i acts from ``now + actuator_delay_s[i]``."""
-        self._commands.append((now, np.array(command, dtype=float)))
+        self._sent.append(now)
+        self._values.append(np.array(command, dtype=float).tolist())
+        for arrivals, arrival in zip(self._arrivals, (now + self.delay).tolist()):
+            arrivals.append(arrival)
 
     def advance(self, now: float) -> None:
-        """Run the model up to ``now`` (call once per tick, before observe and predict)."""
+        """Run the model up to ``now`` (call once per tick, before observe and predict; ``now`` never decreases)."""
         if self.time is None:
             self.time = now
         elif now > self.time:
             _, _, self.acceleration = self._propagate(self.time, now, np.zeros(3), np.zeros(3), self.acceleration)
             self.time = now
-        self._history.append((now, self.acceleration.copy()))
-        while len(self._history) > 1 and self._history[1][0] <= now - HISTORY_S:
-            self._history.popleft()
-        while len(self._commands) > 1 and self._commands[1][0] + float(self.delay.min()) <= now - HISTORY_S:
-            self._commands.popleft()
+        self._history_times.append(now)
+        self._history.append(self.acceleration.copy())
+        oldest = now - HISTORY_S
+        times, first = self._history_times, self._history_first
+        while len(times) - first > 1 and times[first + 1] <= oldest:
+            first += 1
+        if first > _COMPACT_AFTER and 2 * first > len(times):
+            del times[:first], self._history[:first]
+            first = 0
+        self._history_first = first
+        sent, first, earliest_delay = self._sent, self._first, float(self.delay.min())
+        while len(sent) - first > 1 and sent[first + 1] + earliest_delay <= oldest:
+            first += 1
+        if first > _COMPACT_AFTER and 2 * first > len(sent):
+            del sent[:first], self._values[:first]
+            for arrivals in self._arrivals:
+                del arrivals[:first]
+            first = 0
+        self._first = first
 
     def observe(self, measured: np.ndarray, stamp: float) -> None:
         """A measured world-frame acceleration (gravity removed) taken at ``stamp``: update the bias (once per stamp)."""
@@ -115,42 +142,55 @@ class AccelerationModel:
 
     def _modelled_at(self, time: float) -> np.ndarray:
         """The modelled acceleration at ``time``: the last recorded at or before it, run forward to it."""
-        if not self._history:
+        first = self._history_first
+        if len(self._history_times) == first:
             return self.acceleration.copy()
-        base_time, base = self._history[0]
-        for t, a in self._history:
-            if t > time:
-                break
-            base_time, base = t, a
+        index = max(first, bisect.bisect_right(self._history_times, time, first) - 1)
+        base_time, base = self._history_times[index], self._history[index]
         if time <= base_time:
             return base.copy()
         return self._propagate(base_time, time, np.zeros(3), np.zeros(3), base)[2]
 
-    def _command_at(self, time: float) -> np.ndarray:
-        """The command acting at ``time`` on each axis (zero before the first reaches it)."""
-        acting = np.zeros(3)
-        for t, u in self._commands:
-            arrived = t + self.delay <= time + 1e-12
-            if not arrived.any():
-                break
-            acting = np.where(arrived, u, acting)
-        return acting
-
     def _propagate(self, start: float, end: float, p: np.ndarray, v: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p, v, a) at ``end`` from ``start``, exactly, over each interval of constant command (plus the bias)."""
-        p, v, a = p.copy(), v.copy(), a.copy()
-        tau = self.lag
-        t = start
-        switches = sorted({float(t + d) for t, _ in self._commands for d in self.delay if start < t + d < end})
-        for boundary in [*switches, end]:
+        """(p, v, a) at ``end`` from ``start``, exactly, over each interval of constant command (plus the bias).
+
+        Per interval of constant command u and axis: a -> target + (a - target) d with target = u + bias and
+        d = exp(-span / tau), and p, v by the exact integrals. Plain floats, each operation in the order the
+        former array expressions took (so the numbers are the same bits; tests/test_acceleration_model.py holds
+        that reference), the decays from one ``np.exp`` call (``math.exp`` differs in the last bit). The
+        commands acting are found by a pointer per axis that walks forward: linear in the intervals, which
+        number about (longest dead time) x (command rate) for a prediction.
+        """
+        first = self._first
+        switches = set()
+        for arrivals in self._arrivals:  # each axis's arrival times are sorted: the ones strictly inside (start, end)
+            low = bisect.bisect_right(arrivals, start, first)
+            switches.update(arrivals[low : bisect.bisect_left(arrivals, end, low)])
+        t, intervals, spans = start, [], []
+        for boundary in [*sorted(switches), end]:
             span = boundary - t
             if span <= 0.0:
                 continue
-            target = self._command_at(t) + self.bias
-            decay = np.exp(-span / tau)
-            gap = a - target
-            p += v * span + 0.5 * target * span * span + gap * tau * (span - tau * (1.0 - decay))
-            v += target * span + gap * tau * (1.0 - decay)
-            a = target + gap * decay
+            intervals.append(t)
+            spans.append(span)
             t = boundary
-        return p, v, a
+        p, v, a = p.tolist(), v.tolist(), a.tolist()
+        if spans:
+            tau, bias, values = self.lag.tolist(), self.bias.tolist(), self._values
+            decays = np.exp(-np.array(spans)[:, None] / self.lag).tolist()  # decay = exp(-span / tau), per interval and axis
+            # per axis, the index of the first command not arrived by the interval's start (+1e-12): the one before acts
+            arrived = [bisect.bisect_right(arrivals, intervals[0] + 1e-12, first) for arrivals in self._arrivals]
+            for t, span, decay in zip(intervals, spans, decays):
+                limit = t + 1e-12
+                for i, arrivals in enumerate(self._arrivals):
+                    k = arrived[i]
+                    while k < len(arrivals) and arrivals[k] <= limit:
+                        k += 1
+                    arrived[i] = k
+                    target = (values[k - 1][i] if k > first else 0.0) + bias[i]  # target = command_at(t) + bias
+                    gap = a[i] - target  # gap = a - target
+                    tau_i, decay_i = tau[i], decay[i]
+                    p[i] += v[i] * span + 0.5 * target * span * span + gap * tau_i * (span - tau_i * (1.0 - decay_i))
+                    v[i] += target * span + gap * tau_i * (1.0 - decay_i)
+                    a[i] = target + gap * decay_i
+        return np.array(p), np.array(v), np.array(a)
