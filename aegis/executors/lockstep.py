@@ -11,25 +11,24 @@ The wall-clock duration of every step is measured, never used: outputs depend on
 A node ends the run early by raising :class:`~aegis.node.EndRun` from ``step`` (a simulator whose
 robot crashed): its outputs are published, the nodes already triggered at that instant still run,
 and the run stops there; ``RunStats`` says who ended it, why, and the simulated time it lasted.
+What a step sees and what it leaves (inputs, publication, triggers) is :mod:`aegis.executors.graph`,
+shared with the realtime executor; this module owns simulated time.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from aegis.node import EndRun, Node, Received, port_topics
+from aegis.executors.graph import NS_PER_S, Listener, NodeGraph
+from aegis.node import Node
 
-NS_PER_S = 1_000_000_000
-
-Listener = Callable[[str, Any, int], None]
-"""Called with (topic, message, time in ns) for every message published during a run."""
+__all__ = ["NS_PER_S", "Listener", "LockstepExecutor", "NodeTiming", "ReplayEvent", "RunStats"]
 
 ReplayEvent = tuple[int, str, Any]
 """(time in ns, topic, message), as a bag replayer yields them in time order."""
@@ -73,47 +72,26 @@ class LockstepExecutor:
         sources: Iterable[Iterable[ReplayEvent]] = (),
         listeners: Iterable[Listener] = (),
     ) -> None:
-        names = [n.name for n in nodes]
-        duplicates = {n for n in names if names.count(n) > 1}
-        if duplicates:
-            raise ValueError(f"node names must be unique, repeated: {', '.join(sorted(duplicates))}")
-        self.nodes = list(nodes)
+        self._graph = NodeGraph(nodes, listeners)
+        self.nodes = self._graph.nodes
+        self.listeners = self._graph.listeners
         self._sources = list(sources)
-        self.listeners = list(listeners)
-        self._latest: dict[str, tuple[Any, int]] = {}
-        self._triggered_by: dict[str, list[int]] = {}
-        for index, node in enumerate(self.nodes):
-            if node.trigger is not None:
-                for topic in port_topics(node.topics[node.trigger]):
-                    self._triggered_by.setdefault(topic, []).append(index)
-        # per node, what each step needs, resolved once: (port name, topic or tuple of topics, staleness bound, many)
-        self._input_wiring = [
-            tuple((port.name, node.topics[port.name], node.max_ages[port.name], port.many) for port in node.inputs)
-            for node in self.nodes
-        ]
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
-        self._messages = 0
-        self._pending_triggers: list[int] = []
-        self._ended: tuple[str, str, int] | None = None  # (node, reason, time in ns) of an EndRun
 
     def reset(self, seed: int | None = None) -> None:
         """Reset every node, each with its own seed drawn from ``seed`` (same seed, same run)."""
-        child_seeds = np.random.SeedSequence(seed).spawn(len(self.nodes)) if seed is not None else None
-        for index, node in enumerate(self.nodes):
-            node.reset(int(child_seeds[index].generate_state(1)[0]) if child_seeds else None)
-        self._latest.clear()
+        self._graph.reset(seed)
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
-        self._messages = 0
-        self._ended = None
 
     def latest(self, topic: str) -> tuple[Any, int] | None:
         """The last message on ``topic`` and its publication time (ns), or None."""
-        return self._latest.get(topic)
+        return self._graph.latest.get(topic)
 
     def run(self, duration_s: float, progress: Callable[[float], None] | None = None) -> RunStats:
         """Run from t=0 over [0, duration_s); call reset() first. ``progress`` gets sim seconds now and then."""
+        graph = self._graph
         end_ns = round(duration_s * NS_PER_S)
         timers = [(0, index, 0) for index, node in enumerate(self.nodes) if node.trigger is None]
         heapq.heapify(timers)
@@ -125,93 +103,46 @@ class LockstepExecutor:
         while timers and timers[0][0] < end_ns:
             now_ns = timers[0][0]
             while pending_replay is not None and pending_replay[0] <= now_ns:
-                self._publish(*pending_replay)
+                graph.publish(*pending_replay)
                 pending_replay = next(replay, None)
-            while timers and timers[0][0] == now_ns and self._ended is None:
+            while timers and timers[0][0] == now_ns and graph.ended is None:
                 _, index, tick = heapq.heappop(timers)
                 self._run_node(index, now_ns)
                 rate = self.nodes[index].rate_hz
                 heapq.heappush(timers, (round((tick + 1) * NS_PER_S / rate), index, tick + 1))
-            if self._ended is not None:
+            if graph.ended is not None:
                 end_ns = now_ns  # the run lasted until this instant
                 break
             if progress is not None and now_ns >= next_report_ns:
                 progress(now_ns / NS_PER_S)
                 next_report_ns = now_ns + report_every_ns
         while pending_replay is not None and pending_replay[0] < end_ns:
-            self._publish(*pending_replay)
+            graph.publish(*pending_replay)
             pending_replay = next(replay, None)
         wall = time.perf_counter() - wall_start
         if progress is not None:
             progress(duration_s)
-        ended_by, end_reason = (self._ended[0], self._ended[1]) if self._ended is not None else (None, None)
+        ended_by, end_reason = (graph.ended[0], graph.ended[1]) if graph.ended is not None else (None, None)
         return RunStats(
             sim_time_s=end_ns / NS_PER_S if ended_by is not None else duration_s,
             wall_time_s=wall,
             steps=dict(self._steps),
             timings=self._timings,
-            messages=self._messages,
+            messages=graph.messages,
             ended_by=ended_by,
             end_reason=end_reason,
         )
 
     def _run_node(self, index: int, now_ns: int) -> None:
-        self._step_node(index, now_ns)
-        if self._pending_triggers:
-            queue = deque(self._pending_triggers)
-            self._pending_triggers.clear()
-            while queue:
-                self._step_node(queue.popleft(), now_ns)
-                queue.extend(self._pending_triggers)
-                self._pending_triggers.clear()
+        """Step node ``index``, then the nodes its outputs trigger (and theirs), all at ``now_ns``."""
+        self._record(index, self._graph.step(index, now_ns))
+        for triggered in self._graph.triggered():
+            self._record(triggered, self._graph.step(triggered, now_ns))
 
-    def _step_node(self, index: int, now_ns: int) -> None:
-        node = self.nodes[index]
-        inputs = {
-            name: tuple(self._received(t, max_age_s, now_ns) for t in topic) if many else self._received(topic, max_age_s, now_ns)
-            for name, topic, max_age_s, many in self._input_wiring[index]
-        }
-        started = time.perf_counter_ns()
-        try:
-            outputs = node.step(now_ns / NS_PER_S, inputs)
-        except EndRun as end:
-            outputs = end.outputs
-            if self._ended is None:  # the first one to end the run is the one reported
-                self._ended = (node.name, end.reason, now_ns)
-        self._timings[node.name].durations_ns.append(time.perf_counter_ns() - started)
-        self._steps[node.name] += 1
-        for port_name, msg in outputs.items():
-            topic = node.topics.get(port_name)
-            if topic is None:
-                raise KeyError(f"node {node.name!r} returned output {port_name!r}, which it does not declare")
-            if isinstance(topic, str):
-                self._publish_output(now_ns, topic, msg)
-                continue
-            if len(msg) != len(topic):
-                raise ValueError(f"node {node.name!r} returned {len(msg)} messages on {port_name!r}, which has {len(topic)} topics")
-            for one_topic, one_msg in zip(topic, msg):
-                if one_msg is not None:
-                    self._publish_output(now_ns, one_topic, one_msg)
-
-    def _publish_output(self, now_ns: int, topic: str, msg: Any) -> None:
-        self._publish(now_ns, topic, msg)
-        triggered = self._triggered_by.get(topic)
-        if triggered:
-            self._pending_triggers.extend(triggered)
-
-    def _received(self, topic: str, max_age_s: float | None, now_ns: int) -> Received | None:
-        entry = self._latest.get(topic)
-        if entry is None:
-            return None
-        msg, published_ns = entry
-        age_s = (now_ns - published_ns) / NS_PER_S
-        return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
-
-    def _publish(self, t_ns: int, topic: str, msg: Any) -> None:
-        self._latest[topic] = (msg, t_ns)
-        self._messages += 1
-        for listener in self.listeners:
-            listener(topic, msg, t_ns)
+    def _record(self, index: int, duration_ns: int) -> None:
+        name = self.nodes[index].name
+        self._timings[name].durations_ns.append(duration_ns)
+        self._steps[name] += 1
 
 
 def _merge_sources(sources: list[Iterable[ReplayEvent]]) -> Iterator[ReplayEvent]:

@@ -1,0 +1,132 @@
+"""The message plumbing every in-process executor shares: inputs as Received with age and staleness, outputs to topics, triggers.
+
+A :class:`NodeGraph` holds a run's nodes in plan order and the latest message on every topic with
+the time it was published, in integer nanoseconds on the executor's clock (simulated time under
+lockstep, the monotonic clock since the run started under realtime). :meth:`NodeGraph.step` builds
+one node's inputs at ``now_ns`` (each the latest message on its topic with its age, flagged stale
+past the port's bound; a ``many`` input as a tuple of those, one per topic), steps the node, and
+publishes what it returns (a ``many`` output one message per topic), queueing the nodes that those
+topics trigger; :meth:`NodeGraph.triggered` yields them, breadth first, for the executor to step at
+the same instant. A node raising :class:`~aegis.node.EndRun` has its outputs published and ends the
+run: ``ended`` keeps the first such (node, reason, time) for the executor to stop on.
+
+The executors own time (when each node runs) and timing (what each step cost); this module owns
+what a step sees and what it leaves, so the two executors deliver messages identically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from aegis.node import EndRun, Node, Received, port_topics
+
+NS_PER_S = 1_000_000_000
+
+Listener = Callable[[str, Any, int], None]
+"""Called with (topic, message, time in ns) for every message published during a run."""
+
+
+class NodeGraph:
+    """``nodes`` in plan order, the latest message per topic, and the publication ``listeners``."""
+
+    def __init__(self, nodes: Sequence[Node], listeners: Iterable[Listener] = ()) -> None:
+        names = [n.name for n in nodes]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"node names must be unique, repeated: {', '.join(sorted(duplicates))}")
+        self.nodes = list(nodes)
+        self.listeners = list(listeners)
+        self.latest: dict[str, tuple[Any, int]] = {}
+        """Topic -> (the last message published on it, its publication time in ns)."""
+        self._triggered_by: dict[str, list[int]] = {}
+        for index, node in enumerate(self.nodes):
+            if node.trigger is not None:
+                for topic in port_topics(node.topics[node.trigger]):
+                    self._triggered_by.setdefault(topic, []).append(index)
+        # per node, what each step needs, resolved once: (port name, topic or tuple of topics, staleness bound, many)
+        self._input_wiring = [
+            tuple((port.name, node.topics[port.name], node.max_ages[port.name], port.many) for port in node.inputs)
+            for node in self.nodes
+        ]
+        self.messages = 0
+        self.pending: list[int] = []
+        """Indices of the nodes triggered by messages published since :meth:`triggered` last took them."""
+        self.ended: tuple[str, str, int] | None = None
+        """(node, reason, time in ns) of the first EndRun, None while the run goes on."""
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset every node, each with its own seed drawn from ``seed`` (same seed, same run), and forget every message."""
+        child_seeds = np.random.SeedSequence(seed).spawn(len(self.nodes)) if seed is not None else None
+        for index, node in enumerate(self.nodes):
+            node.reset(int(child_seeds[index].generate_state(1)[0]) if child_seeds else None)
+        self.latest.clear()
+        self.pending.clear()
+        self.messages = 0
+        self.ended = None
+
+    def step(self, index: int, now_ns: int) -> int:
+        """Step node ``index`` at ``now_ns`` and publish its outputs; returns the wall time of its ``step`` call (ns)."""
+        node = self.nodes[index]
+        inputs = {
+            name: tuple(self._received(t, max_age_s, now_ns) for t in topic) if many else self._received(topic, max_age_s, now_ns)
+            for name, topic, max_age_s, many in self._input_wiring[index]
+        }
+        started = time.perf_counter_ns()
+        try:
+            outputs = node.step(now_ns / NS_PER_S, inputs)
+        except EndRun as end:
+            outputs = end.outputs
+            if self.ended is None:  # the first one to end the run is the one reported
+                self.ended = (node.name, end.reason, now_ns)
+        duration_ns = time.perf_counter_ns() - started
+        for port_name, msg in outputs.items():
+            topic = node.topics.get(port_name)
+            if topic is None:
+                raise KeyError(f"node {node.name!r} returned output {port_name!r}, which it does not declare")
+            if isinstance(topic, str):
+                self.publish_output(now_ns, topic, msg)
+                continue
+            if len(msg) != len(topic):
+                raise ValueError(f"node {node.name!r} returned {len(msg)} messages on {port_name!r}, which has {len(topic)} topics")
+            for one_topic, one_msg in zip(topic, msg):
+                if one_msg is not None:
+                    self.publish_output(now_ns, one_topic, one_msg)
+        return duration_ns
+
+    def triggered(self) -> Iterator[int]:
+        """The nodes triggered since the last call, breadth first, then those that their own outputs trigger (step each as it comes)."""
+        if not self.pending:
+            return
+        queue = deque(self.pending)
+        self.pending.clear()
+        while queue:
+            yield queue.popleft()
+            queue.extend(self.pending)
+            self.pending.clear()
+
+    def publish_output(self, now_ns: int, topic: str, msg: Any) -> None:
+        """Publish ``msg`` on ``topic`` at ``now_ns`` and queue the nodes it triggers."""
+        self.publish(now_ns, topic, msg)
+        triggered = self._triggered_by.get(topic)
+        if triggered:
+            self.pending.extend(triggered)
+
+    def publish(self, t_ns: int, topic: str, msg: Any) -> None:
+        """Make ``msg`` the latest on ``topic`` and hand it to every listener (triggers nothing: a replayed message)."""
+        self.latest[topic] = (msg, t_ns)
+        self.messages += 1
+        for listener in self.listeners:
+            listener(topic, msg, t_ns)
+
+    def _received(self, topic: str, max_age_s: float | None, now_ns: int) -> Received | None:
+        entry = self.latest.get(topic)
+        if entry is None:
+            return None
+        msg, published_ns = entry
+        age_s = (now_ns - published_ns) / NS_PER_S
+        return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
