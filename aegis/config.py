@@ -181,10 +181,31 @@ class SafetyConfig(_Strict):
 
 
 class RealtimeConfig(_Strict):
-    """How the plan runs. CPU affinity, SCHED_FIFO priority and a deadline-miss limit come with the real-time executor
-    and the supervisor (issue 12); until they exist the keys are refused as unknown rather than accepted and ignored."""
+    """How the plan runs; the other keys are the realtime executor's (aegis.executors.realtime), refused with another executor
+    rather than ignored. The OS settings apply when permitted: a refusal is a warning and a field of the run's stats."""
 
     executor: Literal["lockstep", "realtime", "ros2"] = "lockstep"
+    priority: Annotated[int, Field(ge=1, le=99, strict=True)] | None = Field(
+        None, description="SCHED_FIFO priority (1-99) of the loop thread; null: the default scheduler (needs CAP_SYS_NICE or an rtprio limit)"
+    )
+    cpu_affinity: Annotated[list[Annotated[int, Field(ge=0, strict=True)]], Field(min_length=1)] | None = Field(
+        None, description="CPU ids the loop thread may run on; null: any"
+    )
+    lock_memory: bool = Field(False, description="mlockall(MCL_CURRENT | MCL_FUTURE): no page faults in the loop (needs CAP_IPC_LOCK or RLIMIT_MEMLOCK)")
+    deadline_miss_limit: Annotated[int, Field(ge=0, strict=True)] | None = Field(
+        None, description="deadline misses a node may have in one ~1 s diagnostics window; more makes its LoopDiagnostics on "
+        "/diagnostics ERROR (what the supervisor gates on); null: any miss is a WARN, never an ERROR",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _settings_need_the_realtime_executor(self) -> RealtimeConfig:
+        given = [k for k in ("priority", "cpu_affinity", "lock_memory", "deadline_miss_limit") if getattr(self, k) is not None]
+        given = [k for k in given if getattr(self, k) is not False]  # lock_memory: false is the default, not a request
+        if given and self.executor != "realtime":
+            raise ValueError(f"{', '.join(given)}: read by the realtime executor only, and executor is {self.executor!r}: set executor: realtime or remove them")
+        if self.cpu_affinity is not None and len(set(self.cpu_affinity)) != len(self.cpu_affinity):
+            raise ValueError(f"cpu_affinity lists a CPU twice: {self.cpu_affinity}")
+        return self
 
 
 class RosConfig(_Strict):

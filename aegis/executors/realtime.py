@@ -1,0 +1,314 @@
+"""The realtime executor: runs a plan's nodes on the monotonic wall clock, each at its rate, with deadlines measured.
+
+One OS thread runs one scheduler loop over the nodes' next due times (``time.perf_counter_ns``,
+CLOCK_MONOTONIC on Linux). It sleeps until ``spin_s`` (200 µs) before the earliest one, spins the
+rest, then runs every node due at that wake-up in (scheduled time, plan order), as lockstep runs an
+instant, and a node triggered by an input right after the message that triggers it. Messages are
+delivered in memory through :class:`aegis.executors.graph.NodeGraph`, exactly as under lockstep:
+each input is the latest message on its topic with its age on the wall clock (now minus the
+publisher's step start), stale past the port's bound. ``now`` is the wall time at the node's start,
+in seconds since the run began; tick k of a node at rate r is due at round(k * 1e9 / r) ns.
+
+Deadlines and overruns. A node's deadline is its period unless ``deadlines_s`` gives another; a
+step whose outputs are out after its scheduled start + deadline is a deadline miss. Overrun policy:
+skip, never catch up. At a wake-up a late node runs once, for the latest tick already due, and the
+ticks before it that it never started are skipped, each counted as a deadline miss and a skipped
+tick (as ROS 2 timers do); it is never run several times in a row to make up. Per node the executor
+keeps histograms of the start jitter (actual start - scheduled start, which includes the nodes
+before it at that instant) and of the step durations (:mod:`aegis.executors.loop_stats`), and
+every ~1 s it publishes one :class:`~aegis.msgs.LoopDiagnostics` per node on ``/diagnostics`` in the
+loop's slack: OK, WARN after a miss in that window, ERROR past ``realtime.deadline_miss_limit``
+misses in the window (what the supervisor gates on; the executor itself keeps running).
+
+Real-time settings (``realtime.priority``, ``cpu_affinity``, ``lock_memory``) are applied to the
+loop's thread for the run when the OS permits, and a refusal is a warning and a field of the stats
+(:mod:`aegis.executors.os_settings`), never an error. A run ends after ``duration_s``, when a node
+raises :class:`~aegis.node.EndRun` (as under lockstep), or when the caller's ``stop`` event is set (a
+signal handler: :func:`stop_on_signals`); ``close()`` (or leaving a ``with`` block) closes the nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from aegis.config import RealtimeConfig
+from aegis.executors.graph import NS_PER_S, Listener, NodeGraph
+from aegis.executors.loop_stats import Histogram, NodeLoop, RealtimeStats
+from aegis.executors.os_settings import apply_settings
+from aegis.msgs.diagnostics import ERROR, OK, WARN, LoopDiagnostics
+from aegis.node import Node
+
+logger = logging.getLogger(__name__)
+
+DIAGNOSTICS_TOPIC = "/diagnostics"
+REPORT_PERIOD_NS = NS_PER_S
+"""Each node's LoopDiagnostics comes about once a second; the deadline-miss limit counts per such window."""
+REPORT_SLACK_NS = 300_000
+"""A wake-up publishes further reports only while the next due time is at least this far off (one always goes)."""
+SPIN_S = 200e-6
+MAX_SLEEP_NS = 50_000_000
+"""The longest single sleep: an idle loop looks at its stop event at least this often."""
+
+
+class RealtimeExecutor:
+    """Runs ``nodes`` (in plan order) on the wall clock; see the module doc. ``settings``: the hw_config's ``realtime`` section."""
+
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        listeners: Iterable[Listener] = (),
+        settings: RealtimeConfig | None = None,
+        deadlines_s: Mapping[str, float] | None = None,
+        spin_s: float = SPIN_S,
+    ) -> None:
+        self._graph = NodeGraph(nodes, listeners)
+        self.nodes = self._graph.nodes
+        if not any(node.trigger is None for node in self.nodes):
+            raise ValueError("the realtime executor needs at least one node that runs at a rate (every node here is triggered)")
+        self.settings = settings if settings is not None else RealtimeConfig()
+        self._deadlines_ns = self._resolve_deadlines(dict(deadlines_s or {}))
+        if not (spin_s >= 0 and math.isfinite(spin_s)):
+            raise ValueError(f"spin_s must be >= 0, got {spin_s}")
+        self._spin_ns = round(spin_s * NS_PER_S)
+        self._loops = self._fresh_loops()
+        self._batches = Histogram()
+        self._closed = False
+
+    def _resolve_deadlines(self, deadlines_s: dict[str, float]) -> list[int | None]:
+        by_name = {node.name: node for node in self.nodes}
+        for name, deadline in deadlines_s.items():
+            if name not in by_name:
+                raise ValueError(f"deadline for {name!r}: no such node (nodes: {', '.join(by_name)})")
+            if by_name[name].trigger is not None:
+                raise ValueError(f"deadline for {name!r}: it runs on a trigger, with no period to keep")
+            if not (deadline > 0 and math.isfinite(deadline)):
+                raise ValueError(f"deadline for {name!r} must be > 0 s, got {deadline}")
+        return [
+            None if node.trigger is not None else round(deadlines_s.get(node.name, 1.0 / node.rate_hz) * NS_PER_S)
+            for node in self.nodes
+        ]
+
+    def _fresh_loops(self) -> list[NodeLoop]:
+        return [
+            NodeLoop(node.name, None if node.trigger is not None else round(NS_PER_S / node.rate_hz), deadline)
+            for node, deadline in zip(self.nodes, self._deadlines_ns)
+        ]
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset every node (each with its own seed drawn from ``seed``) and the measurements."""
+        self._graph.reset(seed)
+        self._loops = self._fresh_loops()
+        self._batches = Histogram()
+
+    def latest(self, topic: str) -> tuple[Any, int] | None:
+        """The last message on ``topic`` and its publication time (ns since the run started), or None."""
+        return self._graph.latest.get(topic)
+
+    def close(self) -> None:
+        """Close every node that has a ``close()`` (a simulator's world); once."""
+        if self._closed:
+            return
+        self._closed = True
+        for node in self.nodes:
+            if hasattr(node, "close"):
+                node.close()
+
+    def __enter__(self) -> RealtimeExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> RealtimeStats:
+        """Run from now for ``duration_s`` wall seconds (None: until EndRun or ``stop``); call reset() first."""
+        if duration_s is not None and not (duration_s > 0 and math.isfinite(duration_s)):
+            raise ValueError(f"duration_s must be > 0, got {duration_s}")
+        if self._closed:
+            raise RuntimeError("the executor is closed")
+        s = self.settings
+        applied = apply_settings(s.priority, s.cpu_affinity, s.lock_memory)
+        try:
+            started = time.perf_counter()
+            stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop)
+            wall = time.perf_counter() - started
+        finally:
+            applied.restore()
+        ended = self._graph.ended
+        return RealtimeStats(
+            wall_time_s=wall,
+            loops={loop.name: loop for loop in self._loops},
+            batches=self._batches,
+            messages=self._graph.messages,
+            settings=applied.outcomes,
+            ended_by=ended[0] if ended else None,
+            end_reason=ended[1] if ended else None,
+            stopped=stopped,
+        )
+
+    def _loop(self, end_ns: int | None, stop: threading.Event | None) -> bool:
+        """The scheduler loop; True when ``stop`` ended it."""
+        graph, loops, deadlines = self._graph, self._loops, self._deadlines_ns
+        clock = time.perf_counter_ns
+        periodic = [index for index, node in enumerate(self.nodes) if node.trigger is None]
+        rates = [node.rate_hz for node in self.nodes]
+        next_tick = [0] * len(self.nodes)
+        due_ns = [0] * len(self.nodes)  # scheduled time of each periodic node's next tick, ns since t0
+        reports: list[int] = []
+        t0 = clock()
+        next_round_ns = REPORT_PERIOD_NS
+        while True:
+            if stop is not None and stop.is_set():
+                return True
+            earliest = min(due_ns[i] for i in periodic)
+            if end_ns is not None and earliest >= end_ns:
+                return False
+            if self._wait_until(t0 + earliest, stop):
+                return True
+            woke = clock()
+            now = woke - t0 if end_ns is None else min(woke - t0, end_ns - 1)
+            batch = []
+            for i in periodic:
+                if due_ns[i] <= now:
+                    tick = _latest_due_tick(next_tick[i], now, rates[i])
+                    batch.append((_tick_ns(tick, rates[i]), i, tick))
+            if len(batch) > 1:
+                batch.sort()
+            for scheduled, i, tick in batch:
+                loop = loops[i]
+                skipped = tick - next_tick[i]
+                if skipped:
+                    loop.skipped_ticks += skipped
+                    loop.deadline_misses += skipped
+                    loop.window_misses += skipped
+                next_tick[i] = tick + 1
+                due_ns[i] = _tick_ns(tick + 1, rates[i])
+                start = clock() - t0
+                duration = graph.step(i, start)
+                finished = clock() - t0
+                _record(loop, duration)
+                loop.jitter.add(start - scheduled)
+                if finished > scheduled + deadlines[i]:
+                    loop.deadline_misses += 1
+                    loop.window_misses += 1
+                self._run_triggered(t0)
+                if graph.ended is not None:
+                    break
+            done = clock()
+            self._batches.add(done - woke)
+            if graph.ended is not None:
+                return False
+            if done - t0 >= next_round_ns:
+                if reports:  # the last round is not out yet (a slow loop): send it now
+                    while reports:
+                        self._report(reports.pop(0), t0, clock())
+                reports = list(range(len(self.nodes)))
+                while next_round_ns <= done - t0:
+                    next_round_ns += REPORT_PERIOD_NS
+            if reports:
+                self._report(reports.pop(0), t0, done)
+                earliest = t0 + min(due_ns[i] for i in periodic)
+                while reports and earliest - clock() > REPORT_SLACK_NS:
+                    self._report(reports.pop(0), t0, clock())
+
+    def _run_triggered(self, t0: int) -> None:
+        graph, clock = self._graph, time.perf_counter_ns
+        for index in graph.triggered():
+            _record(self._loops[index], graph.step(index, clock() - t0))
+
+    def _wait_until(self, target_ns: int, stop: threading.Event | None) -> bool:
+        """Sleep, then spin, until the clock reads ``target_ns``; True if ``stop`` was set meanwhile."""
+        clock, spin = time.perf_counter_ns, self._spin_ns
+        while True:
+            remaining = target_ns - clock()
+            if remaining <= 0:
+                return False
+            if stop is not None and stop.is_set():
+                return True
+            if remaining > spin:
+                time.sleep(min(remaining - spin, MAX_SLEEP_NS) / NS_PER_S)
+            else:
+                while clock() < target_ns:
+                    pass
+                return False
+
+    def _report(self, index: int, t0: int, at: int) -> None:
+        """Publish node ``index``'s LoopDiagnostics for the window since its last one, then start a new window."""
+        loop, node = self._loops[index], self.nodes[index]
+        window = sorted(loop.window) or [loop.last_duration_ns]
+        limit = self.settings.deadline_miss_limit
+        level = OK
+        if loop.window_misses:
+            level = WARN
+            if limit is not None and loop.window_misses > limit:
+                level = ERROR
+                loop.windows_over_limit += 1
+                if loop.windows_over_limit == 1:
+                    logger.warning(
+                        "node %s missed %d deadlines in one diagnostics window (realtime.deadline_miss_limit %d): reported as ERROR",
+                        node.name, loop.window_misses, limit,
+                    )  # fmt: skip
+        report = LoopDiagnostics(
+            stamp=(at - t0) / NS_PER_S,
+            name=node.name,
+            period_s=(loop.period_ns or 0) / NS_PER_S,
+            last_duration_s=loop.last_duration_ns / NS_PER_S,
+            p50_duration_s=_nearest_rank(window, 50) / NS_PER_S,
+            p99_duration_s=_nearest_rank(window, 99) / NS_PER_S,
+            deadline_misses=loop.deadline_misses,
+            ticks=loop.ticks,
+            level=level,
+        )
+        loop.window.clear()
+        loop.window_misses = 0
+        self._graph.publish_output(at - t0, DIAGNOSTICS_TOPIC, report)
+        self._run_triggered(t0)
+
+
+def _record(loop: NodeLoop, duration_ns: int) -> None:
+    loop.steps += 1
+    loop.last_duration_ns = duration_ns
+    loop.durations.add(duration_ns)
+    loop.window.append(duration_ns)
+
+
+def _tick_ns(tick: int, rate_hz: float) -> int:
+    """When tick ``tick`` of a node at ``rate_hz`` is due, in ns since the start (the lockstep formula: no drift)."""
+    return round(tick * NS_PER_S / rate_hz)
+
+
+def _latest_due_tick(first: int, now_ns: int, rate_hz: float) -> int:
+    """The latest tick >= ``first`` due by ``now_ns`` (tick ``first`` is due by then)."""
+    tick = max(first, int(now_ns * rate_hz / NS_PER_S))
+    while _tick_ns(tick + 1, rate_hz) <= now_ns:
+        tick += 1
+    while tick > first and _tick_ns(tick, rate_hz) > now_ns:
+        tick -= 1
+    return tick
+
+
+def _nearest_rank(sorted_values: list[int], q: float) -> int:
+    return sorted_values[max(0, math.ceil(q / 100.0 * len(sorted_values)) - 1)]
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[threading.Event]:
+    """Within the block, SIGINT and SIGTERM set ``stop`` (a clean end of the run) instead of raising; the old handlers come back after.
+
+    Signal handlers can only be installed from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
