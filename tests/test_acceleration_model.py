@@ -12,7 +12,6 @@ from collections import deque
 
 import numpy as np
 import pytest
-
 from aegis.controllers.cbf.acceleration_model import HISTORY_S, AccelerationModel
 
 

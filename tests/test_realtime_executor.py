@@ -98,7 +98,7 @@ def run(nodes, duration_s, **kwargs):
 
 def test_a_node_steps_once_per_period_and_never_early() -> None:
     fast, slow = Counter("fast", rate_hz=100.0), Counter("slow", rate_hz=25.0)
-    executor, stats = run([fast, slow], 0.5)
+    _executor, stats = run([fast, slow], 0.5)
     assert stats.loops["fast"].ticks == 50 and stats.loops["slow"].ticks == 13  # ticks due in [0, 0.5 s)
     assert 48 <= stats.steps["fast"] <= 50 and 12 <= stats.steps["slow"] <= 13
     for node, period in ((fast, 0.01), (slow, 0.04)):
@@ -231,13 +231,13 @@ def test_sigint_sets_the_stop_event_inside_stop_on_signals() -> None:
 def test_loop_diagnostics_per_node_every_window_and_the_miss_limit_makes_them_errors(monkeypatch) -> None:
     monkeypatch.setattr(realtime, "REPORT_PERIOD_NS", 100_000_000)  # windows of 0.1 s instead of 1 s
     reports: list[LoopDiagnostics] = []
-    keep = lambda topic, msg, t: reports.append(msg) if topic == "/diagnostics" else None  # noqa: E731
+    keep = lambda topic, msg, t: reports.append(msg) if topic == "/diagnostics" else None
     nodes = [Counter("ok", rate_hz=100.0), Sleeper("late", rate_hz=100.0, sleeps={-1: 0.012})]
     settings = RealtimeConfig(executor="realtime", deadline_miss_limit=3)
     _, stats = run(nodes, 0.55, listeners=[keep], settings=settings)
     by_node = {name: [r for r in reports if r.name == name] for name in ("ok", "late")}
     assert 4 <= len(by_node["ok"]) <= 5 and 4 <= len(by_node["late"]) <= 5
-    for name, own in by_node.items():
+    for own in by_node.values():
         assert [r.ticks for r in own] == sorted(r.ticks for r in own) and own[0].period_s == pytest.approx(0.01)
         assert all(r.p99_duration_s >= r.p50_duration_s > 0 for r in own)
     late = by_node["late"]
