@@ -35,6 +35,14 @@ BENCHMARKS = (
         "The whole filter call (rows from the state, solve, checks, report) per solve path: median and p99, and the "
         "speed-up over cvxpy with Parameters.",
     ),
+    (
+        "loop",
+        "aegis.bench.loop",
+        "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",
+        "Run the quadrotor_sim chain (policy, safety filter, attitude cascade) at --rate on the realtime executor, fed "
+        "by a recorded flight's plant messages: median and p99 tick, deadline-miss rate and jitter per scheduler, and "
+        "where the tick's time goes.",
+    ),
 )
 """`aegis bench NAME`: (name, module with add_arguments and run_from_args, help, description)."""
 

@@ -18,8 +18,13 @@ def _shape_text(shape: Shape) -> str:
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 def as_array(owner: str, name: str, value: ArrayLike, shape: Shape, dtype: DTypeLike = np.float64) -> np.ndarray:
     """``value`` as an array of ``dtype`` and ``shape``; ValueError naming ``owner.name`` otherwise."""
+    if type(value) is np.ndarray and value.shape == shape and (value.dtype is _FLOAT64 if dtype is np.float64 else value.dtype == dtype):
+        return value  # the hot path of the hot path: a float64 array of a fixed shape (a tuple and a dtype compared, ~0.2 us)
     if type(value) is np.ndarray and value.dtype == dtype and len(value.shape) == len(shape):
         if all(want is None or want == got for want, got in zip(shape, value.shape)):
             return value  # the hot path: nodes build messages from arrays that already fit
