@@ -197,34 +197,50 @@ def test_endrun_ends_the_run_after_its_outputs_and_their_triggered_nodes() -> No
 
 
 def test_a_stop_event_ends_the_run_cleanly_and_close_closes_the_nodes() -> None:
-    class Closing(Counter):
-        type_name = "closing"
+    stop = threading.Event()
+
+    class Stopper(Counter):
+        """Sets the stop event on its 10th step, as a signal handler or another thread would."""
+
+        type_name = "stopper"
+
+        def step(self, now, inputs):
+            outputs = super().step(now, inputs)
+            if len(self.nows) == 10:
+                stop.set()
+            return outputs
 
         def close(self):
             self.closed = getattr(self, "closed", 0) + 1
 
-    node = Closing("node", rate_hz=100.0)
-    stop = threading.Event()
-    threading.Timer(0.1, stop.set).start()
+    node = Stopper("node", rate_hz=100.0)
     with RealtimeExecutor([node]) as executor:
         executor.reset(0)
         stats = executor.run(None, stop)
     assert stats.stopped and stats.ended_by is None
-    assert 5 <= stats.steps["node"] < 1000
+    assert stats.steps["node"] == 10
     assert node.closed == 1
     executor.close()
     assert node.closed == 1
 
 
 def test_sigint_sets_the_stop_event_inside_stop_on_signals() -> None:
-    node = Counter("node", rate_hz=100.0)
+    class Interrupted(Counter):
+        type_name = "interrupted"
+
+        def step(self, now, inputs):
+            outputs = super().step(now, inputs)
+            if len(self.nows) == 5:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: without the handler, KeyboardInterrupt
+            return outputs
+
+    node = Interrupted("node", rate_hz=100.0)
     previous = signal.getsignal(signal.SIGINT)
     executor = RealtimeExecutor([node])
     executor.reset(0)
     with stop_on_signals(threading.Event()) as stop:
-        threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
         stats = executor.run(10.0, stop)
-    assert stats.stopped and stats.steps["node"] < 1000
+    assert stats.stopped and 5 <= stats.steps["node"] <= 6
     assert signal.getsignal(signal.SIGINT) is previous
 
 
