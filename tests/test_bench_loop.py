@@ -52,7 +52,7 @@ def test_the_breakdown_splits_the_tick_into_the_executor_the_math_and_the_node_l
     parts = {(p["node"], p["part"]) for p in breakdown["parts"]}
     assert ("executor", "inputs, delivery, timing (tick minus steps)") in parts
     assert {("controller", "inference"), ("controller", "observation"), ("filter", "CBF QP"), ("attitude", "cascade")} <= parts
-    assert ("filter", "plant model over the dead time") in parts  # the shipped filter models its plant's lag
+    assert ("filter", "plant model (lag, dead time, bias)") in parts  # the shipped filter models its plant's lag
     assert ("sim", "step") in parts  # the recorded plant stands where the simulator was, under its name
     assert sum(p["mean_us"] for p in breakdown["parts"]) == pytest.approx(breakdown["tick_mean_us"])
 

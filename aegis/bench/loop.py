@@ -67,11 +67,17 @@ WARMUP_S = 0.5
 BREAKDOWN_S = 5.0
 PROBES: dict[str, tuple[tuple[str, str], ...]] = {
     "quadrotor_policy": (("runtime.act", "inference"), ("builder.build", "observation")),
-    "safety_filter": (("acceleration_model.predict", "plant model over the dead time"), ("filter.compute", "CBF QP")),
+    "safety_filter": (
+        ("acceleration_model.advance", "plant model (lag, dead time, bias)"),
+        ("acceleration_model.observe", "plant model (lag, dead time, bias)"),
+        ("acceleration_model.predict", "plant model (lag, dead time, bias)"),
+        ("filter.compute", "CBF QP"),
+    ),
     "quadrotor_attitude_controller": (("cascade.compute_acceleration", "cascade"),),
     "quadrotor_position_controller": (("cascade.position_to_acceleration", "cascade"),),
 }
-"""Node type -> (attribute path of the math it calls each tick, label): what the breakdown times inside a step."""
+"""Node type -> (attribute path of the math it calls each tick, label): what the breakdown times inside a step (a label's
+probes are summed)."""
 
 def default_config() -> Path:
     """The shipped quadrotor_sim.yaml of the aegis in use."""
@@ -240,12 +246,12 @@ def _breakdown(nodes: list[Node], settings: RealtimeConfig, duration_s: float, s
     for loop in stats.loops.values():
         step_us = loop.durations.total_ns / ticks / 1e3
         steps_total += step_us
-        math_us = 0.0
+        shares: dict[str, float] = {}
         for node_name, label, durations in probes:
             if node_name == loop.name:
-                share = sum(durations) / ticks / 1e3
-                math_us += share
-                parts.append({"node": loop.name, "part": label, "mean_us": share})
+                shares[label] = shares.get(label, 0.0) + sum(durations) / ticks / 1e3
+        parts += [{"node": loop.name, "part": label, "mean_us": share} for label, share in shares.items()]
+        math_us = sum(shares.values())
         parts.append({"node": loop.name, "part": "node layer (step minus the math)" if math_us else "step", "mean_us": step_us - math_us})
     tick_us = stats.batches.mean_us()
     parts.insert(0, {"node": "executor", "part": "inputs, delivery, timing (tick minus steps)", "mean_us": tick_us - steps_total})
