@@ -37,6 +37,7 @@ def test_the_json_has_one_row_per_scheduler_with_the_documented_keys(document) -
             assert row["name"] == "tick_fifo" and row["refused"].startswith("priority")
             continue
         assert 0 < row["median_us"] <= row["p99_us"] <= row["max_us"]
+        assert 0 < row["cpu_median_us"] <= row["median_us"] + 1.0 and row["cpu_median_us"] <= row["cpu_p99_us"]
         assert 0.0 <= row["deadline_miss_rate"] <= 1.0
         assert row["ticks"] == 1000  # 1 s at 1 kHz, whether run or skipped
         assert sum(count for _, _, count in row["histogram_us"]) >= 1000 - row["skipped_ticks"]
@@ -86,7 +87,7 @@ def test_aegis_bench_loop_prints_the_table_and_the_targets(capsys: pytest.Captur
     doc = {
         "rate_hz": 1000.0, "duration_s": 1.0, "plant": "recorded", "breakdown": None,
         "rows": [
-            {**dict.fromkeys(ROW_KEYS), "name": "tick", "scheduler": "SCHED_OTHER", "median_us": 50.0, "p99_us": 140.0, "max_us": 300.0,
+            {**dict.fromkeys(ROW_KEYS), "name": "tick", "scheduler": "SCHED_OTHER", "median_us": 50.0, "p99_us": 140.0, "max_us": 300.0, "cpu_median_us": 45.0, "cpu_p99_us": 100.0,
              "deadline_miss_rate": 0.0, "deadline_misses": 0, "jitter_p50_us": 5.0, "jitter_p99_us": 40.0, "ticks": 1000},
             {**dict.fromkeys(ROW_KEYS), "name": "tick_fifo", "scheduler": "SCHED_FIFO (refused)", "refused": "priority Operation not permitted"},
         ],

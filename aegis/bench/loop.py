@@ -18,7 +18,8 @@ Rows, one per configuration: ``tick`` (the default scheduler) and ``tick_fifo`` 
 ``--priority``; when the OS refuses, the row says so in ``refused`` and has no numbers).
 ``median_us``, ``p99_us``: the tick, one wake-up's work (the replay and the chain with their inputs,
 deliveries and bookkeeping); ``deadline_miss_rate``: the worst node's misses (skipped ticks
-included) over its ticks; ``jitter_*``: the wake-up's lateness (the first node's actual - scheduled
+included) over its ticks; ``cpu_*``: the loop thread's CPU time for the same work (the wall time
+less what other processes took meanwhile: on a busy machine, the code's own cost); ``jitter_*``: the wake-up's lateness (the first node's actual - scheduled
 start); ``histogram_us``: the tick's [lower, upper, count] bins. The breakdown, a shorter run with
 probes around the math, splits the tick's mean: the executor's share (the tick minus the steps:
 inputs as Received, delivery, timing), each node's math (inference, observation, CBF QP, cascade)
@@ -54,7 +55,7 @@ from aegis.registry import node_class
 DEFAULT_CONFIG_NAME = "quadrotor_sim"
 ROW_NAMES = ("tick", "tick_fifo")
 ROW_KEYS = (
-    "name", "median_us", "p99_us", "deadline_miss_rate", "scheduler", "mean_us", "max_us", "jitter_p50_us",
+    "name", "median_us", "p99_us", "deadline_miss_rate", "scheduler", "mean_us", "max_us", "cpu_median_us", "cpu_p99_us", "jitter_p50_us",
     "jitter_p99_us", "jitter_max_us", "ticks", "deadline_misses", "skipped_ticks", "rate_hz", "duration_s",
     "settings", "refused", "histogram_us",
 )  # fmt: skip
@@ -198,6 +199,8 @@ def _row(name: str, stats: RealtimeStats, rate_hz: float, settings: RealtimeConf
         "scheduler": _scheduler(settings),
         "mean_us": stats.batches.mean_us(),
         "max_us": stats.batches.max_ns / 1e3,
+        "cpu_median_us": stats.batches_cpu.percentile_us(50),
+        "cpu_p99_us": stats.batches_cpu.percentile_us(99),
         "jitter_p50_us": first.jitter.percentile_us(50),
         "jitter_p99_us": first.jitter.percentile_us(99),
         "jitter_max_us": first.jitter.max_ns / 1e3,
@@ -320,14 +323,15 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
 
     console = console or Console()
     table = Table(title=f"control tick at {document['rate_hz']:g} Hz, realtime executor, {document['duration_s']:g} s per row")
-    for column in ("row", "scheduler", "median µs", "p99 µs", "max µs", "misses", "jitter p50 / p99 µs", "ticks"):
+    for column in ("row", "scheduler", "median µs", "p99 µs", "max µs", "CPU median / p99 µs", "misses", "jitter p50 / p99 µs", "ticks"):
         table.add_column(column, justify="left" if column in ("row", "scheduler") else "right")
     for row in document["rows"]:
         if row["median_us"] is None:
-            table.add_row(row["name"], row["scheduler"], "—", "—", "—", "—", "—", "refused")
+            table.add_row(row["name"], row["scheduler"], "—", "—", "—", "—", "—", "—", "refused")
             continue
         table.add_row(
             row["name"], row["scheduler"], f"{row['median_us']:.1f}", f"{row['p99_us']:.1f}", f"{row['max_us']:.0f}",
+            f"{row['cpu_median_us']:.1f} / {row['cpu_p99_us']:.1f}",
             f"{row['deadline_miss_rate']:.3%} ({row['deadline_misses']})",
             f"{row['jitter_p50_us']:.1f} / {row['jitter_p99_us']:.1f}", f"{row['ticks']:,}",
         )  # fmt: skip

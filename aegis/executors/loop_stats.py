@@ -144,6 +144,8 @@ class RealtimeStats:
     loops: dict[str, NodeLoop]
     batches: Histogram
     """Wall time of each wake-up's work: every node due then, with inputs, outputs and the nodes they trigger (ns)."""
+    batches_cpu: Histogram
+    """The loop thread's CPU time for the same work (ns): the wall time less what other processes took meanwhile."""
     messages: int
     settings: dict[str, str]
     """Each real-time setting (priority, cpu_affinity, lock_memory) -> "off", "applied: ..." or "refused: ..."."""
@@ -176,5 +178,6 @@ class RealtimeStats:
             "stopped": self.stopped,
             "settings": dict(self.settings),
             "batch_us": self.batches.summary(),
+            "batch_cpu_us": self.batches_cpu.summary(),
             "nodes": {name: loop.summary() for name, loop in self.loops.items()},
         }

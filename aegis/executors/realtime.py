@@ -82,6 +82,7 @@ class RealtimeExecutor:
         self._spin_ns = round(spin_s * NS_PER_S)
         self._loops = self._fresh_loops()
         self._batches = Histogram()
+        self._batches_cpu = Histogram()
         self._closed = False
 
     def _resolve_deadlines(self, deadlines_s: dict[str, float]) -> list[int | None]:
@@ -109,6 +110,7 @@ class RealtimeExecutor:
         self._graph.reset(seed)
         self._loops = self._fresh_loops()
         self._batches = Histogram()
+        self._batches_cpu = Histogram()
 
     def latest(self, topic: str) -> tuple[Any, int] | None:
         """The last message on ``topic`` and its publication time (ns since the run started), or None."""
@@ -151,6 +153,7 @@ class RealtimeExecutor:
             wall_time_s=wall,
             loops={loop.name: loop for loop in self._loops},
             batches=self._batches,
+            batches_cpu=self._batches_cpu,
             messages=self._graph.messages,
             settings=applied.outcomes,
             ended_by=ended[0] if ended else None,
@@ -161,7 +164,7 @@ class RealtimeExecutor:
     def _loop(self, end_ns: int | None, stop: threading.Event | None) -> bool:
         """The scheduler loop; True when ``stop`` ended it."""
         graph, loops, deadlines = self._graph, self._loops, self._deadlines_ns
-        clock = time.perf_counter_ns
+        clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
         periodic = [index for index, node in enumerate(self.nodes) if node.trigger is None]
         rates = [node.rate_hz for node in self.nodes]
         next_tick = [0] * len(self.nodes)
@@ -177,7 +180,7 @@ class RealtimeExecutor:
                 return False
             if self._wait_until(t0 + earliest, stop):
                 return True
-            woke = clock()
+            woke, woke_cpu = clock(), cpu_clock()
             now = woke - t0 if end_ns is None else min(woke - t0, end_ns - 1)
             batch = []
             for i in periodic:
@@ -210,8 +213,10 @@ class RealtimeExecutor:
                     self._run_triggered(t0)
                 if graph.ended is not None:
                     break
+            done_cpu = cpu_clock()
             done = clock()
             self._batches.add(done - woke)
+            self._batches_cpu.add(done_cpu - woke_cpu)
             if graph.ended is not None:
                 return False
             if done - t0 >= next_round_ns:
