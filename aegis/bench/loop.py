@@ -367,7 +367,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--spin-us", type=float, default=SPIN_S * 1e6, metavar="US",
-        help=f"busy-wait this long before each due time instead of sleeping (default {SPIN_S * 1e6:g}; a whole period keeps the caches warm)",
+        help=f"busy-wait this long before each due time instead of sleeping (default {SPIN_S * 1e6:g}). A whole period keeps the "
+        "caches warm, but under SCHED_FIFO it meets the kernel's RT throttling (sched_rt_runtime_us): pauses of ~50 ms a second",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, breakdown, targets and machine as JSON")
     parser.add_argument(
