@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from aegis.msgs import RobotState, SafetyFilterReport  # noqa: E402
-from aegis.runs.episode import EpisodeLog, episode_series, flag_spans  # noqa: E402
-from aegis.runs.plot import episode_figure, flight_bands, in_bands, obstacle_bounds  # noqa: E402
-from aegis.scenario.schema import ObstacleSpec  # noqa: E402
+from aegis.msgs import RobotState, SafetyFilterReport
+from aegis.runs.episode import EpisodeLog, episode_series, flag_spans
+from aegis.runs.plot import episode_figure, flight_bands, in_bands, obstacle_bounds
+from aegis.scenario.schema import ObstacleSpec
 
 KINDS = {"sphere", "cylinder", "box"}
 
