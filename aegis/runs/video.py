@@ -43,6 +43,9 @@ _HEADER_PX = 64
 _BORDER_PX = 6
 _CHASE_ELEVATION_DEG = 24.0
 _CHASE_HEIGHT = 0.85
+_GROUND_CHASE_HEIGHT = 0.4
+"""The chase box's height over its width for a robot that never rose above _GROUND_ROBOT_M (less sky to look at)."""
+_GROUND_ROBOT_M = 0.5
 _HEADING_WINDOW_S = 0.5
 """The direction of travel is the true displacement over this long (a hovering robot keeps its last heading)."""
 _ROBOT_COLOURS = ("tab:green", "tab:purple", "tab:cyan", "tab:pink", "tab:olive", "tab:brown")
@@ -181,7 +184,10 @@ class _Frames:
         header_px, half_px = _HEADER_PX, width // 2
         radius = next((one.body_radius_m for one in robots.values() if one.body_radius_m), None) or 0.1
         self.half_m = max(1.2, 3.5 * radius, 0.25 * _scene_span(robots, obstacles))
-        """Half the width of the chase view's box (m); its height is _CHASE_HEIGHT of its width."""
+        """Half the width of the chase view's box (m)."""
+        highest = max((float(one.positions[:, 2].max()) for one in robots.values() if one.positions.size), default=0.0)
+        self.box_height = _GROUND_CHASE_HEIGHT if highest < _GROUND_ROBOT_M else _CHASE_HEIGHT
+        """The chase box's height over its width."""
         colours = [_ROBOT_COLOURS[k % len(_ROBOT_COLOURS)] for k in range(len(robots))]
         flown = [one.positions for one in robots.values() if one.positions.size]
 
@@ -199,7 +205,7 @@ class _Frames:
         self.chase_fig = plt.figure(figsize=(half_px / _DPI, (height - header_px) / _DPI), dpi=_DPI)
         self.chase = chase = self.chase_fig.add_axes((0.0, 0.0, 1.0, 1.0), projection="3d")
         chase.set_proj_type("persp", focal_length=0.6)
-        chase.set_box_aspect((1.0, 1.0, _CHASE_HEIGHT), zoom=1.45)
+        chase.set_box_aspect((1.0, 1.0, self.box_height), zoom=1.45)
         chase.set_axis_off()  # no panes or ticks: the ground grid and each robot's drop line give the depth
         self._ground_grid(flown, obstacles)
         for obstacle in obstacles:
@@ -297,10 +303,10 @@ class _Frames:
         return frame
 
     def _aim_chase(self, position: np.ndarray) -> None:
-        ahead = 0.35 * self.half_m * np.array([math.cos(self.heading), math.sin(self.heading)])
+        ahead = 0.25 * self.half_m * np.array([math.cos(self.heading), math.sin(self.heading)])
         cx, cy = position[0] + ahead[0], position[1] + ahead[1]
         half = self.half_m
-        height = 2 * half * _CHASE_HEIGHT
+        height = 2 * half * self.box_height
         z_low = max(position[2] - 0.6 * height, min(0.0, position[2]) - 0.05)  # the ground in view, unless far below
         self.chase.set(xlim=(cx - half, cx + half), ylim=(cy - half, cy + half), zlim=(z_low, z_low + height))
         self.chase.view_init(elev=_CHASE_ELEVATION_DEG, azim=math.degrees(self.heading) + 180.0)
