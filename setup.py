@@ -86,6 +86,7 @@ setup(
         "rich>=13.0",
         "pybullet>=3.2.5",
         "matplotlib>=3.7",
+        "pillow>=9.1",  # `aegis sim --video x.gif` (aegis.runs.video_files); matplotlib needs it anyway
         "osqp>=1.0,<2",
         "clarabel>=0.11",
         "cvxpy>=1.5",
@@ -112,6 +113,8 @@ setup(
         "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
         # `aegis train` (aegis.training.bc): behaviour cloning on the CPU; `make train-deps` pins the CPU wheel
         "train": ["torch>=2.2"],
+        # `aegis sim --video x.mp4` (aegis.runs.video_files): H.264 through the ffmpeg binary this wheel carries
+        "video": ["imageio-ffmpeg>=0.5"],
     },
     package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.ld"]},
     zip_safe=False,
