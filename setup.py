@@ -106,8 +106,11 @@ setup(
             "scikit-build-core>=0.3",
             "pybind11>=2.8",
             "cmake>=3.18",
+            "cyclonedds>=11.0.1",
         ],
         "bench": ["pytest-benchmark>=4.0"],
+        # aegis.transport: ROS 2's wire (DDS with ROS 2 names and CDR) between processes and to a ROS 2 graph, no rclpy
+        "dds": ["cyclonedds>=11.0.1"],
         # cvxpygen's generated C for the safety filter's QP (needs a C/C++ compiler)
         "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
         # `aegis train` (aegis.training.bc): behaviour cloning on the CPU; `make train-deps` pins the CPU wheel
