@@ -281,10 +281,9 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def report(rows: list[dict[str, Any]], duration_s: float, rate_hz: float) -> dict[str, Any]:
     """The JSON document: rows, targets, settings and the machine."""
-    import cyclonedds
-    import rosbags
+    from importlib.metadata import version
 
-    versions = {"cyclonedds": getattr(cyclonedds, "__version__", "?"), "rosbags": getattr(rosbags, "__version__", "?")}
+    versions = {name: version(name) for name in ("cyclonedds", "rosbags")}
     return {
         "benchmark": "dds",
         "message": "nav_msgs/msg/Odometry (aegis RobotState)",

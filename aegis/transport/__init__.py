@@ -18,6 +18,7 @@ from aegis.transport.dds import (
     require_cyclonedds,
     wait_for_match,
 )
+from aegis.transport.discovery import DiscoveredEndpoint, discovered_endpoints
 from aegis.transport.ros_names import (
     dds_topic_name,
     dds_type_name,
@@ -33,9 +34,11 @@ __all__ = [
     "DdsSubscription",
     "DdsTransport",
     "DdsUnavailable",
+    "DiscoveredEndpoint",
     "dds_qos",
     "dds_topic_name",
     "dds_type_name",
+    "discovered_endpoints",
     "domain_id_from_env",
     "require_cyclonedds",
     "ros_topic_name",

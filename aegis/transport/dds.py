@@ -154,6 +154,8 @@ class DdsTransport:
         self.types = rosbags_types(distro)
         self.participant = DomainParticipant(self.domain_id, qos=Qos(Policy.Userdata(data=participant_user_data())))
         self._topics: dict[str, tuple[Any, str]] = {}
+        self._endpoints: list[_Endpoint] = []
+        """Every publisher and subscription made here: they live until closed, or until the transport is."""
         self._closed = False
 
     @classmethod
@@ -200,6 +202,7 @@ class DdsTransport:
         if not self._closed:
             self._closed = True
             self._topics.clear()
+            self._endpoints.clear()
             self.participant.__del__()  # cyclonedds's own delete; children go with the participant
 
     def __enter__(self) -> DdsTransport:
@@ -226,6 +229,14 @@ class _Endpoint:
         self.dds_type = dds_type_name(codec.ros_type)
         self._dds_topic_entity, _ = transport._topic(topic, codec.ros_type)
 
+    def close(self) -> None:
+        """Delete this reader or writer now (the transport's close deletes every one)."""
+        if self in self.transport._endpoints:
+            self.transport._endpoints.remove(self)
+        entity = getattr(self, "writer", None) or getattr(self, "reader", None)
+        if entity is not None:
+            entity.__del__()  # cyclonedds's own delete
+
 
 class DdsPublisher(_Endpoint):
     """Writes messages of one type to one topic: ``publish(msg)`` (an aegis message, or a rosbags one for a ROS type name)."""
@@ -240,6 +251,7 @@ class DdsPublisher(_Endpoint):
         self._write = ddspy_write
         self._ref = self.writer._ref
         self.published = 0
+        transport._endpoints.append(self)
 
     def publish(self, msg: Any) -> None:
         """Serialise ``msg`` to CDR and write it."""
@@ -284,6 +296,7 @@ class DdsSubscription(_Endpoint):
         self.received = 0
         self.rejected = 0
         self.last_rejection = ""
+        transport._endpoints.append(self)
 
     def take_cdr(self, max_samples: int | None = None) -> list[bytes]:
         """The payloads received since the last take, oldest first (at most ``max_samples``, default the QoS depth)."""
