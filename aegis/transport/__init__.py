@@ -7,6 +7,7 @@ launch plan to the others over it. The names are in :mod:`.ros_names` (no DDS ne
 is an optional dependency (``pip install 'aegis[dds]'``), imported only when a transport is made.
 """
 
+from aegis.transport.bridge import BoundaryTopic, DdsBridge, boundary_topics
 from aegis.transport.dds import (
     CYCLONEDDS_REQUIREMENT,
     INSTALL_HINT,
@@ -28,6 +29,8 @@ from aegis.transport.ros_names import (
 )
 
 __all__ = [
+    "BoundaryTopic",
+    "DdsBridge",
     "CYCLONEDDS_REQUIREMENT",
     "INSTALL_HINT",
     "DdsPublisher",
@@ -35,6 +38,7 @@ __all__ = [
     "DdsTransport",
     "DdsUnavailable",
     "DiscoveredEndpoint",
+    "boundary_topics",
     "dds_qos",
     "dds_topic_name",
     "dds_type_name",
