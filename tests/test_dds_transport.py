@@ -294,3 +294,26 @@ def test_from_config_takes_namespace_and_distro_from_ros_settings() -> None:
     with DdsTransport.from_config(config, domain_id=DOMAIN) as transport:
         assert (transport.namespace, transport.types.distro, transport.domain_id) == ("/r7", "humble", DOMAIN)
         assert transport.publisher("/odom", RobotState).dds_topic == "rt/r7/odom"
+
+
+def test_closing_leaves_the_domain(pair: Any) -> None:
+    """An endpoint lives as long as its transport (not only while Python holds it); close() takes it off the domain."""
+    _, b = pair
+    sub = b.subscription("/closing/odom", RobotState, RECEIVE_QOS)
+    with DdsTransport(domain_id=DOMAIN) as leaving:
+        leaving.publisher("/closing/odom", RobotState)  # not kept: the transport keeps it
+        assert wait_for_match([sub])
+        second = leaving.publisher("/closing/odom", RobotState)
+        assert wait_for_match([sub], count=2)
+        second.close()
+        assert wait_for_match([sub], count=1) and _eventually(lambda: sub.matched() == 1)
+    assert _eventually(lambda: sub.matched() == 0)
+
+
+def _eventually(condition: Any, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -198,12 +198,16 @@ class DdsTransport:
         return type_hash_user_data(self.types.typestore.hash_rihs01(ros_type))
 
     def close(self) -> None:
-        """Leave the domain: delete the participant and with it every reader and writer it made."""
-        if not self._closed:
-            self._closed = True
-            self._topics.clear()
-            self._endpoints.clear()
-            self.participant.__del__()  # cyclonedds's own delete; children go with the participant
+        """Leave the domain: delete every reader and writer made here, their topics, then the participant."""
+        if self._closed:
+            return
+        self._closed = True
+        for endpoint in list(self._endpoints):
+            endpoint.close()
+        for topic, _ in self._topics.values():
+            _delete(topic)
+        self._topics.clear()
+        _delete(self.participant)
 
     def __enter__(self) -> DdsTransport:
         return self
@@ -233,9 +237,16 @@ class _Endpoint:
         """Delete this reader or writer now (the transport's close deletes every one)."""
         if self in self.transport._endpoints:
             self.transport._endpoints.remove(self)
-        entity = getattr(self, "writer", None) or getattr(self, "reader", None)
-        if entity is not None:
-            entity.__del__()  # cyclonedds's own delete
+        for name in ("_waitset", "_condition", "reader", "writer"):
+            entity = getattr(self, name, None)
+            if entity is not None:
+                _delete(entity)
+
+
+def _delete(entity: Any) -> None:
+    """Delete a cyclonedds entity now, through cyclonedds's own deleter (which then forgets it, so garbage collection does
+    not delete its handle a second time)."""
+    entity.__del__()
 
 
 class DdsPublisher(_Endpoint):
