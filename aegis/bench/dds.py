@@ -1,12 +1,13 @@
 """One-way latency of an Odometry over the DDS transport between two processes on loopback, beside in-process DDS and an in-memory handoff.
 
-How one-way is measured: the sender builds a :class:`aegis.msgs.RobotState` (nav_msgs/Odometry)
-whose ``stamp`` is ``time.monotonic_ns()`` at that instant and publishes it; the receiver, a second
-process on the same machine, takes it, decodes it back to a RobotState and subtracts the stamp
-from its own ``time.monotonic_ns()``. CLOCK_MONOTONIC is one clock for every process of a Linux
-machine, so the difference is the one-way latency from "message built" to "message decoded in the
-other process": to_ros, rosbags serialisation, the DDS write, loopback UDP, cyclone's receive
-thread, the wait-set wake-up, the take, rosbags deserialisation and from_ros. As a cross-check
+How one-way is measured: the sender builds a :class:`aegis.msgs.RobotState` (nav_msgs/Odometry),
+as a node builds its output, sets its ``stamp`` to ``time.monotonic_ns()`` and publishes it; the
+receiver, a second process on the same machine, takes it, decodes it back to a RobotState and
+subtracts the stamp from its own ``time.monotonic_ns()``. CLOCK_MONOTONIC is one clock for every
+process of a Linux machine, so the difference is the one-way latency from "message handed to the
+transport" to "message decoded in the other process": to_ros, rosbags serialisation, the DDS
+write, loopback UDP, cyclone's receive thread, the wait-set wake-up, the take, rosbags
+deserialisation and from_ros. As a cross-check
 the receiver echoes each message back on a second topic and the sender times the round trip:
 ``round trip / 2`` should be close to the stamped one-way figure (it is not identical: the echo
 adds a publish on the way back).
@@ -21,7 +22,7 @@ Rows (median and p99 in µs, messages delivered out of sent):
     the same publish and take through one :class:`~aegis.transport.DdsTransport`, publisher and
     subscription in one participant, in one thread (cyclone delivers locally, no network).
 ``in-memory handoff``
-    the message built, put in a dict and read back: what a one-process executor pays.
+    the message put in a dict and read back: what a one-process executor pays.
 
 QoS are a node's port defaults (reliable publisher, best-effort subscription) except the
 receiving queue: depth 100 instead of 1, so that a message the receiver was too busy to take
@@ -65,6 +66,13 @@ def _odometry(stamp_ns: int, index: int) -> Any:
     from aegis.msgs import RobotState
 
     return RobotState(stamp=stamp_ns / 1e9, position=[float(index), 0.0, 0.0], linear_velocity=[1.0, 0.0, 0.0])
+
+
+def _stamped_now(index: int) -> Any:
+    """A new Odometry (built as a node builds its output), then stamped with the time it is handed over."""
+    msg = _odometry(0, index)
+    msg.stamp = time.monotonic_ns() / 1e9
+    return msg
 
 
 def _summary(name: str, latencies_ns: list[int], sent: int, description: str) -> dict[str, Any]:
@@ -169,7 +177,7 @@ def two_processes(duration_s: float, rate_hz: float, domain_id: int, raw: bool =
 
             receiver = threading.Thread(target=receive_echoes, daemon=True)
             receiver.start()
-            send = _raw_sender(pub) if raw else (lambda index: pub.publish(_odometry(time.monotonic_ns(), index)))
+            send = _raw_sender(pub) if raw else (lambda index: pub.publish(_stamped_now(index)))
             _publish_at_rate(send, rate_hz, WARMUP_S)
             measured_from = time.monotonic_ns()
             sent = _publish_at_rate(send, rate_hz, duration_s)
@@ -237,7 +245,7 @@ def one_process(duration_s: float, rate_hz: float, domain_id: int) -> dict[str, 
         pub = transport.publisher_for(Port("odom", RobotState, TOPIC + "_local"))
         sub = transport.subscription_for(Port("odom", RobotState, TOPIC + "_local", depth=QUEUE_DEPTH))
         for index in range(count + 100):
-            pub.publish(_odometry(time.monotonic_ns(), index))
+            pub.publish(_stamped_now(index))
             if sub.wait(1.0):
                 for msg in sub.take():
                     if index >= 100:
@@ -246,16 +254,16 @@ def one_process(duration_s: float, rate_hz: float, domain_id: int) -> dict[str, 
 
 
 def in_memory(duration_s: float, rate_hz: float) -> dict[str, Any]:
-    """Build the message, hand it over through a dict and read it back: the in-process executor's cost."""
+    """Hand the message over through a dict and read it back: the in-process executor's cost."""
     count = max(1, int(duration_s * rate_hz))
     latest: dict[str, Any] = {}
     latencies = []
     for index in range(count + 100):
-        latest[TOPIC] = _odometry(time.monotonic_ns(), index)
+        latest[TOPIC] = _stamped_now(index)
         msg = latest[TOPIC]
         if index >= 100:
             latencies.append(time.monotonic_ns() - round(msg.stamp * 1e9))
-    return _summary("in-memory handoff", latencies, count, "message built, stored in a dict, read back")
+    return _summary("in-memory handoff", latencies, count, "message stored in a dict, read back")
 
 
 def run_dds_benchmark(duration_s: float = 5.0, rate_hz: float = 1000.0, domain_id: int | None = None) -> list[dict[str, Any]]:
@@ -301,7 +309,7 @@ def print_report(rows: list[dict[str, Any]], rate_hz: float, console: Any = None
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"Odometry at {rate_hz:g} Hz: latency from message built to message decoded")
+    table = Table(title=f"Odometry at {rate_hz:g} Hz: latency from message handed over to message decoded")
     for column, justify in (("path", "left"), ("median µs", "right"), ("p99 µs", "right"), ("delivered", "right"), ("how", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
