@@ -9,8 +9,9 @@ transport" to "message decoded in the other process": to_ros, rosbags serialisat
 write, loopback UDP, cyclone's receive thread, the wait-set wake-up, the take, rosbags
 deserialisation and from_ros. As a cross-check
 the receiver echoes each message back on a second topic and the sender times the round trip:
-``round trip / 2`` should be close to the stamped one-way figure (it is not identical: the echo
-adds a publish on the way back).
+``round trip / 2`` should be close to the stamped one-way figure. It tends to come out lower: the
+echo re-encodes each message right after decoding it, with warm caches, while the one-way figure
+pays an encode after the sender slept through most of a period (on a busy machine, caches cold).
 
 Rows (median and p99 in µs, messages delivered out of sent):
 
