@@ -54,7 +54,8 @@ from aegis.transport.ros_names import (
     type_hash_user_data,
 )
 
-CYCLONEDDS_REQUIREMENT = "cyclonedds>=11.0.1"
+CYCLONEDDS_REQUIREMENT = "cyclonedds>=11.0.1,<12"
+"""Below 12: the transport writes and takes raw samples through cyclonedds._clayer (ddspy_write, ddspy_take), not a public API."""
 INSTALL_HINT = f"pip install 'aegis[dds]'  (or: pip install '{CYCLONEDDS_REQUIREMENT}')"
 
 
