@@ -107,8 +107,12 @@ setup(
             "scikit-build-core>=0.3",
             "pybind11>=2.8",
             "cmake>=3.18",
+            "cyclonedds>=11.0.1,<12",
         ],
         "bench": ["pytest-benchmark>=4.0"],
+        # aegis.transport: ROS 2's wire (DDS with ROS 2 names and CDR) between processes and to a ROS 2 graph, no rclpy;
+        # below 12 because it writes and takes raw samples through cyclonedds._clayer, which is not a public API
+        "dds": ["cyclonedds>=11.0.1,<12"],
         # cvxpygen's generated C for the safety filter's QP (needs a C/C++ compiler)
         "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
         # `aegis train` (aegis.training.bc): behaviour cloning on the CPU; `make train-deps` pins the CPU wheel
