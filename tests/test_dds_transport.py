@@ -57,6 +57,7 @@ ROS2_DDS_TYPE_NAMES = {
     "visualization_msgs/msg/MarkerArray": "visualization_msgs::msg::dds_::MarkerArray_",
     "diagnostic_msgs/msg/DiagnosticArray": "diagnostic_msgs::msg::dds_::DiagnosticArray_",
     "rosgraph_msgs/msg/Clock": "rosgraph_msgs::msg::dds_::Clock_",
+    "std_msgs/msg/Bool": "std_msgs::msg::dds_::Bool_",
 }
 """The DDS type names rmw_cyclonedds gives the ROS 2 types aegis uses, written out (not computed)."""
 
