@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class RawLimits:
     """Bounds on the raw output, per element in the graph's float type (None: no element needs that side).
@@ -122,7 +123,7 @@ def _floats(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return bits.view(dtype)
 
 
-def _first(condition, dtype: np.dtype) -> np.ndarray:  # noqa: ANN001 - a function of a float array, monotone: False ... True
+def _first(condition, dtype: np.dtype) -> np.ndarray:
     """Per element, the smallest finite float of ``dtype`` where ``condition`` holds (the largest finite float if nowhere)."""
     big = np.finfo(dtype).max
     n = condition(np.zeros(1, dtype)).size
@@ -134,7 +135,7 @@ def _first(condition, dtype: np.dtype) -> np.ndarray:  # noqa: ANN001 - a functi
     return _floats(low, dtype)
 
 
-def _last(condition, dtype: np.dtype) -> np.ndarray:  # noqa: ANN001 - monotone: True ... False
+def _last(condition, dtype: np.dtype) -> np.ndarray:
     """Per element, the largest finite float of ``dtype`` where ``condition`` holds (the smallest finite float if nowhere)."""
     first_not = _keys(_first(lambda r: ~condition(r), dtype), dtype)
     big = np.finfo(dtype).max

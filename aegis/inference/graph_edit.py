@@ -237,9 +237,9 @@ class GraphEditor:
             steps.append(("Cast", [], {"to": helper.np_dtype_to_tensor_dtype(work)}))
         steps += self._limits(raw_limits(scale, offset, low, high, work, self._raw_range(y)))
         if np.any(scale != 1.0):
-            steps.append(("Mul", [self.constant("action_scale", scale.astype(work))], {}))
+            steps.append(("Mul", [self.constant("action_scale", _compact(scale).astype(work))], {}))
         if np.any(offset != 0.0):
-            steps.append(("Add", [self.constant("action_offset", offset.astype(work))], {}))
+            steps.append(("Add", [self.constant("action_offset", _compact(offset).astype(work))], {}))
         if not steps:
             return None
         raw = self.name(y + NETWORK_SUFFIX)
@@ -309,3 +309,8 @@ def _set_attribute(node: Any, name: str, value: float) -> None:
             node.attribute.remove(attribute)
             break
     node.attribute.append(helper.make_attribute(name, value))
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """One value when every element shares it (it broadcasts), else the vector."""
+    return values[:1] if np.all(values == values[0]) else values

@@ -46,7 +46,9 @@ from aegis.inference.graph_edit import (
     PhysicalGraphError,
 )
 
-__all__ = ["NETWORK_SUFFIX", "NODE_PREFIX", "PhysicalGraph", "PhysicalGraphError", "physical_file", "physical_model"]
+__all__ = [
+    "NETWORK_SUFFIX", "NODE_PREFIX", "PhysicalGraph", "PhysicalGraphError", "normalisation_folded", "physical_file", "physical_model",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     import onnx
@@ -122,3 +124,19 @@ def physical_file(
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(result.model, str(output))
     return result
+
+
+def normalisation_folded(model: onnx.ModelProto, contract: PolicyContract) -> bool:
+    """True for a physical graph whose normalisation went into its first layer's weights (no Sub/Mul of the contract on its input).
+
+    Such a graph is refused for int8 (quantizing the folded weights would crush the fields with a small scale).
+    """
+    offset, gain = contract.observation_affine()
+    if not contract.physical_graph or (np.all(offset == 0.0) and np.all(gain == 1.0)):
+        return False
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [v.name for v in model.graph.input if v.name not in initializers]
+    name = contract.input_name or (inputs[0] if len(inputs) == 1 else None)
+    return not any(
+        node.name.startswith(NODE_PREFIX) and node.op_type in ("Sub", "Mul") and node.input[0] == name for node in model.graph.node
+    )
