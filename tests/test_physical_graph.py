@@ -354,3 +354,14 @@ def test_a_physical_graph_with_a_folded_normalisation_is_not_quantized(tmp_path:
     prepended = tmp_path / "prepended.onnx"
     physical_file(REPO / "models" / "quadrotor_tracking.onnx", prepended, fold=False)
     assert quantize_policy(prepended, tmp_path / "int8.onnx", "dynamic").physical_graph
+
+
+def test_the_model_physical_command_writes_the_graph_and_inspect_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aegis.cli import main
+
+    output = tmp_path / "husky_physical.onnx"
+    assert main(["model", "physical", str(REPO / "models" / "husky_goal.onnx"), "-o", str(output), "--no-fold"]) == 0
+    assert "normalisation as Sub/Mul before the network; Clip then Mul after the network" in capsys.readouterr().out
+    assert read_contract(output).physical_graph
+    assert main(["model", "inspect", str(output)]) == 0
+    assert "applied in the graph: it takes the physical observation" in capsys.readouterr().out

@@ -20,7 +20,7 @@ import numpy as np
 
 from aegis.inference.checks import DeploymentExpectation, check_contract, graph_specs
 from aegis.inference.contract import LoadedContract, PolicyContract, load_contract
-from aegis.inference.physical_graph import NETWORK_SUFFIX, PhysicalGraph
+from aegis.inference.physical_graph import NETWORK_SUFFIX, NODE_PREFIX, PhysicalGraph
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,13 @@ def prepare_graph(
 
 
 def _expose_network_output(proto: Any, contract: PolicyContract) -> str | None:
-    """Add the physical graph's raw network output (``<output>`` + NETWORK_SUFFIX) to its outputs; its name, or None when absent."""
+    """Add the physical graph's raw network output (``<output>`` + NETWORK_SUFFIX) to its outputs; its name, or None.
+
+    Only where the graph limits the action (a Clip, Max or Min of the contract): a limit turns an infinite raw
+    value into a valid-looking one, while a scale and an offset keep it infinite (or NaN) in the action itself.
+    """
+    if not any(node.name.startswith(NODE_PREFIX) and node.op_type in ("Clip", "Max", "Min") for node in proto.graph.node):
+        return None
     outputs = [o.name for o in proto.graph.output]
     action = contract.output_name or (outputs[0] if len(outputs) == 1 else None)
     if action is None:
