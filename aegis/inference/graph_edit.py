@@ -74,11 +74,9 @@ class GraphEditor:
     def readers(self, tensor: str) -> list[Any]:
         return [node for node in self.graph.node if tensor in node.input]
 
-    def rewire(self, old: str, new: str, skip: Sequence[Any] = ()) -> None:
-        """Every node reading ``old`` (but those in ``skip``) reads ``new`` instead."""
+    def rewire(self, old: str, new: str) -> None:
+        """Every node reading ``old`` reads ``new`` instead."""
         for node in self.graph.node:
-            if any(node is s for s in skip):
-                continue
             for i, name in enumerate(node.input):
                 if name == old:
                     node.input[i] = new
