@@ -11,8 +11,8 @@ The convention (docs/architecture.md, "Documentation that runs", says it for wri
   the later blocks of the same page run. ```` ```diff ```` blocks are patches the reader applies to
   the repository: applied with ``git apply`` before the later blocks run. A page with either runs
   each block in a fresh copy of the repository (cwd: its root), otherwise in a temporary folder
-  that links the repository's data folders (hw_configs/, scenarios/, models/, dynamics/, launch/,
-  tests/), as if at the repository root, with the repository on PYTHONPATH. ``aegis`` and
+  that links the repository's data folders (hw_configs/, scenarios/, models/, dynamics/), as if at
+  the repository root, with the repository on PYTHONPATH. ``aegis`` and
   ``python`` are this interpreter's.
 - An HTML comment right before a block (blank lines between allowed) says how it runs:
   ``<!-- not run: REASON -->`` (the reason is required: what it needs, or how long it takes and where
@@ -49,7 +49,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUNNABLE = {"console", "bash", "sh", "shell", "python", "diff"}
 REPO_COPY = ("aegis", "controllers", "nodes", "hw_configs", "scenarios", "models", "dynamics", "launch", "resource")
 REPO_FILES = ("package.xml", "setup.py", "setup.cfg", "pyproject.toml")
-DATA_FOLDERS = ("hw_configs", "scenarios", "models", "dynamics", "launch", "tests")
+DATA_FOLDERS = ("hw_configs", "scenarios", "models", "dynamics")
 COLUMNS = "100"
 FAST_TIMEOUT_S, SLOW_TIMEOUT_S = 120, 1800
 BOX_RUN = re.compile(r"([─━═])\1+")  # a table's rule: as long as its widest cell, which a timing moves
@@ -125,7 +125,7 @@ def _read_directive(block: Block, lines: list[str], fence_index: int) -> None:
 BLOCKS = [block for page in PAGES for block in parse_page(page)]
 
 
-def test_every_page_has_snippets_or_says_so() -> None:
+def test_the_docs_folder_has_pages() -> None:
     assert (ROOT / "docs").is_dir() and len(PAGES) > 1
 
 
