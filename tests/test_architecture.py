@@ -44,9 +44,10 @@ LAYERS: dict[str, int] = {
     "aegis.cli_options": 3,
     # 4 the nodes (and the one ROS 2 adapter)
     "aegis.nodes": 4,
-    # 5 tools on plans and nodes: runs and campaigns, C export
+    # 5 tools on plans and nodes: runs and campaigns, C export, the configuration reference
     "aegis.runs": 5,
     "aegis.export": 5,
+    "aegis.config_reference": 5,
     # 6 tools on those tools: policy and model tools, training, benchmarks
     "aegis.policy_tools": 6,
     "aegis.training": 6,

@@ -110,6 +110,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             )
     else:
         table.add_row("safety filter", "off")
+    if "supervisor_gated_ticks" in summary:  # the gate to the actuators (nodes/supervisor.py)
+        states = ", ".join(
+            f"{state} {summary[f'supervisor_{state}_ticks']}" for state in ("init", "armed", "running", "degraded", "estop")
+            if summary.get(f"supervisor_{state}_ticks")
+        )
+        table.add_row("supervisor: gated ticks", f"{summary['supervisor_gated_ticks']} ({states or '-'})")
     if "policy_ticks" in summary:
         latency = summary["policy_latency_us"]
         table.add_row("policy: ticks without a nominal", f"{summary['policy_no_nominal_ticks']} of {summary['policy_ticks']}")
