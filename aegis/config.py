@@ -100,8 +100,8 @@ class DiffDriveConfig(_Strict):
 
 class RobotConfig(_Strict):
     name: str = Field(description="robot name, used in topics' frame ids and reports")
-    kind: Literal["point_mass", "quadrotor", "diff_drive"]
-    mass_kg: PositiveFloat
+    kind: Literal["point_mass", "quadrotor", "diff_drive"] = Field(description="what the robot is; picks its physical section")
+    mass_kg: PositiveFloat = Field(description="total mass (kg)")
     urdf: Path | None = Field(None, description="URDF file, relative to the config file")
     quadrotor: QuadrotorConfig | None = Field(None, description="required when kind is quadrotor ({} for a Crazyflie 2.x)")
     diff_drive: DiffDriveConfig | None = Field(None, description="required when kind is diff_drive ({} for a Husky)")
@@ -147,17 +147,23 @@ class NodeConfig(_Strict):
 
 class InferenceConfig(_Strict):
     model: Path | None = Field(None, description="ONNX file, relative to the config file")
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-    providers: list[Literal["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]] = [
-        "CPUExecutionProvider"
-    ]
-    threads: Annotated[int, Field(ge=1, le=64)] = 1
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="the model file's sha256 (hex): a different file is refused before anything starts"
+    )
+    providers: list[Literal["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]] = Field(
+        ["CPUExecutionProvider"], description="onnxruntime execution providers in order of preference; CPU is the loud fallback"
+    )
+    threads: Annotated[int, Field(ge=1, le=64)] = Field(1, description="onnxruntime intra-op threads")
+    precision: Literal["fp32", "fp16", "int8"] = Field(
+        "fp32", description="fp16 and int8 become TensorRT options when TensorRT runs the model (aegis doctor says what runs where)"
+    )
 
 
 class GeofenceConfig(_Strict):
-    min_m: Vector3
-    max_m: Vector3
+    """An axis-aligned box (world frame) the robot must stay in; the safety filter keeps its faces as walls."""
+
+    min_m: Vector3 = Field(description="lowest corner [x, y, z] (m)")
+    max_m: Vector3 = Field(description="highest corner [x, y, z] (m)")
 
     @model_validator(mode="after")
     def _ordered(self) -> GeofenceConfig:
@@ -167,9 +173,9 @@ class GeofenceConfig(_Strict):
 
 
 class SafetyConfig(_Strict):
-    max_speed_mps: PositiveFloat = 2.0
-    max_accel_mps2: PositiveFloat = 10.0
-    geofence: GeofenceConfig | None = None
+    max_speed_mps: PositiveFloat = Field(2.0, description="speed limit the safety filter enforces (m/s)")
+    max_accel_mps2: PositiveFloat = Field(10.0, description="the quadrotor filter's bound on each axis of its acceleration command (m/s^2)")
+    geofence: GeofenceConfig | None = Field(None, description="the flying or driving area; none: no walls")
     # 0.25 s: obstacles come at 10 Hz (the simulator's, typical perception), so this survives one lost message and
     # jitter; the filters' odometry (0.05 / 0.1 s) and nominal (0.1 / 0.25 s) ports declare tighter bounds of their own.
     stale_input_timeout_s: PositiveFloat = Field(
@@ -181,49 +187,43 @@ class SafetyConfig(_Strict):
 
 
 class RealtimeConfig(_Strict):
-    """How the plan runs; the other keys are the realtime executor's (aegis.executors.realtime), refused with another executor
-    rather than ignored. The OS settings apply when permitted: a refusal is a warning and a field of the run's stats."""
+    """How the plan runs. The other keys are the realtime executor's (aegis.executors.realtime), refused with another executor
+    rather than accepted and ignored; the OS settings apply when permitted, and a refusal is a warning and a field of the stats."""
 
-    executor: Literal["lockstep", "realtime", "ros2"] = "lockstep"
-    priority: Annotated[int, Field(ge=1, le=99, strict=True)] | None = Field(
-        None, description="SCHED_FIFO priority (1-99) of the loop thread; null: the default scheduler (needs CAP_SYS_NICE or an rtprio limit)"
-    )
-    cpu_affinity: Annotated[list[Annotated[int, Field(ge=0, strict=True)]], Field(min_length=1)] | None = Field(
-        None, description="CPU ids the loop thread may run on; null: any"
-    )
-    lock_memory: bool = Field(False, description="mlockall(MCL_CURRENT | MCL_FUTURE): no page faults in the loop (needs CAP_IPC_LOCK or RLIMIT_MEMLOCK)")
-    deadline_miss_limit: Annotated[int, Field(ge=0, strict=True)] | None = Field(
-        None, description="deadline misses a node may have in one ~1 s diagnostics window; more makes its LoopDiagnostics on "
-        "/diagnostics ERROR (what the supervisor gates on); null: any miss is a WARN, never an ERROR",
-    )  # fmt: skip
+    executor: Literal["lockstep", "realtime", "ros2"] = Field("lockstep", description="lockstep: aegis sim, eval; ros2: ros2 launch; realtime: the wall clock")
+    priority: Annotated[int, Field(ge=1, le=99, strict=True)] | None = Field(None, description="SCHED_FIFO priority of the loop thread; null: the default scheduler")
+    cpu_affinity: Annotated[list[Annotated[int, Field(ge=0, strict=True)]], Field(min_length=1)] | None = Field(None, description="CPU ids the loop may use; null: any")
+    lock_memory: bool = Field(False, description="mlockall(MCL_CURRENT | MCL_FUTURE) for the run: no page faults in the loop")
+    deadline_miss_limit: Annotated[int, Field(ge=0, strict=True)] | None = Field(None, description="misses per node per ~1 s window above which its LoopDiagnostics is ERROR")
 
     @model_validator(mode="after")
     def _settings_need_the_realtime_executor(self) -> RealtimeConfig:
-        given = [k for k in ("priority", "cpu_affinity", "lock_memory", "deadline_miss_limit") if getattr(self, k) is not None]
-        given = [k for k in given if getattr(self, k) is not False]  # lock_memory: false is the default, not a request
+        given = [k for k in ("priority", "cpu_affinity", "deadline_miss_limit") if getattr(self, k) is not None] + ["lock_memory"] * self.lock_memory
         if given and self.executor != "realtime":
-            raise ValueError(f"{', '.join(given)}: read by the realtime executor only, and executor is {self.executor!r}: set executor: realtime or remove them")
-        if self.cpu_affinity is not None and len(set(self.cpu_affinity)) != len(self.cpu_affinity):
-            raise ValueError(f"cpu_affinity lists a CPU twice: {self.cpu_affinity}")
+            raise ValueError(f"{', '.join(given)}: read by the realtime executor only, and executor is {self.executor!r}: set executor: realtime")
         return self
 
 
 class RosConfig(_Strict):
-    distro: Literal["humble", "jazzy"] = "jazzy"
-    namespace: Annotated[str, Field(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)*$")] = ""
-    use_sim_time: bool = False
+    distro: Literal["humble", "jazzy"] = Field("jazzy", description="ROS 2 distribution; also picks the message definitions written to bags")
+    namespace: Annotated[str, Field(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)*$")] = Field(
+        "", description="ROS 2 namespace of every node (empty: none)"
+    )
+    use_sim_time: bool = Field(False, description="nodes follow /clock (the simulator publishes it)")
 
 
 class HwConfig(_Strict):
     """One deployment. ``source`` is the file it came from (set by the loader, not by YAML)."""
 
-    robot: RobotConfig
-    target: Literal["sim", "cpu", "jetson", "mcu"]
-    nodes: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], NodeConfig]
-    inference: InferenceConfig = InferenceConfig()
-    safety: SafetyConfig = SafetyConfig()
-    realtime: RealtimeConfig = RealtimeConfig()
-    ros: RosConfig = RosConfig()
+    robot: RobotConfig = Field(description="the robot and its physical parameters, shared by the simulator and the controllers")
+    target: Literal["sim", "cpu", "jetson", "mcu"] = Field(description="where the plan runs")
+    nodes: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], NodeConfig] = Field(
+        description="the nodes by name, in run order (at each instant of a lockstep run, earlier nodes publish first)"
+    )
+    inference: InferenceConfig = Field(InferenceConfig(), description="the ONNX policy and where it runs")
+    safety: SafetyConfig = Field(SafetyConfig(), description="safety limits; every node with a safety parameter gets this section")
+    realtime: RealtimeConfig = Field(RealtimeConfig(), description="how the plan runs")
+    ros: RosConfig = Field(RosConfig(), description="ROS 2 settings")
     scenario: Path | None = Field(
         None, description="scenario for simulation: a file relative to this config, or a shipped scenario's name"
     )

@@ -18,10 +18,14 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
 
-ROSDEP_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "pyyaml": "python3-yaml", "rich": "python3-rich"}
+ROSDEP_KEYS = {
+    "numpy": "python3-numpy", "scipy": "python3-scipy", "pyyaml": "python3-yaml", "rich": "python3-rich", "pillow": "python3-pil",
+}
 """install_requires name -> the rosdep key package.xml declares for it."""
 
-NOBLE_VERSIONS = {"python3-numpy": "1.26.4", "python3-scipy": "1.11.4", "python3-yaml": "6.0.1", "python3-rich": "13.7.1"}
+NOBLE_VERSIONS = {
+    "python3-numpy": "1.26.4", "python3-scipy": "1.11.4", "python3-yaml": "6.0.1", "python3-rich": "13.7.1", "python3-pil": "10.2.0",
+}
 """What each key installs on Ubuntu 24.04 (ROS 2 Jazzy): the versions the fresh-workspace test pins pip to."""
 
 

@@ -36,10 +36,18 @@ BENCHMARKS = (
         "speed-up over cvxpy with Parameters.",
     ),
     (
+        "dds",
+        "aegis.bench.dds",
+        "one-way latency of an Odometry over DDS between two processes, beside in-process DDS and in memory",
+        "Publish nav_msgs/Odometry at --rate for --duration to a second process on loopback through the DDS transport "
+        "(ROS 2's wire): one-way latency from the send time stamped in the message (one machine, one monotonic clock), "
+        "round trip / 2 as a cross-check, and the same message through DDS inside one process and through a dict.",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",
-        "Run the quadrotor_sim chain (policy, safety filter, attitude cascade) at --rate on the realtime executor, fed "
+        "Run the quadrotor_sim chain (policy, safety filter, supervisor, attitude cascade) at --rate on the realtime executor, fed "
         "by a recorded flight's plant messages: median and p99 tick, deadline-miss rate and jitter per scheduler, and "
         "where the tick's time goes.",
     ),

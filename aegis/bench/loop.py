@@ -1,7 +1,7 @@
 """`aegis bench loop`: the quadrotor chain's full control tick at 1 kHz on the wall clock, through the realtime executor.
 
-What runs: the shipped ``quadrotor_sim.yaml`` chain (policy -> safety filter -> attitude cascade) with
-every control node at ``--rate`` (1 kHz), under :class:`aegis.executors.realtime.RealtimeExecutor`
+What runs: the shipped ``quadrotor_sim.yaml`` chain (policy -> safety filter -> supervisor -> attitude
+cascade) with every control node at ``--rate`` (1 kHz), under :class:`aegis.executors.realtime.RealtimeExecutor`
 for ``--duration`` wall seconds (60 by default). The policy is the shipped ONNX model with its
 contract's control rate relabelled to ``--rate`` in a temporary copy (same weights, same work per
 call: the node refuses a model run at another rate than its contract's, rightly for a flight).
