@@ -1,0 +1,273 @@
+"""The run commands: `aegis check` (the plan, not run), `aegis sim`, `aegis eval`, `aegis replay`, `aegis bag info`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from aegis.cli_options import (
+    DEFAULT_SIM_CONFIG,
+    UsageError,
+    add_dynamics_option,
+    add_overrides,
+    positive_float,
+    positive_int,
+    resolve_config_path,
+)
+from aegis.config import load_config
+from aegis.launch_plan import LaunchPlan, make_plan
+from aegis.node import port_topics
+from aegis.runs.plan_options import add_policy_options, load_plan
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add check, sim, eval, replay and bag to the `aegis` subparsers."""
+    check = sub.add_parser(
+        "check",
+        help="validate a hw_config and print its launch plan",
+        description="Validate a hw_config (schema, node parameters, files, sha256, topic wiring) and print the launch plan.",
+    )
+    check.add_argument("config", help="hw_config YAML file, or the name of a shipped one (e.g. point_mass_sim)")
+    add_overrides(check)
+    check.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
+    check.add_argument("--no-filter", action="store_true", help="the plan without the safety filters, as sim and eval run it")
+    check.set_defaults(handler=_cmd_check)
+
+    sim = sub.add_parser(
+        "sim",
+        help="run the closed loop in lockstep simulation and record it",
+        description="Run a hw_config's node graph in lockstep simulated time, record every topic to a rosbag2 (MCAP) "
+        "bag, and write a summary.",
+    )
+    sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    sim.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
+    sim.add_argument(
+        "--duration", type=positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
+    )
+    sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
+    sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
+    sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
+    add_dynamics_option(sim)
+    add_policy_options(sim)
+    sim.add_argument(
+        "--expert", metavar="NODE_TYPE", default=None,
+        help="with --policy: the node type to compare with (default: the model's producer.expert, else the config's own)",
+    )
+    sim.add_argument("--out", type=Path, default=Path("runs/sim"), help="output folder (default: runs/sim)")
+    add_overrides(sim)
+    sim.set_defaults(handler=_cmd_sim)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="run N randomized episodes of a scenario in parallel and aggregate them",
+        description="Run N randomized episodes (seed, seed+1, ...) of a config's scenario with the plant's domain "
+        "randomisation on, in parallel worker processes; print per-campaign aggregates and optionally write JSON.",
+    )
+    evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
+    evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
+    evaluate.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    evaluate.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
+    evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
+    evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
+    add_dynamics_option(evaluate)
+    add_policy_options(evaluate)
+    add_overrides(evaluate)
+    evaluate.set_defaults(handler=_cmd_eval)
+
+    replay = sub.add_parser(
+        "replay",
+        help="feed a bag into some nodes and compare their outputs with the recording",
+        description="Replay a recorded bag's inputs into the named nodes of a plan and compare what they publish with "
+        "what the bag recorded on the same topics. Exit code 0 when identical, 1 when they differ.",
+    )
+    replay.add_argument("bag", type=Path, help="bag folder written by `aegis sim`")
+    replay.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    replay.add_argument("--node", dest="nodes", action="append", required=True, metavar="NAME", help="node to replay; repeatable")
+    add_overrides(replay)
+    replay.set_defaults(handler=_cmd_replay)
+
+    bag = sub.add_parser("bag", help="inspect a recorded rosbag2 bag", description="Inspect rosbag2 bags aegis wrote.")
+    bag_sub = bag.add_subparsers(dest="bag_command", metavar="BAG_COMMAND", required=True)
+    info = bag_sub.add_parser("info", help="topics, types, counts and duration of a bag")
+    info.add_argument("bag", type=Path, help="bag folder (holds metadata.yaml)")
+    info.set_defaults(handler=_cmd_bag_info)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    path = resolve_config_path(args.config)
+    plan = load_plan(args)  # with --no-filter's overrides; a plan that goes around a filter is refused (exit 2)
+    from aegis.runs.policy_swap import check_policy_nodes
+
+    check_policy_nodes(plan)  # a policy model that does not fit the config is a config error too
+    if args.json:
+        print(json.dumps(plan_as_dict(plan), indent=2))
+        return 0
+    console = Console()
+    console.print(f"[green]ok[/green] {path}: robot {plan.robot}, target {plan.target}, executor {plan.executor}, "
+                  f"ROS 2 {plan.ros_distro}{', use_sim_time' if plan.use_sim_time else ''}")
+    table = Table(title="launch plan")
+    for column in ("process", "node", "type", "rate", "subscribes", "publishes"):
+        table.add_column(column)
+    for process, nodes in plan.processes.items():
+        for node in nodes:
+            table.add_row(
+                process,
+                node.name,
+                node.type_name,
+                f"{node.rate_hz:g} Hz" if node.rate_hz else f"on {node.trigger}",
+                "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.inputs.items() for t in port_topics(ts)),
+                "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.outputs.items() for t in port_topics(ts)),
+            )
+    console.print(table)
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning[/yellow]: {warning}")
+    return 0
+
+
+def plan_as_dict(plan: LaunchPlan) -> dict:
+    from dataclasses import asdict
+
+    return {
+        **asdict(plan),
+        "scenario": None if plan.scenario is None else str(plan.scenario),  # a Path: JSON has no such type
+        "processes": {name: [n.name for n in nodes] for name, nodes in plan.processes.items()},
+    }
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from aegis.runs.sim_run import print_summary, run_sim
+
+    plan = load_plan(args)
+    if args.policy is not None:
+        return _sim_policy_and_expert(args, plan)
+    if args.expert is not None:
+        raise UsageError("--expert is what a --policy is compared with: give --policy FILE too")
+    try:
+        summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
+    except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
+        raise UsageError(str(exc)) from None
+    print_summary(summary)
+    return 0
+
+
+def _sim_policy_and_expert(args: argparse.Namespace, policy_plan: LaunchPlan) -> int:
+    """`aegis sim --policy`: the policy's run, then the expert's on the same scenario and seed, compared."""
+    from aegis.runs.policy_compare import compare_with_expert, print_comparison
+    from aegis.runs.policy_swap import expert_overrides, expert_type
+
+    path = resolve_config_path(args.config)
+    config = load_config(path, args.overrides)  # the filter still in: it locates the nominal command source
+    try:
+        expert = expert_type(config, args.policy, args.mapping, args.expert)
+    except KeyError as exc:  # an unknown --expert
+        raise UsageError(f"--expert: {exc}") from None
+    expert_plan = make_plan(load_config(path, [*args.base_overrides, *expert_overrides(config, expert)]))
+    try:
+        result = compare_with_expert(policy_plan, expert_plan, args.policy, expert, args.duration, args.seed, args.out, show_progress=True)
+    except (FileExistsError, RuntimeError) as exc:
+        raise UsageError(str(exc)) from None
+    print_comparison(result)
+    Console().print(f"wrote {args.out / 'summary.json'}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from aegis.runs.evaluation import Campaign, run_campaign
+
+    load_plan(args)  # validates config, overrides and scenario before any worker starts
+    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
+    workers = min(args.workers or os.cpu_count() or 1, args.episodes)
+    columns = (
+        TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[collisions]} collisions, {task.fields[crashes]} crashes"), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("eval", total=args.episodes, collisions=0, crashes=0)
+        seen = {"collisions": 0, "crashes": 0}
+
+        def advance(row: dict) -> None:
+            seen["collisions"] += row["collisions"]
+            seen["crashes"] += row["crashes"]
+            progress.update(task, advance=1, collisions=seen["collisions"], crashes=seen["crashes"])
+
+        result = run_campaign(campaign, workers=workers, on_episode=advance)
+    print_campaign(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        Console().print(f"wrote {args.json}")
+    return 0
+
+
+def print_campaign(result: dict) -> None:
+    agg = result["aggregate"]
+    table = Table(title=f"aegis eval: {agg['episodes']} episodes of {Path(result['scenario']).stem if result['scenario'] else result['config']}, seeds {result['seed']}..{result['seed'] + agg['episodes'] - 1}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("success rate", f"{agg['success_rate'] * 100:.1f} %")
+    table.add_row("collisions (total / episodes with one)", f"{agg['collisions']} / {agg['episodes_with_collision']}")
+    table.add_row("crashes", str(agg["crashes"]))
+    table.add_row("outcomes", ", ".join(f"{name} {count}" for name, count in agg["outcomes"].items() if count) or "-")
+    if agg["min_clearance_m"] is not None:
+        table.add_row("min clearance (worst episode)", f"{agg['min_clearance_m']:.3f} m")
+    if agg["tracking_rmse_m"] is not None:
+        table.add_row("tracking RMSE mean / worst", f"{agg['tracking_rmse_m']['mean'] * 100:.2f} / {agg['tracking_rmse_m']['max'] * 100:.2f} cm")
+    table.add_row("command timeouts", str(agg["command_timeouts"]))
+    if agg["safety_filter"]:
+        barrier = "-" if agg["min_barrier"] is None else f"{agg['min_barrier']:.4f}"
+        table.add_row("safety filter: min barrier h", barrier)
+        table.add_row("safety filter: interventions / fallbacks", f"{agg['filter_interventions']} / {agg['fallbacks']} ticks")
+    else:
+        table.add_row("safety filter", "off")
+    if agg.get("policy_no_nominal_ticks") is not None:
+        table.add_row("policy: ticks without a nominal", str(agg["policy_no_nominal_ticks"]))
+    Console().print(table)
+
+
+def _require_bag(path: Path) -> None:
+    if not (path / "metadata.yaml").is_file():
+        raise UsageError(f"{path}: not a rosbag2 bag folder (no metadata.yaml)")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from aegis.runs.replay import replay_and_compare
+
+    _require_bag(args.bag)
+    try:
+        comparisons = replay_and_compare(load_plan(args), args.bag, args.nodes)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    table = Table(title=f"replay of {', '.join(args.nodes)} against {args.bag}")
+    for column in ("topic", "recorded", "replayed", "same times", "max |difference|", "verdict"):
+        table.add_column(column)
+    for c in comparisons:
+        verdict = "[green]identical[/green]" if c.identical else "[red]differs[/red]"
+        table.add_row(c.topic, str(c.recorded), str(c.replayed), "yes" if c.same_times else "no", f"{c.max_abs_difference:.3g}", verdict)
+    Console().print(table)
+    return 0 if all(c.identical for c in comparisons) else 1
+
+
+def _cmd_bag_info(args: argparse.Namespace) -> int:
+    from aegis.runs.bag import bag_info
+
+    _require_bag(args.bag)
+    info = bag_info(args.bag)
+    console = Console()
+    console.print(f"{args.bag}: {info['messages']} messages over {info['duration_s']:.3f} s, storage {info['storage']}")
+    table = Table()
+    for column in ("topic", "ROS 2 type", "aegis type", "count"):
+        table.add_column(column)
+    for topic in info["topics"]:
+        table.add_row(topic["topic"], topic["ros_type"], topic["aegis_type"] or "-", str(topic["count"]))
+    console.print(table)
+    return 0

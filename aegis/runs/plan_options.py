@@ -1,0 +1,60 @@
+"""The plan a run command runs: its hw_config with --set, --scenario, --gui, --no-filter, --dynamics and --policy applied."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aegis.cli_options import UsageError, dynamics_overrides, require_files, resolve_config_path
+from aegis.config import load_config
+from aegis.launch_plan import LaunchPlan, bypass_overrides, make_plan
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", type=Path, default=None, metavar="FILE",
+        help="ONNX policy run in the place of the config's nominal command source, under the filter",
+    )
+    parser.add_argument("--mapping", type=Path, default=None, metavar="YAML", help="with --policy: its contract mapping file")
+
+
+def load_plan(args: argparse.Namespace) -> LaunchPlan:
+    """The plan of ``args.config`` with ``--set`` overrides and the options' own (``--scenario``, ``--gui``, ``--no-filter``).
+
+    The options' overrides depend only on what the user's config says (robot kind, first node,
+    filter wiring), which they do not change: the config is read once to derive them, once more with them.
+    Sets ``args.base_overrides`` (without ``--policy``: what an expert runs with) and ``args.effective_overrides``.
+    """
+    path = resolve_config_path(args.config)
+    overrides = list(args.overrides)
+    config = load_config(path, overrides)
+    if getattr(args, "scenario", None):
+        from aegis.scenario import resolve_scenario_for
+
+        overrides.append(f"scenario={resolve_scenario_for(args.scenario, config.robot.kind).resolve()}")
+    if getattr(args, "gui", False):
+        plant = next(iter(config.nodes))  # the first node is the simulator
+        overrides.append(f"nodes.{plant}.params.gui=true")
+    if getattr(args, "no_filter", False):
+        overrides += bypass_overrides(config)
+    overrides += dynamics_overrides(config, getattr(args, "dynamics", None))
+    args.base_overrides = list(overrides)
+    if getattr(args, "policy", None) is not None:
+        overrides += _policy_overrides(config, args)
+    elif getattr(args, "mapping", None) is not None:
+        raise UsageError("--mapping is the contract of a --policy model: give --policy FILE too")
+    args.effective_overrides = overrides
+    plan = make_plan(load_config(path, overrides) if overrides != list(args.overrides) else config)
+    if getattr(args, "policy", None) is not None:
+        from aegis.runs.policy_swap import check_policy_nodes
+
+        check_policy_nodes(plan)  # a model that does not fit the config is refused here, naming both sides
+    return plan
+
+
+def _policy_overrides(config, args: argparse.Namespace) -> list[str]:
+    """The overrides putting ``--policy`` in the nominal command source's place; UsageError naming a missing file."""
+    from aegis.runs.policy_swap import policy_overrides
+
+    require_files(("--policy", args.policy), ("--mapping", args.mapping))
+    return policy_overrides(config, args.policy, args.mapping)
