@@ -48,7 +48,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from aegis.config_files import ConfigError, format_errors, pydantic_errors, read_yaml_mapping
 from aegis.paths import share_dir
-from aegis.scenario.schema import NonNegativeRange, ScaleRange
+from aegis.scenario.schema import LatencyRange, NonNegativeRange, ScaleRange
 
 DYNAMICS_FOLDER = "dynamics"
 """share/aegis/<this> holds the shipped dynamics sets (the repository's dynamics/ folder)."""
@@ -65,14 +65,14 @@ def _value_or_range(value: Any) -> Any:
 
 
 Scale = Annotated[ScaleRange, BeforeValidator(_value_or_range)]
-Seconds = Annotated[NonNegativeRange, BeforeValidator(_value_or_range)]
+Seconds = Annotated[LatencyRange, BeforeValidator(_value_or_range)]
 NoiseScale = Annotated[NonNegativeRange, BeforeValidator(_value_or_range)]
 
 
 class Dynamics(BaseModel):
     """One dynamics set: each parameter a value or a {low, high} range (see the module doc for what each means)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
     description: str = Field("", description="what this set is for, in words")
     mass_scale: Scale = Field(1.0, description="x nominal mass")
@@ -108,7 +108,7 @@ def load_dynamics(path: str | Path) -> Dynamics:
     try:
         return Dynamics.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, pydantic_errors(exc))) from None
+        raise ConfigError(format_errors(path, pydantic_errors(exc, Dynamics))) from None
 
 
 def shipped_dynamics_names() -> list[str]:
