@@ -9,54 +9,150 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
-from aegis.paths import shipped_config
+from aegis.config_files import MAX_DURATION_S, did_you_mean
+from aegis.paths import share_dir, shipped_config
 
 DEFAULT_SIM_CONFIG = "quadrotor_sim.yaml"
+MAX_SEED = 2**32 - 1
+"""The largest --seed (an unsigned 32-bit number, as most simulators and learning tools take)."""
+MAX_COUNT = 100_000
+"""The most episodes (or other repetitions) one command runs."""
+MAX_NAME_BYTES = 255
+"""The longest file or folder name most file systems take (bytes)."""
 
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    """A count: 1 to MAX_COUNT."""
+    value = _int(text)
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    value = _int(text)
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_COUNT}, got {text}")
+    return value
+
+
+MAX_WORKERS = 256
+"""The most worker processes a campaign starts."""
+
+
+def workers(text: str) -> int:
+    """A number of worker processes: 1 to MAX_WORKERS."""
+    value = _int(text)
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: 0 to MAX_SEED."""
+    value = _int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to {MAX_SEED}, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
     if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
+def duration(text: str) -> float:
+    """A run's length in simulated seconds: above 0, at most MAX_DURATION_S."""
+    value = positive_float(text)
+    if value > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"at most {MAX_DURATION_S:g} s (an hour), got {text}")
+    return value
+
+
+def output_folder(text: str) -> Path:
+    """A folder a command writes into (created when it runs): refused now if it could not be (a file on the way,
+    a name too long, no permission to write where it would go)."""
+    path = Path(text)
+    problem = _output_problem(path) or (f"{path} is a file, not a folder" if path.exists() and not path.is_dir() else None)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def output_file(text: str) -> Path:
+    """A file a command writes (its folder created when it runs): refused now if it could not be written."""
+    path = Path(text)
+    problem = _output_problem(path) or (f"{path} is a folder, not a file" if path.is_dir() else None)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written (a name over MAX_NAME_BYTES, a file where a folder must be, no write
+    permission in the first folder that exists on the way), or None."""
+    if not str(path):
+        return "an empty path"
+    for part in path.parts:
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            return f"a name of {len(os.fsencode(part))} bytes in {str(path)[:60]}...: at most {MAX_NAME_BYTES}"
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            return f"{ancestor} is a symlink that leads nowhere"
+        ancestor = ancestor.parent
+    if ancestor != path.absolute() and not ancestor.is_dir():
+        return f"{ancestor} is a file: {path} cannot be made under it"
+    folder = ancestor if ancestor.is_dir() else ancestor.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {folder} (permission denied)"
+    return None
+
+
 def resolve_config_path(name: str) -> Path:
-    """A path as given if it exists, else a shipped hw_config of that name."""
+    """A path as given if it exists, else a shipped hw_config of that name; UsageError with the closest name otherwise."""
     path = Path(name)
-    if path.is_file():
+    if is_file(path):
         return path
     shipped = shipped_config(name)
-    if shipped.is_file():
+    if is_file(shipped):
         return shipped
-    raise UsageError(f"{name}: no such hw_config file (nor a shipped one at {shipped})")
+    names = sorted(p.stem for p in (share_dir() / "hw_configs").glob("*.yaml"))
+    raise UsageError(f"{name}: no such hw_config file, nor a shipped one (shipped: {', '.join(names)}){did_you_mean(Path(name).stem, names)}")
 
 
 def require_files(*files: tuple[str, Path | None]) -> None:
     """UsageError naming the first (option, file) pair whose file is given and missing."""
     for option, file in files:
-        if file is not None and not file.is_file():
+        if file is not None and not is_file(file):
             raise UsageError(f"{option} {file}: no such file")
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False (not an OSError) for a name too long or a path the system refuses."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
