@@ -92,7 +92,7 @@ def output_folder(text: str) -> Path:
     """A folder a command writes into (created when it runs): refused now if it could not be (a file on the way,
     a name too long, no permission to write where it would go)."""
     path = Path(text)
-    problem = _output_problem(path) or (f"{path} is a file, not a folder" if path.exists() and not path.is_dir() else None)
+    problem = _output_problem(path) or (f"{path} is a file, not a folder" if _lexical(path).is_file() else None)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return path
@@ -101,26 +101,43 @@ def output_folder(text: str) -> Path:
 def output_file(text: str) -> Path:
     """A file a command writes (its folder created when it runs): refused now if it could not be written."""
     path = Path(text)
-    problem = _output_problem(path) or (f"{path} is a folder, not a file" if path.is_dir() else None)
+    problem = _output_problem(path) or (f"{path} is a folder, not a file" if path.name in ("", "..") or _lexical(path).is_dir() else None)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return path
 
 
+def _lexical(path: Path) -> Path:
+    """``path`` absolute with its ``..`` taken out as the folders a command makes will take them (``a/new/../b`` is ``a/b``)."""
+    return Path(os.path.normpath(path.absolute()))
+
+
 def _output_problem(path: Path) -> str | None:
     """Why ``path`` cannot be written (a name over MAX_NAME_BYTES, a file where a folder must be, no write
-    permission in the first folder that exists on the way), or None."""
-    if not str(path):
-        return "an empty path"
+    permission in the first folder that exists on the way, a path the system refuses to look at), or None."""
+    try:
+        return _output_path_problem(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+
+
+def _output_path_problem(path: Path) -> str | None:
+    if not str(path) or "\x00" in str(path):
+        return "an empty path" if not str(path) else "a path cannot hold a NUL byte"
     for part in path.parts:
         if len(os.fsencode(part)) > MAX_NAME_BYTES:
             return f"a name of {len(os.fsencode(part))} bytes in {str(path)[:60]}...: at most {MAX_NAME_BYTES}"
-    ancestor = path.absolute()
+    prefix = Path(path.absolute().anchor)
+    for part in path.absolute().parts[1:-1]:  # each folder on the way, as the system walks it
+        prefix = prefix / part
+        if prefix.exists() and not prefix.is_dir():
+            return f"{prefix} is a file: {path} cannot be made under it"
+    target = ancestor = _lexical(path)
     while not ancestor.exists():
         if ancestor.is_symlink():
             return f"{ancestor} is a symlink that leads nowhere"
         ancestor = ancestor.parent
-    if ancestor != path.absolute() and not ancestor.is_dir():
+    if ancestor != target and not ancestor.is_dir():
         return f"{ancestor} is a file: {path} cannot be made under it"
     folder = ancestor if ancestor.is_dir() else ancestor.parent
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -25,9 +25,7 @@ Vector3 = tuple[Finite, Finite, Finite]
 
 
 class _Strict(BaseModel):
-    """Every hw_config section: unknown keys refused, frozen, and every number finite (inf and NaN refused)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every number finite: inf, NaN refused
 
 
 PositiveVector3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
@@ -238,7 +236,8 @@ def validate_config(raw: dict[str, Any], path: Path) -> HwConfig:
     try:
         config = HwConfig.model_validate({**raw, "source": safe_resolve(path)})
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, pydantic_errors(exc, HwConfig) + errors)) from None
+        top = pydantic_errors(exc, HwConfig)
+        raise ConfigError(format_errors(path, top + _not_from_sections(errors, top))) from None
     errors += _file_errors(config)
     if errors:
         raise ConfigError(format_errors(path, errors))
@@ -311,6 +310,11 @@ def _scenario_path(name: str, config_path: Path) -> Path:
     return safe_resolve(beside) if beside.is_file() else safe_resolve(resolve_scenario_path(name))
 
 
+def _not_from_sections(node_errors: list[tuple[str, str]], top: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Node errors less those the config's sections cause (``nodes.X.params.robot.mass_kg`` for ``robot.mass_kg``)."""
+    return [(key, msg) for key, msg in node_errors if (key.split(".params.", 1)[-1], msg) not in top]
+
+
 def _merged(base: dict[str, Any], over: Any) -> Any:
     if not isinstance(over, dict):
         return base if over is None else over
@@ -336,12 +340,9 @@ def _node_errors(raw_nodes: Any, shared_scenario: Any = None) -> list[tuple[str,
         try:
             params = cls.Params.model_validate(node.get("params") or {})
         except ValidationError as exc:
-            shared = shared_scenario is not None and (node.get("params") or {}).get("scenario") == shared_scenario
-            errors += [
-                (f"{where}.params.{loc}" if loc else f"{where}.params", msg)
-                for loc, msg in pydantic_errors(exc, cls.Params)
-                if not (shared and loc.split(".")[0] == "scenario")
-            ]
+            shared = shared_scenario is not None and isinstance(node.get("params"), dict) and node["params"].get("scenario") == shared_scenario
+            errors += [(f"{where}.params.{loc}" if loc else f"{where}.params", msg) for loc, msg in pydantic_errors(exc, cls.Params)
+                       if not (shared and loc.split(".")[0] == "scenario")]
         ports = {p.name: p for p in (*cls.inputs, *cls.outputs)}
         topics = node.get("topics") or {}
         topics = topics if isinstance(topics, dict) else {}

@@ -87,20 +87,25 @@ def decode_utf8(data: bytes, where: Path | str) -> str:
 
 def parse_yaml(text: str, where: Path | str) -> Any:
     """One YAML document, refusing duplicate keys, deep nesting and alias bombs; ConfigError in one line naming ``where``."""
-    loader = _UniqueKeyLoader(text)
+    loader = None
     try:
+        loader = _UniqueKeyLoader(text)
         return loader.get_single_data()
+    except yaml.reader.ReaderError as exc:  # a control character: YAML takes printable text only
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise ConfigError(f"{where}: line {line}: character #x{exc.character:04x} is not allowed in YAML (a control character)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise ConfigError(f"{where}: {at}not valid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {shorten(str(exc))}") from None
+        raise ConfigError(f"{where}: not valid YAML: {shorten(' '.join(str(exc).split()))}") from None
     except RecursionError:
         raise ConfigError(f"{where}: nested deeper than the {MAX_DEPTH} levels a config may have") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def apply_override(

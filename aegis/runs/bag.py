@@ -84,14 +84,19 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
             if missing:
                 raise KeyError(f"{path}: no topic {', '.join(sorted(missing))} in the bag")
         classes = {c.topic: _aegis_class(c.topic, c.msgtype, recorded.get(c.topic), path) for c in connections}
-        for connection, t_ns, raw in reader.messages(connections=connections):
+        messages = reader.messages(connections=connections)
+        while True:
+            try:
+                connection, t_ns, raw = next(messages)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever the storage library raises on a damaged file
+                raise BagError(f"{path}: the storage file is damaged past its start: {_why(exc)}") from None
             try:
                 msg = classes[connection.topic].from_ros(types.typestore.deserialize_cdr(raw, connection.msgtype))
             except Exception as exc:  # noqa: BLE001 - any decoding failure of recorded bytes is the bag's fault
-                raise BagError(
-                    f"{path}: the message on {connection.topic} at {t_ns / 1e9:.6f} s does not decode as "
-                    f"{connection.msgtype}: {type(exc).__name__}: {shorten(str(exc))}"
-                ) from None
+                raise BagError(f"{path}: the message on {connection.topic} at {t_ns / 1e9:.6f} s does not decode as "
+                               f"{connection.msgtype}: {_why(exc)}") from None
             yield t_ns, connection.topic, msg
 
 
@@ -115,14 +120,21 @@ def bag_info(path: str | Path) -> dict[str, Any]:
 
 @contextmanager
 def _reader(path: str | Path) -> Iterator[Reader]:
-    """An open rosbags Reader; its errors (and those of a storage file it cannot parse) as BagError naming the bag."""
+    """An open rosbags Reader; whatever it raises on a bag it cannot open (a storage file missing, truncated, not MCAP,
+    a record claiming a terabyte) as BagError naming the bag."""
     try:
-        with Reader(Path(path)) as reader:
-            yield reader
-    except (ReaderError, OSError, EOFError, UnicodeDecodeError, AssertionError, IndexError, ValueError) as exc:
-        if isinstance(exc, BagError):
-            raise
-        raise BagError(f"{path}: not a readable rosbag2 bag: {type(exc).__name__}: {shorten(str(exc) or 'no detail')}") from None
+        reader = Reader(Path(path))
+        reader.open()
+    except Exception as exc:  # noqa: BLE001 - the storage library's errors on a damaged file are many (and MemoryError)
+        raise BagError(f"{path}: not a readable rosbag2 bag: {_why(exc)}") from None
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {shorten(str(exc) or 'no detail')}"
 
 
 def _custom_data(path: str | Path) -> dict[str, str]:

@@ -108,7 +108,12 @@ def load_dynamics(path: str | Path) -> Dynamics:
     try:
         return Dynamics.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, pydantic_errors(exc, Dynamics))) from None
+        errors = pydantic_errors(exc, Dynamics)
+        for name, value in raw.items():  # a plain number is the range {low: v, high: v}: its problem once, at its key
+            low = next((msg for key, msg in errors if key == f"{name}.low"), None)
+            if isinstance(value, (int, float)) and low is not None:
+                errors = [(name if key == f"{name}.low" else key, msg) for key, msg in errors if (key, msg) != (f"{name}.high", low)]
+        raise ConfigError(format_errors(path, errors)) from None
 
 
 def shipped_dynamics_names() -> list[str]:
