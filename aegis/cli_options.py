@@ -101,7 +101,11 @@ def output_folder(text: str) -> Path:
 def output_file(text: str) -> Path:
     """A file a command writes (its folder created when it runs): refused now if it could not be written."""
     path = Path(text)
-    problem = _output_problem(path) or (f"{path} is a folder, not a file" if path.name in ("", "..") or _lexical(path).is_dir() else None)
+    problem = _output_problem(path)
+    if problem is None:
+        on_the_way = {Path(os.path.normpath(p)) for p in path.absolute().parent.parents} | {_lexical(path.parent)}
+        if path.name in ("", "..") or _lexical(path).is_dir() or _lexical(path) in on_the_way:  # a/b/../b is a folder made
+            problem = f"{path} is a folder, not a file"
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return path

@@ -122,7 +122,7 @@ class RobotConfig(_Strict):
             hover = (self.mass_kg * 9.81 / (4 * q.kf)) ** 0.5
             if hover >= q.max_motor_speed_radps:
                 raise ValueError(
-                    f"quadrotor cannot hover: mass_kg {self.mass_kg} needs {hover:.0f} rad/s per rotor with kf {q.kf:g}, "
+                    f"quadrotor cannot hover: mass_kg {self.mass_kg} needs {hover:.3g} rad/s per rotor with kf {q.kf:g}, "
                     f"above max_motor_speed_radps {q.max_motor_speed_radps:g} (is kf in N/(rad/s)^2?)"
                 )
         return self
