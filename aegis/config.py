@@ -216,28 +216,26 @@ class HwConfig(_Strict):
         return safe_resolve(self.source.parent / path)
 
 
-NAMED_ENTRIES = {"nodes": "node"}
-"""The sections whose entries a hw_config names itself: ``--set`` reaches into an existing node, never makes one up."""
-
-
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> HwConfig:
     """Load, override and validate a hw_config; raises ConfigError listing every problem found."""
     path = Path(path)
     raw = read_yaml_mapping(path)
     for override in overrides:
-        apply_override(raw, override, path, named=NAMED_ENTRIES)
+        apply_override(raw, override, path, named={"nodes": "node"})  # --set reaches into a node, never makes one up
     return validate_config(raw, path)
 
 
 def validate_config(raw: dict[str, Any], path: Path) -> HwConfig:
     """Validate a raw mapping as a HwConfig, its node parameters and its referenced files; report all problems at once."""
     raw = _with_shared_params(raw, path)
-    errors = _node_errors(raw.get("nodes"), raw.get("scenario"))
+    scenario = _scenario_errors(raw.get("scenario"))  # a bad scenario is reported here once, not by every node handed it
+    errors = _node_errors(raw.get("nodes"), raw.get("scenario") if scenario else None)
     try:
         config = HwConfig.model_validate({**raw, "source": safe_resolve(path)})
     except ValidationError as exc:
-        top = pydantic_errors(exc, HwConfig)
-        raise ConfigError(format_errors(path, top + _not_from_sections(errors, top))) from None
+        top = pydantic_errors(exc, HwConfig)  # a problem in a section handed to nodes is reported once, in the section
+        errors = [(key, msg) for key, msg in errors if (key.split(".params.", 1)[-1], msg) not in top]
+        raise ConfigError(format_errors(path, top + errors + scenario)) from None
     errors += _file_errors(config)
     if errors:
         raise ConfigError(format_errors(path, errors))
@@ -310,9 +308,14 @@ def _scenario_path(name: str, config_path: Path) -> Path:
     return safe_resolve(beside) if beside.is_file() else safe_resolve(resolve_scenario_path(name))
 
 
-def _not_from_sections(node_errors: list[tuple[str, str]], top: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Node errors less those the config's sections cause (``nodes.X.params.robot.mass_kg`` for ``robot.mass_kg``)."""
-    return [(key, msg) for key, msg in node_errors if (key.split(".params.", 1)[-1], msg) not in top]
+def _scenario_errors(scenario: Any) -> list[tuple[str, str]]:
+    """[("scenario", problem)] when the config's scenario file itself is invalid, else []."""
+    from aegis.scenario import load_scenario  # aegis.scenario imports this module
+    try:
+        load_scenario(scenario) if isinstance(scenario, str) else None
+    except ConfigError as exc:
+        return [("scenario", str(exc))]
+    return []
 
 
 def _merged(base: dict[str, Any], over: Any) -> Any:
@@ -322,8 +325,7 @@ def _merged(base: dict[str, Any], over: Any) -> Any:
 
 
 def _node_errors(raw_nodes: Any, shared_scenario: Any = None) -> list[tuple[str, str]]:
-    """Check each node entry against its type: parameters, topic remaps, rate (the schema checks the rest); a problem
-    with the config's own scenario is reported once, at ``scenario``, not again at every node it was handed to."""
+    """Check each node entry against its type: parameters, topic remaps, rate; not a bad ``shared_scenario`` again."""
     if not isinstance(raw_nodes, dict):
         return []
     errors: list[tuple[str, str]] = []
