@@ -158,7 +158,15 @@ def resolve_config_path(name: str) -> Path:
     if is_file(shipped):
         return shipped
     names = sorted(p.stem for p in (share_dir() / "hw_configs").glob("*.yaml"))
-    raise UsageError(f"{name}: no such hw_config file, nor a shipped one (shipped: {', '.join(names)}){did_you_mean(Path(name).stem, names)}")
+    raise UsageError(f"{name}: no such hw_config file, nor a shipped one{did_you_mean(Path(name).stem, names)} (shipped: {', '.join(names)})")
+
+
+def make_output_folder(option: str, path: Path) -> None:
+    """Create an output folder now; UsageError naming the option and the system's reason when it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot create the folder: {exc.strerror or exc}") from None
 
 
 def require_files(*files: tuple[str, Path | None]) -> None:

@@ -45,7 +45,7 @@ def node_class(type_name: str) -> type[Node]:
         target = NODE_TYPES[type_name]
     except KeyError:
         raise UnknownNodeType(
-            f"unknown node type {shorten(repr(type_name))} (known: {', '.join(sorted(NODE_TYPES))}){did_you_mean(type_name, NODE_TYPES)}"
+            f"unknown node type {shorten(repr(type_name))}{did_you_mean(type_name, NODE_TYPES)} (known: {', '.join(sorted(NODE_TYPES))})"
         ) from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)

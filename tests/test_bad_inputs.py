@@ -165,7 +165,7 @@ CASES = [
     Case("--out name over 255 bytes", lambda t: ["sim", "point_mass_sim", "--out", str(t / ("x" * 300))],
          ("--out", "300 bytes", "at most 255")),
     Case("--out where nothing can be written", lambda t: ["sim", "point_mass_sim", "--duration", "0.1", "--out", "/proc/aegis-run"],
-         ("/proc",)),
+         ("--out /proc/aegis-run", "cannot create the folder")),
     Case("export c -o onto a file", lambda t: ["export", "c", str(REPO / "models" / "husky_goal.onnx"), "-o", write(t, "out.c", "")],
          ("-o/--out", "is a file, not a folder")),
     Case("robot.urdf a symlink loop", lambda t: ["check", symlink_loop(t)], ("robot.urdf", "symlink that leads nowhere")),
@@ -175,9 +175,9 @@ CASES = [
     # -- what was said untruly or unhelpfully ----------------------------------------------------
     Case("scenario error (once, not per node)", lambda t: ["sim", "quadrotor_sim", "--scenario", write(t, "typo.yaml", shipped(
         "quadrotor_hover", ("duration_s:", "obstacle: []\nduration_s:")))], ("typo.yaml", "obstacle: unknown key", "did you mean obstacles")),
-    Case("model whose graph check fails", mismatched_mapping, ("graph check failed",), code=1),
+    Case("model whose graph check fails", mismatched_mapping, ("policy.onnx", "graph check failed", "model input 'obs' has 12"), code=1),
     Case("model of the wrong robot kind (--config)", lambda t: ["model", "inspect", str(REPO / "models" / "husky_goal.onnx"),
-         "--config", "quadrotor_sim"], ("deployment check failed",), code=1),
+         "--config", "quadrotor_sim"], ("husky_goal.onnx", "deployment check failed", "robot kind"), code=1),
     Case("misspelled node in --set", lambda t: ["check", "quadrotor_sim", "--set", "nodes.filtr.params.alpha=2"],
          ("nodes.filtr", "there is no node 'filtr' in the config", "did you mean filter")),
     Case("misspelled config name", lambda t: ["sim", "quadrotr_sim"], ("quadrotr_sim", "did you mean quadrotor_sim")),

@@ -23,7 +23,7 @@ from aegis.cli_options import (
     workers,
 )
 from aegis.config import load_config
-from aegis.config_files import ConfigError
+from aegis.config_files import ConfigError, shorten
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -117,7 +117,9 @@ def _cmd_model_inspect(args: argparse.Namespace) -> int:
         elif report["contract"] is not None:
             print("deployment check: not run (give --config HW_CONFIG to check the model against a deployment)")
     if failed:
-        print(f"aegis: model inspect: {', '.join(failed)} check failed", file=sys.stderr)
+        first = (report["contract_check"] or {}).get("problems") or (report.get("deployment_check") or {}).get("problems") or []
+        why = " ".join(first[0].split()) if first else report["contract_error"] or ""
+        print(f"aegis: model inspect: {args.model}: {' and '.join(failed)} check failed: {shorten(why, 200)}", file=sys.stderr)
         return 1
     return 0
 

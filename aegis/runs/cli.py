@@ -17,6 +17,7 @@ from aegis.cli_options import (
     add_overrides,
     duration,
     is_file,
+    make_output_folder,
     output_file,
     output_folder,
     positive_int,
@@ -154,6 +155,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         return _sim_policy_and_expert(args, plan)
     if args.expert is not None:
         raise UsageError("--expert is what a --policy is compared with: give --policy FILE too")
+    make_output_folder("--out", args.out)
     try:
         summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
     except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui

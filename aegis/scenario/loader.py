@@ -188,7 +188,7 @@ def resolve_scenario_path(name: str | Path) -> Path:
         return shipped
     names = shipped_scenario_names()
     raise ConfigError(
-        f"{name}: no such scenario file, nor a shipped one (shipped: {', '.join(names)}){did_you_mean(Path(name).stem, names)}"
+        f"{name}: no such scenario file, nor a shipped one{did_you_mean(Path(name).stem, names)} (shipped: {', '.join(names)})"
     )
 
 
@@ -207,8 +207,8 @@ def resolve_scenario_for(name: str | Path, robot_kind: str) -> Path:
         return family[0]
     names = shipped_scenario_names()
     raise ConfigError(
-        f"{name}: no such scenario file, nor a shipped scenario or family for a {robot_kind} "
-        f"(shipped: {', '.join(names)}){did_you_mean(Path(name).stem, names)}"
+        f"{name}: no such scenario file, nor a shipped scenario or family for a {robot_kind}"
+        f"{did_you_mean(Path(name).stem, names)} (shipped: {', '.join(names)})"
     )
 
 

@@ -132,7 +132,7 @@ def resolve_dynamics(name: str | Path) -> Path:
     names = shipped_dynamics_names()
     close = difflib.get_close_matches(str(name), names, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
-    raise ConfigError(f"{name}: no such dynamics file, nor a shipped set (shipped: {', '.join(names)}){hint}")
+    raise ConfigError(f"{name}: no such dynamics file, nor a shipped set{hint} (shipped: {', '.join(names)})")
 
 
 def plant_overrides(config: Any, dynamics: str | Path | None) -> list[str]:
