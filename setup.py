@@ -86,6 +86,7 @@ setup(
         "rich>=13.0",
         "pybullet>=3.2.5",
         "matplotlib>=3.7",
+        "pillow>=9.1",  # `aegis sim --video x.gif` (aegis.runs.video_files); matplotlib needs it anyway
         "osqp>=1.0,<2",
         "clarabel>=0.11",
         "cvxpy>=1.5",
@@ -106,12 +107,18 @@ setup(
             "scikit-build-core>=0.3",
             "pybind11>=2.8",
             "cmake>=3.18",
+            "cyclonedds>=11.0.1,<12",
         ],
         "bench": ["pytest-benchmark>=4.0"],
+        # aegis.transport: ROS 2's wire (DDS with ROS 2 names and CDR) between processes and to a ROS 2 graph, no rclpy;
+        # below 12 because it writes and takes raw samples through cyclonedds._clayer, which is not a public API
+        "dds": ["cyclonedds>=11.0.1,<12"],
         # cvxpygen's generated C for the safety filter's QP (needs a C/C++ compiler)
         "codegen": ["cvxpygen>=1.0", "scikit-build-core>=0.3", "pybind11>=2.8", "cmake>=3.18"],
         # `aegis train` (aegis.training.bc): behaviour cloning on the CPU; `make train-deps` pins the CPU wheel
         "train": ["torch>=2.2"],
+        # `aegis sim --video x.mp4` (aegis.runs.video_files): H.264 through the ffmpeg binary this wheel carries
+        "video": ["imageio-ffmpeg>=0.5"],
     },
     package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.ld"]},
     zip_safe=False,

@@ -5,6 +5,10 @@ rates, parameters and topic remaps, inference target, safety limits, real-time a
 Everything is checked before anything runs; every error names the file and the key path.
 Layered overrides (``--set nodes.pid.params.kp=2.0``) apply to the raw YAML before validation,
 so an override is validated exactly like the file.
+
+The file is long (a little over 400 lines) because it holds every section's schema, each field
+described for the generated config reference, together with the checks across sections (node
+parameters against their types, shared sections, referenced files) that need them all.
 """
 
 from __future__ import annotations
@@ -101,8 +105,8 @@ class DiffDriveConfig(_Strict):
 
 class RobotConfig(_Strict):
     name: str = Field(description="robot name, used in topics' frame ids and reports")
-    kind: Literal["point_mass", "quadrotor", "diff_drive"]
-    mass_kg: PositiveFloat
+    kind: Literal["point_mass", "quadrotor", "diff_drive"] = Field(description="what the robot is; picks its physical section")
+    mass_kg: PositiveFloat = Field(description="total mass (kg)")
     urdf: Path | None = Field(None, description="URDF file, relative to the config file")
     quadrotor: QuadrotorConfig | None = Field(None, description="required when kind is quadrotor ({} for a Crazyflie 2.x)")
     diff_drive: DiffDriveConfig | None = Field(None, description="required when kind is diff_drive ({} for a Husky)")
@@ -148,17 +152,23 @@ class NodeConfig(_Strict):
 
 class InferenceConfig(_Strict):
     model: Path | None = Field(None, description="ONNX file, relative to the config file")
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-    providers: list[Literal["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]] = [
-        "CPUExecutionProvider"
-    ]
-    threads: Annotated[int, Field(ge=1, le=64)] = 1
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="the model file's sha256 (hex): a different file is refused before anything starts"
+    )
+    providers: list[Literal["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]] = Field(
+        ["CPUExecutionProvider"], description="onnxruntime execution providers in order of preference; CPU is the loud fallback"
+    )
+    threads: Annotated[int, Field(ge=1, le=64)] = Field(1, description="onnxruntime intra-op threads")
+    precision: Literal["fp32", "fp16", "int8"] = Field(
+        "fp32", description="fp16 and int8 become TensorRT options when TensorRT runs the model (aegis doctor says what runs where)"
+    )
 
 
 class GeofenceConfig(_Strict):
-    min_m: Vector3
-    max_m: Vector3
+    """An axis-aligned box (world frame) the robot must stay in; the safety filter keeps its faces as walls."""
+
+    min_m: Vector3 = Field(description="lowest corner [x, y, z] (m)")
+    max_m: Vector3 = Field(description="highest corner [x, y, z] (m)")
 
     @model_validator(mode="after")
     def _ordered(self) -> GeofenceConfig:
@@ -168,9 +178,9 @@ class GeofenceConfig(_Strict):
 
 
 class SafetyConfig(_Strict):
-    max_speed_mps: PositiveFloat = 2.0
-    max_accel_mps2: PositiveFloat = 10.0
-    geofence: GeofenceConfig | None = None
+    max_speed_mps: PositiveFloat = Field(2.0, description="speed limit the safety filter enforces (m/s)")
+    max_accel_mps2: PositiveFloat = Field(10.0, description="the quadrotor filter's bound on each axis of its acceleration command (m/s^2)")
+    geofence: GeofenceConfig | None = Field(None, description="the flying or driving area; none: no walls")
     # 0.25 s: obstacles come at 10 Hz (the simulator's, typical perception), so this survives one lost message and
     # jitter; the filters' odometry (0.05 / 0.1 s) and nominal (0.1 / 0.25 s) ports declare tighter bounds of their own.
     stale_input_timeout_s: PositiveFloat = Field(
@@ -185,25 +195,31 @@ class RealtimeConfig(_Strict):
     """How the plan runs. CPU affinity, SCHED_FIFO priority and a deadline-miss limit come with the real-time executor
     and the supervisor (issue 12); until they exist the keys are refused as unknown rather than accepted and ignored."""
 
-    executor: Literal["lockstep", "realtime", "ros2"] = "lockstep"
+    executor: Literal["lockstep", "realtime", "ros2"] = Field(
+        "lockstep", description="the executor the deployment is meant for: lockstep runs aegis sim and eval, ros2 is ros2 launch; realtime is planned (issue 12)"
+    )
 
 
 class RosConfig(_Strict):
-    distro: Literal["humble", "jazzy"] = "jazzy"
-    namespace: Annotated[str, Field(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)*$")] = ""
-    use_sim_time: bool = False
+    distro: Literal["humble", "jazzy"] = Field("jazzy", description="ROS 2 distribution; also picks the message definitions written to bags")
+    namespace: Annotated[str, Field(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)*$")] = Field(
+        "", description="ROS 2 namespace of every node (empty: none)"
+    )
+    use_sim_time: bool = Field(False, description="nodes follow /clock (the simulator publishes it)")
 
 
 class HwConfig(_Strict):
     """One deployment. ``source`` is the file it came from (set by the loader, not by YAML)."""
 
-    robot: RobotConfig
-    target: Literal["sim", "cpu", "jetson", "mcu"]
-    nodes: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], NodeConfig]
-    inference: InferenceConfig = InferenceConfig()
-    safety: SafetyConfig = SafetyConfig()
-    realtime: RealtimeConfig = RealtimeConfig()
-    ros: RosConfig = RosConfig()
+    robot: RobotConfig = Field(description="the robot and its physical parameters, shared by the simulator and the controllers")
+    target: Literal["sim", "cpu", "jetson", "mcu"] = Field(description="where the plan runs")
+    nodes: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], NodeConfig] = Field(
+        description="the nodes by name, in run order (at each instant of a lockstep run, earlier nodes publish first)"
+    )
+    inference: InferenceConfig = Field(InferenceConfig(), description="the ONNX policy and where it runs")
+    safety: SafetyConfig = Field(SafetyConfig(), description="safety limits; every node with a safety parameter gets this section")
+    realtime: RealtimeConfig = Field(RealtimeConfig(), description="how the plan runs")
+    ros: RosConfig = Field(RosConfig(), description="ROS 2 settings")
     scenario: Path | None = Field(
         None, description="scenario for simulation: a file relative to this config, or a shipped scenario's name"
     )

@@ -120,6 +120,7 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
                 publishers[topic] = (f"{node.name}.{port}", node.msg_types[port])
     warnings = []
     for node in launches:
+        external = {p.name for p in node_class(node.type_name).inputs if p.external}
         for port, topic in ((port, topic) for port, topics in node.inputs.items() for topic in port_topics(topics)):
             if port in unread.get(node.name, ()):
                 if topic in publishers:
@@ -128,7 +129,8 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
                         f"which it would ignore: change the parameters or the wiring"
                     )
             elif topic not in publishers:
-                warnings.append(f"{node.name}.{port} subscribes to {topic}, which no node in this config publishes")
+                if port not in external:
+                    warnings.append(f"{node.name}.{port} subscribes to {topic}, which no node in this config publishes")
             elif publishers[topic][1] != node.msg_types[port]:
                 who, msg_type = publishers[topic]
                 errors.append(f"topic {topic}: {who} publishes {msg_type} but {node.name}.{port} expects {node.msg_types[port]}")
@@ -153,17 +155,19 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
 
 
 def _filter_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
-    """Why the plan goes around a safety filter (empty: it does not); ``aegis sim|eval --no-filter`` leaves the filters out.
+    """Why the plan goes around a safety filter or the supervisor (empty: it does not).
 
-    For each node whose class declares ``bypass = (input, output)`` (a filter: nominal in, command
-    out), three ways the command path can miss it:
+    A safety filter declares ``bypass = (input, output)`` (nominal in, filtered command out; ``aegis
+    sim|eval --no-filter`` leaves it out); the supervisor declares ``gate = (input, output)`` (the
+    filtered command in, the actuators' command out; never left out). For each, three ways the
+    command path can miss it:
 
-    - it reads its own output (an input wired to the output's topic): it filters its own command;
+    - it reads its own output (an input wired to the output's topic);
     - another node reads its input's topic with the output's message type: an actuator-side node fed
-      the nominal command around the filter;
-    - nothing reads its output: whatever the actuator side reads, it is not the filtered command.
+      the command around it;
+    - nothing reads its output: whatever the actuator side reads, it is not what this node passed.
 
-    One line per filter, the first that applies. (Another publisher on the output's topic is the
+    One line per node, the first that applies. (Another publisher on the output's topic is the
     one-publisher-per-topic error.)
     """
     readers: dict[str, list[str]] = {}
@@ -173,36 +177,45 @@ def _filter_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
                 readers.setdefault(topic, []).append(f"{node.name}.{port}")
     errors = []
     for node in launches:
-        bypass = node_class(node.type_name).bypass
-        if bypass is None:
-            continue
-        input_port, output_port = bypass
-        nominal, command = node.inputs[input_port], node.outputs[output_port]
-        around = [
-            f"{other.name}.{port}"
-            for other in launches
-            if other is not node
-            for port, topics in other.inputs.items()
-            if nominal in port_topics(topics) and other.msg_types[port] == node.msg_types[output_port]
-        ]
-        own = [f"{node.name}.{port}" for port, topics in node.inputs.items() if command in port_topics(topics)]
-        if own:
-            errors.append(
-                f"{', '.join(own)} reads {command}, the filtered command {node.name}.{output_port} publishes: "
-                "the filter reads its own output"
-            )
-        elif around:
-            unread = "" if readers.get(command) else f", and no node reads {command}"
-            errors.append(
-                f"{', '.join(around)} reads {nominal}, the unfiltered command {node.name}.{input_port} filters{unread}: the "
-                f"command goes around the filter (read {node.name}.{output_port}'s {command}, or run with --no-filter)"
-            )
-        elif not readers.get(command):
-            errors.append(
-                f"{node.name}.{output_port} publishes the filtered command on {command}, which no node reads: the actuators "
-                f"do not get it (wire their command input to {command}, or run with --no-filter)"
-            )
+        cls = node_class(node.type_name)
+        for ports, what, taken, hint in (
+            (cls.bypass, "filter", "the unfiltered command {} filters", ", or run with --no-filter"),
+            (cls.gate, "supervisor", "the command {} gates", ""),
+        ):
+            if ports is not None:
+                errors += _around(node, launches, readers, ports, what, taken, hint)
     return errors
+
+
+def _around(
+    node: NodeLaunch, launches: list[NodeLaunch], readers: dict[str, list[str]], ports: tuple[str, str], what: str, taken: str, hint: str
+) -> list[str]:
+    """The first of the three ways (see :func:`_filter_wiring_errors`) the command path misses ``node``, as one line, or none."""
+    input_port, output_port = ports
+    nominal, command = node.inputs[input_port], node.outputs[output_port]
+    passed = "the filtered command" if what == "filter" else "the gated command"
+    around = [
+        f"{other.name}.{port}"
+        for other in launches
+        if other is not node
+        for port, topics in other.inputs.items()
+        if nominal in port_topics(topics) and other.msg_types[port] == node.msg_types[output_port]
+    ]
+    own = [f"{node.name}.{port}" for port, topics in node.inputs.items() if command in port_topics(topics)]
+    if own:
+        return [f"{', '.join(own)} reads {command}, {passed} {node.name}.{output_port} publishes: the {what} reads its own output"]
+    if around:
+        unread = "" if readers.get(command) else f", and no node reads {command}"
+        return [
+            f"{', '.join(around)} reads {nominal}, {taken.format(f'{node.name}.{input_port}')}{unread}: the "
+            f"command goes around the {what} (read {node.name}.{output_port}'s {command}{hint})"
+        ]
+    if not readers.get(command):
+        return [
+            f"{node.name}.{output_port} publishes {passed} on {command}, which no node reads: the actuators "
+            f"do not get it (wire their command input to {command}{hint})"
+        ]
+    return []
 
 
 def bypass_overrides(config: HwConfig) -> list[str]:

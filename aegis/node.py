@@ -34,7 +34,8 @@ class Port:
     as a tuple with one ``Received`` (or None) per topic, in list order; an output is returned as a
     sequence with one message (or None: nothing published there this step) per topic. ``one_per``
     names a parameter (a sequence) that the topic list must match in length, one topic per entry
-    (a simulator's robots).
+    (a simulator's robots). An ``external`` input is one a deployment feeds from outside its plan
+    (a person's e-stop, a remote): the launch plan does not warn that no node publishes it.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Port:
     description: str = ""
     many: bool = False
     one_per: str | None = None
+    external: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -122,6 +124,8 @@ class Node:
     trigger: ClassVar[str | None] = None
     bypass: ClassVar[tuple[str, str] | None] = None
     """(input port, output port) of a node that can be left out with its input wired through (a safety filter)."""
+    gate: ClassVar[tuple[str, str] | None] = None
+    """(input port, output port) of the node every command to the actuators must pass (the supervisor; never left out)."""
     referee_outputs: ClassVar[tuple[str, ...]] = ()
     """Output ports only evaluation may read (a simulator's ground truth): the launch plan refuses a node that reads one."""
 

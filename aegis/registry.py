@@ -27,6 +27,8 @@ NODE_TYPES: dict[str, str] = {
     "diff_drive_mpc": "aegis.nodes.mpc:DiffDriveMpc",
     "safety_filter": "aegis.nodes.quadrotor_safety_filter:SafetyFilter",
     "diff_drive_safety_filter": "aegis.nodes.diff_drive_safety_filter:DiffDriveSafetyFilter",
+    "supervisor": "aegis.nodes.supervisor:Supervisor",
+    "diff_drive_supervisor": "aegis.nodes.supervisor:DiffDriveSupervisor",
     "quadrotor_policy": "aegis.nodes.policy:QuadrotorPolicy",
     "diff_drive_policy": "aegis.nodes.policy:DiffDrivePolicy",
 }

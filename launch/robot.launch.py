@@ -13,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from aegis.cli import resolve_config_path
+from aegis.cli_options import resolve_config_path
 from aegis.config import load_config
 from aegis.launch_plan import make_plan
 from aegis.paths import shipped_config

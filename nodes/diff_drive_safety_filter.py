@@ -39,7 +39,7 @@ class DiffDriveSafetyFilter(SafetyFilterNode):
         Port("obstacles", Obstacles, "/obstacles", description="perceived obstacles"),
     )
     outputs = (
-        Port("command", TwistCommand, "/cmd_vel", description="safe body twist (linear.x m/s, angular.z rad/s)"),
+        Port("command", TwistCommand, "/cmd_vel_filtered", description="safe body twist (linear.x m/s, angular.z rad/s), to the supervisor"),
         Port("report", SafetyFilterReport, "/safety_filter/report", description="what the filter did, every tick"),
     )
     Params = DiffDriveSafetyFilterParams

@@ -2,7 +2,8 @@
 
 Each main loads the hw_config (with ``--set`` overrides), makes the launch plan, picks its node
 or process group and hands it to the ROS 2 adapter. A bad config, a wrong node or process name,
-an invalid start-up parameter, or a missing ROS 2 environment ends with exit code 2 and a one-line
+an invalid start-up parameter, a missing ROS 2 environment, or ROS 2 refusing to start the node
+(malformed ``--ros-args``, a message package not installed, a parameter type rclpy rejects) ends with exit code 2 and a one-line
 error, no traceback. Console scripts call these with no arguments and exit with their result.
 """
 
@@ -19,6 +20,7 @@ from aegis.registry import NODE_TYPES
 from aegis.ros_shell import (
     COMPOSED_EXECUTABLE,
     ParameterError,
+    RosStartupError,
     RosUnavailable,
     SelectionError,
     parse_executable_args,
@@ -72,6 +74,6 @@ def _run(prog: str, argv: Sequence[str], composed: bool) -> int:
         from aegis.nodes import ros_adapter
 
         return ros_adapter.run(launches, plan, args.ros_args)
-    except (UsageError, ConfigError, SelectionError, ParameterError, RosUnavailable) as exc:
+    except (UsageError, ConfigError, SelectionError, ParameterError, RosUnavailable, RosStartupError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

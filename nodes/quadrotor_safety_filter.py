@@ -54,7 +54,7 @@ class SafetyFilter(SafetyFilterNode):
         Port("imu", ImuSample, "/imu", max_age_s=0.1, description="measured acceleration, for the bias observer (with actuator_lag_s)"),
     )
     outputs = (
-        Port("command", AccelCommand, "/cmd_accel", description="safe world-frame acceleration (m/s^2)"),
+        Port("command", AccelCommand, "/cmd_accel_filtered", description="safe world-frame acceleration (m/s^2), to the supervisor"),
         Port("report", SafetyFilterReport, "/safety_filter/report", description="what the filter did, every tick"),
     )
 

@@ -33,6 +33,7 @@ from aegis.ros_shell import (
     publisher_qos,
     rclpy_missing_message,
     relative_topic,
+    startup_error,
     subscription_qos,
     timer_period_s,
 )
@@ -193,6 +194,10 @@ def _summary(node: Node) -> str:
 def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str], types: TypeLookup | None = None) -> int:
     """Host ``launches`` in this process until Ctrl-C or a ROS shutdown; returns the exit code.
 
+    What fails while starting (rclpy refusing ``ros_args``, a message package that is not installed,
+    a parameter override of a type rclpy refuses) is a RosStartupError naming the stage, after
+    whatever was created is destroyed: the executable prints it in one line, exit code 2.
+
     One node spins on a SingleThreadedExecutor. A composed group spins on a
     MultiThreadedExecutor with a thread per node, so one node's long step (an MPC solve, an
     inference) does not delay another's timer; each node's callbacks stay mutually exclusive
@@ -202,13 +207,21 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
     rclpy = import_rclpy(plan.ros_distro)
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
-    rclpy.init(args=[sys.argv[0], *ros_args])
+    try:
+        rclpy.init(args=[sys.argv[0], *ros_args])
+    except Exception as exc:  # noqa: BLE001 - rclpy's own argument errors (RCLInvalidROSArgsError, ...): one line
+        raise startup_error(" ".join(ros_args) or "rclpy.init", exc) from None
     lookup = types or rclpy_types()
     hosts: list[RosNodeHost] = []
     executor = None
     try:
         for launch in launches:
-            hosts.append(RosNodeHost(launch, plan, lookup))
+            try:
+                hosts.append(RosNodeHost(launch, plan, lookup))
+            except ParameterError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a missing message package, a parameter type rclpy refuses: one line
+                raise startup_error(f"node {launch.name}", exc) from None
         executor = SingleThreadedExecutor() if len(hosts) == 1 else MultiThreadedExecutor(num_threads=len(hosts))
         for host in hosts:
             executor.add_node(host.ros_node)

@@ -20,7 +20,8 @@ SOURCES = {"aegis": ROOT / "aegis", "aegis.controllers": ROOT / "controllers", "
 
 LAYERS: dict[str, int] = {
     # 0 the core contract: nodes and ports, messages, configuration and its files, scenarios,
-    #   the launch plan, the registry, the executors (lockstep, the ROS 2 shell's pieces), paths
+    #   the launch plan, the registry, the executors (lockstep, the ROS 2 shell's pieces), paths,
+    #   and the transport between processes that executors use (DDS with ROS 2's names and CDR)
     "aegis": 0,
     "aegis._source_layout": 0,
     "aegis.node": 0,
@@ -33,6 +34,7 @@ LAYERS: dict[str, int] = {
     "aegis.executors": 0,
     "aegis.ros_shell": 0,
     "aegis.paths": 0,
+    "aegis.transport": 0,
     # 1 the math: controllers, filters, models (numpy, solvers; no messages)
     "aegis.controllers": 1,
     # 2 what nodes are built from: the simulator's worlds, the ONNX policy runtime
@@ -42,9 +44,10 @@ LAYERS: dict[str, int] = {
     "aegis.cli_options": 3,
     # 4 the nodes (and the one ROS 2 adapter)
     "aegis.nodes": 4,
-    # 5 tools on plans and nodes: runs and campaigns, C export
+    # 5 tools on plans and nodes: runs and campaigns, C export, the configuration reference
     "aegis.runs": 5,
     "aegis.export": 5,
+    "aegis.config_reference": 5,
     # 6 tools on those tools: policy and model tools, training, benchmarks
     "aegis.policy_tools": 6,
     "aegis.training": 6,

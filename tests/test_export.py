@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
 import re
 import shutil
@@ -299,3 +300,141 @@ def test_corner_graphs_on_the_host_equal_onnxruntime(tmp_path: Path, case: str) 
         expected = session.run(None, {"x": inputs})[0]
     outputs = build_host(export_c(model, tmp_path / "c")).infer(inputs)
     assert np.max(np.abs(outputs - expected)) <= FLOAT_TOLERANCE
+
+
+# --- physical units: the policy's contract in the C ---------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = {name: REPO / "models" / f"{name}.onnx" for name in ("quadrotor_tracking", "husky_goal")}
+EPS32 = 2.0**-24
+
+
+def physical_observations(contract, count: int, seed: int) -> np.ndarray:
+    """About the normalisation's centre: half within 1 std, the rest 10 or 100 std away (far outside the training data)."""
+    rng = np.random.default_rng(seed)
+    offset, gain = contract.observation_affine()
+    spread = rng.choice([1.0, 10.0, 100.0], size=(count, offset.size), p=[0.5, 0.4, 0.1])
+    return (offset + rng.standard_normal((count, offset.size)) * spread / np.abs(gain)).astype(np.float32)
+
+
+def float32_rounding(contract, inputs: np.ndarray) -> np.ndarray:
+    """Per row and action element: float32 rounding of the input in normalised units, through the network and the scale."""
+    offset, gain = contract.observation_affine()
+    scale, action_offset, _, _ = contract.action_affine()
+    normalised = 1.0 + np.max(np.abs(inputs * gain), axis=1, keepdims=True) + np.max(np.abs(offset * gain))
+    return np.abs(scale) * EPS32 * normalised + np.abs(action_offset) * EPS32
+
+
+def runtime_actions(model: Path, inputs: np.ndarray, **kwargs) -> np.ndarray:
+    from aegis.inference.runtime import PolicyRuntime
+
+    runtime = PolicyRuntime(model, **kwargs)
+    return np.array([runtime.act(row.astype(np.float64)) for row in inputs])
+
+
+def test_the_header_documents_every_input_and_output_of_the_contract(tmp_path: Path) -> None:
+    from aegis.inference.contract import read_contract
+
+    contract = read_contract(SHIPPED["quadrotor_tracking"])
+    report = export_c(SHIPPED["quadrotor_tracking"], tmp_path)
+    header, source = report.header.read_text(), report.source.read_text()
+    assert report.physical and "physical in and out" in "\n".join(report.lines())
+    assert "Units:        PHYSICAL" in header and "#define POLICY_PHYSICAL_UNITS 1" in header
+    names = [f"{f.name}[{k}]" for f in contract.observation for k in range(f.size)]
+    units = [f.unit for f in contract.observation for _ in range(f.size)]
+    gain = contract.observation_affine()[1]
+    for i, (name, unit) in enumerate(zip(names, units)):  # one comment line per input: index, name, unit, normalisation
+        line = next(line for line in header.splitlines() if line.startswith(f" *   [{i:>2}] {name} "))
+        assert f" {unit} " in line and f"/ {1 / gain[i]:.6g}" in line
+    for j in range(3):
+        assert re.search(rf"\[ {j}\] acceleration\[{j}\]\s+m/s\^2\s+network output x 10, clipped to \[-8, 8\]", header)
+    assert "#define POLICY_IN_VELOCITY 3 /* 3 x m/s */" in header and "#define POLICY_OUT_ACCELERATION_SIZE 3" in header
+    assert "extern const char *const policy_input_units[POLICY_INPUT_SIZE];" in header
+    table = re.search(r"policy_input_names\[POLICY_INPUT_SIZE\] = \{(.*?)\};", source, re.DOTALL).group(1)
+    assert re.findall(r'"([^"]*)"', table) == names
+    table = re.search(r"policy_input_units\[POLICY_INPUT_SIZE\] = \{(.*?)\};", source, re.DOTALL).group(1)
+    assert re.findall(r'"([^"]*)"', table) == units
+    bare = export_c(SHIPPED["quadrotor_tracking"], tmp_path / "bare", bare=True)
+    assert not bare.physical and "#define POLICY_PHYSICAL_UNITS 0" in bare.header.read_text()
+    assert "the network's own" in bare.header.read_text() and "policy_input_names" not in bare.header.read_text()
+
+
+@needs_cc
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_float32_c_in_physical_units_on_the_host_equals_the_runtime(tmp_path: Path, name: str) -> None:
+    from aegis.export.host import build_host
+    from aegis.inference.contract import read_contract
+
+    contract = read_contract(SHIPPED[name])
+    inputs = physical_observations(contract, N_INPUTS, seed=5)
+    report = export_c(SHIPPED[name], tmp_path / "c")
+    host = build_host(report)
+    outputs = host.infer(inputs).astype(np.float64)
+    expected = runtime_actions(SHIPPED[name], inputs)  # the aegis runtime: onnxruntime on the same physical graph
+    _, _, low, high = contract.action_affine()
+    ratio = np.abs(outputs - expected) / float32_rounding(contract, inputs)
+    print(f"{name} float32 C vs the runtime over {N_INPUTS} physical observations: worst {ratio.max():.2f} float32 roundings, "
+          f"{np.mean((expected == low) | (expected == high)):.0%} of the elements at a limit")
+    assert ratio.max() <= 4  # summation order only (onnxruntime's Gemm blocks its sums)
+    assert np.all(outputs >= low) and np.all(outputs <= high)
+    at_limit = (expected == low) | (expected == high)
+    assert at_limit.any() and np.array_equal(outputs[at_limit], expected[at_limit])  # clipped: the very same float
+    # the input check the header declares
+    check = host._lib.policy_input_is_finite
+    check.argtypes, check.restype = [ctypes.POINTER(ctypes.c_float)], ctypes.c_int
+    row = np.ascontiguousarray(inputs[0])
+    assert check(row.ctypes.data_as(ctypes.POINTER(ctypes.c_float))) == 1
+    for bad in (np.nan, np.inf, -np.inf):
+        broken = row.copy()
+        broken[-1] = bad
+        assert check(broken.ctypes.data_as(ctypes.POINTER(ctypes.c_float))) == 0
+
+
+@needs_cc
+def test_int8_c_in_physical_units_stays_within_its_bound_of_the_runtime(tmp_path: Path) -> None:
+    from aegis.export.host import build_host
+    from aegis.inference.contract import read_contract
+
+    model = SHIPPED["quadrotor_tracking"]
+    contract = read_contract(model)
+    inputs = physical_observations(contract, N_INPUTS, seed=6)
+    report = export_c(model, tmp_path / "c", precision="int8")
+    assert report.network.startswith("12 -> Sub -> Mul -> Gemm 64")  # the normalisation in float, before the int8 layers
+    outputs = build_host(report).infer(inputs).astype(np.float64)
+    error = np.abs(outputs - runtime_actions(model, inputs))
+    bound = int8_error_bound(report.plan, inputs)
+    print(f"quadrotor int8 C vs the runtime: max {error.max():.3g} m/s^2 (bound max {bound.max():.3g})")
+    assert np.all(error <= bound + 8 * float32_rounding(contract, inputs))
+
+
+@needs_cc
+def test_a_physical_model_file_is_exported_as_it_is_not_normalised_twice(tmp_path: Path) -> None:
+    from aegis.export.host import build_host
+    from aegis.inference.contract import read_contract
+    from aegis.inference.physical_graph import physical_file
+
+    physical = tmp_path / "quadrotor_physical.onnx"
+    physical_file(SHIPPED["quadrotor_tracking"], physical)
+    first, second = export_c(SHIPPED["quadrotor_tracking"], tmp_path / "a"), export_c(physical, tmp_path / "b")
+    assert second.physical and second.contract == "the model's graph applies it (a physical model file)"
+    assert second.network == first.network  # no second normalisation, no second Clip/Mul
+    code = [re.sub(r"sha256: [0-9a-f]{64}|SHA256 \"[0-9a-f]{64}\"|In the C: [^\n]*", "", r.source.read_text()) for r in (first, second)]
+    assert code[0] == code[1]  # the same weights, ops and tables: only the file's sha256 differs
+    inputs = physical_observations(read_contract(physical), 200, 7)
+    np.testing.assert_array_equal(build_host(second).infer(inputs), build_host(first).infer(inputs))
+    with pytest.raises(ExportError, match="folded into its first layer cannot go to int8"):
+        export_c(physical, tmp_path / "c", precision="int8")
+
+
+def test_a_contract_in_a_mapping_file_is_exported_too(tmp_path: Path) -> None:
+    from aegis.inference.contract import read_contract, write_mapping
+
+    model = onnx.load(str(SHIPPED["husky_goal"]))
+    del model.metadata_props[:]
+    path = tmp_path / "husky.onnx"
+    onnx.save(model, str(path))
+    assert not export_c(path, tmp_path / "bare").physical  # no contract anywhere: the bare network
+    (tmp_path / "contracts").mkdir()
+    mapping = write_mapping(read_contract(SHIPPED["husky_goal"]), tmp_path / "contracts" / "husky.yaml")
+    report = export_c(path, tmp_path / "c", mapping=mapping)
+    assert report.physical and re.search(r"\[ 1\] turn_rate\s+rad/s\s+network output x 2.5, clipped to \[-2, 2\]", report.header.read_text())

@@ -101,3 +101,53 @@ def test_without_libm_the_cortex_m4f_gives_the_host_bits_exactly(tmp_path: Path)
     outputs, _ = run_on_mcu(report, inputs, tmp_path / "mcu")
     host = build_host(report).infer(inputs)
     np.testing.assert_array_equal(outputs.view(np.uint32), host.view(np.uint32))
+
+
+# --- physical units: the shipped policy with its contract in the C ------------------------------------------------
+
+QUADROTOR = Path(__file__).resolve().parents[1] / "models" / "quadrotor_tracking.onnx"
+
+
+@pytest.fixture(scope="module")
+def physical() -> tuple:
+    """The shipped quadrotor policy's contract, physical observations (1, 10 and 100 std from the mean) and the runtime's actions."""
+    from aegis.inference.contract import read_contract
+    from aegis.inference.runtime import PolicyRuntime
+
+    contract = read_contract(QUADROTOR)
+    rng = np.random.default_rng(9)
+    offset, gain = contract.observation_affine()
+    spread = rng.choice([1.0, 10.0, 100.0], size=(N_INPUTS, offset.size), p=[0.5, 0.4, 0.1])
+    observations = (offset + rng.standard_normal((N_INPUTS, offset.size)) * spread / np.abs(gain)).astype(np.float32)
+    runtime = PolicyRuntime(QUADROTOR)
+    return contract, observations, np.array([runtime.act(row.astype(np.float64)) for row in observations])
+
+
+def _roundings(contract, observations: np.ndarray) -> np.ndarray:
+    """float32 rounding of a physical observation (normalised units) through the network and the action scale."""
+    offset, gain = contract.observation_affine()
+    scale = contract.action_affine()[0]
+    return np.abs(scale) * 2.0**-24 * (1.0 + np.max(np.abs(observations * gain), axis=1, keepdims=True) + np.max(np.abs(offset * gain)))
+
+
+def test_physical_float32_on_the_cortex_m4f_equals_the_runtime(physical: tuple, tmp_path: Path) -> None:
+    contract, observations, expected = physical
+    report = export_c(QUADROTOR, tmp_path / "c")
+    assert report.physical
+    outputs, image = run_on_mcu(report, observations, tmp_path / "mcu")
+    ratio = np.abs(outputs - expected) / _roundings(contract, observations)
+    _, _, low, high = contract.action_affine()
+    at_limit = (expected == low) | (expected == high)
+    print(f"QEMU mps2-an386, quadrotor in physical units: worst {ratio.max():.2f} float32 roundings from the aegis runtime over "
+          f"{N_INPUTS} observations ({at_limit.mean():.0%} of the commands at a limit); image flash {image.sizes.flash} B")
+    assert ratio.max() <= 8  # summation order and newlib's tanhf (its last bit, times the scale 10)
+    assert np.all(outputs >= low) and np.all(outputs <= high) and np.array_equal(outputs[at_limit], expected[at_limit])
+
+
+def test_physical_int8_on_the_cortex_m4f_stays_within_its_bound_of_the_runtime(physical: tuple, tmp_path: Path) -> None:
+    contract, observations, expected = physical
+    report = export_c(QUADROTOR, tmp_path / "c", precision="int8")
+    outputs, _ = run_on_mcu(report, observations, tmp_path / "mcu")
+    bound = int8_error_bound(report.plan, observations) + 8 * _roundings(contract, observations)
+    print(f"QEMU int8, quadrotor in physical units: max {np.abs(outputs - expected).max():.3g} m/s^2 from the runtime")
+    assert np.all(np.abs(outputs - expected) <= bound)

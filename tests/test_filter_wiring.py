@@ -1,7 +1,8 @@
-"""The launch plan keeps the safety filter in the command path: going around it, or a filter reading its own output, is refused.
+"""The launch plan keeps the safety filter and the supervisor in the command path: going around either is refused.
 
 `aegis check`, `aegis sim` and `aegis eval` all build the plan, so all refuse such a config (exit 2,
-one line naming the nodes and topics); ``--no-filter`` leaves the filters out and is not refused.
+one line per problem naming the nodes and topics); ``--no-filter`` leaves the filters out (the
+supervisor stays) and is not refused.
 """
 
 from __future__ import annotations
@@ -34,17 +35,29 @@ def refused(config: Path, *overrides: str) -> str:
     ("config", "override", "message"),
     [
         (QUADROTOR, "nodes.attitude.topics.acceleration=/cmd_accel_nominal",
-         "attitude.acceleration reads /cmd_accel_nominal, the unfiltered command filter.nominal filters, and no node reads /cmd_accel"),
+         "attitude.acceleration reads /cmd_accel_nominal, the unfiltered command filter.nominal filters: the command goes around the filter"),
         (HUSKY, "nodes.wheels.topics.twist=/cmd_vel_nominal",
-         "wheels.twist reads /cmd_vel_nominal, the unfiltered command filter.nominal filters, and no node reads /cmd_vel"),
-        (QUADROTOR, "nodes.filter.topics.nominal=/cmd_accel",
-         "filter.nominal reads /cmd_accel, the filtered command filter.command publishes: the filter reads its own output"),
+         "wheels.twist reads /cmd_vel_nominal, the unfiltered command filter.nominal filters: the command goes around the filter"),
+        (QUADROTOR, "nodes.attitude.topics.acceleration=/cmd_accel_filtered",
+         "attitude.acceleration reads /cmd_accel_filtered, the command supervisor.filtered gates, and no node reads /cmd_accel: the "
+         "command goes around the supervisor"),
+        (HUSKY, "nodes.wheels.topics.twist=/cmd_vel_filtered",
+         "wheels.twist reads /cmd_vel_filtered, the command supervisor.filtered gates, and no node reads /cmd_vel"),
+        (QUADROTOR, "nodes.supervisor.topics.filtered=/cmd_accel",
+         "supervisor.filtered reads /cmd_accel, the gated command supervisor.command publishes: the supervisor reads its own output"),
+        (SWARM, "nodes.cf3_attitude.topics.acceleration=/cf3/cmd_accel_filtered",
+         "cf3_attitude.acceleration reads /cf3/cmd_accel_filtered, the command cf3_supervisor.filtered gates"),
+        (QUADROTOR, "nodes.filter.topics.nominal=/cmd_accel_filtered",
+         "filter.nominal reads /cmd_accel_filtered, the filtered command filter.command publishes: the filter reads its own output"),
         (HUSKY, "nodes.filter.topics.command=/cmd_vel_unused",
          "filter.command publishes the filtered command on /cmd_vel_unused, which no node reads"),
         (SWARM, "nodes.cf2_attitude.topics.acceleration=/cf1/cmd_accel_nominal",
          "cf2_attitude.acceleration reads /cf1/cmd_accel_nominal, the unfiltered command cf1_filter.nominal filters: "),
     ],
-    ids=["quadrotor-around", "husky-around", "reads-its-own-output", "output-unread", "swarm-one-robot-around"],
+    ids=[
+        "quadrotor-around", "husky-around", "quadrotor-around-supervisor", "husky-around-supervisor", "supervisor-reads-its-own-output",
+        "swarm-one-robot-around-supervisor", "reads-its-own-output", "output-unread", "swarm-one-robot-around",
+    ],
 )
 def test_a_plan_that_goes_around_the_filter_is_refused_naming_nodes_and_topics(config: Path, override: str, message: str) -> None:
     assert message in refused(config, override)
@@ -58,17 +71,18 @@ def test_every_shipped_config_keeps_its_filters_in_the_path_and_no_filter_still_
     assert not any(node_class(n.type_name).bypass for n in plan.nodes)
 
 
-def test_check_and_sim_refuse_it_with_exit_2_and_one_line(tmp_path: Path, capsys) -> None:
+def test_check_and_sim_refuse_it_with_exit_2_and_one_line_per_problem(tmp_path: Path, capsys) -> None:
     override = "nodes.attitude.topics.acceleration=/cmd_accel_nominal"
     assert main(["check", str(QUADROTOR), "--set", override]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "goes around the filter" in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "goes around the filter" in lines[0] and "Traceback" not in lines
+    assert "supervisor.command publishes the gated command on /cmd_accel, which no node reads" in lines[1]
     assert main(["sim", str(QUADROTOR), "--set", override, "--duration", "1", "--out", str(tmp_path / "run")]) == 2
     assert "goes around the filter" in capsys.readouterr().err and not (tmp_path / "run").exists()
     assert main(["eval", str(QUADROTOR), "--set", override, "--episodes", "1", "--workers", "1"]) == 2
     assert "goes around the filter" in capsys.readouterr().err
-    assert main(["check", str(QUADROTOR), "--set", override, "--no-filter"]) == 0
-    capsys.readouterr()
+    assert main(["check", str(QUADROTOR), "--set", override, "--no-filter"]) == 2  # the nominal still goes around the supervisor
+    assert "goes around the supervisor" in capsys.readouterr().err
     assert main(["check", str(QUADROTOR), "--no-filter", "--json"]) == 0
     assert "filter" not in [node["name"] for node in json.loads(capsys.readouterr().out)["nodes"]]
 

@@ -225,17 +225,23 @@ def test_policy_benchmark_rows_and_report(tmp_path: Path) -> None:
     out = io.StringIO()
     rows = bench.run_from_args(args, Console(file=out, width=120))
     assert [r["name"] for r in rows] == list(bench.ROW_NAMES) == [
-        "ort-run", "ort-iobinding", "aegis-runtime", "numpy", "ort-int8", "c-float32", "c-int8",
+        "ort-run", "ort-iobinding", "ort-iobinding-physical", "aegis-runtime", "aegis-runtime-numpy", "numpy", "ort-int8",
+        "c-float32", "c-int8",
     ]
+    by_name = {row["name"]: row for row in rows}
     with_c = host_cc() is not None
     for row in rows:
         if row["name"].startswith("c-") and not with_c:
             assert row["calls"] == 0 and "no host C compiler" in row["note"]
             continue
         assert set(bench.ROW_KEYS) <= set(row) and row["median_us"] > 0 and row["calls"] == 50, row
-    assert rows[1]["vs_iobinding"] == 1.0
+    assert by_name["ort-iobinding"]["vs_iobinding"] == 1.0
+    assert "in the graph, moved there at load" in by_name["aegis-runtime"]["note"]
     assert "target wrapper overhead <= 1.3x raw io_binding" in out.getvalue()
+    assert "target wrapper overhead, same graph <= 1.3x raw io_binding of the physical graph" in out.getvalue()
     if with_c:
-        assert "through ctypes" in rows[5]["note"] and "target host C export <= 2 µs per inference" in out.getvalue()
+        assert "physical units; from Python through ctypes" in by_name["c-float32"]["note"]
+        assert "target host C export <= 2 µs per inference" in out.getvalue()
     document = json.loads((tmp_path / "policy.json").read_text())
-    assert document["benchmark"] == "policy" and document["wrapper_overhead"] == rows[2]["vs_iobinding"]
+    assert document["benchmark"] == "policy" and document["wrapper_overhead"] == by_name["aegis-runtime"]["vs_iobinding"]
+    assert document["wrapper_overhead_same_graph"] == by_name["aegis-runtime"]["median_us"] / by_name["ort-iobinding-physical"]["median_us"]

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 # What a source checkout of the package holds (no .venv, build/, install/, tests/).
 PACKAGE_ITEMS = (
-    "package.xml", "setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
+    "package.xml", "setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "requirements-ros2.txt",
     "resource", "aegis", "controllers", "nodes", "launch", "hw_configs", "models", "scenarios", "dynamics",
 )
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
@@ -430,3 +430,43 @@ def test_colcon_symlink_install_beside_a_foreign_editable_install(
     for module in ("aegis", "controllers.pid", "nodes.pid"):
         assert not resolved(found[module]).is_relative_to(other), (module, found[module])
     check_colcon_build(colcon_symlink, symlink=True, probe_result=found)
+
+
+# --- a fresh ROS 2 workspace with only what the docs say -----------------------------------------
+
+
+def test_a_fresh_workspace_with_rosdep_versions_and_the_documented_pip_line_runs_aegis(work: Path) -> None:
+    """What a ROS 2 user on Jazzy does: rosdep (emulated: pip pinned to the versions Ubuntu 24.04's keys in
+    package.xml install), `pip install -r requirements-ros2.txt`, `colcon build --packages-select aegis`. In a
+    venv that sees nothing of this environment: `aegis --help`, `aegis check`, a short `aegis sim` and a node
+    executable (which, without a sourced ROS 2, says so in one line) all run from install/."""
+    from test_ros2_dependencies import NOBLE_VERSIONS, ROSDEP_KEYS
+
+    venv = work / "fresh_ros_venv"
+    ok(run([sys.executable, "-m", "venv", venv], cwd=work), "python -m venv")
+    python = venv / "bin" / "python"
+    rosdep = [f"{name}=={NOBLE_VERSIONS[key]}" for name, key in ROSDEP_KEYS.items()]
+    (work / "rosdep_noble.txt").write_text("\n".join(rosdep) + "\n")
+    installed = run(
+        [python, "-m", "pip", "install", "-q", *rosdep, "colcon-common-extensions",
+         "-r", REPO / "requirements-ros2.txt", "-c", work / "rosdep_noble.txt"],
+        cwd=work,
+    )
+    if installed.returncode != 0 and re.search(r"(?i)connection|network|resolve host|no matching distribution", installed.stdout):
+        pytest.skip(f"the packages could not be downloaded (offline?):\n{installed.stdout[-2000:]}")
+    ok(installed, "pip install (rosdep versions + requirements-ros2.txt + colcon)")
+    workspace = work / "fresh_ros_ws"
+    copy_package(workspace / "src" / "aegis")
+    env = clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", COLCON_HOME=str(work / "fresh_colcon_home"))
+    (work / "fresh_colcon_home").mkdir()
+    ok(run(["colcon", "build", "--packages-select", "aegis"], cwd=workspace, env=env), "colcon build")
+    sourced = ["bash", "-c", f'. "{workspace / "install" / "local_setup.sh"}" && exec "$@"', "in_workspace"]
+    bin_dir = workspace / "install" / "aegis" / "lib" / "aegis"
+    assert "COMMAND" in ok(run([*sourced, bin_dir / "aegis", "--help"], cwd=work, env=env), "aegis --help")
+    assert "launch plan" in ok(run([*sourced, bin_dir / "aegis", "check", "point_mass_sim"], cwd=work, env=env), "aegis check")
+    sim = ok(run([*sourced, bin_dir / "aegis", "sim", "quadrotor_sim", "--duration", "1", "--out", work / "fresh_sim"], cwd=work, env=env),
+             "aegis sim")
+    assert "Traceback" not in sim and json.loads((work / "fresh_sim" / "summary.json").read_text())["crashes"] == 0
+    node = run([*sourced, bin_dir / "pid", "--hw-config", "point_mass_ros", "--node", "controller"], cwd=work, env=env)
+    assert node.returncode == 2 and "Traceback" not in node.stdout
+    assert node.stdout.startswith("pid: error: rclpy not found: source your ROS 2 installation"), node.stdout

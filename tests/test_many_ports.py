@@ -229,7 +229,14 @@ def test_bypassing_the_filters_rewires_each_entry_of_a_many_input_that_read_a_sa
     from aegis import registry
 
     monkeypatch.setitem(registry.NODE_TYPES, "command_watch", f"{__name__}:CommandWatch")
-    watch = ['nodes.watch={type: command_watch, topics: {commands: ["/cf1/cmd_accel", "/cf2/cmd_accel_nominal", "/cf3/cmd_accel"]}}']
+    # a swarm chain without supervisors, each attitude loop reading its filter, and a watch reading two filtered commands
+    unsupervised = [f"nodes.{r}_supervisor.enabled=false" for r in ROBOTS] + [
+        f"nodes.{r}_attitude.topics.acceleration=/{r}/cmd_accel_filtered" for r in ROBOTS
+    ]
+    watch = [
+        *unsupervised,
+        'nodes.watch={type: command_watch, topics: {commands: ["/cf1/cmd_accel_filtered", "/cf2/cmd_accel_nominal", "/cf3/cmd_accel_filtered"]}}',
+    ]
     config = load_config(SWARM, watch)
     overrides = bypass_overrides(config)
     assert 'nodes.watch.topics.commands=["/cf1/cmd_accel_nominal", "/cf2/cmd_accel_nominal", "/cf3/cmd_accel_nominal"]' in overrides

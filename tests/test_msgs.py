@@ -27,6 +27,8 @@ from aegis.msgs import (
     RobotState,
     SafetyFilterReport,
     ThrustRatesCommand,
+    EStop,
+    SupervisorStatus,
     TwistCommand,
     WheelSpeeds,
     messages_equal,
@@ -111,6 +113,11 @@ def examples() -> dict[str, Any]:
         "PolicyReport": PolicyReport(
             stamp=STAMP, name="aegis/policy", proposed=False, reason="nonfinite", latency_s=2.25e-5, ticks=961,
             no_nominal_ticks=2, providers="CPUExecutionProvider",
+        ),
+        "EStop": EStop(engaged=True),  # std_msgs/Bool: no header, so no stamp on the wire
+        "SupervisorStatus": SupervisorStatus(
+            stamp=STAMP, name="cf1/supervisor", state="degraded", reason="odometry stale (0.120 s)", passed=False,
+            ticks=480, gated_ticks=12, transitions=3,
         ),
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import ast
+import importlib
 import py_compile
 import random
 import subprocess
@@ -518,6 +519,11 @@ def test_launch_files_compile_and_run_the_plan(file_name: str, tmp_path: Path) -
         node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module
     }
     assert {"launch", "launch_ros.actions"} <= imported
+    for node in tree.body:  # every aegis name the launch file imports exists (ros2 launch imports them for real)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "aegis":
+            module = importlib.import_module(node.module)
+            missing = [alias.name for alias in node.names if not hasattr(module, alias.name)]
+            assert not missing, f"{file_name}: from {node.module} import {', '.join(missing)}: no such name"
 
 
 def test_launch_and_ros_imports_stay_in_the_launch_files_and_the_adapter() -> None:

@@ -82,9 +82,9 @@ def test_diff_drive_filter_stops_short_of_a_wall_ahead() -> None:
 def test_bypass_overrides_rewire_the_filtered_chain() -> None:
     config = load_config(REPO / "hw_configs" / "quadrotor_sim.yaml")
     overrides = bypass_overrides(config)
-    assert overrides == ["nodes.attitude.topics.acceleration=/cmd_accel_nominal", "nodes.filter.enabled=false"]
+    assert overrides == ["nodes.supervisor.topics.filtered=/cmd_accel_nominal", "nodes.filter.enabled=false"]
     plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", overrides))
-    assert [n.name for n in plan.nodes] == ["sim", "controller", "attitude"] and plan.warnings == ()
+    assert [n.name for n in plan.nodes] == ["sim", "controller", "supervisor", "attitude"] and plan.warnings == ()
 
 
 def moving_at_the_sphere() -> RobotState:

@@ -35,6 +35,14 @@ BENCHMARKS = (
         "The whole filter call (rows from the state, solve, checks, report) per solve path: median and p99, and the "
         "speed-up over cvxpy with Parameters.",
     ),
+    (
+        "dds",
+        "aegis.bench.dds",
+        "one-way latency of an Odometry over DDS between two processes, beside in-process DDS and in memory",
+        "Publish nav_msgs/Odometry at --rate for --duration to a second process on loopback through the DDS transport "
+        "(ROS 2's wire): one-way latency from the send time stamped in the message (one machine, one monotonic clock), "
+        "round trip / 2 as a cross-check, and the same message through DDS inside one process and through a dict.",
+    ),
 )
 """`aegis bench NAME`: (name, module with add_arguments and run_from_args, help, description)."""
 

@@ -18,9 +18,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     export_sub = export.add_subparsers(dest="export_command", metavar="TARGET", required=True)
     export_c = export_sub.add_parser(
         "c",
-        help="an ONNX MLP policy as dependency-free C99 (static memory, no malloc), float32 or int8",
+        help="an ONNX MLP policy as dependency-free C99 (static memory, no malloc), float32 or int8, in physical units",
         description="Write <name>.h and <name>.c for an ONNX MLP (Gemm/MatMul/Add/Relu/Tanh/...): static weights and "
-        "buffers, no malloc; unsupported ops are refused with their list.",
+        "buffers, no malloc; unsupported ops are refused with their list. A model with an aegis policy contract is "
+        "exported with it: the C takes the physical observation and returns the physical, clipped command, and "
+        "<name>.h lists every input and output with its name, unit and range.",
     )
     add_arguments(export_c)
     export_c.set_defaults(handler=run_export)
@@ -42,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="float32 (default), or int8 weights with per-output-channel scales and float sums")
     parser.add_argument("--name", default="policy", help="C prefix: <name>_infer(), <name>.h (default: policy)")
+    parser.add_argument("--mapping", type=Path, default=None,
+                        help="contract mapping file for a model without aegis metadata (default: <model>.aegis.yaml beside it)")
+    parser.add_argument("--bare", action="store_true",
+                        help="export the network alone, in its own units (the caller normalises, scales and clips); "
+                        "default: with its contract, physical units in and out")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -50,7 +57,7 @@ def run_export(args: argparse.Namespace) -> int:
     from aegis.export.exporter import export_c
 
     try:
-        report = export_c(args.model, args.out, precision=args.precision, name=args.name)
+        report = export_c(args.model, args.out, precision=args.precision, name=args.name, mapping=args.mapping, bare=args.bare)
     except ExportError as exc:
         print(f"aegis: error: {exc}", file=sys.stderr)
         return 2

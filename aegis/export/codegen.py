@@ -8,17 +8,15 @@ from typing import Literal
 
 import numpy as np
 
+from aegis.export.codegen_text import PRECISION_NOTES, c_float, comment_text
 from aegis.export.errors import ExportError
+from aegis.export.header import header_text, tables_source
+from aegis.export.interface import Interface, network_interface
 from aegis.export.plan import Dense, Elementwise, Plan
 from aegis.export.quantize import quantize_per_output_channel
 
 Precision = Literal["float32", "int8"]
 PRECISIONS: tuple[str, ...] = ("float32", "int8")
-PRECISION_NOTES = {
-    "float32": "float32 weights and arithmetic",
-    "int8": "int8 weights, one float scale per output channel (symmetric, zero point 0); "
-    "float activations; products summed in float, scaled once per output",
-}
 C_KEYWORDS = frozenset({  # C99 keywords, and main
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
     "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
@@ -51,62 +49,18 @@ def check_precision(precision: str) -> None:
         raise ExportError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
-def comment_text(text: str) -> str:
-    """Text safe inside a C comment: printable ASCII (others escaped), no comment terminator."""
-    safe = "".join(ch if 32 <= ord(ch) < 127 else ascii(ch)[1:-1] for ch in text)
-    return safe.replace("*/", "* /")
-
-
-def c_float(value: float) -> str:
-    """A float32 as the shortest C literal that reads back to the same bits, e.g. 0.1f, 1.0f, -2.5e-08f."""
-    value32 = np.float32(value)
-    if not np.isfinite(value32):
-        raise ExportError(f"cannot write {value} as a C float literal")
-    text = str(value32)
-    if not any(ch in text for ch in ".e"):
-        text += ".0"
-    return text + "f"
-
-
-def generate(plan: Plan, name: str, precision: Precision, sha256: str) -> GeneratedC:
+def generate(plan: Plan, name: str, precision: Precision, sha256: str, interface: Interface | None = None) -> GeneratedC:
+    """The header and source of ``plan``; ``interface`` documents its inputs and outputs (default: the bare network's)."""
     check_name(name)
     check_precision(precision)
+    interface = interface or network_interface(plan.input_size, plan.output_size)
+    if (len(interface.inputs), len(interface.outputs)) != (plan.input_size, plan.output_size):
+        raise ExportError(f"the contract describes {len(interface.inputs)} inputs and {len(interface.outputs)} outputs, "
+                          f"the network has {plan.input_size} and {plan.output_size}")
     writer = _SourceWriter(plan, name, precision)
-    source = writer.source(sha256)
-    return GeneratedC(_header(plan, name, precision, sha256), source, writer.weight_bytes,
+    source = writer.source(sha256) + "\n" + tables_source(name, interface) + "\n"
+    return GeneratedC(header_text(plan, name, precision, sha256, interface), source, writer.weight_bytes,
                       writer.activation_bytes, writer.libm)
-
-
-def _header(plan: Plan, name: str, precision: str, sha256: str) -> str:
-    macro = name.upper()
-    return f"""/* {name}.h: API of an ONNX policy exported to C99 by `aegis export c` (generated; do not edit).
- *
- * Model sha256: {sha256}
- * Network:      {plan.describe()}
- * Precision:    {precision} ({PRECISION_NOTES[precision]})
- */
-#ifndef {macro}_H
-#define {macro}_H
-
-#define {macro}_INPUT_SIZE {plan.input_size}
-#define {macro}_OUTPUT_SIZE {plan.output_size}
-#define {macro}_PARAMETER_COUNT {plan.parameter_count}
-#define {macro}_MODEL_SHA256 "{sha256}"
-
-#ifdef __cplusplus
-extern "C" {{
-#endif
-
-/* One inference: reads {macro}_INPUT_SIZE floats from input, writes {macro}_OUTPUT_SIZE floats to output.
- * input and output must not overlap. Not reentrant: activations live in static buffers (one caller at a time). */
-void {name}_infer(const float *input, float *output);
-
-#ifdef __cplusplus
-}}
-#endif
-
-#endif /* {macro}_H */
-"""
 
 
 class _SourceWriter:
@@ -313,5 +267,6 @@ def _expression(op: Elementwise, constant: str | None) -> str:
         if op.high is None:
             return f"v < {c_float(op.low)} ? {c_float(op.low)} : v"
         return f"v < {c_float(op.low)} ? {c_float(op.low)} : (v > {c_float(op.high)} ? {c_float(op.high)} : v)"
-    operators = {"add": "v + {c}", "sub": "v - {c}", "rsub": "{c} - v", "mul": "v * {c}", "div": "v / {c}"}
+    operators = {"add": "v + {c}", "sub": "v - {c}", "rsub": "{c} - v", "mul": "v * {c}", "div": "v / {c}",
+                 "max": "v < {c} ? {c} : v", "min": "v > {c} ? {c} : v"}  # NaN stays NaN, as onnxruntime's Max and Min
     return operators[kind].format(c=constant)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # The ONNX ops (default domain) the C export implements. Constant nodes are folded into constants.
 SUPPORTED_OPS: tuple[str, ...] = (
     "Add", "Clip", "Constant", "Div", "Flatten", "Gemm", "Identity", "LeakyRelu",
-    "MatMul", "Mul", "Relu", "Reshape", "Sigmoid", "Sub", "Tanh",
+    "MatMul", "Max", "Min", "Mul", "Relu", "Reshape", "Sigmoid", "Sub", "Tanh",
 )
 ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu", "Clip": "clip"}
 FLOAT = 1  # onnx.TensorProto.FLOAT
@@ -165,7 +165,7 @@ def _apply(node: Any, label: str, dims: Dims, constants: dict[str, np.ndarray], 
         dense = _gemm(node, label, n, constants) if op_type == "Gemm" else _matmul(node, label, n, constants)
         ops.append(dense)
         return [*dims[:-1], dense.n_out] if len(dims) > 1 else [dense.n_out]
-    if op_type in ("Add", "Sub", "Mul", "Div"):
+    if op_type in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
         return _arithmetic(node, label, dims, constants, ops)
     if op_type in ACTIVATIONS:
         ops.append(_activation(node, label, n, constants))
@@ -230,7 +230,10 @@ def _arithmetic(node: Any, label: str, dims: Dims, constants: dict[str, np.ndarr
     n = int(dims[-1])
     vector_first = node.input[0] not in constants
     constant = _float_constant(constants, node.input[1] if vector_first else node.input[0], label)
-    kinds = {"Add": "add", "Mul": "mul", "Sub": "sub" if vector_first else "rsub", "Div": "div" if vector_first else None}
+    if len([name for name in node.input if name]) != 2:
+        raise ExportError(f"{op_type} '{label}' has {len(node.input)} inputs; the C export takes the vector and one constant")
+    kinds = {"Add": "add", "Mul": "mul", "Sub": "sub" if vector_first else "rsub", "Div": "div" if vector_first else None,
+             "Max": "max", "Min": "min"}
     kind = kinds[op_type]
     if kind is None:
         raise ExportError(f"Div '{label}' divides a constant by the vector; the C export supports x / c only")

@@ -7,9 +7,9 @@ from typing import Literal
 
 import numpy as np
 
-# Elementwise ops: activations, and arithmetic with a constant (`x op c`, or `c - x` for rsub).
-ElementwiseKind = Literal["relu", "leaky_relu", "tanh", "sigmoid", "clip", "add", "sub", "rsub", "mul", "div"]
-CONSTANT_KINDS: frozenset[str] = frozenset({"add", "sub", "rsub", "mul", "div"})
+# Elementwise ops: activations, and arithmetic with a constant (`x op c`, or `c - x` for rsub; max/min: the larger/smaller).
+ElementwiseKind = Literal["relu", "leaky_relu", "tanh", "sigmoid", "clip", "add", "sub", "rsub", "mul", "div", "max", "min"]
+CONSTANT_KINDS: frozenset[str] = frozenset({"add", "sub", "rsub", "mul", "div", "max", "min"})
 
 
 @dataclass(frozen=True, eq=False)

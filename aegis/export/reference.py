@@ -8,7 +8,7 @@ from aegis.export.plan import Dense, Elementwise, Plan
 from aegis.export.quantize import quantize_per_output_channel
 
 # Lipschitz constant of each elementwise kind (for the int8 bound); arithmetic kinds depend on the constant.
-_LIPSCHITZ = {"relu": 1.0, "tanh": 1.0, "clip": 1.0, "sigmoid": 0.25}
+_LIPSCHITZ = {"relu": 1.0, "tanh": 1.0, "clip": 1.0, "sigmoid": 0.25, "max": 1.0, "min": 1.0}
 
 
 def _elementwise(op: Elementwise, x: np.ndarray) -> np.ndarray:
@@ -25,7 +25,8 @@ def _elementwise(op: Elementwise, x: np.ndarray) -> np.ndarray:
         low = -np.inf if op.low is None else op.low
         high = np.inf if op.high is None else op.high
         return np.clip(x, low, high)
-    return {"add": lambda: x + c, "sub": lambda: x - c, "rsub": lambda: c - x, "mul": lambda: x * c, "div": lambda: x / c}[op.kind]()
+    return {"add": lambda: x + c, "sub": lambda: x - c, "rsub": lambda: c - x, "mul": lambda: x * c, "div": lambda: x / c,
+            "max": lambda: np.maximum(x, c), "min": lambda: np.minimum(x, c)}[op.kind]()
 
 
 def _weight(op: Dense, precision: str) -> np.ndarray:
@@ -51,7 +52,7 @@ def int8_error_bound(plan: Plan, inputs: np.ndarray) -> np.ndarray:
     Through a dense layer with float weight W and dequantized Wq (error E = Wq - W), the deviation d of
     the vector becomes |alpha| (|Wq|^T d + |E|^T |x|), x being the float model's vector there; an
     elementwise op multiplies d by its Lipschitz constant (relu, tanh, clip 1; sigmoid 1/4; leaky relu
-    max(1, |alpha|); x*c by |c|; x/c by 1/|c|). Float rounding comes on top (about 1e-6 here).
+    max(1, |alpha|); max and min with a constant 1; x*c by |c|; x/c by 1/|c|). Float rounding comes on top (about 1e-6 here).
     """
     x = np.asarray(inputs, dtype=np.float64).reshape(-1, plan.input_size)
     deviation = np.zeros_like(x)

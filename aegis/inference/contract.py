@@ -20,7 +20,16 @@ Semantics the runtime applies (:mod:`aegis.inference.runtime`):
   ``(x - offset) * scale`` or ``(x - mean) / std`` (no normalisation: the value as is). A model
   whose graph already normalises (rsl_rl's exporter bakes its normaliser in) declares none here;
 * the network's output is the action layout in order; each element is brought to physical units
-  as ``raw * scale + offset`` and then clipped to ``[low, high]`` (physical units).
+  as ``raw * scale + offset`` and then clipped to ``[low, high]`` (physical units);
+* unless ``physical_graph`` is true: then the graph itself does both (it was made by
+  :func:`aegis.inference.physical_graph.physical_model`), is fed the physical observation and
+  returns the physical, clipped action, and a loader applies nothing more
+  (:meth:`PolicyContract.loader_observation_affine`, :meth:`PolicyContract.loader_action_affine`).
+  The flag is written only when true, so an aegis that does not know it refuses such a contract
+  (an unknown key) instead of normalising twice.
+
+The file is long because the schema, its validators and the one loader that finds a contract in
+metadata or a mapping file stay together: what a contract is and where it is read from, in one place.
 """
 
 from __future__ import annotations
@@ -193,6 +202,11 @@ class PolicyContract(_Strict):
     )
     producer: Producer | None = None
     description: str = ""
+    physical_graph: bool = Field(
+        False,
+        description="the graph applies this contract itself (physical observation in, physical clipped action out): "
+        "loaders apply nothing more; set by aegis.inference.physical_graph, not by hand",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> PolicyContract:
@@ -245,9 +259,26 @@ class PolicyContract(_Strict):
             np.concatenate([_expand(getattr(f, key), f.size) for f in self.action]) for key in ("scale", "offset", "low", "high")
         )
 
+    def loader_observation_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, gain) a loader applies before feeding the graph: :meth:`observation_affine`, or identity when the graph applies it."""
+        if self.physical_graph:
+            return np.zeros(self.input_size), np.ones(self.input_size)
+        return self.observation_affine()
+
+    def loader_action_affine(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(scale, offset, low, high) a loader applies to the graph's output: :meth:`action_affine`, or identity when the graph applies it."""
+        if self.physical_graph:
+            m = self.action_size
+            return np.ones(m), np.zeros(m), np.full(m, -np.inf), np.full(m, np.inf)
+        return self.action_affine()
+
     def to_json(self) -> str:
-        """The JSON stored under ``aegis.contract`` (infinite limits as the strings "Infinity"/"-Infinity")."""
-        return self.model_dump_json(exclude_defaults=False)
+        """The JSON stored under ``aegis.contract`` (infinite limits as the strings "Infinity"/"-Infinity").
+
+        ``physical_graph`` is written only when true: a contract applied in Python reads in an aegis
+        that predates the flag, a physical one is refused there (unknown key) rather than applied twice.
+        """
+        return self.model_dump_json(exclude_defaults=False, exclude=None if self.physical_graph else {"physical_graph"})
 
 
 @dataclass(frozen=True)

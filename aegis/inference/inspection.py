@@ -112,6 +112,8 @@ def _contract_lines(c: PolicyContract) -> list[str]:
     lines = [
         f"  robot kind {c.robot_kind}   control rate {c.control_rate_hz:g} Hz   history {c.history_length}   Lipschitz bound {lipschitz}",
     ]
+    if c.physical_graph:
+        lines.append("  applied in the graph: it takes the physical observation and returns the physical, clipped action (physical_graph)")
     if c.input_name or c.output_name:
         lines.append(f"  graph input {c.input_name or '(the only one)'}   output {c.output_name or '(the only one)'}")
     history = f" x history {c.history_length} = {c.input_size}" if c.history_length > 1 else ""

@@ -1,17 +1,19 @@
 """The policy runtime: an ONNX policy behind its contract, run by onnxruntime with preallocated buffers, in physical units.
 
 :class:`PolicyRuntime` loads a model with the execution providers a hw_config asks for (falling back
-to CPU loudly: a log warning and a line in ``fallbacks`` for each provider that is absent), checks
-its contract against the graph and the deployment, binds preallocated input and output buffers
-(onnxruntime io_binding, or plain ``session.run`` where that measured faster), warms up, and keeps
-per-call latency statistics. :meth:`PolicyRuntime.act` takes a physical observation and returns a
-physical, clipped action; a non-finite observation (or action) gives None and is counted, so the
-caller chooses the fallback.
+to CPU loudly: a log warning and a line in ``fallbacks`` for each provider that is absent), moves its
+contract into the graph (:mod:`aegis.inference.physical_graph`: onnxruntime then normalises, scales
+and clips, as the quantized model and the C export do), checks the contract against the graph and
+the deployment, binds preallocated input and output buffers (onnxruntime io_binding, or plain
+``session.run`` where that measured faster), warms up, and keeps per-call latency statistics.
+:meth:`PolicyRuntime.act` takes a physical observation and returns a physical, clipped action; a
+non-finite observation (or network output) gives None and is counted, so the caller chooses the
+fallback. ``physical_graph=False`` runs the bare network and applies the contract in numpy around
+it instead (the way before; kept as the reference the physical graph is tested against).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import time
@@ -34,7 +36,15 @@ from aegis.inference.contract import (
     load_contract,
 )
 from aegis.inference.latency import LatencyStats
+from aegis.inference.physical_graph import PhysicalGraph
 from aegis.inference.providers import CPU, Precision, fallback_lines, plan_providers
+from aegis.inference.runtime_setup import (
+    clip_function,
+    finiteness_check,
+    prepare_graph,
+    python_finisher,
+    python_normalizer,
+)
 
 if TYPE_CHECKING:
     from aegis.config import HwConfig
@@ -43,41 +53,13 @@ logger = logging.getLogger(__name__)
 
 CallMode = Literal["auto", "iobinding", "run"]
 _HOT = (
-    "clock", "flat_shape", "row_shape", "normalize", "sub", "mul", "add", "copyto", "offset", "gain", "work", "x_flat",
-    "run_fast", "fast_arg", "session_run", "output_names", "feed", "y_bound", "y_flat", "x_or_all", "check", "check_b", "inf",
-    "scaled", "a_scale", "a_offset", "low", "high", "clip", "latency",
+    "clock", "flat_shape", "row_shape", "copyto", "x_flat", "normalize", "run_call", "run_arg", "check", "checked", "inf",
+    "y_flat", "float64", "action_shape", "finish", "ring", "counter", "window",
 )  # fmt: skip
 """What act() unpacks from one tuple (locals are faster than attributes), in this order."""
 PROBE_CALLS = 300
 """Calls of each way (io_binding, session.run) timed at load to choose the faster, in ``auto`` mode."""
-
-
-def _clip_function() -> Callable[..., Any]:
-    """numpy's clip ufunc itself (one C call; ``np.clip`` adds ~1 µs of Python around it), else minimum then maximum."""
-    for module in ("numpy._core.umath", "numpy.core.umath"):
-        try:
-            ufunc = getattr(importlib.import_module(module), "clip", None)
-        except ImportError:
-            continue
-        if isinstance(ufunc, np.ufunc):
-            return ufunc
-    return lambda a, low, high, out: np.minimum(np.maximum(a, low, out=out), high, out=out)
-
-
-_clip = _clip_function()
-
-
-def _finiteness_check(buffer: np.ndarray) -> Callable[[np.ndarray], Any]:
-    """f(buffer) that is NaN or inf exactly when an element is not finite: the squared norm (one BLAS call) for float32/64.
-
-    The squared norm also refuses elements above ~1.8e19 (float32) whose square overflows: no policy
-    reads such values. float16's range is too short for that (256 squared overflows), so it is tested
-    element by element.
-    """
-    if buffer.dtype in (np.float32, np.float64):
-        return buffer.dot
-    isfinite = np.isfinite
-    return lambda values: 0.0 if isfinite(values).all() else math.inf
+_clip = clip_function()
 
 
 class PolicyRuntime:
@@ -90,6 +72,9 @@ class PolicyRuntime:
     ``expected`` is what the deployment expects (see :func:`aegis.inference.checks.expectation_from_config`).
     ``precision`` and ``engine_cache_dir`` become TensorRT options when TensorRT is asked for.
     ``call_mode`` ``auto`` times io_binding against ``session.run`` at load and keeps the faster.
+    ``physical_graph`` (default) runs the model's physical graph (contract applied by onnxruntime);
+    False runs the bare network and applies the contract in numpy. A model whose contract says the
+    graph applies it already (``physical_graph: true``) is never normalised again either way.
 
     One runtime serves one caller at a time (its buffers are shared between calls); give each
     thread its own.
@@ -109,6 +94,7 @@ class PolicyRuntime:
         latency_window: int = 4096,
         call_mode: CallMode = "auto",
         engine_cache_dir: Path | None = None,
+        physical_graph: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -135,8 +121,9 @@ class PolicyRuntime:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        prepared = prepare_graph(path, contract, physical_graph, expected)
         self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=list(plan.providers), provider_options=list(plan.options)
+            prepared.model, sess_options=options, providers=list(plan.providers), provider_options=list(plan.options)
         )
         self.providers_requested: tuple[str, ...] = plan.requested
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
@@ -145,10 +132,21 @@ class PolicyRuntime:
         for line in self.fallbacks:
             logger.warning("policy %s: %s", path.name, line)
 
-        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.loaded: LoadedContract = load_contract(path, contract, metadata)
+        if prepared.loaded is None:  # a file onnx could not read and onnxruntime could: its metadata from the session
+            metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+            self.loaded: LoadedContract = load_contract(path, contract, metadata)
+        else:
+            self.loaded = prepared.loaded
         self.contract: PolicyContract = self.loaded.contract
+        """The model's contract as found (its metadata or mapping file)."""
+        self.graph_contract: PolicyContract = prepared.contract or self.contract
+        """The contract of the graph onnxruntime runs: ``physical_graph`` true when that graph applies it (act() then does not)."""
+        self.physical: PhysicalGraph | None = prepared.physical
+        """What was moved into the graph at load (None: nothing; see :attr:`contract_applied`)."""
+        self.network_output: str | None = prepared.network_output
+        """The graph output holding the network's raw action, checked for finiteness (None: the action itself is)."""
         inputs, outputs = session_specs(self.session)
+        outputs = [o for o in outputs if o.name != self.network_output]
         self.binding: GraphBinding = check_contract(
             self.contract, inputs, outputs, expected, where=str(path), contract_source=f"the contract ({self.loaded.source})"
         )
@@ -189,9 +187,8 @@ class PolicyRuntime:
         counted (:attr:`nonfinite_observations`, :attr:`nonfinite_actions`): the caller chooses the
         fallback. The action is a new float64 array, or ``out`` (float64, shape (m,)) filled in place.
         """
-        (clock, flat_shape, row_shape, normalize, sub, mul, add, copyto, offset, gain, work, x_flat,
-         run_fast, fast_arg, session_run, output_names, feed, y_bound, y_flat, x_or_all, check, check_b, inf,
-         scaled, a_scale, a_offset, low, high, clip, latency) = self._hot  # fmt: skip  (the order of _HOT)
+        (clock, flat_shape, row_shape, copyto, x_flat, normalize, run_call, run_arg, check, checked, inf,
+         y_flat, float64, action_shape, finish, ring, counter, window) = self._hot  # fmt: skip  (the order of _HOT)
         started = clock()
         try:
             shape = observation.shape
@@ -203,39 +200,30 @@ class PolicyRuntime:
                 raise ValueError(self._shape_message(shape))
             observation = observation[0]
         try:
-            if normalize:  # in float64, then one cast into the input buffer (cheaper than a casting multiply)
-                sub(observation, offset, out=work)
-                mul(work, gain, out=work)
-                copyto(x_flat, work)
-            else:
+            if normalize is None:  # the graph normalises: the physical values, cast once into the input buffer
                 copyto(x_flat, observation, casting="same_kind")
+            else:
+                normalize(observation)
         except TypeError:
             raise ValueError(f"observation: dtype {observation.dtype} is not a real number type") from None
-        if run_fast is not None:
-            run_fast(fast_arg, None)
-        else:
-            copyto(y_bound, session_run(output_names, feed)[0])
-        # The buffer's squared norm is NaN or inf exactly when an element is NaN or infinite (or above ~1e19, whose
-        # square overflows float32): one C call, and NaN and inf raise no floating-point warning on the way.
-        norm2 = check(x_or_all)
-        if check_b is not None:
-            norm2 = norm2 + check_b(y_flat)
-        if not norm2 < inf:
+        run_call(run_arg, None)
+        # The buffer's squared norm (input, the network's raw output, the action) is NaN or inf exactly when an element
+        # is NaN or infinite (or above ~1e19, whose square overflows float32): one C call, and no floating-point warning.
+        if not check(checked) < inf:
             self._count_nonfinite()
             return None
         if out is None:
-            action = mul(y_flat, a_scale) if scaled else y_flat.astype(np.float64)
-        elif out.shape != low.shape or out.dtype != np.float64:
-            raise ValueError(f"out: expected a float64 array of shape {low.shape}, got {out.dtype} {out.shape}")
-        elif scaled:
-            action = mul(y_flat, a_scale, out=out)
+            action = y_flat.astype(float64)
+        elif out.shape != action_shape or out.dtype != float64:
+            raise ValueError(f"out: expected a float64 array of shape {action_shape}, got {out.dtype} {out.shape}")
         else:
             copyto(out, y_flat)
             action = out
-        if scaled:
-            add(action, a_offset, out=action)
-        clip(action, low, high, out=action)
-        latency.record(clock() - started)
+        if finish is not None:
+            finish(action)
+        i = counter[0]  # LatencyStats.record, inline
+        ring[i % window] = clock() - started
+        counter[0] = i + 1
         return action
 
     # --- reports -------------------------------------------------------------------------------
@@ -253,12 +241,22 @@ class PolicyRuntime:
         self.latency.reset()
         self.nonfinite_observations = self.nonfinite_actions = 0
 
+    @property
+    def contract_applied(self) -> str:
+        """Where the contract's normalisation, scaling and limits happen, in words."""
+        if self.physical is not None:
+            return f"in the graph, moved there at load: {self.physical.describe()}"
+        if self.graph_contract.physical_graph:
+            return "in the graph (the model file is physical)"
+        return "in numpy around the bare network (physical_graph=False)"
+
     def diagnostics(self) -> dict[str, str]:
         """Key/value text for a diagnostic_msgs/DiagnosticStatus: providers, fallbacks, call mode, latency, refusals."""
         stats = self.latency.summary()
         return {
             "model": str(self.model_path),
             "contract": self.loaded.source,
+            "contract_applied": self.contract_applied,
             "providers_requested": ",".join(self.providers_requested),
             "providers": ",".join(self.providers),
             "fallbacks": " | ".join(self.fallbacks),
@@ -274,25 +272,37 @@ class PolicyRuntime:
     # --- set-up --------------------------------------------------------------------------------
 
     def _bind_buffers(self, ort: Any) -> None:
-        """Preallocate the input and output (one buffer when their dtypes agree) and bind them to the session."""
-        contract, binding = self.contract, self.binding
+        """Preallocate the input, the network's raw output (when exposed) and the action (one buffer when their dtypes
+        agree, so one call checks them all), bind them to the session, and lay out what act() needs."""
+        contract, binding = self.graph_contract, self.binding
         n, m = contract.input_size, contract.action_size
-        in_dtype, out_dtype = np.dtype(binding.input.dtype), np.dtype(binding.output.dtype)
-        if in_dtype == out_dtype:
-            buffer = np.zeros(n + m, dtype=in_dtype)
-            x_flat, y_flat = buffer[:n], buffer[n:]
-            x_or_all, check, check_b = buffer, _finiteness_check(buffer), None
+        specs = [("input", binding.input.dtype, n), ("action", binding.output.dtype, m)]
+        raw_spec = next((o for o in session_specs(self.session)[1] if o.name == self.network_output), None)
+        if raw_spec is not None:
+            specs.insert(1, ("raw", raw_spec.dtype, m))
+        dtypes = {np.dtype(dtype) for _, dtype, _ in specs}
+        parts: dict[str, np.ndarray] = {}
+        if len(dtypes) == 1:
+            buffer = np.zeros(sum(size for _, _, size in specs), dtype=dtypes.pop())
+            start = 0
+            for role, _, size in specs:
+                parts[role], start = buffer[start : start + size], start + size
+            check, checked = finiteness_check(buffer), buffer
         else:
-            x_flat, y_flat = np.zeros(n, dtype=in_dtype), np.zeros(m, dtype=out_dtype)
-            x_or_all, check, check_b = x_flat, _finiteness_check(x_flat), _finiteness_check(y_flat)
-        x_bound = x_flat.reshape(binding.input_shape)
-        y_bound = y_flat.reshape(binding.output_shape)
-        self._x_flat, self._y_flat = x_flat, y_flat
-        self._ort_values = (ort.OrtValue.ortvalue_from_numpy(x_bound), ort.OrtValue.ortvalue_from_numpy(y_bound))
+            parts = {role: np.zeros(size, dtype=dtype) for role, dtype, size in specs}
+            checks = [(finiteness_check(a), a) for a in parts.values()]
+            check, checked = (lambda _: sum(f(a) for f, a in checks)), None
+        x_flat, y_flat = parts["input"], parts["action"]
+        x_bound, y_bound = x_flat.reshape(binding.input_shape), y_flat.reshape(binding.output_shape)
+        bound = [(binding.output.name, y_bound)]
+        if raw_spec is not None:
+            bound.append((raw_spec.name, parts["raw"].reshape(binding.output_shape)))
+        self._x_flat = x_flat
+        self._ort_values = [ort.OrtValue.ortvalue_from_numpy(x_bound), *(ort.OrtValue.ortvalue_from_numpy(a) for _, a in bound)]
         io = self.session.io_binding()
         io.bind_ortvalue_input(binding.input.name, self._ort_values[0])
-        io.bind_ortvalue_output(binding.output.name, self._ort_values[1])
-        self._io = io
+        for (name, _), value in zip(bound, self._ort_values[1:]):
+            io.bind_ortvalue_output(name, value)
         # The public run_with_iobinding(io, None) is a Python wrapper around the session's C method; call that
         # directly when this onnxruntime has it (saves ~0.3 µs a call), else the public one. Same arguments.
         c_session, c_binding = getattr(self.session, "_sess", None), getattr(io, "_iobinding", None)
@@ -300,34 +310,32 @@ class PolicyRuntime:
             self._iobinding_call: tuple[Callable[..., Any], Any] = (c_session.run_with_iobinding, c_binding)
         else:
             self._iobinding_call = (self.session.run_with_iobinding, io)
+        run, names, copyto = self.session.run, [name for name, _ in bound], np.copyto
 
-        offset, gain = contract.observation_affine()
-        normalize = not (np.all(offset == 0.0) and np.all(gain == 1.0))
-        self._neutral_observation = offset.copy()
-        a_scale, a_offset, low, high = contract.action_affine()
-        scaled = not (np.all(a_scale == 1.0) and np.all(a_offset == 0.0))
+        def run_and_copy(feed: dict[str, np.ndarray], _: None) -> None:
+            for (_, target), result in zip(bound, run(names, feed)):
+                copyto(target, result)
+
+        self._run_call: tuple[Callable[..., Any], Any] = (run_and_copy, {binding.input.name: x_bound})
+        self._neutral_observation = contract.observation_affine()[0].copy()  # physical; normalises to zero
+        ring, counter, window = self.latency.recorder()
         self._hot_parts: dict[str, Any] = {
-            "clock": time.perf_counter_ns, "flat_shape": (n,), "row_shape": (1, n), "normalize": normalize,
-            "sub": np.subtract, "mul": np.multiply, "add": np.add, "copyto": np.copyto, "offset": offset, "gain": gain, "work": np.zeros(n), "x_flat": x_flat,
-            "run_fast": None, "fast_arg": None, "session_run": self.session.run, "output_names": [binding.output.name],
-            "feed": {binding.input.name: x_bound}, "y_bound": y_bound, "y_flat": y_flat,
-            "x_or_all": x_or_all, "check": check, "check_b": check_b, "inf": math.inf,
-            "scaled": scaled, "a_scale": a_scale, "a_offset": a_offset, "low": low, "high": high, "clip": _clip, "latency": self.latency,
+            "clock": time.perf_counter_ns, "flat_shape": (n,), "row_shape": (1, n), "copyto": np.copyto, "x_flat": x_flat,
+            "normalize": python_normalizer(contract, x_flat), "run_call": None, "run_arg": None, "check": check, "checked": checked,
+            "inf": math.inf, "y_flat": y_flat, "float64": np.dtype(np.float64), "action_shape": (m,), "finish": python_finisher(contract, _clip),
+            "ring": ring, "counter": counter, "window": window,
         }  # fmt: skip
 
     def _set_mode(self, mode: Literal["iobinding", "run"]) -> None:
         parts = self._hot_parts
-        parts["run_fast"], parts["fast_arg"] = self._iobinding_call if mode == "iobinding" else (None, None)
+        parts["run_call"], parts["run_arg"] = self._iobinding_call if mode == "iobinding" else self._run_call
         assert set(parts) == set(_HOT), set(parts) ^ set(_HOT)
         self._hot = tuple(parts[name] for name in _HOT)
         self.call_mode: Literal["iobinding", "run"] = mode
 
     def _session_call(self, mode: Literal["iobinding", "run"]) -> Callable[[], Any]:
-        if mode == "iobinding":
-            call, arg = self._iobinding_call
-            return lambda: call(arg, None)
-        run, names, feed, y_bound = self.session.run, self._hot_parts["output_names"], self._hot_parts["feed"], self._hot_parts["y_bound"]
-        return lambda: np.copyto(y_bound, run(names, feed)[0])
+        call, arg = self._iobinding_call if mode == "iobinding" else self._run_call
+        return lambda: call(arg, None)
 
     def _choose_call_mode(self, mode: CallMode) -> dict[str, float]:
         """Run each way once (a shape the graph refuses surfaces here), then time both in ``auto`` mode and keep the faster."""
@@ -369,7 +377,7 @@ class PolicyRuntime:
     def _count_nonfinite(self) -> None:
         """Count a refused call against the observation when the input refused it, else against the action (rare path)."""
         with np.errstate(all="ignore"):
-            observation_bad = not _finiteness_check(self._x_flat)(self._x_flat) < math.inf
+            observation_bad = not finiteness_check(self._x_flat)(self._x_flat) < math.inf
         if observation_bad:
             self.nonfinite_observations += 1
         else:

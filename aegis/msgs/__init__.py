@@ -21,6 +21,7 @@ from aegis.msgs.policy_report import PolicyReport
 from aegis.msgs.ros_types import ROSBAGS_DISTROS, RosbagsTypes, TypeLookup, rclpy_types, rosbags_types
 from aegis.msgs.sensors import IMAGE_ENCODINGS, Image, LaserScan
 from aegis.msgs.state import ImuSample, RobotState
+from aegis.msgs.supervisor import SUPERVISOR_STATES, EStop, SupervisorStatus
 
 MESSAGE_TYPES: dict[str, type] = {
     cls.__name__: cls
@@ -39,6 +40,8 @@ MESSAGE_TYPES: dict[str, type] = {
         SafetyFilterReport,
         LoopDiagnostics,
         PolicyReport,
+        EStop,
+        SupervisorStatus,
     )
 }
 """Message class name -> class, for every message that maps to a ROS 2 message."""
@@ -47,8 +50,10 @@ __all__ = [
     "IMAGE_ENCODINGS",
     "MESSAGE_TYPES",
     "ROSBAGS_DISTROS",
+    "SUPERVISOR_STATES",
     "THRUST_RATES_LABEL",
     "AccelCommand",
+    "EStop",
     "Image",
     "ImuSample",
     "JointCommand",
@@ -59,6 +64,7 @@ __all__ = [
     "Obstacles",
     "PolicyReport",
     "RobotState",
+    "SupervisorStatus",
     "RosbagsTypes",
     "SafetyFilterReport",
     "ThrustRatesCommand",

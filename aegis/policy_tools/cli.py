@@ -1,4 +1,4 @@
-"""The model commands: `aegis model inspect|quantize|judge` and `aegis doctor` (onnxruntime and each config's inference target)."""
+"""The model commands: `aegis model inspect|physical|quantize|judge` and `aegis doctor` (onnxruntime and each config's inference target)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     quantize.add_argument("--seed", type=seed, default=0, help="static: seed of the first calibration episode (default: 0)")
     quantize.add_argument("--mapping", type=Path, default=None, help="contract mapping file of MODEL (default: <model>.aegis.yaml)")
     quantize.set_defaults(handler=_cmd_model_quantize)
+    physical = model_sub.add_parser(
+        "physical",
+        help="the model with its contract inside the graph: physical observation in, physical clipped action out",
+        description="Write MODEL's physical graph: its contract's normalisation folded into the first layer (or Sub/Mul "
+        "nodes before it), its action limits, scale and offset appended, the contract kept in the metadata flagged "
+        "physical_graph so nothing applies it twice. The graph aegis runs, quantizes and exports; any ONNX runtime can run it.",
+    )
+    physical.add_argument("model", type=Path, help="ONNX policy with a contract")
+    physical.add_argument("-o", "--output", type=Path, required=True, help="physical ONNX file to write")
+    physical.add_argument("--mapping", type=Path, default=None, help="contract mapping file of MODEL (default: <model>.aegis.yaml)")
+    physical.add_argument("--no-fold", action="store_true", help="keep the normalisation as Sub/Mul nodes (for int8 quantization)")
+    physical.set_defaults(handler=_cmd_model_physical)
     judge = model_sub.add_parser(
         "judge",
         help="a quantized policy against its float model, closed loop on the same episodes",
@@ -159,7 +171,10 @@ def _cmd_model_quantize(args: argparse.Namespace) -> int:
     try:
         calibration = None
         if args.mode == "static":
-            from aegis.policy_tools.rollouts import policy_campaign, record_policy_inputs
+            from aegis.policy_tools.rollouts import (
+                policy_campaign,
+                record_policy_inputs,
+            )
 
             config = _policy_config_path(args.config, args.model, args.mapping)
             campaign = policy_campaign(config, args.model, args.episodes, args.seed, mapping=args.mapping)
@@ -171,6 +186,20 @@ def _cmd_model_quantize(args: argparse.Namespace) -> int:
     from aegis.config_files import sha256_of
 
     print(f"wrote {args.output} (int8 {args.mode}, {args.output.stat().st_size:,} bytes, sha256 {sha256_of(args.output)})")
+    return 0
+
+
+def _cmd_model_physical(args: argparse.Namespace) -> int:
+    from aegis.config_files import sha256_of
+    from aegis.inference.contract import ContractError
+    from aegis.inference.physical_graph import physical_file
+
+    require_files(("MODEL", args.model), ("--mapping", args.mapping))
+    try:
+        built = physical_file(args.model, args.output, args.mapping, fold=not args.no_fold)
+    except ContractError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {args.output} (sha256 {sha256_of(args.output)}): {built.describe()}")
     return 0
 
 

@@ -9,10 +9,12 @@ stepping a node and converting its messages (:mod:`.stepping`), the executables'
 
 from aegis.ros_shell.command_line import (
     ExecutableArgs,
+    RosStartupError,
     RosUnavailable,
     SelectionError,
     parse_executable_args,
     rclpy_missing_message,
+    startup_error,
     select_node,
     select_process,
     split_ros_args,
@@ -44,6 +46,7 @@ __all__ = [
     "ParameterError",
     "ProcessDescription",
     "QosSettings",
+    "RosStartupError",
     "RosUnavailable",
     "SelectionError",
     "apply_parameter_values",
@@ -53,6 +56,7 @@ __all__ = [
     "process_descriptions",
     "publisher_qos",
     "rclpy_missing_message",
+    "startup_error",
     "received",
     "relative_topic",
     "resolved_topic",

@@ -28,6 +28,24 @@ class RosUnavailable(RuntimeError):
     """rclpy cannot be imported: the ROS 2 environment is not sourced."""
 
 
+class RosStartupError(RuntimeError):
+    """ROS 2 refused to start a node: malformed --ros-args, a message package not installed, a parameter rclpy rejects."""
+
+
+def startup_error(stage: str, error: BaseException) -> RosStartupError:
+    """The one-line error for ``error`` raised while ``stage`` was starting (a missing module named as such)."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        package = error.name.split(".")[0]
+        return RosStartupError(
+            f"{stage}: ROS 2 package {package!r} not found: install it (e.g. ros-<distro>-{package.replace('_', '-')}) "
+            "or source the workspace that has it"
+        )
+    text = " ".join(str(error).split()) or "(no message)"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return RosStartupError(f"{stage}: {type(error).__name__}: {text}")
+
+
 def rclpy_missing_message(distro: str, error: ImportError | None = None) -> str:
     """The one-paragraph error an executable prints when rclpy cannot be imported."""
     hint = (

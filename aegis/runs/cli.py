@@ -65,6 +65,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="with --policy: the node type to compare with (default: the model's producer.expert, else the config's own)",
     )
     sim.add_argument("--out", type=output_folder, default=Path("runs/sim"), help="output folder (default: runs/sim)")
+    sim.add_argument(
+        "--video", type=output_file, default=None, metavar="FILE",
+        help="also render the run to FILE (.mp4 or .gif): a chase view and a top view, the filter's interventions marked "
+        "(.mp4 needs imageio-ffmpeg: pip install 'aegis[video]')",
+    )
     add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
 
@@ -150,14 +155,20 @@ def plan_as_dict(plan: LaunchPlan) -> dict:
 def _cmd_sim(args: argparse.Namespace) -> int:
     from aegis.runs.sim_run import print_summary, run_sim
 
+    if args.video is not None:
+        from aegis.runs.video_files import check_video_path
+
+        check_video_path(args.video)  # an unknown ending or a missing encoder is refused before the run
     plan = load_plan(args)
     if args.policy is not None:
+        if args.video is not None:
+            raise UsageError("--video renders one run; --policy makes two (the policy's and the expert's): leave one out")
         return _sim_policy_and_expert(args, plan)
     if args.expert is not None:
         raise UsageError("--expert is what a --policy is compared with: give --policy FILE too")
     make_output_folder("--out", args.out)
     try:
-        summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True)
+        summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True, video=args.video)
     except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
         raise UsageError(str(exc)) from None
     print_summary(summary)

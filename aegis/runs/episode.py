@@ -46,6 +46,9 @@ NON_FINITE = "non-finite state"
 OUTCOMES = ("success", "collision", "crash", "geofence", "deadlock", "goal_missed")
 """Every outcome an episode can have (see the module doc for which applies)."""
 
+QP_LAYERS = ("qp", "relaxed_qp")
+"""The safety filter's optimisation layers; a report from any other layer (backup, estop) is a fallback, as the filter counts it."""
+
 
 @dataclass
 class Series:
@@ -59,6 +62,26 @@ class Series:
         return np.asarray(self.times), np.asarray(self.positions).reshape(-1, 3)
 
 
+class FilterTrace:
+    """Every report of the safety filter over a run, in order: when (s), its layer, whether it changed the command, its lowest h.
+
+    This is what the filter says it did (its own report topic), plotted as such; the lowest h is NaN
+    on a tick without barrier rows (an e-stop on unusable odometry reports none).
+    """
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.layers: list[str] = []
+        self.intervened: list[bool] = []
+        self.lowest_h: list[float] = []
+
+    def add(self, msg: SafetyFilterReport, t_s: float) -> None:
+        self.times.append(t_s)
+        self.layers.append(msg.layer)
+        self.intervened.append(bool(msg.intervened))
+        self.lowest_h.append(float(msg.h.min()) if msg.h.size else float("nan"))
+
+
 class EpisodeLog:
     """A run listener keeping the plant's true state and the reference the controllers publish."""
 
@@ -69,14 +92,11 @@ class EpisodeLog:
         self.state = Series()
         self.reference = Series()
         self.final_states: dict[str, RobotState] = {}
-        self.barrier_times: list[float] = []
-        self.barrier: list[float] = []
+        self.filter = FilterTrace()
 
     def __call__(self, topic: str, msg: Any, t_ns: int) -> None:
         if isinstance(msg, SafetyFilterReport):
-            if msg.h.size:
-                self.barrier_times.append(t_ns / 1e9)
-                self.barrier.append(float(msg.h.min()))
+            self.filter.add(msg, t_ns / 1e9)
             return
         if not isinstance(msg, RobotState):
             return
@@ -90,7 +110,7 @@ class EpisodeLog:
 
 @dataclass(frozen=True)
 class EpisodeSeries:
-    """The arrays behind the numbers (for plots): true state, reference, error and clearance over time."""
+    """The arrays behind the numbers (for plots and videos): true state, reference, error, clearance and the filter's reports over time."""
 
     times: np.ndarray
     positions: np.ndarray
@@ -103,10 +123,46 @@ class EpisodeSeries:
     """The safety filter's lowest h at each of its ticks (empty without a filter)."""
     speeds: np.ndarray = field(default_factory=lambda: np.empty(0))
     """The true speed (m/s) at each of ``times``."""
+    filter_times: np.ndarray = field(default_factory=lambda: np.empty(0))
+    """The time (s) of every safety-filter report (empty without a filter)."""
+    filter_layers: tuple[str, ...] = ()
+    """The layer of each report ("qp", "relaxed_qp", "backup", "estop", ...)."""
+    filter_intervened: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    """Whether the filter changed the nominal command, per report."""
+    body_radius_m: float | None = None
+    """The robot's bounding radius (m) that clearance subtracts; None when the plant does not say."""
+
+    @property
+    def filter_fallback(self) -> np.ndarray:
+        """Per report: whether a fallback layer (not one of :data:`QP_LAYERS`) produced the command."""
+        return np.array([layer not in QP_LAYERS for layer in self.filter_layers], dtype=bool)
+
+    def intervention_spans(self) -> list[tuple[float, float]]:
+        """The stretches of time (s) over which the filter changed the command, from its reports' ``intervened`` flags."""
+        return flag_spans(self.filter_times, self.filter_intervened)
+
+    def fallback_spans(self) -> list[tuple[float, float]]:
+        """The stretches of time (s) over which a fallback layer produced the command."""
+        return flag_spans(self.filter_times, self.filter_fallback)
 
 
-def episode_series(log: EpisodeLog, obstacles: Any, body_radius_m: float | None) -> EpisodeSeries:
-    """The arrays of a run; clearance to ``obstacles`` (the ones the plant actually had, jitter included)."""
+def flag_spans(times: np.ndarray, flags: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) of each run of consecutive true ``flags``: from its first tick's time to one tick period
+    (the median spacing of ``times``) after its last, so a single flagged tick is a span one tick wide."""
+    times, flags = np.asarray(times, dtype=float), np.asarray(flags, dtype=bool)
+    if not flags.any():
+        return []
+    period = float(np.median(np.diff(times))) if times.size > 1 else 0.0
+    padded = np.concatenate(([False], flags, [False])).astype(np.int8)
+    starts = np.flatnonzero(np.diff(padded) == 1)
+    ends = np.flatnonzero(np.diff(padded) == -1) - 1
+    return [(float(times[a]), float(times[b]) + period) for a, b in zip(starts, ends)]
+
+
+def episode_series(log: Any, obstacles: Any, body_radius_m: float | None) -> EpisodeSeries:
+    """The arrays of a run; clearance to ``obstacles`` (the ones the plant actually had, jitter included).
+
+    ``log`` is an :class:`EpisodeLog` or anything with its ``state``, ``reference`` and ``filter`` (a swarm's RobotRecord)."""
     times, positions = log.state.arrays()
     ref_times, ref_positions = log.reference.arrays()
     errors = np.empty(0)
@@ -119,9 +175,13 @@ def episode_series(log: EpisodeLog, obstacles: Any, body_radius_m: float | None)
         from aegis.scenario import clearances
 
         clearance = clearances(obstacles, positions) - (body_radius_m or 0.0)
+    trace = log.filter
+    filter_times, lowest_h = np.asarray(trace.times, dtype=float), np.asarray(trace.lowest_h, dtype=float)
+    with_rows = np.isfinite(lowest_h)
     return EpisodeSeries(
-        times, positions, ref_times, ref_positions, errors, clearance, np.asarray(log.barrier_times), np.asarray(log.barrier),
-        np.asarray(log.state.speeds, dtype=float),
+        times, positions, ref_times, ref_positions, errors, clearance, filter_times[with_rows], lowest_h[with_rows],
+        np.asarray(log.state.speeds, dtype=float), filter_times, tuple(trace.layers), np.asarray(trace.intervened, dtype=bool),
+        body_radius_m,
     )
 
 

@@ -22,8 +22,10 @@ def run_sim(
     out_dir: Path,
     show_progress: bool = False,
     plot: bool = True,
+    video: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png.
+    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png,
+    and with ``video`` (.mp4 or .gif) a rendering of the run (aegis.runs.video).
 
     A swarm plan (several robots, one plant: aegis.runs.swarm) runs through aegis.runs.swarm_run, whose
     summary adds each robot's numbers under ``robots`` and the inter-robot ones.
@@ -34,7 +36,7 @@ def run_sim(
     if layout is not None:
         from aegis.runs.swarm_run import run_swarm_sim
 
-        return run_swarm_sim(plan, layout, duration_s, seed, out_dir, show_progress, plot)
+        return run_swarm_sim(plan, layout, duration_s, seed, out_dir, show_progress, plot, video)
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)
     run, bag_path = record_run(plan, log, run_duration(scenario, duration_s), seed, out_dir, show_progress)
@@ -56,11 +58,17 @@ def run_sim(
         "bag": str(bag_path),
     }
     summary["outcome"] = outcome_of(summary)
+    title = f"aegis sim: {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
+    goal = scenario.goal if scenario else None
     if plot:
         from aegis.runs.plot import plot_episode
 
-        title = f"aegis sim: {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
-        summary["plot"] = str(plot_episode(series, obstacles, out_dir / "plot.png", title, goal=scenario.goal if scenario else None))
+        summary["plot"] = str(plot_episode(series, obstacles, out_dir / "plot.png", title, goal=goal))
+    if video is not None:
+        from aegis.runs.video import render_video, video_summary
+
+        result = render_video({plan.robot: series}, obstacles, video, title, {plan.robot: goal}, stats.sim_time_s, show_progress=show_progress)
+        summary["video"] = video_summary(result)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -102,6 +110,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             )
     else:
         table.add_row("safety filter", "off")
+    if "supervisor_gated_ticks" in summary:  # the gate to the actuators (nodes/supervisor.py)
+        states = ", ".join(
+            f"{state} {summary[f'supervisor_{state}_ticks']}" for state in ("init", "armed", "running", "degraded", "estop")
+            if summary.get(f"supervisor_{state}_ticks")
+        )
+        table.add_row("supervisor: gated ticks", f"{summary['supervisor_gated_ticks']} ({states or '-'})")
     if "policy_ticks" in summary:
         latency = summary["policy_latency_us"]
         table.add_row("policy: ticks without a nominal", f"{summary['policy_no_nominal_ticks']} of {summary['policy_ticks']}")
@@ -113,6 +127,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     table.add_row("bag (rosbag2, MCAP)", summary["bag"])
     if "plot" in summary:
         table.add_row("plot", summary["plot"])
+    if "video" in summary:
+        video = summary["video"]
+        table.add_row("video", f"{video['path']} ({video['frames']} frames at {video['fps']} fps, rendered in {video['render_s']:.1f} s)")
     console.print(table)
     if "robots" in summary:  # a swarm: its totals and a row per robot
         from aegis.runs.swarm_run import print_swarm_tables

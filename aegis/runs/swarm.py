@@ -5,8 +5,7 @@ per robot (``swarm_sim_bridge``). A node belongs to robot ``k`` when its ``state
 robot ``k``'s odometry topic: that is how each robot's controller, safety filter and attitude loop
 are found, with no naming convention. A :class:`SwarmLog` listens to a run and keeps, per robot,
 what aegis.runs.episode keeps for one robot (its true state from the plant's ``truth`` topics, or its
-odometry when the plant lists none; the reference its nodes publish; its filter's lowest barrier
-per tick), so each robot's tracking and clearance are measured exactly as in a one-robot run; :func:`swarm_metrics` adds what only a swarm has (inter-robot distance and
+odometry when the plant lists none; the reference its nodes publish; its filter's reports), so each robot's tracking and clearance are measured exactly as in a one-robot run; :func:`swarm_metrics` adds what only a swarm has (inter-robot distance and
 collisions, from the plant) and totals over the robots.
 """
 
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.runs.episode import EpisodeSeries, Series, episode_metrics, episode_series
+from aegis.runs.episode import EpisodeSeries, FilterTrace, Series, episode_metrics, episode_series
 from aegis.launch_plan import LaunchPlan
 from aegis.msgs import RobotState, SafetyFilterReport
 from aegis.node import port_topics
@@ -78,13 +77,12 @@ def swarm_layout(plan: LaunchPlan) -> SwarmLayout | None:
 
 
 class RobotRecord:
-    """One robot's odometry, reference and lowest filter barrier over a run (what aegis.runs.episode.episode_series reads)."""
+    """One robot's true state, reference and filter reports over a run (what aegis.runs.episode.episode_series reads)."""
 
     def __init__(self) -> None:
         self.state = Series()
         self.reference = Series()
-        self.barrier_times: list[float] = []
-        self.barrier: list[float] = []
+        self.filter = FilterTrace()
 
 
 class SwarmLog:
@@ -109,9 +107,7 @@ class SwarmLog:
             return
         record, kind = route
         if kind == "report":
-            if msg.h.size:
-                record.barrier_times.append(t_ns / 1e9)
-                record.barrier.append(float(msg.h.min()))
+            record.filter.add(msg, t_ns / 1e9)
             return
         series = record.state if kind == "state" else record.reference
         series.times.append(t_ns / 1e9)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from aegis.runs.episode import EpisodeSeries
+from aegis.runs.plot import draw_obstacle, flight_bands, in_bands, obstacle_handles, out_of_band_handle
 
 
 def plot_swarm(
@@ -22,23 +23,27 @@ def plot_swarm(
     """Write a 2x2 figure to ``path`` (PNG) and return it; matplotlib's Agg backend (no display needed).
 
     Top view: each robot's path (solid), its reference (dashed), start (dot) and goal (star), the
-    obstacles. Then the smallest distance between any two robots over time with the collision
+    obstacles in their kind's colour (dashed outline: above or below every robot's flown altitude band,
+    as in aegis.runs.plot). Then the smallest distance between any two robots over time with the collision
     distance (two bounding radii), each robot's tracking error, and each filter's lowest barrier h.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle, Rectangle
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 9), constrained_layout=True)
     top, distance_ax, error_ax, barrier_ax = axes.flat
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    obstacles = list(obstacles or ())
+    flown = [one.positions for one in series.values() if one.positions.size]
+    radius = next((one.body_radius_m for one in series.values() if one.body_radius_m), None)
+    bands = flight_bands(np.concatenate(flown) if flown else np.empty((0, 3)), radius)
+    out_of_band = 0
     for obstacle in obstacles:
-        (x, y, _), (sx, sy, _) = obstacle.position, obstacle.size
-        patch = Rectangle((x - sx / 2, y - sy / 2), sx, sy) if obstacle.shape == "box" else Circle((x, y), sx / 2)
-        patch.set(color="tab:gray", alpha=0.5)
-        top.add_patch(patch)
+        solid = in_bands(obstacle, bands)[0]
+        out_of_band += not solid
+        draw_obstacle(top, obstacle, "top", solid)
     for index, (name, one) in enumerate(series.items()):
         colour = colours[index % len(colours)]
         if one.reference_positions.size:
@@ -55,7 +60,11 @@ def plot_swarm(
             barrier_ax.plot(one.barrier_times, one.barrier, color=colour, lw=1, label=name)
     top.set(title="top view (solid: flown, dashed: reference, o start, * goal)", xlabel="x (m)", ylabel="y (m)")
     top.set_aspect("equal", adjustable="datalim")
-    top.legend(loc="upper right", fontsize=8)
+    handles = top.get_legend_handles_labels()[0] + obstacle_handles(obstacles)
+    if out_of_band:
+        low, high = bands.altitude_m
+        handles.append(out_of_band_handle(f"dashed: above/below the flown band (z {low:.2f} to {high:.2f} m)"))
+    top.legend(handles=handles, loc="upper right", fontsize=8)
     times, distances = pair_distance
     if distances.size:
         distance_ax.plot(times, distances, color="tab:purple", label="closest pair, centre to centre")
@@ -69,7 +78,7 @@ def plot_swarm(
     else:
         barrier_ax.axhline(0.0, color="k", lw=0.8)
         barrier_ax.legend(loc="upper right", fontsize=8)
-    barrier_ax.set(title="safety filters: lowest barrier h (>= 0 is safe)", xlabel="t (s)", ylabel="m")
+    barrier_ax.set(title="safety filters: lowest barrier value h (>= 0 is safe)", xlabel="t (s)", ylabel="h (barrier value)")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     if any(one.tracking_error.size for one in series.values()):

@@ -28,8 +28,10 @@ def run_swarm_sim(
     out_dir: Path,
     show_progress: bool = False,
     plot: bool = True,
+    video: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png."""
+    """Run ``plan`` (for the scenario's duration when ``duration_s`` is None); write out_dir/bag, summary.json, plot.png,
+    and with ``video`` a rendering of the run (aegis.runs.video: the first robot chased, every robot from above)."""
     scenario = load_plan_scenario(plan)
     log = SwarmLog(layout)
     run, bag_path = record_run(plan, log, run_duration(scenario, duration_s), seed, out_dir, show_progress)
@@ -51,15 +53,20 @@ def run_swarm_sim(
         },
         "bag": str(bag_path),
     }
+    title = f"aegis sim: {len(layout.names)} x {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
+    goals = {name: task.goal for name, task in tasks.items()}
     if plot:
         from aegis.runs.swarm_plot import plot_swarm
 
         radius = plant.get("body_radius_m")
-        title = f"aegis sim: {len(layout.names)} x {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
-        goals = {name: task.goal for name, task in tasks.items()}
         summary["plot"] = str(
             plot_swarm(series, min_pair_distance(series), 2.0 * radius if radius else None, obstacles, goals, out_dir / "plot.png", title)
         )
+    if video is not None:
+        from aegis.runs.video import render_video, video_summary
+
+        result = render_video(series, obstacles, video, title, goals, stats.sim_time_s, show_progress=show_progress)
+        summary["video"] = video_summary(result)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

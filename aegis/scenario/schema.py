@@ -57,16 +57,16 @@ class Hover(_Strict):
     """Hold one position."""
 
     type: Literal["hover"]
-    position: Vec3
+    position: Vec3 = Field(description="the position to hold (m)")
 
 
 class Waypoints(_Strict):
     """A tour through ``points`` at constant speed, straight between points; ``loop`` returns to the first and repeats."""
 
     type: Literal["waypoints"]
-    points: tuple[Vec3, ...] = Field(min_length=2, max_length=MAX_OBSTACLES)
-    speed_mps: Positive
-    loop: bool = False
+    points: tuple[Vec3, ...] = Field(min_length=2, max_length=MAX_OBSTACLES, description="the points to pass, in order (m)")
+    speed_mps: Positive = Field(description="speed along the tour (m/s)")
+    loop: bool = Field(False, description="return to the first point and repeat")
 
     @model_validator(mode="after")
     def _no_zero_length_leg(self) -> Waypoints:
@@ -86,7 +86,7 @@ class Figure8(_Strict):
     """
 
     type: Literal["figure8"]
-    center: Vec3
+    center: Vec3 = Field(description="the figure's centre, where it starts (m)")
     x_amplitude_m: Positive = Field(description="half the figure's length along x")
     y_amplitude_m: Positive = Field(description="half the figure's width along y")
     period_s: Positive = Field(description="time for one full figure-8")
@@ -98,9 +98,9 @@ class Line(_Strict):
     model_config = ConfigDict(populate_by_name=True)
 
     type: Literal["line"]
-    from_: Vec3 = Field(alias="from")
-    to: Vec3
-    speed_mps: Positive
+    from_: Vec3 = Field(alias="from", description="where the line starts (m)")
+    to: Vec3 = Field(description="where it ends, and the reference holds (m)")
+    speed_mps: Positive = Field(description="speed along the line (m/s)")
 
     @model_validator(mode="after")
     def _has_length(self) -> Line:
@@ -122,11 +122,11 @@ class ObstacleSpec(_Strict):
     obstacle's index in the list.
     """
 
-    shape: ObstacleShape
+    shape: ObstacleShape = Field(description="sphere, upright cylinder or box")
     position: Vec3 = Field(description="centre (m)")
-    size: PositiveVec3
-    yaw_rad: Finite = 0.0
-    id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    size: PositiveVec3 = Field(description="sphere [d, d, d], cylinder [d, d, height], box extents (m)")
+    yaw_rad: Finite = Field(0.0, description="a box's turn about +z (rad)")
+    id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(None, description="marker id; default: the index in the list")
 
     @model_validator(mode="after")
     def _size_fits_shape(self) -> ObstacleSpec:
@@ -141,8 +141,8 @@ class ObstacleSpec(_Strict):
 class Geofence(_Strict):
     """An axis-aligned box the robot must stay in (its faces are the walls)."""
 
-    min_m: Vec3
-    max_m: Vec3
+    min_m: Vec3 = Field(description="lowest corner (m)")
+    max_m: Vec3 = Field(description="highest corner (m)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Geofence:
@@ -165,19 +165,21 @@ class Wind(_Strict):
 class Impulse(_Strict):
     """A constant world-frame force on the robot's base during [time_s, time_s + duration_s)."""
 
-    time_s: NonNegative
-    force_n: Vec3
-    duration_s: Positive
+    time_s: NonNegative = Field(description="when the push starts (s)")
+    force_n: Vec3 = Field(description="the force, world frame (N)")
+    duration_s: Positive = Field(description="how long it lasts (s)")
 
 
 class Disturbances(_Strict):
-    wind: Wind = Wind()
-    impulses: tuple[Impulse, ...] = ()
+    """What pushes the robot: wind and impulses."""
+
+    wind: Wind = Field(Wind(), description="mean wind and gusts")
+    impulses: tuple[Impulse, ...] = Field((), description="timed pushes on the robot's base")
 
 
 class _Range(_Strict):
-    low: Finite
-    high: Finite
+    low: Finite = Field(description="lowest value drawn")
+    high: Finite = Field(description="highest value drawn (low = high: always that value)")
 
     @model_validator(mode="after")
     def _ordered(self) -> _Range:
@@ -189,15 +191,15 @@ class _Range(_Strict):
 class ScaleRange(_Range):
     """A multiplier on a nominal value, drawn uniformly from [low, high]."""
 
-    low: Positive
-    high: Positive
+    low: Positive = Field(description="lowest multiplier drawn")
+    high: Positive = Field(description="highest multiplier drawn")
 
 
 class NonNegativeRange(_Range):
     """A value drawn uniformly from [low, high], both >= 0."""
 
-    low: NonNegative
-    high: NonNegative
+    low: NonNegative = Field(description="lowest value drawn")
+    high: NonNegative = Field(description="highest value drawn")
 
 
 MAX_LATENCY_S = 1.0
@@ -207,8 +209,8 @@ MAX_LATENCY_S = 1.0
 class LatencyRange(NonNegativeRange):
     """A latency drawn uniformly from [low, high] (s), both in [0, MAX_LATENCY_S]."""
 
-    low: Annotated[float, Field(ge=0, le=MAX_LATENCY_S)]
-    high: Annotated[float, Field(ge=0, le=MAX_LATENCY_S)]
+    low: Annotated[float, Field(ge=0, le=MAX_LATENCY_S)] = Field(description="lowest latency drawn (s)")
+    high: Annotated[float, Field(ge=0, le=MAX_LATENCY_S)] = Field(description="highest latency drawn (s)")
 
 
 _ONE = ScaleRange(low=1.0, high=1.0)
@@ -220,10 +222,10 @@ _UNIT = NonNegativeRange(low=1.0, high=1.0)
 class Randomization(_Strict):
     """Domain-randomisation ranges; an omitted one keeps the nominal value (scale 1, no added latency)."""
 
-    mass_scale: ScaleRange = _ONE
-    inertia_scale: ScaleRange = _ONE
-    motor_constant_scale: ScaleRange = _ONE
-    friction_scale: ScaleRange = _ONE
+    mass_scale: ScaleRange = Field(_ONE, description="multiplier on the robot's mass")
+    inertia_scale: ScaleRange = Field(_ONE, description="multiplier on its inertia")
+    motor_constant_scale: ScaleRange = Field(_ONE, description="multiplier on the motor constants (a quadrotor's kf and km)")
+    friction_scale: ScaleRange = Field(_ONE, description="multiplier on ground friction (a ground robot's wheels)")
     latency_s: LatencyRange = Field(_NO_LATENCY, description="added sensing-to-actuation latency (s, at most 1)")
     sensor_noise_scale: NonNegativeRange = Field(_UNIT, description="multiplier on the hw_config's sensor noise")
     obstacle_jitter_m: NonNegativeRange = Field(
@@ -234,8 +236,8 @@ class Randomization(_Strict):
 class SizeRange(_Range):
     """A length drawn uniformly from [low, high] (m), both > 0."""
 
-    low: Positive
-    high: Positive
+    low: Positive = Field(description="shortest length drawn (m)")
+    high: Positive = Field(description="longest length drawn (m)")
 
 
 Count = Annotated[int, Field(ge=1, le=40)]
@@ -320,9 +322,9 @@ LAYOUT_FAMILIES = ("clutter", "gaps", "wall", "pocket")
 class RobotTask(_Strict):
     """One robot of a multi-robot scenario: where it starts, the reference it follows, where it should end."""
 
-    start: Start
-    goal: Goal | None = None
-    reference: Reference
+    start: Start = Field(description="where this robot starts")
+    goal: Goal | None = Field(None, description="where it should end (none: no goal to reach)")
+    reference: Reference = Field(description="the reference it follows")
 
 
 RobotName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
@@ -336,22 +338,24 @@ class Scenario(_Strict):
     :class:`RobotTask`), and the top level has none of them; :meth:`task` gives either form.
     """
 
-    name: Annotated[str, Field(min_length=1)]
-    description: str = ""
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
-    duration_s: DurationS = Field(description="how long a run lasts (s), at most an hour")
-    robot_kind: Literal["quadrotor", "diff_drive", "any"] = "any"
-    start: Start | None = None
-    goal: Goal | None = None
-    reference: Reference | None = None
-    robots: dict[RobotName, RobotTask] = Field(
-        default_factory=dict, max_length=MAX_ROBOTS, description="a multi-robot scenario's robots, by name"
+    name: Annotated[str, Field(min_length=1)] = Field(description="the scenario's name, in summaries and plots")
+    description: str = Field("", description="what it is for, in words")
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
+        0, description="seeds the wind's gusts, and the layout when a run gives no seed"
     )
-    obstacles: tuple[ObstacleSpec, ...] = Field((), max_length=MAX_OBSTACLES)
+    duration_s: DurationS = Field(description="how long a run lasts (s), at most an hour")
+    robot_kind: Literal["quadrotor", "diff_drive", "any"] = Field("any", description="the robot kind it is written for")
+    start: Start | None = Field(None, description="where the robot starts (one robot)")
+    goal: Goal | None = Field(None, description="where it should end (one robot; none: no goal to reach)")
+    reference: Reference | None = Field(None, description="the reference it follows (one robot)")
+    robots: dict[RobotName, RobotTask] = Field(
+        default_factory=dict, max_length=MAX_ROBOTS, description="a multi-robot scenario's robots, by name (at most 64)"
+    )
+    obstacles: tuple[ObstacleSpec, ...] = Field((), max_length=MAX_OBSTACLES, description="fixed obstacles (at most 1000)")
     layout: Layout | None = Field(None, description="obstacles drawn per episode seed around the start-goal path (instead of obstacles)")
-    geofence: Geofence | None = None
-    disturbances: Disturbances = Disturbances()
-    randomization: Randomization = Randomization()
+    geofence: Geofence | None = Field(None, description="the box the robot must stay in")
+    disturbances: Disturbances = Field(Disturbances(), description="wind and impulses")
+    randomization: Randomization = Field(Randomization(), description="domain randomisation, drawn per episode seed by aegis eval")
     source: Path | None = Field(None, exclude=True)
 
     @field_validator("obstacles")

@@ -1,8 +1,8 @@
-"""The shipped policies under the shipped dynamics sets, judged from the truth: a CI slice of the README's campaign.
+"""The shipped policies under the shipped dynamics sets, judged from the truth: a CI slice of docs/campaigns.md's campaign.
 
 Per robot, 20 episodes spread over the perturbations that broke the stack before issue 9 (motor lag
 doubled plus 10 ms of sensing and actuation latency and a heavier airframe, all at once; a lighter
-one; latency alone; the random mix), on seeds the README's campaign (0..) does not use. Every
+one; latency alone; the random mix), on seeds the campaign in docs/campaigns.md (0..) does not use. Every
 episode must end in success: no collision, no crash, the filter's h never below -1e-3.
 """
 

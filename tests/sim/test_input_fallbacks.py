@@ -2,8 +2,9 @@
 
 The shipped quadrotor and Husky chains in PyBullet (DIRECT, seed 0), the filter's odometry passed
 through a node that, from ``BREAK_S`` on, scales its quaternion to norm 0.5 (the velocity the filter
-would see is then halved). The other nodes keep good odometry, so the attitude loop brakes to a
-hover and twist_to_wheels stops the wheels once the safe command goes stale. Obstacles published
+would see is then halved). The other nodes keep good odometry: the supervisor, seeing the filtered
+command go stale, degrades and publishes its own braking command (stop, for the Husky), so the
+quadrotor brakes to a hover and the Husky stops. Obstacles published
 slower than their staleness bound put the filter in its backup layer for the rest of each period.
 """
 
@@ -42,11 +43,11 @@ class BreakQuaternion(Node):
         return {"state_out": replace(state, orientation=0.5 * state.orientation) if now >= BREAK_S else state}
 
 
-@pytest.mark.parametrize(("config", "command_topic"), [("quadrotor_sim", "/cmd_accel"), ("husky_sim", "/cmd_vel")])
+@pytest.mark.parametrize(("config", "command_topic"), [("quadrotor_sim", "/cmd_accel_filtered"), ("husky_sim", "/cmd_vel_filtered")])
 def test_unusable_filter_odometry_stops_the_command_and_the_robot_brakes(config: str, command_topic: str) -> None:
     nodes = make_plan(load_config(REPO / "hw_configs" / f"{config}.yaml", ["nodes.filter.topics.state=/odom_filter"])).instantiate()
     nodes.insert(1, BreakQuaternion("break"))
-    seen: dict[str, list[tuple[float, Any]]] = {"/odom": [], command_topic: [], "/safety_filter/report": []}
+    seen: dict[str, list[tuple[float, Any]]] = {"/odom": [], command_topic: [], "/safety_filter/report": [], "/supervisor/status": []}
 
     def listen(topic: str, msg: Any, t_ns: int) -> None:
         if topic in seen:
@@ -64,6 +65,12 @@ def test_unusable_filter_odometry_stops_the_command_and_the_robot_brakes(config:
     late = [report for t, report in seen["/safety_filter/report"] if t >= BREAK_S]
     assert late and all(r.layer == "estop" and "quaternion norm 0.5" in r.solver_status for r in late)
     assert metrics["unusable_odometry_ticks"] == len(late) and metrics["collisions"] == 0
+    gated = [(t, status) for t, status in seen["/supervisor/status"] if t >= BREAK_S]
+    first_degraded = next(t for t, status in gated if status.state == "degraded")
+    period = 1.0 / (48.0 if config == "quadrotor_sim" else 50.0)
+    stale_after = 0.05 if config == "quadrotor_sim" else 0.1  # the supervisor's bound on the filtered command
+    assert first_degraded <= BREAK_S + stale_after + period + 1e-9  # within a period of the command going stale
+    assert all(status.state == "degraded" and not status.passed and "command stale" in status.reason for t, status in gated if t >= first_degraded)
     speed_at_break = max(np.linalg.norm(m.linear_velocity) for t, m in seen["/odom"] if BREAK_S - 0.1 <= t < BREAK_S)
     final = seen["/odom"][-1][1]
     assert speed_at_break > 0.2 and np.linalg.norm(final.linear_velocity) < 0.05  # it was moving, now it has stopped

@@ -89,7 +89,7 @@ SLICES = [*(("quadrotor_sim.yaml", family) for family in FAMILIES), *(("husky_si
 @pytest.mark.slow
 @pytest.mark.parametrize(("config", "family"), SLICES)
 def test_a_campaign_slice_per_family_is_safe_and_the_unfiltered_arm_collides(config: str, family: str) -> None:
-    """10 episodes per family on seeds the README's campaign (0..19) does not use: the filter never lets the robot
+    """10 episodes per family on seeds the campaign in docs/campaigns.md (0..) does not use: the filter never lets the robot
     touch, h >= -1e-3, and gets it through in at least 9 of 10 (the issue's 90 %); without it most episodes collide.
     (Seed 1002 of the quadrotor's clutter reached h -0.0055 before the filter modelled the plant's lag and bias.)"""
     path = REPO / "hw_configs" / config
