@@ -243,11 +243,15 @@ def test_a_diverged_run_is_a_crash_in_its_summary(tmp_path: Path) -> None:
 
 
 def test_an_unchanged_run_replays_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """What `make sim` then `aegis replay runs/sim/bag --node filter` does: the filter's solve times differ, nothing else."""
+    """What `make sim` then `aegis replay runs/sim/bag --node filter` does: the filter's solve times differ, nothing else;
+    the whole chain (the policy's latencies, the supervisor's e-stop input that nothing published) replays identical too."""
     assert main(["sim", "quadrotor_sim", "--duration", "1", "--out", str(tmp_path / "sim")]) == 0
     capsys.readouterr()
     assert main(["replay", str(tmp_path / "sim" / "bag"), "--node", "filter"]) == 0
     assert "identical" in capsys.readouterr().out
+    chain = [word for node in ("controller", "filter", "supervisor", "attitude") for word in ("--node", node)]
+    assert main(["replay", str(tmp_path / "sim" / "bag"), *chain]) == 0
+    assert "differs" not in capsys.readouterr().out
     assert main(["replay", str(tmp_path / "sim" / "bag"), "--node", "filter", "--set", "nodes.filter.params.alpha=2.5"]) == 1
     line = error_lines(capsys.readouterr().err)[0]
     assert line.startswith("differs: /cmd_accel") and " s: linear differs by " in line
