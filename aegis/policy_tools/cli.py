@@ -126,8 +126,6 @@ def _cmd_model_inspect(args: argparse.Namespace) -> int:
         if check is not None:
             print(f"deployment check against {check['config']}: " + ("ok" if check["ok"] else "FAILED:"))
             print("\n".join(f"  {line}" for problem in check["problems"] for line in problem.splitlines()))
-        elif report["contract"] is not None:
-            print("deployment check: not run (give --config HW_CONFIG to check the model against a deployment)")
     if failed:
         first = (report["contract_check"] or {}).get("problems") or (report.get("deployment_check") or {}).get("problems") or []
         why = " ".join(first[0].split()) if first else report["contract_error"] or ""

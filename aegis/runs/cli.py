@@ -96,7 +96,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="feed a bag into some nodes and compare their outputs with the recording",
         description="Replay a recorded bag's inputs into the named nodes of a plan and compare what they publish with "
-        "what the bag recorded on the same topics. Exit code 0 when identical, 1 when they differ.",
+        "what the bag recorded on the same topics: each message's time and every field but the wall-clock measurements "
+        "(solve times, latencies), which differ between any two runs. Exit code 0 when identical, 1 when they differ "
+        "(the first difference named: topic, time and field).",
     )
     replay.add_argument("bag", type=Path, help="bag folder written by `aegis sim`")
     replay.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
@@ -295,7 +297,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         verdict = "[green]identical[/green]" if c.identical else "[red]differs[/red]"
         table.add_row(c.topic, str(c.recorded), str(c.replayed), "yes" if c.same_times else "no", f"{c.max_abs_difference:.3g}", verdict)
     Console().print(table)
-    print("compared: every message's time and its fields but the wall-clock measurements (solve times, latencies)")
     differing = [c for c in comparisons if not c.identical]
     if differing:
         print(f"differs: {differing[0].topic} {differing[0].first_difference}", file=sys.stderr)
