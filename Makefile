@@ -15,6 +15,9 @@ $(STAMP): setup.py setup.cfg package.xml
 
 sim: $(STAMP)
 	$(BIN)/aegis sim --out runs/sim
+	@echo ""
+	@echo "aegis is installed in $(VENV). Next: 'source $(VENV)/bin/activate' and then 'aegis --help',"
+	@echo "or call it directly: $(BIN)/aegis replay runs/sim/bag --node filter, $(BIN)/aegis eval --episodes 4"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow" -q

@@ -4,7 +4,8 @@ Each capability's ``cli`` module adds its commands (``add_commands(subparsers)``
 ``handler``): :mod:`aegis.runs.cli` (check, sim, eval, replay, bag), :mod:`aegis.bench.cli`
 (bench), :mod:`aegis.policy_tools.cli` (model, doctor), :mod:`aegis.export.cli` (export) and
 :mod:`aegis.training.cli` (train); shared options are in :mod:`aegis.cli_options`. Bad input (a
-config, a file, a value) ends with exit code 2 and one line per problem, no traceback.
+config, a file, a value) ends with exit code 2 and one line per problem, no traceback; so does a
+file the system refuses to read or write (a permission, a full disk), named with the system's reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (ConfigError, UsageError) as exc:
         print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the system refuses (permission, no space, name too long): its words
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"aegis: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aegis: interrupted", file=sys.stderr)

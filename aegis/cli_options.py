@@ -9,54 +9,179 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
-from aegis.paths import shipped_config
+from aegis.config_files import MAX_DURATION_S, did_you_mean
+from aegis.paths import share_dir, shipped_config
 
 DEFAULT_SIM_CONFIG = "quadrotor_sim.yaml"
+MAX_SEED = 2**32 - 1
+"""The largest --seed (an unsigned 32-bit number, as most simulators and learning tools take)."""
+MAX_COUNT = 100_000
+"""The most episodes (or other repetitions) one command runs."""
+MAX_NAME_BYTES = 255
+"""The longest file or folder name most file systems take (bytes)."""
 
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    """A count: 1 to MAX_COUNT."""
+    value = _int(text)
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    value = _int(text)
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_COUNT}, got {text}")
+    return value
+
+
+MAX_WORKERS = 256
+"""The most worker processes a campaign starts."""
+
+
+def workers(text: str) -> int:
+    """A number of worker processes: 1 to MAX_WORKERS."""
+    value = _int(text)
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: 0 to MAX_SEED."""
+    value = _int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to {MAX_SEED}, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
     if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
+def duration(text: str) -> float:
+    """A run's length in simulated seconds: above 0, at most MAX_DURATION_S."""
+    value = positive_float(text)
+    if value > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"at most {MAX_DURATION_S:g} s (an hour), got {text}")
+    return value
+
+
+def output_folder(text: str) -> Path:
+    """A folder a command writes into (created when it runs): refused now if it could not be (a file on the way,
+    a name too long, no permission to write where it would go)."""
+    path = Path(text)
+    problem = _output_problem(path) or (f"{path} is a file, not a folder" if _lexical(path).is_file() else None)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def output_file(text: str) -> Path:
+    """A file a command writes (its folder created when it runs): refused now if it could not be written."""
+    path = Path(text)
+    problem = _output_problem(path)
+    if problem is None:
+        on_the_way = {Path(os.path.normpath(p)) for p in path.absolute().parent.parents} | {_lexical(path.parent)}
+        if path.name in ("", "..") or _lexical(path).is_dir() or _lexical(path) in on_the_way:  # a/b/../b is a folder made
+            problem = f"{path} is a folder, not a file"
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def _lexical(path: Path) -> Path:
+    """``path`` absolute with its ``..`` taken out as the folders a command makes will take them (``a/new/../b`` is ``a/b``)."""
+    return Path(os.path.normpath(path.absolute()))
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written (a name over MAX_NAME_BYTES, a file where a folder must be, no write
+    permission in the first folder that exists on the way, a path the system refuses to look at), or None."""
+    try:
+        return _output_path_problem(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+
+
+def _output_path_problem(path: Path) -> str | None:
+    if not str(path) or "\x00" in str(path):
+        return "an empty path" if not str(path) else "a path cannot hold a NUL byte"
+    for part in path.parts:
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            return f"a name of {len(os.fsencode(part))} bytes in {str(path)[:60]}...: at most {MAX_NAME_BYTES}"
+    prefix = Path(path.absolute().anchor)
+    for part in path.absolute().parts[1:-1]:  # each folder on the way, as the system walks it
+        prefix = prefix / part
+        if prefix.exists() and not prefix.is_dir():
+            return f"{prefix} is a file: {path} cannot be made under it"
+    target = ancestor = _lexical(path)
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            return f"{ancestor} is a symlink that leads nowhere"
+        ancestor = ancestor.parent
+    if ancestor != target and not ancestor.is_dir():
+        return f"{ancestor} is a file: {path} cannot be made under it"
+    folder = ancestor if ancestor.is_dir() else ancestor.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {folder} (permission denied)"
+    return None
+
+
 def resolve_config_path(name: str) -> Path:
-    """A path as given if it exists, else a shipped hw_config of that name."""
+    """A path as given if it exists, else a shipped hw_config of that name; UsageError with the closest name otherwise."""
     path = Path(name)
-    if path.is_file():
+    if is_file(path):
         return path
     shipped = shipped_config(name)
-    if shipped.is_file():
+    if is_file(shipped):
         return shipped
-    raise UsageError(f"{name}: no such hw_config file (nor a shipped one at {shipped})")
+    names = sorted(p.stem for p in (share_dir() / "hw_configs").glob("*.yaml"))
+    raise UsageError(f"{name}: no such hw_config file, nor a shipped one{did_you_mean(Path(name).stem, names)} (shipped: {', '.join(names)})")
+
+
+def make_output_folder(option: str, path: Path) -> None:
+    """Create an output folder now; UsageError naming the option and the system's reason when it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot create the folder: {exc.strerror or exc}") from None
 
 
 def require_files(*files: tuple[str, Path | None]) -> None:
     """UsageError naming the first (option, file) pair whose file is given and missing."""
     for option, file in files:
-        if file is not None and not file.is_file():
+        if file is not None and not is_file(file):
             raise UsageError(f"{option} {file}: no such file")
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False (not an OSError) for a name too long or a path the system refuses."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:

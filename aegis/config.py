@@ -5,6 +5,10 @@ rates, parameters and topic remaps, inference target, safety limits, real-time a
 Everything is checked before anything runs; every error names the file and the key path.
 Layered overrides (``--set nodes.pid.params.kp=2.0``) apply to the raw YAML before validation,
 so an override is validated exactly like the file.
+
+The file is long (a little over 400 lines) because it holds every section's schema, each field
+described for the generated config reference, together with the checks across sections (node
+parameters against their types, shared sections, referenced files) that need them all.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aegis.config_files import ConfigError, apply_override, format_errors, pydantic_errors, read_yaml_mapping, sha256_of
+from aegis.config_files import ConfigError, Finite, PositiveFinite, RateHz, apply_override, file_problem, format_errors
+from aegis.config_files import pydantic_errors, read_yaml_mapping, safe_resolve, sha256_of, urdf_problem
 from aegis.node import NodeParams, topic_count_problem, topic_problem
 from aegis.registry import UnknownNodeType, node_class
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-Vector3 = tuple[float, float, float]
+PositiveFloat = PositiveFinite
+Vector3 = tuple[Finite, Finite, Finite]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every number finite: inf, NaN refused
 
 
 PositiveVector3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
@@ -121,7 +126,7 @@ class RobotConfig(_Strict):
             hover = (self.mass_kg * 9.81 / (4 * q.kf)) ** 0.5
             if hover >= q.max_motor_speed_radps:
                 raise ValueError(
-                    f"quadrotor cannot hover: mass_kg {self.mass_kg} needs {hover:.0f} rad/s per rotor with kf {q.kf:g}, "
+                    f"quadrotor cannot hover: mass_kg {self.mass_kg} needs {hover:.3g} rad/s per rotor with kf {q.kf:g}, "
                     f"above max_motor_speed_radps {q.max_motor_speed_radps:g} (is kf in N/(rad/s)^2?)"
                 )
         return self
@@ -136,7 +141,7 @@ HUSKY = RobotConfig(name="husky", kind="diff_drive", mass_kg=44.0, diff_drive=Di
 
 class NodeConfig(_Strict):
     type: str = Field(description="registered node type (aegis.registry.NODE_TYPES)")
-    rate_hz: PositiveFloat | None = Field(None, description="run rate; default: the node type's own")
+    rate_hz: RateHz | None = Field(None, description="run rate (Hz, at most 10000); default: the node type's own")
     params: dict[str, Any] = Field(default_factory=dict, description="the node type's parameters")
     topics: dict[str, str | list[str]] = Field(
         default_factory=dict, description="port name -> topic remap (a list of topics for a many port)"
@@ -233,7 +238,7 @@ class HwConfig(_Strict):
         """A path from the config, made absolute relative to the config file's folder."""
         if path.is_absolute() or self.source is None:
             return path
-        return (self.source.parent / path).resolve()
+        return safe_resolve(self.source.parent / path)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> HwConfig:
@@ -241,18 +246,21 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     raw = read_yaml_mapping(path)
     for override in overrides:
-        apply_override(raw, override, path)
+        apply_override(raw, override, path, named={"nodes": "node"})  # --set reaches into a node, never makes one up
     return validate_config(raw, path)
 
 
 def validate_config(raw: dict[str, Any], path: Path) -> HwConfig:
     """Validate a raw mapping as a HwConfig, its node parameters and its referenced files; report all problems at once."""
     raw = _with_shared_params(raw, path)
-    errors = _node_errors(raw.get("nodes"))
+    scenario = _scenario_errors(raw.get("scenario"))  # a bad scenario is reported here once, not by every node handed it
+    errors = _node_errors(raw.get("nodes"), raw.get("scenario") if scenario else None)
     try:
-        config = HwConfig.model_validate({**raw, "source": path.resolve()})
+        config = HwConfig.model_validate({**raw, "source": safe_resolve(path)})
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, pydantic_errors(exc) + errors)) from None
+        top = pydantic_errors(exc, HwConfig)  # a problem in a section handed to nodes is reported once, in the section
+        errors = [(key, msg) for key, msg in errors if (key.split(".params.", 1)[-1], msg) not in top]
+        raise ConfigError(format_errors(path, top + errors + scenario)) from None
     errors += _file_errors(config)
     if errors:
         raise ConfigError(format_errors(path, errors))
@@ -280,14 +288,14 @@ def _with_shared_params(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     if isinstance(robot, dict):
         robot = copy.deepcopy(robot)
         if isinstance(robot.get("urdf"), str) and not Path(robot["urdf"]).is_absolute():
-            robot["urdf"] = str((path.resolve().parent / robot["urdf"]).resolve())
+            robot["urdf"] = str(safe_resolve(safe_resolve(path).parent / robot["urdf"]))
         shared["robot"] = robot
     if isinstance(raw.get("safety"), dict):
         shared["safety"] = copy.deepcopy(raw["safety"])
     if isinstance(raw.get("inference"), dict):
         inference = shared["inference"] = copy.deepcopy(raw["inference"])
         if isinstance(inference.get("model"), str) and not Path(inference["model"]).is_absolute():
-            inference["model"] = str((path.resolve().parent / inference["model"]).resolve())
+            inference["model"] = str(safe_resolve(safe_resolve(path).parent / inference["model"]))
     raw = dict(raw)
     if isinstance(raw.get("scenario"), str):
         try:
@@ -321,8 +329,18 @@ def _scenario_path(name: str, config_path: Path) -> Path:
     """A scenario given in a config: a file relative to the config, else a shipped scenario's name."""
     from aegis.scenario import resolve_scenario_path  # aegis.scenario imports this module
 
-    beside = config_path.resolve().parent / name
-    return beside.resolve() if beside.is_file() else resolve_scenario_path(name).resolve()
+    beside = safe_resolve(config_path).parent / name
+    return safe_resolve(beside) if beside.is_file() else safe_resolve(resolve_scenario_path(name))
+
+
+def _scenario_errors(scenario: Any) -> list[tuple[str, str]]:
+    """[("scenario", problem)] when the config's scenario file itself is invalid, else []."""
+    from aegis.scenario import load_scenario  # aegis.scenario imports this module
+    try:
+        load_scenario(scenario) if isinstance(scenario, str) else None
+    except ConfigError as exc:
+        return [("scenario", str(exc))]
+    return []
 
 
 def _merged(base: dict[str, Any], over: Any) -> Any:
@@ -331,8 +349,8 @@ def _merged(base: dict[str, Any], over: Any) -> Any:
     return {**base, **{k: _merged(base[k], v) if isinstance(base.get(k), dict) else v for k, v in over.items()}}
 
 
-def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
-    """Check each node entry against its type: parameters, topic remaps, rate (the schema checks the rest)."""
+def _node_errors(raw_nodes: Any, shared_scenario: Any = None) -> list[tuple[str, str]]:
+    """Check each node entry against its type: parameters, topic remaps, rate; not a bad ``shared_scenario`` again."""
     if not isinstance(raw_nodes, dict):
         return []
     errors: list[tuple[str, str]] = []
@@ -349,7 +367,9 @@ def _node_errors(raw_nodes: Any) -> list[tuple[str, str]]:
         try:
             params = cls.Params.model_validate(node.get("params") or {})
         except ValidationError as exc:
-            errors += [(f"{where}.params.{loc}" if loc else f"{where}.params", msg) for loc, msg in pydantic_errors(exc)]
+            shared = shared_scenario is not None and isinstance(node.get("params"), dict) and node["params"].get("scenario") == shared_scenario
+            errors += [(f"{where}.params.{loc}" if loc else f"{where}.params", msg) for loc, msg in pydantic_errors(exc, cls.Params)
+                       if not (shared and loc.split(".")[0] == "scenario")]
         ports = {p.name: p for p in (*cls.inputs, *cls.outputs)}
         topics = node.get("topics") or {}
         topics = topics if isinstance(topics, dict) else {}
@@ -383,13 +403,18 @@ def _file_errors(config: HwConfig) -> list[tuple[str, str]]:
             check_robot_kind(load_scenario(config.scenario), config.robot.kind)
         except ConfigError as exc:
             errors.append(("scenario", str(exc)))
-    if config.robot.urdf is not None and not config.resolve(config.robot.urdf).is_file():
-        errors.append(("robot.urdf", f"file not found: {config.resolve(config.robot.urdf)}"))
+    urdfs = [("robot.urdf", config.resolve(config.robot.urdf))] if config.robot.urdf is not None else []
+    if not urdfs and config.robot.diff_drive is not None:  # a URDF in pybullet_data (a data package, no aegis layer)
+        import pybullet_data
+
+        urdfs = [("robot.diff_drive.urdf", Path(pybullet_data.getDataPath()) / config.robot.diff_drive.urdf)]
+    errors += [(key, problem) for key, urdf in urdfs if (problem := urdf_problem(urdf))]  # before PyBullet sees it
     model = config.inference.model
     if model is not None:
         model_path = config.resolve(model)
-        if not model_path.is_file():
-            errors.append(("inference.model", f"file not found: {model_path}"))
+        problem = file_problem(model_path)
+        if problem:
+            errors.append(("inference.model", problem))
         elif config.inference.sha256 is not None:
             actual = sha256_of(model_path)
             if actual != config.inference.sha256:
@@ -397,3 +422,4 @@ def _file_errors(config: HwConfig) -> list[tuple[str, str]]:
     elif config.inference.sha256 is not None:
         errors.append(("inference.sha256", "given without inference.model"))
     return errors
+

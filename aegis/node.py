@@ -99,9 +99,13 @@ class EndRun(Exception):
 
 
 class NodeParams(BaseModel):
-    """Base of every node's typed parameters: unknown keys are refused, values are validated."""
+    """Base of every node's typed parameters: unknown keys are refused, values are validated, every number is finite.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    inf and NaN are refused in every float field, nested ones included (a gain, a limit, a vector's
+    entry): a node's parameter that means "no limit" says so with None, never with inf.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class Node:

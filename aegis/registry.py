@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from aegis.config_files import did_you_mean, shorten
 from aegis.node import Node
 
 # type name -> "module:Class". Imported lazily so that `aegis check` stays fast and a node's heavy
@@ -46,7 +47,7 @@ def node_class(type_name: str) -> type[Node]:
         target = NODE_TYPES[type_name]
     except KeyError:
         raise UnknownNodeType(
-            f"unknown node type {type_name!r} (known: {', '.join(sorted(NODE_TYPES))})"
+            f"unknown node type {shorten(repr(type_name))}{did_you_mean(type_name, NODE_TYPES)} (known: {', '.join(sorted(NODE_TYPES))})"
         ) from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)

@@ -39,7 +39,7 @@ def test_misspelled_key_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
         [sys.executable, "-m", "aegis.cli", "check", str(bad)], capture_output=True, text=True, cwd=tmp_path, env=ENV
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"aegis: error: {bad}: nodes.controller.params.setpoint: unknown key"
+    assert result.stderr.strip() == f"aegis: error: {bad}: nodes.controller.params.setpoint: unknown key; did you mean setpoint_m?"
     assert "Traceback" not in result.stderr
 
 

@@ -75,7 +75,7 @@ def test_missing_required_key_is_named(tmp_path: Path) -> None:
 
 def test_unknown_node_type_lists_known_ones(tmp_path: Path) -> None:
     path = write_config(tmp_path, lambda raw: raw["nodes"]["controller"].update(type="pdi"))
-    with pytest.raises(ConfigError, match=r"nodes\.controller\.type: unknown node type 'pdi' \(known: .*pid"):
+    with pytest.raises(ConfigError, match=r"nodes\.controller\.type: unknown node type 'pdi'; did you mean pid\? \(known: .*pid"):
         load_config(path)
 
 

@@ -35,9 +35,10 @@ def test_every_field_of_every_schema_is_in_it() -> None:
 
 def test_a_field_shows_its_type_default_constraints_and_description() -> None:
     text = render()
-    assert "| `stale_input_timeout_s` | number | `0.25` | > 0 | staleness bound (s) of every safety filter input" in text
+    assert "| `stale_input_timeout_s` | number | `0.25` | > 0, finite | staleness bound (s) of every safety filter input" in text
     assert "| `threads` | integer | `1` | >= 1, <= 64 |" in text
-    assert "| `mass_kg` | number | required | > 0 | total mass (kg) |" in text
+    assert "| `mass_kg` | number | required | > 0, finite | total mass (kg) |" in text
+    assert "| `rate_hz` | number or null | `null` | > 0, <= 10000, finite |" in text  # the bounds that keep a run finite
 
 
 def test_the_module_writes_the_file(tmp_path: Path) -> None:

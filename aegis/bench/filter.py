@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_options import positive_int
+from aegis.cli_options import output_file, positive_int, seed
 from aegis.controllers.cbf import (
     NO_NEIGHBOURS,
     SOLVER_NAMES,
@@ -369,13 +369,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ticks", type=positive_int, default=2000, metavar="N", help="ticks per fast path (default 2000)")
     parser.add_argument("--slow-ticks", type=positive_int, default=300, metavar="N", help="ticks for the cvxpy paths (default 300)")
     parser.add_argument("--robot", choices=ROBOTS, default="quadrotor", help="quadrotor: double integrator, 3 inputs; quadrotor_lagged: the same with the shipped plant model (third-order rows); diff_drive: unicycle, 2 inputs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled ticks (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the sampled ticks (default 0)")
     parser.add_argument(
         "--ticks-from", choices=TICK_SOURCES, default="flight",
         help="flight: consecutive ticks of a closed-loop run (default); random: independent states, the harder case",
     )
     parser.add_argument("--cvxpygen-cache", type=Path, default=None, metavar="DIR", help="where the generated solver is built and cached (default ~/.cache/aegis/cvxpygen)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, targets and machine as JSON")
+    parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="also write the rows, targets and machine as JSON")
 
 
 def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_options import positive_int
+from aegis.cli_options import output_file, positive_int, seed
 
 ROW_NAMES = (
     "ort-run", "ort-iobinding", "ort-iobinding-physical", "aegis-runtime", "aegis-runtime-numpy", "numpy", "ort-int8", "c-float32", "c-int8",
@@ -345,8 +345,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=positive_int, default=20_000, metavar="N", help="timed calls of each way per repeat (default 20000)")
     parser.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed runs of each way (default 3)")
     parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="weights of the default model and the observation (default 0)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, target and machine as JSON")
+    parser.add_argument("--seed", type=seed, default=0, help="weights of the default model and the observation (default 0)")
+    parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="also write the rows, target and machine as JSON")
 
 
 def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_options import non_negative_int, positive_int
+from aegis.cli_options import non_negative_int, output_file, positive_int, seed
 
 MODEL_NAMES = ("linear-4x2", "quadrotor-12x4", "translational-6x3", "diff-drive-3x2", "diff-drive-4x2", "scenario-4x2-k2")
 REBUILT_MODELS = ("linear-4x2", "quadrotor-12x4")
@@ -237,8 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cvxpy-ticks", type=non_negative_int, default=200, metavar="N", help="of those, solved again by cvxpy with Parameters (default 200)")
     parser.add_argument("--rebuild-ticks", type=non_negative_int, default=10, metavar="N", help="of those, solved by cvxpy rebuilt each tick (default 10)")
     parser.add_argument("--models", type=_models, default=MODEL_NAMES, metavar="A,B", help="comma-separated, from: " + ", ".join(MODEL_NAMES))
-    parser.add_argument("--seed", type=int, default=0, help="seed of the kicks (default 0)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, QP sizes, targets and machine as JSON")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the kicks (default 0)")
+    parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="also write the rows, QP sizes, targets and machine as JSON")
 
 
 def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:

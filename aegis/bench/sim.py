@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from aegis.bench import machine, write_document
-from aegis.cli_options import positive_float, positive_int
+from aegis.cli_options import output_file, positive_float, positive_int
 from aegis.config import load_config
 from aegis.executors.lockstep import NS_PER_S, LockstepExecutor
 from aegis.launch_plan import make_plan
@@ -236,7 +236,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=positive_float, default=10.0, metavar="S", help="simulated seconds per run (default 10)")
     parser.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed runs of each loop (default 3)")
     parser.add_argument("--config", type=Path, default=None, help=f"hw_config file (default: the shipped {DEFAULT_CONFIG_NAME}.yaml)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, targets and machine as JSON")
+    parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="also write the rows, targets and machine as JSON")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=None, metavar="KEY.PATH=VALUE",
         help="config override, repeatable (default: " + " ".join(DEFAULT_OVERRIDES) + ": sensing at the control rate)",

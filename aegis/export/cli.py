@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aegis.cli_options import positive_int, resolve_config_path
+from aegis.cli_options import output_folder, positive_int, resolve_config_path, seed
 from aegis.export.codegen import PRECISIONS
 
 
@@ -40,7 +40,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `aegis export c`; the caller sets handler=run_export."""
     parser.add_argument("model", type=Path, help="ONNX model: an MLP of Gemm/MatMul/Add/Relu/Tanh/Sigmoid/Clip/... ops")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder for <name>.h and <name>.c (created)")
+    parser.add_argument("-o", "--out", type=output_folder, required=True, help="output folder for <name>.h and <name>.c (created)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="float32 (default), or int8 weights with per-output-channel scales and float sums")
     parser.add_argument("--name", default="policy", help="C prefix: <name>_infer(), <name>.h (default: policy)")
@@ -68,14 +68,14 @@ def run_export(args: argparse.Namespace) -> int:
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `aegis export filter-c`; the caller sets a handler calling run_filter_export with the config's path."""
     parser.add_argument("config", nargs="?", default="quadrotor_sim.yaml", help="hw_config whose safety filter's QP is exported (default: quadrotor_sim.yaml)")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder for <name>_qp.h and cvxpygen's C (created)")
+    parser.add_argument("-o", "--out", type=output_folder, required=True, help="output folder for <name>_qp.h and cvxpygen's C (created)")
     parser.add_argument("--node", default=None, help="the config's safety-filter node (default: its first)")
     parser.add_argument("--name", default="filter", help="C prefix: <name>_solve(), <name>_qp.h, <name>_cpg_*() (default: filter)")
     parser.add_argument("--mcu", action="store_true",
                         help="also build it for a Cortex-M4F, solve --problems sample problems under QEMU mps2-an386, compare with "
                         "the host (cvxpy reference, osqp-direct, the same C built here) and print flash and RAM; exit 1 if they disagree")
     parser.add_argument("--problems", type=positive_int, default=200, metavar="N", help="sample problems for --mcu (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample problems' states and obstacles (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the sample problems' states and obstacles (default 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value (YAML value); repeatable")
 

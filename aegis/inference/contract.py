@@ -53,6 +53,10 @@ VERSION_KEY = "aegis.schema_version"
 MAPPING_SUFFIX = ".aegis.yaml"
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=64)]
+MAX_ELEMENTS = 100_000
+"""The most elements a field, and a model input, may have: a mapping file's size of 1e9 would allocate gigabytes."""
+Size = Annotated[int, Field(ge=1, le=MAX_ELEMENTS)]
+
 Values = float | tuple[float, ...]
 """One number for every element of a field, or one per element."""
 
@@ -129,7 +133,7 @@ class ObservationField(_Strict):
     """One named part of the observation, in physical units before normalisation."""
 
     name: Name
-    size: Annotated[int, Field(ge=1)]
+    size: Size
     unit: Annotated[str, Field(min_length=1, description='SI unit, "1" for dimensionless')]
     normalization: Normalization | None = None
     description: str = ""
@@ -148,7 +152,7 @@ class ActionField(_Strict):
     """One named part of the action: physical = raw * scale + offset, then clipped to [low, high] (physical units)."""
 
     name: Name
-    size: Annotated[int, Field(ge=1)]
+    size: Size
     unit: Annotated[str, Field(min_length=1, description='SI unit, "1" for dimensionless')]
     scale: Values = 1.0
     offset: Values = 0.0
@@ -192,7 +196,7 @@ class PolicyContract(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     robot_kind: Annotated[str, Field(min_length=1, description="the hw_config robot.kind it was trained for")]
     control_rate_hz: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    history_length: Annotated[int, Field(ge=1, description="frames stacked in the input, oldest first")] = 1
+    history_length: Annotated[int, Field(ge=1, le=1000, description="frames stacked in the input, oldest first")] = 1
     observation: Annotated[tuple[ObservationField, ...], Field(min_length=1)]
     action: Annotated[tuple[ActionField, ...], Field(min_length=1)]
     input_name: str | None = Field(None, description="graph input to feed (needed when the graph has several)")
@@ -215,6 +219,9 @@ class PolicyContract(_Strict):
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:
                 raise ValueError(f"{which} field names must be unique, repeated: {', '.join(repeated)}")
+        for which, size in (("model input (frame size x history_length)", self.input_size), ("action", self.action_size)):
+            if size > MAX_ELEMENTS:
+                raise ValueError(f"the {which} would have {size:,} elements: at most {MAX_ELEMENTS:,}")
         return self
 
     @property

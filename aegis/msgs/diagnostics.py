@@ -112,6 +112,8 @@ class SafetyFilterReport:
 
     ROS_TYPE: ClassVar[str] = _DIAGNOSTIC_ARRAY
     KEYS: ClassVar[tuple[str, ...]] = ("layer", "intervened", "h", "active", "slack", "solver_status", "solve_time_s")
+    MEASURED: ClassVar[tuple[str, ...]] = ("solve_time_s",)
+    """Fields measured on the wall clock: they differ between two runs of the same inputs (replay reports, never compares them)."""
 
     stamp: float = 0.0
     frame_id: str = ""
@@ -211,6 +213,8 @@ class LoopDiagnostics:
     KEYS: ClassVar[tuple[str, ...]] = (
         "period_s", "last_duration_s", "p50_duration_s", "p99_duration_s", "deadline_misses", "ticks",
     )
+    MEASURED: ClassVar[tuple[str, ...]] = ("last_duration_s", "p50_duration_s", "p99_duration_s", "deadline_misses", "level")
+    """Fields measured on the wall clock (and what follows from them): replay reports, never compares them."""
 
     stamp: float = 0.0
     frame_id: str = ""

@@ -24,6 +24,8 @@ class PolicyReport:
 
     ROS_TYPE: ClassVar[str] = "diagnostic_msgs/msg/DiagnosticArray"
     KEYS: ClassVar[tuple[str, ...]] = ("proposed", "reason", "latency_s", "ticks", "no_nominal_ticks", "providers")
+    MEASURED: ClassVar[tuple[str, ...]] = ("latency_s",)
+    """Fields measured on the wall clock: replay reports, never compares them."""
 
     stamp: float = 0.0
     frame_id: str = ""

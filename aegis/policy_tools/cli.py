@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -12,13 +13,17 @@ from rich.table import Table
 from aegis.cli_options import (
     UsageError,
     add_dynamics_option,
+    duration,
     dynamics_overrides,
-    positive_float,
+    output_file,
     positive_int,
     require_files,
     resolve_config_path,
+    seed,
+    workers,
 )
 from aegis.config import load_config
+from aegis.config_files import ConfigError, shorten
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +34,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "inspect",
         help="a model's graph, ops, parameters, sha256 and its aegis contract",
         description="Print a model's inputs/outputs, opsets, ops, parameter count, sha256 and its contract (from its "
-        "metadata or a <model>.aegis.yaml mapping), checked against the graph.",
+        "metadata or a <model>.aegis.yaml mapping), checked against the graph and, with --config, against a deployment. "
+        "Exit code 0 when every check passes, 1 when one fails.",
     )
     inspect.add_argument("model", type=Path, help="ONNX file")
     inspect.add_argument("--mapping", type=Path, default=None, help="contract mapping file (default: <model>.aegis.yaml)")
+    inspect.add_argument(
+        "--config", default=None,
+        help="hw_config to check the deployment against: the model run in place of its nominal command source "
+        "(robot kind, control rate, observation and action layout), as `aegis sim --policy` would",
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(handler=_cmd_model_inspect)
     quantize = model_sub.add_parser(
@@ -43,11 +54,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "scenario (randomized episodes). The output carries the model's contract. Judge it with `aegis model judge`.",
     )
     quantize.add_argument("model", type=Path, help="float ONNX policy")
-    quantize.add_argument("-o", "--output", type=Path, required=True, help="quantized ONNX file to write")
+    quantize.add_argument("-o", "--output", type=output_file, required=True, help="quantized ONNX file to write")
     quantize.add_argument("--mode", choices=("dynamic", "static"), default="dynamic", help="default: dynamic")
     quantize.add_argument("--config", default=None, help="static: hw_config whose scenario calibrates (default: the robot kind's sim config)")
     quantize.add_argument("--episodes", type=positive_int, default=4, help="static: calibration episodes (default: 4)")
-    quantize.add_argument("--seed", type=int, default=0, help="static: seed of the first calibration episode (default: 0)")
+    quantize.add_argument("--seed", type=seed, default=0, help="static: seed of the first calibration episode (default: 0)")
     quantize.add_argument("--mapping", type=Path, default=None, help="contract mapping file of MODEL (default: <model>.aegis.yaml)")
     quantize.set_defaults(handler=_cmd_model_quantize)
     physical = model_sub.add_parser(
@@ -73,11 +84,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("quantized_model", type=Path, help="its quantization")
     judge.add_argument("config", nargs="?", default=None, help="hw_config (default: the robot kind's sim config)")
     judge.add_argument("--episodes", type=positive_int, default=10, help="episodes per model (default: 10)")
-    judge.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
-    judge.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
-    judge.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
+    judge.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
+    judge.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
+    judge.add_argument("--workers", type=workers, default=None, help="worker processes (default: CPU count)")
     judge.add_argument("--mapping", type=Path, default=None, help="contract mapping file of the float model")
-    judge.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the judgement as JSON")
+    judge.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write the judgement as JSON")
     add_dynamics_option(judge)
     judge.set_defaults(handler=_cmd_model_judge)
 
@@ -95,14 +106,45 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _cmd_model_inspect(args: argparse.Namespace) -> int:
     from aegis.inference.inspection import format_inspection, inspect_model
 
-    if not args.model.is_file():
-        raise UsageError(f"{args.model}: no such model file")
+    require_files(("MODEL", args.model), ("--mapping", args.mapping))
+    config = resolve_config_path(args.config) if args.config is not None else None
     try:
         report = inspect_model(args.model, mapping=args.mapping)
     except (ValueError, OSError) as exc:
         raise UsageError(f"{args.model}: {exc}") from None
-    print(json.dumps(report, indent=2, default=str) if args.json else format_inspection(report))
+    if config is not None:
+        report["deployment_check"] = _deployment_check(config, args.model, args.mapping)
+    failed = [name for name, check in (("graph", report["contract_check"]), ("deployment", report.get("deployment_check")))
+              if check is not None and not check["ok"]]
+    if args.mapping is not None and report["contract"] is None:
+        failed.append("contract")
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_inspection(report))
+        check = report.get("deployment_check")
+        if check is not None:
+            print(f"deployment check against {check['config']}: " + ("ok" if check["ok"] else "FAILED:"))
+            print("\n".join(f"  {line}" for problem in check["problems"] for line in problem.splitlines()))
+    if failed:
+        first = (report["contract_check"] or {}).get("problems") or (report.get("deployment_check") or {}).get("problems") or []
+        why = " ".join(first[0].split()) if first else report["contract_error"] or ""
+        print(f"aegis: model inspect: {args.model}: {' and '.join(failed)} check failed: {shorten(why, 200)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _deployment_check(config: Path, model: Path, mapping: Path | None) -> dict:
+    """The model run in place of ``config``'s nominal command source, as `aegis sim --policy` builds it: ok, or the problems."""
+    from aegis.inference.contract import ContractError
+    from aegis.launch_plan import make_plan
+    from aegis.runs.policy_swap import check_policy_nodes, policy_overrides
+
+    try:
+        check_policy_nodes(make_plan(load_config(config, policy_overrides(load_config(config), model, mapping))))
+    except (ConfigError, ContractError) as exc:
+        return {"config": str(config), "ok": False, "problems": [str(exc)]}
+    return {"config": str(config), "ok": True, "problems": []}
 
 
 def _policy_config_path(config: str | None, model: Path, mapping: Path | None) -> Path:

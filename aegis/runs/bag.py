@@ -5,19 +5,29 @@ the chosen distro, so `ros2 bag info`/`ros2 bag play` (Jazzy and later) and Foxg
 Several aegis messages share one ROS type (three use sensor_msgs/JointState), so the bag's
 custom_data also records each topic's aegis message type; replay uses it, and falls back to the
 ROS type where that is unambiguous (bags written by other tools).
+
+A bag that cannot be read (metadata.yaml missing, not UTF-8 or not rosbag2's; a storage file
+missing, truncated or not MCAP; a message whose bytes do not decode) raises :class:`BagError`
+naming the bag and what is wrong, never the storage library's own exception.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 
+from aegis.config_files import ConfigError, parse_yaml, read_text, shorten
 from aegis.msgs import MESSAGE_TYPES, rosbags_types
+from aegis.msgs.ros_types import ROSBAGS_DISTROS
+
+class BagError(ValueError):
+    """A bag that cannot be read; the message names the bag (and the topic and time of a message that does not decode)."""
+
 
 TOPIC_TYPES_KEY = "aegis.topic_types"
 DISTRO_KEY = "aegis.ros_distro"
@@ -59,12 +69,14 @@ class BagRecorder:
 
 
 def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[int, str, Any]]:
-    """Yield (log time ns, topic, aegis message) in time order; ``topics`` limits which are read."""
-    with Reader(Path(path)) as reader:
-        custom = _custom_data(path)
-        distro = custom.get(DISTRO_KEY, "jazzy")
-        types = rosbags_types(distro)
-        recorded = json.loads(custom.get(TOPIC_TYPES_KEY, "{}"))
+    """Yield (log time ns, topic, aegis message) in time order; ``topics`` limits which are read. BagError for a bad bag."""
+    custom = _custom_data(path)
+    distro = custom.get(DISTRO_KEY, "jazzy")
+    if distro not in ROSBAGS_DISTROS:
+        raise BagError(f"{path}/metadata.yaml: custom_data {DISTRO_KEY} is {shorten(repr(distro))}: one of {', '.join(ROSBAGS_DISTROS)}")
+    types = rosbags_types(distro)
+    recorded = _recorded_types(custom, path)
+    with _reader(path) as reader:
         wanted = set(topics) if topics is not None else None
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
         if wanted is not None:
@@ -72,17 +84,26 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
             if missing:
                 raise KeyError(f"{path}: no topic {', '.join(sorted(missing))} in the bag")
         classes = {c.topic: _aegis_class(c.topic, c.msgtype, recorded.get(c.topic), path) for c in connections}
-        for connection, t_ns, raw in reader.messages(connections=connections):
-            ros_msg = types.typestore.deserialize_cdr(raw, connection.msgtype)
-            msg_cls = classes[connection.topic]
-            msg = msg_cls.from_ros(ros_msg)
+        messages = reader.messages(connections=connections)
+        while True:
+            try:
+                connection, t_ns, raw = next(messages)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever the storage library raises on a damaged file
+                raise BagError(f"{path}: the storage file is damaged past its start: {_why(exc)}") from None
+            try:
+                msg = classes[connection.topic].from_ros(types.typestore.deserialize_cdr(raw, connection.msgtype))
+            except Exception as exc:  # noqa: BLE001 - any decoding failure of recorded bytes is the bag's fault
+                raise BagError(f"{path}: the message on {connection.topic} at {t_ns / 1e9:.6f} s does not decode as "
+                               f"{connection.msgtype}: {_why(exc)}") from None
             yield t_ns, connection.topic, msg
 
 
 def bag_info(path: str | Path) -> dict[str, Any]:
-    """Topics with ROS and aegis types and counts, total messages, duration and storage of a bag."""
-    with Reader(Path(path)) as reader:
-        recorded = json.loads(_custom_data(path).get(TOPIC_TYPES_KEY, "{}"))
+    """Topics with ROS and aegis types and counts, total messages, duration and storage of a bag; BagError for a bad bag."""
+    recorded = _recorded_types(_custom_data(path), path)
+    with _reader(path) as reader:
         counts: dict[str, int] = {}
         for connection in reader.connections:
             counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
@@ -97,19 +118,57 @@ def bag_info(path: str | Path) -> dict[str, Any]:
         }
 
 
+@contextmanager
+def _reader(path: str | Path) -> Iterator[Reader]:
+    """An open rosbags Reader; whatever it raises on a bag it cannot open (a storage file missing, truncated, not MCAP,
+    a record claiming a terabyte) as BagError naming the bag."""
+    try:
+        reader = Reader(Path(path))
+        reader.open()
+    except Exception as exc:  # noqa: BLE001 - the storage library's errors on a damaged file are many (and MemoryError)
+        raise BagError(f"{path}: not a readable rosbag2 bag: {_why(exc)}") from None
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {shorten(str(exc) or 'no detail')}"
+
+
 def _custom_data(path: str | Path) -> dict[str, str]:
-    """The bag's metadata.yaml custom_data (rosbag2 metadata version 6 and later), empty if absent."""
-    metadata = yaml.safe_load((Path(path) / "metadata.yaml").read_text())
-    return metadata["rosbag2_bagfile_information"].get("custom_data") or {}
+    """The bag's metadata.yaml custom_data (rosbag2 metadata version 6 and later), empty if absent; BagError for a
+    metadata.yaml that is missing, not UTF-8 or not rosbag2's (read with aegis' loader: no alias bomb reaches rosbags)."""
+    try:
+        metadata = parse_yaml(read_text(Path(path) / "metadata.yaml"), Path(path) / "metadata.yaml")
+    except ConfigError as exc:
+        raise BagError(str(exc)) from None
+    info = metadata.get("rosbag2_bagfile_information") if isinstance(metadata, dict) else None
+    if not isinstance(info, dict):
+        raise BagError(f"{path}/metadata.yaml: not rosbag2 metadata (no rosbag2_bagfile_information mapping)")
+    custom = info.get("custom_data") or {}
+    return custom if isinstance(custom, dict) else {}
+
+
+def _recorded_types(custom: dict[str, Any], path: str | Path) -> dict[str, str]:
+    """The aegis message type of each topic, as the recorder wrote it in custom_data (empty for other tools' bags)."""
+    try:
+        recorded = json.loads(custom.get(TOPIC_TYPES_KEY, "{}"))
+    except (TypeError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise BagError(f"{path}/metadata.yaml: custom_data {TOPIC_TYPES_KEY} is not a JSON mapping of topic to type")
+    return {str(k): str(v) for k, v in recorded.items()}
 
 
 def _aegis_class(topic: str, ros_type: str, recorded_name: str | None, path: str | Path) -> type:
     if recorded_name is not None:
         if recorded_name not in MESSAGE_TYPES:
-            raise TypeError(f"{path}: topic {topic} was recorded as {recorded_name}, which this aegis does not know")
+            raise BagError(f"{path}: topic {topic} was recorded as {shorten(recorded_name)}, which this aegis does not know")
         return MESSAGE_TYPES[recorded_name]
     candidates = [cls for cls in MESSAGE_TYPES.values() if cls.ROS_TYPE == ros_type]
     if len(candidates) != 1:
         names = ", ".join(c.__name__ for c in candidates) or "none"
-        raise TypeError(f"{path}: topic {topic} has ROS type {ros_type}, which maps to {len(candidates)} aegis types ({names})")
+        raise BagError(f"{path}: topic {topic} has ROS type {ros_type}, which maps to {len(candidates)} aegis types ({names})")
     return candidates[0]

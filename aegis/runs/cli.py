@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -14,9 +15,15 @@ from aegis.cli_options import (
     UsageError,
     add_dynamics_option,
     add_overrides,
-    positive_float,
+    duration,
+    is_file,
+    make_output_folder,
+    output_file,
+    output_folder,
     positive_int,
     resolve_config_path,
+    seed,
+    workers,
 )
 from aegis.config import load_config
 from aegis.launch_plan import LaunchPlan, make_plan
@@ -46,9 +53,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
     sim.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
     sim.add_argument(
-        "--duration", type=positive_float, default=None, help="simulated seconds (default: the scenario's, else 10)"
+        "--duration", type=duration, default=None, help="simulated seconds, at most 3600 (default: the scenario's, else 10)"
     )
-    sim.add_argument("--seed", type=int, default=0, help="seed for every node's randomness (default: 0)")
+    sim.add_argument("--seed", type=seed, default=0, help="seed for every node's randomness, 0 to 2^32-1 (default: 0)")
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
     sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
     add_dynamics_option(sim)
@@ -57,9 +64,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--expert", metavar="NODE_TYPE", default=None,
         help="with --policy: the node type to compare with (default: the model's producer.expert, else the config's own)",
     )
-    sim.add_argument("--out", type=Path, default=Path("runs/sim"), help="output folder (default: runs/sim)")
+    sim.add_argument("--out", type=output_folder, default=Path("runs/sim"), help="output folder (default: runs/sim)")
     sim.add_argument(
-        "--video", type=Path, default=None, metavar="FILE",
+        "--video", type=output_file, default=None, metavar="FILE",
         help="also render the run to FILE (.mp4 or .gif): a chase view and a top view, the filter's interventions marked "
         "(.mp4 needs imageio-ffmpeg: pip install 'aegis[video]')",
     )
@@ -75,10 +82,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
     evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
     evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
-    evaluate.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU count)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
-    evaluate.add_argument("--duration", type=positive_float, default=None, help="seconds per episode (default: the scenario's)")
-    evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="write per-episode rows and aggregates")
+    evaluate.add_argument("--workers", type=workers, default=None, help="worker processes (default: CPU count)")
+    evaluate.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
+    evaluate.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
+    evaluate.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
     add_dynamics_option(evaluate)
     add_policy_options(evaluate)
@@ -89,7 +96,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="feed a bag into some nodes and compare their outputs with the recording",
         description="Replay a recorded bag's inputs into the named nodes of a plan and compare what they publish with "
-        "what the bag recorded on the same topics. Exit code 0 when identical, 1 when they differ.",
+        "what the bag recorded on the same topics: each message's time and every field but the wall-clock measurements "
+        "(solve times, latencies), which differ between any two runs. Exit code 0 when identical, 1 when they differ "
+        "(the first difference named: topic, time and field).",
     )
     replay.add_argument("bag", type=Path, help="bag folder written by `aegis sim`")
     replay.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
@@ -159,12 +168,25 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         return _sim_policy_and_expert(args, plan)
     if args.expert is not None:
         raise UsageError("--expert is what a --policy is compared with: give --policy FILE too")
+    make_output_folder("--out", args.out)
     try:
         summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True, video=args.video)
     except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
         raise UsageError(str(exc)) from None
     print_summary(summary)
-    return 0
+    return _diverged_exit(summary)
+
+
+def _diverged_exit(summary: dict) -> int:
+    """1 (and why, on stderr) when a run's true state went non-finite: the simulation diverged and its numbers mean nothing."""
+    robots = summary.get("robots", {})
+    diverged = [name for name, row in robots.items() if row.get("non_finite_state")] if robots else []
+    if not (summary.get("non_finite_state") or diverged):
+        return 0
+    who = f" (robots {', '.join(diverged)})" if diverged else ""
+    print(f"aegis: the run diverged: the true state went non-finite (inf or NaN){who}; outcome crash in "
+          f"{Path(summary['bag']).parent / 'summary.json'}", file=sys.stderr)
+    return 1
 
 
 def _sim_policy_and_expert(args: argparse.Namespace, policy_plan: LaunchPlan) -> int:
@@ -195,7 +217,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from aegis.runs.evaluation import Campaign, run_campaign
 
-    load_plan(args)  # validates config, overrides and scenario before any worker starts
+    plan = load_plan(args)  # validates config, overrides and scenario before any worker starts
+    from aegis.runs.swarm import swarm_layout
+
+    if swarm_layout(plan) is not None:
+        raise UsageError(
+            f"{args.config}: a swarm config (several robots, one simulator): aegis eval does not run swarm configs yet; "
+            "run one episode with aegis sim"
+        )
     campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
     workers = min(args.workers or os.cpu_count() or 1, args.episodes)
     columns = (
@@ -246,11 +275,12 @@ def print_campaign(result: dict) -> None:
 
 
 def _require_bag(path: Path) -> None:
-    if not (path / "metadata.yaml").is_file():
+    if not is_file(path / "metadata.yaml"):
         raise UsageError(f"{path}: not a rosbag2 bag folder (no metadata.yaml)")
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from aegis.runs.bag import BagError
     from aegis.runs.replay import replay_and_compare
 
     _require_bag(args.bag)
@@ -258,6 +288,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         comparisons = replay_and_compare(load_plan(args), args.bag, args.nodes)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
+    except BagError as exc:
+        raise UsageError(str(exc)) from None
     table = Table(title=f"replay of {', '.join(args.nodes)} against {args.bag}")
     for column in ("topic", "recorded", "replayed", "same times", "max |difference|", "verdict"):
         table.add_column(column)
@@ -265,14 +297,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         verdict = "[green]identical[/green]" if c.identical else "[red]differs[/red]"
         table.add_row(c.topic, str(c.recorded), str(c.replayed), "yes" if c.same_times else "no", f"{c.max_abs_difference:.3g}", verdict)
     Console().print(table)
-    return 0 if all(c.identical for c in comparisons) else 1
+    differing = [c for c in comparisons if not c.identical]
+    if differing:
+        print(f"differs: {differing[0].topic} {differing[0].first_difference}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_bag_info(args: argparse.Namespace) -> int:
-    from aegis.runs.bag import bag_info
+    from aegis.runs.bag import BagError, bag_info
 
     _require_bag(args.bag)
-    info = bag_info(args.bag)
+    try:
+        info = bag_info(args.bag)
+    except BagError as exc:
+        raise UsageError(str(exc)) from None
     console = Console()
     console.print(f"{args.bag}: {info['messages']} messages over {info['duration_s']:.3f} s, storage {info['storage']}")
     table = Table()

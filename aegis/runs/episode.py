@@ -10,7 +10,9 @@ the obstacles' surfaces, minus the robot's bounding radius: negative means the r
 sphere overlaps an obstacle.
 
 An episode's ``outcome`` is one word (:data:`OUTCOMES`), the first that applies: ``crash`` (the
-bridge ended the run: flip, hard ground contact, non-finite state, left the world), ``collision``
+bridge ended the run: flip, hard ground contact, non-finite state, left the world; or the true
+state went non-finite, inf or NaN, under a plant that does not judge crashes: ``non_finite_state``
+says which runs diverged, and `aegis sim` exits 1 on one), ``collision``
 (touched an obstacle), ``geofence`` (left the scenario's geofence), ``deadlock`` (stopped for good
 short of the goal: over the last :data:`DEADLOCK_WINDOW_S` of the run its true position stayed
 within ``DEADLOCK_SPEED_MPS * DEADLOCK_WINDOW_S`` = 0.1 m of where it ended, outside the goal's
@@ -37,6 +39,9 @@ DEADLOCK_SPEED_MPS = 0.05
 """A robot whose net true speed over the final :data:`DEADLOCK_WINDOW_S` is below this has stopped for good."""
 DEADLOCK_WINDOW_S = 2.0
 """The final stretch of a run over which a robot short of its goal must have stood still to be deadlocked."""
+
+NON_FINITE = "non-finite state"
+"""The crash reason of a run whose true state went inf or NaN (aegis.sim.crash's words)."""
 
 OUTCOMES = ("success", "collision", "crash", "geofence", "deadlock", "goal_missed")
 """Every outcome an episode can have (see the module doc for which applies)."""
@@ -183,13 +188,25 @@ def episode_series(log: Any, obstacles: Any, body_radius_m: float | None) -> Epi
 def episode_metrics(series: EpisodeSeries, plant_metrics: dict[str, Any]) -> dict[str, Any]:
     """The summary keys of one episode (None where the run has nothing to measure it by)."""
     errors = series.tracking_error
+    crashes = int(plant_metrics.get("crashes", 0))
+    reason = plant_metrics.get("crash_reason")
+    finite = np.all(np.isfinite(series.positions), axis=1)
+    if series.speeds.size == finite.size:
+        finite &= np.isfinite(series.speeds)
+    diverged = not bool(np.all(finite))
+    extra = {}
+    if diverged and not crashes:  # a plant without a crash judge: the state went inf or NaN and the run went on
+        crashes, reason = 1, NON_FINITE
+        extra = {"crash_reason": reason, "crash_time_s": float(series.times[int(np.argmin(finite))])}
     return {
         "collisions": int(plant_metrics.get("collisions", 0)),
-        "crashes": int(plant_metrics.get("crashes", 0)),
+        "crashes": crashes,
+        "non_finite_state": bool(diverged or str(reason or "").startswith(NON_FINITE)),
         "min_clearance_m": float(series.clearance.min()) if series.clearance is not None else None,
         "tracking_rmse_m": float(np.sqrt(np.mean(errors**2))) if errors.size else None,
         "tracking_max_m": float(errors.max()) if errors.size else None,
         **{k: v for k, v in plant_metrics.items() if k not in ("collisions", "crashes", "body_radius_m")},
+        **extra,
     }
 
 

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from aegis.config_files import ConfigError, apply_override, format_errors, pydantic_errors, read_yaml_mapping
+from aegis.config_files import (
+    ConfigError,
+    apply_override,
+    did_you_mean,
+    format_errors,
+    pydantic_errors,
+    read_yaml_mapping,
+    safe_resolve,
+)
 from aegis.paths import share_dir
 from aegis.scenario.geometry import clearances, geofence_margin
 from aegis.scenario.reference import reference_extremes
@@ -31,14 +39,14 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     path = Path(path)
     raw = read_yaml_mapping(path)
     for override in overrides:
-        apply_override(raw, override, path)
+        apply_override(raw, override, path, named={"robots": "robot"})
     return validate_scenario(raw, path)
 
 
 def validate_scenario(raw: dict[str, Any], path: Path) -> Scenario:
     """Validate a raw mapping as a Scenario, then its geometry; raises ConfigError listing every problem."""
     try:
-        scenario = Scenario.model_validate({**raw, "source": path.resolve()})
+        scenario = Scenario.model_validate({**raw, "source": safe_resolve(path)})
     except ValidationError as exc:
         raise ConfigError(format_errors(path, _schema_errors(exc))) from None
     errors = scenario_errors(scenario)
@@ -144,7 +152,7 @@ def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
     The whole-scenario check of the task's keys (start, reference, robots) reports at the key it names.
     """
     out = []
-    for error, (key, msg) in zip(exc.errors(), pydantic_errors(exc)):
+    for error, (key, msg) in zip(exc.errors(), pydantic_errors(exc, Scenario)):
         if error["type"] == "scenario_task":
             key = error["ctx"]["key"]
         parts = key.split(".")
@@ -178,7 +186,10 @@ def resolve_scenario_path(name: str | Path) -> Path:
     shipped = shipped_scenario(str(name))
     if shipped.is_file():
         return shipped
-    raise ConfigError(f"{name}: no such scenario file, nor a shipped one (shipped: {', '.join(shipped_scenario_names())})")
+    names = shipped_scenario_names()
+    raise ConfigError(
+        f"{name}: no such scenario file, nor a shipped one{did_you_mean(Path(name).stem, names)} (shipped: {', '.join(names)})"
+    )
 
 
 def resolve_scenario_for(name: str | Path, robot_kind: str) -> Path:
@@ -194,9 +205,10 @@ def resolve_scenario_for(name: str | Path, robot_kind: str) -> Path:
     ]
     if len(family) == 1:
         return family[0]
+    names = shipped_scenario_names()
     raise ConfigError(
-        f"{name}: no such scenario file, nor a shipped scenario or family for a {robot_kind} "
-        f"(shipped: {', '.join(shipped_scenario_names())})"
+        f"{name}: no such scenario file, nor a shipped scenario or family for a {robot_kind}"
+        f"{did_you_mean(Path(name).stem, names)} (shipped: {', '.join(names)})"
     )
 
 

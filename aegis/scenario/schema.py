@@ -14,9 +14,14 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+from aegis.config_files import DurationS, Finite
+from aegis.config_files import NonNegativeFinite as NonNegative
+from aegis.config_files import PositiveFinite as Positive
+
+MAX_OBSTACLES = 1000
+"""The most obstacles (and waypoints) a scenario may list."""
+MAX_ROBOTS = 64
+"""The most robots one scenario may have."""
 
 
 def _three_numbers(value: Any) -> Any:
@@ -34,7 +39,7 @@ ZERO3: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Start(_Strict):
@@ -59,7 +64,7 @@ class Waypoints(_Strict):
     """A tour through ``points`` at constant speed, straight between points; ``loop`` returns to the first and repeats."""
 
     type: Literal["waypoints"]
-    points: tuple[Vec3, ...] = Field(min_length=2, description="the points to pass, in order (m)")
+    points: tuple[Vec3, ...] = Field(min_length=2, max_length=MAX_OBSTACLES, description="the points to pass, in order (m)")
     speed_mps: Positive = Field(description="speed along the tour (m/s)")
     loop: bool = Field(False, description="return to the first point and repeat")
 
@@ -197,8 +202,20 @@ class NonNegativeRange(_Range):
     high: NonNegative = Field(description="highest value drawn")
 
 
+MAX_LATENCY_S = 1.0
+"""The longest latency (s) a scenario or dynamics set may add: longer is no longer a control loop."""
+
+
+class LatencyRange(NonNegativeRange):
+    """A latency drawn uniformly from [low, high] (s), both in [0, MAX_LATENCY_S]."""
+
+    low: Annotated[float, Field(ge=0, le=MAX_LATENCY_S)] = Field(description="lowest latency drawn (s)")
+    high: Annotated[float, Field(ge=0, le=MAX_LATENCY_S)] = Field(description="highest latency drawn (s)")
+
+
 _ONE = ScaleRange(low=1.0, high=1.0)
 _NONE = NonNegativeRange(low=0.0, high=0.0)
+_NO_LATENCY = LatencyRange(low=0.0, high=0.0)
 _UNIT = NonNegativeRange(low=1.0, high=1.0)
 
 
@@ -209,7 +226,7 @@ class Randomization(_Strict):
     inertia_scale: ScaleRange = Field(_ONE, description="multiplier on its inertia")
     motor_constant_scale: ScaleRange = Field(_ONE, description="multiplier on the motor constants (a quadrotor's kf and km)")
     friction_scale: ScaleRange = Field(_ONE, description="multiplier on ground friction (a ground robot's wheels)")
-    latency_s: NonNegativeRange = Field(_NONE, description="added sensing-to-actuation latency (s)")
+    latency_s: LatencyRange = Field(_NO_LATENCY, description="added sensing-to-actuation latency (s, at most 1)")
     sensor_noise_scale: NonNegativeRange = Field(_UNIT, description="multiplier on the hw_config's sensor noise")
     obstacle_jitter_m: NonNegativeRange = Field(
         _NONE, description="largest shift of each obstacle along x and y in an episode (m); the shifts are drawn per obstacle"
@@ -323,14 +340,18 @@ class Scenario(_Strict):
 
     name: Annotated[str, Field(min_length=1)] = Field(description="the scenario's name, in summaries and plots")
     description: str = Field("", description="what it is for, in words")
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="seeds the wind's gusts, and the layout when a run gives no seed")
-    duration_s: Positive = Field(description="how long a run lasts (s)")
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
+        0, description="seeds the wind's gusts, and the layout when a run gives no seed"
+    )
+    duration_s: DurationS = Field(description="how long a run lasts (s), at most an hour")
     robot_kind: Literal["quadrotor", "diff_drive", "any"] = Field("any", description="the robot kind it is written for")
     start: Start | None = Field(None, description="where the robot starts (one robot)")
     goal: Goal | None = Field(None, description="where it should end (one robot; none: no goal to reach)")
     reference: Reference | None = Field(None, description="the reference it follows (one robot)")
-    robots: dict[RobotName, RobotTask] = Field(default_factory=dict, description="a multi-robot scenario's robots, by name")
-    obstacles: tuple[ObstacleSpec, ...] = Field((), description="fixed obstacles")
+    robots: dict[RobotName, RobotTask] = Field(
+        default_factory=dict, max_length=MAX_ROBOTS, description="a multi-robot scenario's robots, by name (at most 64)"
+    )
+    obstacles: tuple[ObstacleSpec, ...] = Field((), max_length=MAX_OBSTACLES, description="fixed obstacles (at most 1000)")
     layout: Layout | None = Field(None, description="obstacles drawn per episode seed around the start-goal path (instead of obstacles)")
     geofence: Geofence | None = Field(None, description="the box the robot must stay in")
     disturbances: Disturbances = Field(Disturbances(), description="wind and impulses")

@@ -48,7 +48,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from aegis.config_files import ConfigError, format_errors, pydantic_errors, read_yaml_mapping
 from aegis.paths import share_dir
-from aegis.scenario.schema import NonNegativeRange, ScaleRange
+from aegis.scenario.schema import LatencyRange, NonNegativeRange, ScaleRange
 
 DYNAMICS_FOLDER = "dynamics"
 """share/aegis/<this> holds the shipped dynamics sets (the repository's dynamics/ folder)."""
@@ -65,14 +65,14 @@ def _value_or_range(value: Any) -> Any:
 
 
 Scale = Annotated[ScaleRange, BeforeValidator(_value_or_range)]
-Seconds = Annotated[NonNegativeRange, BeforeValidator(_value_or_range)]
+Seconds = Annotated[LatencyRange, BeforeValidator(_value_or_range)]
 NoiseScale = Annotated[NonNegativeRange, BeforeValidator(_value_or_range)]
 
 
 class Dynamics(BaseModel):
     """One dynamics set: each parameter a value or a {low, high} range (see the module doc for what each means)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
     description: str = Field("", description="what this set is for, in words")
     mass_scale: Scale = Field(1.0, description="x nominal mass")
@@ -108,7 +108,12 @@ def load_dynamics(path: str | Path) -> Dynamics:
     try:
         return Dynamics.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, pydantic_errors(exc))) from None
+        errors = pydantic_errors(exc, Dynamics)
+        for name, value in raw.items():  # a plain number is the range {low: v, high: v}: its problem once, at its key
+            low = next((msg for key, msg in errors if key == f"{name}.low"), None)
+            if isinstance(value, (int, float)) and low is not None:
+                errors = [(name if key == f"{name}.low" else key, msg) for key, msg in errors if (key, msg) != (f"{name}.high", low)]
+        raise ConfigError(format_errors(path, errors)) from None
 
 
 def shipped_dynamics_names() -> list[str]:
@@ -127,7 +132,7 @@ def resolve_dynamics(name: str | Path) -> Path:
     names = shipped_dynamics_names()
     close = difflib.get_close_matches(str(name), names, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
-    raise ConfigError(f"{name}: no such dynamics file, nor a shipped set (shipped: {', '.join(names)}){hint}")
+    raise ConfigError(f"{name}: no such dynamics file, nor a shipped set{hint} (shipped: {', '.join(names)})")
 
 
 def plant_overrides(config: Any, dynamics: str | Path | None) -> list[str]:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aegis.cli_options import non_negative_int, positive_int, resolve_config_path
+from aegis.cli_options import duration, non_negative_int, output_file, positive_float, positive_int, resolve_config_path, seed
 
 if TYPE_CHECKING:
     from aegis.training.pipeline import TrainReport, TrainSettings
@@ -38,17 +38,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="hw_config with one MPC expert in the chain (e.g. hw_configs/quadrotor_mpc_sim.yaml)")
-    parser.add_argument("--out", type=Path, required=True, help="ONNX file to write (e.g. models/NAME.onnx)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every draw: scenarios, runs, initial weights, shuffles (default: 0)")
+    parser.add_argument("--out", type=output_file, required=True, help="ONNX file to write (e.g. models/NAME.onnx)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of every draw: scenarios, runs, initial weights, shuffles (default: 0)")
     parser.add_argument("--iterations", type=non_negative_int, default=3, help="DAgger iterations after the demonstrations (default: 3)")
     parser.add_argument("--episodes", type=positive_int, default=30, help="expert demonstration episodes (default: 30)")
     parser.add_argument("--dagger-episodes", type=positive_int, default=15, help="policy rollouts per DAgger iteration (default: 15)")
     parser.add_argument("--validation-episodes", type=positive_int, default=6, help="held-out expert episodes (default: 6)")
-    parser.add_argument("--max-duration", type=float, default=20.0, help="longest episode, seconds (default: 20)")
+    parser.add_argument("--max-duration", type=duration, default=20.0, help="longest episode, seconds (default: 20)")
     parser.add_argument("--epochs", type=positive_int, default=40, help="BC epochs per training round (default: 40)")
     parser.add_argument("--hidden", default="64,64", help="hidden layer widths (default: 64,64)")
-    parser.add_argument("--lipschitz", type=float, default=4.0, help="bound of the network map, split evenly over its layers (default: 4)")
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's initial learning rate, cosine-annealed (default: 0.002)")
+    parser.add_argument("--lipschitz", type=positive_float, default=4.0, help="bound of the network map, split evenly over its layers (default: 4)")
+    parser.add_argument("--learning-rate", type=positive_float, default=2e-3, help="Adam's initial learning rate, cosine-annealed (default: 0.002)")
     parser.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size (default: 256)")
     parser.add_argument(
         "--observation",
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dynamics", default=None, metavar="NAME|FILE",
         help="train on a perturbed plant (aegis.sim.dynamics: a shipped set or a file; drawn per episode seed)",
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write the report as JSON")
 
 
 def command_line(args: argparse.Namespace) -> str:

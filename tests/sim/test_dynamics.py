@@ -49,8 +49,10 @@ def test_same_seed_same_draw_and_ranges_are_respected() -> None:
     [
         ("mass_scal: 1.2\n", "mass_scal", "unknown key"),
         ("mass_scale: {low: 1.3, high: 0.7}\n", "mass_scale", "above high"),
-        ("mass_scale: 0\n", "mass_scale.low", "greater than 0"),
-        ("actuation_latency_s: -0.01\n", "actuation_latency_s.low", "greater than or equal to 0"),
+        ("mass_scale: 0\n", "mass_scale", "greater than 0"),  # a plain number: its problem once, at its key
+        ("mass_scale: {low: 0, high: 1}\n", "mass_scale.low", "greater than 0"),
+        ("actuation_latency_s: -0.01\n", "actuation_latency_s", "greater than or equal to 0"),
+        ("actuation_latency_s: 5\n", "actuation_latency_s", "less than or equal to 1"),
         ("sensor_noise_scale: {low: 1.0, hihg: 2.0}\n", "sensor_noise_scale.hihg", "unknown key"),
     ],
 )
