@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from aegis.config_files import ConfigError, parse_yaml, read_text, shorten
 from aegis.msgs import MESSAGE_TYPES, rosbags_types
