@@ -35,8 +35,7 @@ class DiffDriveSimBridgeParams(SimBridgeParams):
             from aegis.sim.dynamics import load_dynamics
 
             loaded = load_dynamics(dynamics)
-            for key in ("thrust_coeff_scale", "drag_scale"):
-                value = getattr(loaded, key)
+            for key, value in (("thrust_coeff_scale", loaded.thrust_coeff_scale), ("drag_scale", loaded.drag_scale)):
                 if (value.low, value.high) != (1.0, 1.0):
                     raise ValueError(f"{dynamics}: {key}: a ground robot has no {key.removesuffix('_scale')} to scale (leave it out)")
         return dynamics

@@ -11,6 +11,7 @@ from aegis.config import RobotConfig
 from aegis.msgs import ImuSample, MotorSpeeds, RobotState
 from aegis.node import Port
 
+from aegis.sim.dynamics import DynamicsDraw
 from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, SENSOR_PORTS, TRUTH_PORT, SimBridgeBase, SimBridgeParams
 
 
@@ -56,7 +57,10 @@ class SimBridge(SimBridgeBase):
     default_rate_hz = 240.0
 
     command_size = 4
-    dynamics_scales = {**SimBridgeBase.dynamics_scales, "thrust_coeff_scale": "thrust", "drag_scale": "drag"}
+
+    def _robot_scales(self, d: DynamicsDraw) -> dict[str, float]:
+        """The rotors' constants and drag too: kf, km and the drag coefficients each scale on their own."""
+        return {**super()._robot_scales(d), "thrust": d.thrust_coeff_scale, "drag": d.drag_scale}
 
     def _build_world(self) -> Any:
         from aegis.sim.pybullet_world import QuadrotorWorld

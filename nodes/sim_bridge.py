@@ -48,6 +48,7 @@ from aegis.msgs import Image, LaserScan, Obstacles, RobotState
 from aegis.sim.command_hold import CommandHold
 from aegis.sim.command_delay import CommandDelay
 from aegis.sim.crash import CrashJudge, CrashParams
+from aegis.sim.dynamics import NOMINAL, DynamicsDraw
 from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, noisy_imu, noisy_state
 from aegis.sim.sensors import decimation as sensor_decimation
 from aegis.sim.sensors.noise import NOMINAL_NOISE
@@ -149,7 +150,6 @@ class SimBridgeBase(Node):
     Params: ClassVar[type[SimBridgeParams]] = SimBridgeParams
     command_size: ClassVar[int]
     """How many actuator speeds the ``command`` input carries (4 rotors, 2 wheels)."""
-    dynamics_scales: ClassVar[dict[str, str]] = {"torque_coeff_scale": "torque", "motor_time_constant_scale": "motor_time_constant"}
     """Dynamics-file scales (aegis.sim.dynamics) beyond mass and inertia -> the world's ``set_scales`` keyword for each."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -229,14 +229,14 @@ class SimBridgeBase(Node):
             self.obstacles = _jittered(self.obstacles, self.randomization["obstacle_jitter_m"], rng)
         self._put_obstacles()
         r = self.randomization
-        d = self.dynamics.draw(seed) if self.dynamics is not None else {}
-        self.dynamics_drawn = {"set": p.dynamics.stem, **d} if p.dynamics is not None else {}
-        self._noise = p.noise_params().scaled(r.get("sensor_noise_scale", 1.0) * d.get("sensor_noise_scale", 1.0))
+        d = self.dynamics.draw(seed) if self.dynamics is not None else NOMINAL
+        self.dynamics_drawn = {"set": p.dynamics.stem, **d.as_dict()} if p.dynamics is not None else {}
+        self._noise = p.noise_params().scaled(r.get("sensor_noise_scale", 1.0) * d.sensor_noise_scale)
         self._noisy = any(std > 0.0 for std in self._noise.model_dump().values())  # exact sensing draws nothing
-        self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0) + d.get("sensing_latency_s", 0.0))
+        self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0) + d.sensing_latency_s)
         self._sensor_rng = np.random.default_rng(None if seed is None else [seed, 1])  # its own stream
         self._set_scales(r, d)
-        actuation_s = p.actuation_latency_s + d.get("actuation_latency_s", 0.0)
+        actuation_s = p.actuation_latency_s + d.actuation_latency_s
         self._actuation = CommandDelay(round(actuation_s * self.rate_hz))
         self._place(position, yaw)
         self._tick = 0
@@ -246,15 +246,19 @@ class SimBridgeBase(Node):
         self.crash_reason = None
         self.crash_time_s = None
 
-    def _set_scales(self, r: Mapping[str, float], d: Mapping[str, float]) -> None:
+    def _set_scales(self, r: Mapping[str, float], d: DynamicsDraw) -> None:
         """The world's physical scales: the scenario's draw ``r`` times the dynamics draw ``d`` (see aegis.sim.dynamics)."""
         self.world.set_scales(
-            r.get("mass_scale", 1.0) * d.get("mass_scale", 1.0),
-            r.get("inertia_scale", 1.0) * d.get("inertia_scale", 1.0),
+            r.get("mass_scale", 1.0) * d.mass_scale,
+            r.get("inertia_scale", 1.0) * d.inertia_scale,
             r.get("motor_constant_scale", 1.0),
             r.get("friction_scale", 1.0),
-            **{keyword: d.get(key, 1.0) for key, keyword in self.dynamics_scales.items()},
+            **self._robot_scales(d),
         )
+
+    def _robot_scales(self, d: DynamicsDraw) -> dict[str, float]:
+        """The dynamics draw's scales the robot's world takes beyond mass and inertia, by its set_scales keyword."""
+        return {"torque": d.torque_coeff_scale, "motor_time_constant": d.motor_time_constant_scale}
 
     def _put_obstacles(self) -> None:
         """This episode's obstacles into the world: the bodies moved there, or spawned anew when the shapes changed (a layout)."""

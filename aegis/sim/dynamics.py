@@ -40,6 +40,7 @@ installed to share/aegis/dynamics.
 from __future__ import annotations
 
 import difflib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,19 +86,38 @@ class Dynamics(BaseModel):
     actuation_latency_s: Seconds = Field(0.0, description="added actuation latency: commands reach the actuators this much later (s)")
     sensor_noise_scale: NoiseScale = Field(1.0, description="x the config's sensor noise")
 
-    def draw(self, seed: int | None) -> dict[str, float]:
+    def draw(self, seed: int | None) -> DynamicsDraw:
         """One value per parameter (uniform in its range; a fixed one is its value), from the seed's own stream."""
         rng = np.random.default_rng(None if seed is None else [seed, DYNAMICS_STREAM])
-        return {
-            name: float(rng.uniform(getattr(self, name).low, getattr(self, name).high))
-            for name in PARAMETERS
-        }
+        return DynamicsDraw(**{name: float(rng.uniform(getattr(self, name).low, getattr(self, name).high)) for name in PARAMETERS})
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicsDraw:
+    """One episode's perturbation, a value per :class:`Dynamics` parameter (the defaults: nothing perturbed).
+
+    The simulator bridges read it field by field (aegis.nodes.sim_bridge and its robots' bridges).
+    """
+
+    mass_scale: float = 1.0
+    inertia_scale: float = 1.0
+    motor_time_constant_scale: float = 1.0
+    thrust_coeff_scale: float = 1.0
+    torque_coeff_scale: float = 1.0
+    drag_scale: float = 1.0
+    sensing_latency_s: float = 0.0
+    actuation_latency_s: float = 0.0
+    sensor_noise_scale: float = 1.0
+
+    def as_dict(self) -> dict[str, float]:
+        """The values by parameter name, in draw order (what a summary records)."""
+        return asdict(self)
 
 
 PARAMETERS: tuple[str, ...] = tuple(name for name in Dynamics.model_fields if name != "description")
-"""The drawn parameters, in declaration (draw) order."""
+"""The drawn parameters, in declaration (draw) order: DynamicsDraw's fields (tests/sim/test_dynamics.py holds them equal)."""
 
-NOMINAL: dict[str, float] = {name: (0.0 if name.endswith("_s") else 1.0) for name in PARAMETERS}
+NOMINAL = DynamicsDraw()
 """What every parameter is when nothing perturbs it."""
 
 

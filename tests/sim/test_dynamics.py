@@ -29,8 +29,8 @@ def test_every_shipped_set_loads_and_says_what_it_is() -> None:
         assert dynamics.description
     assert load_dynamics(resolve_dynamics("nominal")).draw(0) == NOMINAL
     combined = load_dynamics(resolve_dynamics("combined")).draw(0)
-    assert combined["mass_scale"] == 1.3 and combined["motor_time_constant_scale"] == 2.0
-    assert combined["sensing_latency_s"] == combined["actuation_latency_s"] == 0.01 and combined["sensor_noise_scale"] == 2.0
+    assert combined.mass_scale == 1.3 and combined.motor_time_constant_scale == 2.0
+    assert combined.sensing_latency_s == combined.actuation_latency_s == 0.01 and combined.sensor_noise_scale == 2.0
 
 
 def test_same_seed_same_draw_and_ranges_are_respected() -> None:
@@ -38,10 +38,10 @@ def test_same_seed_same_draw_and_ranges_are_respected() -> None:
     assert random.draw(7) == random.draw(7)
     assert random.draw(7) != random.draw(8)
     draws = [random.draw(seed) for seed in range(50)]
-    masses = [d["mass_scale"] for d in draws]
+    masses = [d.mass_scale for d in draws]
     assert 0.7 <= min(masses) < 0.8 and 1.2 < max(masses) <= 1.3
-    assert all(0.0 <= d["actuation_latency_s"] <= 0.01 and d["thrust_coeff_scale"] == 1.0 for d in draws)
-    assert list(draws[0]) == list(PARAMETERS)
+    assert all(0.0 <= d.actuation_latency_s <= 0.01 and d.thrust_coeff_scale == 1.0 for d in draws)
+    assert list(draws[0].as_dict()) == list(PARAMETERS)
 
 
 @pytest.mark.parametrize(
@@ -122,6 +122,32 @@ def test_mass_changes_the_hover_sag() -> None:
     assert climbs["nominal"] == pytest.approx(0.0, abs=1e-4)
     assert climbs["light"] == pytest.approx(9.81 * (1 / 0.7 - 1) * 0.02, rel=0.1)
     assert climbs["heavy"] == pytest.approx(9.81 * (1 / 1.3 - 1) * 0.02, rel=0.1)
+
+
+def test_rotor_constants_drag_and_the_wheel_torque_reach_the_worlds(tmp_path: Path) -> None:
+    """thrust_coeff_scale, torque_coeff_scale and drag_scale each scale their own constant of the quadrotor's world;
+    torque_coeff_scale and motor_time_constant_scale reach the ground robot's (its torque limit and its wheel lag)."""
+    rotors = tmp_path / "rotors.yaml"
+    rotors.write_text("thrust_coeff_scale: 1.1\ntorque_coeff_scale: 0.8\ndrag_scale: 1.5\n")
+    quad = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover", f"nodes.sim.params.dynamics={rotors}")
+    nominal = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover")
+    try:
+        np.testing.assert_allclose(quad.world._mix[:3], 1.1 * nominal.world._mix[:3])
+        np.testing.assert_allclose(quad.world._mix[3], 0.8 * nominal.world._mix[3])
+        np.testing.assert_allclose(quad.world._drag, 1.5 * np.asarray(nominal.world._drag))
+    finally:
+        quad.close()
+        nominal.close()
+    wheels = tmp_path / "wheels.yaml"
+    wheels.write_text("torque_coeff_scale: 0.5\nmotor_time_constant_scale: 2.0\n")
+    husky = bridge("husky_sim.yaml", f"nodes.sim.params.dynamics={wheels}")
+    plain = bridge("husky_sim.yaml")
+    try:
+        np.testing.assert_allclose(husky.world._forces, 0.5 * np.asarray(plain.world._forces))
+        assert husky.world._lag != plain.world._lag
+    finally:
+        husky.close()
+        plain.close()
 
 
 def test_actuation_latency_delays_the_first_motor_response_by_whole_physics_steps() -> None:
