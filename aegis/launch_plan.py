@@ -108,7 +108,7 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
 
     A many port counts as one port per topic of its list. An input a node's parameters declare
     absent (``unread``, aegis.node.Node.unread_inputs) must have no publisher: the node would
-    ignore it. Safety filters: see :func:`_filter_wiring_errors`.
+    ignore it. Safety filters: see :func:`_gate_wiring_errors`.
     """
     publishers: dict[str, tuple[str, str]] = {}
     errors = []
@@ -147,14 +147,14 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
                     f"{node.name}.{port} reads {topic}, {referee[topic]}'s ground truth: that is the referee's (evaluation "
                     "measures from it), no node acts on it; read the sensors' topics"
                 )
-    errors += _filter_wiring_errors(launches)
+    errors += _gate_wiring_errors(launches)
     if errors:
         source = config.source or "<config>"
         raise ConfigError("\n".join(f"{source}: nodes: {e}" for e in errors))
     return warnings
 
 
-def _filter_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
+def _gate_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
     """Why the plan goes around a safety filter or the supervisor (empty: it does not).
 
     A safety filter declares ``bypass = (input, output)`` (nominal in, filtered command out; ``aegis
@@ -190,7 +190,7 @@ def _filter_wiring_errors(launches: list[NodeLaunch]) -> list[str]:
 def _around(
     node: NodeLaunch, launches: list[NodeLaunch], readers: dict[str, list[str]], ports: tuple[str, str], what: str, taken: str, hint: str
 ) -> list[str]:
-    """The first of the three ways (see :func:`_filter_wiring_errors`) the command path misses ``node``, as one line, or none."""
+    """The first of the three ways (see :func:`_gate_wiring_errors`) the command path misses ``node``, as one line, or none."""
     input_port, output_port = ports
     nominal, command = node.inputs[input_port], node.outputs[output_port]
     passed = "the filtered command" if what == "filter" else "the gated command"

@@ -168,7 +168,7 @@ class SupervisorNode(Node):
                 return "e-stop never heard from (estop_required)"
         elif estop.msg.engaged:
             return "e-stop engaged"
-        if state is not None and not _finite_state(state.msg):
+        if odometry_problem is not None and state is not None and not _finite_state(state.msg):  # usable odometry is finite
             return "odometry not finite: nothing to brake from"
         if self.state == "estop" and odometry_problem is not None and self.reason.startswith("odometry"):
             return self.reason  # latched until odometry is usable again
@@ -179,8 +179,9 @@ class SupervisorNode(Node):
             return "no odometry"
         if state.stale:
             return f"odometry stale ({state.age_s:.3f} s)"
-        unusable = state.msg.unusable_reason()
-        return None if unusable is None else f"odometry unusable: {unusable}"
+        if state.msg.is_usable():  # the plain-float check; the reason only when there is one
+            return None
+        return f"odometry unusable: {state.msg.unusable_reason()}"
 
     def _command_problem(self, command: Received | None) -> str | None:
         if command is None:

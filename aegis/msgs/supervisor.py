@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from aegis.msgs.diagnostics import ERROR, OK, WARN, _parse_int, _require, _single_status, diagnostic_array_to_ros
+from aegis.msgs.diagnostics import ERROR, OK, WARN, _parse_bool, _parse_int, _require, _single_status, diagnostic_array_to_ros
 from aegis.msgs.ros_types import TypeLookup
 
 SUPERVISOR_STATES = ("init", "armed", "running", "degraded", "estop")
@@ -102,14 +102,12 @@ class SupervisorStatus:
         owner = cls.__name__
         stamp, frame_id, status, values = _single_status(owner, ros_msg)
         _require(owner, values, cls.KEYS)
-        if values["passed"] not in ("True", "False"):
-            raise ValueError(f"{owner}: key 'passed' must be 'True' or 'False', got {values['passed']!r}")
         return cls(
             stamp=stamp,
             frame_id=frame_id,
             name=str(status.name),
             state=values["state"],
             reason=values["reason"],
-            passed=values["passed"] == "True",
+            passed=_parse_bool(owner, "passed", values["passed"]),
             **{k: _parse_int(owner, k, values[k]) for k in ("ticks", "gated_ticks", "transitions")},
         )

@@ -139,3 +139,12 @@ def _remove_previous_bag(bag_path: Path) -> None:
     if not (bag_path / "metadata.yaml").is_file():
         raise FileExistsError(f"{bag_path} exists and is not a rosbag2 bag: move it or choose another --out")
     shutil.rmtree(bag_path)
+
+
+def final_states(log: Any, topics: Any = None) -> dict[str, dict[str, Any]]:
+    """The last state on each state topic ``log`` kept (those in ``topics`` when given): position and speed, for a summary."""
+    return {
+        topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
+        for topic, state in log.final_states.items()
+        if topics is None or topic in topics
+    }

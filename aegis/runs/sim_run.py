@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from aegis.launch_plan import LaunchPlan
 from aegis.runs.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
-from aegis.runs.plan_run import load_plan_scenario, record_run, run_duration, run_numbers
+from aegis.runs.plan_run import final_states, load_plan_scenario, record_run, run_duration, run_numbers
 
 
 def run_sim(
@@ -51,10 +50,7 @@ def run_sim(
         **episode_outcome(scenario, series),
         **({"dynamics": run.dynamics} if run.dynamics else {}),
         **run_numbers(plan, stats),
-        "final_states": {
-            topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
-            for topic, state in log.final_states.items()
-        },
+        "final_states": final_states(log),
         "bag": str(bag_path),
     }
     summary["outcome"] = outcome_of(summary)

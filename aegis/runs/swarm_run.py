@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from aegis.launch_plan import LaunchPlan
-from aegis.runs.plan_run import load_plan_scenario, record_run, run_duration, run_numbers
+from aegis.runs.plan_run import final_states, load_plan_scenario, record_run, run_duration, run_numbers
 from aegis.runs.swarm import SwarmLayout, SwarmLog, min_pair_distance, robot_series, swarm_metrics
 
 
@@ -46,11 +45,7 @@ def run_swarm_sim(
         "seed": seed,
         **swarm_metrics(layout, series, plant, node_metrics, tasks),
         **run_numbers(plan, stats),
-        "final_states": {
-            topic: {"position_m": state.position.tolist(), "speed_mps": float(np.linalg.norm(state.linear_velocity))}
-            for topic, state in log.final_states.items()
-            if topic in layout.state_topics or topic in layout.truth_topics
-        },
+        "final_states": final_states(log, {*layout.state_topics, *layout.truth_topics}),
         "bag": str(bag_path),
     }
     title = f"aegis sim: {len(layout.names)} x {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
