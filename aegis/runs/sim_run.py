@@ -135,8 +135,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         video = summary["video"]
         table.add_row("video", f"{video['path']} ({video['frames']} frames at {video['fps']} fps, rendered in {video['render_s']:.1f} s)")
     console.print(table)
-    print_timing(summary, console)
     if "robots" in summary:  # a swarm: its totals and a row per robot
         from aegis.runs.swarm_run import print_swarm_tables
 
         print_swarm_tables(summary, console)
+    print_timing(summary, console)

@@ -76,14 +76,16 @@ def print_timing(summary: dict[str, Any], console: Console) -> None:
     rows = summary.get("timing")
     if not rows:
         return
+    grouped = any(row["process"] != name for name, row in rows.items())  # the process column only where groups were made
     table = Table(title="per-node timing (µs)", caption=summary.get("timing_note"))
-    for column in ("node", "process", "rate", "steps", "step p50", "step p99", "jitter p50", "jitter p99", "misses"):
+    columns = ("node", "process", "rate", "steps", "step p50", "step p99", "jitter p50", "jitter p99", "misses")
+    for column in columns if grouped else tuple(c for c in columns if c != "process"):
         named = column in ("node", "process")
         table.add_column(column, justify="left" if named else "right", no_wrap=named)
     for name, row in rows.items():
         table.add_row(
             name,
-            row["process"],
+            *([row["process"]] if grouped else []),
             f"{row['rate_hz']:g} Hz" if row["rate_hz"] else "triggered",
             str(row["steps"]),
             *(_us(row[key]) for key in ("step_p50_us", "step_p99_us", "jitter_p50_us", "jitter_p99_us")),
