@@ -40,11 +40,11 @@ def lockstep_timing(plan: Any, stats: Any) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def realtime_timing(process: str, loop: NodeLoop) -> dict[str, Any]:
-    """One node's timing row from the realtime executor's record of it."""
+def realtime_timing(process: str, rate_hz: float | None, loop: NodeLoop) -> dict[str, Any]:
+    """One node's timing row (its process group and rate as planned) from the realtime executor's record of it."""
     return {
         "process": process,
-        "rate_hz": 1e9 / loop.period_ns if loop.period_ns else None,
+        "rate_hz": rate_hz,
         "steps": loop.steps,
         "step_p50_us": _finite(loop.durations.percentile_us(50)),
         "step_p99_us": _finite(loop.durations.percentile_us(99)),

@@ -280,7 +280,9 @@ def _wall_numbers(plan: LaunchPlan, results: list[dict[str, Any]], messages: int
         loop.durations for _, loop in loops.values()
     ]
     loop_time = merged(others)
-    timing = {launch.name: realtime_timing(*loops[launch.name]) for launch in plan.nodes if launch.name in loops}
+    timing = {
+        launch.name: realtime_timing(launch.process, launch.rate_hz, loops[launch.name][1]) for launch in plan.nodes if launch.name in loops
+    }
     return {
         "duration_s": sim_time,
         "sim_steps": plant_steps,
