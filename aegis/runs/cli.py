@@ -214,10 +214,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from aegis.executors.realtime import stop_on_signals
     from aegis.runs.sim_run import print_summary
-    from aegis.runs.wall_run import GroupFailed, default_domain_id, run_wall
+    from aegis.runs.wall_run import GroupFailed, check_runnable, default_domain_id, run_wall
     from aegis.transport import DdsUnavailable, require_cyclonedds
 
     plan = load_plan(args)
+    try:
+        check_runnable(plan)
+    except ValueError as exc:
+        raise UsageError(f"{args.config}: {exc}") from None
     try:
         require_cyclonedds()
     except DdsUnavailable as exc:

@@ -55,6 +55,19 @@ class GroupFailed(RuntimeError):
     """A process group died or hung: the message names it, its nodes, how it ended and the tail of its log."""
 
 
+def check_runnable(plan: LaunchPlan) -> None:
+    """ValueError saying why ``plan`` cannot run on the wall clock: a swarm (not yet), a group with no node at a rate."""
+    from aegis.runs.swarm import swarm_layout
+
+    if swarm_layout(plan) is not None:
+        raise ValueError("a swarm config (several robots, one simulator): aegis run does not run swarm configs yet; aegis sim does")
+    for name, launches in plan.processes.items():
+        if all(launch.rate_hz is None for launch in launches):
+            nodes = ", ".join(launch.name for launch in launches)
+            raise ValueError(f"process {name} ({nodes}): every node in it is triggered, none runs at a rate to keep its clock: "
+                             "put it in a group with a node that has a rate_hz")
+
+
 def default_domain_id() -> int:
     """A DDS domain for this run: 1..200 from the parent's pid (ROS 2's usual domain 0 is left alone; --domain-id picks one)."""
     return 1 + os.getpid() % 200
