@@ -35,9 +35,12 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), COLUMNS="120")
 
 
-def _start(config: str, duration: float, out: Path, *extra: str) -> subprocess.Popen:
+def _start(config: str, duration: float, out: Path, *extra: str, session: bool = False) -> subprocess.Popen:
     command = [sys.executable, "-m", "aegis.cli", "run", config, "--duration", str(duration), "--out", str(out), "--domain-id", str(DOMAIN)]
-    return subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=out.parent)
+    return subprocess.Popen(
+        [*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=out.parent,
+        start_new_session=session,
+    )  # fmt: skip
 
 
 def _until_running(run: subprocess.Popen) -> dict[str, int]:
@@ -53,11 +56,15 @@ def _until_running(run: subprocess.Popen) -> dict[str, int]:
 
 
 def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for whoever reaps orphans here has ended too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def test_a_run_closes_the_loop_across_two_processes_and_writes_the_summary(tmp_path: Path) -> None:
@@ -98,13 +105,19 @@ def test_the_quadrotor_flies_its_figure8_on_the_wall_clock(tmp_path: Path) -> No
     assert summary["timing"]["attitude"]["process"] == "stack" and summary["timing"]["sim"]["rate_hz"] == 240
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_every_process_cleanly_with_a_summary(tmp_path: Path, sig: int) -> None:
-    run = _start("point_mass_ros", 120.0, tmp_path / "run")
+@pytest.mark.parametrize(
+    ("sig", "everyone"), [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    ids=["SIGTERM", "SIGINT", "Ctrl-C to the process group"],
+)  # fmt: skip
+def test_a_signal_stops_every_process_cleanly_with_a_summary(tmp_path: Path, sig: int, everyone: bool) -> None:
+    run = _start("point_mass_ros", 120.0, tmp_path / "run", session=everyone)
     try:
         pids = _until_running(run)
         time.sleep(1.0)
-        run.send_signal(sig)
+        if everyone:  # what a terminal's Ctrl-C does: SIGINT to the parent and every child at once
+            os.killpg(run.pid, sig)
+        else:
+            run.send_signal(sig)
         _, err = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
@@ -130,3 +143,21 @@ def test_a_child_that_dies_fails_the_run_naming_it(tmp_path: Path) -> None:
     assert "process plant (nodes plant) killed by SIGKILL during the run" in err, err
     assert all(_gone(pid) for pid in pids.values())
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_the_children_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the parent no chance to stop anyone: its children see their stdin close and stop by themselves."""
+    run = _start("point_mass_ros", 120.0, tmp_path / "run")
+    pids: dict[str, int] = {}
+    try:
+        pids = _until_running(run)
+        run.kill()
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for pid in pids.values():
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert all(_gone(pid) for pid in pids.values())
