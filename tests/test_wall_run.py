@@ -106,7 +106,8 @@ def test_the_quadrotor_flies_its_figure8_on_the_wall_clock(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("sig", "everyone"), [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    ("sig", "everyone"),
+    [(signal.SIGTERM, False), pytest.param(signal.SIGINT, False, marks=pytest.mark.slow), (signal.SIGINT, True)],
     ids=["SIGTERM", "SIGINT", "Ctrl-C to the process group"],
 )  # fmt: skip
 def test_a_signal_stops_every_process_cleanly_with_a_summary(tmp_path: Path, sig: int, everyone: bool) -> None:
@@ -145,6 +146,7 @@ def test_a_child_that_dies_fails_the_run_naming_it(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
+@pytest.mark.slow
 def test_the_children_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     """SIGKILL leaves the parent no chance to stop anyone: its children see their stdin close and stop by themselves."""
     run = _start("point_mass_ros", 120.0, tmp_path / "run")
