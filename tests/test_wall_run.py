@@ -163,3 +163,12 @@ def test_the_children_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
     assert all(_gone(pid) for pid in pids.values())
+
+
+@pytest.mark.skipif(bool(os.environ.get("DISPLAY")), reason="needs a machine without a display")
+def test_a_child_that_fails_to_start_fails_the_run_saying_why(tmp_path: Path) -> None:
+    """--gui without a display: the simulator's process fails while building its world; the run says which and why."""
+    run = _start("quadrotor_sim", 2.0, tmp_path / "run", "--gui")
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1
+    assert "process plant (nodes sim) exited with status 1 before it was ready: RuntimeError: the PyBullet GUI needs a display" in err, err

@@ -85,7 +85,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--scenario", help="scenario file, shipped name or family (default: the config's own)")
     run.add_argument("--duration", type=duration, default=None, help="wall seconds, at most 3600 (default: the scenario's, else 10)")
     run.add_argument("--seed", type=seed, default=0, help="seed for every node's randomness, 0 to 2^32-1 (default: 0)")
+    run.add_argument("--gui", action="store_true", help="open the PyBullet GUI in the simulator's process (needs a display)")
     run.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
+    add_dynamics_option(run)
     run.add_argument(
         "--domain-id", type=domain_id, default=None,
         help="DDS domain (ROS_DOMAIN_ID) of the run, 0 to 232 (default: one from the process id, so runs do not cross-talk)",

@@ -66,7 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):  # first of all: a stop during the imports below is a clean stop too
         signal.signal(sig, lambda *_: stop.set())
     spec = GroupSpec.read(Path((argv or sys.argv[1:])[0]))
-    result = run_group(spec, stop)
+    try:
+        result = run_group(spec, stop)
+    except Exception as exc:  # noqa: BLE001 - any failure ends this group: the traceback to the log, then one line saying why
+        import traceback
+
+        traceback.print_exc()
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
     tmp = Path(spec.result + ".tmp")
     with open(tmp, "wb") as f:
         pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -220,9 +220,9 @@ def _failure(name: str, returncode: int | None, plan: LaunchPlan, groups_dir: Pa
     else:
         how = f"exited with status {returncode} {when}"
     log = groups_dir / f"{name}.log"
-    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:] if log.exists() else []
-    last = f"; its log {log} ends: {' | '.join(tail)}" if tail else f"; its log: {log}"
-    return f"process {name} (nodes {nodes}) {how}{last}"
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
+    why = f": {lines[-1]}" if lines and returncode is not None and returncode > 0 else ""  # a child's last line says why it failed
+    return f"process {name} (nodes {nodes}) {how}{why} (its log: {log})"
 
 
 def _load_result(path: Path, name: str, plan: LaunchPlan, groups_dir: Path) -> dict[str, Any]:
