@@ -165,6 +165,7 @@ def test_the_children_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     assert all(_gone(pid) for pid in pids.values())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("DISPLAY")), reason="needs a machine without a display")
 def test_a_child_that_fails_to_start_fails_the_run_saying_why(tmp_path: Path) -> None:
     """--gui without a display: the simulator's process fails while building its world; the run says which and why."""
