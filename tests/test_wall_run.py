@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aegis.runs.bag import bag_info
@@ -173,3 +174,32 @@ def test_a_child_that_fails_to_start_fails_the_run_saying_why(tmp_path: Path) ->
     _, err = run.communicate(timeout=120)
     assert run.returncode == 1
     assert "process plant (nodes sim) exited with status 1 before it was ready: RuntimeError: the PyBullet GUI needs a display" in err, err
+
+
+@pytest.mark.slow
+def test_an_outside_participant_on_the_domain_sees_and_reads_the_run(tmp_path: Path) -> None:
+    """What a ROS 2 machine on the run's domain would see: with --publish-all every topic's writer, with ROS 2's names,
+    and /odom's messages (as `ros2 topic echo /odom` reads them: a best-effort subscription)."""
+    from aegis.msgs import RobotState
+    from aegis.transport import DdsTransport
+    from aegis.transport.discovery import discovered_endpoints
+
+    with DdsTransport(domain_id=DOMAIN) as outside:
+        odom = outside.subscription("/odom", RobotState)
+        run = _start("quadrotor_sim", 3.0, tmp_path / "run", "--publish-all")
+        received = []
+        seen = set()
+        try:
+            _until_running(run)
+            while run.poll() is None:
+                received += odom.take()
+                seen |= {(e.dds_topic, e.dds_type) for e in discovered_endpoints(outside.participant, ("publication",))}
+                time.sleep(0.05)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    assert run.returncode == 0, run.stderr.read()  # type: ignore[union-attr]
+    assert ("rt/odom", "nav_msgs::msg::dds_::Odometry_") in seen
+    assert ("rt/cmd_accel_nominal", "geometry_msgs::msg::dds_::AccelStamped_") in seen  # inside the stack: there with --publish-all
+    assert ("rt/cmd_motors", "sensor_msgs::msg::dds_::JointState_") in seen
+    assert len(received) > 10 and all(np.isfinite(m.position).all() for m in received)

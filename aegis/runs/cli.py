@@ -92,6 +92,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--domain-id", type=domain_id, default=None,
         help="DDS domain (ROS_DOMAIN_ID) of the run, 0 to 232 (default: one from the process id, so runs do not cross-talk)",
     )
+    run.add_argument(
+        "--publish-all", action="store_true",
+        help="put every topic on DDS, not only those between process groups, so ROS 2 tools on the domain see them all "
+        "(one CDR encoding per message more in the loops)",
+    )
     run.add_argument("--out", type=output_folder, default=Path("runs/run"), help="output folder (default: runs/run)")
     add_overrides(run)
     run.set_defaults(handler=_cmd_run)
@@ -235,7 +240,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             summary = run_wall(
                 plan, resolve_config_path(args.config), args.effective_overrides, args.duration, args.seed, args.out, domain, stop,
-                say=lambda text: console.print(text, highlight=False),
+                say=lambda text: console.print(text, highlight=False), publish="all" if args.publish_all else "boundary",
             )  # fmt: skip
         except GroupFailed as exc:
             print(f"aegis: run failed: {exc}", file=sys.stderr)

@@ -52,6 +52,8 @@ class GroupSpec:
     duration_s: float | None
     seed: int
     result: str
+    publish: str = "boundary"
+    """"boundary": only the topics another group reads go on DDS; "all": every topic the group's nodes publish (ROS 2 tools see them)."""
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -100,7 +102,7 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
     for index, node in zip(indices, nodes):
         node.reset(int(seeds[index].generate_state(1)[0]))
     recorded: list[tuple[str, Any, int]] = []
-    with DdsBridge(plan, spec.process, domain_id=spec.domain_id) as bridge:
+    with DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish) as bridge:  # type: ignore[arg-type]
         incoming = {b.topic for b in bridge.topics if b.direction == "in"}
 
         def record(topic: str, msg: Any, t_ns: int) -> None:

@@ -83,9 +83,11 @@ def run_wall(
     domain_id: int,
     stop: threading.Event,
     say: Any = None,
+    publish: str = "boundary",
 ) -> dict[str, Any]:
     """Run ``plan`` (``config`` with ``overrides``) on the wall clock until ``duration_s`` (None: the scenario's) or ``stop``;
-    write out_dir/bag and out_dir/summary.json; the summary. ``say`` (a print-like function) hears the progress."""
+    write out_dir/bag and out_dir/summary.json; the summary. ``say`` (a print-like function) hears the progress;
+    ``publish`` "all" puts every topic on DDS, not only those between groups."""
     say = say or (lambda *a: None)
     scenario = load_plan_scenario(plan)
     duration = run_duration(scenario, duration_s)
@@ -97,7 +99,7 @@ def run_wall(
         for name in plan.processes:
             result = groups_dir / f"{name}.pkl"
             result.unlink(missing_ok=True)
-            spec = GroupSpec(str(config), list(overrides), name, domain_id, duration, seed, str(result))
+            spec = GroupSpec(str(config), list(overrides), name, domain_id, duration, seed, str(result), publish)
             spec.write(groups_dir / f"{name}.json")
             with open(groups_dir / f"{name}.log", "w") as log:
                 children[name] = subprocess.Popen(
