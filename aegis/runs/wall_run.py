@@ -47,8 +47,8 @@ START_AHEAD_S = 0.3
 """How far ahead of the last ``ready`` the common start time lies (time for every child to read it)."""
 READY_TIMEOUT_S = 120.0
 """How long the children may take to import, build their nodes and meet their DDS peers."""
-STOP_GRACE_S = 15.0
-"""How long a child may take to stop and write its result after SIGTERM before it is killed."""
+STOP_GRACE_S = 60.0
+"""How long a child may take to stop and write its result (a long run's messages take a while to pickle) after SIGTERM before it is killed."""
 
 
 class GroupFailed(RuntimeError):
