@@ -14,13 +14,16 @@ the seed and where to leave the result. The protocol with the parent, on stdin a
 3. the child runs until the duration is over, a node ends the run (EndRun), or it is told to
    stop: SIGINT, SIGTERM, or end of file on stdin (the parent is gone: no orphan outlives it);
 4. it writes its result (a pickle: the executor's stats, each node's counters, the plant's
-   obstacles and draws, and every message its own nodes published with its time) and exits 0.
+   obstacles and draws, and its :class:`~aegis.runs.episode.EpisodeLog`) and exits 0.
 
-Recording here, not over DDS: each group keeps what its own nodes publish, in memory, with the
-publication time on the common clock, and the parent merges the groups into one bag after the
-run. Nothing is lost to the wire (subscriptions are best effort, depth 1, as ROS 2's), a bag's
-times are the publishers' own, and serialising to CDR and writing MCAP stay out of the real-time
-loops. The price is memory for the run's messages (about 100 MB for an hour of the quadrotor).
+Recording here, not over DDS: each group writes what its own nodes publish to its own bag as it
+goes (as `aegis sim` does: a CDR encoding and an MCAP append per message, in the loop), with the
+publication time on the common clock, and keeps the EpisodeLog of its own topics (the true
+state, the reference, the filter's reports: what the summary is computed from); the parent
+merges the bags, copying the bytes, and the logs. Nothing is lost to the wire (subscriptions
+are best effort, depth 1, as ROS 2's), a bag's times are the publishers' own, and memory does
+not grow with the messages (an earlier version kept them in memory: 92 MB for 20 s of the
+quadrotor).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class GroupSpec:
     duration_s: float | None
     seed: int
     result: str
+    bag: str
+    """Where this group's own bag goes (the parent merges them)."""
     publish: str = "boundary"
     """"boundary": only the topics another group reads go on DDS; "all": every topic the group's nodes publish (ROS 2 tools see them)."""
 
@@ -92,6 +97,8 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
     from aegis.config import load_config
     from aegis.executors.realtime import RealtimeExecutor
     from aegis.launch_plan import make_plan
+    from aegis.runs.bag import BagRecorder
+    from aegis.runs.episode import EpisodeLog
     from aegis.transport import DdsBridge, wait_for_match
 
     config = load_config(spec.config, spec.overrides)
@@ -101,13 +108,17 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
     seeds = np.random.SeedSequence(spec.seed).spawn(len(plan.nodes))  # each node's seed as lockstep draws it: by plan index
     for index, node in zip(indices, nodes):
         node.reset(int(seeds[index].generate_state(1)[0]))
-    recorded: list[tuple[str, Any, int]] = []
-    with DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish) as bridge:  # type: ignore[arg-type]
+    log = EpisodeLog(plan)
+    with (
+        DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish) as bridge,  # type: ignore[arg-type]
+        BagRecorder(spec.bag, distro=plan.ros_distro) as recorder,
+    ):
         incoming = {b.topic for b in bridge.topics if b.direction == "in"}
 
         def record(topic: str, msg: Any, t_ns: int) -> None:
             if topic not in incoming:  # another group's message: its publisher records it
-                recorded.append((topic, msg, t_ns))
+                recorder.write(topic, msg, t_ns)
+                log(topic, msg, t_ns)
 
         def send(topic: str, msg: Any, t_ns: int) -> None:
             bridge.publish(topic, msg)
@@ -132,7 +143,8 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
         "obstacles": getattr(plant, "obstacles", None),
         "randomization": dict(getattr(plant, "randomization", {}) or {}),
         "dynamics": dict(getattr(plant, "dynamics_drawn", {}) or {}),
-        "messages": recorded,
+        "log": log,
+        "messages": recorder.count,
         "rejected": rejected,
     }
 

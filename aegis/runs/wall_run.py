@@ -17,7 +17,7 @@ with ``stopped: true``). A child that exits otherwise (an error, a signal) fails
 are stopped and :class:`GroupFailed` names the group, its nodes, its exit status and its log's last
 lines. A child that ignores SIGTERM is killed after :data:`STOP_GRACE_S`. Each child's stderr goes
 to DIR/processes/<group>.log. The children's recordings are merged into DIR/bag (see
-wall_group on why each group records its own) and the summary has `aegis sim`'s keys, computed
+wall_group on why each group records its own bag) and the summary has `aegis sim`'s keys, computed
 the same way from the simulator's ground truth, plus the wall clock's: ``deadline_misses``, the
 per-node ``timing`` (aegis.runs.timing) and each process's ``processes`` entry.
 """
@@ -28,6 +28,7 @@ import json
 import os
 import pickle
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.launch_plan import LaunchPlan
-from aegis.runs.bag import BagRecorder
+from aegis.runs.bag import merge_bags
 from aegis.runs.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.runs.plan_run import _remove_previous_bag, final_states, load_plan_scenario, run_duration
 from aegis.runs.timing import REALTIME_NOTE, merged, realtime_timing
@@ -97,9 +98,10 @@ def run_wall(
     children: dict[str, subprocess.Popen] = {}
     try:
         for name in plan.processes:
-            result = groups_dir / f"{name}.pkl"
+            result, bag = groups_dir / f"{name}.pkl", groups_dir / f"{name}.bag"
             result.unlink(missing_ok=True)
-            spec = GroupSpec(str(config), list(overrides), name, domain_id, duration, seed, str(result), publish)
+            _remove_previous_bag(bag)
+            spec = GroupSpec(str(config), list(overrides), name, domain_id, duration, seed, str(result), str(bag), publish)
             spec.write(groups_dir / f"{name}.json")
             with open(groups_dir / f"{name}.log", "w") as log:
                 children[name] = subprocess.Popen(
@@ -116,7 +118,12 @@ def run_wall(
     finally:
         _stop_all(children)
     results = [_load_result(groups_dir / f"{name}.pkl", name, plan, groups_dir) for name in plan.processes]
-    return _summarize(plan, scenario, seed, results, out_dir, domain_id, stop.is_set())
+    bag_path = out_dir / "bag"
+    _remove_previous_bag(bag_path)
+    merge_bags([groups_dir / f"{name}.bag" for name in plan.processes], bag_path, plan.ros_distro)
+    for name in plan.processes:
+        shutil.rmtree(groups_dir / f"{name}.bag")  # merged: the one bag is out_dir/bag
+    return _summarize(plan, scenario, seed, results, bag_path, domain_id, stop.is_set())
 
 
 def _child_env() -> dict[str, str]:
@@ -234,18 +241,37 @@ def _load_result(path: Path, name: str, plan: LaunchPlan, groups_dir: Path) -> d
         return pickle.load(f)
 
 
-def _summarize(
-    plan: LaunchPlan, scenario: Any, seed: int, results: list[dict[str, Any]], out_dir: Path, domain_id: int, stopped: bool
-) -> dict[str, Any]:
-    """Merge the groups' recordings into one bag and an EpisodeLog; the summary (also written to out_dir/summary.json)."""
-    messages = sorted((m for r in results for m in r["messages"]), key=lambda m: m[2])
+def _merged_log(plan: LaunchPlan, logs: list[EpisodeLog]) -> EpisodeLog:
+    """One EpisodeLog of the groups' logs (each saw its own nodes' topics): their series joined in time order."""
     log = EpisodeLog(plan)
-    bag_path = out_dir / "bag"
-    _remove_previous_bag(bag_path)
-    with BagRecorder(bag_path, distro=plan.ros_distro) as recorder:
-        for topic, msg, t_ns in messages:
-            recorder.write(topic, msg, t_ns)
-            log(topic, msg, t_ns)
+    for name in ("state", "reference"):
+        samples = sorted(
+            ((t, k, position, speed) for k, part in enumerate(logs)
+             for t, position, speed in zip(getattr(part, name).times, getattr(part, name).positions, getattr(part, name).speeds)),
+            key=lambda sample: sample[:2],
+        )  # fmt: skip
+        series = getattr(log, name)
+        for t, _, position, speed in samples:
+            series.times.append(t)
+            series.positions.append(position)
+            series.speeds.append(speed)
+    reports = sorted((t, k, i) for k, part in enumerate(logs) for i, t in enumerate(part.filter.times))
+    for _, k, i in reports:
+        part = logs[k].filter
+        log.filter.times.append(part.times[i])
+        log.filter.layers.append(part.layers[i])
+        log.filter.intervened.append(part.intervened[i])
+        log.filter.lowest_h.append(part.lowest_h[i])
+    for part in logs:
+        log.final_states.update(part.final_states)
+    return log
+
+
+def _summarize(
+    plan: LaunchPlan, scenario: Any, seed: int, results: list[dict[str, Any]], bag_path: Path, domain_id: int, stopped: bool
+) -> dict[str, Any]:
+    """The summary of the groups' results (also written next to the bag, summary.json)."""
+    log = _merged_log(plan, [r["log"] for r in results])
     node_metrics = {name: m for r in results for name, m in r["node_metrics"].items()}
     plant_metrics = {k: v for launch in plan.nodes for k, v in node_metrics.get(launch.name, {}).items()}
     plant = next(r for r in results if plan.nodes[0].name in r["node_metrics"])
@@ -259,14 +285,14 @@ def _summarize(
         **episode_metrics(series, plant_metrics),
         **episode_outcome(scenario, series),
         **({"dynamics": plant["dynamics"]} if plant["dynamics"] else {}),
-        **_wall_numbers(plan, results, len(messages)),
+        **_wall_numbers(plan, results, sum(r["messages"] for r in results)),
         "stopped": stopped,
         "dds_domain_id": domain_id,
         "final_states": final_states(log),
         "bag": str(bag_path),
     }
     summary["outcome"] = outcome_of(summary)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (bag_path.parent / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
