@@ -323,3 +323,67 @@ def test_the_histogram_counts_microsecond_bins_and_powers_of_two_beyond() -> Non
     assert histogram.percentile_us(100) == 5000.0 and histogram.bins()[-1] == [4096.0, 8192.0, 1]
     histogram.add(-5)
     assert histogram.bins()[0] == [0.0, 1.0, 1]
+
+
+class QueueInbox:
+    """What a DdsBridge is to the executor, fed by another thread: ``take`` what arrived, ``wait`` for more."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[str, object]] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Event()
+
+    def put(self, topic: str, msg: object) -> None:
+        with self._lock:
+            self._queue.append((topic, msg))
+            self._arrived.set()
+
+    def take(self) -> list[tuple[str, object]]:
+        with self._lock:
+            taken, self._queue = self._queue, []
+            self._arrived.clear()
+            return taken
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._arrived.wait(timeout_s)
+
+
+def test_messages_from_the_inbox_are_delivered_and_trigger_their_readers() -> None:
+    """Another process's messages (here another thread's) reach the graph in order and step the nodes they trigger."""
+    class UntilThird(Follower):
+        def step(self, now, inputs):
+            super().step(now, inputs)
+            if len(self.seen) == 3:
+                raise EndRun("three arrived")
+            return {}
+
+    counter, follower = Counter("counter", rate_hz=20.0), UntilThird("follower")
+    executor = RealtimeExecutor([counter, follower])
+    executor.reset(0)
+    inbox = QueueInbox()
+    sent = [AccelCommand(stamp=0.0, frame_id="odom", linear=np.array([k, 10.0 * k, 0.0])) for k in range(1, 4)]
+
+    def feed() -> None:
+        for msg in sent:
+            time.sleep(0.05)
+            inbox.put("/seen", msg)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    stats = executor.run(60.0, inbox=inbox)
+    feeder.join()
+    assert stats.ended_by == "follower"
+    assert follower.seen == [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]
+    assert stats.loops["follower"].steps == 3
+    assert executor.latest("/seen")[0] is sent[-1]
+
+
+def test_a_run_starts_at_the_agreed_time() -> None:
+    """``start_ns``: tick 0 runs at (not before) the given CLOCK_MONOTONIC reading, and the run's clock counts from it."""
+    counter = Counter("counter", rate_hz=50.0)
+    executor = RealtimeExecutor([counter])
+    executor.reset(0)
+    start_ns = time.perf_counter_ns() + 200_000_000
+    executor.run(0.1, start_ns=start_ns)
+    assert counter.walls[0] * 1e9 >= start_ns - 1e3  # perf_counter() in seconds: a microsecond of float rounding
+    assert counter.nows[0] >= 0.0

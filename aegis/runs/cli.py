@@ -1,4 +1,4 @@
-"""The run commands: `aegis check` (the plan, not run), `aegis sim`, `aegis eval`, `aegis replay`, `aegis bag info`."""
+"""The run commands: `aegis check` (the plan, not run), `aegis sim`, `aegis run`, `aegis eval`, `aegis replay`, `aegis bag info`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from aegis.runs.plan_options import add_policy_options, load_plan
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add check, sim, eval, replay and bag to the `aegis` subparsers."""
+    """Add check, sim, run, eval, replay and bag to the `aegis` subparsers."""
     check = sub.add_parser(
         "check",
         help="validate a hw_config and print its launch plan",
@@ -72,6 +72,34 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
+
+    run = sub.add_parser(
+        "run",
+        help="run the closed loop on the wall clock, one process per process group, joined by DDS",
+        description="Run a hw_config's plan in real time: one OS process per `process` group (a node alone is its own), "
+        "each group's nodes under the realtime executor, the topics between groups on DDS (ROS 2's wire) on the run's "
+        "own domain; the simulator steps at real time in its own process. Ctrl-C or SIGTERM stops every process "
+        "cleanly. Records every topic to a rosbag2 (MCAP) bag and writes a summary with each node's timing.",
+    )
+    run.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    run.add_argument("--scenario", help="scenario file, shipped name or family (default: the config's own)")
+    run.add_argument("--duration", type=duration, default=None, help="wall seconds, at most 3600 (default: the scenario's, else 10)")
+    run.add_argument("--seed", type=seed, default=0, help="seed for every node's randomness, 0 to 2^32-1 (default: 0)")
+    run.add_argument("--gui", action="store_true", help="open the PyBullet GUI in the simulator's process (needs a display)")
+    run.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
+    add_dynamics_option(run)
+    run.add_argument(
+        "--domain-id", type=domain_id, default=None,
+        help="DDS domain (ROS_DOMAIN_ID) of the run, 0 to 232 (default: one from the process id, so runs do not cross-talk)",
+    )
+    run.add_argument(
+        "--publish-all", action="store_true",
+        help="put every topic on DDS, not only those between process groups, so ROS 2 tools on the domain see them all "
+        "(one CDR encoding per message more in the loops)",
+    )
+    run.add_argument("--out", type=output_folder, default=Path("runs/run"), help="output folder (default: runs/run)")
+    add_overrides(run)
+    run.set_defaults(handler=_cmd_run)
 
     evaluate = sub.add_parser(
         "eval",
@@ -173,6 +201,52 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True, video=args.video)
     except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
         raise UsageError(str(exc)) from None
+    print_summary(summary)
+    return _diverged_exit(summary)
+
+
+def domain_id(text: str) -> int:
+    """A DDS domain id: 0 to 232, as ROS 2 allows."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a domain id is an integer from 0 to 232, got {text}") from None
+    if not 0 <= value <= 232:
+        raise argparse.ArgumentTypeError(f"a domain id is from 0 to 232, got {text}")
+    return value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import threading
+
+    from aegis.executors.realtime import stop_on_signals
+    from aegis.runs.sim_run import print_summary
+    from aegis.runs.wall_run import GroupFailed, check_runnable, default_domain_id, run_wall
+    from aegis.transport import DdsUnavailable, require_cyclonedds
+
+    plan = load_plan(args)
+    try:
+        check_runnable(plan)
+    except ValueError as exc:
+        raise UsageError(f"{args.config}: {exc}") from None
+    try:
+        require_cyclonedds()
+    except DdsUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    make_output_folder("--out", args.out)
+    domain = args.domain_id if args.domain_id is not None else default_domain_id()
+    console = Console(stderr=True)
+    with stop_on_signals(threading.Event()) as stop:
+        try:
+            summary = run_wall(
+                plan, resolve_config_path(args.config), args.effective_overrides, args.duration, args.seed, args.out, domain, stop,
+                say=lambda text: console.print(text, highlight=False), publish="all" if args.publish_all else "boundary",
+            )  # fmt: skip
+        except GroupFailed as exc:
+            print(f"aegis: run failed: {exc}", file=sys.stderr)
+            return 1
+        except FileExistsError as exc:
+            raise UsageError(str(exc)) from None
     print_summary(summary)
     return _diverged_exit(summary)
 

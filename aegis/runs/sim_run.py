@@ -11,6 +11,7 @@ from rich.table import Table
 
 from aegis.launch_plan import LaunchPlan
 from aegis.runs.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
+from aegis.runs.timing import print_timing
 from aegis.runs.plan_run import final_states, load_plan_scenario, record_run, run_duration, run_numbers
 
 
@@ -72,12 +73,19 @@ def run_sim(
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     scenario = f", scenario {summary['scenario']}" if summary.get("scenario") else ""
-    table = Table(title=f"aegis sim: {summary['robot']}{scenario}, seed {summary['seed']}")
+    wall = summary.get("executor") == "realtime"  # aegis run's summary (aegis.runs.wall_run)
+    table = Table(title=f"aegis {'run' if wall else 'sim'}: {summary['robot']}{scenario}, seed {summary['seed']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("simulated time", f"{summary['duration_s']:.2f} s")
     table.add_row("sim steps", str(summary["sim_steps"]))
-    table.add_row("real-time factor", f"{summary['real_time_factor']:.1f}x")
+    if wall:
+        table.add_row("wall time", f"{summary['wall_time_s']:.2f} s" + (" (stopped)" if summary["stopped"] else ""))
+        table.add_row("real-time factor", f"{summary['real_time_factor']:.3f}x")
+        table.add_row("processes", ", ".join(f"{name} ({len(p['nodes'])})" for name, p in summary["processes"].items()))
+        table.add_row("deadline misses", str(summary["deadline_misses"]))
+    else:
+        table.add_row("real-time factor", f"{summary['real_time_factor']:.1f}x")
     table.add_row("loop time p50 / p99", f"{summary['loop_time_us']['p50']:.1f} / {summary['loop_time_us']['p99']:.1f} µs")
     if summary["tracking_rmse_m"] is not None:
         table.add_row("tracking RMSE / max", f"{summary['tracking_rmse_m'] * 100:.2f} / {summary['tracking_max_m'] * 100:.2f} cm")
@@ -131,3 +139,4 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         from aegis.runs.swarm_run import print_swarm_tables
 
         print_swarm_tables(summary, console)
+    print_timing(summary, console)
