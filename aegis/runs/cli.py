@@ -139,6 +139,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.outputs.items() for t in port_topics(ts)),
             )
     console.print(table)
+    if plan.external_topics:
+        console.print(f"published outside the plan (ros.external_topics): {', '.join(plan.external_topics)}")
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}")
     return 0
