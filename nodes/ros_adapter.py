@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -198,14 +199,21 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
     a parameter override of a type rclpy refuses) is a RosStartupError naming the stage, after
     whatever was created is destroyed: the executable prints it in one line, exit code 2.
 
-    One node spins on a SingleThreadedExecutor. A composed group spins on a
-    MultiThreadedExecutor with a thread per node, so one node's long step (an MPC solve, an
-    inference) does not delay another's timer; each node's callbacks stay mutually exclusive
-    (rclpy's default callback group per node), so a node never runs concurrently with itself.
-    rclpy has no intra-process transport: composition saves processes, not serialisation.
+    The executor arrangement (chosen against rclpy's executors.py and rcl's timer.c, jazzy): every
+    node spins on its own SingleThreadedExecutor, in its own thread when the process hosts several
+    (the main thread spins a process of one). Not a shared MultiThreadedExecutor: there one thread
+    waits for every node's entities and hands ready callbacks to a pool, and an entity whose
+    callback group is busy (each node's default group is mutually exclusive: timer, subscriptions
+    and parameter services alike) is left out of the wait set until the callback ends, with
+    nothing to wake the waiting thread when it does. That is rclpy#1223's pattern: high CPU, timers
+    that hang or fire late. With one executor per node, a node's wait set holds only its own
+    entities, its callbacks run one at a time in its thread (a node never runs concurrently with
+    itself), and one node's long step (an MPC solve, an inference) delays only that node's
+    callbacks. rclpy has no intra-process transport: composition saves processes, not
+    serialisation.
     """
     rclpy = import_rclpy(plan.ros_distro)
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     try:
         rclpy.init(args=[sys.argv[0], *ros_args])
@@ -213,7 +221,7 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
         raise startup_error(" ".join(ros_args) or "rclpy.init", exc) from None
     lookup = types or rclpy_types()
     hosts: list[RosNodeHost] = []
-    executor = None
+    executors: list[Any] = []
     try:
         for launch in launches:
             try:
@@ -222,16 +230,44 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
                 raise
             except Exception as exc:  # noqa: BLE001 - a missing message package, a parameter type rclpy refuses: one line
                 raise startup_error(f"node {launch.name}", exc) from None
-        executor = SingleThreadedExecutor() if len(hosts) == 1 else MultiThreadedExecutor(num_threads=len(hosts))
         for host in hosts:
+            executor = SingleThreadedExecutor()
             executor.add_node(host.ros_node)
-        executor.spin()
+            executors.append(executor)
+        _spin_all(executors, [launch.name for launch in launches], ExternalShutdownException)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if executor is not None:
+        for executor in executors:
             executor.shutdown()
         for host in hosts:
             host.destroy()
         rclpy.try_shutdown()
     return 0
+
+
+def _spin_all(executors: Sequence[Any], names: Sequence[str], shutdown: type[BaseException]) -> None:
+    """Spin one executor here, or each in a thread of its own until all have stopped (the first failure is raised here)."""
+    if len(executors) == 1:
+        executors[0].spin()
+        return
+    failures: list[BaseException] = []
+
+    def spin(executor: Any) -> None:
+        try:
+            executor.spin()
+        except shutdown:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread, after the others stop
+            failures.append(exc)
+            for other in executors:
+                other.shutdown()
+
+    threads = [threading.Thread(target=spin, args=(executor,), name=f"aegis:{name}", daemon=True) for executor, name in zip(executors, names)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)  # a timed join keeps the main thread responsive to Ctrl-C
+    if failures:
+        raise failures[0]
