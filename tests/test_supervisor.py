@@ -253,7 +253,7 @@ class Fault(Node):
 @pytest.mark.parametrize(
     ("kind", "detectable_after_s", "reason"),
     [
-        ("silent-odometry", 0.05, "odometry stale"),
+        ("silent-odometry", 0.05 - 1 / 240, "odometry stale"),  # the last odometry is forwarded at FAULT_S - 1/240
         ("nan-command", 0.0, "command not finite"),
         ("estop", 0.0, "e-stop engaged"),
         ("missed-deadlines", 0.0, "node controller missed 12 deadlines in its last window"),
