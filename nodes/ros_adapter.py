@@ -2,7 +2,9 @@
 
 Per node it creates a publisher per output topic, a subscription per input topic (a ``many``
 port has one of each per topic of its list), a timer at the node's rate (or steps on its trigger input's messages), and read-only ROS parameters from its
-Params. Every decision is made by plain functions of aegis.ros_shell, tested without ROS; this
+Params. A timer-driven node's timing (start jitter against rcl's schedule, step durations,
+deadline misses: aegis.ros_shell.loop_timing) goes out as LoopDiagnostics on /diagnostics once a
+second, as under the realtime executor. Every decision is made by plain functions of aegis.ros_shell, tested without ROS; this
 module only hands their results to rclpy. Receive times and ``now`` come from the node's ROS
 clock, so ``use_sim_time`` (set from the hw_config) drives the node from /clock.
 """
@@ -12,15 +14,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from aegis.launch_plan import LaunchPlan, NodeLaunch
+from aegis.msgs.diagnostics import LoopDiagnostics
 from aegis.msgs.ros_types import TypeLookup, rclpy_types
 from aegis.msgs.stamp import time_to_ros
 from aegis.node import Node, port_topics
 from aegis.registry import node_class
+from aegis.ros_shell.loop_timing import TimerTiming
 from aegis.ros_shell import (
     NodeRunner,
     ParameterError,
@@ -41,6 +46,7 @@ from aegis.ros_shell import (
 
 
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 def import_rclpy(distro: str) -> ModuleType:
@@ -100,6 +106,12 @@ class RosNodeHost:
             for index, topic in enumerate(port_topics(node.topics[port.name]))
         ]
         self._timer = None if node.trigger else self.ros_node.create_timer(timer_period_s(node.rate_hz), self._on_timer)
+        # what the node's timer keeps: LoopDiagnostics on /diagnostics once a second (the simulator's timer is on the wall clock)
+        self.timing = None if node.trigger else TimerTiming(node.name, node.rate_hz, self._clock.now().nanoseconds)
+        self._diagnostics = None
+        if self.timing is not None:
+            qos = _qos_profile(QosSettings(depth=10, reliability="reliable"))
+            self._diagnostics = self.ros_node.create_publisher(types(LoopDiagnostics.ROS_TYPE), relative_topic(DIAGNOSTICS_TOPIC), qos)
         self._clock_publisher = None
         self._types = types
         if self._sim_clock is not None:
@@ -142,13 +154,18 @@ class RosNodeHost:
         return self._sim_clock.now_ns if self._sim_clock is not None else self._clock.now().nanoseconds
 
     def _on_timer(self) -> None:
+        timer_ns = self._clock.now().nanoseconds  # the timer's clock: ROS time, or the wall for the simulator
+        started = time.perf_counter_ns()
         if self._sim_clock is None:
-            self._step(self._clock.now().nanoseconds)
-            return
-        now_ns = self._sim_clock.advance()
-        self._step(now_ns)
-        clock = self._types(CLOCK_TYPE)(clock=time_to_ros(self._types, now_ns / 1e9))
-        self._clock_publisher.publish(clock)
+            self._step(timer_ns)
+        else:
+            now_ns = self._sim_clock.advance()
+            self._step(now_ns)
+            clock = self._types(CLOCK_TYPE)(clock=time_to_ros(self._types, now_ns / 1e9))
+            self._clock_publisher.publish(clock)
+        report = self.timing.record(timer_ns, time.perf_counter_ns() - started)
+        if report is not None:
+            self._diagnostics.publish(report.to_ros(self._types))
 
     def _on_message_callback(self, port_name: str, index: int | None):
         trigger = port_name == self.runner.node.trigger

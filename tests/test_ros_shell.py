@@ -568,7 +568,8 @@ def test_adapter_wires_ports_parameters_and_timers(fake_rclpy: None) -> None:
     plant, controller = hosts["plant"].ros_node, hosts["controller"].ros_node
     assert (controller.name, controller.namespace) == ("controller", "/point_mass")
     assert controller.parameter_overrides == {"use_sim_time": False}
-    (pub,) = controller.publishers
+    pub, diagnostics = controller.publishers
+    assert (diagnostics.topic, diagnostics.msg_type.__msgtype__) == ("diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
     (sub,) = controller.subscriptions
     assert (pub.topic, pub.msg_type.__msgtype__, pub.qos.depth, pub.qos.reliability) == (
         "cmd_accel", "geometry_msgs/msg/AccelStamped", 1, ReliabilityPolicy.RELIABLE

@@ -17,6 +17,9 @@ ns, which stays under one clock step for about 72 hours). A 50 Hz node cannot: 2
 integer, so each tick fires at the first /clock step at or after its lockstep instant, 0 to 3.33
 ms late (the 0-4.2 ms of issue 12), with periods of 16.67 and 20.83 ms instead of 20. That is the
 known quantisation of a sim-time timer, reproduced here, not an adapter defect.
+
+The adapter measures its timers against that same schedule (aegis.ros_shell.loop_timing) and
+publishes each node's LoopDiagnostics once a second: checked here too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pytest
 from aegis.config import load_config
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.launch_plan import LaunchPlan, make_plan
-from aegis.msgs import rosbags_types
+from aegis.msgs import LoopDiagnostics, rosbags_types
 from aegis.ros_shell import select_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,3 +149,41 @@ def test_a_composed_process_spins_each_node_on_its_own_executor_thread(fake_rclp
     group = select_process(plan, "control", path)
     assert ros_adapter.run(group, plan, [], types=TYPES) == 0
     assert sorted(spun) == sorted((f"aegis:{n.name}", [n.name]) for n in group)
+
+
+def test_timer_timing_follows_rcls_schedule_skips_and_misses() -> None:
+    from aegis.ros_shell.loop_timing import TimerTiming
+
+    ms = 1_000_000
+    timing = TimerTiming("controller", 50.0, created_ns=0)  # due at 20, 40, 60, ... ms
+    assert timing.record(20 * ms, 1 * ms) is None  # on time
+    assert timing.record(45 * ms, 1 * ms) is None  # 5 ms late, ends in time
+    assert timing.record(105 * ms, 1 * ms) is None  # 60 and 80 skipped (two misses), serves 100 five ms late
+    assert timing.record(120 * ms, 25 * ms) is None  # a step longer than the period: a miss
+    loop = timing.loop
+    assert (loop.steps, loop.skipped_ticks, loop.ticks, loop.deadline_misses) == (4, 2, 6, 3)
+    assert loop.jitter.max_ns == 5 * ms
+    report = timing.record(1000 * ms, 2 * ms)  # serves 140 ms: 43 ticks skipped since, a second has passed: the report
+    assert report.name == "controller" and report.period_s == 0.02 and report.level == 1  # WARN: misses in its window
+    assert (report.deadline_misses, report.ticks) == (3 + 43, 5 + 2 + 43)
+    quiet = [timing.record(t * ms, ms) for t in range(1020, 2001, 20)]
+    assert quiet[-1] is not None and quiet[-1].level == 0 and quiet[-1].deadline_misses == 46  # a window without a miss: OK
+    assert timing.record(500 * ms, ms) is None and timing.loop.deadline_misses == 46  # the clock went back: re-anchored
+
+
+def test_the_adapter_publishes_each_timer_nodes_loop_diagnostics(fake_rclpy: None) -> None:
+    from aegis.nodes.ros_adapter import RosNodeHost
+
+    plan, _ = plan_of("husky_sim.yaml")
+    hosts = [RosNodeHost(launch, plan, TYPES) for launch in plan.nodes[1:] if launch.rate_hz is not None]
+    for host in hosts:
+        host.runner.tick = lambda now_ns: None
+    timers = RclTimers([host.ros_node for host in hosts])
+    for k in range(round(DURATION_S * CLOCK_HZ) + 1):
+        timers.clock(round(k * 1e9 / CLOCK_HZ))
+    for host in hosts:
+        (diagnostics,) = [p for p in host.ros_node.publishers if p.topic == "diagnostics"]
+        reports = [LoopDiagnostics.from_ros(m) for m in diagnostics.published]
+        assert [r.stamp for r in reports] == [1.0, 2.0] and all(r.name == host.runner.node.name for r in reports)
+        assert [r.ticks for r in reports] == [50, 100] and all(r.period_s == 0.02 for r in reports)
+        assert host.timing.loop.jitter.max_ns == 3_333_333  # the /clock quantisation of a 50 Hz timer, measured
