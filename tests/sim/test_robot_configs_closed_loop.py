@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class ClearpathStandIn(Node):
-    """Clearpath's platform: geometry_msgs/Twist on cmd_vel -> wheel speeds (0.5 s timeout), its e-stop state (released)."""
+    """Clearpath's platform: geometry_msgs/Twist on cmd_vel -> wheel speeds within its limits (0.5 s timeout), its e-stop state (released)."""
 
     type_name = "clearpath_stand_in"
     inputs = (Port("cmd_vel", UnstampedTwist, "/cmd_vel"),)
@@ -46,7 +46,7 @@ class ClearpathStandIn(Node):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.drive = TwistToWheels("drive", TwistToWheels.Params())
+        self.drive = TwistToWheels("drive", TwistToWheels.Params(max_turn_rate_radps=1.0))  # its controller's limits: 1 m/s, 1 rad/s
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         twist = inputs.get("cmd_vel")
