@@ -169,6 +169,11 @@ class SupervisorNode(Node):
         )
         return {"command": out, "status": status}
 
+    @property
+    def watched_nodes(self) -> tuple[str, ...]:
+        """The nodes whose LoopDiagnostics have reached the supervisor (their heartbeats and deadline misses are watched)."""
+        return tuple(sorted(self._loops))
+
     def metrics(self) -> dict[str, Any]:
         """Ticks per state, gated ticks and transitions (in the sim summary)."""
         return {

@@ -18,7 +18,7 @@ from aegis.executors import realtime
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.executors.loop_stats import Histogram
 from aegis.executors.realtime import RealtimeExecutor, stop_on_signals
-from aegis.msgs import AccelCommand, LoopDiagnostics
+from aegis.msgs import AccelCommand, LoopDiagnostics, RobotState
 from aegis.node import EndRun, Node, Port, Received
 
 
@@ -323,3 +323,30 @@ def test_the_histogram_counts_microsecond_bins_and_powers_of_two_beyond() -> Non
     assert histogram.percentile_us(100) == 5000.0 and histogram.bins()[-1] == [4096.0, 8192.0, 1]
     histogram.add(-5)
     assert histogram.bins()[0] == [0.0, 1.0, 1]
+
+
+class HealthyInputs(Node):
+    """Usable odometry and a valid filtered command every tick: what keeps a supervisor running."""
+
+    type_name = "healthy_inputs"
+    outputs = (Port("state", RobotState, "/odom"), Port("command", AccelCommand, "/cmd_accel_filtered"))
+
+    def step(self, now, inputs):
+        return {"state": RobotState(stamp=now, position=np.array([0.0, 0.0, 1.0])), "command": AccelCommand(stamp=now)}
+
+
+def test_the_supervisor_reads_every_nodes_loop_diagnostics_and_degrades_on_one_over_the_limit(monkeypatch) -> None:
+    from aegis.nodes.supervisor import QuadrotorSupervisorParams, Supervisor
+
+    monkeypatch.setattr(realtime, "REPORT_PERIOD_NS", 100_000_000)  # windows of 0.1 s instead of 1 s
+    statuses: list = []
+    keep = lambda topic, msg, t: statuses.append(msg) if topic == "/supervisor/status" else None
+    supervisor = Supervisor("supervisor", QuadrotorSupervisorParams(recovery_s=10.0), rate_hz=50.0)
+    nodes = [HealthyInputs("inputs", rate_hz=50.0), Sleeper("late", rate_hz=100.0, sleeps={-1: 0.012}), supervisor]
+    settings = RealtimeConfig(executor="realtime", deadline_miss_limit=3)
+    deadlines = {"inputs": 0.1, "supervisor": 0.1}  # only "late" misses (the others wait behind its 12 ms steps, in one thread)
+    run(nodes, 0.35, listeners=[keep], settings=settings, deadlines_s=deadlines)
+    assert set(supervisor.watched_nodes) == {"inputs", "late", "supervisor"}  # each node's report reached it (a queued port)
+    assert statuses[0].state == "running"
+    assert statuses[-1].state == "degraded" and statuses[-1].reason.startswith("node late missed")
+    assert supervisor.metrics()["supervisor_loop_faults"] >= 1
