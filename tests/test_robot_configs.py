@@ -269,3 +269,11 @@ def test_external_topics_are_refused_when_published_unread_or_repeated(override:
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         make_plan(load_config(REPO / "hw_configs" / "husky_robot_cpu.yaml", [override]))
+
+
+@pytest.mark.parametrize("command", ["sim", "eval"])
+def test_sim_and_eval_refuse_a_deployment_config_in_one_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "husky_robot_cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a deployment config for a real robot" in err
+    assert "hw_config:=husky_robot_cpu.yaml" in err and "/platform/odom/filtered" in err
