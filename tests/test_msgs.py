@@ -30,6 +30,7 @@ from aegis.msgs import (
     EStop,
     SupervisorStatus,
     TwistCommand,
+    UnstampedTwist,
     WheelSpeeds,
     messages_equal,
     rclpy_types,
@@ -87,6 +88,8 @@ def examples() -> dict[str, Any]:
         "Image": Image(stamp=STAMP, frame_id="cam", encoding="rgb8",
                        data=rng.integers(0, 256, size=(3, 5, 3), dtype=np.uint8)),
         "TwistCommand": TwistCommand(stamp=STAMP, linear=[0.5, -0.1, 0.0], angular=[0.0, 0.0, 1.25]),
+        # geometry_msgs/Twist has no header: only the default stamp and frame survive (Clearpath's cmd_vel).
+        "UnstampedTwist": UnstampedTwist(linear=[0.4, 0.0, 0.0], angular=[0.0, 0.0, -0.75]),
         "AccelCommand": AccelCommand(stamp=STAMP, frame_id="odom", linear=rng.normal(size=3),
                                      angular=rng.normal(size=3)),
         "WheelSpeeds": WheelSpeeds(stamp=STAMP, velocities=[3.5, -2.25]),

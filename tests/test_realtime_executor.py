@@ -18,7 +18,7 @@ from aegis.executors import realtime
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.executors.loop_stats import Histogram
 from aegis.executors.realtime import RealtimeExecutor, stop_on_signals
-from aegis.msgs import AccelCommand, LoopDiagnostics
+from aegis.msgs import AccelCommand, LoopDiagnostics, RobotState
 from aegis.node import EndRun, Node, Port, Received
 
 
@@ -387,3 +387,30 @@ def test_a_run_starts_at_the_agreed_time() -> None:
     executor.run(0.1, start_ns=start_ns)
     assert counter.walls[0] * 1e9 >= start_ns - 1e3  # perf_counter() in seconds: a microsecond of float rounding
     assert counter.nows[0] >= 0.0
+
+
+class HealthyInputs(Node):
+    """Usable odometry and a valid filtered command every tick: what keeps a supervisor running."""
+
+    type_name = "healthy_inputs"
+    outputs = (Port("state", RobotState, "/odom"), Port("command", AccelCommand, "/cmd_accel_filtered"))
+
+    def step(self, now, inputs):
+        return {"state": RobotState(stamp=now, position=np.array([0.0, 0.0, 1.0])), "command": AccelCommand(stamp=now)}
+
+
+def test_the_supervisor_reads_every_nodes_loop_diagnostics_and_degrades_on_one_over_the_limit(monkeypatch) -> None:
+    from aegis.nodes.supervisor import QuadrotorSupervisorParams, Supervisor
+
+    monkeypatch.setattr(realtime, "REPORT_PERIOD_NS", 100_000_000)  # windows of 0.1 s instead of 1 s
+    statuses: list = []
+    keep = lambda topic, msg, t: statuses.append(msg) if topic == "/supervisor/status" else None
+    supervisor = Supervisor("supervisor", QuadrotorSupervisorParams(recovery_s=10.0), rate_hz=50.0)
+    nodes = [HealthyInputs("inputs", rate_hz=50.0), Sleeper("late", rate_hz=100.0, sleeps={-1: 0.012}), supervisor]
+    settings = RealtimeConfig(executor="realtime", deadline_miss_limit=3)
+    deadlines = {"inputs": 0.1, "supervisor": 0.1}  # only "late" misses (the others wait behind its 12 ms steps, in one thread)
+    run(nodes, 0.35, listeners=[keep], settings=settings, deadlines_s=deadlines)
+    assert set(supervisor.watched_nodes) == {"inputs", "late", "supervisor"}  # each node's report reached it (a queued port)
+    assert statuses[0].state == "running"
+    assert statuses[-1].state == "degraded" and statuses[-1].reason.startswith("node late missed")
+    assert supervisor.metrics()["supervisor_loop_faults"] >= 1

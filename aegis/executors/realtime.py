@@ -18,8 +18,8 @@ keeps histograms of the start jitter (actual start - scheduled start, which incl
 before it at that instant) and of the step durations (:mod:`aegis.executors.loop_stats`), and
 every ~1 s it publishes one :class:`~aegis.msgs.LoopDiagnostics` per node on ``/diagnostics`` in the
 loop's slack: OK, WARN after a miss in that window, ERROR past ``realtime.deadline_miss_limit``
-misses in the window, for whoever watches /diagnostics (the supervisor does not read it yet); the
-executor itself keeps running.
+misses in the window, for whoever watches /diagnostics (the supervisor reads every report: an ERROR one, or a
+node whose reports stop, degrades it; nodes/supervisor.py); the executor itself keeps running.
 
 Real-time settings (``realtime.priority``, ``cpu_affinity``, ``lock_memory``) are applied to the
 loop's thread for the run when the OS permits, and a refusal is a warning and a field of the stats

@@ -167,6 +167,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.outputs.items() for t in port_topics(ts)),
             )
     console.print(table)
+    if plan.external_topics:
+        console.print(f"published outside the plan (ros.external_topics): {', '.join(plan.external_topics)}")
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}")
     return 0
@@ -189,7 +191,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         from aegis.runs.video_files import check_video_path
 
         check_video_path(args.video)  # an unknown ending or a missing encoder is refused before the run
-    plan = load_plan(args)
+    plan = load_plan(args, simulated=True)
     if args.policy is not None:
         if args.video is not None:
             raise UsageError("--video renders one run; --policy makes two (the policy's and the expert's): leave one out")
@@ -291,7 +293,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from aegis.runs.evaluation import Campaign, run_campaign
 
-    plan = load_plan(args)  # validates config, overrides and scenario before any worker starts
+    plan = load_plan(args, simulated=True)  # validates config, overrides and scenario before any worker starts
     from aegis.runs.swarm import swarm_layout
 
     if swarm_layout(plan) is not None:
