@@ -156,30 +156,38 @@ def test_a_tick_whose_budget_runs_out_with_no_plan_to_fall_back_on_answers_backu
 
 
 def test_capped_ticks_answer_with_a_checked_plan_that_clears_every_hypothesis() -> None:
-    """After a few solved ticks the budget drops to one iteration: each tick says which plan answered, and that plan clears its obstacles."""
+    """After six solved ticks the budget drops to one iteration: each tick says which plan answered and that plan clears its obstacles.
+
+    Here the first capped ticks fly the previous plans one step on ("shifted": the command is the last
+    plan's next input), and once those no longer hold the capped iterates answer ("capped").
+    """
     model = problem()
     hypotheses = np.array([[[2.2, 0.35]], [[2.2, 0.9]]])
     mpc = ScenarioMpc(model, hypotheses=2, obstacles=1, position_indices=[0, 1], shared_steps=SHARED, solver="osqp", max_iterations=10_000)
     x = np.array([0.0, 0.0, 1.0, 0.0])
-    answers = []
+    answers, next_input = [], None
     for tick in range(14):
         if tick == 6:
             mpc.max_iterations = 1
         u, info = mpc.compute(x, GOAL, hypotheses, RADIUS)
         answers.append(info.answer)
-        if tick >= 6:
-            assert info.iterations <= 1
         if info.answer == "backup":  # nothing held: NaN, and the caller's backup acts (here: coast)
             assert not info.ok and np.isnan(u).all() and "backup" in info.status
             u = np.zeros(2)
         else:
             assert info.ok and np.isfinite(u).all(), info.status
+        if tick >= 6:
+            assert info.iterations <= 1
+        if info.answer == "shifted":
+            assert "shifted previous plan" in info.status
+            np.testing.assert_allclose(u, np.clip(next_input, -3.0, 3.0), atol=1e-12)
         if info.answer in ("capped", "shifted"):
             assert "maximum iterations" in info.status
             for i in range(2):
                 assert distances(info.x_pred[i], hypotheses[i, 0]).min() >= RADIUS - mpc.feasibility_tolerance
+        next_input = info.u_pred[0, 1].copy()
         x = model.a @ x + model.b @ u
-    assert set(answers[:6]) == {"solver"} and {"capped", "shifted"} & set(answers[6:])
+    assert set(answers[:6]) == {"solver"} and {"capped", "shifted"} <= set(answers[6:])
 
 
 def test_the_budget_leaves_the_closed_loop_as_it_was() -> None:

@@ -329,9 +329,9 @@ class ScenarioMpc:
             result = self._qp.solve(self._linear, self._lower, self._upper, self._data, warm, max(1, budget.left))
             budget.spend(result.iterations, result.solve_time_s)
             warm = None  # later passes continue from the solution just found
-            if result.x is None:  # a failure with nothing to continue from
+            if result.x is None:  # a failure with nothing to continue from: start cold next tick (the plans flown stay the fallback)
                 status = result.status
-                self.reset()
+                self._previous, self._plans = None, None
                 break
             self._previous = (result.x, result.y)  # the next tick continues from here, from a capped iterate too
             if result.ok:
