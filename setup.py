@@ -91,6 +91,7 @@ setup(
         "clarabel>=0.11",
         "cvxpy>=1.5",
         "onnx>=1.17",
+        "cobs>=1.2",  # the serial / UDP wire frame (aegis.transport.framing): COBS in C, no dependencies
         "onnxruntime>=1.19",  # on a Jetson, install NVIDIA's onnxruntime-gpu wheel after aegis (same module name)
     ],
     extras_require={
