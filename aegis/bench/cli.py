@@ -44,6 +44,14 @@ BENCHMARKS = (
         "round trip / 2 as a cross-check, and the same message through DDS inside one process and through a dict.",
     ),
     (
+        "link",
+        "aegis.bench.link",
+        "round trip of an Odometry frame and its command frame between two processes over a serial pty (921600 baud) and UDP",
+        "Send an Odometry wire frame (COBS + CRC, aegis.transport.framing) from one process and answer it with a MotorSpeeds "
+        "frame from a second, over a raw pty pair at 921600 baud (as fast as the pty goes, and paced at the baud rate) and "
+        "over UDP on loopback: round trip median, p99 and max, the frame sizes and the wire time the baud rate implies.",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",

@@ -39,6 +39,8 @@ DEFAULT_BAUD = 921600
 RESYNC_WINDOW = 1024
 """A frame this many sequence numbers behind the newest (or more) means the sender restarted."""
 _READ_SIZE = 65536
+SPIN_S = 150e-6
+"""A paced write sleeps until this long before its frame's last byte would have left, then spins."""
 
 
 @dataclass
@@ -220,9 +222,9 @@ class SerialLink(Link):
         done = max(now, self._line_free_at) + wire_time_s(n_bytes, self.baud)
         self._line_free_at = done
         remaining = done - now
-        if remaining > 0.002:
-            time.sleep(remaining - 0.001)
-        while time.perf_counter() < done:  # the last stretch spun: sleep overshoots by tens of µs
+        if remaining > SPIN_S:
+            time.sleep(remaining - SPIN_S)  # sleep most of it: the other end may need this core
+        while time.perf_counter() < done:  # the last stretch spun: a sleep overshoots by tens of µs or more
             pass
 
     def read_raw(self, timeout_s: float = 0.0) -> list[bytes]:
