@@ -121,7 +121,7 @@ setup(
         # `aegis sim --video x.mp4` (aegis.runs.video_files): H.264 through the ffmpeg binary this wheel carries
         "video": ["imageio-ffmpeg>=0.5"],
     },
-    package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.ld"]},
+    package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.h", "c_templates/*.ld"]},
     zip_safe=False,
     entry_points={
         "console_scripts": [

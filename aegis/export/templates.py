@@ -6,7 +6,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-TEMPLATES = ("filter_qp_main.c", "host_harness.c", "mcu_main.c", "mcu_startup.c", "mps2_an386.ld")
+TEMPLATES = ("aegis_wire.c", "aegis_wire.h", "filter_qp_main.c", "host_harness.c", "mcu_main.c", "mcu_startup.c", "mps2_an386.ld",
+             "wire_host_main.c")
 
 
 def render(template: str, name: str) -> str:
