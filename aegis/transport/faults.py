@@ -185,6 +185,8 @@ class FaultProxy:
         self._held: list[tuple[float, int, Direction, bytes]] = []
         self._order = itertools.count()
         self.t0: float | None = None
+        self.last_read = 0
+        """Bytes the last :meth:`step` read from both ends."""
 
     @property
     def counts(self) -> dict[Direction, FaultCounts]:
@@ -199,8 +201,10 @@ class FaultProxy:
         if self.t0 is None:
             self.start()
         now = self.clock()
+        self.last_read = 0
         for direction, source in (("plant_to_stack", self.plant), ("stack_to_plant", self.stack)):
             for chunk in source.read_raw():
+                self.last_read += len(chunk)
                 self._receive(direction, chunk, now, datagram=source.datagrams)
         return self._release(now)
 
@@ -276,11 +280,17 @@ class FaultProxy:
         if self.t0 is None:
             self.start()
         fds = [self.plant.fileno(), self.stack.fileno()]
+        readable = False
         while not stop.is_set():
             due = self.step()
             wait = max_wait_s if due is None else min(max_wait_s, max(0.0, due - self.clock()))
-            if wait > 0:
-                select.select(fds, [], [], wait)
+            if wait <= 0:
+                continue
+            if readable and not self.last_read:  # "readable" with nothing to read: a pty whose device nobody holds
+                time.sleep(wait)
+                readable = False
+            else:
+                readable = bool(select.select(fds, [], [], wait)[0])
 
     def serve(self) -> tuple[threading.Thread, threading.Event]:
         """:meth:`run` in a daemon thread; set the returned event to stop it."""

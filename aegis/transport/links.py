@@ -228,6 +228,7 @@ class SerialLink(Link):
             pass
 
     def read_raw(self, timeout_s: float = 0.0) -> list[bytes]:
+        start = time.monotonic()
         if timeout_s > 0 and not _readable(self.fd, timeout_s):
             return []
         chunks = []
@@ -237,9 +238,13 @@ class SerialLink(Link):
             except BlockingIOError:
                 break
             except OSError as exc:
-                if exc.errno == errno.EIO:  # the other end is closed: nothing to read
-                    break
-                raise
+                if exc.errno != errno.EIO:
+                    raise
+                # nobody holds the other end (a pty's device not open yet, or its process gone): select
+                # reports that as readable at once; wait out the timeout as a silent line would
+                if not chunks:
+                    time.sleep(max(0.0, timeout_s - (time.monotonic() - start)))
+                break
             if not chunk:
                 break
             chunks.append(chunk)
