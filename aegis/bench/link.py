@@ -209,15 +209,16 @@ def print_report(rows: list[dict[str, Any]], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title="Odometry frame out, MotorSpeeds frame back, between two processes: round trip")
-    for column in ("link, payload", "median µs", "p99 µs", "max µs", "exchanges", "frame bytes (out+back)", "wire µs at 921600"):
+    table = Table(title="Odometry frame out, MotorSpeeds frame back, two processes: round trip")
+    for column in ("link, payload", "median µs", "p99 µs", "max µs", "answered", "bytes", "wire µs"):
         table.add_column(column, justify="left" if column == "link, payload" else "right")
     for row in rows:
         shown = [("—" if row[key] is None else f"{row[key]:.0f}") for key in ("median_us", "p99_us", "max_us")]
         wire = "—" if row["wire_us"] is None else f"{row['wire_us']:.0f}"
-        table.add_row(row["name"], *shown, f"{row['exchanges']} ({row['unanswered']} unanswered)",
-                      f"{row['sensor_frame_bytes']}+{row['command_frame_bytes']}", wire)
+        answered = f"{row['exchanges']}/{row['exchanges'] + row['unanswered']}"
+        table.add_row(row["name"], *shown, answered, f"{row['sensor_frame_bytes']}+{row['command_frame_bytes']}", wire)
     console.print(table)
+    console.print("bytes: sensor + command frame on the wire; wire µs: the time those bytes take at 921600 baud (8N1)")
     for target in targets(rows):
         value = "—" if target["value"] is None else f"{target['value']:.0f} µs"
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
@@ -226,14 +227,26 @@ def print_report(rows: list[dict[str, Any]], console: Any = None) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--link", choices=("serial", "udp", "both"), default="both", help="which link (default both)")
-    parser.add_argument("--exchanges", type=int, default=3000, metavar="N", help="timed round trips per row (default 3000)")
-    parser.add_argument("--rate", type=float, default=500.0, metavar="HZ", help="exchanges a second at most (default 500)")
+    parser.add_argument("--exchanges", type=_positive_int, default=3000, metavar="N", help="timed round trips per row (default 3000)")
+    parser.add_argument("--rate", type=_positive_float, default=500.0, metavar="HZ", help="exchanges a second at most (default 500)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, target and machine as JSON")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:
-    if args.exchanges < 1 or not args.rate > 0:
-        raise SystemExit("aegis bench link: --exchanges must be >= 1 and --rate > 0")
     links = ["serial", "udp"] if args.link == "both" else [args.link]
     rows = run_link_benchmark(links, args.exchanges, args.rate)
     print_report(rows, console)
