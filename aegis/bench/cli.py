@@ -52,6 +52,14 @@ BENCHMARKS = (
         "over UDP on loopback: round trip median, p99 and max, the frame sizes and the wire time the baud rate implies.",
     ),
     (
+        "pil",
+        "aegis.bench.pil",
+        "the quadrotor chain flown in lockstep with its policy on the emulated Cortex-M4F (UART wire frames) beside Python",
+        "Fly a config with a policy twice in lockstep: the policy in Python (onnxruntime), then on QEMU mps2-an386 (the "
+        "exported C behind the wire frame's UART): tracking RMSE of each, the largest distance between the flights, the "
+        "MCU's instructions per answer (-icount) and the image's flash and RAM.",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",
