@@ -54,3 +54,36 @@ def test_the_policy_answers_observation_frames_over_the_uart_as_the_runtime_acts
           f"{np.abs(actions - expected).max():.2g} m/s^2; instructions per answer (frame check + inference, -icount) "
           f"median {np.median(instructions):.0f}, max {instructions.max():.0f} = {np.median(instructions) / 168e6 * 1e6:.0f} us at "
           f"168 MHz and one instruction a cycle; image flash {image.sizes.flash} B, RAM {image.sizes.ram} B (without stack)")
+
+
+def test_the_filter_qp_solves_on_the_mcu_beside_the_policy(tmp_path: Path) -> None:
+    """The policy and the filter's exported QP in one image: QP problems over the UART are solved as the host's OSQP solves them."""
+    from aegis.config import load_config
+    from aegis.controllers.cbf.solvers import make_solver
+    from aegis.export.filter_qp import export_filter_qp
+    from aegis.export.pil import McuQp
+    from aegis.launch_plan import make_plan
+
+    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_sim.yaml")).instantiate()
+    spec = next(n for n in nodes if hasattr(getattr(n, "filter", None), "spec")).filter.spec
+    for node in nodes:
+        if hasattr(node, "close"):
+            node.close()
+    report = export_c(QUADROTOR, tmp_path / "c")
+    image = build_pil_image(report, tmp_path / "pil", export_filter_qp(spec, tmp_path / "qp"))
+    host = make_solver("osqp-direct", spec)
+    rng = np.random.default_rng(2)
+    with PilSession(image, report.input_size, report.output_size, timeout_s=60) as session:
+        mcu = McuQp(session, spec)
+        for _ in range(6):
+            nominal = rng.normal(size=spec.n_inputs) * 3
+            a, b = np.zeros((spec.max_rows, spec.n_inputs)), np.full(spec.max_rows, -1.0)  # rows a.u >= -1 with a = 0: inactive
+            a[:2], b[:2] = rng.normal(size=(2, spec.n_inputs)), rng.normal(size=2)
+            expected = host.solve(nominal, a, b).u.copy()
+            answer = mcu.solve(nominal, a, b)
+            assert answer.solved
+            np.testing.assert_allclose(answer.u, expected, atol=1e-5)  # both OSQP at tolerance 1e-6 (doubles in software on the M4F)
+        action, _ = session.act(np.zeros(report.input_size, dtype=np.float32))  # the policy still answers in the same image
+        assert action.shape == (report.output_size,) and np.all(np.isfinite(action))
+        assert session.close() == 0
+    assert image.sizes.flash <= FLASH_TARGET and len(mcu.instructions) == 6

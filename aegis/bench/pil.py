@@ -29,13 +29,17 @@ DEFAULT_CONFIG = "quadrotor_sim"
 MCU_CLOCK_HZ = 168e6
 
 
-def _fly(plan: Any, duration_s: float, seed: int, session: Any = None) -> tuple[dict[str, Any], np.ndarray, list[float]]:
-    """One lockstep run; with ``session`` the policy node acts through the MCU. (metrics, true positions, instructions per answer)."""
+def _fly(plan: Any, duration_s: float, seed: int, session: Any = None, filter_on_mcu: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], list[float]]:
+    """One lockstep run; with ``session`` the policy node acts through the MCU, and with ``filter_on_mcu`` the safety
+    filter solves its QP there too. (metrics, true positions, instructions per policy answer, per QP answer)."""
+    from aegis.export.pil import McuQp
+
     from aegis.runs.episode import EpisodeLog, episode_metrics, episode_series
     from aegis.runs.plan_run import run_plan
 
     log = EpisodeLog(plan)
     instructions: list[float] = []
+    qp_solvers: list[Any] = []
 
     def through_mcu(nodes: list[Any]) -> None:
         policy = next(n for n in nodes if hasattr(n, "runtime") and hasattr(n.runtime, "act"))
@@ -54,16 +58,24 @@ def _fly(plan: Any, duration_s: float, seed: int, session: Any = None) -> tuple[
             return out
 
         policy.runtime.act = act
+        if filter_on_mcu:
+            for node in nodes:
+                cbf = getattr(node, "filter", None)
+                if cbf is not None and hasattr(cbf, "solver") and hasattr(cbf, "spec"):
+                    cbf.solver = McuQp(session, cbf.spec)
+                    qp_solvers.append(cbf.solver)
 
     run = run_plan(plan, duration_s, seed, [log], prepare=through_mcu if session is not None else None)
     series = episode_series(log, run.obstacles, run.metrics.get("body_radius_m"))
-    return episode_metrics(series, run.metrics), series.positions, instructions
+    qp_instructions = [count for solver in qp_solvers for count in solver.instructions]
+    return episode_metrics(series, run.metrics), series.positions, instructions, qp_instructions
 
 
-def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0) -> dict[str, Any]:
+def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0, filter_on_mcu: bool = False) -> dict[str, Any]:
     """Both runs (for the scenario's duration when ``duration_s`` is None) and the MCU's figures, as the JSON document's body."""
     from aegis.config import load_config
     from aegis.export import export_c
+    from aegis.export.filter_qp import export_filter_qp
     from aegis.export.pil import PilSession, build_pil_image
     from aegis.launch_plan import make_plan
     from aegis.cli_options import resolve_config_path
@@ -72,20 +84,28 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
 
     plan = make_plan(load_config(resolve_config_path(config)))
     duration_s = run_duration(load_plan_scenario(plan), duration_s)
-    python_metrics, python_positions, _ = _fly(plan, duration_s, seed)
+    python_metrics, python_positions, _, _ = _fly(plan, duration_s, seed)
     with tempfile.TemporaryDirectory(prefix="aegis_pil_") as tmp:
-        model_path = _policy_model(plan)
+        model_path, spec = _policy_model(plan)
         report = export_c(model_path, Path(tmp) / "c")
-        image = build_pil_image(report, Path(tmp) / "pil")
+        qp = None
+        if filter_on_mcu:
+            if spec is None:
+                from aegis.cli_options import UsageError
+
+                raise UsageError("aegis bench pil --filter-on-mcu: the plan has no CBF safety filter")
+            qp = export_filter_qp(spec, Path(tmp) / "qp")
+        image = build_pil_image(report, Path(tmp) / "pil", qp)
         with PilSession(image, report.input_size, report.output_size) as session:
-            mcu_metrics, mcu_positions, instructions = _fly(plan, duration_s, seed, session)
+            mcu_metrics, mcu_positions, instructions, qp_instructions = _fly(plan, duration_s, seed, session, filter_on_mcu)
             exit_status = session.close()
     n = min(len(python_positions), len(mcu_positions))
     deviation = float(np.max(np.linalg.norm(python_positions[:n] - mcu_positions[:n], axis=1))) if n else None
     counts = np.asarray(instructions, dtype=float)
+    qp_counts = np.asarray(qp_instructions, dtype=float)
     keys = ("tracking_rmse_m", "tracking_max_m", "collisions", "crashes", "min_clearance_m")
     rows = [{"chain": "python (onnxruntime)", **{k: python_metrics.get(k) for k in keys}},
-            {"chain": "mcu (QEMU, UART frames)", **{k: mcu_metrics.get(k) for k in keys}}]
+            {"chain": "mcu: policy" + (" + filter QP" if filter_on_mcu else ""), **{k: mcu_metrics.get(k) for k in keys}}]
     rmse_diff = None
     if rows[0]["tracking_rmse_m"] is not None and rows[1]["tracking_rmse_m"] is not None:
         rmse_diff = abs(rows[1]["tracking_rmse_m"] - rows[0]["tracking_rmse_m"])
@@ -101,6 +121,10 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
         "instructions_per_answer_median": float(np.median(counts)) if counts.size else None,
         "instructions_per_answer_max": float(counts.max()) if counts.size else None,
         "us_at_168mhz_median": float(np.median(counts)) / MCU_CLOCK_HZ * 1e6 if counts.size else None,
+        "filter_on_mcu": filter_on_mcu,
+        "qp_answers": int(qp_counts.size),
+        "qp_instructions_median": float(np.median(qp_counts)) if qp_counts.size else None,
+        "qp_instructions_max": float(qp_counts.max()) if qp_counts.size else None,
         "flash_bytes": image.sizes.flash,
         "ram_bytes": image.sizes.ram,
         "firmware_exit_status": exit_status,
@@ -109,8 +133,9 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
     }
 
 
-def _policy_model(plan: Any) -> Path:
-    """The ONNX model the plan's policy node loads (the hw_config's inference.model, resolved by the node)."""
+def _policy_model(plan: Any) -> tuple[Path, Any]:
+    """The ONNX model the plan's policy node loads (the hw_config's inference.model, resolved by the node), and the
+    QpSpec of its CBF safety filter (None without one)."""
     nodes = plan.instantiate()
     try:
         policy = next((n for n in nodes if hasattr(n, "runtime") and hasattr(n.runtime, "model_path")), None)
@@ -118,7 +143,8 @@ def _policy_model(plan: Any) -> Path:
             from aegis.cli_options import UsageError
 
             raise UsageError("aegis bench pil: the plan has no policy node (use a config whose controller is a policy)")
-        return Path(policy.runtime.model_path)
+        cbf = next((n.filter for n in nodes if hasattr(getattr(n, "filter", None), "spec")), None)
+        return Path(policy.runtime.model_path), (cbf.spec if cbf is not None else None)
     finally:
         for node in nodes:
             if hasattr(node, "close"):
@@ -144,6 +170,10 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
         console.print(f"MCU: {document['mcu_answers']} answers, {document['instructions_per_answer_median']:.0f} instructions per answer "
                       f"(median; max {document['instructions_per_answer_max']:.0f}) = {document['us_at_168mhz_median']:.0f} µs at 168 MHz "
                       f"at one instruction a cycle; image flash {document['flash_bytes']} B, RAM {document['ram_bytes']} B (no stack)")
+    if document["qp_answers"]:
+        console.print(f"MCU filter QP: {document['qp_answers']} solves, {document['qp_instructions_median']:.0f} instructions per solve "
+                      f"(median; max {document['qp_instructions_max']:.0f}) = {document['qp_instructions_median'] / MCU_CLOCK_HZ * 1e3:.1f} ms "
+                      f"at 168 MHz at one instruction a cycle")
     for target in document["targets"]:
         value = "—" if target["value"] is None else f"{target['value']:.2e} m"
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
@@ -154,6 +184,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"hw_config with a policy node (default {DEFAULT_CONFIG})")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="seconds of simulated flight (default: the scenario's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--filter-on-mcu", action="store_true", help="solve the safety filter's QP on the MCU too (aegis export filter-c in the image)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the document as JSON")
 
 
@@ -166,7 +197,7 @@ def run_from_args(args: argparse.Namespace, console: Any = None) -> dict[str, An
         raise UsageError(f"aegis bench pil: needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
     if args.duration is not None and not 0 < args.duration <= 3600:
         raise UsageError(f"aegis bench pil: --duration must be in (0, 3600] s, got {args.duration:g}")
-    document = run_pil_benchmark(args.config, args.duration, args.seed)
+    document = run_pil_benchmark(args.config, args.duration, args.seed, args.filter_on_mcu)
     print_report(document, console)
     if args.json is not None:
         write_document({**document, "machine": machine()}, args.json)
