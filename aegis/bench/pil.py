@@ -29,9 +29,11 @@ DEFAULT_CONFIG = "quadrotor_sim"
 MCU_CLOCK_HZ = 168e6
 
 
-def _fly(plan: Any, duration_s: float, seed: int, session: Any = None, filter_on_mcu: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], list[float]]:
+def _fly(plan: Any, duration_s: float, seed: int, session: Any = None,
+         filter_on_mcu: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], tuple[list[float], list[int]]]:
     """One lockstep run; with ``session`` the policy node acts through the MCU, and with ``filter_on_mcu`` the safety
-    filter solves its QP there too. (metrics, true positions, instructions per policy answer, per QP answer)."""
+    filter solves its QP there too. (metrics, true positions, instructions per policy answer, (instructions, OSQP
+    iterations) per QP answer)."""
     from aegis.export.pil import McuQp
 
     from aegis.runs.episode import EpisodeLog, episode_metrics, episode_series
@@ -68,7 +70,8 @@ def _fly(plan: Any, duration_s: float, seed: int, session: Any = None, filter_on
     run = run_plan(plan, duration_s, seed, [log], prepare=through_mcu if session is not None else None)
     series = episode_series(log, run.obstacles, run.metrics.get("body_radius_m"))
     qp_instructions = [count for solver in qp_solvers for count in solver.instructions]
-    return episode_metrics(series, run.metrics), series.positions, instructions, qp_instructions
+    qp_iterations = [count for solver in qp_solvers for count in solver.iterations]
+    return episode_metrics(series, run.metrics), series.positions, instructions, (qp_instructions, qp_iterations)
 
 
 def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0, filter_on_mcu: bool = False) -> dict[str, Any]:
@@ -97,7 +100,7 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
             qp = export_filter_qp(spec, Path(tmp) / "qp")
         image = build_pil_image(report, Path(tmp) / "pil", qp)
         with PilSession(image, report.input_size, report.output_size) as session:
-            mcu_metrics, mcu_positions, instructions, qp_instructions = _fly(plan, duration_s, seed, session, filter_on_mcu)
+            mcu_metrics, mcu_positions, instructions, (qp_instructions, qp_iterations) = _fly(plan, duration_s, seed, session, filter_on_mcu)
             exit_status = session.close()
     n = min(len(python_positions), len(mcu_positions))
     deviation = float(np.max(np.linalg.norm(python_positions[:n] - mcu_positions[:n], axis=1))) if n else None
@@ -125,6 +128,8 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
         "qp_answers": int(qp_counts.size),
         "qp_instructions_median": float(np.median(qp_counts)) if qp_counts.size else None,
         "qp_instructions_max": float(qp_counts.max()) if qp_counts.size else None,
+        "qp_iterations_median": float(np.median(qp_iterations)) if qp_iterations else None,
+        "qp_iterations_max": int(max(qp_iterations)) if qp_iterations else None,
         "flash_bytes": image.sizes.flash,
         "ram_bytes": image.sizes.ram,
         "firmware_exit_status": exit_status,
@@ -173,7 +178,8 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
     if document["qp_answers"]:
         console.print(f"MCU filter QP: {document['qp_answers']} solves, {document['qp_instructions_median']:.0f} instructions per solve "
                       f"(median; max {document['qp_instructions_max']:.0f}) = {document['qp_instructions_median'] / MCU_CLOCK_HZ * 1e3:.1f} ms "
-                      f"at 168 MHz at one instruction a cycle")
+                      f"at 168 MHz at one instruction a cycle; OSQP iterations median {document['qp_iterations_median']:.0f}, "
+                      f"max {document['qp_iterations_max']}")
     for target in document["targets"]:
         value = "—" if target["value"] is None else f"{target['value']:.2e} m"
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"

@@ -95,14 +95,14 @@ class PilSession:
         *action, ticks = self._answer.unpack(self._request(OBSERVATION_ID, x.tobytes(), ACTION_ID, self._answer.size))
         return np.array(action, dtype=np.float32), ticks * INSTRUCTIONS_PER_TICK
 
-    def solve_qp(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float, bool, float]:
-        """The firmware's QP answer: (u, slack, solved, instructions). ``a`` is (rows, inputs), sent row by row."""
+    def solve_qp(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float, bool, int, float]:
+        """The firmware's QP answer: (u, slack, solved, OSQP iterations, instructions). ``a`` is (rows, inputs), sent row by row."""
         m = int(np.size(nominal))
         payload = np.concatenate([np.ravel(nominal), np.ravel(a), np.ravel(b)]).astype("<f8").tobytes()
-        data = self._request(QP_PROBLEM_ID, payload, QP_ANSWER_ID, 8 * (m + 1) + 8)
+        data = self._request(QP_PROBLEM_ID, payload, QP_ANSWER_ID, 8 * (m + 1) + 12)
         values = np.frombuffer(data, dtype="<f8", count=m + 1)
-        solved, ticks = struct.unpack_from("<II", data, 8 * (m + 1))
-        return values[:m].copy(), float(values[m]), bool(solved), ticks * INSTRUCTIONS_PER_TICK
+        solved, iterations, ticks = struct.unpack_from("<III", data, 8 * (m + 1))
+        return values[:m].copy(), float(values[m]), bool(solved), int(iterations), ticks * INSTRUCTIONS_PER_TICK
 
     def close(self) -> int:
         """Send the stop frame; QEMU's exit status (0: the firmware ended cleanly)."""
@@ -126,7 +126,8 @@ class PilSession:
 class McuQp:
     """A safety-filter solve path that solves on the MCU (the exported QP, OSQP through cvxpygen, in the PIL image).
 
-    Drop-in for the filter's ``solver`` (aegis.controllers.cbf.qp.QpSolver); :attr:`instructions` keeps each solve's count.
+    Drop-in for the filter's ``solver`` (aegis.controllers.cbf.qp.QpSolver); :attr:`instructions` and :attr:`iterations`
+    keep each solve's instruction count and OSQP iterations.
     """
 
     name = "mcu-cvxpygen"
@@ -134,6 +135,7 @@ class McuQp:
     def __init__(self, session: PilSession, spec: QpSpec) -> None:
         self.session, self.spec = session, spec
         self.instructions: list[float] = []
+        self.iterations: list[int] = []
         self._solution = QpSolution(np.zeros(spec.n_inputs), 0.0, "", False)
 
     def reset(self) -> None:
@@ -141,8 +143,9 @@ class McuQp:
 
     def solve(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> QpSolution:
         started = time.perf_counter()
-        u, slack, solved, count = self.session.solve_qp(nominal, a, b)
+        u, slack, solved, iterations, count = self.session.solve_qp(nominal, a, b)
         self.instructions.append(count)
+        self.iterations.append(iterations)
         out = self._solution
         out.u[:] = u
         out.slack = slack

@@ -3,7 +3,8 @@
  *
  * QEMU mps2-an386's UART0 is an Arm CMSDK APB UART at 0x40004000. Requests and answers (docs/wire-format.md):
  *   id 1 observation: ${NAME}_INPUT_SIZE float32 (the order of ${name}.h)  -> id 2: ${NAME}_OUTPUT_SIZE float32, uint32 ticks
- *   id 3 QP problem: nominal[m], a[K][m] (row by row), b[K], as doubles     -> id 4: u[m], slack (doubles), uint32 solved, uint32 ticks
+ *   id 3 QP problem: nominal[m], a[K][m] (row by row), b[K], as doubles     -> id 4: u[m], slack (doubles), uint32 solved,
+ *                                                                              uint32 solver iterations, uint32 ticks
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
@@ -77,16 +78,18 @@ static void act(const aegis_wire_frame *request, uint32_t start)
 static void solve(const aegis_wire_frame *request, uint32_t start)
 {
     static double nominal[${QP}_QP_INPUTS], a[${QP}_QP_ROWS * ${QP}_QP_INPUTS], b[${QP}_QP_ROWS], u[${QP}_QP_INPUTS];
-    static uint8_t payload[sizeof u + sizeof(double) + 8];
+    static uint8_t payload[sizeof u + sizeof(double) + 12];
     double slack = 0.0;
-    uint32_t solved;
+    uint32_t solved, iterations;
     memcpy(nominal, request->payload, sizeof nominal);
     memcpy(a, request->payload + sizeof nominal, sizeof a);
     memcpy(b, request->payload + sizeof nominal + sizeof a, sizeof b);
     solved = (uint32_t)${qp}_solve(nominal, a, b, u, &slack);
     memcpy(payload, u, sizeof u);
     memcpy(payload + sizeof u, &slack, sizeof slack);
+    iterations = (uint32_t)${qp}_CPG_Result.info->iter;
     memcpy(payload + sizeof u + sizeof slack, &solved, sizeof solved);
+    memcpy(payload + sizeof u + sizeof slack + sizeof solved, &iterations, sizeof iterations);
     answer(request, AEGIS_PIL_QP_ANSWER, payload, sizeof payload, start);
 }
 #endif
