@@ -77,3 +77,15 @@ def test_ends_with_different_tables_refuse_each_other(plan) -> None:  # noqa: AN
         stack.say_hello()
         with pytest.raises(TableMismatch, match="digest"):
             plant.wait_for_peers(5.0)
+
+
+def test_waiting_on_a_pty_whose_other_end_is_gone_blocks_instead_of_spinning(plan) -> None:  # noqa: ANN001
+    """A killed peer leaves a pty that selects readable at once: wait() must still take its timeout (bounded below, no upper bound asserted)."""
+    import time
+
+    fd, _path = open_pty()  # nobody opens the device: as after the peer process was killed
+    with WireBridge(plan, {"sim"}, SerialLink(fd=fd)) as plant:
+        started = time.monotonic()
+        assert plant.wait(0.2) is False
+        assert time.monotonic() - started >= 0.19
+        assert plant.take() == []

@@ -6,8 +6,8 @@ the plan and the groups at this end, so both ends compute the same set), and :cl
 carries them over a :class:`~aegis.transport.links.Link` with the message table both ends derive
 from that set (ids in sorted topic order, :class:`~aegis.transport.wire_messages.MessageTable`).
 
-It has DdsBridge's interface, so an executor that runs a process group with a DdsBridge runs it
-with a WireBridge unchanged: :meth:`WireBridge.publish` for what the group's nodes publish (topics
+It has DdsBridge's interface (the realtime executor's ``Inbox``: ``take()``, ``wait(timeout_s)``), so
+an executor that runs a process group with a DdsBridge runs it with a WireBridge unchanged: :meth:`WireBridge.publish` for what the group's nodes publish (topics
 that do not cross are ignored), :meth:`WireBridge.take` for what arrived with the readers of each
 topic in :attr:`BoundaryTopic.readers`, :meth:`WireBridge.wait`, :meth:`WireBridge.wait_for_peers`
 (a hello exchange that also checks both ends hold the same table), :meth:`WireBridge.rejected`.
@@ -88,6 +88,7 @@ class WireBridge:
         self._rejections: dict[str, str] = {}
         self.peer_seen = False
         self._last_hello = 0.0
+        self._waiting: list[Any] = []
 
     def publish(self, topic: str, msg: Any) -> bool:
         """Send ``msg`` if ``topic`` crosses to the other end (True); False for a topic that stays here."""
@@ -100,7 +101,8 @@ class WireBridge:
     def take(self, timeout_s: float = 0.0) -> list[tuple[str, Any]]:
         """(topic, message) of every checked frame that arrived, in arrival order; bad payloads are counted in :meth:`rejected`."""
         out = []
-        for frame in self.link.poll(timeout_s):
+        frames, self._waiting = self._waiting + self.link.poll(timeout_s), []
+        for frame in frames:
             if frame.msg_id == HELLO_ID:
                 self._hello(frame.payload)
                 continue
@@ -116,10 +118,13 @@ class WireBridge:
         return out
 
     def wait(self, timeout_s: float) -> bool:
-        """Block until bytes arrive on the link or ``timeout_s`` passes; True if they did."""
-        import select
+        """Block until a frame arrives or ``timeout_s`` passes; True if one did (kept for :meth:`take`).
 
-        return bool(select.select([self.link.fileno()], [], [], max(0.0, timeout_s))[0])
+        Through the link's poll rather than a bare select: a pty whose other end is gone (its process
+        killed) selects as readable at once, and the link waits that out instead of spinning the caller.
+        """
+        self._waiting += self.link.poll(max(0.0, timeout_s))
+        return bool(self._waiting)
 
     def _hello(self, payload: bytes) -> None:
         if len(payload) != _DIGEST.size:
