@@ -21,12 +21,15 @@ def plan():  # noqa: ANN201
     return make_plan(load_config(ROOT / "hw_configs" / "quadrotor_sim.yaml"))
 
 
+PLANT = {"plant"}  # quadrotor_sim's process group of the simulator bridge
+
+
 def _stack_groups(plan) -> set[str]:  # noqa: ANN001
-    return set(plan.processes) - {"sim"}
+    return set(plan.processes) - PLANT
 
 
 def test_the_cut_carries_sensors_to_the_stack_and_commands_to_the_plant(plan) -> None:  # noqa: ANN001
-    plant_side = wire_topics(plan, {"sim"})
+    plant_side = wire_topics(plan, PLANT)
     stack_side = wire_topics(plan, _stack_groups(plan))
     assert [(t.topic, t.direction, t.msg_type) for t in plant_side] == [
         ("/cmd_motors", "in", MotorSpeeds), ("/imu", "out", ImuSample), ("/obstacles", "out", Obstacles), ("/odom", "out", RobotState)]
@@ -45,7 +48,7 @@ def test_both_ends_agree_and_messages_cross(plan, kind: str) -> None:  # noqa: A
     else:
         plant_link = UdpLink()
         stack_link = UdpLink(remote=("127.0.0.1", plant_link.port))
-    with WireBridge(plan, {"sim"}, plant_link) as plant, WireBridge(plan, _stack_groups(plan), stack_link) as stack:
+    with WireBridge(plan, PLANT, plant_link) as plant, WireBridge(plan, _stack_groups(plan), stack_link) as stack:
         assert plant.digest == stack.digest
         stack.say_hello()  # over UDP the plant learns where the stack is from its first datagram
         assert plant.wait_for_peers(5.0) and stack.wait_for_peers(5.0)
@@ -72,7 +75,7 @@ def test_both_ends_agree_and_messages_cross(plan, kind: str) -> None:  # noqa: A
 
 def test_ends_with_different_tables_refuse_each_other(plan) -> None:  # noqa: ANN001
     fd, path = open_pty()
-    with WireBridge(plan, {"sim"}, SerialLink(fd=fd)) as plant, WireBridge(plan, _stack_groups(plan), SerialLink.open(path), cdr=["/odom"]) as stack:
+    with WireBridge(plan, PLANT, SerialLink(fd=fd)) as plant, WireBridge(plan, _stack_groups(plan), SerialLink.open(path), cdr=["/odom"]) as stack:
         assert plant.digest != stack.digest
         stack.say_hello()
         with pytest.raises(TableMismatch, match="digest"):
@@ -84,7 +87,7 @@ def test_waiting_on_a_pty_whose_other_end_is_gone_blocks_instead_of_spinning(pla
     import time
 
     fd, _path = open_pty()  # nobody opens the device: as after the peer process was killed
-    with WireBridge(plan, {"sim"}, SerialLink(fd=fd)) as plant:
+    with WireBridge(plan, PLANT, SerialLink(fd=fd)) as plant:
         started = time.monotonic()
         assert plant.wait(0.2) is False
         assert time.monotonic() - started >= 0.19
