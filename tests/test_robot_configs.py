@@ -155,14 +155,6 @@ def test_robot_launch_file_builds_the_plan_of_a_robot_config(name: str, fake_lau
     assert control.get("namespace") == ("/a200_0000" if name.startswith("husky") else None)
 
 
-@pytest.fixture
-def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "fakes"))
-    yield
-    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]:
-        del sys.modules[name]
-
-
 def _endpoints(name: str) -> tuple[dict[str, str], dict[str, str]]:
     """(subscribed topic -> ROS type, published topic -> ROS type) of a robot config's hosted nodes, as rclpy sees them."""
     from aegis.nodes.ros_adapter import RosNodeHost

@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -544,15 +544,6 @@ def test_launch_and_ros_imports_stay_in_the_launch_files_and_the_adapter() -> No
 
 
 # --- the adapter's wiring, through the fake rclpy in tests/fakes -----------------------------
-
-
-@pytest.fixture
-def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Put tests/fakes first on sys.path for one test; forget every fake module afterwards."""
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "fakes"))
-    yield
-    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]:
-        del sys.modules[name]
 
 
 def _hosts(plan: LaunchPlan) -> dict[str, Any]:

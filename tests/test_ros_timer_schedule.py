@@ -24,9 +24,7 @@ publishes each node's LoopDiagnostics once a second: checked here too.
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 TYPES = rosbags_types("jazzy")
 CLOCK_HZ = 240
 DURATION_S = 2.0
-
-
-@pytest.fixture
-def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "fakes"))
-    yield
-    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]:
-        del sys.modules[name]
 
 
 class RclTimers:
