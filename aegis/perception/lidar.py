@@ -7,9 +7,10 @@ Obstacles message.
 The pipeline (:func:`detect`):
 
 1. **Points**: beam ``i`` at ``angle_min + i * angle_increment`` (CCW from laser +x); a range is
-   kept when it is finite and within [range_min, range_max] (REP 117: +inf no return, -inf too
-   close, NaN erroneous: all dropped). Points go straight to the world frame: the laser frame is the
-   robot's yaw-only frame moved to ``mount_xy_m`` (a level scanner on a ground robot).
+   kept when it is finite and within [range_min, range_max) (REP 117: +inf no return, -inf too
+   close, NaN erroneous: all dropped; some drivers say "no return" with range_max itself). Points
+   go straight to the world frame: the laser frame is the robot's yaw-only frame moved to
+   ``mount_xy_m`` (a level scanner on a ground robot).
 2. **Segmentation** (adaptive breakpoint detector, Borges and Aldon 2004): two consecutive kept
    points belong to one cluster when they are at most ``r sin(dphi) / sin(lambda - dphi) + 3
    sigma_r`` apart (``dphi`` the angle between them, ``lambda`` = ``breakpoint_angle_rad``) and no
@@ -20,7 +21,8 @@ The pipeline (:func:`detect`):
    sensor (its centre farther than its points): a pillar.
 4. **Segments**: every other cluster is split by iterative end-point fit (a split where a point is
    more than ``split_distance_m`` from the chord) and each piece gets a total-least-squares line;
-   its ends are the first and last points projected on it: a wall face or a box side.
+   its ends are the first and last points projected on it, pushed out by one point spacing (the
+   face may reach the next beam, which missed it): a wall face or a box side.
 5. **Uncertainty** (1 sigma, m, one number per obstacle, isotropic in the plane):
    ``sqrt(rms_fit^2 + sigma_r^2 + sigma_xy^2 + (d sigma_yaw)^2)`` with ``sigma_xy^2`` the larger
    of the pose's x and y variances, ``sigma_yaw^2`` its yaw variance (pose covariance rows x, y,
@@ -84,10 +86,10 @@ class ScanObstacles:
 def scan_points(
     ranges: np.ndarray, angle_min: float, angle_increment: float, range_min: float, range_max: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(kept ranges, their angles, their beam indices): finite returns within [range_min, range_max], in beam order."""
+    """(kept ranges, their angles, their beam indices): finite returns within [range_min, range_max), in beam order."""
     r = np.asarray(ranges, dtype=np.float64).reshape(-1)
     with np.errstate(invalid="ignore"):
-        keep = np.isfinite(r) & (r >= range_min) & (r <= range_max) & (r > 0.0)
+        keep = np.isfinite(r) & (r >= range_min) & (r < range_max) & (r > 0.0)  # range_max itself: a driver's "no return"
     index = np.flatnonzero(keep)
     return r[index], angle_min + index * angle_increment, index
 
@@ -152,9 +154,9 @@ def fit_circles(xy: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> tuple
         uc = (bu * svv - bv * suv) / det
         vc = (bv * suu - bu * suv) / det
         radius = np.sqrt(uc * uc + vc * vc + (suu + svv) / counts)
-    centres = mean + np.column_stack([uc, vc])
-    distances = np.hypot(u - uc[cluster], v - vc[cluster])
-    rms = np.sqrt(np.add.reduceat((distances - radius[cluster]) ** 2, starts) / counts)
+        centres = mean + np.column_stack([uc, vc])
+        distances = np.hypot(u - uc[cluster], v - vc[cluster])
+        rms = np.sqrt(np.add.reduceat((distances - radius[cluster]) ** 2, starts) / counts)
     ok &= np.isfinite(radius) & np.isfinite(rms)
     return centres, radius, rms, ok
 
@@ -188,14 +190,23 @@ def split_lines(xy: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 
 
 def fit_segment(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Total-least-squares line through ordered points: (start, end, rms distance), the ends the first and last points projected."""
+    """Total-least-squares line through ordered points: (start, end, rms distance).
+
+    The ends are the first and last points projected on the line, each pushed out by the spacing to
+    its neighbour: the face may go on up to the next beam, which missed it (conservative by a beam).
+    """
     mean = xy.mean(axis=0)
     centred = xy - mean
     cov = centred.T @ centred / len(xy)
     values, vectors = np.linalg.eigh(cov)
     direction = vectors[:, 1]
     along = centred @ direction
-    return mean + along[0] * direction, mean + along[-1] * direction, math.sqrt(max(float(values[0]), 0.0))
+    first, last = float(along[0]), float(along[-1])
+    if len(along) >= 2:  # the surface goes on up to the next beam, which missed it: one point spacing further each way
+        step_first, step_last = abs(float(along[1]) - first), abs(last - float(along[-2]))
+        sign = 1.0 if last >= first else -1.0
+        first, last = first - sign * step_first, last + sign * step_last
+    return mean + first * direction, mean + last * direction, math.sqrt(max(float(values[0]), 0.0))
 
 
 def pose_sigmas(pose_covariance: np.ndarray | None) -> tuple[float, float]:
