@@ -271,6 +271,10 @@ def print_campaign(result: dict) -> None:
         table.add_row("safety filter", "off")
     if agg.get("policy_no_nominal_ticks") is not None:
         table.add_row("policy: ticks without a nominal", str(agg["policy_no_nominal_ticks"]))
+    if agg.get("perception"):
+        from aegis.runs.perception import perception_text
+
+        table.add_row("perception (vs the true obstacles)", perception_text(agg["perception"]))
     Console().print(table)
 
 
