@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from aegis.perception.lidar import LidarFitParams, detect, fit_circles, split_lines
-from tests.lidar_scenes import render_scan
+from aegis.perception.synthetic import render_scan
 
 RANGE_MIN, RANGE_MAX = 0.1, 10.0
 

@@ -189,24 +189,39 @@ def split_lines(xy: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return pieces
 
 
-def fit_segment(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Total-least-squares line through ordered points: (start, end, rms distance).
+def fit_segments(xy: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Total-least-squares lines through the ordered pieces ``xy[firsts[k]:lasts[k] + 1]``, all at once: (starts (K, 2),
+    ends (K, 2), rms distances (K,)).
 
-    The ends are the first and last points projected on the line, each pushed out by the spacing to
-    its neighbour: the face may go on up to the next beam, which missed it (conservative by a beam).
+    The ends are each piece's first and last points projected on its line, each pushed out by the
+    spacing to its neighbour: the face may go on up to the next beam, which missed it (conservative
+    by a beam). A piece of one point is a segment of length 0 there.
     """
-    mean = xy.mean(axis=0)
-    centred = xy - mean
-    cov = centred.T @ centred / len(xy)
-    values, vectors = np.linalg.eigh(cov)
-    direction = vectors[:, 1]
-    along = centred @ direction
-    first, last = float(along[0]), float(along[-1])
-    if len(along) >= 2:  # the surface goes on up to the next beam, which missed it: one point spacing further each way
-        step_first, step_last = abs(float(along[1]) - first), abs(last - float(along[-2]))
-        sign = 1.0 if last >= first else -1.0
-        first, last = first - sign * step_first, last + sign * step_last
-    return mean + first * direction, mean + last * direction, math.sqrt(max(float(values[0]), 0.0))
+    k = firsts.size
+    if k == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
+    counts = lasts - firsts + 1
+    index = np.concatenate([np.arange(a, b + 1) for a, b in zip(firsts.tolist(), lasts.tolist())])
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    points = xy[index]
+    piece = np.repeat(np.arange(k), counts)
+    mean = np.add.reduceat(points, offsets, axis=0) / counts[:, None]
+    u = points - mean[piece]
+    sums = np.add.reduceat(np.column_stack([u[:, 0] * u[:, 0], u[:, 1] * u[:, 1], u[:, 0] * u[:, 1]]), offsets, axis=0)
+    sxx, syy, sxy = sums.T
+    theta = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)  # the principal axis of each 2x2 scatter, in closed form
+    direction = np.column_stack([np.cos(theta), np.sin(theta)])
+    smallest = 0.5 * (sxx + syy) - np.sqrt(0.25 * (sxx - syy) ** 2 + sxy * sxy)
+    along = np.einsum("ij,ij->i", u, direction[piece])
+    first = along[offsets]
+    last = along[offsets + counts - 1]
+    second = along[np.minimum(offsets + 1, offsets + counts - 1)]
+    before_last = along[np.maximum(offsets + counts - 2, offsets)]
+    sign = np.where(last >= first, 1.0, -1.0)
+    first = first - sign * np.abs(second - first)
+    last = last + sign * np.abs(last - before_last)
+    rms = np.sqrt(np.maximum(smallest / counts, 0.0))
+    return mean + first[:, None] * direction, mean + last[:, None] * direction, rms
 
 
 def pose_sigmas(pose_covariance: np.ndarray | None) -> tuple[float, float]:
@@ -270,35 +285,33 @@ def detect(
     base_var = params.range_noise_std_m**2 + sigma_xy**2
 
     circle_sigma = np.sqrt(rms[pillar] ** 2 + base_var + (centre_range[pillar] * sigma_yaw) ** 2)
-    seg_starts, seg_ends, seg_normals, seg_sigma = [], [], [], []
+    firsts: list[int] = []
+    lasts: list[int] = []
     for k in np.flatnonzero(~pillar).tolist():
-        points = xy_clusters[packed[k] : packed[k] + counts[k]]
-        for i, j in split_lines(points, params.split_distance_m):
-            piece = points[i : j + 1]
-            a, b, residual = fit_segment(piece)
-            mid = 0.5 * (a + b)
-            direction = b - a
-            length = math.hypot(direction[0], direction[1])
-            if length < 1e-9:
-                normal = (mid - sensor) / max(float(np.hypot(*(mid - sensor))), 1e-9)
-            else:
-                normal = np.array([-direction[1], direction[0]]) / length
-                if float(normal @ (mid - sensor)) < 0.0:
-                    normal = -normal
-            seg_starts.append(a)
-            seg_ends.append(b)
-            seg_normals.append(normal)
-            distance = float(np.hypot(*(mid - sensor)))
-            seg_sigma.append(math.sqrt(residual**2 + base_var + (distance * sigma_yaw) ** 2))
-    two = (0, 2)
+        offset = int(packed[k])
+        for i, j in split_lines(xy_clusters[offset : offset + counts[k]], params.split_distance_m):
+            firsts.append(offset + i)
+            lasts.append(offset + j)
+    seg_starts, seg_ends, residuals = fit_segments(xy_clusters, np.array(firsts, dtype=np.intp), np.array(lasts, dtype=np.intp))
+    mid = 0.5 * (seg_starts + seg_ends)
+    towards = mid - sensor
+    distance = np.hypot(towards[:, 0], towards[:, 1])
+    direction = seg_ends - seg_starts
+    length = np.hypot(direction[:, 0], direction[:, 1])
+    normals = np.column_stack([-direction[:, 1], direction[:, 0]])
+    point_like = length < 1e-9  # a piece of one point: its normal looks along the beam
+    normals[point_like] = towards[point_like]
+    norms = np.hypot(normals[:, 0], normals[:, 1])
+    normals /= np.where(norms > 0, norms, 1.0)[:, None]
+    normals *= np.where(np.einsum("ij,ij->i", normals, towards) < 0.0, -1.0, 1.0)[:, None]  # away from the sensor
     return ScanObstacles(
         centres=centres[pillar],
         radii=radii[pillar],
         circle_sigma_m=circle_sigma,
-        starts=np.array(seg_starts).reshape(two if not seg_starts else (-1, 2)),
-        ends=np.array(seg_ends).reshape(two if not seg_ends else (-1, 2)),
-        normals=np.array(seg_normals).reshape(two if not seg_normals else (-1, 2)),
-        segment_sigma_m=np.array(seg_sigma),
+        starts=seg_starts,
+        ends=seg_ends,
+        normals=normals,
+        segment_sigma_m=np.sqrt(residuals**2 + base_var + (distance * sigma_yaw) ** 2),
         sensor_xy=sensor,
         points=int(r.size),
     )

@@ -1,4 +1,4 @@
-"""Synthetic planar scans for the lidar perception tests: exact ray casts against circles and segments."""
+"""Synthetic planar scans with known answers, for tests and benchmarks: exact ray casts against circles and segments."""
 
 from __future__ import annotations
 
@@ -44,3 +44,22 @@ def render_scan(
     finite = np.isfinite(best)
     best[finite] += noise_std * np.random.default_rng(seed).standard_normal(int(finite.sum()))
     return best.astype(np.float32), angle_min, increment
+
+
+def box_faces(cx: float, cy: float, length: float, width: float, yaw: float) -> list[tuple[float, float, float, float]]:
+    """The four faces of a yawed box as segments (x0, y0, x1, y1)."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    corners = [(cx + c * dx - s * dy, cy + s * dx + c * dy) for dx, dy in
+               ((0.5 * length, 0.5 * width), (-0.5 * length, 0.5 * width), (-0.5 * length, -0.5 * width), (0.5 * length, -0.5 * width))]
+    return [(*corners[i], *corners[(i + 1) % 4]) for i in range(4)]
+
+
+def husky_goal_scan(beams: int = 360, noise_std: float = 0.01, seed: int = 0) -> tuple[np.ndarray, float, float, tuple[float, float, float]]:
+    """A fixed scan of the husky_goal scenario's obstacles inside a walled 11 x 8 m yard, from (1.0, 0.3) heading 0.2 rad:
+    (ranges, angle_min, angle_increment, sensor pose (x, y, yaw)). The benchmarks' recorded input."""
+    pose = (1.0, 0.3, 0.2)
+    circles = [(4.2, 1.2, 0.3), (0.6, 1.9, 0.25)]
+    segments = box_faces(2.0, -0.6, 1.0, 1.0, 0.3) + box_faces(5.3, -1.6, 1.2, 0.6, 0.5)
+    segments += [(-2.0, -4.0, 9.0, -4.0), (9.0, -4.0, 9.0, 4.0), (9.0, 4.0, -2.0, 4.0), (-2.0, 4.0, -2.0, -4.0)]
+    ranges, angle_min, increment = render_scan(circles, segments, pose, beams, 10.0, noise_std, seed)
+    return ranges, angle_min, increment, pose
