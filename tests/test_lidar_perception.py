@@ -144,3 +144,16 @@ def test_no_scan_raises_and_every_result_is_finite(ranges, angle_min, increment,
     for values in (found.centres, found.radii, found.circle_sigma_m, found.starts, found.ends, found.normals, found.segment_sigma_m):
         assert np.all(np.isfinite(values))
     assert np.all(found.radii > 0) and np.all(found.circle_sigma_m >= 0) and np.all(found.segment_sigma_m >= 0)
+
+
+def test_a_face_is_never_behind_a_return() -> None:
+    """A noisy wall: its face is moved toward the sensor to its nearest return, not left through their mean."""
+    ranges, angle_min, increment = render_scan([], [(5.0, -2.0, 5.0, 2.0)], noise_std=0.01, seed=4)
+    found = run(ranges, angle_min, increment)
+    assert len(found.starts) == 1
+    angles = angle_min + np.arange(ranges.size) * increment
+    hit = np.isfinite(ranges)
+    returns = np.column_stack([ranges[hit] * np.cos(angles[hit]), ranges[hit] * np.sin(angles[hit])])
+    depth = (returns - found.starts[0]) @ found.normals[0]
+    assert depth.min() == pytest.approx(0.0, abs=1e-9)  # the nearest return is on the face, none in front of it
+    assert 4.96 < found.starts[0][0] < 5.0  # within about 3 sigma of the true face, in front of it

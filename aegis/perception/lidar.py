@@ -22,7 +22,9 @@ The pipeline (:func:`detect`):
 4. **Segments**: every other cluster is split by iterative end-point fit (a split where a point is
    more than ``split_distance_m`` from the chord) and each piece gets a total-least-squares line;
    its ends are the first and last points projected on it, pushed out by one point spacing (the
-   face may reach the next beam, which missed it): a wall face or a box side.
+   face may reach the next beam, which missed it), and the line is moved toward the sensor to its
+   nearest return (no return lies in front of the face: a short arc's bulge, noise): a wall face or
+   a box side.
 5. **Uncertainty** (1 sigma, m, one number per obstacle, isotropic in the plane):
    ``sqrt(rms_fit^2 + sigma_r^2 + sigma_xy^2 + (d sigma_yaw)^2)`` with ``sigma_xy^2`` the larger
    of the pose's x and y variances, ``sigma_yaw^2`` its yaw variance (pose covariance rows x, y,
@@ -60,7 +62,7 @@ class LidarFitParams:
     circle_residual_m: float = 0.03
     """A circle fit with a larger rms residual is not a pillar: the cluster is split into segments instead."""
     split_distance_m: float = 0.05
-    """Iterative end-point fit splits a cluster where a point lies farther than this from the chord."""
+    """Iterative end-point fit splits a cluster where a point lies farther than this from the chord (at least 4 range sigmas)."""
 
 
 @dataclass(frozen=True)
@@ -287,9 +289,10 @@ def detect(
     circle_sigma = np.sqrt(rms[pillar] ** 2 + base_var + (centre_range[pillar] * sigma_yaw) ** 2)
     firsts: list[int] = []
     lasts: list[int] = []
+    split = max(params.split_distance_m, 4.0 * params.range_noise_std_m)  # noise alone does not cut a face
     for k in np.flatnonzero(~pillar).tolist():
         offset = int(packed[k])
-        for i, j in split_lines(xy_clusters[offset : offset + counts[k]], params.split_distance_m):
+        for i, j in split_lines(xy_clusters[offset : offset + counts[k]], split):
             firsts.append(offset + i)
             lasts.append(offset + j)
     seg_starts, seg_ends, residuals = fit_segments(xy_clusters, np.array(firsts, dtype=np.intp), np.array(lasts, dtype=np.intp))
@@ -304,6 +307,14 @@ def detect(
     norms = np.hypot(normals[:, 0], normals[:, 1])
     normals /= np.where(norms > 0, norms, 1.0)[:, None]
     normals *= np.where(np.einsum("ij,ij->i", normals, towards) < 0.0, -1.0, 1.0)[:, None]  # away from the sensor
+    if len(firsts):  # move each face toward the sensor to its nearest return: no point lies in front of it (an arc's bulge)
+        counts_ = np.array(lasts) - np.array(firsts) + 1
+        index = np.concatenate([np.arange(a, b + 1) for a, b in zip(firsts, lasts)])
+        offsets = np.concatenate(([0], np.cumsum(counts_)[:-1])).astype(np.intp)
+        piece = np.repeat(np.arange(len(firsts)), counts_)
+        depth = np.einsum("ij,ij->i", xy_clusters[index] - seg_starts[piece], normals[piece])
+        shift = np.minimum(np.minimum.reduceat(depth, offsets), 0.0)[:, None] * normals
+        seg_starts, seg_ends = seg_starts + shift, seg_ends + shift
     return ScanObstacles(
         centres=centres[pillar],
         radii=radii[pillar],
