@@ -9,7 +9,7 @@ import pytest
 
 from aegis.msgs import Obstacle, Obstacles
 from aegis.runs.evaluation import aggregate
-from aegis.runs.perception import PerceptionLog, aggregate_perception, faces, perception_counts, perception_summary
+from aegis.runs.perception import PerceptionLog, aggregate_perception, faces, perception_counts, perception_summary, true_min_h
 from aegis.scenario.schema import ObstacleSpec
 
 TRUTH = [
@@ -74,3 +74,15 @@ def test_an_eval_aggregate_carries_perception_only_when_an_episode_has_it() -> N
     counts = {"in_range": 4, "detected": 3, "perceived": 3, "matched": 3, "error_sum_m": 0.06}
     with_perception = {**row, "perception": {**perception_summary(counts, [50, 60]), "latency_p99_us": 60.0}}
     assert aggregate([with_perception])["perception"]["recall"] == 0.75
+
+
+def test_the_filters_barrier_on_the_true_obstacles_follows_the_true_look_ahead_point() -> None:
+    """A diff-drive filter (look-ahead 0.15 m, margin 0.77 m) heading +x at the origin: its point is 2.55 m from the pillar's axis."""
+    log = PerceptionLog(frozenset({"/obstacles"}), ("lidar",), 10.0, truth_topic="/sim/ground_truth", barrier=(0.15, 0.77))
+    from aegis.msgs import RobotState
+
+    log("/sim/ground_truth", RobotState(position=np.zeros(3)), 0)
+    log("/sim/ground_truth", RobotState(position=np.array([0.0, -2.0, 0.0]), orientation=np.array([0.0, 0.0, -math.sin(math.pi / 4), math.cos(math.pi / 4)])), 1)
+    h = true_min_h(log, TRUTH[:1])
+    assert h == pytest.approx((3.0 - 0.15) - 0.3 - 0.77)  # the second pose (facing -y, farther) is not the lowest
+    assert true_min_h(PerceptionLog(frozenset(), (), 10.0), TRUTH) is None  # no filter: nothing to evaluate

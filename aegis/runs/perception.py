@@ -15,7 +15,12 @@ the message's stamp (when the scan was measured; aegis.runs.episode keeps the tr
   perceived obstacles with a match / perceived obstacles, summed over every message;
   ``position_error_m`` = the mean distance from each matched face to the nearest true surface;
   ``latency_p50_us`` / ``latency_p99_us`` = the perception nodes' step times (wall clock, the
-  executor's own timing of each step).
+  executor's own timing of each step);
+- ``true_min_h``: the safety filter's barrier evaluated on the TRUE obstacles along the TRUE path
+  (its zeroth-order h: the distance from the point it keeps clear, the look-ahead point of a
+  diff-drive filter or the robot's centre, to the nearest true surface, less its margin,
+  ``robot_radius_m`` + ``lookahead_m``), at every true sample; the filter's own ``min_barrier`` is
+  what it believed about the obstacles it perceived. None without a safety filter.
 """
 
 from __future__ import annotations
@@ -39,16 +44,25 @@ DEFAULT_RANGE_M = 10.0
 
 @dataclass
 class PerceptionLog:
-    """A run listener keeping every Obstacles message the plan's perception nodes publish, with its stamp."""
+    """A run listener keeping every Obstacles message the plan's perception nodes publish, and the true poses."""
 
     topics: frozenset[str]
     nodes: tuple[str, ...]
     range_m: float
     messages: list[Obstacles] = field(default_factory=list)
+    truth_topic: str | None = None
+    barrier: tuple[float, float] | None = None
+    """The safety filter's (look-ahead distance, margin) in m: look-ahead 0 for a filter on the robot's centre."""
+    poses: list[tuple[float, float, float, float]] = field(default_factory=list)
+    """(x, y, z, yaw) of every true sample."""
 
     def __call__(self, topic: str, msg: Any, t_ns: int) -> None:
         if topic in self.topics and isinstance(msg, Obstacles):
             self.messages.append(msg)
+        elif topic == self.truth_topic and self.barrier is not None:
+            qx, qy, qz, qw = (float(v) for v in msg.orientation)
+            yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+            self.poses.append((float(msg.position[0]), float(msg.position[1]), float(msg.position[2]), yaw))
 
 
 def perception_log(plan: LaunchPlan) -> PerceptionLog | None:
@@ -58,7 +72,35 @@ def perception_log(plan: LaunchPlan) -> PerceptionLog | None:
         return None
     lidar = (plan.nodes[0].params or {}).get("lidar") or {}
     range_m = float(lidar.get("range_max_m", DEFAULT_RANGE_M))
-    return PerceptionLog(frozenset(n.outputs["obstacles"] for n in nodes), tuple(n.name for n in nodes), range_m)
+    filters = [n for n in plan.nodes if n.type_name.endswith("safety_filter")]
+    barrier = None
+    if filters:
+        params = filters[0].params
+        lookahead = float(params.get("lookahead_m", 0.0))
+        barrier = (lookahead, float(params["robot_radius_m"]) + lookahead)
+    return PerceptionLog(
+        frozenset(n.outputs["obstacles"] for n in nodes), tuple(n.name for n in nodes), range_m,
+        truth_topic=plan.nodes[0].outputs.get("truth"), barrier=barrier,
+    )
+
+
+def true_min_h(log: PerceptionLog, true_obstacles: Sequence[Any]) -> float | None:
+    """The filter's zeroth-order barrier on the true obstacles along the true path (module doc); None without a filter or truth."""
+    from aegis.scenario.geometry import signed_distance
+
+    if log.barrier is None or not log.poses or not true_obstacles:
+        return None
+    lookahead, margin = log.barrier
+    poses = np.asarray(log.poses)
+    points = poses[:, :3].copy()
+    points[:, 0] += lookahead * np.cos(poses[:, 3])
+    points[:, 1] += lookahead * np.sin(poses[:, 3])
+    lowest = math.inf
+    for obstacle in true_obstacles:
+        if lookahead > 0.0:  # a ground robot's filter works in the plane: measure at the obstacle's mid height
+            points[:, 2] = float(obstacle.position[2])
+        lowest = min(lowest, float(np.min(signed_distance(obstacle, points))))
+    return lowest - margin
 
 
 def faces(msg: Obstacles, robot_xy: np.ndarray) -> np.ndarray:
@@ -108,10 +150,11 @@ def perception_counts(log: PerceptionLog, truth_times: np.ndarray, truth_positio
     return counts
 
 
-def perception_summary(counts: dict[str, float], durations_ns: Sequence[int]) -> dict[str, Any]:
-    """The summary's ``perception`` entry from :func:`perception_counts` and the perception nodes' step times."""
+def perception_summary(counts: dict[str, float], durations_ns: Sequence[int], true_h: float | None = None) -> dict[str, Any]:
+    """The summary's ``perception`` entry from :func:`perception_counts`, the perception nodes' step times and :func:`true_min_h`."""
     us = np.asarray(durations_ns, dtype=float) / 1e3
     return {
+        "true_min_h": true_h,
         "recall": counts["detected"] / counts["in_range"] if counts["in_range"] else None,
         "precision": counts["matched"] / counts["perceived"] if counts["perceived"] else None,
         "position_error_m": counts["error_sum_m"] / counts["matched"] if counts["matched"] else None,
@@ -127,7 +170,7 @@ def run_perception(log: PerceptionLog | None, episode_log: Any, true_obstacles: 
         return None
     times, positions = episode_log.state.arrays()
     durations = [d for name in log.nodes for d in stats.timings[name].durations_ns]
-    return perception_summary(perception_counts(log, times, positions, true_obstacles), durations)
+    return perception_summary(perception_counts(log, times, positions, true_obstacles), durations, true_min_h(log, true_obstacles))
 
 
 def aggregate_perception(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -141,6 +184,8 @@ def aggregate_perception(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
     p99 = [e["latency_p99_us"] for e in entries if e["latency_p99_us"] is not None]
     summary["latency_p50_us"] = float(np.median(p50)) if p50 else None
     summary["latency_p99_us"] = max(p99) if p99 else None
+    lowest = [e["true_min_h"] for e in entries if e.get("true_min_h") is not None]
+    summary["true_min_h"] = min(lowest) if lowest else None
     return summary
 
 
@@ -153,5 +198,6 @@ def perception_text(perception: dict[str, Any]) -> str:
 
     return (
         f"recall {part('recall', '.3f')}, precision {part('precision', '.3f')}, "
-        f"error {part('position_error_m', '.3f')} m, p99 {part('latency_p99_us', '.0f')} µs"
+        f"error {part('position_error_m', '.3f')} m, p99 {part('latency_p99_us', '.0f')} µs, "
+        f"filter h on the true obstacles {part('true_min_h', '.4f')}"
     )

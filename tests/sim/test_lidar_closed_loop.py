@@ -10,7 +10,7 @@ from aegis.config import load_config
 from aegis.launch_plan import make_plan
 from aegis.msgs import Obstacles, SafetyFilterReport
 from aegis.runs.episode import EpisodeLog
-from aegis.runs.perception import PerceptionLog, perception_counts, perception_log, perception_summary
+from aegis.runs.perception import PerceptionLog, perception_counts, perception_log, perception_summary, true_min_h
 from aegis.runs.plan_run import run_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +45,8 @@ def test_the_lidar_node_detects_the_scenarios_obstacles_in_closed_loop() -> None
     summary = perception_summary(perception_counts(seen, times, positions, run.obstacles), [])
     assert summary["recall"] == (90 + detected[(5.3, -1.6, 0.4)]) / 120  # recall counts what was hidden as missed
     assert summary["precision"] > 0.9 and summary["position_error_m"] < 0.05
+    h_true = true_min_h(seen, run.obstacles)  # the filter's barrier on the true obstacles along the true path
+    assert h_true is not None and h_true > 0.0
     # the filter ran on them: fresh (a scan every 0.1 s), never the backup layer, its age on every report
     ages = np.array([r.perception_age_s for r in reports[5:]])
     assert np.all(ages <= 0.1 + 1e-9) and all(r.layer in ("qp", "relaxed_qp") for r in reports)
