@@ -34,6 +34,7 @@ NODE_TYPES: dict[str, str] = {
     "twist_to_unstamped": "aegis.nodes.driver_adapters:TwistToUnstamped",
     "crazyflie_odometry": "aegis.nodes.driver_adapters:CrazyflieOdometry",
     "crazyflie_full_state": "aegis.nodes.driver_adapters:CrazyflieFullState",
+    "lidar_obstacles": "aegis.nodes.lidar_obstacles:LidarObstacles",
 }
 
 

@@ -60,6 +60,13 @@ BENCHMARKS = (
         "MCU's instructions per answer (-icount) and the image's flash and RAM.",
     ),
     (
+        "perception",
+        "aegis.bench.perception",
+        "perception per input on fixed inputs: a 360-beam lidar scan -> obstacles (math alone, the node's step), 1080 beams",
+        "Time aegis.perception.lidar.detect and the lidar_obstacles node's step on a fixed synthetic scan of the husky_goal "
+        "scenario (360 and 1080 beams): median and p99 per call, and the issue's target (360 beams, p99 <= 1 ms).",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",

@@ -12,6 +12,7 @@ from rich.table import Table
 from aegis.launch_plan import LaunchPlan
 from aegis.runs.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.runs.timing import print_timing
+from aegis.runs.perception import perception_log, perception_text, run_perception
 from aegis.runs.plan_run import final_states, load_plan_scenario, record_run, run_duration, run_numbers
 
 
@@ -39,7 +40,9 @@ def run_sim(
         return run_swarm_sim(plan, layout, duration_s, seed, out_dir, show_progress, plot, video)
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)
-    run, bag_path = record_run(plan, log, run_duration(scenario, duration_s), seed, out_dir, show_progress)
+    seen = perception_log(plan)
+    listen = log if seen is None else _both(log, seen)
+    run, bag_path = record_run(plan, listen, run_duration(scenario, duration_s), seed, out_dir, show_progress)
     stats, plant_metrics = run.stats, run.metrics
     obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
@@ -54,6 +57,9 @@ def run_sim(
         "final_states": final_states(log),
         "bag": str(bag_path),
     }
+    perception = run_perception(seen, log, obstacles, stats)
+    if perception is not None:
+        summary["perception"] = perception
     summary["outcome"] = outcome_of(summary)
     title = f"aegis sim: {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
     goal = scenario.goal if scenario else None
@@ -68,6 +74,16 @@ def run_sim(
         summary["video"] = video_summary(result)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _both(first: Any, second: Any) -> Any:
+    """One listener handing every message to two."""
+
+    def listen(topic: str, msg: Any, t_ns: int) -> None:
+        first(topic, msg, t_ns)
+        second(topic, msg, t_ns)
+
+    return listen
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -99,6 +115,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_row("crashes", f"{summary['crashes']}{crash}")
     if "outcome" in summary:
         table.add_row("outcome", summary["outcome"])
+    if summary.get("perception"):
+        table.add_row("perception (vs the true obstacles)", perception_text(summary["perception"]))
     if "filter_interventions" in summary:
         min_barrier = summary["min_barrier"]
         table.add_row("safety filter: interventions / fallbacks", f"{summary['filter_interventions']} / {summary['fallbacks']} ticks")
