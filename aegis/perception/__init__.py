@@ -1,0 +1,5 @@
+"""Perception math for the nodes that turn the robot's own sensors into obstacles and state (pure numpy, no messages).
+
+:mod:`aegis.perception.lidar`: a planar LaserScan -> world-frame circles and line segments, each with
+a 1-sigma uncertainty (the ``lidar_obstacles`` node's core).
+"""
