@@ -32,6 +32,7 @@ NODE_TYPES: dict[str, str] = {
     "quadrotor_policy": "aegis.nodes.policy:QuadrotorPolicy",
     "diff_drive_policy": "aegis.nodes.policy:DiffDrivePolicy",
     "lidar_obstacles": "aegis.nodes.lidar_obstacles:LidarObstacles",
+    "depth_obstacles": "aegis.nodes.depth_obstacles:DepthObstacles",
 }
 
 
