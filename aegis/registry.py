@@ -35,6 +35,7 @@ NODE_TYPES: dict[str, str] = {
     "crazyflie_odometry": "aegis.nodes.driver_adapters:CrazyflieOdometry",
     "crazyflie_full_state": "aegis.nodes.driver_adapters:CrazyflieFullState",
     "lidar_obstacles": "aegis.nodes.lidar_obstacles:LidarObstacles",
+    "depth_obstacles": "aegis.nodes.depth_obstacles:DepthObstacles",
 }
 
 
