@@ -4,9 +4,10 @@ When a plan runs a perception node (:data:`PERCEPTION_TYPES`), every Obstacles m
 is matched against the obstacles the simulator really had, seen from the robot's TRUE position at
 the message's stamp (when the scan was measured; aegis.runs.episode keeps the truth):
 
-- a true obstacle is **in range** when its surface is within the lidar's ``range_max_m`` (the
-  plant's ``lidar`` parameters) of the robot; occluded ones count too, so recall also says how
-  much of what is near the robot was hidden from it;
+- a true obstacle is **in range** when its surface is within the sensor's range of the robot
+  (the lidar's ``range_max_m``, the plant's ``lidar`` parameters; a depth_obstacles node's own
+  ``max_range_m``); occluded ones count too (and, for a camera, ones outside its field of view
+  that it has not seen yet), so recall also says how much of what is near the robot was unknown to it;
 - a perceived obstacle's **face** is its point nearest the robot (a cylinder's or sphere's surface
   toward it, a box's nearest point): what the safety filter keeps clear of;
 - a perceived obstacle **matches** a true one when its face lies within :data:`MATCH_M` of that
@@ -35,7 +36,7 @@ import numpy as np
 from aegis.launch_plan import LaunchPlan
 from aegis.msgs import Obstacles
 
-PERCEPTION_TYPES = ("lidar_obstacles",)
+PERCEPTION_TYPES = ("lidar_obstacles", "depth_obstacles")
 """Node types whose ``obstacles`` output is perception (matched against the truth)."""
 MATCH_M = 0.3
 """A perceived obstacle's face within this of a true obstacle's surface is a detection of it (m)."""
@@ -70,8 +71,7 @@ def perception_log(plan: LaunchPlan) -> PerceptionLog | None:
     nodes = [n for n in plan.nodes if n.type_name in PERCEPTION_TYPES]
     if not nodes:
         return None
-    lidar = (plan.nodes[0].params or {}).get("lidar") or {}
-    range_m = float(lidar.get("range_max_m", DEFAULT_RANGE_M))
+    range_m = max(_sensor_range_m(plan, node) for node in nodes)
     filters = [n for n in plan.nodes if n.type_name.endswith("safety_filter")]
     barrier = None
     if filters:
@@ -82,6 +82,16 @@ def perception_log(plan: LaunchPlan) -> PerceptionLog | None:
         frozenset(n.outputs["obstacles"] for n in nodes), tuple(n.name for n in nodes), range_m,
         truth_topic=plan.nodes[0].outputs.get("truth"), barrier=barrier,
     )
+
+
+def _sensor_range_m(plan: LaunchPlan, node: Any) -> float:
+    """How far a perception node sees: the plant's lidar range for lidar_obstacles, the node's own max_range_m for depth."""
+    if node.type_name == "depth_obstacles":
+        from aegis.registry import node_class
+
+        return float(node_class(node.type_name).Params.model_validate(node.params or {}).max_range_m)
+    lidar = (plan.nodes[0].params or {}).get("lidar") or {}
+    return float(lidar.get("range_max_m", DEFAULT_RANGE_M))
 
 
 def true_min_h(log: PerceptionLog, true_obstacles: Sequence[Any]) -> float | None:
