@@ -13,6 +13,7 @@ from rich.table import Table
 from aegis.cli_options import (
     DEFAULT_SIM_CONFIG,
     UsageError,
+    add_backend_options,
     add_dynamics_option,
     add_overrides,
     duration,
@@ -82,7 +83,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
     evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
     evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
-    evaluate.add_argument("--workers", type=workers, default=None, help="worker processes (default: CPU count)")
+    evaluate.add_argument("--workers", type=workers, default=None, help="worker processes, or a local Ray instance's CPUs (default: CPU count)")
+    add_backend_options(evaluate)
     evaluate.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
     evaluate.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write per-episode rows and aggregates")
@@ -211,12 +213,12 @@ def _sim_policy_and_expert(args: argparse.Namespace, policy_plan: LaunchPlan) ->
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import os
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from aegis.runs.backends import backend_from_args
     from aegis.runs.evaluation import Campaign, run_campaign
 
+    backend = backend_from_args(args, args.episodes)  # --address without --backend ray is refused before anything runs
     plan = load_plan(args)  # validates config, overrides and scenario before any worker starts
     from aegis.runs.swarm import swarm_layout
 
@@ -226,7 +228,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "run one episode with aegis sim"
         )
     campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
-    workers = min(args.workers or os.cpu_count() or 1, args.episodes)
     columns = (
         TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[collisions]} collisions, {task.fields[crashes]} crashes"), TimeRemainingColumn(),
@@ -240,7 +241,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             seen["crashes"] += row["crashes"]
             progress.update(task, advance=1, collisions=seen["collisions"], crashes=seen["crashes"])
 
-        result = run_campaign(campaign, workers=workers, on_episode=advance)
+        result = run_campaign(campaign, on_episode=advance, backend=backend)
     print_campaign(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Evaluation campaigns: N randomized episodes of a scenario in parallel worker processes, per-episode rows and aggregates.
 
 Each episode is the config's plan run in lockstep with the plant's randomisation switched on and
-its own seed (``seed + episode``), in a worker process that owns its own PyBullet client. No bag
+its own seed (``seed + episode``), in a worker process that owns its own PyBullet client: a local
+process pool or a Ray cluster (aegis.runs.backends), the same rows either way. No bag
 and no plot are written; the rows carry the same numbers `aegis sim` reports, measured from the
 simulator's ground truth (aegis.runs.episode). An episode succeeds when the robot did not crash,
 touched no obstacle, stayed inside the scenario's geofence, and ended within the goal's tolerance
@@ -13,9 +14,7 @@ aegis.sim.dynamics) every episode also draws the plant's perturbations from its 
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
+from aegis.runs.backends import Backend, run_jobs
 from aegis.runs.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.launch_plan import LaunchPlan, make_plan
 
@@ -70,24 +70,16 @@ def _worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None)
 
 
 def run_campaign(
-    campaign: Campaign, workers: int = 1, on_episode: Callable[[dict[str, Any]], None] | None = None
+    campaign: Campaign,
+    workers: int = 1,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
-    """Run every episode (in ``workers`` processes when > 1); rows sorted by episode, and their aggregates."""
+    """Run every episode on ``backend`` (default: a local pool of ``workers`` processes, in this process when 1);
+    rows sorted by episode, and their aggregates: the same document on every backend."""
     plan = campaign_plan(campaign)
     jobs = [(plan, i, campaign.seed + i, campaign.duration_s) for i in range(campaign.episodes)]
-    rows: list[dict[str, Any]] = []
-    if workers <= 1:
-        for job in jobs:
-            rows.append(_worker(*job))
-            if on_episode:
-                on_episode(rows[-1])
-    else:
-        # spawn, not fork: a worker starts clean, with no PyBullet client or thread state inherited
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for future in as_completed([pool.submit(_worker, *job) for job in jobs]):
-                rows.append(future.result())
-                if on_episode:
-                    on_episode(rows[-1])
+    rows: list[dict[str, Any]] = run_jobs(_worker, jobs, backend or Backend("local", workers), on_episode)
     rows.sort(key=lambda row: row["episode"])
     return {
         "config": str(campaign.config),
