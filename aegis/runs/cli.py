@@ -85,6 +85,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
     evaluate.add_argument("--workers", type=workers, default=None, help="worker processes, or a local Ray instance's CPUs (default: CPU count)")
     add_backend_options(evaluate)
+    evaluate.add_argument(
+        "--disturbance", choices=("scenario", "adversarial"), default="scenario",
+        help="scenario: the scenario's own wind and impulses (default); adversarial: per episode, search the scenario's "
+        "disturbances.bounds with CMA-ES for the worst tracking and lowest h, beside random draws of the same bounds "
+        "(pip install 'aegis[adversarial]')",
+    )
+    evaluate.add_argument("--search-budget", type=positive_int, default=24, metavar="N",
+                          help="with --disturbance adversarial: CMA-ES episodes per search (default: 24)")
+    evaluate.add_argument("--random-draws", type=positive_int, default=8, metavar="N",
+                          help="with --disturbance adversarial: random draws per search, compared with and searched from (default: 8)")
     evaluate.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
     evaluate.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write per-episode rows and aggregates")
@@ -227,7 +237,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"{args.config}: a swarm config (several robots, one simulator): aegis eval does not run swarm configs yet; "
             "run one episode with aegis sim"
         )
-    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
+    search = _adversarial_search(args, plan)
+    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration, search)
     columns = (
         TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[collisions]} collisions, {task.fields[crashes]} crashes"), TimeRemainingColumn(),
@@ -248,6 +259,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         Console().print(f"wrote {args.json}")
     return 0
+
+
+def _adversarial_search(args: argparse.Namespace, plan: LaunchPlan):
+    """The search budget of ``--disturbance adversarial`` (None without it); UsageError when there is nothing to search or no cma."""
+    from aegis.runs.adversarial import SearchBudget, import_cma
+    from aegis.runs.plan_run import load_plan_scenario
+
+    if args.disturbance != "adversarial":
+        return None
+    try:
+        import_cma()
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    scenario = load_plan_scenario(plan)
+    if scenario is None or (scenario.disturbances.bounds.wind_mps == 0.0 and (
+            scenario.disturbances.bounds.impulse_force_n == 0.0 or scenario.disturbances.bounds.impulses == 0)):
+        where = f"scenario {scenario.source or scenario.name}" if scenario is not None else f"{args.config} (no scenario)"
+        raise UsageError(f"{where}: disturbances.bounds gives nothing to search (wind_mps and impulse_force_n are 0): "
+                         "--disturbance adversarial needs them")
+    return SearchBudget(args.search_budget, args.random_draws)
 
 
 def print_campaign(result: dict) -> None:
@@ -272,6 +303,15 @@ def print_campaign(result: dict) -> None:
         table.add_row("safety filter", "off")
     if agg.get("policy_no_nominal_ticks") is not None:
         table.add_row("policy: ticks without a nominal", str(agg["policy_no_nominal_ticks"]))
+    adversarial = agg.get("adversarial")
+    if adversarial is not None:
+        def shown(value, scale=1.0, unit=""):
+            return "-" if value is None else f"{value * scale:.4g}{unit}"
+
+        table.add_row(f"adversarial ({adversarial['episodes_per_search']} episodes per search): worst RMSE / random's",
+                      f"{shown(adversarial['worst_rmse_m'], 100, ' cm')} / {shown(adversarial['random_worst_rmse_m'], 100, ' cm')}")
+        table.add_row("adversarial: lowest h / random's", f"{shown(adversarial['lowest_h'])} / {shown(adversarial['random_lowest_h'])}")
+        table.add_row("adversarial: failing episodes / random's", f"{adversarial['failures']} / {adversarial['random_failures']}")
     Console().print(table)
 
 

@@ -9,7 +9,9 @@ touched no obstacle, stayed inside the scenario's geofence, and ended within the
 when the scenario has a goal; each row's ``outcome`` names the first of these that failed
 (aegis.runs.episode.OUTCOMES), and the aggregate counts them. With ``dynamics`` (a dynamics file,
 aegis.sim.dynamics) every episode also draws the plant's perturbations from its seed; a row's
-``dynamics`` holds what was drawn, beside the scenario's ``randomization``.
+``dynamics`` holds what was drawn, beside the scenario's ``randomization``. With a ``search``, each
+episode is an adversarial search of the scenario's disturbance bounds (aegis.runs.adversarial): its
+row is the worst candidate's, with what the search and the random draws found beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
+from aegis.runs.adversarial import SearchBudget, adversarial_aggregate, adversarial_episode
 from aegis.runs.backends import Backend, run_jobs
 from aegis.runs.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.launch_plan import LaunchPlan, make_plan
@@ -36,6 +39,8 @@ class Campaign:
     episodes: int
     seed: int = 0
     duration_s: float | None = None
+    search: SearchBudget | None = None
+    """Per episode, an adversarial search of the scenario's disturbance bounds (aegis.runs.adversarial) instead of one run."""
 
 
 def campaign_plan(campaign: Campaign) -> LaunchPlan:
@@ -44,13 +49,19 @@ def campaign_plan(campaign: Campaign) -> LaunchPlan:
     return make_plan(load_config(campaign.config, [*campaign.overrides, f"nodes.{plant}.params.randomize=true"]))
 
 
-def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
-    """One randomized episode; the row of numbers it leaves."""
+def run_episode(
+    plan: LaunchPlan, episode: int, seed: int, duration_s: float | None, disturbances: Any = None
+) -> dict[str, Any]:
+    """One randomized episode; the row of numbers it leaves. ``disturbances`` (aegis.scenario.Disturbances) replace the scenario's."""
     from aegis.runs.plan_run import load_plan_scenario, run_duration, run_plan
 
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)
-    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log])
+    prepare = None
+    if disturbances is not None:
+        def prepare(nodes: list) -> None:  # the plant (listed first) applies its scenario's disturbances every step
+            nodes[0].scenario = nodes[0].scenario.model_copy(update={"disturbances": disturbances})
+    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log], prepare=prepare)
     stats, plant_metrics, randomization = run.stats, run.metrics, run.randomization
     obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
@@ -79,14 +90,20 @@ def run_campaign(
     rows sorted by episode, and their aggregates: the same document on every backend."""
     plan = campaign_plan(campaign)
     jobs = [(plan, i, campaign.seed + i, campaign.duration_s) for i in range(campaign.episodes)]
-    rows: list[dict[str, Any]] = run_jobs(_worker, jobs, backend or Backend("local", workers), on_episode)
+    worker: Callable[..., dict[str, Any]] = _worker
+    if campaign.search is not None:
+        jobs, worker = [(*job, campaign.search) for job in jobs], adversarial_episode
+    rows: list[dict[str, Any]] = run_jobs(worker, jobs, backend or Backend("local", workers), on_episode)
     rows.sort(key=lambda row: row["episode"])
+    summary = aggregate(rows)
+    if campaign.search is not None:
+        summary["adversarial"] = adversarial_aggregate(rows)
     return {
         "config": str(campaign.config),
         "overrides": list(campaign.overrides),
         "scenario": str(plan.scenario) if plan.scenario else None,
         "seed": campaign.seed,
-        "aggregate": aggregate(rows),
+        "aggregate": summary,
         "episodes": rows,
     }
 
