@@ -25,6 +25,7 @@ gave the worst RMSE and the lowest h, as blocks a scenario file accepts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +113,15 @@ def import_cma() -> Any:
     return cma
 
 
-def adversarial_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None, search: SearchBudget) -> dict[str, Any]:
+EpisodeRunner = Callable[[LaunchPlan, int, int, "float | None", Disturbances], dict[str, Any]]
+"""run(plan, episode, seed, duration_s, disturbances) -> the episode's row (aegis.runs.evaluation.run_episode)."""
+
+
+def adversarial_episode(
+    plan: LaunchPlan, episode: int, seed: int, duration_s: float | None, search: SearchBudget, run_episode: EpisodeRunner
+) -> dict[str, Any]:
     """One episode's search: the row of the worst candidate found, with ``adversarial`` (what the search found) and
     ``random`` (the random draws of the same bounds) beside its numbers."""
-    from aegis.runs.evaluation import run_episode
     from aegis.runs.plan_run import load_plan_scenario, run_duration
 
     cma = import_cma()

@@ -80,6 +80,10 @@ def _worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None)
     return run_episode(plan, episode, seed, duration_s)
 
 
+def _search_worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None, search: SearchBudget) -> dict[str, Any]:
+    return adversarial_episode(plan, episode, seed, duration_s, search, run_episode)
+
+
 def run_campaign(
     campaign: Campaign,
     workers: int = 1,
@@ -92,7 +96,7 @@ def run_campaign(
     jobs = [(plan, i, campaign.seed + i, campaign.duration_s) for i in range(campaign.episodes)]
     worker: Callable[..., dict[str, Any]] = _worker
     if campaign.search is not None:
-        jobs, worker = [(*job, campaign.search) for job in jobs], adversarial_episode
+        jobs, worker = [(*job, campaign.search) for job in jobs], _search_worker
     rows: list[dict[str, Any]] = run_jobs(worker, jobs, backend or Backend("local", workers), on_episode)
     rows.sort(key=lambda row: row["episode"])
     summary = aggregate(rows)

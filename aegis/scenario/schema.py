@@ -3,6 +3,8 @@
 SI units, ENU world frame (the ``odom`` frame of the simulator), yaw about +z. Every model
 refuses unknown keys; vectors must have exactly three finite numbers. Cross-field checks that
 need geometry (start inside an obstacle, goal outside the geofence) live in aegis.scenario.loader.
+The file is long because it is the whole scenario format in one place (start to layouts, disturbances
+and their adversarial bounds, randomisation), read top to bottom as the file's keys nest.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from aegis.cli import main
 from aegis.runs.adversarial import DisturbanceSpace, SearchBudget, adversarial_episode, score
-from aegis.runs.evaluation import Campaign, campaign_plan
+from aegis.runs.evaluation import Campaign, campaign_plan, run_episode
 from aegis.scenario import load_scenario, wind_at
 from aegis.scenario.schema import Disturbances, Wind
 
@@ -47,14 +47,14 @@ def _comparable(row: dict) -> str:
 def test_the_search_is_reproduced_by_its_seed_and_is_no_milder_than_the_random_draws() -> None:
     plan = campaign_plan(Campaign(CONFIG, (), episodes=1, seed=4, duration_s=1.0))
     budget = SearchBudget(budget=5, random_draws=3)
-    first = adversarial_episode(plan, 0, 4, 1.0, budget)
-    again = adversarial_episode(plan, 0, 4, 1.0, budget)
+    first = adversarial_episode(plan, 0, 4, 1.0, budget, run_episode)
+    again = adversarial_episode(plan, 0, 4, 1.0, budget, run_episode)
     assert _comparable(first) == _comparable(again)
     found, random = first["adversarial"], first["random"]
     assert found["episodes"] == 8 and random["episodes"] == 3
     assert found["worst_rmse_m"] >= random["worst_rmse_m"] and found["lowest_h"] <= random["lowest_h"]
     assert score(first) == found["score"]
-    other = adversarial_episode(plan, 0, 5, 1.0, SearchBudget(budget=0, random_draws=1))
+    other = adversarial_episode(plan, 0, 5, 1.0, SearchBudget(budget=0, random_draws=1), run_episode)
     assert other["adversarial"]["disturbances"] != first["random"]["worst_rmse_disturbances"]  # another seed, other draws
 
 
