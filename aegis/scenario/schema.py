@@ -187,7 +187,8 @@ class DisturbanceBounds(_Strict):
 
     The search adds to the scenario's own disturbances a wind profile of ``wind_knots`` knots spread
     over the run (each axis within +-``wind_mps``) and ``impulses`` pushes of ``impulse_duration_s``
-    (each axis within +-``impulse_force_n``, starting anywhere in the run).
+    (each axis within +-``impulse_force_n``, starting anywhere in the run). A ground robot's simulator
+    ignores wind (aegis.sim.diff_drive_world): give it impulses.
     """
 
     wind_mps: NonNegative = Field(0.0, description="largest wind the adversary adds, per axis (m/s); 0: no wind searched")

@@ -59,6 +59,6 @@ def test_the_search_is_reproduced_by_its_seed_and_is_no_milder_than_the_random_d
 
 
 def test_eval_refuses_adversarial_on_a_scenario_without_bounds(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "husky_sim", "--episodes", "1", "--disturbance", "adversarial"]) == 2
+    assert main(["eval", "husky_sim", "--scenario", "husky_wall", "--episodes", "1", "--disturbance", "adversarial"]) == 2
     err = capsys.readouterr().err.strip()
     assert "disturbances.bounds gives nothing to search" in err and len(err.splitlines()) == 1
