@@ -153,6 +153,8 @@ def connect_ray(ray: Any, backend: Backend) -> None:
 
 
 def _run_ray(fn: Callable[..., Any], jobs: Sequence[tuple], backend: Backend, report: Callable[[Any], None]) -> list[Any]:
+    if backend.address is not None:
+        check_address(backend.address)  # before Ray's import (a second or more): a wrong address fails at once
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
