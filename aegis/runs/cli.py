@@ -91,9 +91,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "disturbances.bounds with CMA-ES for the worst tracking and lowest h, beside random draws of the same bounds "
         "(pip install 'aegis[adversarial]')",
     )
-    evaluate.add_argument("--search-budget", type=positive_int, default=24, metavar="N",
+    evaluate.add_argument("--search-budget", type=positive_int, default=None, metavar="N",
                           help="with --disturbance adversarial: CMA-ES episodes per search (default: 24)")
-    evaluate.add_argument("--random-draws", type=positive_int, default=8, metavar="N",
+    evaluate.add_argument("--random-draws", type=positive_int, default=None, metavar="N",
                           help="with --disturbance adversarial: random draws per search, compared with and searched from (default: 8)")
     evaluate.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
     evaluate.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
@@ -267,6 +267,8 @@ def _adversarial_search(args: argparse.Namespace, plan: LaunchPlan):
     from aegis.runs.plan_run import load_plan_scenario
 
     if args.disturbance != "adversarial":
+        if args.search_budget is not None or args.random_draws is not None:
+            raise UsageError("--search-budget and --random-draws size an adversarial search: give --disturbance adversarial too")
         return None
     try:
         import_cma()
@@ -278,7 +280,8 @@ def _adversarial_search(args: argparse.Namespace, plan: LaunchPlan):
         where = f"scenario {scenario.source or scenario.name}" if scenario is not None else f"{args.config} (no scenario)"
         raise UsageError(f"{where}: disturbances.bounds gives nothing to search (wind_mps and impulse_force_n are 0): "
                          "--disturbance adversarial needs them")
-    return SearchBudget(args.search_budget, args.random_draws)
+    default = SearchBudget()
+    return SearchBudget(args.search_budget or default.budget, args.random_draws or default.random_draws)
 
 
 def print_campaign(result: dict) -> None:

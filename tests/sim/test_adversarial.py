@@ -62,3 +62,5 @@ def test_eval_refuses_adversarial_on_a_scenario_without_bounds(capsys: pytest.Ca
     assert main(["eval", "husky_sim", "--scenario", "husky_wall", "--episodes", "1", "--disturbance", "adversarial"]) == 2
     err = capsys.readouterr().err.strip()
     assert "disturbances.bounds gives nothing to search" in err and len(err.splitlines()) == 1
+    assert main(["eval", "--episodes", "1", "--search-budget", "3"]) == 2  # a budget without a search
+    assert "give --disturbance adversarial" in capsys.readouterr().err
