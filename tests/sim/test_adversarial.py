@@ -54,6 +54,8 @@ def test_the_search_is_reproduced_by_its_seed_and_is_no_milder_than_the_random_d
     assert found["episodes"] == 8 and random["episodes"] == 3
     assert found["worst_rmse_m"] >= random["worst_rmse_m"] and found["lowest_h"] <= random["lowest_h"]
     assert score(first) == found["score"]
+    calm = run_episode(plan, 0, 4, 1.0)  # the same episode without the searched disturbances: they reach the plant
+    assert found["worst_rmse_m"] > calm["tracking_rmse_m"] and found["lowest_h"] < calm["min_barrier"]
     other = adversarial_episode(plan, 0, 5, 1.0, SearchBudget(budget=0, random_draws=1), run_episode)
     assert other["adversarial"]["disturbances"] != first["random"]["worst_rmse_disturbances"]  # another seed, other draws
 
