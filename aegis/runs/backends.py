@@ -12,7 +12,9 @@ thing wherever it runs (its seed is in its arguments), so both backends give the
 
 Ray is an optional dependency (``pip install 'aegis[cluster]'``); without it ``--backend ray`` is a
 one-line error, as is an address where no Ray cluster answers (checked with a plain TCP connect
-first: Ray itself retries an unreachable address for minutes).
+first: Ray itself retries an unreachable address for minutes). A cluster that `ray start` set up
+with token authentication (Ray's default when a token exists, e.g. ~/.ray/auth_token) takes drivers
+that set ``RAY_AUTH_MODE=token`` (and find the token): the error says so.
 """
 
 from __future__ import annotations
@@ -149,7 +151,10 @@ def connect_ray(ray: Any, backend: Backend) -> None:
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise BackendError(f"--backend ray{' --address ' + backend.address if backend.address else ''}: {str(exc).splitlines()[0]}") from None
+        hint = ""
+        if backend.address is not None and "RAY_AUTH_MODE" not in os.environ:
+            hint = " (a cluster with token authentication, Ray's default for `ray start`, needs RAY_AUTH_MODE=token and its token here too)"
+        raise BackendError(f"--backend ray{' --address ' + backend.address if backend.address else ''}: {str(exc).splitlines()[0]}{hint}") from None
 
 
 def _run_ray(fn: Callable[..., Any], jobs: Sequence[tuple], backend: Backend, report: Callable[[Any], None]) -> list[Any]:
