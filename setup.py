@@ -111,6 +111,10 @@ setup(
             "cyclonedds>=11.0.1,<12",
         ],
         "bench": ["pytest-benchmark>=4.0"],
+        # `aegis eval --backend ray` (aegis.runs.backends): episodes on a Ray cluster (tested with 2.60)
+        "cluster": ["ray>=2.9"],
+        # `aegis eval --disturbance adversarial` (aegis.runs.adversarial): CMA-ES (tested with 4.5)
+        "adversarial": ["cma>=3.3"],
         # aegis.transport: ROS 2's wire (DDS with ROS 2 names and CDR) between processes and to a ROS 2 graph, no rclpy;
         # below 12 because it writes and takes raw samples through cyclonedds._clayer, which is not a public API
         "dds": ["cyclonedds>=11.0.1,<12"],

@@ -195,6 +195,19 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """``--backend local|ray`` and ``--address ADDR``: where episodes run (aegis.runs.backends)."""
+    parser.add_argument(
+        "--backend", choices=("local", "ray"), default="local",
+        help="where the episodes run: local (a process pool, the default) or ray (a Ray cluster; pip install 'aegis[cluster]')",
+    )
+    parser.add_argument(
+        "--address", default=None, metavar="ADDR",
+        help="with --backend ray: a running cluster's head (HOST:PORT, ray://HOST:PORT or auto) "
+        "(default: start a local Ray instance with --workers CPUs)",
+    )
+
+
 def add_dynamics_option(parser: argparse.ArgumentParser) -> None:
     """``--dynamics NAME|FILE``: a dynamics perturbation of the simulated plant (aegis.sim.dynamics)."""
     parser.add_argument(

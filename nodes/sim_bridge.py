@@ -397,4 +397,4 @@ def _jittered(obstacles: tuple[Any, ...], amplitude_m: float, rng: np.random.Gen
 
 
 def _blows(wind: Any) -> bool:
-    return any(v != 0.0 for v in wind.velocity_mps) or wind.gust_std_mps > 0.0
+    return any(v != 0.0 for v in wind.velocity_mps) or wind.gust_std_mps > 0.0 or bool(wind.profile_mps)

@@ -100,13 +100,15 @@ def test_dagger_aggregates_the_states_the_policy_node_visits(tiny_model, tmp_pat
     assert np.all(np.abs(by_policy.actions) <= setup.action_limit + 1e-6)  # expert labels, within the MPC's box
 
 
-def test_same_seed_gives_the_same_bytes(tiny_model, tmp_path: Path) -> None:
+def test_same_seed_gives_the_same_bytes_with_rollouts_in_parallel_too(tiny_model, tmp_path: Path) -> None:
+    from aegis.runs.backends import Backend
+
     report, first = tiny_model
     again = tmp_path / "again.onnx"
     settings = tiny(first)
     digest = hashlib.sha256(first.read_bytes()).hexdigest()
     assert report.sha256 == digest
-    train(TrainSettings(**{**settings.__dict__, "out": again}))
+    train(TrainSettings(**{**settings.__dict__, "out": again, "backend": Backend("local", 2)}))  # rollouts in 2 processes
     assert hashlib.sha256(again.read_bytes()).hexdigest() == digest
     other = tmp_path / "other.onnx"
     train(tiny(other, seed=1))

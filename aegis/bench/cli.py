@@ -67,6 +67,13 @@ BENCHMARKS = (
         "scenario (360 and 1080 beams): median and p99 per call, and the issue's target (360 beams, p99 <= 1 ms).",
     ),
     (
+        "campaign",
+        "aegis.bench.campaign",
+        "campaign throughput: episodes per second per core of one aegis eval campaign on the local pool and on Ray",
+        "Run the same campaign on the local process pool, on a Ray instance started for it and on one already running "
+        "(a cluster), each with --workers cores: wall time, episodes per second per core, and whether the rows match.",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",

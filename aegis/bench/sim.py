@@ -390,7 +390,7 @@ def _scenario_disturbances(scenario: Any) -> Callable[[float], tuple[np.ndarray 
     from aegis.scenario import impulse_force_at, wind_at
 
     wind, impulses, seed = scenario.disturbances.wind, scenario.disturbances.impulses, scenario.seed
-    blows = any(v != 0.0 for v in wind.velocity_mps) or wind.gust_std_mps > 0.0
+    blows = any(v != 0.0 for v in wind.velocity_mps) or wind.gust_std_mps > 0.0 or bool(wind.profile_mps)
     if not blows and not impulses:
         return None
     return lambda t: (wind_at(wind, t, seed) if blows else None, impulse_force_at(impulses, t) if impulses else None)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aegis.cli_options import (
     UsageError,
+    add_backend_options,
     add_dynamics_option,
     duration,
     dynamics_overrides,
@@ -86,7 +87,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--episodes", type=positive_int, default=10, help="episodes per model (default: 10)")
     judge.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
     judge.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
-    judge.add_argument("--workers", type=workers, default=None, help="worker processes (default: CPU count)")
+    judge.add_argument("--workers", type=workers, default=None, help="worker processes, or a local Ray instance's CPUs (default: CPU count)")
+    add_backend_options(judge)
     judge.add_argument("--mapping", type=Path, default=None, help="contract mapping file of the float model")
     judge.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write the judgement as JSON")
     add_dynamics_option(judge)
@@ -202,18 +204,18 @@ def _cmd_model_physical(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_judge(args: argparse.Namespace) -> int:
-    import os
-
     from aegis.inference.contract import ContractError
     from aegis.policy_tools.judge import judge_quantized
+    from aegis.runs.backends import backend_from_args
 
     require_files(("FLOAT", args.float_model), ("QUANTIZED", args.quantized_model), ("--mapping", args.mapping))
-    workers = min(args.workers or os.cpu_count() or 1, args.episodes)
+    backend = backend_from_args(args, args.episodes)
     try:
         config = _policy_config_path(args.config, args.float_model, args.mapping)
         overrides = dynamics_overrides(load_config(config), args.dynamics)
         result = judge_quantized(
-            config, args.float_model, args.quantized_model, args.episodes, args.seed, args.duration, workers, args.mapping, overrides
+            config, args.float_model, args.quantized_model, args.episodes, args.seed, args.duration, backend.workers, args.mapping,
+            overrides, backend,
         )
     except ContractError as exc:
         raise UsageError(str(exc)) from None

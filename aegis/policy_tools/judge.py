@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config_files import ConfigError
+from aegis.runs.backends import Backend
 from aegis.runs.evaluation import run_campaign
 from aegis.policy_tools.rollouts import policy_campaign, record_policy_inputs
 
@@ -46,10 +47,12 @@ def judge_quantized(
     workers: int = 1,
     mapping: Path | None = None,
     overrides: Sequence[str] = (),
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
     """Closed-loop numbers of both models on the same episodes, their paired differences, and the action difference.
 
-    ``overrides`` apply to ``config`` for both models (e.g. a dynamics perturbation of the plant)."""
+    ``overrides`` apply to ``config`` for both models (e.g. a dynamics perturbation of the plant); the episodes run
+    on ``backend`` (default: a local pool of ``workers``, aegis.runs.backends)."""
     from aegis.inference.contract import read_contract
 
     contracts = [read_contract(float_model, mapping), read_contract(quantized)]
@@ -59,7 +62,7 @@ def judge_quantized(
     campaigns = [
         policy_campaign(config, model, episodes, seed, duration_s, m, overrides) for model, m in ((float_model, mapping), (quantized, None))
     ]
-    results = [run_campaign(campaign, workers=workers) for campaign in campaigns]
+    results = [run_campaign(campaign, workers=workers, backend=backend) for campaign in campaigns]
     rows = []
     for f, q in zip(results[0]["episodes"], results[1]["episodes"]):
         both = f["tracking_rmse_m"] is not None and q["tracking_rmse_m"] is not None

@@ -13,6 +13,7 @@ from rich.table import Table
 from aegis.cli_options import (
     DEFAULT_SIM_CONFIG,
     UsageError,
+    add_backend_options,
     add_dynamics_option,
     add_overrides,
     duration,
@@ -110,7 +111,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
     evaluate.add_argument("--scenario", help="scenario file, shipped name or family (adversarial, clutter, gaps, wall, pocket: the robot kind's own) (default: the config's own)")
     evaluate.add_argument("--episodes", type=positive_int, default=10, help="number of episodes (default: 10)")
-    evaluate.add_argument("--workers", type=workers, default=None, help="worker processes (default: CPU count)")
+    evaluate.add_argument("--workers", type=workers, default=None, help="worker processes, or a local Ray instance's CPUs (default: CPU count)")
+    add_backend_options(evaluate)
+    evaluate.add_argument(
+        "--disturbance", choices=("scenario", "adversarial"), default="scenario",
+        help="scenario: the scenario's own wind and impulses (default); adversarial: per episode, search the scenario's "
+        "disturbances.bounds with CMA-ES for the worst tracking and lowest h, beside random draws of the same bounds "
+        "(pip install 'aegis[adversarial]')",
+    )
+    evaluate.add_argument("--search-budget", type=positive_int, default=None, metavar="N",
+                          help="with --disturbance adversarial: CMA-ES episodes per search (default: 24)")
+    evaluate.add_argument("--random-draws", type=positive_int, default=None, metavar="N",
+                          help="with --disturbance adversarial: random draws per search, compared with and searched from (default: 8)")
     evaluate.add_argument("--seed", type=seed, default=0, help="seed of the first episode (default: 0)")
     evaluate.add_argument("--duration", type=duration, default=None, help="seconds per episode (default: the scenario's)")
     evaluate.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write per-episode rows and aggregates")
@@ -269,12 +281,12 @@ def _sim_policy_and_expert(args: argparse.Namespace, policy_plan: LaunchPlan) ->
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import os
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from aegis.runs.backends import backend_from_args
     from aegis.runs.evaluation import Campaign, run_campaign
 
+    backend = backend_from_args(args, args.episodes)  # --address without --backend ray is refused before anything runs
     plan = load_plan(args, simulated=True)  # validates config, overrides and scenario before any worker starts
     from aegis.runs.swarm import swarm_layout
 
@@ -283,8 +295,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"{args.config}: a swarm config (several robots, one simulator): aegis eval does not run swarm configs yet; "
             "run one episode with aegis sim"
         )
-    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration)
-    workers = min(args.workers or os.cpu_count() or 1, args.episodes)
+    search = _adversarial_search(args, plan)
+    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration, search)
     columns = (
         TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[collisions]} collisions, {task.fields[crashes]} crashes"), TimeRemainingColumn(),
@@ -298,13 +310,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             seen["crashes"] += row["crashes"]
             progress.update(task, advance=1, collisions=seen["collisions"], crashes=seen["crashes"])
 
-        result = run_campaign(campaign, workers=workers, on_episode=advance)
+        result = run_campaign(campaign, on_episode=advance, backend=backend)
     print_campaign(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         Console().print(f"wrote {args.json}")
     return 0
+
+
+def _adversarial_search(args: argparse.Namespace, plan: LaunchPlan):
+    """The search budget of ``--disturbance adversarial`` (None without it); UsageError when there is nothing to search or no cma."""
+    from aegis.runs.adversarial import SearchBudget, import_cma
+    from aegis.runs.plan_run import load_plan_scenario
+
+    if args.disturbance != "adversarial":
+        if args.search_budget is not None or args.random_draws is not None:
+            raise UsageError("--search-budget and --random-draws size an adversarial search: give --disturbance adversarial too")
+        return None
+    try:
+        import_cma()
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    scenario = load_plan_scenario(plan)
+    if scenario is None or (scenario.disturbances.bounds.wind_mps == 0.0 and (
+            scenario.disturbances.bounds.impulse_force_n == 0.0 or scenario.disturbances.bounds.impulses == 0)):
+        where = f"scenario {scenario.source or scenario.name}" if scenario is not None else f"{args.config} (no scenario)"
+        raise UsageError(f"{where}: disturbances.bounds gives nothing to search (wind_mps and impulse_force_n are 0): "
+                         "--disturbance adversarial needs them")
+    default = SearchBudget()
+    return SearchBudget(args.search_budget or default.budget, args.random_draws or default.random_draws)
 
 
 def print_campaign(result: dict) -> None:
@@ -333,4 +368,13 @@ def print_campaign(result: dict) -> None:
         from aegis.runs.perception import perception_text
 
         table.add_row("perception (vs the true obstacles)", perception_text(agg["perception"]))
+    adversarial = agg.get("adversarial")
+    if adversarial is not None:
+        def shown(value, scale=1.0, unit=""):
+            return "-" if value is None else f"{value * scale:.4g}{unit}"
+
+        table.add_row(f"adversarial ({adversarial['episodes_per_search']} episodes per search): worst RMSE / random's",
+                      f"{shown(adversarial['worst_rmse_m'], 100, ' cm')} / {shown(adversarial['random_worst_rmse_m'], 100, ' cm')}")
+        table.add_row("adversarial: lowest h / random's", f"{shown(adversarial['lowest_h'])} / {shown(adversarial['random_lowest_h'])}")
+        table.add_row("adversarial: failing episodes / random's", f"{adversarial['failures']} / {adversarial['random_failures']}")
     Console().print(table)

@@ -1,21 +1,22 @@
 """Evaluation campaigns: N randomized episodes of a scenario in parallel worker processes, per-episode rows and aggregates.
 
 Each episode is the config's plan run in lockstep with the plant's randomisation switched on and
-its own seed (``seed + episode``), in a worker process that owns its own PyBullet client. No bag
+its own seed (``seed + episode``), in a worker process that owns its own PyBullet client: a local
+process pool or a Ray cluster (aegis.runs.backends), the same rows either way. No bag
 and no plot are written; the rows carry the same numbers `aegis sim` reports, measured from the
 simulator's ground truth (aegis.runs.episode). An episode succeeds when the robot did not crash,
 touched no obstacle, stayed inside the scenario's geofence, and ended within the goal's tolerance
 when the scenario has a goal; each row's ``outcome`` names the first of these that failed
 (aegis.runs.episode.OUTCOMES), and the aggregate counts them. With ``dynamics`` (a dynamics file,
 aegis.sim.dynamics) every episode also draws the plant's perturbations from its seed; a row's
-``dynamics`` holds what was drawn, beside the scenario's ``randomization``.
+``dynamics`` holds what was drawn, beside the scenario's ``randomization``. With a ``search``, each
+episode is an adversarial search of the scenario's disturbance bounds (aegis.runs.adversarial): its
+row is the worst candidate's, with what the search and the random draws found beside it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from aegis.config import load_config
+from aegis.runs.adversarial import SearchBudget, adversarial_aggregate, adversarial_episode
+from aegis.runs.backends import Backend, run_jobs
 from aegis.runs.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.runs.perception import aggregate_perception, perception_log, run_perception
@@ -37,6 +40,8 @@ class Campaign:
     episodes: int
     seed: int = 0
     duration_s: float | None = None
+    search: SearchBudget | None = None
+    """Per episode, an adversarial search of the scenario's disturbance bounds (aegis.runs.adversarial) instead of one run."""
 
 
 def campaign_plan(campaign: Campaign) -> LaunchPlan:
@@ -45,14 +50,20 @@ def campaign_plan(campaign: Campaign) -> LaunchPlan:
     return make_plan(load_config(campaign.config, [*campaign.overrides, f"nodes.{plant}.params.randomize=true"]))
 
 
-def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
-    """One randomized episode; the row of numbers it leaves."""
+def run_episode(
+    plan: LaunchPlan, episode: int, seed: int, duration_s: float | None, disturbances: Any = None
+) -> dict[str, Any]:
+    """One randomized episode; the row of numbers it leaves. ``disturbances`` (aegis.scenario.Disturbances) replace the scenario's."""
     from aegis.runs.plan_run import load_plan_scenario, run_duration, run_plan
 
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)
     seen = perception_log(plan)
-    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log] if seen is None else [log, seen])
+    prepare = None
+    if disturbances is not None:
+        def prepare(nodes: list) -> None:  # the plant (listed first) applies its scenario's disturbances every step
+            nodes[0].scenario = nodes[0].scenario.model_copy(update={"disturbances": disturbances})
+    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log] if seen is None else [log, seen], prepare=prepare)
     stats, plant_metrics, randomization = run.stats, run.metrics, run.randomization
     obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
@@ -74,32 +85,34 @@ def _worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None)
     return run_episode(plan, episode, seed, duration_s)
 
 
+def _search_worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None, search: SearchBudget) -> dict[str, Any]:
+    return adversarial_episode(plan, episode, seed, duration_s, search, run_episode)
+
+
 def run_campaign(
-    campaign: Campaign, workers: int = 1, on_episode: Callable[[dict[str, Any]], None] | None = None
+    campaign: Campaign,
+    workers: int = 1,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
-    """Run every episode (in ``workers`` processes when > 1); rows sorted by episode, and their aggregates."""
+    """Run every episode on ``backend`` (default: a local pool of ``workers`` processes, in this process when 1);
+    rows sorted by episode, and their aggregates: the same document on every backend."""
     plan = campaign_plan(campaign)
     jobs = [(plan, i, campaign.seed + i, campaign.duration_s) for i in range(campaign.episodes)]
-    rows: list[dict[str, Any]] = []
-    if workers <= 1:
-        for job in jobs:
-            rows.append(_worker(*job))
-            if on_episode:
-                on_episode(rows[-1])
-    else:
-        # spawn, not fork: a worker starts clean, with no PyBullet client or thread state inherited
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for future in as_completed([pool.submit(_worker, *job) for job in jobs]):
-                rows.append(future.result())
-                if on_episode:
-                    on_episode(rows[-1])
+    worker: Callable[..., dict[str, Any]] = _worker
+    if campaign.search is not None:
+        jobs, worker = [(*job, campaign.search) for job in jobs], _search_worker
+    rows: list[dict[str, Any]] = run_jobs(worker, jobs, backend or Backend("local", workers), on_episode)
     rows.sort(key=lambda row: row["episode"])
+    summary = aggregate(rows)
+    if campaign.search is not None:
+        summary["adversarial"] = adversarial_aggregate(rows)
     return {
         "config": str(campaign.config),
         "overrides": list(campaign.overrides),
         "scenario": str(plan.scenario) if plan.scenario else None,
         "seed": campaign.seed,
-        "aggregate": aggregate(rows),
+        "aggregate": summary,
         "episodes": rows,
     }
 

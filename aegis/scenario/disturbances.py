@@ -1,7 +1,8 @@
 """Scenario disturbances as pure functions of time: the wind velocity (mean plus seeded gusts) and impulse forces.
 
 Gusts are a sum of sinusoids per axis with frequencies drawn log-uniformly up to the
-bandwidth and random phases, all from the seed: the same (wind, seed, t) gives the same
+bandwidth and random phases, all from the seed (a scenario may add a wind profile: knots, linear
+between, as an adversarial search writes them): the same (wind, seed, t) gives the same
 velocity in any process, at any step size, and each axis has standard deviation
 ``gust_std_mps`` over time.
 """
@@ -34,13 +35,22 @@ def _gust_components(seed: int, bandwidth_hz: float) -> tuple[np.ndarray, np.nda
 
 
 def wind_at(wind: Wind, t: float, seed: int) -> np.ndarray:
-    """Wind velocity (m/s, world frame) at time ``t`` for this seed."""
+    """Wind velocity (m/s, world frame) at time ``t`` for this seed: mean, profile and gusts."""
     mean = np.array(wind.velocity_mps, dtype=float)
+    if wind.profile_mps:
+        mean += profile_at(wind.profile_mps, wind.profile_period_s, t)
     if wind.gust_std_mps == 0.0:
         return mean
     omega, phase = _gust_components(seed, wind.gust_bandwidth_hz)
     amplitude = wind.gust_std_mps * np.sqrt(2.0 / GUST_COMPONENTS)  # each sinusoid has variance amplitude^2 / 2
     return mean + amplitude * np.sin(omega * t + phase).sum(axis=1)
+
+
+def profile_at(knots: Sequence[Sequence[float]], period_s: float, t: float) -> np.ndarray:
+    """A wind profile's velocity at ``t``: knots every ``period_s`` from 0, linear between, the first before and the last after."""
+    knots = np.asarray(knots, dtype=float).reshape(-1, 3)
+    times = np.arange(len(knots)) * period_s
+    return np.array([np.interp(t, times, knots[:, axis]) for axis in range(3)])
 
 
 def impulse_force_at(impulses: Sequence[Impulse], t: float) -> np.ndarray:

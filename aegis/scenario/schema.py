@@ -3,6 +3,8 @@
 SI units, ENU world frame (the ``odom`` frame of the simulator), yaw about +z. Every model
 refuses unknown keys; vectors must have exactly three finite numbers. Cross-field checks that
 need geometry (start inside an obstacle, goal outside the geofence) live in aegis.scenario.loader.
+The file is long because it is the whole scenario format in one place (start to layouts, disturbances
+and their adversarial bounds, randomisation), read top to bottom as the file's keys nest.
 """
 
 from __future__ import annotations
@@ -154,12 +156,22 @@ class Geofence(_Strict):
         return self
 
 
+MAX_WIND_KNOTS = 64
+"""The most knots a wind profile (and an adversarial search's wind) has."""
+
+
 class Wind(_Strict):
     """Mean wind plus isotropic gusts, a seed-driven random field (aegis.scenario.disturbances.wind_at)."""
 
     velocity_mps: Vec3 = Field(ZERO3, description="mean wind velocity (m/s, ENU)")
     gust_std_mps: NonNegative = Field(0.0, description="gust standard deviation per axis (m/s)")
     gust_bandwidth_hz: Positive = Field(1.0, description="highest gust frequency (Hz)")
+    profile_mps: tuple[Vec3, ...] = Field(
+        (), max_length=MAX_WIND_KNOTS,
+        description="wind added to the mean: velocity knots (m/s, ENU) every profile_period_s from t = 0, linear between, the last held "
+        "(what aegis eval --disturbance adversarial writes)",
+    )
+    profile_period_s: Positive = Field(1.0, description="time between two knots of profile_mps (s)")
 
 
 class Impulse(_Strict):
@@ -170,11 +182,30 @@ class Impulse(_Strict):
     duration_s: Positive = Field(description="how long it lasts (s)")
 
 
+class DisturbanceBounds(_Strict):
+    """How hard `aegis eval --disturbance adversarial` may push: the box its wind knots and impulses are searched in.
+
+    The search adds to the scenario's own disturbances a wind profile of ``wind_knots`` knots spread
+    over the run (each axis within +-``wind_mps``) and ``impulses`` pushes of ``impulse_duration_s``
+    (each axis within +-``impulse_force_n``, starting anywhere in the run). A ground robot's simulator
+    ignores wind (aegis.sim.diff_drive_world): give it impulses.
+    """
+
+    wind_mps: NonNegative = Field(0.0, description="largest wind the adversary adds, per axis (m/s); 0: no wind searched")
+    wind_knots: Annotated[int, Field(ge=1, le=MAX_WIND_KNOTS)] = Field(5, description="knots of the searched wind profile, over the run")
+    impulse_force_n: NonNegative = Field(0.0, description="largest impulse force, per axis (N); 0: no impulses searched")
+    impulses: Annotated[int, Field(ge=0, le=8)] = Field(2, description="how many impulses the adversary places")
+    impulse_duration_s: Positive = Field(0.2, description="how long each searched impulse lasts (s)")
+
+
 class Disturbances(_Strict):
-    """What pushes the robot: wind and impulses."""
+    """What pushes the robot: wind and impulses, and the bounds an adversarial search stays in."""
 
     wind: Wind = Field(Wind(), description="mean wind and gusts")
     impulses: tuple[Impulse, ...] = Field((), description="timed pushes on the robot's base")
+    bounds: DisturbanceBounds = Field(
+        DisturbanceBounds(), description="the box aegis eval --disturbance adversarial searches (read by that search only)"
+    )
 
 
 class _Range(_Strict):

@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aegis.cli_options import duration, non_negative_int, output_file, positive_float, positive_int, resolve_config_path, seed
+from aegis.cli_options import (
+    add_backend_options,
+    duration,
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+    resolve_config_path,
+    seed,
+    workers,
+)
 
 if TYPE_CHECKING:
     from aegis.training.pipeline import TrainReport, TrainSettings
@@ -61,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dynamics", default=None, metavar="NAME|FILE",
         help="train on a perturbed plant (aegis.sim.dynamics: a shipped set or a file; drawn per episode seed)",
     )
+    parser.add_argument(
+        "--workers", type=workers, default=1,
+        help="rollouts in parallel: worker processes, or a local Ray instance's CPUs (default: 1, one after another); "
+        "the model is the same whatever runs them",
+    )
+    add_backend_options(parser)
     parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write the report as JSON")
 
 
@@ -81,6 +97,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
+    from aegis.runs.backends import Backend
     from aegis.training.bc import BcSettings
     from aegis.training.pipeline import TrainSettings
 
@@ -105,6 +122,7 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
         max_duration_s=args.max_duration,
         bc=BcSettings(hidden=hidden, lipschitz=args.lipschitz, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate),
         command=command_line(args),
+        backend=Backend(args.backend, args.workers, args.address),
     )
 
 

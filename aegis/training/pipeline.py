@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from aegis.config_files import sha256_of
+from aegis.runs.backends import Backend, run_jobs
 from aegis.runs.policy_swap import policy_overrides
 from aegis.training.bc import BcSettings, train_bc
 from aegis.training.dataset import Dataset, imitation_error
@@ -58,6 +59,8 @@ class TrainSettings:
     max_duration_s: float = 20.0
     bc: BcSettings = field(default_factory=BcSettings)
     command: str = ""
+    backend: Backend = field(default_factory=Backend)
+    """Where the rollouts run (aegis.runs.backends; default: one after another in this process); the model does not depend on it."""
 
 
 @dataclass
@@ -175,13 +178,15 @@ def _collect(
     takeover: tuple[str, ...] = (),
 ) -> list[EpisodeData]:
     episodes = training_episodes(setup.robot_kind, setup.config.scenario, count, settings.seed, stream, folder, settings.max_duration_s)
-    collected = []
+    arrived = [0]
     report(stage, 0, count, "")
-    for index, episode in enumerate(episodes):
-        collected.append(run_episode(setup, episode, takeover))
-        done = collected[-1]
-        report(stage, index + 1, count, f"{episode.name}: {len(done.actions)} samples, {done.collisions} collisions, {done.crashes} crashes")
-    return collected
+
+    def one_more(done: EpisodeData) -> None:
+        arrived[0] += 1
+        report(stage, arrived[0], count, f"{done.name}: {len(done.actions)} samples, {done.collisions} collisions, {done.crashes} crashes")
+
+    # in episode order whichever worker finished first: the same data, the same model, on every backend
+    return run_jobs(run_episode, [(setup, episode, takeover) for episode in episodes], settings.backend, one_more)
 
 
 def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
