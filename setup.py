@@ -109,6 +109,8 @@ setup(
             "pybind11>=2.8",
             "cmake>=3.18",
             "cyclonedds>=11.0.1,<12",
+            "ray>=2.9",  # the cluster backend's tests: local and Ray campaigns give the same JSON
+            "cma>=3.3",  # the adversarial search's tests
         ],
         "bench": ["pytest-benchmark>=4.0"],
         # `aegis eval --backend ray` (aegis.runs.backends): episodes on a Ray cluster (tested with 2.60)
