@@ -31,6 +31,7 @@ NODE_TYPES: dict[str, str] = {
     "diff_drive_supervisor": "aegis.nodes.supervisor:DiffDriveSupervisor",
     "quadrotor_policy": "aegis.nodes.policy:QuadrotorPolicy",
     "diff_drive_policy": "aegis.nodes.policy:DiffDrivePolicy",
+    "state_estimator": "aegis.nodes.state_estimator:StateEstimator",
 }
 
 

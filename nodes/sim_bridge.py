@@ -85,6 +85,10 @@ class SimBridgeParams(NodeParams):
     latency_s: Annotated[float, Field(ge=0)] = Field(
         0.0, description="sensing latency: every sensor message is published this long after it was measured (s)"
     )
+    state_latency_s: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="extra latency of the state output alone (odometry, or motion capture feeding a state_estimator), on top of latency_s (s)",
+    )
     actuation_latency_s: Annotated[float, Field(ge=0)] = Field(
         0.0, description="actuation latency: every command reaches the actuators this much later (s, in whole physics steps)"
     )
@@ -172,6 +176,7 @@ class SimBridgeBase(Node):
         self._noise = p.noise_params()
         self._noisy = False
         self._delay: DelayLine = DelayLine(p.latency_s)
+        self._state_delay: DelayLine = DelayLine(p.state_latency_s)
         self._actuation = CommandDelay(0)
         self.dynamics = None
         if p.dynamics is not None:
@@ -234,6 +239,7 @@ class SimBridgeBase(Node):
         self._noise = p.noise_params().scaled(r.get("sensor_noise_scale", 1.0) * d.sensor_noise_scale)
         self._noisy = any(std > 0.0 for std in self._noise.model_dump().values())  # exact sensing draws nothing
         self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0) + d.sensing_latency_s)
+        self._state_delay = DelayLine(p.state_latency_s)
         self._sensor_rng = np.random.default_rng(None if seed is None else [seed, 1])  # its own stream
         self._set_scales(r, d)
         actuation_s = p.actuation_latency_s + d.actuation_latency_s
@@ -362,6 +368,11 @@ class SimBridgeBase(Node):
             for item in measured.items():
                 self._delay.push(item, now)
             measured = dict(self._delay.pop_ready(now))
+        if self._state_delay.latency_s != 0.0:
+            if "state" in measured:
+                self._state_delay.push(measured.pop("state"), now)
+            for state in self._state_delay.pop_ready(now):
+                measured["state"] = state  # the newest, if two come out at once
         if truth is not None:
             measured["truth"] = truth  # the referee's: never late
         return measured
