@@ -1,0 +1,249 @@
+"""State estimation (aegis.perception, the state_estimator node): consistency (NEES) on randomized runs, late measurements, gating, bad data.
+
+The NEES checks run the filters on trajectories drawn from the filters' own models (the truth
+moves as the model says, its sensors add the noise the messages declare, with seeded random
+accelerations, biases, noise scales and latencies), so a consistent filter's NEES averaged over
+N runs is chi-square with N x dof degrees over N, and its 95 % interval is the bound
+(Bar-Shalom, Li, Kirubarajan, "Estimation with Applications to Tracking and Navigation", 5.4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aegis.msgs import ImuSample, RobotState, rosbags_types
+from aegis.node import Received
+from aegis.perception.diff_drive_ekf import DiffDriveEkfParams, DiffDriveEstimator, PoseFixEvent, WheelOdometryEvent, YawRateEvent
+from aegis.perception.ekf import average_nees_bounds, nees
+from aegis.perception.quadrotor_eskf import ImuEvent, PoseEvent, QuadrotorEskfParams, QuadrotorEstimator
+from aegis.perception.rotations import quat_exp, quat_multiply, quat_to_matrix, wrap_angle
+from aegis.config import HUSKY
+from aegis.nodes.state_estimator import StateEstimator
+
+RATE_HZ = 240.0
+DT = 1.0 / RATE_HZ
+RUNS = 10
+OUTLIER_EVERY = 97  # one pose in 97 is 0.5 m off: the gate must reject every one
+
+
+def quadrotor_run(seed: int, duration_s: float = 2.0) -> tuple[np.ndarray, QuadrotorEstimator, int]:
+    """One randomized run: (NEES of (p, v, theta) per step after the first second, the estimator, outliers injected)."""
+    rng = np.random.default_rng(seed)
+    params = QuadrotorEskfParams()
+    scale = rng.uniform(0.5, 2.0)  # the sensors' noise, declared in the measurements' covariances
+    delay = int(rng.integers(0, 8))  # motion capture 0..7 IMU periods late
+    sa, sg, sp, sq = 0.02 * scale, 0.003 * scale, 0.002 * scale, 0.005 * scale
+    est = QuadrotorEstimator(params)
+    g = np.array([0.0, 0.0, -9.81])
+    p, v, q = np.array([0.0, 0.0, 1.0]), np.zeros(3), quat_exp(np.array([0.0, 0.0, rng.uniform(-3, 3)]))
+    ba, bg = rng.normal(0, 0.05, 3), rng.normal(0, 0.01, 3)
+    phase = rng.uniform(0, 6, 6)
+    pending: list[tuple[float, PoseEvent]] = []
+    values, outliers = [], 0
+    steps = int(duration_s * RATE_HZ)
+    for k in range(steps + 1):
+        t = k * DT
+        if k > 0:
+            a_world = 1.5 * np.sin(1.3 * t + phase[:3])
+            w = 0.8 * np.sin(2.1 * t + phase[3:])
+            specific_force = quat_to_matrix(q).T @ (a_world - g)
+            p, v = p + v * DT + 0.5 * DT * DT * a_world, v + a_world * DT
+            q = quat_multiply(q, quat_exp(w * DT))
+            q /= np.linalg.norm(q)
+            ba = ba + rng.normal(0, params.accel_bias_walk * math.sqrt(DT), 3)
+            bg = bg + rng.normal(0, params.gyro_bias_walk * math.sqrt(DT), 3)
+            est.imu(t, ImuEvent(specific_force + ba + rng.normal(0, sa, 3), w + bg + rng.normal(0, sg, 3), sa * sa, sg * sg))
+        position = p + rng.normal(0, sp, 3)
+        if k % OUTLIER_EVERY == 50:
+            position, outliers = position + 0.5, outliers + 1
+        orientation = quat_multiply(q, quat_exp(rng.normal(0, sq, 3)))
+        pending.append((t, PoseEvent(position, orientation, None, np.full(3, sp * sp), np.full(3, sq * sq))))
+        if len(pending) > delay:
+            est.pose(*pending.pop(0))
+        if t >= 1.0:
+            values.append(nees(est.eskf.error(p, v, q), est.eskf.P[:9, :9]))
+    return np.array(values), est, outliers
+
+
+@pytest.mark.slow
+def test_quadrotor_eskf_is_consistent_on_randomized_runs_with_late_poses_and_outliers() -> None:
+    runs = [quadrotor_run(seed) for seed in range(RUNS)]
+    average = np.mean([values for values, _, _ in runs], axis=0)  # the N-run average NEES at each step
+    low, high = average_nees_bounds(9, RUNS)
+    assert low < float(average.mean()) < high
+    assert np.mean((average > low) & (average < high)) > 0.8  # 95 % expected; correlated steps, so a margin
+    for _, est, outliers in runs:
+        assert outliers <= est.rejected_poses <= outliers + 2 and est.counts["restarts"] == 0  # the outliers, and a 0.9999 gate's few
+
+
+def diff_drive_run(seed: int, duration_s: float = 2.5) -> tuple[np.ndarray, DiffDriveEstimator, int, int]:
+    """One randomized run of the unicycle the EKF models: (NEES of (x, y, theta, v, omega, b_g) per step after 1 s,
+    the estimator, outliers injected, fixes rejected)."""
+    rng = np.random.default_rng(seed)
+    params = DiffDriveEkfParams(accel_noise_density=0.5, angular_accel_noise_density=0.5, lateral_slip_density=0.05)
+    scale = rng.uniform(0.5, 2.0)
+    delay = int(rng.integers(0, 8))
+    s_wheel, s_gyro, s_pos, s_yaw = 0.02 * scale, 0.005 * scale, 0.005 * scale, 0.005 * scale
+    est = DiffDriveEstimator(params)
+    x = np.array([0.0, 0.0, rng.uniform(-3, 3), 0.5, 0.0, rng.normal(0, 0.01)])
+    pending: list[tuple[float, PoseFixEvent]] = []
+    values, outliers, rejected_fixes = [], 0, 0
+    for k in range(int(duration_s * RATE_HZ) + 1):
+        t = k * DT
+        if k > 0:
+            th, v, w = x[2], x[3], x[4]
+            slip = rng.normal(0, params.lateral_slip_density * math.sqrt(DT))
+            x = x + np.array([v * math.cos(th) * DT - math.sin(th) * slip, v * math.sin(th) * DT + math.cos(th) * slip, w * DT, 0, 0, 0])
+            x[2] = wrap_angle(x[2])
+            x[3] += rng.normal(0, params.accel_noise_density * math.sqrt(DT))
+            x[4] += rng.normal(0, params.angular_accel_noise_density * math.sqrt(DT))
+            x[5] += rng.normal(0, params.gyro_bias_walk * math.sqrt(DT))
+        fix = PoseFixEvent(x[0] + rng.normal(0, s_pos), x[1] + rng.normal(0, s_pos), x[2] + rng.normal(0, s_yaw), s_pos**2, s_yaw**2)
+        if k % OUTLIER_EVERY == 50:
+            fix, outliers = PoseFixEvent(fix.x + 0.5, fix.y, fix.heading, s_pos**2, s_yaw**2), outliers + 1
+        pending.append((t, fix))
+        if len(pending) > delay:
+            rejected_fixes += est.process(*pending.pop(0)) == "rejected"
+        if k > 0:
+            est.process(t, WheelOdometryEvent(x[3] + rng.normal(0, s_wheel), x[4] + rng.normal(0, s_wheel), s_wheel**2, s_wheel**2))
+            est.process(t, YawRateEvent(x[4] + x[5] + rng.normal(0, s_gyro), s_gyro**2))
+        if t >= 1.0:
+            error = x - est.ekf.x
+            error[2] = wrap_angle(error[2])
+            values.append(nees(error, est.ekf.P))
+    return np.array(values), est, outliers, rejected_fixes
+
+
+@pytest.mark.slow
+def test_diff_drive_ekf_is_consistent_on_randomized_runs_with_late_fixes_and_outliers() -> None:
+    runs = [diff_drive_run(seed) for seed in range(RUNS)]
+    average = np.mean([values for values, _, _, _ in runs], axis=0)
+    low, high = average_nees_bounds(6, RUNS)
+    assert low < float(average.mean()) < high
+    assert np.mean((average > low) & (average < high)) > 0.8
+    for _, est, outliers, rejected_fixes in runs:
+        assert outliers <= rejected_fixes <= outliers + 2 and est.counts["restarts"] == 0  # a 0.9999 gate: ~0.6 of 6000 good fixes fail it
+
+
+def test_a_late_pose_gives_the_same_estimate_as_the_same_pose_on_time() -> None:
+    rng = np.random.default_rng(3)
+    on_time, late = QuadrotorEstimator(), QuadrotorEstimator()
+    start = PoseEvent(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0, 1.0]))
+    for est in (on_time, late):
+        est.pose(0.0, start)
+    imus = [(k * DT, ImuEvent(np.array([0.1, 0.0, 9.81]) + rng.normal(0, 0.02, 3), rng.normal(0, 0.01, 3))) for k in range(1, 30)]
+    pose = (10 * DT, PoseEvent(np.array([0.01, -0.01, 1.0]), np.array([0.0, 0.0, 0.01, 1.0]) / math.sqrt(1.0001)))
+    for stamp, imu in imus:
+        on_time.imu(stamp, imu)
+        if stamp == pose[0]:
+            on_time.pose(*pose)
+        late.imu(stamp, imu)
+    assert late.pose(*pose) == "applied"  # 19 IMU periods late: applied at its stamp, the later samples re-applied
+    assert late.buffer.replayed == 19
+    for name in ("p", "v", "q", "ba", "bg", "P"):
+        np.testing.assert_allclose(getattr(late.eskf, name), getattr(on_time.eskf, name), rtol=0, atol=1e-12)
+
+
+def test_a_pose_older_than_the_history_is_dropped_not_applied_out_of_order() -> None:
+    est = QuadrotorEstimator(QuadrotorEskfParams(history_s=0.05))
+    est.pose(0.0, PoseEvent(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0, 1.0])))
+    for k in range(1, 48):
+        est.imu(k * DT, ImuEvent(np.array([0.0, 0.0, 9.81]), np.zeros(3)))
+    before = est.eskf.snapshot()
+    assert est.pose(5 * DT, PoseEvent(np.array([0.0, 0.0, 1.0]), None)) == "too_old"
+    assert all(np.array_equal(a, b) for a, b in zip(est.eskf.snapshot(), before))
+
+
+def test_non_finite_data_is_rejected_and_the_estimate_stays_finite() -> None:
+    est = QuadrotorEstimator()
+    nan3 = np.full(3, np.nan)
+    assert est.imu(0.0, ImuEvent(np.zeros(3), np.zeros(3))) == "rejected"  # before the first pose: nothing to propagate
+    assert est.pose(0.0, PoseEvent(nan3, np.array([0.0, 0.0, 0.0, 1.0]))) == "rejected"
+    assert est.pose(0.0, PoseEvent(np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0, 1.0]))) == "applied"
+    assert est.imu(DT, ImuEvent(nan3, np.zeros(3))) == "rejected"
+    assert est.imu(math.nan, ImuEvent(np.zeros(3), np.zeros(3))) == "bad_stamp"
+    assert est.pose(DT, PoseEvent(np.array([0.0, math.inf, 1.0]), None)) == "rejected"
+    assert est.pose(DT, PoseEvent(np.array([0.0, 0.0, 1.0]), np.full(4, np.nan))) == "rejected"
+    ddr = DiffDriveEstimator()
+    assert ddr.process(0.0, PoseFixEvent(math.nan, 0.0, 0.0)) == "rejected"
+    assert ddr.process(0.0, PoseFixEvent(0.0, 0.0, 0.0)) == "applied"
+    assert ddr.process(DT, WheelOdometryEvent(math.nan, 0.0)) == "rejected"
+    assert ddr.process(DT, YawRateEvent(math.inf)) == "rejected"
+    for values in (est.eskf.p, est.eskf.v, est.eskf.q, est.eskf.P, ddr.ekf.x, ddr.ekf.P):
+        assert np.all(np.isfinite(values))
+
+
+def test_a_filter_locked_out_by_its_gate_restarts_from_the_poses() -> None:
+    est = QuadrotorEstimator()
+    level = np.array([0.0, 0.0, 0.0, 1.0])
+    est.pose(0.0, PoseEvent(np.array([0.0, 0.0, 1.0]), level))
+    moved = np.array([2.0, 0.0, 1.0])  # the robot was carried 2 m away (or the mocap origin moved)
+    outcomes = []
+    for k in range(1, 40):
+        est.imu(k * DT, ImuEvent(np.array([0.0, 0.0, 9.81]), np.zeros(3)))
+        outcomes.append(est.pose(k * DT, PoseEvent(moved, level)))
+    assert outcomes[:25] == ["rejected"] * 25 and est.counts["restarts"] == 1
+    np.testing.assert_allclose(est.eskf.p, moved, atol=1e-3)
+
+
+# -- the node --------------------------------------------------------------------------------------
+
+
+def fresh(msg: object) -> Received:
+    return Received(msg, 0.0, False)
+
+
+def test_node_publishes_odometry_with_covariance_from_imu_and_mocap_and_the_ros_mapping_keeps_it() -> None:
+    node = StateEstimator("estimator", rate_hz=RATE_HZ)
+    node.reset(0)
+    imu = ImuSample(stamp=0.0, frame_id="base_link", linear_acceleration=np.array([0.0, 0.0, 9.81]))
+    assert node.step(0.0, {"imu": fresh(imu), "pose": None}) == {}  # nothing before the first pose
+    out: dict = {}
+    for k in range(1, 24):
+        t = k * DT
+        imu = ImuSample(stamp=t, frame_id="base_link", linear_acceleration=np.array([0.0, 0.0, 9.81]),
+                        linear_acceleration_covariance=np.eye(3) * 4e-4, angular_velocity_covariance=np.eye(3) * 1e-5)
+        mocap = RobotState(stamp=t - 3 * DT, position=np.array([0.5, 0.0, 1.0]), pose_covariance=np.eye(6) * 1e-6)
+        out = node.step(t, {"imu": fresh(imu), "pose": fresh(mocap) if k >= 3 else None})
+        out = node.step(t, {"imu": fresh(imu), "pose": fresh(mocap) if k >= 3 else None}) or out  # the same messages again: old news
+    state = out["state"]
+    assert state.stamp == pytest.approx(23 * DT)
+    np.testing.assert_allclose(state.position, [0.5, 0.0, 1.0], atol=1e-3)
+    for covariance in (state.pose_covariance, state.twist_covariance):
+        np.testing.assert_allclose(covariance, covariance.T, atol=1e-15)
+        assert np.all(np.linalg.eigvalsh(covariance) > 0)
+    assert node.counts["rejected"] == 3 and node.counts["too_old"] == 0  # the three IMU samples before the first pose
+    back = RobotState.from_ros(state.to_ros(rosbags_types("jazzy")))
+    np.testing.assert_array_equal(back.pose_covariance, state.pose_covariance)
+    np.testing.assert_array_equal(back.twist_covariance, state.twist_covariance)
+    assert node.step(1.0, {"imu": Received(imu, 0.9, True), "pose": None}) == {}  # a stale IMU: no estimate published
+
+
+def test_node_estimates_a_husky_from_wheel_odometry_gyro_and_pose_fixes() -> None:
+    node = StateEstimator("estimator", StateEstimator.Params(robot=HUSKY), rate_hz=RATE_HZ)
+    node.reset(0)
+    out: dict = {}
+    heading = 0.0
+    for k in range(240):
+        t = k * DT
+        heading += 0.5 * DT
+        odom = RobotState(stamp=t, position=np.array([0.0, 0.0, 0.1]), orientation=np.array([0, 0, math.sin(heading / 2), math.cos(heading / 2)]),
+                          linear_velocity=np.array([0.0, 0.0, 0.0]), angular_velocity=np.array([0.0, 0.0, 0.5]),
+                          pose_covariance=np.eye(6) * 2.5e-5, twist_covariance=np.eye(6) * 4e-4)
+        gyro = ImuSample(stamp=t, angular_velocity=np.array([0.0, 0.0, 0.5]), angular_velocity_covariance=np.eye(3) * 1e-5)
+        out = node.step(t, {"wheel_odom": fresh(odom), "pose": fresh(odom), "imu": fresh(gyro)}) or out
+    state = out["state"]
+    assert state.angular_velocity[2] == pytest.approx(0.5, abs=0.01)
+    assert 2 * math.atan2(state.orientation[2], state.orientation[3]) == pytest.approx(heading - 0.5 * DT, abs=0.01)
+    assert state.position[2] == 0.1 and np.all(np.linalg.eigvalsh(state.pose_covariance) > 0)
+    assert node.counts["rejected"] == 0
+
+
+def test_node_refuses_a_robot_it_cannot_estimate() -> None:
+    from aegis.config import RobotConfig
+
+    with pytest.raises(ValueError, match="point_mass"):
+        StateEstimator("estimator", StateEstimator.Params(robot=RobotConfig(name="p", kind="point_mass", mass_kg=1.0)))
