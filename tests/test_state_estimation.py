@@ -247,3 +247,19 @@ def test_node_refuses_a_robot_it_cannot_estimate() -> None:
 
     with pytest.raises(ValueError, match="point_mass"):
         StateEstimator("estimator", StateEstimator.Params(robot=RobotConfig(name="p", kind="point_mass", mass_kg=1.0)))
+
+
+def test_simulated_imu_biases_are_drawn_per_episode_and_left_off_unmeasured_fields() -> None:
+    from aegis.sim.sensors import NoiseParams, biased_imu, draw_imu_bias
+
+    noise = NoiseParams(gyro_bias_std_radps=0.005, accel_bias_std_mps2=0.05)
+    accel_bias, gyro_bias = draw_imu_bias(noise, np.random.default_rng([7, 2]))
+    again = draw_imu_bias(noise, np.random.default_rng([7, 2]))
+    np.testing.assert_array_equal(accel_bias, again[0])  # one seed, one episode's biases
+    assert 0 < np.linalg.norm(gyro_bias) < 0.05 and 0 < np.linalg.norm(accel_bias) < 0.5
+    sample = ImuSample(angular_velocity=np.array([0.0, 0.0, 1.0]), linear_acceleration_covariance=np.diag([-1.0, 0.0, 0.0]))
+    biased = biased_imu(sample, accel_bias, gyro_bias)
+    np.testing.assert_array_equal(biased.angular_velocity, sample.angular_velocity + gyro_bias)
+    np.testing.assert_array_equal(biased.linear_acceleration, sample.linear_acceleration)  # "not measured": untouched
+    zero = draw_imu_bias(NoiseParams(), np.random.default_rng(0))
+    assert not np.any(zero[0]) and not np.any(zero[1])
