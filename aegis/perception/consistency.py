@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quadrotor-s", type=float, default=2.0, help="seconds per quadrotor run (NEES from 1 s on)")
     parser.add_argument("--diff-drive-s", type=float, default=2.5, help="seconds per diff-drive run (NEES from 1 s on)")
     args = parser.parse_args(argv)
-    print(f"{'filter':<16}{'dof':>4}{'avg NEES':>10}{'95 % interval':>18}{'steps inside':>14}{'outliers rejected':>19}")
+    print(f"{'filter':<16}{'dof':>4}{'avg NEES':>10}{'95 % interval':>18}{'steps inside':>14}{'outliers':>10}{'rejected':>10}")
     for r in report(args.runs, args.quadrotor_s, args.diff_drive_s):
         interval = f"{r['bound_low']:.2f} .. {r['bound_high']:.2f}"
-        print(f"{r['filter']:<16}{r['dof']:>4}{r['average_nees']:>10.2f}{interval:>18}{r['steps_inside']:>13.0%} {r['outliers']:>9} of {r['rejected']}")
+        print(f"{r['filter']:<16}{r['dof']:>4}{r['average_nees']:>10.2f}{interval:>18}{r['steps_inside']:>14.0%}{r['outliers']:>10}{r['rejected']:>10}")
     return 0
 
 
