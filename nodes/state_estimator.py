@@ -118,6 +118,9 @@ class StateEstimator(Node):
         p, est = self.params, self.quadrotor
         pose = self._new("pose", inputs.get("pose"))
         imu = self._new("imu", inputs.get("imu"))
+        if imu is not None and (pose is None or not pose.stamp < imu.stamp):  # in stamp order; at one stamp, propagate first
+            self._imu_event(imu)
+            imu = None
         if pose is not None:
             self._frames = (pose.frame_id, pose.child_frame_id)
             cov, twist_cov = pose.pose_covariance, pose.twist_covariance
@@ -133,15 +136,7 @@ class StateEstimator(Node):
                 ),
             )
         if imu is not None:
-            est.imu(
-                imu.stamp,
-                ImuEvent(
-                    accel=imu.linear_acceleration,
-                    gyro=imu.angular_velocity,
-                    accel_var=_mean_var(imu.linear_acceleration_covariance),
-                    gyro_var=_mean_var(imu.angular_velocity_covariance),
-                ),
-            )
+            self._imu_event(imu)
         received = inputs.get("imu")
         eskf = est.eskf
         if not eskf.initialised or received is None or received.stale:
@@ -160,31 +155,40 @@ class StateEstimator(Node):
             )
         }
 
+    def _imu_event(self, imu: ImuSample) -> None:
+        self.quadrotor.imu(
+            imu.stamp,
+            ImuEvent(
+                accel=imu.linear_acceleration,
+                gyro=imu.angular_velocity,
+                accel_var=_mean_var(imu.linear_acceleration_covariance),
+                gyro_var=_mean_var(imu.angular_velocity_covariance),
+            ),
+        )
+
     # -- diff drive -----------------------------------------------------------------------------
     def _step_diff_drive(self, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         est = self.diff_drive
         pose = self._new("pose", inputs.get("pose"))
         wheels = self._new("wheel_odom", inputs.get("wheel_odom"))
         imu = self._new("imu", inputs.get("imu"))
+        events: list[tuple[float, Any]] = []
         if pose is not None:
             self._frames = (pose.frame_id, pose.child_frame_id)
             cov = np.diag(pose.pose_covariance)
             if math.isfinite(pose.position[2]):
                 self._z = float(pose.position[2])
             self._pose_cov_extra = cov[[2, 3, 4]]
-            est.process(
-                pose.stamp,
-                PoseFixEvent(float(pose.position[0]), float(pose.position[1]), quat_yaw(pose.orientation),
-                             float(max(cov[0], cov[1])), float(cov[5])),
-            )
+            events.append((pose.stamp, PoseFixEvent(float(pose.position[0]), float(pose.position[1]), quat_yaw(pose.orientation),
+                                                    float(max(cov[0], cov[1])), float(cov[5]))))
         if wheels is not None:
             tcov = np.diag(wheels.twist_covariance)
-            est.process(
-                wheels.stamp,
-                WheelOdometryEvent(float(wheels.linear_velocity[0]), float(wheels.angular_velocity[2]), float(tcov[0]), float(tcov[5])),
-            )
+            events.append((wheels.stamp, WheelOdometryEvent(float(wheels.linear_velocity[0]), float(wheels.angular_velocity[2]),
+                                                            float(tcov[0]), float(tcov[5]))))
         if imu is not None and imu.angular_velocity_covariance[0, 0] != -1.0:
-            est.process(imu.stamp, YawRateEvent(float(imu.angular_velocity[2]), float(imu.angular_velocity_covariance[2, 2])))
+            events.append((imu.stamp, YawRateEvent(float(imu.angular_velocity[2]), float(imu.angular_velocity_covariance[2, 2]))))
+        for stamp, event in sorted(events, key=lambda item: item[0]):  # in stamp order (stable at one stamp)
+            est.process(stamp, event)
         received = inputs.get("wheel_odom")
         ekf = est.ekf
         if not ekf.initialised or received is None or received.stale:
