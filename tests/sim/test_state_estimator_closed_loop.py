@@ -54,3 +54,17 @@ def test_husky_drives_on_the_ekf_estimate_within_millimetres_of_truth() -> None:
     assert np.sqrt(np.mean(heading**2)) < 0.005
     assert counts["restarts"] == 0
     assert metrics["crashes"] == 0 and metrics["collisions"] == 0
+
+
+def test_state_latency_delays_the_state_alone_and_the_husky_bridge_has_a_gyro() -> None:
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", ["scenario=quadrotor_hover", "nodes.sim.params.state_latency_s=0.0125"]))
+    seen: dict[str, list] = {}
+    run_plan(plan, 0.1, 0, [lambda topic, msg, t: seen.setdefault(topic, []).append((t, msg))])
+    assert seen["/imu"][0][0] == 0 and seen["/odom"][0][0] == 12_500_000  # the IMU at once, the state 3 physics steps late
+    assert all(t - round(msg.stamp * 1e9) == 12_500_000 for t, msg in seen["/odom"])
+    plan = make_plan(load_config(REPO / "hw_configs" / "husky_estimated_sim.yaml"))
+    seen = {}
+    run_plan(plan, 0.05, 0, [lambda topic, msg, t: seen.setdefault(topic, []).append(msg)])
+    gyro = seen["/imu"][0]
+    assert gyro.linear_acceleration_covariance[0, 0] == -1.0 and gyro.orientation_covariance[0, 0] == -1.0  # a gyro only
+    assert gyro.angular_velocity_covariance[2, 2] == pytest.approx(0.005**2)
