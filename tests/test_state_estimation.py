@@ -181,3 +181,10 @@ def test_simulated_imu_biases_are_drawn_per_episode_and_left_off_unmeasured_fiel
     np.testing.assert_array_equal(biased.linear_acceleration, sample.linear_acceleration)  # "not measured": untouched
     zero = draw_imu_bias(NoiseParams(), np.random.default_rng(0))
     assert not np.any(zero[0]) and not np.any(zero[1])
+
+
+def test_poses_that_cannot_start_the_filter_do_not_count_as_a_lock_out() -> None:
+    est = QuadrotorEstimator()
+    for k in range(40):  # a position without an attitude cannot start it
+        assert est.pose(k * DT, PoseEvent(np.array([0.0, 0.0, 1.0]), None)) == "rejected"
+    assert est.counts["restarts"] == 0 and not est.eskf.initialised

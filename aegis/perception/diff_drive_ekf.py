@@ -185,7 +185,8 @@ class DiffDriveEstimator:
         outcome = self.buffer.process(stamp, event)
         self.counts[outcome] += 1
         if isinstance(event, PoseFixEvent):
-            self._rejected_fixes = self._rejected_fixes + 1 if outcome == "rejected" else 0
+            gated = outcome == "rejected" and self.ekf.initialised  # before the start there is nothing to restart
+            self._rejected_fixes = self._rejected_fixes + 1 if gated else 0
             if self._rejected_fixes > self.ekf.params.max_rejected_fixes:
                 restart(self.ekf, self.buffer, stamp, event)  # the estimate left the fixes behind: start again from this one
                 self.counts["restarts"] += 1

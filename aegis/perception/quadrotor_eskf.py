@@ -300,7 +300,8 @@ class QuadrotorEstimator:
         self.counts[outcome] += 1
         if outcome != "applied":
             self.rejected_poses += 1
-        self._rejected_in_a_row = self._rejected_in_a_row + 1 if outcome == "rejected" else 0
+        gated = outcome == "rejected" and self.eskf.initialised  # before the start there is nothing to restart
+        self._rejected_in_a_row = self._rejected_in_a_row + 1 if gated else 0
         if self._rejected_in_a_row > self.eskf.params.max_rejected_poses:
             restart(self.eskf, self.buffer, stamp, event)  # the estimate left the poses behind: start again from this one
             self.counts["restarts"] += 1
