@@ -36,6 +36,7 @@ NODE_TYPES: dict[str, str] = {
     "crazyflie_full_state": "aegis.nodes.driver_adapters:CrazyflieFullState",
     "lidar_obstacles": "aegis.nodes.lidar_obstacles:LidarObstacles",
     "depth_obstacles": "aegis.nodes.depth_obstacles:DepthObstacles",
+    "state_estimator": "aegis.nodes.state_estimator:StateEstimator",
 }
 
 

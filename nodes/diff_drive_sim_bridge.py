@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from aegis.config import HUSKY, RobotConfig
-from aegis.msgs import RobotState, WheelSpeeds
+from aegis.msgs import ImuSample, RobotState, WheelSpeeds
 from aegis.node import Port
 
 from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, SENSOR_PORTS, TRUTH_PORT, SimBridgeBase, SimBridgeParams, Vector3
@@ -17,6 +17,10 @@ from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, SENSOR_POR
 
 class DiffDriveSimBridgeParams(SimBridgeParams):
     robot: RobotConfig = Field(HUSKY, description="the simulated robot (filled from the hw_config's robot section)")
+    imu: bool = Field(
+        False,
+        description="publish a gyro-only IMU sample (body rates; orientation and acceleration marked not measured) with the odometry",
+    )
     initial_position_m: Vector3 = Field(
         (0.0, 0.0, 0.0), description="start position of the base (on the ground: z = 0) when there is no scenario (m)"
     )
@@ -64,6 +68,7 @@ class DiffDriveSimBridge(SimBridgeBase):
     )
     outputs = (
         Port("state", RobotState, "/odom", description="odometry of the base (twist in the body frame)"),
+        Port("imu", ImuSample, "/imu", description="gyro at the base, body frame (when imu is true)"),
         TRUTH_PORT,
         OBSTACLES_PORT,
         *SENSOR_PORTS,
@@ -85,7 +90,7 @@ class DiffDriveSimBridge(SimBridgeBase):
 
     def _sense(self, now: float) -> dict[str, Any]:
         state = self.world.state()
-        return {
+        outputs: dict[str, Any] = {
             "state": RobotState(
                 stamp=now,
                 frame_id="odom",
@@ -96,3 +101,16 @@ class DiffDriveSimBridge(SimBridgeBase):
                 angular_velocity=state.body_rates,
             )
         }
+        if self.params.imu:
+            outputs["imu"] = ImuSample(
+                stamp=now,
+                frame_id="base_link",
+                angular_velocity=state.body_rates,
+                orientation_covariance=_NOT_MEASURED.copy(),
+                linear_acceleration_covariance=_NOT_MEASURED.copy(),
+            )
+        return outputs
+
+
+_NOT_MEASURED = np.diag([-1.0, 0.0, 0.0])
+"""sensor_msgs/Imu's "not measured": a covariance whose [0, 0] is -1 (noise is then left off that field too)."""

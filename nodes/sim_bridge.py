@@ -49,7 +49,7 @@ from aegis.sim.command_hold import CommandHold
 from aegis.sim.command_delay import CommandDelay
 from aegis.sim.crash import CrashJudge, CrashParams
 from aegis.sim.dynamics import NOMINAL, DynamicsDraw
-from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, noisy_imu, noisy_state
+from aegis.sim.sensors import Camera, CameraParams, DelayLine, Lidar2D, LidarParams, NoiseParams, biased_imu, draw_imu_bias, noisy_imu, noisy_state
 from aegis.sim.sensors import decimation as sensor_decimation
 from aegis.sim.sensors.noise import NOMINAL_NOISE
 from aegis.node import EndRun, Node, NodeParams, Port, Received
@@ -84,6 +84,10 @@ class SimBridgeParams(NodeParams):
     )
     latency_s: Annotated[float, Field(ge=0)] = Field(
         0.0, description="sensing latency: every sensor message is published this long after it was measured (s)"
+    )
+    state_latency_s: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="extra latency of the state output alone (odometry, or motion capture feeding a state_estimator), on top of latency_s (s)",
     )
     actuation_latency_s: Annotated[float, Field(ge=0)] = Field(
         0.0, description="actuation latency: every command reaches the actuators this much later (s, in whole physics steps)"
@@ -171,7 +175,10 @@ class SimBridgeBase(Node):
         self._camera: Camera | None = None
         self._noise = p.noise_params()
         self._noisy = False
+        self._imu_bias = (np.zeros(3), np.zeros(3))
+        self._imu_biased = False
         self._delay: DelayLine = DelayLine(p.latency_s)
+        self._state_delay: DelayLine = DelayLine(p.state_latency_s)
         self._actuation = CommandDelay(0)
         self.dynamics = None
         if p.dynamics is not None:
@@ -234,7 +241,10 @@ class SimBridgeBase(Node):
         self._noise = p.noise_params().scaled(r.get("sensor_noise_scale", 1.0) * d.sensor_noise_scale)
         self._noisy = any(std > 0.0 for std in self._noise.model_dump().values())  # exact sensing draws nothing
         self._delay = DelayLine(p.latency_s + r.get("latency_s", 0.0) + d.sensing_latency_s)
+        self._state_delay = DelayLine(p.state_latency_s)
         self._sensor_rng = np.random.default_rng(None if seed is None else [seed, 1])  # its own stream
+        self._imu_bias = draw_imu_bias(self._noise, np.random.default_rng(None if seed is None else [seed, 2]))
+        self._imu_biased = self._noise.accel_bias_std_mps2 > 0.0 or self._noise.gyro_bias_std_radps > 0.0
         self._set_scales(r, d)
         actuation_s = p.actuation_latency_s + d.actuation_latency_s
         self._actuation = CommandDelay(round(actuation_s * self.rate_hz))
@@ -352,6 +362,8 @@ class SimBridgeBase(Node):
                 measured["state"] = noisy_state(measured["state"], self._noise, self._sensor_rng)
             if self._noisy and "imu" in measured:
                 measured["imu"] = noisy_imu(measured["imu"], self._noise, self._sensor_rng)
+                if self._imu_biased:
+                    measured["imu"] = biased_imu(measured["imu"], *self._imu_bias)
         if self._lidar is not None and tick % self._lidar_every == 0:
             pose = self.world.state()
             measured["scan"] = self._lidar.scan(pose.position, pose.orientation, now, self._sensor_rng)
@@ -362,6 +374,11 @@ class SimBridgeBase(Node):
             for item in measured.items():
                 self._delay.push(item, now)
             measured = dict(self._delay.pop_ready(now))
+        if self._state_delay.latency_s != 0.0:
+            if "state" in measured:
+                self._state_delay.push(measured.pop("state"), now)
+            for state in self._state_delay.pop_ready(now):
+                measured["state"] = state  # the newest, if two come out at once
         if truth is not None:
             measured["truth"] = truth  # the referee's: never late
         return measured

@@ -14,7 +14,7 @@ arrive (``DelayLine``).
 
 from aegis.sim.sensors.camera import Camera, CameraParams
 from aegis.sim.sensors.lidar import Lidar2D, LidarParams
-from aegis.sim.sensors.noise import NoiseParams, noisy_imu, noisy_state, perturb_quaternion
+from aegis.sim.sensors.noise import NoiseParams, biased_imu, draw_imu_bias, noisy_imu, noisy_state, perturb_quaternion
 from aegis.sim.sensors.timing import DelayLine, decimation
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "Lidar2D",
     "LidarParams",
     "NoiseParams",
+    "biased_imu",
+    "draw_imu_bias",
     "decimation",
     "noisy_imu",
     "noisy_state",

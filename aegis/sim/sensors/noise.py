@@ -1,5 +1,9 @@
 """Sensor noise for odometry and IMU messages: white Gaussian noise from a seeded rng, returning new messages.
 
+IMU biases (``gyro_bias_std_radps``, ``accel_bias_std_mps2``) are constant offsets the sim bridge
+draws once per reset from a stream of their own (:func:`draw_imu_bias`) and adds to each sample
+(:func:`biased_imu`); they are not in the covariance (a sensor does not know its bias).
+
 Each function draws a FIXED number of standard normals per call whatever the standard deviations
 (12 for a RobotState, 9 for an ImuSample, in the order the fields are listed), so changing one
 std never shifts the random stream of the others, and a standard deviation of 0 leaves that
@@ -40,6 +44,12 @@ class NoiseParams(NodeParams):
     imu_orientation_std_rad: _Std = Field(0.0, description="IMU attitude, per body axis (rad)")
     gyro_std_radps: _Std = Field(0.0, description="IMU angular velocity, per axis (rad/s)")
     accel_std_mps2: _Std = Field(0.0, description="IMU linear acceleration, per axis (m/s^2)")
+    gyro_bias_std_radps: _Std = Field(
+        0.0, description="IMU gyro bias, per axis (rad/s): a constant offset drawn at every reset (not in the covariance)"
+    )
+    accel_bias_std_mps2: _Std = Field(
+        0.0, description="IMU accelerometer bias, per axis (m/s^2): a constant offset drawn at every reset (not in the covariance)"
+    )
 
     def scaled(self, factor: float) -> NoiseParams:
         """Every standard deviation times ``factor`` (a scenario's sensor_noise_scale); ValueError if < 0."""
@@ -86,6 +96,19 @@ def noisy_imu(sample: ImuSample, noise: NoiseParams, rng: np.random.Generator) -
     )
 
 
+def draw_imu_bias(noise: NoiseParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(accelerometer bias (3,) m/s^2, gyro bias (3,) rad/s) for one episode: 6 standard normals, always drawn."""
+    d = rng.standard_normal(6)
+    return noise.accel_bias_std_mps2 * d[0:3], noise.gyro_bias_std_radps * d[3:6]
+
+
+def biased_imu(sample: ImuSample, accel_bias: np.ndarray, gyro_bias: np.ndarray) -> ImuSample:
+    """A copy of ``sample`` with constant biases added to the measured fields (those not marked "not measured")."""
+    gyro = sample.angular_velocity if sample.angular_velocity_covariance[0, 0] == -1.0 else sample.angular_velocity + gyro_bias
+    accel = sample.linear_acceleration if sample.linear_acceleration_covariance[0, 0] == -1.0 else sample.linear_acceleration + accel_bias
+    return dataclasses.replace(sample, angular_velocity=gyro, linear_acceleration=accel)
+
+
 def _noisy_vector(value: np.ndarray, covariance: np.ndarray, std: float, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if covariance[0, 0] == -1.0:  # sensor_msgs/Imu: not measured
         return value.copy(), covariance.copy()
@@ -127,7 +150,8 @@ noise; Bitcraze's Lighthouse positioning docs a millimetre-level jitter) keeps a
 about 1-2 mm, attitude about 0.3 degrees, velocity (differentiated and filtered) about 2 cm/s, body
 rates about 0.01 rad/s after the gyro's low-pass. IMU: the Crazyflie 2.1's Bosch BMI088, datasheet
 noise densities 0.014 deg/s/sqrt(Hz) (gyro) and 175 ug/sqrt(Hz) (accelerometer), over a ~120 Hz
-bandwidth: 0.0027 rad/s and 0.019 m/s^2 per sample. White noise only: biases and drift are not modelled.
+bandwidth: 0.0027 rad/s and 0.019 m/s^2 per sample. White noise only: biases (NoiseParams' *_bias_std_*,
+which a config can set) and drift are not in these nominal figures.
 """
 
 HUSKY_NOISE = NoiseParams(
