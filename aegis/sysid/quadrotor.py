@@ -115,7 +115,7 @@ def identify_quadrotor(series: Series, robot: RobotConfig, rel_ci_limit: float =
         ci = Z95 * float(np.sqrt(max(covariance[i, i], 0.0)))
         unit = "m/s^2" if name.startswith("bias") else "x nominal"
         ok = ci <= 0.05 if name.startswith("bias") else ci <= rel_ci_limit * abs(theta[i])
-        scales[name] = Estimate(name, float(theta[i]), ci, unit, ok)
+        scales[name] = Estimate(name, float(theta[i]), ci, unit, bool(ok))
     # Delay: identified when both neighbours are clearly less likely (likelihood ratio 2 x cost difference > chi2(1) 95 %).
     neighbours = [costs[d] for d in (delay - 1, delay + 1) if d in costs]
     margin = 2.0 * (min(neighbours) - costs[delay]) if neighbours else 0.0
@@ -123,12 +123,17 @@ def identify_quadrotor(series: Series, robot: RobotConfig, rel_ci_limit: float =
     dt = series.dt_s
     actuation = (delay - BUILTIN_DELAY_TICKS) * dt
     values["actuation_latency_s"] = Estimate(
-        "actuation_latency_s", max(actuation, 0.0), 0.5 * dt, "s", margin > 3.84 and actuation >= -0.5 * dt,
+        "actuation_latency_s", max(actuation, 0.0), 0.5 * dt, "s", bool(margin > 3.84 and actuation >= -0.5 * dt),
         f"{delay} ticks from command to response ({BUILTIN_DELAY_TICKS} are the lockstep sim's own)",
     )
     values["sensing_latency_s"] = Estimate(
         "sensing_latency_s", series.sensing_latency_s, 0.5 * dt, "s", True, "median of log time - header stamp on /imu",
     )
+    for axis in "xyz":
+        bias = scales[f"bias_{axis}"]
+        values[f"imu.accel_bias_{axis}"] = Estimate(
+            f"imu.accel_bias_{axis}", bias.value, bias.ci95, bias.unit, bias.identified, "no hw_config key: reported, not in the overlay"
+        )
     residual = problem.residuals(delay, theta)
     stds = {name: float(np.std(residual[problem.channel == i])) for i, name in enumerate(_Problem.CHANNELS)}
     return QuadrotorFit(scales, values, delay, costs, dt, int(problem.rows.size), condition, stds)
@@ -165,7 +170,7 @@ def _hw_values(robot: RobotConfig, theta: np.ndarray, covariance: np.ndarray, li
             gradient[i] = (function(bumped) - value) / step
         ci = Z95 * float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
         ok = ci <= limit * abs(value) and all(scales[s].identified for s in needs)
-        values[name] = Estimate(name, float(value), ci, unit, ok)
+        values[name] = Estimate(name, float(value), ci, unit, bool(ok))
     return values
 
 
