@@ -37,7 +37,7 @@ def test_hidden_quadrotor_parameters_are_recovered_within_5_percent(tmp_path: Pa
 
 @pytest.mark.slow
 def test_twenty_hidden_quadrotors_are_recovered_within_5_percent(tmp_path: Path) -> None:
-    for seed in range(2, 22):
+    for seed in range(20):  # the seeds docs/sim-to-real.md quotes
         check_recovered(recover(seed, tmp_path / str(seed)))
 
 
