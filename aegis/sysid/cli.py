@@ -32,6 +32,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sysid(args: argparse.Namespace) -> int:
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -52,13 +53,13 @@ def _cmd_sysid(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column == "parameter" else "right")
     for name, e in result.estimates.items():
         absolute = name.endswith("latency_s") or name.startswith("imu.")  # judged by a tick, or in m/s^2: no relative width
-        relative = "-" if absolute else f"{100 * e.relative_ci:.2f} %"
+        relative = "-" if absolute or not np.isfinite(e.ci95) else f"{100 * e.relative_ci:.2f} %"
         table.add_row(name.removeprefix("robot."), f"{e.value:.5g}", f"{e.ci95:.2g}", relative, "yes" if e.identified else "NO")
     console = Console()
     console.print(table)
     details = result.details
-    console.print(f"delay {details['delay_ticks']} ticks; condition number {details['condition_number']:.3g}; "
-                  f"jointly identifiable: {details['jointly_identifiable']}")
+    condition = f"; condition number {details['condition_number']:.3g}" if "condition_number" in details else ""
+    console.print(f"delay {details['delay_ticks']} ticks{condition}; jointly identifiable: {details['jointly_identifiable']}")
     missing = [name for name, e in result.estimates.items() if not e.identified]
     console.print(f"not identified (left out of the overlay): {', '.join(missing) if missing else 'none'}")
     if args.json is not None:

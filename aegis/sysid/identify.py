@@ -1,4 +1,4 @@
-"""From a bag and a hw_config to an identification: pick the robot's model, fit it, and say what goes into the overlay."""
+"""From a bag and a hw_config to an identification: pick the robot's model (quadrotor, diff drive), fit it, and say what goes into the overlay."""
 
 from __future__ import annotations
 
@@ -41,8 +41,14 @@ def identify(bag: str | Path, config: Any, rel_ci_limit: float = 0.05) -> Identi
     """Identify ``config``'s robot from ``bag``; SysidError for a bag or robot kind it cannot work with."""
     kind = config.robot.kind
     plant = next(iter(config.nodes))
+    if kind == "diff_drive":
+        from aegis.sysid.diff_drive import identify_diff_drive
+
+        series = read_series(bag, "/cmd_wheels", None, wheels_topic="/joint_states")
+        estimates, details = identify_diff_drive(series, config.robot, rel_ci_limit)
+        return Identification(str(bag), str(config.source), kind, estimates, details, overlay_fragment(estimates, config, plant))
     if kind != "quadrotor":
-        raise SysidError(f"{config.source}: robot kind {kind}: aegis sysid identifies quadrotors (the diff_drive model is planned)")
+        raise SysidError(f"{config.source}: robot kind {kind}: aegis sysid identifies quadrotors and diff_drive robots")
     series = read_series(bag, "/cmd_motors", "/imu")
     fit = identify_quadrotor(series, config.robot, rel_ci_limit)
     estimates = dict(fit.values)
@@ -84,7 +90,8 @@ def overlay_fragment(values: dict[str, Estimate], config: Any, plant: str) -> di
 def write_overlay(identification: Identification, path: Path) -> None:
     header = (
         f"# Identified by `aegis sysid` from {identification.bag} against {identification.config}: a hw_config fragment\n"
-        "# (`aegis sim|eval --overlay FILE`). Only what the bag identified is here; kf is held at the config's value.\n"
+        "# (`aegis sim|eval --overlay FILE`). Only what the bag identified is here"
+        + ("; kf is held at the config's value.\n" if identification.kind == "quadrotor" else ".\n")
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(identification.overlay, sort_keys=False))

@@ -36,12 +36,12 @@ from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import QuadrotorModel
 from aegis.sysid.series import Series, SysidError
 
-BUILTIN_DELAY_TICKS = 2
-"""Ticks from a command to the IMU sample that first shows it in aegis' lockstep sim with no added latency.
+BUILTIN_DELAY_TICKS = 1
+"""Ticks from the first tick a command acts on (aegis.sysid.series places it there) to the sample that shows it, with no added latency.
 
-A command given at tick t is applied by the simulator at its next tick (t + 1) over the step to
-t + 2, and the IMU stamped t + 2 measures that step. The sim's ``actuation_latency_s`` is the
-delay identified beyond these two ticks.
+The actuators take the command over that tick's physics step, and the IMU (or encoder) sample
+stamped at the step's end measures it. The sim's ``actuation_latency_s`` is the delay identified
+beyond this tick.
 """
 
 MAX_DELAY_TICKS = 16

@@ -1,9 +1,10 @@
 """System identification on simulated ground truth: hidden quadrotors recovered from their bags, overlays applied.
 
-The hidden values are drawn per seed (aegis.sysid.recovery.HIDDEN) and written as a dynamics file
-with every value pinned; the robot flies the excitation scenario (scenarios/quadrotor_sysid.yaml)
-and `aegis sysid`'s fit must identify every parameter and land within 5 % of the hidden value
-(latencies within one physics tick).
+The hidden values are drawn per seed (aegis.sysid.recovery.ROBOTS) and written as a dynamics file
+with every value pinned; the robot flies its excitation scenario (scenarios/quadrotor_sysid.yaml,
+husky_sysid.yaml) and `aegis sysid`'s fit must identify every parameter it can and land within 5 %
+of the hidden value (latencies within one physics tick), and must not claim the ones it cannot
+(a Husky's mass and torque limit).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import yaml
 
 from aegis.cli import main
 from aegis.config import load_config
-from aegis.sysid.recovery import LATENCY_KEYS, RELATIVE_KEYS, config_path, recover
+from aegis.sysid.recovery import LATENCY_KEYS, ROBOTS, config_path, recover
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def check_recovered(row: dict) -> None:
-    for key in RELATIVE_KEYS:
+    spec = ROBOTS[row["robot"]]
+    for key in spec.unidentifiable_keys:
+        assert not row["identified"][key], f"seed {row['seed']}: {key} claimed identified, which the bag cannot show"
+    for key in spec.relative_keys:
         assert row["identified"][key], f"seed {row['seed']}: {key} not identified"
         assert abs(row["errors"][key]) <= 0.05, f"seed {row['seed']}: {key} off by {100 * row['errors'][key]:.2f} %"
     for key in LATENCY_KEYS:
@@ -35,10 +39,15 @@ def test_hidden_quadrotor_parameters_are_recovered_within_5_percent(tmp_path: Pa
     check_recovered(recover(seed, tmp_path))
 
 
+def test_a_hidden_husky_s_wheel_lag_and_latency_are_recovered(tmp_path: Path) -> None:
+    check_recovered(recover(0, tmp_path, robot="diff_drive"))
+
+
 @pytest.mark.slow
-def test_twenty_hidden_quadrotors_are_recovered_within_5_percent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("robot", sorted(ROBOTS))
+def test_twenty_hidden_robots_of_each_kind_are_recovered_within_5_percent(tmp_path: Path, robot: str) -> None:
     for seed in range(20):  # the seeds docs/sim-to-real.md quotes
-        check_recovered(recover(seed, tmp_path / str(seed)))
+        check_recovered(recover(seed, tmp_path / str(seed), robot=robot))
 
 
 @pytest.mark.slow
@@ -59,7 +68,7 @@ def test_sysid_writes_an_overlay_that_sim_accepts(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "mass_kg" in out and "not identified" in out
     fragment = yaml.safe_load(overlay.read_text())
-    nominal = load_config(config_path())
+    nominal = load_config(config_path("quadrotor_classical_sim"))
     assert abs(fragment["robot"]["mass_kg"] / nominal.robot.mass_kg - 1) < 0.02
     assert fragment["nodes"]["sim"]["params"]["actuation_latency_s"] == 0.0
     assert json.loads(report.read_text())["estimates"]["robot.mass_kg"]["identified"] is True
