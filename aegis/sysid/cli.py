@@ -59,6 +59,8 @@ def _cmd_sysid(args: argparse.Namespace) -> int:
     console.print(table)
     details = result.details
     condition = f"; condition number {details['condition_number']:.3g}" if "condition_number" in details else ""
+    if "torque_limited_ticks" in details:
+        condition += f"; {details['torque_limited_ticks']} torque-limited ticks left out"
     console.print(f"delay {details['delay_ticks']} ticks{condition}; jointly identifiable: {details['jointly_identifiable']}")
     missing = [name for name, e in result.estimates.items() if not e.identified]
     console.print(f"not identified (left out of the overlay): {', '.join(missing) if missing else 'none'}")

@@ -10,13 +10,15 @@ The model is the simulator's (aegis.sim.diff_drive_world), per tick ``dt``:
   skid-steer's effective track, which the controllers' kinematics use (wheel_radius_m,
   wheel_separation_multiplier).
 
-``D`` on a grid of whole ticks and ``tau`` by a bounded scalar search fit the encoders; the
-kinematics are linear least squares on the measured wheel speeds. Confidence intervals use the
+``D`` on a grid of whole ticks and ``tau`` by a bounded scalar search fit the encoders, leaving out
+the ticks where the torque limit holds a wheel back (trimmed least squares: what a fit cannot
+explain by more than 6 robust standard deviations, refitted three times); the kinematics are linear least squares on the measured wheel speeds. Confidence intervals use the
 residual variance with the sample count cut to its effective size (the residuals of a skid-steer's
 turn rate chatter: lag-1 autocorrelation ``rho`` leaves ``n (1 - rho) / (1 + rho)`` independent samples).
 
-Not identifiable from such a bag: the mass, inertia and the wheels' torque limit. The speed
-controllers hide them; they show only when the torque limit binds (a push, a climb, a hard launch).
+Not identified: the mass, inertia and the wheels' torque limit. The speed controllers hide them;
+they show only where the torque limit binds (hard turns, a push, a climb), the ticks this fit leaves
+out; a model of those ticks (a wheel acceleration limit) is planned.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from aegis.config import RobotConfig
 from aegis.sysid.quadrotor import BUILTIN_DELAY_TICKS, MAX_DELAY_TICKS, Z95, Estimate
 from aegis.sysid.series import Series, SysidError
 
-HIDDEN_NOTE = "hidden by the wheel speed controllers: shows only when the torque limit binds"
+HIDDEN_NOTE = "hidden by the wheel speed controllers: shows only where the torque limit binds, ticks the fit leaves out"
+TRIM_PASSES = 3
+"""Fits of the wheel lag, each leaving out the ticks the previous one could not explain (torque-limited wheels)."""
+TRIM_FLOOR_RADPS = 0.02
+"""A tick is left out only when a wheel is off the lag by more than this (rad/s) and 6 robust standard deviations."""
 
 
 def identify_diff_drive(series: Series, robot: RobotConfig, rel_ci_limit: float = 0.05) -> tuple[dict[str, Estimate], dict]:
@@ -48,28 +54,35 @@ def identify_diff_drive(series: Series, robot: RobotConfig, rel_ci_limit: float 
     if np.std(measured) < 0.1:
         raise SysidError("the wheels hardly turned: nothing to identify (fly the excitation scenario, husky_sysid)")
 
+    keep = np.ones(rows.size, dtype=bool)  # ticks where the wheels follow the lag (not held back by the torque limit)
+
     def residual(delay: int, tau_scale: float) -> np.ndarray:
         a = 1.0 - np.exp(-dt / (dd.motor_time_constant_s * tau_scale))
         applied = np.concatenate([np.repeat(commands[:1], delay, axis=0), commands[:-delay]])
         lagged = lfilter([a], [1.0, -(1.0 - a)], applied, axis=0, zi=((1.0 - a) * applied[0])[None, :])[0]
-        return (measured - lagged[rows]).ravel()
+        return measured - lagged[rows]
 
     def cost(delay: int, tau_scale: float) -> float:
-        r = residual(delay, tau_scale)
+        r = residual(delay, tau_scale)[keep].ravel()
         return 0.5 * r.size * float(np.log(r @ r / r.size))
 
-    costs: dict[int, float] = {}
-    best = None
-    for delay in range(1, MAX_DELAY_TICKS + 1):
-        found = minimize_scalar(lambda s, d=delay: cost(d, np.exp(s)), bounds=(np.log(0.1), np.log(10.0)), method="bounded",
-                                options={"xatol": 1e-5})
-        costs[delay] = float(found.fun)
-        if best is None or found.fun < best[0]:
-            best = (float(found.fun), delay, float(np.exp(found.x)))
-    _, delay, tau_scale = best
-    fit = least_squares(lambda th: residual(delay, th[0]), [tau_scale], loss="soft_l1", f_scale=0.1)  # torque-limited spikes
+    for _ in range(TRIM_PASSES):
+        costs: dict[int, float] = {}
+        best = None
+        for delay in range(1, MAX_DELAY_TICKS + 1):
+            found = minimize_scalar(lambda s, d=delay: cost(d, np.exp(s)), bounds=(np.log(0.1), np.log(10.0)), method="bounded",
+                                    options={"xatol": 1e-5})
+            costs[delay] = float(found.fun)
+            if best is None or found.fun < best[0]:
+                best = (float(found.fun), delay, float(np.exp(found.x)))
+        _, delay, tau_scale = best
+        # Where the torque limit binds the wheels fall behind the lag (and catch up after): leave those ticks out.
+        error = np.abs(residual(delay, tau_scale)).max(axis=1)
+        spread = 1.4826 * np.median(np.abs(residual(delay, tau_scale)[keep]))
+        keep = error <= max(6.0 * spread, TRIM_FLOOR_RADPS)
+    fit = least_squares(lambda th: residual(delay, th[0])[keep].ravel(), [tau_scale])
     tau_scale = float(fit.x[0])
-    tau_ci = _ci(fit.fun, fit.jac) [0]
+    tau_ci = _ci(fit.fun, fit.jac)[0]
     neighbours = [costs[d] for d in (delay - 1, delay + 1) if d in costs]
     margin = 2.0 * (min(neighbours) - costs[delay]) if neighbours else 0.0
 
@@ -107,9 +120,9 @@ def identify_diff_drive(series: Series, robot: RobotConfig, rel_ci_limit: float 
     for key, value in (("robot.mass_kg", robot.mass_kg), ("robot.diff_drive.max_wheel_torque_nm", dd.max_wheel_torque_nm)):
         estimates[key] = Estimate(key, float(value), float("inf"), "", False, HIDDEN_NOTE)
     details = {
-        "samples": int(rows.size), "dt_s": dt, "delay_ticks": delay, "delay_cost": costs,
-        "jointly_identifiable": "the wheel radius with slip (an effective radius); mass, inertia and torque limit not at all "
-        "while the torque limit does not bind",
+        "samples": int(rows.size), "torque_limited_ticks": int((~keep).sum()), "dt_s": dt, "delay_ticks": delay, "delay_cost": costs,
+        "jointly_identifiable": "the wheel radius with slip (an effective radius); mass, inertia and torque limit only "
+        "where the torque limit binds, which this fit leaves out (a model of those ticks is planned)",
     }
     return estimates, details
 
