@@ -91,6 +91,7 @@ setup(
         "clarabel>=0.11",
         "cvxpy>=1.5",
         "onnx>=1.17",
+        "cobs>=1.2",  # the serial / UDP wire frame (aegis.transport.framing): COBS in C, no dependencies
         "onnxruntime>=1.19",  # on a Jetson, install NVIDIA's onnxruntime-gpu wheel after aegis (same module name)
     ],
     extras_require={
@@ -120,7 +121,7 @@ setup(
         # `aegis sim --video x.mp4` (aegis.runs.video_files): H.264 through the ffmpeg binary this wheel carries
         "video": ["imageio-ffmpeg>=0.5"],
     },
-    package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.ld"]},
+    package_data={"aegis.export": ["c_templates/*.c", "c_templates/*.h", "c_templates/*.ld"]},
     zip_safe=False,
     entry_points={
         "console_scripts": [

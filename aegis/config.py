@@ -17,7 +17,7 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aegis.config_files import ConfigError, Finite, PositiveFinite, RateHz, apply_override, file_problem, format_errors
 from aegis.config_files import pydantic_errors, read_yaml_mapping, safe_resolve, sha256_of, urdf_problem
@@ -215,6 +215,19 @@ class RosConfig(_Strict):
         "", description="ROS 2 namespace of every node (empty: none)"
     )
     use_sim_time: bool = Field(False, description="nodes follow /clock (the simulator publishes it)")
+    external_topics: list[Annotated[str, Field(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)+$")]] = Field(
+        default_factory=list,
+        description="topics something outside the plan publishes (a robot's driver): the plan does not warn that no node "
+        "publishes them, refuses a node that does, and refuses one that no node reads",
+    )
+
+    @field_validator("external_topics")
+    @classmethod
+    def _unique(cls, topics: list[str]) -> list[str]:
+        repeated = sorted({t for t in topics if topics.count(t) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return topics
 
 
 class HwConfig(_Strict):

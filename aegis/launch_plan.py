@@ -49,6 +49,8 @@ class LaunchPlan:
     nodes: tuple[NodeLaunch, ...]
     warnings: tuple[str, ...]
     scenario: Path | None = None
+    external_topics: tuple[str, ...] = ()
+    """Topics published outside the plan (a robot's driver: the hw_config's ``ros.external_topics``)."""
 
     @property
     def processes(self) -> dict[str, tuple[NodeLaunch, ...]]:
@@ -99,12 +101,14 @@ def make_plan(config: HwConfig) -> LaunchPlan:
         nodes=tuple(launches),
         warnings=tuple(warnings),
         scenario=config.scenario,
+        external_topics=tuple(config.ros.external_topics),
     )
 
 
 def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str, tuple[str, ...]]) -> list[str]:
     """One publisher per topic, one message type per topic, no node on a referee's topic, the filters in the command path;
-    an input nobody publishes is a warning.
+    an input nobody publishes is a warning, unless the hw_config lists its topic in ``ros.external_topics`` (a robot's
+    driver publishes it), which no node may then publish and some node must read.
 
     A many port counts as one port per topic of its list. An input a node's parameters declare
     absent (``unread``, aegis.node.Node.unread_inputs) must have no publisher: the node would
@@ -118,6 +122,12 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
                 if topic in publishers:
                     errors.append(f"topic {topic}: published by both {publishers[topic][0]} and {node.name}.{port}")
                 publishers[topic] = (f"{node.name}.{port}", node.msg_types[port])
+    external_topics = set(config.ros.external_topics)
+    for topic in sorted(external_topics & publishers.keys()):
+        errors.append(f"topic {topic}: listed in ros.external_topics (published outside the plan), but {publishers[topic][0]} publishes it")
+    read = {topic for node in launches for topics in node.inputs.values() for topic in port_topics(topics)}
+    for topic in sorted(external_topics - read):
+        errors.append(f"topic {topic}: listed in ros.external_topics, but no node reads it")
     warnings = []
     for node in launches:
         external = {p.name for p in node_class(node.type_name).inputs if p.external}
@@ -129,7 +139,7 @@ def _check_wiring(launches: list[NodeLaunch], config: HwConfig, unread: dict[str
                         f"which it would ignore: change the parameters or the wiring"
                     )
             elif topic not in publishers:
-                if port not in external:
+                if port not in external and topic not in external_topics:
                     warnings.append(f"{node.name}.{port} subscribes to {topic}, which no node in this config publishes")
             elif publishers[topic][1] != node.msg_types[port]:
                 who, msg_type = publishers[topic]

@@ -36,6 +36,11 @@ class Port:
     names a parameter (a sequence) that the topic list must match in length, one topic per entry
     (a simulator's robots). An ``external`` input is one a deployment feeds from outside its plan
     (a person's e-stop, a remote): the launch plan does not warn that no node publishes it.
+
+    A ``queued`` input delivers every message since the node's last step instead of the latest
+    one: a tuple of ``Received``, oldest first, at most ``depth`` of them (ROS's KEEP_LAST queue),
+    empty when none came. It is for a topic several publishers share, one message each, such as
+    /diagnostics (every node's LoopDiagnostics), where the latest message alone would hide the rest.
     """
 
     name: str
@@ -47,6 +52,7 @@ class Port:
     many: bool = False
     one_per: str | None = None
     external: bool = False
+    queued: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -63,6 +69,8 @@ class Port:
                 raise ValueError(f"port {self.name!r}: topic {self.topic!r} must be absolute (start with '/')")
             if self.one_per is not None:
                 raise ValueError(f"port {self.name!r}: one_per is for many ports")
+        if self.queued and self.many:
+            raise ValueError(f"port {self.name!r}: a queued port has one topic, not many")
         if self.depth < 1:
             raise ValueError(f"port {self.name!r}: depth must be >= 1, got {self.depth}")
         if self.max_age_s is not None and self.max_age_s <= 0:
@@ -176,7 +184,8 @@ class Node:
     def step(self, now: float, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """Compute outputs at time ``now`` (seconds) from the latest inputs (None: never received).
 
-        Each input is a ``Received`` or None; a ``many`` input is a tuple of them, one per topic.
+        Each input is a ``Received`` or None; a ``many`` input is a tuple of them, one per topic; a
+        ``queued`` input a tuple of the messages since the last step (possibly empty).
         Returns a mapping from output port name to message (for a ``many`` output, a sequence of
         messages or None, one per topic); a port left out publishes nothing this step. Raising
         :class:`EndRun` (with this step's outputs) ends the run at ``now``.

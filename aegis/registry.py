@@ -31,6 +31,11 @@ NODE_TYPES: dict[str, str] = {
     "diff_drive_supervisor": "aegis.nodes.supervisor:DiffDriveSupervisor",
     "quadrotor_policy": "aegis.nodes.policy:QuadrotorPolicy",
     "diff_drive_policy": "aegis.nodes.policy:DiffDrivePolicy",
+    "twist_to_unstamped": "aegis.nodes.driver_adapters:TwistToUnstamped",
+    "crazyflie_odometry": "aegis.nodes.driver_adapters:CrazyflieOdometry",
+    "crazyflie_full_state": "aegis.nodes.driver_adapters:CrazyflieFullState",
+    "lidar_obstacles": "aegis.nodes.lidar_obstacles:LidarObstacles",
+    "depth_obstacles": "aegis.nodes.depth_obstacles:DepthObstacles",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -37,6 +37,12 @@ class QuadrotorSafetyFilterParams(SafetyFilterParams):
     max_bias_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
         3.0, description="with actuator_lag_s: largest bias (m/s^2 per axis) the model admits; at the bound the report warns"
     )
+    imu_source: Literal["topic", "none"] = Field(
+        "topic",
+        description="'topic': the bias observer (with actuator_lag_s) reads measured accelerations on the imu port; 'none': "
+        "this deployment has no sensor_msgs/Imu (crazyswarm2 publishes none): the observer gets no measurement (its bias stays zero), "
+        "and no node may publish the port's topic",
+    )
 
 
 class SafetyFilter(SafetyFilterNode):
@@ -59,6 +65,11 @@ class SafetyFilter(SafetyFilterNode):
     )
 
     Params = QuadrotorSafetyFilterParams
+
+    @classmethod
+    def unread_inputs(cls, params: QuadrotorSafetyFilterParams) -> tuple[str, ...]:
+        """The obstacles port without an obstacle source, and the imu port without an IMU (``imu_source: none``)."""
+        return super().unread_inputs(params) + (("imu",) if params.imu_source == "none" else ())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

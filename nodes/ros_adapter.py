@@ -2,7 +2,9 @@
 
 Per node it creates a publisher per output topic, a subscription per input topic (a ``many``
 port has one of each per topic of its list), a timer at the node's rate (or steps on its trigger input's messages), and read-only ROS parameters from its
-Params. Every decision is made by plain functions of aegis.ros_shell, tested without ROS; this
+Params. A timer-driven node's timing (start jitter against rcl's schedule, step durations,
+deadline misses: aegis.ros_shell.loop_timing) goes out as LoopDiagnostics on /diagnostics once a
+second, as under the realtime executor. Every decision is made by plain functions of aegis.ros_shell, tested without ROS; this
 module only hands their results to rclpy. Receive times and ``now`` come from the node's ROS
 clock, so ``use_sim_time`` (set from the hw_config) drives the node from /clock.
 """
@@ -11,15 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from aegis.launch_plan import LaunchPlan, NodeLaunch
+from aegis.msgs.diagnostics import LoopDiagnostics
 from aegis.msgs.ros_types import TypeLookup, rclpy_types
 from aegis.msgs.stamp import time_to_ros
 from aegis.node import Node, port_topics
 from aegis.registry import node_class
+from aegis.ros_shell.loop_timing import TimerTiming
 from aegis.ros_shell import (
     NodeRunner,
     ParameterError,
@@ -40,6 +46,7 @@ from aegis.ros_shell import (
 
 
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 def import_rclpy(distro: str) -> ModuleType:
@@ -99,6 +106,12 @@ class RosNodeHost:
             for index, topic in enumerate(port_topics(node.topics[port.name]))
         ]
         self._timer = None if node.trigger else self.ros_node.create_timer(timer_period_s(node.rate_hz), self._on_timer)
+        # what the node's timer keeps: LoopDiagnostics on /diagnostics once a second (the simulator's timer is on the wall clock)
+        self.timing = None if node.trigger else TimerTiming(node.name, node.rate_hz, self._clock.now().nanoseconds)
+        self._diagnostics = None
+        if self.timing is not None:
+            qos = _qos_profile(QosSettings(depth=10, reliability="reliable"))
+            self._diagnostics = self.ros_node.create_publisher(types(LoopDiagnostics.ROS_TYPE), relative_topic(DIAGNOSTICS_TOPIC), qos)
         self._clock_publisher = None
         self._types = types
         if self._sim_clock is not None:
@@ -141,13 +154,18 @@ class RosNodeHost:
         return self._sim_clock.now_ns if self._sim_clock is not None else self._clock.now().nanoseconds
 
     def _on_timer(self) -> None:
+        timer_ns = self._clock.now().nanoseconds  # the timer's clock: ROS time, or the wall for the simulator
+        started = time.perf_counter_ns()
         if self._sim_clock is None:
-            self._step(self._clock.now().nanoseconds)
-            return
-        now_ns = self._sim_clock.advance()
-        self._step(now_ns)
-        clock = self._types(CLOCK_TYPE)(clock=time_to_ros(self._types, now_ns / 1e9))
-        self._clock_publisher.publish(clock)
+            self._step(timer_ns)
+        else:
+            now_ns = self._sim_clock.advance()
+            self._step(now_ns)
+            clock = self._types(CLOCK_TYPE)(clock=time_to_ros(self._types, now_ns / 1e9))
+            self._clock_publisher.publish(clock)
+        report = self.timing.record(timer_ns, time.perf_counter_ns() - started)
+        if report is not None:
+            self._diagnostics.publish(report.to_ros(self._types))
 
     def _on_message_callback(self, port_name: str, index: int | None):
         trigger = port_name == self.runner.node.trigger
@@ -198,14 +216,21 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
     a parameter override of a type rclpy refuses) is a RosStartupError naming the stage, after
     whatever was created is destroyed: the executable prints it in one line, exit code 2.
 
-    One node spins on a SingleThreadedExecutor. A composed group spins on a
-    MultiThreadedExecutor with a thread per node, so one node's long step (an MPC solve, an
-    inference) does not delay another's timer; each node's callbacks stay mutually exclusive
-    (rclpy's default callback group per node), so a node never runs concurrently with itself.
-    rclpy has no intra-process transport: composition saves processes, not serialisation.
+    The executor arrangement (chosen against rclpy's executors.py and rcl's timer.c, jazzy): every
+    node spins on its own SingleThreadedExecutor, in its own thread when the process hosts several
+    (the main thread spins a process of one). Not a shared MultiThreadedExecutor: there one thread
+    waits for every node's entities and hands ready callbacks to a pool, and an entity whose
+    callback group is busy (each node's default group is mutually exclusive: timer, subscriptions
+    and parameter services alike) is left out of the wait set until the callback ends, with
+    nothing to wake the waiting thread when it does. That is rclpy#1223's pattern: high CPU, timers
+    that hang or fire late. With one executor per node, a node's wait set holds only its own
+    entities, its callbacks run one at a time in its thread (a node never runs concurrently with
+    itself), and one node's long step (an MPC solve, an inference) delays only that node's
+    callbacks. rclpy has no intra-process transport: composition saves processes, not
+    serialisation.
     """
     rclpy = import_rclpy(plan.ros_distro)
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     try:
         rclpy.init(args=[sys.argv[0], *ros_args])
@@ -213,7 +238,7 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
         raise startup_error(" ".join(ros_args) or "rclpy.init", exc) from None
     lookup = types or rclpy_types()
     hosts: list[RosNodeHost] = []
-    executor = None
+    executors: list[Any] = []
     try:
         for launch in launches:
             try:
@@ -222,16 +247,44 @@ def run(launches: Sequence[NodeLaunch], plan: LaunchPlan, ros_args: Sequence[str
                 raise
             except Exception as exc:  # noqa: BLE001 - a missing message package, a parameter type rclpy refuses: one line
                 raise startup_error(f"node {launch.name}", exc) from None
-        executor = SingleThreadedExecutor() if len(hosts) == 1 else MultiThreadedExecutor(num_threads=len(hosts))
         for host in hosts:
+            executor = SingleThreadedExecutor()
             executor.add_node(host.ros_node)
-        executor.spin()
+            executors.append(executor)
+        _spin_all(executors, [launch.name for launch in launches], ExternalShutdownException)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if executor is not None:
+        for executor in executors:
             executor.shutdown()
         for host in hosts:
             host.destroy()
         rclpy.try_shutdown()
     return 0
+
+
+def _spin_all(executors: Sequence[Any], names: Sequence[str], shutdown: type[BaseException]) -> None:
+    """Spin one executor here, or each in a thread of its own until all have stopped (the first failure is raised here)."""
+    if len(executors) == 1:
+        executors[0].spin()
+        return
+    failures: list[BaseException] = []
+
+    def spin(executor: Any) -> None:
+        try:
+            executor.spin()
+        except shutdown:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread, after the others stop
+            failures.append(exc)
+            for other in executors:
+                other.shutdown()
+
+    threads = [threading.Thread(target=spin, args=(executor,), name=f"aegis:{name}", daemon=True) for executor, name in zip(executors, names)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)  # a timed join keeps the main thread responsive to Ctrl-C
+    if failures:
+        raise failures[0]

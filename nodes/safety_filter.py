@@ -21,6 +21,10 @@ the node's metrics (so ``aegis sim`` summaries carry them):
   (Obstacles.problems; never clipped or shrunk into something usable), stale, or never received
   once ``obstacles_grace_s`` has passed since the first tick: the filter's backup layer (brake /
   stop), its status naming the obstacle and the problem (``unusable_obstacles_ticks``);
+- obstacles are grown by ``obstacle_uncertainty_sigmas`` x their ``uncertainty_m`` (perception's 1 sigma;
+  0 for known ones) combined root-sum-square with ``state_uncertainty_sigmas`` x the odometry's position
+  sigma; every report carries ``perception_age_s`` (now minus the obstacles' stamp, when they were
+  measured; NaN: none yet, or no source);
 - obstacles not received yet, within the grace, or ``obstacle_source: none`` (a deployment with no
   obstacle perception; the launch plan then refuses a publisher on the port): the filter runs with
   the geofence alone and says so in the status (``geofence_only_ticks``);
@@ -97,6 +101,14 @@ class SafetyFilterParams(NodeParams):
         DeadlockEscapeParams(),
         description="get a robot the filter holds in front of an obstacle around it (None: stay stopped, safe and stuck)",
     )
+    obstacle_uncertainty_sigmas: Annotated[float, Field(ge=0)] = Field(
+        2.0, description="each obstacle is grown by this many of its own uncertainty_m (1 sigma, perception's; 0 for known ones)"
+    )
+    state_uncertainty_sigmas: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="and by this many of the odometry's position sigma (pose covariance), combined root-sum-square; "
+        "0 (default): the robot's own estimate is taken as exact",
+    )
     obstacles_grace_s: Annotated[float, Field(ge=0)] | None = Field(
         None,
         description="start-up time (s) from the first tick during which no obstacles yet means the geofence alone, "
@@ -129,6 +141,8 @@ class SafetyFilterNode(Node):
         self._environment = self._geofence_only
         self._obstacles_msg: Obstacles | None = None
         self._obstacles_problem: str | None = None
+        self._state_sigma_mm = self._built_sigma_mm = 0  # the robot's position sigma (whole mm); the one the environment has
+        self._perception_age = math.nan
         grace = self.params.obstacles_grace_s
         self._grace_s = self.max_ages["obstacles"] if grace is None else grace
         self._first_tick: float | None = None
@@ -185,6 +199,8 @@ class SafetyFilterNode(Node):
         self._environment = self._geofence_only
         self._obstacles_msg = None
         self._obstacles_problem = None
+        self._state_sigma_mm = self._built_sigma_mm = 0
+        self._perception_age = math.nan
         self._first_tick = None
         self._reset_counters()
 
@@ -212,12 +228,15 @@ class SafetyFilterNode(Node):
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         if self._first_tick is None:
             self._first_tick = now
-        obstacles_problem, obstacles_note = self._obstacles(now, inputs.get("obstacles"))
         received = inputs.get("state")
+        if self.params.state_uncertainty_sigmas > 0.0 and received is not None and not received.stale:
+            self._track_state_sigma(received.msg)
+        obstacles_problem, obstacles_note = self._obstacles(now, inputs.get("obstacles"))
         if received is None or received.stale or not received.msg.is_usable():
             self.unusable_odometry_ticks += 1
             self.fallbacks += 1
-            report = SafetyFilterReport(stamp=now, name=self.name, layer="estop", solver_status=self._odometry_problem(received))
+            problem = self._odometry_problem(received)
+            report = SafetyFilterReport(stamp=now, name=self.name, layer="estop", solver_status=problem, perception_age_s=self._perception_age)
             return {"report": report}
         nominal = inputs.get("nominal")
         nominal_note = ""
@@ -246,6 +265,7 @@ class SafetyFilterNode(Node):
             report.solver_status += obstacles_note + escape_note
             self._watch_for_deadlock(now, x, received.msg, asked, report)
         report.stamp = now
+        report.perception_age_s = self._perception_age
         report.solver_status += nominal_note
         if self._neighbours is not None:
             report.solver_status += self._neighbours.last_status
@@ -312,6 +332,7 @@ class SafetyFilterNode(Node):
         checks its age. Unusable (a bad message, stale, none after the grace) -> the caller's
         backup layer; not there yet (within the grace) or none declared -> the geofence alone, noted.
         """
+        self._perception_age = math.nan
         if self.params.obstacle_source == "none":
             return None, " (no obstacle source: geofence only)"
         if received is None:
@@ -319,14 +340,27 @@ class SafetyFilterNode(Node):
             if since <= self._grace_s:
                 return None, " (no obstacles received yet: geofence only, start-up grace)"
             return f"no obstacles received in {since:.3f} s since the first tick (grace {self._grace_s:g} s)", ""
-        if received.msg is not self._obstacles_msg:
+        if received.msg is not self._obstacles_msg or self._state_sigma_mm != self._built_sigma_mm:
             self._obstacles_msg = received.msg
+            self._built_sigma_mm = self._state_sigma_mm
             self._environment, self._obstacles_problem = self._environment_of(received.msg)
+        self._perception_age = now - received.msg.stamp
         if self._obstacles_problem is not None:
             return self._obstacles_problem, ""
         if received.stale:
             return f"obstacles {received.age_s:.3f} s old (bound {self.max_ages['obstacles']:g} s)", ""
         return None, ""
+
+    def _track_state_sigma(self, state: RobotState) -> None:
+        """The robot's position sigma from its odometry's pose covariance, kept in whole mm (the environment is rebuilt when it moves)."""
+        variance = float(np.max(np.diag(state.pose_covariance)[:3]))
+        sigma = math.sqrt(variance) if math.isfinite(variance) and variance > 0.0 else 0.0
+        self._state_sigma_mm = math.ceil(sigma * 1000.0)
+
+    def _inflation_m(self, obstacle_uncertainty_m: float) -> float:
+        """How far an obstacle is grown: obstacle and robot uncertainty, each times its sigmas, root sum of squares."""
+        p = self.params
+        return math.hypot(p.obstacle_uncertainty_sigmas * obstacle_uncertainty_m, p.state_uncertainty_sigmas * self._state_sigma_mm / 1000.0)
 
     def _environment_of(self, msg: Obstacles) -> tuple[Environment, str | None]:
         """The environment of an obstacles message and None, or the geofence alone and why the message is unusable."""
@@ -334,7 +368,7 @@ class SafetyFilterNode(Node):
         if problems:
             return self._geofence_only, "unusable obstacles: " + "; ".join(problems)
         try:
-            return Environment.build(msg.obstacles, self._walls), None
+            return Environment.build([o.grown(self._inflation_m(o.uncertainty_m)) for o in msg.obstacles], self._walls), None
         except ValueError as exc:  # a shape the barrier cannot model (a tilted box or cylinder): name it
             for obstacle in msg.obstacles:
                 try:

@@ -10,7 +10,14 @@ same instant it is made (no added latency). They watch what the actuators' safet
 - the filtered command (``filtered``): fresh (the filter's heartbeat: it publishes every tick it
   can), finite and within the limits (``safety.max_accel_mps2`` per axis; ``safety.max_speed_mps``
   and ``max_turn_rate_radps`` for a twist);
-- an e-stop (``estop``, std_msgs/Bool on /estop): a person, a remote or a watchdog engages it.
+- an e-stop (``estop``, std_msgs/Bool on /estop): a person, a remote or a watchdog engages it;
+- every node's loop (``diagnostics``: the LoopDiagnostics the realtime executor publishes on
+  /diagnostics for each node about once a second, all of them: a queued port). A node whose report
+  is ERROR (more deadline misses in its window than ``realtime.deadline_miss_limit``) is a fault
+  until a later report of it is within the limit; a node that has reported and then falls silent
+  for ``heartbeat_timeout_s`` (its heartbeat stopped: hung, crashed, starved) is a fault until it
+  reports again. A node that never reported is not watched (under lockstep nothing reports, and
+  the odometry and the filter's command carry their own heartbeat: their staleness).
 
 States and rules (one place; every tick publishes a SupervisorStatus on /supervisor/status):
 
@@ -33,7 +40,10 @@ States and rules (one place; every tick publishes a SupervisorStatus on /supervi
     be alive); by default it counts as released.
 
 A fault is acted on at the first tick that can see it: the command published that tick is the
-safe one (tests/test_supervisor.py measures it).
+safe one, within one control period of the fault becoming detectable (tests/test_supervisor.py and
+tests/test_supervisor_faults.py measure it for stale odometry, a non-finite command, missed
+deadlines, a silent node and the e-stop). The command it publishes is checked last (finite, within
+the limits) whatever its state: a safe command failing that becomes the e-stop command.
 """
 
 from __future__ import annotations
@@ -46,7 +56,8 @@ import numpy as np
 from pydantic import Field
 
 from aegis.config import SafetyConfig
-from aegis.msgs import AccelCommand, EStop, RobotState, SupervisorStatus, TwistCommand
+from aegis.msgs import AccelCommand, EStop, LoopDiagnostics, RobotState, SupervisorStatus, TwistCommand
+from aegis.msgs.diagnostics import ERROR
 from aegis.node import Node, NodeParams, Port, Received
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -62,6 +73,9 @@ class SupervisorParams(NodeParams):
     estop_required: bool = Field(
         False, description="an e-stop never heard of counts as engaged (true: a remote that must be alive); false: as released"
     )
+    heartbeat_timeout_s: Positive = Field(
+        2.5, description="a node whose LoopDiagnostics stop for longer than this is a fault (the realtime executor sends each about once a second) (s)"
+    )
 
 
 class QuadrotorSupervisorParams(SupervisorParams):
@@ -70,6 +84,13 @@ class QuadrotorSupervisorParams(SupervisorParams):
 
 class DiffDriveSupervisorParams(SupervisorParams):
     max_turn_rate_radps: Positive = Field(1.5, description="turn-rate limit a passed twist must keep (rad/s)")
+
+
+DIAGNOSTICS_PORT = Port(
+    "diagnostics", LoopDiagnostics, "/diagnostics", depth=64, queued=True, external=True,
+    description="every node's LoopDiagnostics (the realtime executor publishes them): heartbeats and deadline misses",
+)
+"""Fed by the executor, not by a node (external); queued, so no node's report hides another's."""
 
 
 class SupervisorNode(Node):
@@ -88,6 +109,8 @@ class SupervisorNode(Node):
         """Every input is safety-relevant: ``safety.stale_input_timeout_s`` bounds it unless its port's bound is tighter."""
         if port.name == "estop":
             return None  # an e-stop is a latched level, not a stream: its last value holds
+        if port.name == "diagnostics":
+            return None  # each node's reports are timed against heartbeat_timeout_s
         bound = self.params.safety.stale_input_timeout_s
         return bound if port.max_age_s is None else min(port.max_age_s, bound)
 
@@ -99,14 +122,23 @@ class SupervisorNode(Node):
         self._last_usable: RobotState | None = None
         self.ticks = self.gated_ticks = self.transitions = 0
         self.state_ticks = dict.fromkeys(("init", "armed", "running", "degraded", "estop"), 0)
+        self._loops: dict[str, tuple[float, int]] = {}  # node -> (when its last report arrived, its deadline misses so far)
+        self._over_limit: dict[str, str] = {}  # node -> why its last report is a fault
+        self._heartbeat_due = math.inf  # the earliest time a watched node's silence becomes a fault
+        self.loop_faults = 0
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> dict[str, Any]:
         state, command, estop = inputs.get("state"), inputs.get("filtered"), inputs.get("estop")
+        reports = inputs.get("diagnostics")
+        if reports:
+            self._read_reports(now, reports)
         odometry_problem = self._odometry_problem(state)
         if odometry_problem is None:
             self._last_usable = state.msg
         estop_reason = self._estop_reason(estop, state, odometry_problem)
         fault = odometry_problem or self._command_problem(command)
+        if fault is None and (self._over_limit or now > self._heartbeat_due):
+            fault = self._loop_problem(now)
         if estop_reason is not None:
             self._enter("estop", estop_reason)
         elif self.state == "estop":
@@ -126,6 +158,8 @@ class SupervisorNode(Node):
             out = self._estop_command(now)
         else:
             out = self._safe_command(now)
+        if not passed and self._limit_problem(out) is not None:  # the passed command was checked above
+            out = self._estop_command(now)
         self.ticks += 1
         self.gated_ticks += not passed
         self.state_ticks[self.state] += 1
@@ -135,13 +169,50 @@ class SupervisorNode(Node):
         )
         return {"command": out, "status": status}
 
+    @property
+    def watched_nodes(self) -> tuple[str, ...]:
+        """The nodes whose LoopDiagnostics have reached the supervisor (their heartbeats and deadline misses are watched)."""
+        return tuple(sorted(self._loops))
+
     def metrics(self) -> dict[str, Any]:
         """Ticks per state, gated ticks and transitions (in the sim summary)."""
         return {
             "supervisor_gated_ticks": self.gated_ticks,
             "supervisor_transitions": self.transitions,
+            "supervisor_loop_faults": self.loop_faults,
             **{f"supervisor_{state}_ticks": count for state, count in self.state_ticks.items()},
         }
+
+    def _read_reports(self, now: float, reports: tuple[Received, ...]) -> None:
+        """Note each LoopDiagnostics: when it came (the node's heartbeat) and whether it is over the deadline-miss limit."""
+        for received in reports:
+            report = received.msg
+            if not isinstance(report, LoopDiagnostics):
+                continue
+            name = report.name
+            previous = self._loops.get(name)
+            self._loops[name] = (now - received.age_s, report.deadline_misses)
+            if report.level >= ERROR:
+                window = report.deadline_misses - (previous[1] if previous else 0)
+                if name not in self._over_limit:
+                    self.loop_faults += 1
+                self._over_limit[name] = (
+                    f"node {name} missed {window} deadlines in its last window (over realtime.deadline_miss_limit)"
+                )
+            else:
+                self._over_limit.pop(name, None)
+        self._heartbeat_due = min(seen for seen, _ in self._loops.values()) + self.params.heartbeat_timeout_s
+
+    def _loop_problem(self, now: float) -> str | None:
+        """A watched node over its deadline-miss limit, or silent past the heartbeat timeout (the first, by name)."""
+        if self._over_limit:
+            return self._over_limit[min(self._over_limit)]
+        timeout = self.params.heartbeat_timeout_s
+        silent = sorted(name for name, (seen, _) in self._loops.items() if now - seen > timeout)
+        if not silent:
+            return None
+        seen = self._loops[silent[0]][0]
+        return f"node {silent[0]}: no LoopDiagnostics for {now - seen:.2f} s (heartbeat timeout {timeout:g} s)"
 
     def _enter(self, state: str, reason: str) -> None:
         if state != self.state:
@@ -212,6 +283,7 @@ class Supervisor(SupervisorNode):
         Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
         Port("filtered", AccelCommand, "/cmd_accel_filtered", max_age_s=0.05, description="the safety filter's command"),
         Port("estop", EStop, "/estop", description="e-stop: engaged stops the robot (latched level)", external=True),
+        DIAGNOSTICS_PORT,
     )
     outputs = (
         Port("command", AccelCommand, "/cmd_accel", description="the command the actuators get"),
@@ -252,6 +324,7 @@ class DiffDriveSupervisor(SupervisorNode):
         Port("state", RobotState, "/odom", max_age_s=0.1, description="odometry (twist in the body frame)"),
         Port("filtered", TwistCommand, "/cmd_vel_filtered", max_age_s=0.1, description="the safety filter's twist"),
         Port("estop", EStop, "/estop", description="e-stop: engaged stops the robot (latched level)", external=True),
+        DIAGNOSTICS_PORT,
     )
     outputs = (
         Port("command", TwistCommand, "/cmd_vel", description="the twist the drive gets"),

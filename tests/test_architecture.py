@@ -35,8 +35,9 @@ LAYERS: dict[str, int] = {
     "aegis.ros_shell": 0,
     "aegis.paths": 0,
     "aegis.transport": 0,
-    # 1 the math: controllers, filters, models (numpy, solvers; no messages)
+    # 1 the math: controllers, filters, models, perception (numpy, solvers; no messages)
     "aegis.controllers": 1,
+    "aegis.perception": 1,
     # 2 what nodes are built from: the simulator's worlds, the ONNX policy runtime
     "aegis.sim": 2,
     "aegis.inference": 2,

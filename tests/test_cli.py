@@ -96,12 +96,19 @@ def test_default_sim_flies_the_quadrotor_scenario_and_reports_its_numbers(tmp_pa
     required = {"collisions", "min_clearance_m", "tracking_rmse_m", "duration_s", "sim_steps", "real_time_factor", "loop_time_us"}
     assert required | {"filter_interventions", "fallbacks", "min_barrier"} <= summary.keys()
     assert summary["sim_steps"] == 6 * 240 and summary["collisions"] == 0
+    # per-node timing: step durations measured; no start jitter or deadline in simulated time
+    timing = summary["timing"]
+    assert list(timing) == ["sim", "controller", "filter", "supervisor", "attitude"]
+    assert timing["sim"]["steps"] == 6 * 240 and timing["filter"]["steps"] == 6 * 48 and timing["filter"]["process"] == "stack"
+    assert all(row["step_p50_us"] > 0 and row["jitter_p99_us"] is None and row["deadline_misses"] is None for row in timing.values())
+    printed = capsys.readouterr().out
+    assert "per-node timing" in printed
     assert 0.0 < summary["min_clearance_m"] < 1.0
     assert 0.0 < summary["tracking_rmse_m"] < 0.15  # the first second starts at rest behind a moving reference
     assert summary["min_barrier"] >= -1e-3 and summary["fallbacks"] == 0
     inputs = ("unusable_odometry_ticks", "unusable_obstacles_ticks", "stale_nominal_ticks", "geofence_only_ticks")
     assert [summary[key] for key in inputs] == [0, 0, 0, 0]  # the obstacles arrive with the first tick
-    assert "filter: unusable odometry" in capsys.readouterr().out  # rich may wrap the rest of the label
+    assert "filter: unusable odometry" in printed  # rich may wrap the rest of the label
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "bag" / "metadata.yaml").is_file()
 

@@ -51,6 +51,7 @@ ROS2_DDS_TYPE_NAMES = {
     "sensor_msgs/msg/LaserScan": "sensor_msgs::msg::dds_::LaserScan_",
     "sensor_msgs/msg/Image": "sensor_msgs::msg::dds_::Image_",
     "geometry_msgs/msg/TwistStamped": "geometry_msgs::msg::dds_::TwistStamped_",
+    "geometry_msgs/msg/Twist": "geometry_msgs::msg::dds_::Twist_",
     "geometry_msgs/msg/AccelStamped": "geometry_msgs::msg::dds_::AccelStamped_",
     "sensor_msgs/msg/JointState": "sensor_msgs::msg::dds_::JointState_",
     "std_msgs/msg/Float64MultiArray": "std_msgs::msg::dds_::Float64MultiArray_",

@@ -225,8 +225,8 @@ def test_policy_benchmark_rows_and_report(tmp_path: Path) -> None:
     out = io.StringIO()
     rows = bench.run_from_args(args, Console(file=out, width=120))
     assert [r["name"] for r in rows] == list(bench.ROW_NAMES) == [
-        "ort-run", "ort-iobinding", "ort-iobinding-physical", "aegis-runtime", "aegis-runtime-numpy", "numpy", "ort-int8",
-        "c-float32", "c-int8",
+        "ort-run", "ort-iobinding", "ort-iobinding-floor", "ort-iobinding-physical", "aegis-runtime", "aegis-runtime-numpy", "numpy",
+        "ort-int8", "c-float32", "c-int8",
     ]
     by_name = {row["name"]: row for row in rows}
     with_c = host_cc() is not None

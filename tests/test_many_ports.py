@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,14 +248,6 @@ def test_bypassing_the_filters_rewires_each_entry_of_a_many_input_that_read_a_sa
 
 
 # --- the ROS 2 adapter, through the fake rclpy in tests/fakes -------------------------------------
-
-
-@pytest.fixture
-def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "fakes"))
-    yield
-    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]:
-        del sys.modules[name]
 
 
 def test_ros_wiring_has_one_subscription_and_one_publisher_per_topic_of_a_many_port(fake_rclpy: None) -> None:

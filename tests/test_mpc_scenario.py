@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aegis.controllers.mpc.linear import OsqpSettings
 from aegis.controllers.mpc.quadrotor import translational_mpc
 from aegis.controllers.mpc.scenario import ScenarioMpc
 
@@ -32,7 +33,10 @@ def distances(plan: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("solver", ["clarabel", "osqp"])
 def test_each_plan_avoids_its_hypothesis_and_the_shared_segment_avoids_both(solver: str) -> None:
-    mpc = ScenarioMpc(problem(), hypotheses=2, obstacles=1, position_indices=[0, 1], shared_steps=SHARED, solver=solver)
+    # the formulation's test: four passes from cold, each solved to the end at the linear MPC's tolerance (a tick's default budget would cap the first)
+    mpc = ScenarioMpc(
+        problem(), hypotheses=2, obstacles=1, position_indices=[0, 1], shared_steps=SHARED, solver=solver, settings=OsqpSettings(), max_iterations=10_000
+    )
     x0 = np.array([0.0, 0.0, 1.0, 0.0])
     u0, info = mpc.compute(x0, GOAL, LEFT_RIGHT, RADIUS, passes=4)
     assert info.ok, info.status
@@ -102,8 +106,11 @@ def test_hard_constraints_fail_with_a_status_when_the_robot_is_inside_an_obstacl
     x0 = np.array([0.0, 0.0, 0.0, 0.0])
     hard = ScenarioMpc(problem(), hypotheses=2, obstacles=1, position_indices=[0, 1], slack_weight=None, solver=solver)
     u0, info = hard.compute(x0, GOAL, inside, RADIUS)
-    assert not info.ok and "infeasible" in info.status.lower() and np.isnan(u0).all()
-    soft = ScenarioMpc(problem(), hypotheses=2, obstacles=1, position_indices=[0, 1], solver=solver)
+    assert not info.ok and info.answer == "backup" and np.isnan(u0).all()
+    if solver == "clarabel":  # OSQP's budget ends before it can prove it (status: maximum iterations reached)
+        assert "infeasible" in info.status.lower()
+    # the soft QP solved to the end (within the default budget OSQP, cold, answers "backup": its capped plans cross the obstacle)
+    soft = ScenarioMpc(problem(), hypotheses=2, obstacles=1, position_indices=[0, 1], solver=solver, max_iterations=10_000)
     u0, info = soft.compute(x0, GOAL, inside, RADIUS)
     assert info.ok and info.max_slack > 0.1 and np.isfinite(u0).all()
 
@@ -137,3 +144,69 @@ def test_solves_print_nothing(capfd: pytest.CaptureFixture[str], solver: str) ->
         mpc.compute(np.array([0.0, 0.0, 0.1, 0.0]), np.zeros(4), far, RADIUS)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_a_tick_whose_budget_runs_out_with_no_plan_to_fall_back_on_answers_backup_and_says_so() -> None:
+    """Cold (no plan yet), five iterations for the tick, the robot already inside one hypothesis' radius: no plan holds, so the caller's backup must act."""
+    mpc = ScenarioMpc(problem(), hypotheses=2, obstacles=1, position_indices=[0, 1], shared_steps=SHARED, solver="osqp", max_iterations=5)
+    u0, info = mpc.compute(np.array([2.0, 0.2, 1.0, 0.0]), GOAL, np.array([[[2.2, 0.35]], [[2.2, 0.9]]]), RADIUS)
+    assert not info.ok and info.answer == "backup" and np.isnan(u0).all()
+    assert "maximum iterations" in info.status and "backup" in info.status
+    assert info.iterations <= 5
+
+
+def test_capped_ticks_answer_with_a_checked_plan_that_clears_every_hypothesis() -> None:
+    """After six solved ticks the budget drops to one iteration: each tick says which plan answered and that plan clears its obstacles.
+
+    Here the first capped ticks fly the previous plans one step on ("shifted": the command is the last
+    plan's next input), and once those no longer hold the capped iterates answer ("capped").
+    """
+    model = problem()
+    hypotheses = np.array([[[2.2, 0.35]], [[2.2, 0.9]]])
+    mpc = ScenarioMpc(model, hypotheses=2, obstacles=1, position_indices=[0, 1], shared_steps=SHARED, solver="osqp", max_iterations=10_000)
+    x = np.array([0.0, 0.0, 1.0, 0.0])
+    answers, next_input = [], None
+    for tick in range(14):
+        if tick == 6:
+            mpc.max_iterations = 1
+        u, info = mpc.compute(x, GOAL, hypotheses, RADIUS)
+        answers.append(info.answer)
+        if info.answer == "backup":  # nothing held: NaN, and the caller's backup acts (here: coast)
+            assert not info.ok and np.isnan(u).all() and "backup" in info.status
+            u = np.zeros(2)
+        else:
+            assert info.ok and np.isfinite(u).all(), info.status
+        if tick >= 6:
+            assert info.iterations <= 1
+        if info.answer == "shifted":
+            assert "shifted previous plan" in info.status
+            np.testing.assert_allclose(u, np.clip(next_input, -3.0, 3.0), atol=1e-12)
+        if info.answer in ("capped", "shifted"):
+            assert "maximum iterations" in info.status
+            for i in range(2):
+                assert distances(info.x_pred[i], hypotheses[i, 0]).min() >= RADIUS - mpc.feasibility_tolerance
+        next_input = info.u_pred[0, 1].copy()
+        x = model.a @ x + model.b @ u
+    assert set(answers[:6]) == {"solver"} and {"capped", "shifted"} <= set(answers[6:])
+
+
+def test_the_budget_leaves_the_closed_loop_as_it_was() -> None:
+    """The same encounter flown with the default budget and with an unbounded one: the same path within a few centimetres, clear of both hypotheses, at the goal."""
+    model = problem()
+    hypotheses = np.array([[[2.2, 0.35]], [[2.2, 0.9]]])
+    paths = []
+    for budget in (None, 10_000):
+        extra = {} if budget is None else {"max_iterations": budget}
+        mpc = ScenarioMpc(model, hypotheses=2, obstacles=1, position_indices=[0, 1], shared_steps=SHARED, solver="osqp", **extra)
+        x = np.array([0.0, 0.0, 1.0, 0.0])
+        path = []
+        for _ in range(80):
+            u, info = mpc.compute(x, GOAL, hypotheses, RADIUS)
+            assert info.ok, info.status
+            x = model.a @ x + model.b @ u
+            path.append(x[:2].copy())
+        paths.append(np.array(path))
+        for i in range(2):
+            assert distances(paths[-1], hypotheses[i, 0]).min() >= RADIUS - 1e-2
+        assert np.linalg.norm(x[:2] - GOAL[:2]) < 0.05
+    assert np.abs(paths[0] - paths[1]).max() < 0.1

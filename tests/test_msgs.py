@@ -30,6 +30,7 @@ from aegis.msgs import (
     EStop,
     SupervisorStatus,
     TwistCommand,
+    UnstampedTwist,
     WheelSpeeds,
     messages_equal,
     rclpy_types,
@@ -87,6 +88,8 @@ def examples() -> dict[str, Any]:
         "Image": Image(stamp=STAMP, frame_id="cam", encoding="rgb8",
                        data=rng.integers(0, 256, size=(3, 5, 3), dtype=np.uint8)),
         "TwistCommand": TwistCommand(stamp=STAMP, linear=[0.5, -0.1, 0.0], angular=[0.0, 0.0, 1.25]),
+        # geometry_msgs/Twist has no header: only the default stamp and frame survive (Clearpath's cmd_vel).
+        "UnstampedTwist": UnstampedTwist(linear=[0.4, 0.0, 0.0], angular=[0.0, 0.0, -0.75]),
         "AccelCommand": AccelCommand(stamp=STAMP, frame_id="odom", linear=rng.normal(size=3),
                                      angular=rng.normal(size=3)),
         "WheelSpeeds": WheelSpeeds(stamp=STAMP, velocities=[3.5, -2.25]),
@@ -99,12 +102,12 @@ def examples() -> dict[str, Any]:
             Obstacle(id=4, shape="sphere", position=[1.0, 2.0, 0.5], size=[0.6, 0.6, 0.6]),
             Obstacle(id=9, shape="cylinder", position=[-1.0, 0.5, 1.0], size=[0.3, 0.3, 2.0],
                      orientation=[0.0, 0.0, 0.38268343236508984, 0.9238795325112867]),
-            Obstacle(id=11, shape="box", position=[3.0, -2.0, 0.25], size=[1.0, 2.0, 0.5]),
+            Obstacle(id=11, shape="box", position=[3.0, -2.0, 0.25], size=[1.0, 2.0, 0.5], uncertainty_m=0.0375),
         ]),
         "SafetyFilterReport": SafetyFilterReport(
             stamp=STAMP, name="aegis/safety_filter", layer="relaxed_qp", intervened=True,
             h=[0.1 + 0.2, -1e-300, 3.0, float("inf")], active=[True, False, True, False],
-            slack=1 / 3, solver_status="solved inaccurate", solve_time_s=3.7e-5,
+            slack=1 / 3, solver_status="solved inaccurate", solve_time_s=3.7e-5, perception_age_s=0.0625,
         ),
         "LoopDiagnostics": LoopDiagnostics(
             stamp=STAMP, name="aegis/mpc", period_s=0.01, last_duration_s=0.0031, p50_duration_s=2.9e-3,
@@ -310,6 +313,19 @@ def test_obstacle_markers_are_complete_and_typed(types: msgs.RosbagsTypes) -> No
     assert (markers[1].scale.x, markers[1].scale.y, markers[1].scale.z) == (0.3, 0.3, 2.0)
     assert markers[1].pose.orientation.w == 0.9238795325112867
     assert markers[0].lifetime.sec == 0 and markers[0].color.a > 0
+
+
+def test_obstacle_uncertainty_rides_in_the_marker_text(types: msgs.RosbagsTypes) -> None:
+    """A perceived obstacle's 1-sigma uncertainty survives the wire; a known one (0) leaves the text empty."""
+    markers = examples()["Obstacles"].to_ros(types).markers[1:]
+    assert [m.text for m in markers] == ["", "", "uncertainty_m=0.0375"]
+    assert [o.uncertainty_m for o in Obstacles.from_ros(examples()["Obstacles"].to_ros(types)).obstacles] == [0.0, 0.0, 0.0375]
+    bad = Obstacle(id=3, shape="sphere", position=[0, 0, 0], size=[1, 1, 1], uncertainty_m=float("nan"))
+    assert "uncertainty_m nan" in bad.problem()
+    ros = examples()["Obstacles"].to_ros(types)
+    ros.markers[3].text = "uncertainty_m=lots"
+    with pytest.raises(ValueError, match="marker id 11"):
+        Obstacles.from_ros(ros)
 
 
 def test_empty_obstacles_keep_stamp_and_frame(types: msgs.RosbagsTypes) -> None:

@@ -122,6 +122,28 @@ def test_the_runtime_runs_the_physical_graph_and_acts_like_the_contract_in_numpy
     assert_equal_to_rounding(runtime.contract, inputs, got, reference_actions(path, inputs))
 
 
+def test_the_runtime_fuses_the_actions_scale_and_offset_into_one_gemm_with_the_same_values(tmp_path: Path) -> None:
+    """The session's graph has one Gemm where the physical file has Mul then Add; its actions are the file's, bit for bit.
+
+    The benchmark's model: an action with a scale and an offset (thrust) and no limit the tanh can reach (so no Clip).
+    """
+    from aegis.bench.inference import default_model
+    from aegis.inference.runtime_setup import prepare_graph
+
+    path = default_model(tmp_path)
+    prepared = prepare_graph(path, None, True)
+    contract_ops = [node.op_type for node in onnx.load_from_string(prepared.model).graph.node if node.name.startswith(NODE_PREFIX)]
+    physical = physical_model(onnx.load(str(path)), read_contract(path)).model
+    file_ops = [node.op_type for node in physical.graph.node if node.name.startswith(NODE_PREFIX)]
+    assert prepared.fused_action and file_ops == ["Mul", "Add"] and contract_ops == ["Gemm"]
+    runtime = PolicyRuntime(path)
+    assert runtime.action_fused and "one Gemm" in runtime.contract_applied
+    inputs = observations(runtime.contract, 2000, seed=4)
+    np.testing.assert_array_equal([runtime.act(row) for row in inputs], graph_actions(physical, inputs))
+    quadrotor = PolicyRuntime(REPO / "models" / "quadrotor_tracking.onnx")  # Clip then Mul, no offset: nothing to fuse
+    assert not quadrotor.action_fused and "one Gemm" not in quadrotor.contract_applied
+
+
 # --- random models and contracts -------------------------------------------------------------------------------
 
 
@@ -214,7 +236,7 @@ def test_a_physical_model_is_flagged_and_never_normalised_twice(tmp_path: Path) 
     for physical_graph in (True, False):  # the flag, not the option, decides: nothing is applied in numpy either way
         runtime = PolicyRuntime(path, physical_graph=physical_graph)
         assert runtime.physical is None and runtime.contract.physical_graph
-        assert runtime.contract_applied == "in the graph (the model file is physical)"
+        assert runtime.contract_applied.startswith("in the graph (the model file is physical)")
         assert runtime.network_output == "action" + NETWORK_SUFFIX  # still checked for finiteness
         np.testing.assert_array_equal([runtime.act(row) for row in inputs], expected)
     write_mapping(read_contract(source), path.with_name("quadrotor_physical.aegis.yaml"))  # the old contract beside it

@@ -18,7 +18,7 @@ from aegis.executors import realtime
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.executors.loop_stats import Histogram
 from aegis.executors.realtime import RealtimeExecutor, stop_on_signals
-from aegis.msgs import AccelCommand, LoopDiagnostics
+from aegis.msgs import AccelCommand, LoopDiagnostics, RobotState
 from aegis.node import EndRun, Node, Port, Received
 
 
@@ -323,3 +323,94 @@ def test_the_histogram_counts_microsecond_bins_and_powers_of_two_beyond() -> Non
     assert histogram.percentile_us(100) == 5000.0 and histogram.bins()[-1] == [4096.0, 8192.0, 1]
     histogram.add(-5)
     assert histogram.bins()[0] == [0.0, 1.0, 1]
+
+
+class QueueInbox:
+    """What a DdsBridge is to the executor, fed by another thread: ``take`` what arrived, ``wait`` for more."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[str, object]] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Event()
+
+    def put(self, topic: str, msg: object) -> None:
+        with self._lock:
+            self._queue.append((topic, msg))
+            self._arrived.set()
+
+    def take(self) -> list[tuple[str, object]]:
+        with self._lock:
+            taken, self._queue = self._queue, []
+            self._arrived.clear()
+            return taken
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._arrived.wait(timeout_s)
+
+
+def test_messages_from_the_inbox_are_delivered_and_trigger_their_readers() -> None:
+    """Another process's messages (here another thread's) reach the graph in order and step the nodes they trigger."""
+    class UntilThird(Follower):
+        def step(self, now, inputs):
+            super().step(now, inputs)
+            if len(self.seen) == 3:
+                raise EndRun("three arrived")
+            return {}
+
+    counter, follower = Counter("counter", rate_hz=20.0), UntilThird("follower")
+    executor = RealtimeExecutor([counter, follower])
+    executor.reset(0)
+    inbox = QueueInbox()
+    sent = [AccelCommand(stamp=0.0, frame_id="odom", linear=np.array([k, 10.0 * k, 0.0])) for k in range(1, 4)]
+
+    def feed() -> None:
+        for msg in sent:
+            time.sleep(0.05)
+            inbox.put("/seen", msg)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    stats = executor.run(60.0, inbox=inbox)
+    feeder.join()
+    assert stats.ended_by == "follower"
+    assert follower.seen == [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]
+    assert stats.loops["follower"].steps == 3
+    assert executor.latest("/seen")[0] is sent[-1]
+
+
+def test_a_run_starts_at_the_agreed_time() -> None:
+    """``start_ns``: tick 0 runs at (not before) the given CLOCK_MONOTONIC reading, and the run's clock counts from it."""
+    counter = Counter("counter", rate_hz=50.0)
+    executor = RealtimeExecutor([counter])
+    executor.reset(0)
+    start_ns = time.perf_counter_ns() + 200_000_000
+    executor.run(0.1, start_ns=start_ns)
+    assert counter.walls[0] * 1e9 >= start_ns - 1e3  # perf_counter() in seconds: a microsecond of float rounding
+    assert counter.nows[0] >= 0.0
+
+
+class HealthyInputs(Node):
+    """Usable odometry and a valid filtered command every tick: what keeps a supervisor running."""
+
+    type_name = "healthy_inputs"
+    outputs = (Port("state", RobotState, "/odom"), Port("command", AccelCommand, "/cmd_accel_filtered"))
+
+    def step(self, now, inputs):
+        return {"state": RobotState(stamp=now, position=np.array([0.0, 0.0, 1.0])), "command": AccelCommand(stamp=now)}
+
+
+def test_the_supervisor_reads_every_nodes_loop_diagnostics_and_degrades_on_one_over_the_limit(monkeypatch) -> None:
+    from aegis.nodes.supervisor import QuadrotorSupervisorParams, Supervisor
+
+    monkeypatch.setattr(realtime, "REPORT_PERIOD_NS", 100_000_000)  # windows of 0.1 s instead of 1 s
+    statuses: list = []
+    keep = lambda topic, msg, t: statuses.append(msg) if topic == "/supervisor/status" else None
+    supervisor = Supervisor("supervisor", QuadrotorSupervisorParams(recovery_s=10.0), rate_hz=50.0)
+    nodes = [HealthyInputs("inputs", rate_hz=50.0), Sleeper("late", rate_hz=100.0, sleeps={-1: 0.012}), supervisor]
+    settings = RealtimeConfig(executor="realtime", deadline_miss_limit=3)
+    deadlines = {"inputs": 0.1, "supervisor": 0.1}  # only "late" misses (the others wait behind its 12 ms steps, in one thread)
+    run(nodes, 0.35, listeners=[keep], settings=settings, deadlines_s=deadlines)
+    assert set(supervisor.watched_nodes) == {"inputs", "late", "supervisor"}  # each node's report reached it (a queued port)
+    assert statuses[0].state == "running"
+    assert statuses[-1].state == "degraded" and statuses[-1].reason.startswith("node late missed")
+    assert supervisor.metrics()["supervisor_loop_faults"] >= 1

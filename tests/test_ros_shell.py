@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -546,15 +546,6 @@ def test_launch_and_ros_imports_stay_in_the_launch_files_and_the_adapter() -> No
 # --- the adapter's wiring, through the fake rclpy in tests/fakes -----------------------------
 
 
-@pytest.fixture
-def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Put tests/fakes first on sys.path for one test; forget every fake module afterwards."""
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "fakes"))
-    yield
-    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]:
-        del sys.modules[name]
-
-
 def _hosts(plan: LaunchPlan) -> dict[str, Any]:
     from aegis.nodes.ros_adapter import RosNodeHost
 
@@ -568,7 +559,8 @@ def test_adapter_wires_ports_parameters_and_timers(fake_rclpy: None) -> None:
     plant, controller = hosts["plant"].ros_node, hosts["controller"].ros_node
     assert (controller.name, controller.namespace) == ("controller", "/point_mass")
     assert controller.parameter_overrides == {"use_sim_time": False}
-    (pub,) = controller.publishers
+    pub, diagnostics = controller.publishers
+    assert (diagnostics.topic, diagnostics.msg_type.__msgtype__) == ("diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
     (sub,) = controller.subscriptions
     assert (pub.topic, pub.msg_type.__msgtype__, pub.qos.depth, pub.qos.reliability) == (
         "cmd_accel", "geometry_msgs/msg/AccelStamped", 1, ReliabilityPolicy.RELIABLE
@@ -681,9 +673,9 @@ def test_run_spins_and_shuts_down_cleanly(fake_rclpy: None, monkeypatch: pytest.
     plan = plan_of(ROS_CONFIG, COMPOSE_CONTROL)
     group = select_process(plan, "control", ROS_CONFIG)
     assert ros_adapter.run(group, plan, ["--ros-args", "-p", "kp:=2.0"], types=TYPES) == 0
-    executor = rclpy.executors.CREATED[-1]
-    assert type(executor).__name__ == "MultiThreadedExecutor" and executor.num_threads == 2
-    assert [n.name for n in executor.nodes] == ["plant", "controller"] and executor.shut_down
+    executors = rclpy.executors.CREATED[-2:]  # one single-threaded executor per node (rclpy#1223: not a shared multi-threaded one)
+    assert all(type(e).__name__ == "SingleThreadedExecutor" and e.shut_down for e in executors)
+    assert [[n.name for n in e.nodes] for e in executors] == [["plant"], ["controller"]]
     assert all(n.destroyed for n in rclpy.node.CREATED)
     assert rclpy.STATE["init_args"][1:] == ["--ros-args", "-p", "kp:=2.0"] and rclpy.STATE["shutdown"]
 

@@ -8,22 +8,12 @@ wrong type. Everything from the executable's main down to the adapter is the rea
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ROS_CONFIG = REPO / "hw_configs" / "point_mass_ros.yaml"
-
-
-@pytest.fixture
-def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "fakes"))
-    yield
-    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "rcl_interfaces")]:
-        del sys.modules[name]
 
 
 class RCLInvalidROSArgsError(RuntimeError):

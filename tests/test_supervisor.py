@@ -20,7 +20,8 @@ import pytest
 
 from aegis.config import SafetyConfig, load_config
 from aegis.launch_plan import make_plan
-from aegis.msgs import AccelCommand, EStop, RobotState, SupervisorStatus, TwistCommand
+from aegis.msgs import AccelCommand, EStop, LoopDiagnostics, RobotState, SupervisorStatus, TwistCommand
+from aegis.msgs.diagnostics import ERROR, OK, WARN
 from aegis.node import Node, Port, Received
 from aegis.nodes.supervisor import DiffDriveSupervisor, DiffDriveSupervisorParams, QuadrotorSupervisorParams, Supervisor
 from aegis.registry import node_class
@@ -95,6 +96,52 @@ def test_degraded_returns_to_running_after_recovery_s_healthy_without_a_break() 
     assert [node.step(t, healthy)["status"].state for t in (0.14, 0.20, 0.24, 0.26)] == ["degraded", "degraded", "running", "running"]
 
 
+def loop_report(name: str, misses: int = 0, level: int = OK, stamp: float = 0.0) -> LoopDiagnostics:
+    return LoopDiagnostics(stamp=stamp, name=name, period_s=1 / 48, deadline_misses=misses, ticks=48, level=level)
+
+
+def test_a_node_over_its_deadline_miss_limit_degrades_until_it_reports_within_it_again() -> None:
+    node = quadrotor(recovery_s=0.1)
+    healthy = {"state": fresh(odometry()), "filtered": fresh(COMMAND)}
+    out = node.step(0.0, {**healthy, "diagnostics": (fresh(loop_report("controller", 2, WARN)), fresh(loop_report("filter")))})
+    assert out["status"].state == "running"  # a miss under the limit (WARN) is reported, not acted on
+    # several nodes' reports in one tick (a queued port): the filter's OK one does not hide the policy's ERROR
+    out = node.step(1.0, {**healthy, "diagnostics": (fresh(loop_report("controller", 9, ERROR)), fresh(loop_report("filter")))})
+    assert out["status"].state == "degraded" and not out["status"].passed
+    assert out["status"].reason == "node controller missed 7 deadlines in its last window (over realtime.deadline_miss_limit)"
+    assert node.step(1.5, {**healthy, "diagnostics": ()})["status"].state == "degraded"  # until it reports within the limit
+    node.step(2.0, {**healthy, "diagnostics": (fresh(loop_report("controller", 9)),)})
+    assert [node.step(t, healthy)["status"].state for t in (2.05, 2.1)] == ["degraded", "running"]  # then recovery_s healthy
+    assert node.metrics()["supervisor_loop_faults"] == 1
+
+
+def test_a_node_whose_reports_stop_degrades_after_the_heartbeat_timeout_and_recovers_when_they_come_back() -> None:
+    node = quadrotor(recovery_s=0.0, heartbeat_timeout_s=1.5)
+    healthy = {"state": fresh(odometry()), "filtered": fresh(COMMAND)}
+    node.step(0.0, {**healthy, "diagnostics": (fresh(loop_report("controller")),)})
+    node.step(1.0, {**healthy, "diagnostics": (Received(loop_report("filter"), 0.25, False),)})  # arrived at 0.75
+    assert node.step(1.5, healthy)["status"].state == "running"  # 1.5 s since the controller's: not past the timeout
+    out = node.step(1.52, healthy)
+    assert out["status"].state == "degraded" and out["status"].reason == "node controller: no LoopDiagnostics for 1.52 s (heartbeat timeout 1.5 s)"
+    assert node.step(2.3, healthy)["status"].reason.startswith("node controller")  # the filter (0.75 + 1.5) is silent too by now
+    out = node.step(2.4, {**healthy, "diagnostics": (fresh(loop_report("controller")), fresh(loop_report("filter")))})
+    assert out["status"].state == "running" and out["status"].passed
+
+
+def test_a_node_that_never_reported_is_not_watched() -> None:
+    node = quadrotor(heartbeat_timeout_s=0.5)
+    healthy = {"state": fresh(odometry()), "filtered": fresh(COMMAND)}
+    assert all(node.step(t, healthy)["status"].state == "running" for t in (0.0, 1.0, 10.0))  # under lockstep nothing reports
+
+
+def test_the_published_command_is_checked_last_whatever_the_state() -> None:
+    node = quadrotor()
+    node.step(0.0, {"state": fresh(odometry()), "filtered": fresh(COMMAND)})
+    node._safe_command = lambda now: AccelCommand(stamp=now, linear=np.array([np.nan, 0.0, 0.0]))  # a broken backup
+    out = node.step(1 / 48, {"state": fresh(odometry())})
+    assert out["status"].state == "degraded" and out["command"].linear.tolist() == [0.0, 0.0, 0.0]  # the e-stop command instead
+
+
 def test_an_engaged_estop_stops_until_released_then_the_supervisor_starts_again() -> None:
     node = quadrotor()
     healthy = {"state": fresh(odometry()), "filtered": fresh(COMMAND)}
@@ -158,8 +205,17 @@ pybullet = pytest.importorskip("pybullet")
 FAULT_S = 1.0
 
 
+HEARTBEAT_S = 0.75
+"""The supervisor's heartbeat_timeout_s in the closed-loop faults: the silent node's last report is at FAULT_S - HEARTBEAT_S."""
+
+
 class Fault(Node):
-    """Forwards the supervisor's inputs, spoiling one of them from FAULT_S on: ``kind`` silent odometry, a NaN command, or an e-stop."""
+    """Forwards the supervisor's inputs, spoiling one of them from FAULT_S on: ``kind`` silent odometry, a NaN command, an e-stop,
+    a node's missed deadlines (its LoopDiagnostics over the limit) or a silent node (its LoopDiagnostics stop).
+
+    The LoopDiagnostics stand for the realtime executor's (it publishes them on /diagnostics; lockstep publishes none): the
+    controller reports healthy every 0.25 s, then (missed-deadlines) an ERROR report at FAULT_S, or (silent-node) nothing
+    after FAULT_S - HEARTBEAT_S."""
 
     type_name = "fault"
     inputs = (Port("state", RobotState, "/odom"), Port("command", AccelCommand, "/cmd_accel_filtered"))
@@ -167,6 +223,7 @@ class Fault(Node):
         Port("state_out", RobotState, "/odom_supervisor"),
         Port("command_out", AccelCommand, "/cmd_accel_checked"),
         Port("estop", EStop, "/estop"),
+        Port("diagnostics", LoopDiagnostics, "/diagnostics"),
     )
     default_rate_hz = 240.0
     kind = "silent-odometry"
@@ -182,18 +239,38 @@ class Fault(Node):
             out["command_out"] = replace(command.msg, linear=np.full(3, np.nan)) if nan else command.msg
         if faulty and self.kind == "estop":
             out["estop"] = EStop(stamp=now, engaged=True)
+        tick = round(now * 240)
+        if self.kind == "missed-deadlines" and (tick % 60 == 0 or tick == round(FAULT_S * 240)):
+            over = tick == round(FAULT_S * 240)
+            out["diagnostics"] = LoopDiagnostics(
+                stamp=now, name="controller", period_s=1 / 48, deadline_misses=12 if over else 0, ticks=tick // 5, level=ERROR if over else OK
+            )
+        if self.kind == "silent-node" and tick % 60 == 0 and now <= FAULT_S - HEARTBEAT_S + 1e-9:
+            out["diagnostics"] = LoopDiagnostics(stamp=now, name="controller", period_s=1 / 48, ticks=tick // 5)
         return out
 
 
-@pytest.mark.parametrize(("kind", "detectable_after_s"), [("silent-odometry", 0.05), ("nan-command", 0.0), ("estop", 0.0)])
-def test_from_an_injected_fault_to_the_safe_command_within_one_control_period(kind: str, detectable_after_s: float) -> None:
+@pytest.mark.parametrize(
+    ("kind", "detectable_after_s", "reason"),
+    [
+        ("silent-odometry", 0.05 - 1 / 240, "odometry stale"),  # the last odometry is forwarded at FAULT_S - 1/240
+        ("nan-command", 0.0, "command not finite"),
+        ("estop", 0.0, "e-stop engaged"),
+        ("missed-deadlines", 0.0, "node controller missed 12 deadlines in its last window"),
+        ("silent-node", 0.0, "node controller: no LoopDiagnostics for"),
+    ],
+)
+def test_from_an_injected_fault_to_the_safe_command_within_one_control_period(kind: str, detectable_after_s: float, reason: str) -> None:
+    """Detectable: the fault happens (NaN, e-stop, an ERROR report) or its bound passes (odometry 0.05 s, the heartbeat); the
+    first command after it that is not the filter's is the safe one, at most one control period (1/48 s) later."""
     from aegis.executors.lockstep import LockstepExecutor
 
     plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml"))
     # the supervisor reads the fault node's outputs (a plan the launch check would refuse: the fault sits in the gate)
     rewired = {"state": "/odom_supervisor", "filtered": "/cmd_accel_checked"}
     nodes = [
-        replace(launch, inputs={**launch.inputs, **rewired}).instantiate() if launch.name == "supervisor" else launch.instantiate()
+        replace(launch, inputs={**launch.inputs, **rewired}, params={**launch.params, "heartbeat_timeout_s": HEARTBEAT_S}).instantiate()
+        if launch.name == "supervisor" else launch.instantiate()
         for launch in plan.nodes
     ]
     fault = Fault("fault", rate_hz=240.0)
@@ -222,5 +299,7 @@ def test_from_an_injected_fault_to_the_safe_command_within_one_control_period(ki
     expected = "estop" if kind == "estop" else "degraded"
     after = [(t, statuses[t]) for t in sorted(statuses) if t >= first_safe]
     assert all(status.state == expected and not status.passed for _, status in after)
+    assert reason in statuses[first_safe].reason
+    print(f"{kind}: detectable at {detectable:.6f} s, safe command at {first_safe:.6f} s: {(first_safe - detectable) * 1e3:.3f} ms")
     commands = [msg for t, msg, _ in seen if t >= first_safe]
     assert commands and all(np.all(np.isfinite(c.linear)) and np.all(np.abs(c.linear) <= 8.0) for c in commands)

@@ -44,6 +44,29 @@ BENCHMARKS = (
         "round trip / 2 as a cross-check, and the same message through DDS inside one process and through a dict.",
     ),
     (
+        "link",
+        "aegis.bench.link",
+        "round trip of an Odometry frame and its command frame between two processes over a serial pty (921600 baud) and UDP",
+        "Send an Odometry wire frame (COBS + CRC, aegis.transport.framing) from one process and answer it with a MotorSpeeds "
+        "frame from a second, over a raw pty pair at 921600 baud (as fast as the pty goes, and paced at the baud rate) and "
+        "over UDP on loopback: round trip median, p99 and max, the frame sizes and the wire time the baud rate implies.",
+    ),
+    (
+        "pil",
+        "aegis.bench.pil",
+        "the quadrotor chain flown in lockstep with its policy on the emulated Cortex-M4F (UART wire frames) beside Python",
+        "Fly a config with a policy twice in lockstep: the policy in Python (onnxruntime), then on QEMU mps2-an386 (the "
+        "exported C behind the wire frame's UART): tracking RMSE of each, the largest distance between the flights, the "
+        "MCU's instructions per answer (-icount) and the image's flash and RAM.",
+    ),
+    (
+        "perception",
+        "aegis.bench.perception",
+        "perception per input on fixed inputs: a 360-beam lidar scan -> obstacles (math alone, the node's step), 1080 beams",
+        "Time aegis.perception.lidar.detect and the lidar_obstacles node's step on a fixed synthetic scan of the husky_goal "
+        "scenario (360 and 1080 beams): median and p99 per call, and the issue's target (360 beams, p99 <= 1 ms).",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",

@@ -11,8 +11,12 @@ contract asks) is called nine ways, ``calls`` times each, ``repeats`` times in t
     ``session.run_with_iobinding(binding)`` on the bare network, input and output bound to
     preallocated buffers: the raw floor, the baseline of ``vs_iobinding``. It does none of the
     contract's work (normalisation, scale, limits).
+``ort-iobinding-floor``
+    the same call as the runtime makes it: the session's C method (no Python wrapper) with one
+    ``RunOptions`` made beforehand (given None, onnxruntime builds a default one per call). The
+    fastest call onnxruntime's Python API offers; not the issue's baseline, shown beside it.
 ``ort-iobinding-physical``
-    the same on the model's physical graph (:mod:`aegis.inference.physical_graph`): the contract's
+    the same as ``ort-iobinding`` on the model's physical graph (:mod:`aegis.inference.physical_graph`): the contract's
     work inside onnxruntime, on a physical float32 observation; what the runtime calls.
 ``aegis-runtime``
     :meth:`aegis.inference.runtime.PolicyRuntime.act` on a physical float64 observation: shape
@@ -62,12 +66,14 @@ from aegis.bench import machine, write_document
 from aegis.cli_options import output_file, positive_int, seed
 
 ROW_NAMES = (
-    "ort-run", "ort-iobinding", "ort-iobinding-physical", "aegis-runtime", "aegis-runtime-numpy", "numpy", "ort-int8", "c-float32", "c-int8",
+    "ort-run", "ort-iobinding", "ort-iobinding-floor", "ort-iobinding-physical", "aegis-runtime", "aegis-runtime-numpy", "numpy", "ort-int8",
+    "c-float32", "c-int8",
 )  # fmt: skip
 ROW_KEYS = ("name", "median_us", "p99_us", "mean_us", "vs_iobinding", "calls", "repeats", "note")
 DESCRIPTIONS = {
     "ort-run": "session.run on the bare network, a preallocated normalised input",
     "ort-iobinding": "session.run_with_iobinding on the bare network, input and output bound (raw floor, no contract work)",
+    "ort-iobinding-floor": "ort-iobinding through the session's C method with one RunOptions for every call (what the runtime calls)",
     "ort-iobinding-physical": "session.run_with_iobinding on the physical graph (the contract's work inside onnxruntime)",
     "aegis-runtime": "PolicyRuntime.act: the physical graph, cast in, finiteness check, float64 action out, latency stats",
     "aegis-runtime-numpy": "PolicyRuntime.act with physical_graph=False: the contract in numpy around the bare network",
@@ -188,12 +194,20 @@ def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int, folde
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
-    def bound(model: Path | bytes, fed: np.ndarray, names: tuple[str, str] = (binding.input.name, binding.output.name)) -> Callable[[], Any]:
+    def bound(
+        model: Path | bytes, fed: np.ndarray, names: tuple[str, str] = (binding.input.name, binding.output.name), floor: bool = False
+    ) -> Callable[[], Any]:
         session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=options, providers=["CPUExecutionProvider"])
         io = session.io_binding()
         io.bind_ortvalue_input(names[0], ort.OrtValue.ortvalue_from_numpy(fed))
         io.bind_ortvalue_output(names[1], ort.OrtValue.ortvalue_from_numpy(np.zeros_like(y, dtype=runtime.binding.output.dtype)))
-        return lambda: session.run_with_iobinding(io)
+        if not floor:
+            return lambda: session.run_with_iobinding(io)
+        run_options = ort.RunOptions()
+        c_session, c_binding = getattr(session, "_sess", None), getattr(io, "_iobinding", None)
+        if c_session is not None and c_binding is not None and hasattr(c_session, "run_with_iobinding"):
+            return lambda: c_session.run_with_iobinding(c_binding, run_options)
+        return lambda: session.run_with_iobinding(io, run_options)
 
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     names, feed = [binding.output.name], {binding.input.name: x}
@@ -203,6 +217,7 @@ def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int, folde
     calls_of: dict[str, Callable[[], Any]] = {
         "ort-run": lambda: session.run(names, feed),
         "ort-iobinding": bound(path, x),
+        "ort-iobinding-floor": bound(path, x, floor=True),
         "ort-iobinding-physical": bound(_physical_bytes(path, contract), physical_x, (physical.input.name, physical.output.name)),
         "aegis-runtime": lambda: act(observation),
         "aegis-runtime-numpy": lambda: act_in_numpy(observation),
@@ -303,6 +318,7 @@ def report(rows: Sequence[dict[str, Any]], model: str | Path | None = None) -> d
         "rows": list(rows),
         "wrapper_overhead": wrapper_overhead(rows),
         "wrapper_overhead_same_graph": wrapper_overhead(rows, "ort-iobinding-physical"),
+        "wrapper_overhead_floor": wrapper_overhead(rows, "ort-iobinding-floor"),
         "targets": targets(rows),
         "machine": machine(onnxruntime=ort.__version__),
     }
@@ -332,6 +348,8 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
     for row in rows:
         note = f" ({row['note']})" if row.get("note") else ""
         console.print(f"  {row['name']}: {DESCRIPTIONS[row['name']]}{note}")
+    floor = wrapper_overhead(rows, "ort-iobinding-floor")
+    console.print(f"aegis-runtime over ort-iobinding-floor (the same call, bare network; information): {floor:.2f}x")
     for target in targets(rows):
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
         shown = f"{target['value']:.2f} µs" if target["goal"].endswith("inference") else f"{target['value']:.2f}x"

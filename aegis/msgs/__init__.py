@@ -14,6 +14,7 @@ order. Nothing here imports rclpy.
 
 from aegis.msgs.commands import THRUST_RATES_LABEL, AccelCommand, ThrustRatesCommand, TwistCommand
 from aegis.msgs.diagnostics import LoopDiagnostics, SafetyFilterReport
+from aegis.msgs.drivers import UnstampedTwist
 from aegis.msgs.fields import messages_equal
 from aegis.msgs.joints import JointCommand, MotorSpeeds, WheelSpeeds
 from aegis.msgs.obstacles import Obstacle, Obstacles
@@ -31,6 +32,7 @@ MESSAGE_TYPES: dict[str, type] = {
         LaserScan,
         Image,
         TwistCommand,
+        UnstampedTwist,
         AccelCommand,
         WheelSpeeds,
         MotorSpeeds,
@@ -70,6 +72,7 @@ __all__ = [
     "ThrustRatesCommand",
     "TwistCommand",
     "TypeLookup",
+    "UnstampedTwist",
     "WheelSpeeds",
     "messages_equal",
     "rclpy_types",

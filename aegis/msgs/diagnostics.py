@@ -7,6 +7,7 @@ arrays as comma-separated reprs, booleans as "True"/"False", integers in decimal
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -105,9 +106,12 @@ class SafetyFilterReport:
     ``h`` the barrier values (>= 0 is safe), ``active`` which constraints were active, ``slack``
     the relaxation used, ``solve_time_s`` the solver's time. ``model_residual_mps2`` is how far the
     measured acceleration is from what the filter's plant model predicts (low-passed; 0 without a
-    model) and ``model_warning`` says when that model's assumption is violated. The status level is
+    model) and ``model_warning`` says when that model's assumption is violated. ``perception_age_s`` is
+    how old the obstacles the filter used are, from their stamp (when they were measured) to the
+    tick (NaN: none received, or no obstacle source). The status level is
     OK on the "qp" layer without a model warning, ERROR on "estop" and WARN otherwise (a fallback,
-    or a plant unlike the model, is never silent). The two model keys are optional when reading.
+    or a plant unlike the model, is never silent). The two model keys and the perception age are
+    optional when reading.
     """
 
     ROS_TYPE: ClassVar[str] = _DIAGNOSTIC_ARRAY
@@ -127,11 +131,13 @@ class SafetyFilterReport:
     solve_time_s: float = 0.0
     model_residual_mps2: float = 0.0
     model_warning: str = ""
+    perception_age_s: float = math.nan
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
         self.stamp = float(self.stamp)
         self.model_residual_mps2 = float(self.model_residual_mps2)
+        self.perception_age_s = float(self.perception_age_s)
         self.intervened = bool(self.intervened)
         self.h = as_array(owner, "h", self.h, (None,))
         self.active = as_array(owner, "active", self.active, (None,), bool)
@@ -151,7 +157,7 @@ class SafetyFilterReport:
         report = object.__new__(cls)
         report.stamp, report.frame_id, report.name, report.layer, report.intervened = 0.0, "", name, layer, intervened
         report.h, report.active, report.slack, report.solver_status, report.solve_time_s = h, active, slack, solver_status, solve_time_s
-        report.model_residual_mps2, report.model_warning = 0.0, ""
+        report.model_residual_mps2, report.model_warning, report.perception_age_s = 0.0, "", math.nan
         return report
 
     @property
@@ -180,6 +186,7 @@ class SafetyFilterReport:
                 ("solve_time_s", _float_text(self.solve_time_s)),
                 ("model_residual_mps2", _float_text(self.model_residual_mps2)),
                 ("model_warning", self.model_warning),
+                ("perception_age_s", _float_text(self.perception_age_s)),
             ],
         )
 
@@ -202,6 +209,7 @@ class SafetyFilterReport:
             solve_time_s=_parse_float(owner, "solve_time_s", values["solve_time_s"]),
             model_residual_mps2=_parse_float(owner, "model_residual_mps2", values.get("model_residual_mps2", "0")),
             model_warning=values.get("model_warning", ""),
+            perception_age_s=_parse_float(owner, "perception_age_s", values.get("perception_age_s", "nan")),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -77,6 +78,8 @@ def _values_equal(a: Any, b: Any) -> bool:
             and len(a) == len(b)
             and all(_values_equal(x, y) for x, y in zip(a, b))
         )
+    if isinstance(a, float) and type(b) is float and math.isnan(a) and math.isnan(b):
+        return True  # a float field that says "not known" (NaN) equals itself
     return type(a) is type(b) and a == b
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,6 +21,22 @@ _ADD, _DELETE, _DELETEALL = 0, 2, 3
 OBSTACLE_RGBA = (1.0, 0.35, 0.0, 0.6)
 """Colour the markers are drawn in (not carried back by from_ros)."""
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+UNCERTAINTY_KEY = "uncertainty_m="
+"""Prefix of a Marker's ``text`` that carries an obstacle's uncertainty (Obstacle.uncertainty_m)."""
+
+
+def _uncertainty_text(uncertainty_m: float) -> str:
+    return "" if uncertainty_m == 0.0 else f"{UNCERTAINTY_KEY}{uncertainty_m!r}"
+
+
+def _uncertainty_of(marker_id: int, text: str) -> float:
+    """The uncertainty a Marker's text carries: 0 for an empty or unrelated text; ValueError naming the marker for a bad number."""
+    if not text.startswith(UNCERTAINTY_KEY):
+        return 0.0
+    try:
+        return float(text[len(UNCERTAINTY_KEY):])
+    except ValueError:
+        raise ValueError(f"Obstacles: marker id {marker_id} text {text!r}: uncertainty is not a float") from None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -29,7 +46,12 @@ class Obstacle:
     ``size`` has visualization_msgs/Marker.scale semantics (m): a sphere is (diameter,
     diameter, diameter), a cylinder (diameter, diameter, height) along its local z, a box its
     (x, y, z) extents. ``orientation`` is a quaternion (x, y, z, w), ROS order. ``id`` is the
-    Marker id, unique within one Obstacles message.
+    Marker id, unique within one Obstacles message. ``uncertainty_m`` is how far (1 sigma, m) the
+    obstacle may be from where it is said to be, in any direction (perception's estimate: fit
+    residual, range noise, the robot's pose uncertainty at the measurement); 0 for a known obstacle
+    (the simulator's ground truth). A safety filter inflates the obstacle by a multiple of it.
+    On the wire it rides in the Marker's ``text`` (ignored by RViz for these marker types) as
+    ``uncertainty_m=<float>``; an empty text reads as 0.
     """
 
     id: int
@@ -37,9 +59,11 @@ class Obstacle:
     position: np.ndarray
     size: np.ndarray
     orientation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
+    uncertainty_m: float = 0.0
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        self.uncertainty_m = float(self.uncertainty_m)
         if self.shape not in MARKER_TYPES:
             raise ValueError(f"{owner}.shape: unknown shape {self.shape!r} (known: {', '.join(MARKER_TYPES)})")
         if not isinstance(self.id, (int, np.integer)) or not _INT32_MIN <= int(self.id) <= _INT32_MAX:
@@ -55,6 +79,16 @@ class Obstacle:
         if self.shape == "cylinder" and self.size[0] != self.size[1]:
             raise ValueError(f"{owner}.size: a cylinder is (diameter, diameter, height), got {self.size.tolist()}")
 
+    def grown(self, margin_m: float) -> Obstacle:
+        """This obstacle grown by ``margin_m`` on every side (a cylinder keeps its height); itself for 0."""
+        if margin_m == 0.0:
+            return self
+        size = self.size + 2.0 * margin_m
+        if self.shape == "cylinder":
+            size[2] = self.size[2]
+        return Obstacle(id=self.id, shape=self.shape, position=self.position, size=size,
+                        orientation=self.orientation, uncertainty_m=self.uncertainty_m)
+
     def problem(self) -> str | None:
         """Why this obstacle cannot be used (None: it can): a size not finite and > 0, a position not finite, a non-unit quaternion.
 
@@ -67,6 +101,8 @@ class Obstacle:
             return f"{where}: position {self.position.tolist()} not finite"
         if not np.all(np.isfinite(self.size)) or not np.all(self.size > 0.0):
             return f"{where}: size {self.size.tolist()} not finite and > 0"
+        if not (math.isfinite(self.uncertainty_m) and self.uncertainty_m >= 0.0):
+            return f"{where}: uncertainty_m {self.uncertainty_m!r} not finite and >= 0"
         problem = quaternion_norm_problem(self.orientation)
         return None if problem is None else f"{where}: orientation {problem}"
 
@@ -109,7 +145,8 @@ class Obstacles:
                         position=np.zeros(3), orientation=np.array([0.0, 0.0, 0.0, 1.0]), scale=np.zeros(3))
         markers = [clear] + [
             _marker(types, self.stamp, self.frame_id, marker_id=o.id, marker_type=MARKER_TYPES[o.shape],
-                    action=_ADD, position=o.position, orientation=o.orientation, scale=o.size)
+                    action=_ADD, position=o.position, orientation=o.orientation, scale=o.size,
+                    text=_uncertainty_text(o.uncertainty_m))
             for o in self.obstacles
         ]
         return types(self.ROS_TYPE)(markers=markers)
@@ -137,6 +174,7 @@ class Obstacles:
                 position=xyz_from_ros(marker.pose.position),
                 orientation=xyzw_from_ros(marker.pose.orientation),
                 size=xyz_from_ros(marker.scale),
+                uncertainty_m=_uncertainty_of(int(marker.id), str(marker.text)),
             ))
         return cls(stamp=stamp, frame_id=frame_id, obstacles=obstacles)
 
@@ -152,6 +190,7 @@ def _marker(
     position: np.ndarray,
     orientation: np.ndarray,
     scale: np.ndarray,
+    text: str = "",
 ) -> Any:
     """A fully filled visualization_msgs/msg/Marker, whichever distro's field set the class has."""
     marker_cls = types("visualization_msgs/msg/Marker")
@@ -169,7 +208,7 @@ def _marker(
         "frame_locked": False,
         "points": [],
         "colors": [],
-        "text": "",
+        "text": text,
         "mesh_resource": "",
         "mesh_use_embedded_materials": False,
     }

@@ -24,6 +24,7 @@ from aegis.ros_shell.processes import COMPOSED_EXECUTABLE, ProcessDescription, p
 from aegis.ros_shell.stepping import NodeRunner
 from aegis.ros_shell.timing import (
     InputLatch,
+    QueueLatch,
     SimClock,
     is_clock_source,
     ns_to_seconds,
@@ -38,6 +39,7 @@ __all__ = [
     "COMPOSED_EXECUTABLE",
     "ExecutableArgs",
     "InputLatch",
+    "QueueLatch",
     "SimClock",
     "is_clock_source",
     "NodeRunner",

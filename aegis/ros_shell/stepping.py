@@ -12,7 +12,7 @@ failure: the outputs it carries are published, the end is logged once with its r
 robot stays crashed, and whoever watches the graph decides).
 
 A ``many`` port has one latch per topic (``receive`` takes the topic's index in the list) and
-reaches ``step`` as a tuple; a ``many`` output comes back as a tuple with one ROS message (or None:
+reaches ``step`` as a tuple; a ``queued`` port keeps every message since the last step (QueueLatch); a ``many`` output comes back as a tuple with one ROS message (or None:
 publish nothing there) per topic.
 
 TODO(diagnostics): publish ``steps``, ``step_errors`` and ``receive_errors`` of every runner on
@@ -28,7 +28,7 @@ from typing import Any
 
 from aegis.msgs.ros_types import TypeLookup
 from aegis.node import EndRun, Node, Port
-from aegis.ros_shell.timing import InputLatch, ns_to_seconds
+from aegis.ros_shell.timing import InputLatch, QueueLatch, ns_to_seconds
 
 LOG_EVERY = 100
 """A failure repeating the previous one is logged once every this many occurrences."""
@@ -41,8 +41,10 @@ class NodeRunner:
         self.node = node
         self._types = types
         self._log_error = log_error
-        self._latches: dict[str, InputLatch | tuple[InputLatch, ...]] = {
-            port.name: tuple(InputLatch(port, max_age) for _ in node.topics[port.name]) if port.many else InputLatch(port, max_age)
+        self._latches: dict[str, InputLatch | QueueLatch | tuple[InputLatch, ...]] = {
+            port.name: tuple(InputLatch(port, max_age) for _ in node.topics[port.name]) if port.many
+            else QueueLatch(port, max_age) if port.queued
+            else InputLatch(port, max_age)
             for port in node.inputs
             for max_age in (node.max_ages[port.name],)
         }

@@ -8,6 +8,7 @@ correctly rounded division, exactly as the lockstep executor computes them.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aegis.msgs.stamp import NS_PER_S, stamp_to_ns
@@ -79,6 +80,29 @@ class InputLatch:
         if self._received_ns is None:
             return None
         return received(self._msg, self._received_ns, now_ns, self.max_age_s)
+
+
+class QueueLatch:
+    """Every message of a ``queued`` input port since the node's last step (at most the port's depth), as its step receives them.
+
+    ``get`` returns them as a tuple of Received, oldest first (empty when none came), and empties
+    the queue, as the in-process executors deliver a queued port (aegis.executors.graph).
+    """
+
+    def __init__(self, port: Port, max_age_s: float | None = InputLatch._DEFAULT) -> None:
+        self.port = port
+        self.max_age_s = port.max_age_s if max_age_s is InputLatch._DEFAULT else max_age_s
+        self._queue: deque[tuple[Any, int]] = deque(maxlen=port.depth)
+
+    def put(self, msg: Any, received_ns: int) -> None:
+        """Queue ``msg`` (an aegis message), received at ``received_ns`` on the node's clock."""
+        self._queue.append((msg, received_ns))
+
+    def get(self, now_ns: int) -> tuple[Received[Any], ...]:
+        """The queued messages with their ages at ``now_ns``, oldest first; the queue is emptied."""
+        out = tuple(received(msg, received_ns, now_ns, self.max_age_s) for msg, received_ns in self._queue)
+        self._queue.clear()
+        return out
 
 
 def is_clock_source(plan: LaunchPlan, launch: NodeLaunch) -> bool:

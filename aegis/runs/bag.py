@@ -13,6 +13,7 @@ naming the bag and what is wrong, never the storage library's own exception.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,34 @@ class BagRecorder:
         data = self.types.typestore.serialize_cdr(msg.to_ros(self.types), msg.ROS_TYPE)
         self._writer.write(connection, t_ns, data)
         self.count += 1
+
+
+def merge_bags(sources: list[Path], target: Path, distro: str = "jazzy") -> int:
+    """Write the messages of ``sources`` (bags this module wrote, each with its own topics) into one new bag ``target``,
+    in time order, their CDR bytes copied as they are; the number of messages. BagError for a source it cannot read."""
+    import heapq
+
+    types = rosbags_types(distro)
+    topic_types: dict[str, str] = {}
+    for source in sources:
+        topic_types.update(_recorded_types(_custom_data(source), source))
+    writer = Writer(target, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    connections: dict[str, Any] = {}
+    count = 0
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(_reader(source)) for source in sources]
+        streams = [((t_ns, index, c.topic, c.msgtype, raw) for c, t_ns, raw in reader.messages()) for index, reader in enumerate(readers)]
+        for t_ns, _, topic, msgtype, raw in heapq.merge(*streams, key=lambda m: (m[0], m[1])):
+            connection = connections.get(topic)
+            if connection is None:
+                connection = connections[topic] = writer.add_connection(topic, msgtype, typestore=types.typestore)
+            writer.write(connection, t_ns, raw)
+            count += 1
+    writer.set_custom_data(TOPIC_TYPES_KEY, json.dumps(topic_types, sort_keys=True))
+    writer.set_custom_data(DISTRO_KEY, types.distro)
+    writer.close()
+    return count
 
 
 def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[int, str, Any]]:

@@ -1,4 +1,4 @@
-"""The run commands: `aegis check` (the plan, not run), `aegis sim`, `aegis eval`, `aegis replay`, `aegis bag info`."""
+"""The run commands: `aegis check` (the plan, not run), `aegis sim`, `aegis run`, `aegis eval`; `replay` and `bag` from aegis.runs.bag_cli."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from aegis.cli_options import (
     add_overlay_option,
     add_overrides,
     duration,
-    is_file,
     make_output_folder,
     output_file,
     output_folder,
@@ -29,11 +28,12 @@ from aegis.cli_options import (
 from aegis.config import load_config
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.node import port_topics
+from aegis.runs.bag_cli import add_bag_commands
 from aegis.runs.plan_options import add_policy_options, load_plan
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add check, sim, eval, replay and bag to the `aegis` subparsers."""
+    """Add check, sim, run, eval, replay and bag to the `aegis` subparsers."""
     check = sub.add_parser(
         "check",
         help="validate a hw_config and print its launch plan",
@@ -75,6 +75,34 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_overrides(sim)
     sim.set_defaults(handler=_cmd_sim)
 
+    run = sub.add_parser(
+        "run",
+        help="run the closed loop on the wall clock, one process per process group, joined by DDS",
+        description="Run a hw_config's plan in real time: one OS process per `process` group (a node alone is its own), "
+        "each group's nodes under the realtime executor, the topics between groups on DDS (ROS 2's wire) on the run's "
+        "own domain; the simulator steps at real time in its own process. Ctrl-C or SIGTERM stops every process "
+        "cleanly. Records every topic to a rosbag2 (MCAP) bag and writes a summary with each node's timing.",
+    )
+    run.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
+    run.add_argument("--scenario", help="scenario file, shipped name or family (default: the config's own)")
+    run.add_argument("--duration", type=duration, default=None, help="wall seconds, at most 3600 (default: the scenario's, else 10)")
+    run.add_argument("--seed", type=seed, default=0, help="seed for every node's randomness, 0 to 2^32-1 (default: 0)")
+    run.add_argument("--gui", action="store_true", help="open the PyBullet GUI in the simulator's process (needs a display)")
+    run.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
+    add_dynamics_option(run)
+    run.add_argument(
+        "--domain-id", type=domain_id, default=None,
+        help="DDS domain (ROS_DOMAIN_ID) of the run, 0 to 232 (default: one from the process id, so runs do not cross-talk)",
+    )
+    run.add_argument(
+        "--publish-all", action="store_true",
+        help="put every topic on DDS, not only those between process groups, so ROS 2 tools on the domain see them all "
+        "(one CDR encoding per message more in the loops)",
+    )
+    run.add_argument("--out", type=output_folder, default=Path("runs/run"), help="output folder (default: runs/run)")
+    add_overrides(run)
+    run.set_defaults(handler=_cmd_run)
+
     evaluate = sub.add_parser(
         "eval",
         help="run N randomized episodes of a scenario in parallel and aggregate them",
@@ -95,25 +123,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
-    replay = sub.add_parser(
-        "replay",
-        help="feed a bag into some nodes and compare their outputs with the recording",
-        description="Replay a recorded bag's inputs into the named nodes of a plan and compare what they publish with "
-        "what the bag recorded on the same topics: each message's time and every field but the wall-clock measurements "
-        "(solve times, latencies), which differ between any two runs. Exit code 0 when identical, 1 when they differ "
-        "(the first difference named: topic, time and field).",
-    )
-    replay.add_argument("bag", type=Path, help="bag folder written by `aegis sim`")
-    replay.add_argument("config", nargs="?", default=DEFAULT_SIM_CONFIG, help=f"hw_config (default: {DEFAULT_SIM_CONFIG})")
-    replay.add_argument("--node", dest="nodes", action="append", required=True, metavar="NAME", help="node to replay; repeatable")
-    add_overrides(replay)
-    replay.set_defaults(handler=_cmd_replay)
-
-    bag = sub.add_parser("bag", help="inspect a recorded rosbag2 bag", description="Inspect rosbag2 bags aegis wrote.")
-    bag_sub = bag.add_subparsers(dest="bag_command", metavar="BAG_COMMAND", required=True)
-    info = bag_sub.add_parser("info", help="topics, types, counts and duration of a bag")
-    info.add_argument("bag", type=Path, help="bag folder (holds metadata.yaml)")
-    info.set_defaults(handler=_cmd_bag_info)
+    add_bag_commands(sub)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -142,6 +152,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 "\n".join(f"{t} ({node.msg_types[p]})" for p, ts in node.outputs.items() for t in port_topics(ts)),
             )
     console.print(table)
+    if plan.external_topics:
+        console.print(f"published outside the plan (ros.external_topics): {', '.join(plan.external_topics)}")
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}")
     return 0
@@ -164,7 +176,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         from aegis.runs.video_files import check_video_path
 
         check_video_path(args.video)  # an unknown ending or a missing encoder is refused before the run
-    plan = load_plan(args)
+    plan = load_plan(args, simulated=True)
     if args.policy is not None:
         if args.video is not None:
             raise UsageError("--video renders one run; --policy makes two (the policy's and the expert's): leave one out")
@@ -176,6 +188,52 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         summary = run_sim(plan, duration_s=args.duration, seed=args.seed, out_dir=args.out, show_progress=True, video=args.video)
     except (FileExistsError, RuntimeError) as exc:  # a non-bag --out folder; no display for --gui
         raise UsageError(str(exc)) from None
+    print_summary(summary)
+    return _diverged_exit(summary)
+
+
+def domain_id(text: str) -> int:
+    """A DDS domain id: 0 to 232, as ROS 2 allows."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a domain id is an integer from 0 to 232, got {text}") from None
+    if not 0 <= value <= 232:
+        raise argparse.ArgumentTypeError(f"a domain id is from 0 to 232, got {text}")
+    return value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import threading
+
+    from aegis.executors.realtime import stop_on_signals
+    from aegis.runs.sim_run import print_summary
+    from aegis.runs.wall_run import GroupFailed, check_runnable, default_domain_id, run_wall
+    from aegis.transport import DdsUnavailable, require_cyclonedds
+
+    plan = load_plan(args)
+    try:
+        check_runnable(plan)
+    except ValueError as exc:
+        raise UsageError(f"{args.config}: {exc}") from None
+    try:
+        require_cyclonedds()
+    except DdsUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    make_output_folder("--out", args.out)
+    domain = args.domain_id if args.domain_id is not None else default_domain_id()
+    console = Console(stderr=True)
+    with stop_on_signals(threading.Event()) as stop:
+        try:
+            summary = run_wall(
+                plan, resolve_config_path(args.config), args.effective_overrides, args.duration, args.seed, args.out, domain, stop,
+                say=lambda text: console.print(text, highlight=False), publish="all" if args.publish_all else "boundary",
+            )  # fmt: skip
+        except GroupFailed as exc:
+            print(f"aegis: run failed: {exc}", file=sys.stderr)
+            return 1
+        except FileExistsError as exc:
+            raise UsageError(str(exc)) from None
     print_summary(summary)
     return _diverged_exit(summary)
 
@@ -220,7 +278,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from aegis.runs.evaluation import Campaign, run_campaign
 
-    plan = load_plan(args)  # validates config, overrides and scenario before any worker starts
+    plan = load_plan(args, simulated=True)  # validates config, overrides and scenario before any worker starts
     from aegis.runs.swarm import swarm_layout
 
     if swarm_layout(plan) is not None:
@@ -274,53 +332,8 @@ def print_campaign(result: dict) -> None:
         table.add_row("safety filter", "off")
     if agg.get("policy_no_nominal_ticks") is not None:
         table.add_row("policy: ticks without a nominal", str(agg["policy_no_nominal_ticks"]))
+    if agg.get("perception"):
+        from aegis.runs.perception import perception_text
+
+        table.add_row("perception (vs the true obstacles)", perception_text(agg["perception"]))
     Console().print(table)
-
-
-def _require_bag(path: Path) -> None:
-    if not is_file(path / "metadata.yaml"):
-        raise UsageError(f"{path}: not a rosbag2 bag folder (no metadata.yaml)")
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from aegis.runs.bag import BagError
-    from aegis.runs.replay import replay_and_compare
-
-    _require_bag(args.bag)
-    try:
-        comparisons = replay_and_compare(load_plan(args), args.bag, args.nodes)
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
-    except BagError as exc:
-        raise UsageError(str(exc)) from None
-    table = Table(title=f"replay of {', '.join(args.nodes)} against {args.bag}")
-    for column in ("topic", "recorded", "replayed", "same times", "max |difference|", "verdict"):
-        table.add_column(column)
-    for c in comparisons:
-        verdict = "[green]identical[/green]" if c.identical else "[red]differs[/red]"
-        table.add_row(c.topic, str(c.recorded), str(c.replayed), "yes" if c.same_times else "no", f"{c.max_abs_difference:.3g}", verdict)
-    Console().print(table)
-    differing = [c for c in comparisons if not c.identical]
-    if differing:
-        print(f"differs: {differing[0].topic} {differing[0].first_difference}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _cmd_bag_info(args: argparse.Namespace) -> int:
-    from aegis.runs.bag import BagError, bag_info
-
-    _require_bag(args.bag)
-    try:
-        info = bag_info(args.bag)
-    except BagError as exc:
-        raise UsageError(str(exc)) from None
-    console = Console()
-    console.print(f"{args.bag}: {info['messages']} messages over {info['duration_s']:.3f} s, storage {info['storage']}")
-    table = Table()
-    for column in ("topic", "ROS 2 type", "aegis type", "count"):
-        table.add_column(column)
-    for topic in info["topics"]:
-        table.add_row(topic["topic"], topic["ros_type"], topic["aegis_type"] or "-", str(topic["count"]))
-    console.print(table)
-    return 0

@@ -25,6 +25,7 @@ import numpy as np
 from aegis.config import load_config
 from aegis.runs.episode import OUTCOMES, EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.launch_plan import LaunchPlan, make_plan
+from aegis.runs.perception import aggregate_perception, perception_log, run_perception
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | N
 
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)
-    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log])
+    seen = perception_log(plan)
+    run = run_plan(plan, run_duration(scenario, duration_s), seed, [log] if seen is None else [log, seen])
     stats, plant_metrics, randomization = run.stats, run.metrics, run.randomization
     obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
@@ -58,6 +60,9 @@ def run_episode(plan: LaunchPlan, episode: int, seed: int, duration_s: float | N
     row = {"episode": episode, "seed": seed, **metrics, **episode_outcome(scenario, series), "randomization": randomization}
     if run.dynamics:
         row["dynamics"] = run.dynamics
+    perception = run_perception(seen, log, obstacles, stats)
+    if perception is not None:
+        row["perception"] = perception
     row["duration_s"] = stats.sim_time_s
     row["real_time_factor"] = stats.real_time_factor
     row["outcome"] = outcome_of(row)
@@ -109,6 +114,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     barrier = np.array([row["min_barrier"] for row in rows if row.get("min_barrier") is not None], dtype=float)
     filtered = any("filter_interventions" in row for row in rows)
     policy = any("policy_no_nominal_ticks" in row for row in rows)
+    perception = aggregate_perception(rows)
     return {
         "episodes": len(rows),
         "success_rate": float(np.mean([row["success"] for row in rows])) if rows else None,
@@ -124,4 +130,5 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "filter_interventions": int(sum(row.get("filter_interventions", 0) for row in rows)) if filtered else None,
         "fallbacks": int(sum(row.get("fallbacks", 0) for row in rows)) if filtered else None,
         "policy_no_nominal_ticks": int(sum(row["policy_no_nominal_ticks"] for row in rows)) if policy else None,
+        **({"perception": perception} if perception is not None else {}),
     }

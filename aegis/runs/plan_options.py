@@ -19,7 +19,7 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mapping", type=Path, default=None, metavar="YAML", help="with --policy: its contract mapping file")
 
 
-def load_plan(args: argparse.Namespace) -> LaunchPlan:
+def load_plan(args: argparse.Namespace, simulated: bool = False) -> LaunchPlan:
     """The plan of ``args.config`` with ``--overlay``, ``--set`` overrides and the options' own (``--scenario``, ``--gui``, ``--no-filter``).
 
     The overlay's keys go first into ``args.overrides`` (so everything later, workers and experts, runs with them).
@@ -27,6 +27,8 @@ def load_plan(args: argparse.Namespace) -> LaunchPlan:
     The options' overrides depend only on what the user's config says (robot kind, first node,
     filter wiring), which they do not change: the config is read once to derive them, once more with them.
     Sets ``args.base_overrides`` (without ``--policy``: what an expert runs with) and ``args.effective_overrides``.
+    ``simulated`` (aegis sim, eval): a deployment config, whose inputs a real robot's driver publishes
+    (``ros.external_topics``), is refused: nothing in a simulated run would stand in for the driver.
     """
     path = resolve_config_path(args.config)
     overlay = getattr(args, "overlay", None)
@@ -40,6 +42,12 @@ def load_plan(args: argparse.Namespace) -> LaunchPlan:
         args.overlay_applied = True
     overrides = list(args.overrides)
     config = load_config(path, overrides)
+    if simulated and config.ros.external_topics:
+        raise UsageError(
+            f"{args.config}: a deployment config for a real robot: its driver publishes {', '.join(config.ros.external_topics)} "
+            "(ros.external_topics) and no simulator stands in for it here; run it with "
+            f"`ros2 launch aegis robot.launch.py hw_config:={path.name}`, or simulate a *_sim config"
+        )
     if getattr(args, "scenario", None):
         from aegis.scenario import resolve_scenario_for
 

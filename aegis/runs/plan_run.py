@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from aegis.executors.lockstep import LockstepExecutor, RunStats
 from aegis.launch_plan import LaunchPlan
 from aegis.runs.bag import BagRecorder
+from aegis.runs.timing import LOCKSTEP_NOTE, lockstep_timing
 
 if TYPE_CHECKING:
     from aegis.node import Node
@@ -101,7 +102,8 @@ def record_run(plan: LaunchPlan, log: Any, duration_s: float, seed: int, out_dir
 
 
 def run_numbers(plan: LaunchPlan, stats: RunStats) -> dict[str, Any]:
-    """Time, steps and loop timing of a run: the clock node's steps, every other node's step durations."""
+    """Time, steps and loop timing of a run: the clock node's steps, every other node's step durations, the per-node
+    ``timing`` rows (aegis.runs.timing: step durations; no jitter or deadlines in lockstep)."""
     clock_node = plan.nodes[0].name  # the plant / sim bridge comes first in a sim plan and is the clock
     loop_nodes = [n.name for n in plan.nodes[1:]] or [clock_node]
     loop_durations = np.concatenate([np.asarray(stats.timings[n].durations_ns, dtype=float) for n in loop_nodes]) / 1e3
@@ -116,6 +118,8 @@ def run_numbers(plan: LaunchPlan, stats: RunStats) -> dict[str, Any]:
             for name, t in stats.timings.items()
         },
         "messages": stats.messages,
+        "timing": lockstep_timing(plan, stats),
+        "timing_note": LOCKSTEP_NOTE,
     }
 
 

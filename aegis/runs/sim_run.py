@@ -11,6 +11,8 @@ from rich.table import Table
 
 from aegis.launch_plan import LaunchPlan
 from aegis.runs.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
+from aegis.runs.timing import print_timing
+from aegis.runs.perception import perception_log, perception_text, run_perception
 from aegis.runs.plan_run import final_states, load_plan_scenario, record_run, run_duration, run_numbers
 
 
@@ -38,7 +40,9 @@ def run_sim(
         return run_swarm_sim(plan, layout, duration_s, seed, out_dir, show_progress, plot, video)
     scenario = load_plan_scenario(plan)
     log = EpisodeLog(plan)
-    run, bag_path = record_run(plan, log, run_duration(scenario, duration_s), seed, out_dir, show_progress)
+    seen = perception_log(plan)
+    listen = log if seen is None else _both(log, seen)
+    run, bag_path = record_run(plan, listen, run_duration(scenario, duration_s), seed, out_dir, show_progress)
     stats, plant_metrics = run.stats, run.metrics
     obstacles = run.obstacles if run.obstacles is not None else (scenario.obstacles if scenario is not None else ())
     series = episode_series(log, obstacles, plant_metrics.get("body_radius_m"))
@@ -53,6 +57,9 @@ def run_sim(
         "final_states": final_states(log),
         "bag": str(bag_path),
     }
+    perception = run_perception(seen, log, obstacles, stats)
+    if perception is not None:
+        summary["perception"] = perception
     summary["outcome"] = outcome_of(summary)
     title = f"aegis sim: {plan.robot}" + (f", scenario {scenario.name}" if scenario else "") + f", seed {seed}"
     goal = scenario.goal if scenario else None
@@ -69,15 +76,32 @@ def run_sim(
     return summary
 
 
+def _both(first: Any, second: Any) -> Any:
+    """One listener handing every message to two."""
+
+    def listen(topic: str, msg: Any, t_ns: int) -> None:
+        first(topic, msg, t_ns)
+        second(topic, msg, t_ns)
+
+    return listen
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     scenario = f", scenario {summary['scenario']}" if summary.get("scenario") else ""
-    table = Table(title=f"aegis sim: {summary['robot']}{scenario}, seed {summary['seed']}")
+    wall = summary.get("executor") == "realtime"  # aegis run's summary (aegis.runs.wall_run)
+    table = Table(title=f"aegis {'run' if wall else 'sim'}: {summary['robot']}{scenario}, seed {summary['seed']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("simulated time", f"{summary['duration_s']:.2f} s")
     table.add_row("sim steps", str(summary["sim_steps"]))
-    table.add_row("real-time factor", f"{summary['real_time_factor']:.1f}x")
+    if wall:
+        table.add_row("wall time", f"{summary['wall_time_s']:.2f} s" + (" (stopped)" if summary["stopped"] else ""))
+        table.add_row("real-time factor", f"{summary['real_time_factor']:.3f}x")
+        table.add_row("processes", ", ".join(f"{name} ({len(p['nodes'])})" for name, p in summary["processes"].items()))
+        table.add_row("deadline misses", str(summary["deadline_misses"]))
+    else:
+        table.add_row("real-time factor", f"{summary['real_time_factor']:.1f}x")
     table.add_row("loop time p50 / p99", f"{summary['loop_time_us']['p50']:.1f} / {summary['loop_time_us']['p99']:.1f} µs")
     if summary["tracking_rmse_m"] is not None:
         table.add_row("tracking RMSE / max", f"{summary['tracking_rmse_m'] * 100:.2f} / {summary['tracking_max_m'] * 100:.2f} cm")
@@ -91,6 +115,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_row("crashes", f"{summary['crashes']}{crash}")
     if "outcome" in summary:
         table.add_row("outcome", summary["outcome"])
+    if summary.get("perception"):
+        table.add_row("perception (vs the true obstacles)", perception_text(summary["perception"]))
     if "filter_interventions" in summary:
         min_barrier = summary["min_barrier"]
         table.add_row("safety filter: interventions / fallbacks", f"{summary['filter_interventions']} / {summary['fallbacks']} ticks")
@@ -131,3 +157,4 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         from aegis.runs.swarm_run import print_swarm_tables
 
         print_swarm_tables(summary, console)
+    print_timing(summary, console)

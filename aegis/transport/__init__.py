@@ -5,6 +5,12 @@ messages (or rosbags ROS messages) as a ROS 2 node using rmw_cyclonedds would, s
 on the same domain reads and feeds aegis. :class:`DdsBridge` connects one process group of a
 launch plan to the others over it. The names are in :mod:`.ros_names` (no DDS needed); cyclonedds
 is an optional dependency (``pip install 'aegis[dds]'``), imported only when a transport is made.
+
+For serial lines and UDP (firmware, hardware in the loop) the wire is aegis's own frame
+(docs/wire-format.md), in its own modules, imported from them: :mod:`.framing` (COBS + CRC-32
+frames), :mod:`.wire_messages` (message ids and payload layouts), :mod:`.links` (pty and UDP links),
+:mod:`.faults` (the fault proxy and its timeline), :mod:`.link_setup` (a two-process run's link) and
+:mod:`.wire_bridge` (a process group's side of a plan cut over a link).
 """
 
 from aegis.transport.bridge import BoundaryTopic, DdsBridge, boundary_topics

@@ -103,6 +103,10 @@ class _Codec:
         return ros_msg if self.msg_class is None else self.msg_class.from_ros(ros_msg)
 
 
+CdrCodec = _Codec
+"""Public name of the codec: the serial/UDP wire (aegis.transport.wire_messages) carries the same CDR for types without a fixed layout."""
+
+
 def pad4(payload: bytes) -> bytes:
     """``payload`` with zero bytes appended up to a multiple of 4, as rmw_cyclonedds and cyclonedds send a sample."""
     extra = -len(payload) % 4

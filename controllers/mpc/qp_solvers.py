@@ -27,10 +27,16 @@ from aegis.controllers.mpc.linear import ACCEPTED_STATUS, OsqpSettings
 
 SolverName = Literal["osqp", "clarabel"]
 
+_SOLVED_INACCURATE, _MAX_ITER_REACHED = 2, 7  # osqp.SolverStatus
+
 
 @dataclass(slots=True)
 class QpResult:
-    """One solve: ``x`` and ``y`` (primal, dual; None when not ``ok``), the solver's status, iterations and own time."""
+    """One solve: ``x`` and ``y`` (primal, dual; None when not ``ok``), the solver's status, iterations and own time.
+
+    ``capped``: the solve stopped at its iteration limit; ``x`` and ``y`` are then its last (finite)
+    iterate, not a solution, for the caller to check or to continue from (None if not finite).
+    """
 
     ok: bool
     status: str
@@ -39,11 +45,14 @@ class QpResult:
     objective: float
     x: np.ndarray | None
     y: np.ndarray | None
+    capped: bool = False
 
 
 class QpSolver(Protocol):
-    def solve(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, a_data: np.ndarray, warm: tuple[np.ndarray, np.ndarray] | None) -> QpResult:
-        """Solve with this linear cost, bounds and constraint data (same pattern as at set-up), from ``warm`` (x, y) if given."""
+    def solve(
+        self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, a_data: np.ndarray, warm: tuple[np.ndarray, np.ndarray] | None, max_iter: int
+    ) -> QpResult:
+        """Solve with this linear cost, bounds and constraint data (same pattern as at set-up), from ``warm`` (x, y) if given, in at most ``max_iter`` iterations."""
 
 
 class OsqpQp:
@@ -54,15 +63,27 @@ class OsqpQp:
     ) -> None:
         self._solver = osqp.OSQP()
         self._solver.setup(sp.triu(p, format="csc"), q, a, lower, upper, **settings.options())
+        self._max_iter = settings.max_iter
 
-    def solve(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, a_data: np.ndarray, warm: tuple[np.ndarray, np.ndarray] | None) -> QpResult:
+    def solve(
+        self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, a_data: np.ndarray, warm: tuple[np.ndarray, np.ndarray] | None, max_iter: int
+    ) -> QpResult:
         self._solver.update(q=q, l=lower, u=upper, Ax=a_data)
+        if max_iter != self._max_iter:  # no refactorisation: only the loop's bound changes
+            self._solver.update_settings(max_iter=max_iter)
+            self._max_iter = max_iter
         if warm is not None:
             self._solver.warm_start(x=warm[0], y=warm[1])
         result = self._solver.solve(raise_error=False)
         info = result.info
-        ok = info.status_val in ACCEPTED_STATUS and bool(np.isfinite(result.x).all())
-        return QpResult(ok, str(info.status), int(info.iter), float(info.run_time), float(info.obj_val), result.x if ok else None, result.y if ok else None)
+        finite = bool(np.isfinite(result.x).all() and np.isfinite(result.y).all())
+        # at its limit OSQP calls an iterate within 10x its tolerances "solved inaccurate": that is a capped iterate too
+        capped = info.status_val == _MAX_ITER_REACHED or (info.status_val == _SOLVED_INACCURATE and info.iter >= max_iter)
+        ok = info.status_val in ACCEPTED_STATUS and finite and not capped
+        keep = ok or (capped and finite)
+        return QpResult(
+            ok, str(info.status), int(info.iter), float(info.run_time), float(info.obj_val), result.x if keep else None, result.y if keep else None, capped
+        )
 
 
 class ClarabelQp:
@@ -72,7 +93,9 @@ class ClarabelQp:
     bounds -A z <= -l. The map from A's data to the stacked matrix's is computed here, once.
     """
 
-    def __init__(self, p: sp.csc_matrix, q: np.ndarray, a: sp.csc_matrix, lower: np.ndarray, upper: np.ndarray, tolerance: float = 1e-7) -> None:
+    def __init__(
+        self, p: sp.csc_matrix, q: np.ndarray, a: sp.csc_matrix, lower: np.ndarray, upper: np.ndarray, tolerance: float = 1e-7, max_iter: int = 200
+    ) -> None:
         a = sp.csc_matrix(a)
         self._eq = np.flatnonzero(lower == upper)
         self._up = np.flatnonzero(np.isfinite(upper) & (lower != upper))
@@ -93,6 +116,7 @@ class ClarabelQp:
         settings.verbose = False
         settings.presolve_enable = False
         settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tolerance
+        settings.max_iter = max_iter  # fixed here: an interior point method takes 8 to 15 iterations whatever the active set
         cones = [clarabel.ZeroConeT(len(self._eq)), clarabel.NonnegativeConeT(len(self._up) + len(self._lo))]
         matrix = sp.csc_matrix((self._stacked_data, stacked.indices, stacked.indptr), shape=stacked.shape)
         self._solver = clarabel.DefaultSolver(sp.triu(p, format="csc"), q, matrix, self._b, cones, settings)
@@ -104,7 +128,10 @@ class ClarabelQp:
         np.take(upper, self._up, out=self._b[ne : ne + nu])
         np.negative(np.take(lower, self._lo), out=self._b[ne + nu :])
 
-    def solve(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, a_data: np.ndarray, warm: tuple[np.ndarray, np.ndarray] | None) -> QpResult:
+    def solve(
+        self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, a_data: np.ndarray, warm: tuple[np.ndarray, np.ndarray] | None, max_iter: int
+    ) -> QpResult:
+        """``warm`` is ignored (Clarabel does not warm-start) and ``max_iter`` too (the set-up's limit holds for every solve)."""
         np.multiply(a_data[self._source], self._sign, out=self._stacked_data)
         self._fill_b(lower, upper)
         if not (np.isfinite(self._b).all() and np.isfinite(self._stacked_data).all() and np.isfinite(q).all()):
@@ -124,4 +151,4 @@ class ClarabelQp:
             y[self._eq] = z[:ne]
             y[self._up] += z[ne : ne + nu]
             y[self._lo] -= z[ne + nu :]
-        return QpResult(ok, status, int(solution.iterations), float(solution.solve_time), float(solution.obj_val), x, y)
+        return QpResult(ok, status, int(solution.iterations), float(solution.solve_time), float(solution.obj_val), x, y, status == "MaxIterations")

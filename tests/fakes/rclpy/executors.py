@@ -36,7 +36,3 @@ class _Executor:
 
 class SingleThreadedExecutor(_Executor):
     pass
-
-
-class MultiThreadedExecutor(_Executor):
-    pass

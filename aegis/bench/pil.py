@@ -1,0 +1,210 @@
+"""Processor in the loop, in simulated time: the quadrotor chain flies its scenario with the policy on the emulated Cortex-M4F, beside the Python chain.
+
+The plan runs in lockstep (``aegis sim``'s executor, PyBullet, the whole chain: filter, supervisor,
+attitude loops). In the second run the policy node's inference is the firmware's: every
+observation the node builds goes as a wire frame over QEMU mps2-an386's UART to the image of
+:mod:`aegis.export.pil` (the exported policy, contract applied in the C), and the action frame
+that comes back is the node's action. Rows: tracking RMSE, collisions and crashes of each run, the
+largest distance between the two runs' positions, the MCU's instructions per answer (``-icount``;
+time at 168 MHz if an instruction took one cycle), the image's flash and RAM.
+
+This is not yet the issue's ``aegis hil --mcu`` (the MCU at real time in a wall-clock run): the
+lockstep executor waits for each answer, so the timing of the loop is the simulator's, not the
+MCU's. Target (issue 14, printed, never asserted): tracking within 0.5 cm RMSE of the Python chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aegis.bench import machine, write_document
+
+TARGET_RMSE_DIFF_M = 0.005
+DEFAULT_CONFIG = "quadrotor_sim"
+MCU_CLOCK_HZ = 168e6
+
+
+def _fly(plan: Any, duration_s: float, seed: int, session: Any = None,
+         filter_on_mcu: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], tuple[list[float], list[int]]]:
+    """One lockstep run; with ``session`` the policy node acts through the MCU, and with ``filter_on_mcu`` the safety
+    filter solves its QP there too. (metrics, true positions, instructions per policy answer, (instructions, OSQP
+    iterations) per QP answer)."""
+    from aegis.export.pil import McuQp
+
+    from aegis.runs.episode import EpisodeLog, episode_metrics, episode_series
+    from aegis.runs.plan_run import run_plan
+
+    log = EpisodeLog(plan)
+    instructions: list[float] = []
+    qp_solvers: list[Any] = []
+
+    def through_mcu(nodes: list[Any]) -> None:
+        policy = next(n for n in nodes if hasattr(n, "runtime") and hasattr(n.runtime, "act"))
+
+        def act(observation: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+            x = np.asarray(observation, dtype=np.float64).reshape(-1)
+            if not np.all(np.isfinite(x)):
+                return None  # as the runtime does: no action for a non-finite observation
+            action, count = session.act(x)
+            instructions.append(count)
+            if not np.all(np.isfinite(action)):
+                return None
+            if out is None:
+                return action.astype(np.float64)
+            out[:] = action
+            return out
+
+        policy.runtime.act = act
+        if filter_on_mcu:
+            for node in nodes:
+                cbf = getattr(node, "filter", None)
+                if cbf is not None and hasattr(cbf, "solver") and hasattr(cbf, "spec"):
+                    cbf.solver = McuQp(session, cbf.spec)
+                    qp_solvers.append(cbf.solver)
+
+    run = run_plan(plan, duration_s, seed, [log], prepare=through_mcu if session is not None else None)
+    series = episode_series(log, run.obstacles, run.metrics.get("body_radius_m"))
+    qp_instructions = [count for solver in qp_solvers for count in solver.instructions]
+    qp_iterations = [count for solver in qp_solvers for count in solver.iterations]
+    return episode_metrics(series, run.metrics), series.positions, instructions, (qp_instructions, qp_iterations)
+
+
+def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0, filter_on_mcu: bool = False) -> dict[str, Any]:
+    """Both runs (for the scenario's duration when ``duration_s`` is None) and the MCU's figures, as the JSON document's body."""
+    from aegis.config import load_config
+    from aegis.export import export_c
+    from aegis.export.filter_qp import export_filter_qp
+    from aegis.export.pil import PilSession, build_pil_image
+    from aegis.launch_plan import make_plan
+    from aegis.cli_options import resolve_config_path
+
+    from aegis.runs.plan_run import load_plan_scenario, run_duration
+
+    plan = make_plan(load_config(resolve_config_path(config)))
+    duration_s = run_duration(load_plan_scenario(plan), duration_s)
+    python_metrics, python_positions, _, _ = _fly(plan, duration_s, seed)
+    with tempfile.TemporaryDirectory(prefix="aegis_pil_") as tmp:
+        model_path, spec = _policy_model(plan)
+        report = export_c(model_path, Path(tmp) / "c")
+        qp = None
+        if filter_on_mcu:
+            if spec is None:
+                from aegis.cli_options import UsageError
+
+                raise UsageError("aegis bench pil --filter-on-mcu: the plan has no CBF safety filter")
+            qp = export_filter_qp(spec, Path(tmp) / "qp")
+        image = build_pil_image(report, Path(tmp) / "pil", qp)
+        with PilSession(image, report.input_size, report.output_size) as session:
+            mcu_metrics, mcu_positions, instructions, (qp_instructions, qp_iterations) = _fly(plan, duration_s, seed, session, filter_on_mcu)
+            exit_status = session.close()
+    n = min(len(python_positions), len(mcu_positions))
+    deviation = float(np.max(np.linalg.norm(python_positions[:n] - mcu_positions[:n], axis=1))) if n else None
+    counts = np.asarray(instructions, dtype=float)
+    qp_counts = np.asarray(qp_instructions, dtype=float)
+    keys = ("tracking_rmse_m", "tracking_max_m", "collisions", "crashes", "min_clearance_m")
+    rows = [{"chain": "python (onnxruntime)", **{k: python_metrics.get(k) for k in keys}},
+            {"chain": "mcu: policy" + (" + filter QP" if filter_on_mcu else ""), **{k: mcu_metrics.get(k) for k in keys}}]
+    rmse_diff = None
+    if rows[0]["tracking_rmse_m"] is not None and rows[1]["tracking_rmse_m"] is not None:
+        rmse_diff = abs(rows[1]["tracking_rmse_m"] - rows[0]["tracking_rmse_m"])
+    return {
+        "benchmark": "pil",
+        "config": config,
+        "duration_s": duration_s,
+        "seed": seed,
+        "rows": rows,
+        "max_position_difference_m": deviation,
+        "rmse_difference_m": rmse_diff,
+        "mcu_answers": int(counts.size),
+        "instructions_per_answer_median": float(np.median(counts)) if counts.size else None,
+        "instructions_per_answer_max": float(counts.max()) if counts.size else None,
+        "us_at_168mhz_median": float(np.median(counts)) / MCU_CLOCK_HZ * 1e6 if counts.size else None,
+        "filter_on_mcu": filter_on_mcu,
+        "qp_answers": int(qp_counts.size),
+        "qp_instructions_median": float(np.median(qp_counts)) if qp_counts.size else None,
+        "qp_instructions_max": float(qp_counts.max()) if qp_counts.size else None,
+        "qp_iterations_median": float(np.median(qp_iterations)) if qp_iterations else None,
+        "qp_iterations_max": int(max(qp_iterations)) if qp_iterations else None,
+        "flash_bytes": image.sizes.flash,
+        "ram_bytes": image.sizes.ram,
+        "firmware_exit_status": exit_status,
+        "targets": [{"target": "tracking RMSE within 0.5 cm of the Python chain", "goal": f"<= {TARGET_RMSE_DIFF_M} m",
+                     "value": rmse_diff, "met": rmse_diff is not None and rmse_diff <= TARGET_RMSE_DIFF_M}],
+    }
+
+
+def _policy_model(plan: Any) -> tuple[Path, Any]:
+    """The ONNX model the plan's policy node loads (the hw_config's inference.model, resolved by the node), and the
+    QpSpec of its CBF safety filter (None without one)."""
+    nodes = plan.instantiate()
+    try:
+        policy = next((n for n in nodes if hasattr(n, "runtime") and hasattr(n.runtime, "model_path")), None)
+        if policy is None:
+            from aegis.cli_options import UsageError
+
+            raise UsageError("aegis bench pil: the plan has no policy node (use a config whose controller is a policy)")
+        cbf = next((n.filter for n in nodes if hasattr(getattr(n, "filter", None), "spec")), None)
+        return Path(policy.runtime.model_path), (cbf.spec if cbf is not None else None)
+    finally:
+        for node in nodes:
+            if hasattr(node, "close"):
+                node.close()
+
+
+def print_report(document: dict[str, Any], console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"{document['config']}, {document['duration_s']:g} s, seed {document['seed']}: the policy in Python and on the MCU")
+    for column in ("chain", "tracking RMSE m", "max m", "collisions", "crashes"):
+        table.add_column(column, justify="left" if column == "chain" else "right")
+    for row in document["rows"]:
+        rmse, worst = row["tracking_rmse_m"], row["tracking_max_m"]
+        table.add_row(row["chain"], "—" if rmse is None else f"{rmse:.4f}", "—" if worst is None else f"{worst:.4f}",
+                      str(row["collisions"]), str(row["crashes"]))
+    console.print(table)
+    deviation = document["max_position_difference_m"]
+    console.print(f"largest distance between the two flights: {'—' if deviation is None else f'{deviation:.2e} m'}")
+    if document["mcu_answers"]:
+        console.print(f"MCU: {document['mcu_answers']} answers, {document['instructions_per_answer_median']:.0f} instructions per answer "
+                      f"(median; max {document['instructions_per_answer_max']:.0f}) = {document['us_at_168mhz_median']:.0f} µs at 168 MHz "
+                      f"at one instruction a cycle; image flash {document['flash_bytes']} B, RAM {document['ram_bytes']} B (no stack)")
+    if document["qp_answers"]:
+        console.print(f"MCU filter QP: {document['qp_answers']} solves, {document['qp_instructions_median']:.0f} instructions per solve "
+                      f"(median; max {document['qp_instructions_max']:.0f}) = {document['qp_instructions_median'] / MCU_CLOCK_HZ * 1e3:.1f} ms "
+                      f"at 168 MHz at one instruction a cycle; OSQP iterations median {document['qp_iterations_median']:.0f}, "
+                      f"max {document['qp_iterations_max']}")
+    for target in document["targets"]:
+        value = "—" if target["value"] is None else f"{target['value']:.2e} m"
+        verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
+        console.print(f"target {target['target']} {target['goal']}: {value} — {verdict}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"hw_config with a policy node (default {DEFAULT_CONFIG})")
+    parser.add_argument("--duration", type=float, default=None, metavar="S", help="seconds of simulated flight (default: the scenario's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--filter-on-mcu", action="store_true", help="solve the safety filter's QP on the MCU too (aegis export filter-c in the image)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the document as JSON")
+
+
+def run_from_args(args: argparse.Namespace, console: Any = None) -> dict[str, Any]:
+    from aegis.cli_options import UsageError
+    from aegis.export.mcu import missing_tools
+
+    absent = missing_tools()
+    if absent:
+        raise UsageError(f"aegis bench pil: needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+    if args.duration is not None and not 0 < args.duration <= 3600:
+        raise UsageError(f"aegis bench pil: --duration must be in (0, 3600] s, got {args.duration:g}")
+    document = run_pil_benchmark(args.config, args.duration, args.seed, args.filter_on_mcu)
+    print_report(document, console)
+    if args.json is not None:
+        write_document({**document, "machine": machine()}, args.json)
+    return document

@@ -1,0 +1,127 @@
+/* Processor in the loop: the exported policy ${name} (and, with AEGIS_PIL_QP, the safety filter's QP ${qp}) on the
+ * Cortex-M4F, fed and answered in aegis wire frames on UART0.
+ *
+ * QEMU mps2-an386's UART0 is an Arm CMSDK APB UART at 0x40004000. Requests and answers (docs/wire-format.md):
+ *   id 1 observation: ${NAME}_INPUT_SIZE float32 (the order of ${name}.h)  -> id 2: ${NAME}_OUTPUT_SIZE float32, uint32 ticks
+ *   id 3 QP problem: nominal[m], a[K][m] (row by row), b[K], as doubles     -> id 4: u[m], slack (doubles), uint32 solved,
+ *                                                                              uint32 solver iterations, uint32 ticks
+ *   id 0xFF01: stop (the run ends, exit 0)
+ * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
+ * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
+ * Any other frame is ignored; rejected bytes are counted by the receiver. Built like the footprint image
+ * (AEGIS_NO_IO: no C library start-up, semihosting only to exit). */
+#include <stdint.h>
+#include <string.h>
+
+#include "${name}.h"
+#include "aegis_wire.h"
+#ifdef AEGIS_PIL_QP
+#include "${qp}_qp.h"
+#endif
+
+#define AEGIS_PIL_OBSERVATION 1u
+#define AEGIS_PIL_ACTION 2u
+#define AEGIS_PIL_QP_PROBLEM 3u
+#define AEGIS_PIL_QP_ANSWER 4u
+#define AEGIS_PIL_STOP 0xFF01u
+
+#define UART0_DATA (*(volatile uint32_t *)0x40004000u)
+#define UART0_STATE (*(volatile uint32_t *)0x40004004u) /* bit 0: TX full, bit 1: RX full */
+#define UART0_CTRL (*(volatile uint32_t *)0x40004008u)  /* bit 0: TX enable, bit 1: RX enable */
+#define UART0_BAUDDIV (*(volatile uint32_t *)0x40004010u)
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+static aegis_wire_rx rx;
+static uint8_t wire[AEGIS_WIRE_MAX_ENCODED + 1];
+
+static void uart_write(const uint8_t *data, size_t length)
+{
+    size_t i;
+    for (i = 0; i < length; i++) {
+        while (UART0_STATE & 1u) {
+        }
+        UART0_DATA = data[i];
+    }
+}
+
+/* Ends the payload with the ticks since start and sends it as message msg_id, answering request. */
+static void answer(const aegis_wire_frame *request, uint16_t msg_id, uint8_t *payload, size_t length, uint32_t start)
+{
+    aegis_wire_frame frame;
+    uint32_t ticks = (start - SYST_CVR) & 0x00FFFFFFu;
+    memcpy(payload + length - sizeof ticks, &ticks, sizeof ticks);
+    frame.flags = 0u;
+    frame.msg_id = msg_id;
+    frame.seq = request->seq;
+    frame.stamp_ns = request->stamp_ns;
+    frame.payload_len = (uint16_t)length;
+    frame.payload = payload;
+    uart_write(wire, aegis_wire_encode(&frame, wire, sizeof wire));
+}
+
+static void act(const aegis_wire_frame *request, uint32_t start)
+{
+    static float input[${NAME}_INPUT_SIZE];
+    static float output[${NAME}_OUTPUT_SIZE];
+    static uint8_t payload[sizeof output + 4];
+    memcpy(input, request->payload, sizeof input);
+    ${name}_infer(input, output);
+    memcpy(payload, output, sizeof output);
+    answer(request, AEGIS_PIL_ACTION, payload, sizeof payload, start);
+}
+
+#ifdef AEGIS_PIL_QP
+#define QP_REQUEST_SIZE (sizeof(double) * (${QP}_QP_INPUTS * (1 + ${QP}_QP_ROWS) + ${QP}_QP_ROWS))
+
+static void solve(const aegis_wire_frame *request, uint32_t start)
+{
+    static double nominal[${QP}_QP_INPUTS], a[${QP}_QP_ROWS * ${QP}_QP_INPUTS], b[${QP}_QP_ROWS], u[${QP}_QP_INPUTS];
+    static uint8_t payload[sizeof u + sizeof(double) + 12];
+    double slack = 0.0;
+    uint32_t solved, iterations;
+    memcpy(nominal, request->payload, sizeof nominal);
+    memcpy(a, request->payload + sizeof nominal, sizeof a);
+    memcpy(b, request->payload + sizeof nominal + sizeof a, sizeof b);
+    solved = (uint32_t)${qp}_solve(nominal, a, b, u, &slack);
+    memcpy(payload, u, sizeof u);
+    memcpy(payload + sizeof u, &slack, sizeof slack);
+    iterations = (uint32_t)${qp}_CPG_Result.info->iter;
+    memcpy(payload + sizeof u + sizeof slack, &solved, sizeof solved);
+    memcpy(payload + sizeof u + sizeof slack + sizeof solved, &iterations, sizeof iterations);
+    answer(request, AEGIS_PIL_QP_ANSWER, payload, sizeof payload, start);
+}
+#endif
+
+int main(void)
+{
+    aegis_wire_frame frame;
+    UART0_BAUDDIV = 27u; /* 25 MHz / 921600 */
+    UART0_CTRL = 3u;
+    SYST_RVR = 0x00FFFFFFu;
+    SYST_CVR = 0u;
+    SYST_CSR = 5u; /* enabled, core clock, no interrupt */
+    aegis_wire_rx_init(&rx);
+    for (;;) {
+        uint32_t start;
+        if (!(UART0_STATE & 2u)) {
+            continue;
+        }
+        start = SYST_CVR;
+        if (aegis_wire_rx_push(&rx, (uint8_t)UART0_DATA, &frame) != AEGIS_WIRE_FRAME) {
+            continue;
+        }
+        if (frame.msg_id == AEGIS_PIL_STOP) {
+            return 0;
+        }
+        if (frame.msg_id == AEGIS_PIL_OBSERVATION && frame.payload_len == sizeof(float) * ${NAME}_INPUT_SIZE) {
+            act(&frame, start);
+        }
+#ifdef AEGIS_PIL_QP
+        else if (frame.msg_id == AEGIS_PIL_QP_PROBLEM && frame.payload_len == QP_REQUEST_SIZE) {
+            solve(&frame, start);
+        }
+#endif
+    }
+}

@@ -1,0 +1,193 @@
+"""One process group of an `aegis run`: its nodes under the realtime executor, joined to the other groups by DDS.
+
+``python -m aegis.runs.wall_group SPEC.json`` is what :mod:`aegis.runs.wall_run` starts, once per
+``process`` group of the plan. The spec (:class:`GroupSpec`, JSON) names the hw_config and its
+overrides (the child builds the same plan as the parent), the group, the DDS domain, the duration,
+the seed and where to leave the result. The protocol with the parent, on stdin and stdout:
+
+1. the child builds its nodes and its :class:`~aegis.transport.DdsBridge`, waits until every
+   topic it exchanges with another group of the plan has its peer (DDS discovery is
+   asynchronous: a message sent before the match is lost), then prints ``ready``;
+2. the parent, once every child is ready, writes ``start <ns>``: a ``time.perf_counter_ns()``
+   reading (CLOCK_MONOTONIC, one clock for every process of the machine) a little ahead, so
+   every group's tick 0 is the same instant;
+3. the child runs until the duration is over, a node ends the run (EndRun), or it is told to
+   stop: SIGINT, SIGTERM, or end of file on stdin (the parent is gone: no orphan outlives it);
+4. it writes its result (a pickle: the executor's stats, each node's counters, the plant's
+   obstacles and draws, and its :class:`~aegis.runs.episode.EpisodeLog`) and exits 0.
+
+Recording here, not over DDS: each group writes what its own nodes publish to its own bag as it
+goes (as `aegis sim` does: a CDR encoding and an MCAP append per message, in the loop), with the
+publication time on the common clock, and keeps the EpisodeLog of its own topics (the true
+state, the reference, the filter's reports: what the summary is computed from); the parent
+merges the bags, copying the bytes, and the logs. Nothing is lost to the wire (subscriptions
+are best effort, depth 1, as ROS 2's), a bag's times are the publishers' own, and memory does
+not grow with the messages (an earlier version kept them in memory: 92 MB for 20 s of the
+quadrotor).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+READY = "ready"
+START = "start"
+PEER_TIMEOUT_S = 30.0
+"""How long a group waits for its DDS peers before it gives up (and the run fails naming the topics)."""
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """What one child runs: the plan (config + overrides), its group, the domain, for how long, and where its result goes."""
+
+    config: str
+    overrides: list[str]
+    process: str
+    domain_id: int
+    duration_s: float | None
+    seed: int
+    result: str
+    bag: str
+    """Where this group's own bag goes (the parent merges them)."""
+    publish: str = "boundary"
+    """"boundary": only the topics another group reads go on DDS; "all": every topic the group's nodes publish (ROS 2 tools see them)."""
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def read(cls, path: Path) -> GroupSpec:
+        return cls(**json.loads(path.read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # first of all: a stop during the imports below is a clean stop too
+        signal.signal(sig, lambda *_: stop.set())
+    spec = GroupSpec.read(Path((argv or sys.argv[1:])[0]))
+    try:
+        result = run_group(spec, stop)
+    except Exception as exc:  # noqa: BLE001 - any failure ends this group: the traceback to the log, then one line saying why
+        import traceback
+
+        traceback.print_exc()
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    tmp = Path(spec.result + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, spec.result)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # done: a late stop changes nothing, and must not kill the interpreter's exit
+        signal.signal(sig, signal.SIG_IGN)  # (Python puts back the default handler while it finalises, not an ignored one)
+    return 0
+
+
+def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
+    """Build the group, meet its peers, wait for the start, run; what the parent merges (see the module doc)."""
+    import numpy as np
+
+    from aegis.config import load_config
+    from aegis.executors.realtime import RealtimeExecutor
+    from aegis.launch_plan import make_plan
+    from aegis.runs.bag import BagRecorder
+    from aegis.runs.episode import EpisodeLog
+    from aegis.transport import DdsBridge, wait_for_match
+
+    config = load_config(spec.config, spec.overrides)
+    plan = make_plan(config)
+    indices = [i for i, launch in enumerate(plan.nodes) if launch.process == spec.process]
+    nodes = [plan.nodes[i].instantiate() for i in indices]
+    seeds = np.random.SeedSequence(spec.seed).spawn(len(plan.nodes))  # each node's seed as lockstep draws it: by plan index
+    for index, node in zip(indices, nodes):
+        node.reset(int(seeds[index].generate_state(1)[0]))
+    log = EpisodeLog(plan)
+    with (
+        DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish) as bridge,  # type: ignore[arg-type]
+        BagRecorder(spec.bag, distro=plan.ros_distro) as recorder,
+    ):
+        incoming = {b.topic for b in bridge.topics if b.direction == "in"}
+
+        def record(topic: str, msg: Any, t_ns: int) -> None:
+            if topic not in incoming:  # another group's message: its publisher records it
+                recorder.write(topic, msg, t_ns)
+                log(topic, msg, t_ns)
+
+        def send(topic: str, msg: Any, t_ns: int) -> None:
+            bridge.publish(topic, msg)
+
+        executor = RealtimeExecutor(nodes, listeners=[send, record], settings=config.realtime)
+        peers = _plan_peers(plan, bridge)
+        if peers and not wait_for_match(peers, timeout_s=PEER_TIMEOUT_S, sleep=lambda s: stop.wait(s)) and not stop.is_set():
+            missing = sorted(e.topic for e in peers if e.matched() == 0)
+            raise SystemExit(f"process group {spec.process}: no DDS peer within {PEER_TIMEOUT_S:g} s on {', '.join(missing)}")
+        start_ns = _wait_for_start(stop)
+        try:
+            stats = executor.run(spec.duration_s, stop=stop, inbox=bridge, start_ns=start_ns) if start_ns is not None else None
+        finally:
+            executor.close()
+        rejected = bridge.rejected()
+    first = plan.nodes[0].name
+    plant = nodes[0] if nodes and nodes[0].name == first else None
+    return {
+        "process": spec.process,
+        "stats": stats,
+        "node_metrics": {node.name: node.metrics() if hasattr(node, "metrics") else {} for node in nodes},
+        "obstacles": getattr(plant, "obstacles", None),
+        "randomization": dict(getattr(plant, "randomization", {}) or {}),
+        "dynamics": dict(getattr(plant, "dynamics_drawn", {}) or {}),
+        "log": log,
+        "messages": recorder.count,
+        "rejected": rejected,
+    }
+
+
+def _plan_peers(plan: Any, bridge: Any) -> list[Any]:
+    """The bridge's endpoints whose peer is another group of the plan (not those waiting for a ROS 2 graph that may not be there)."""
+    published = {t for launch in plan.nodes for topics in launch.outputs.values() for t in _topics(topics)}
+    read = {
+        t for launch in plan.nodes if launch.process != bridge.process for topics in launch.inputs.values() for t in _topics(topics)
+    }
+    return [pub for topic, pub in bridge.publishers.items() if topic in read] + [
+        sub for topic, sub in bridge.subscriptions.items() if topic in published
+    ]
+
+
+def _topics(topics: Any) -> tuple[str, ...]:
+    from aegis.node import port_topics
+
+    return tuple(port_topics(topics))
+
+
+def _wait_for_start(stop: threading.Event) -> int | None:
+    """Say ready, then read ``start <ns>`` from the parent; None when told to stop first. A watcher then stops the run at
+    end of file on stdin (the parent died)."""
+    print(READY, flush=True)
+    started: dict[str, int] = {}
+    got = threading.Event()
+
+    def watch() -> None:
+        for line in sys.stdin:
+            words = line.split()
+            if len(words) == 2 and words[0] == START and not got.is_set():
+                started["ns"] = int(words[1])
+                got.set()
+        stop.set()  # end of file: the parent is gone, or closed our stdin to stop us
+        got.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    while not got.wait(0.05):
+        if stop.is_set():
+            return None
+    return None if stop.is_set() and "ns" not in started else started.get("ns")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

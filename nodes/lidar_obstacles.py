@@ -1,0 +1,152 @@
+"""The lidar_obstacles node: a planar LaserScan (/scan) and odometry (/odom) -> world-frame Obstacles with their uncertainty.
+
+Triggered by each scan. The robot's pose at the scan's stamp is the latest odometry moved to that
+stamp with its own twist (constant forward speed and turn rate over the gap, which is at most
+``max_pose_gap_s``); its pose covariance goes into every obstacle's uncertainty. The scan is turned
+into circles and line segments by aegis.perception.lidar (adaptive breakpoints, Kasa circle fits,
+iterative end-point line fits), published on /obstacles in the odometry's frame, stamped with the
+scan's stamp (when it was measured):
+
+- a circle -> an upright cylinder of diameter 2 r and height ``obstacle_height_m`` standing on z = 0;
+- a segment -> a box ``wall_thickness_m`` deep behind the face the lidar saw (yawed along it), as
+  long as the face and ``obstacle_height_m`` tall;
+- each with ``uncertainty_m``, its 1-sigma position uncertainty (aegis.perception.lidar's doc),
+  which the safety filter inflates it by.
+
+The laser frame is the robot's yaw-only frame at ``mount_xy_m`` (a level scanner, the sim bridge's
+``lidar.level: true``). What the node cannot use it says by not publishing, counted in its metrics:
+no odometry, odometry unusable or further than ``max_pose_gap_s`` from the scan (``scans_without_pose``).
+The filter then sees its obstacles go stale and brakes (its backup layer): unknown space is not free.
+A scan with no returns publishes an empty list: the lidar saw nothing within its range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field
+
+from aegis.msgs import LaserScan, Obstacle, Obstacles, RobotState
+from aegis.node import Node, NodeParams, Port, Received
+from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
+
+Positive = Annotated[float, Field(gt=0)]
+
+
+class LidarObstaclesParams(NodeParams):
+    mount_xy_m: tuple[float, float] = Field((0.0, 0.0), description="the laser's origin in the body frame, x forward, y left (m)")
+    range_noise_std_m: Annotated[float, Field(ge=0)] = Field(0.01, description="the lidar's range noise, 1 sigma (m)")
+    breakpoint_angle_deg: Annotated[float, Field(gt=0, lt=90)] = Field(
+        10.0, description="adaptive breakpoint detector's lambda: shallowest incidence still one surface (deg)"
+    )
+    max_gap_beams: Annotated[int, Field(ge=0)] = Field(2, description="missing beams a cluster may bridge")
+    min_points: Annotated[int, Field(ge=1)] = Field(2, description="clusters with fewer returns are dropped")
+    max_circle_radius_m: Positive = Field(1.0, description="largest pillar radius fitted as a circle (m)")
+    circle_residual_m: Positive = Field(0.03, description="largest rms residual of a circle fit (m)")
+    split_distance_m: Positive = Field(0.05, description="line splitting threshold (m)")
+    obstacle_height_m: Positive = Field(2.0, description="height given to every obstacle (a planar scan has none) (m)")
+    wall_thickness_m: Positive = Field(0.1, description="depth of the box behind each face seen (m)")
+    max_pose_gap_s: Positive = Field(0.1, description="odometry further than this from the scan's stamp is not used (s)")
+
+    def fit_params(self) -> LidarFitParams:
+        return LidarFitParams(
+            range_noise_std_m=self.range_noise_std_m,
+            breakpoint_angle_rad=math.radians(self.breakpoint_angle_deg),
+            max_gap_beams=self.max_gap_beams,
+            min_points=self.min_points,
+            max_circle_radius_m=self.max_circle_radius_m,
+            circle_residual_m=self.circle_residual_m,
+            split_distance_m=self.split_distance_m,
+        )
+
+
+class LidarObstacles(Node):
+    """Scan in, obstacles out (world frame, with uncertainty), posed with the odometry at the scan's stamp."""
+
+    type_name = "lidar_obstacles"
+    inputs = (
+        Port("scan", LaserScan, "/scan", description="planar range scan (laser frame: yaw-only, at mount_xy_m)"),
+        Port("state", RobotState, "/odom", description="odometry (pose and covariance; twist in the body frame)"),
+    )
+    outputs = (Port("obstacles", Obstacles, "/obstacles", description="obstacles seen, world frame, with uncertainty_m"),)
+    Params = LidarObstaclesParams
+    trigger = "scan"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fit = self.params.fit_params()
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        self.scans = 0
+        self.scans_without_pose = 0
+        self.obstacles_published = 0
+
+    def metrics(self) -> dict[str, Any]:
+        """Scans processed, scans dropped for want of a pose at their stamp, obstacles published."""
+        return {
+            "perception_scans": self.scans,
+            "perception_scans_without_pose": self.scans_without_pose,
+            "perception_obstacles": self.obstacles_published,
+        }
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        received = inputs.get("scan")
+        if received is None:
+            return {}
+        scan: LaserScan = received.msg
+        self.scans += 1
+        pose = self._pose_at(scan.stamp, inputs.get("state"))
+        if pose is None:
+            self.scans_without_pose += 1
+            return {}
+        xy_yaw, covariance, frame_id = pose
+        found = detect(
+            scan.ranges, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
+            xy_yaw, covariance, self.params.mount_xy_m, self._fit,
+        )
+        msg = Obstacles(stamp=scan.stamp, frame_id=frame_id, obstacles=self._obstacles(found))
+        self.obstacles_published += len(msg.obstacles)
+        return {"obstacles": msg}
+
+    def _pose_at(self, stamp: float, received: Received | None) -> tuple[tuple[float, float, float], np.ndarray, str] | None:
+        """(x, y, yaw) at ``stamp`` from the latest odometry and its twist, its pose covariance and frame; None when unusable."""
+        if received is None or not received.msg.is_usable():
+            return None
+        state: RobotState = received.msg
+        gap = stamp - state.stamp
+        if abs(gap) > self.params.max_pose_gap_s:
+            return None
+        qx, qy, qz, qw = state.orientation
+        yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+        v, omega = float(state.linear_velocity[0]), float(state.angular_velocity[2])
+        x, y = float(state.position[0]), float(state.position[1])
+        if gap != 0.0:  # unicycle motion over the gap (the midpoint heading: exact enough for a few ms)
+            mid = yaw + 0.5 * omega * gap
+            x, y, yaw = x + v * gap * math.cos(mid), y + v * gap * math.sin(mid), yaw + omega * gap
+        return (x, y, yaw), state.pose_covariance, state.frame_id
+
+    def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
+        p = self.params
+        height, thickness = p.obstacle_height_m, p.wall_thickness_m
+        obstacles = []
+        for (cx, cy), radius, sigma in zip(found.centres.tolist(), found.radii.tolist(), found.circle_sigma_m.tolist()):
+            diameter = 2.0 * radius
+            obstacles.append(Obstacle(
+                id=len(obstacles), shape="cylinder", position=np.array([cx, cy, 0.5 * height]),
+                size=np.array([diameter, diameter, height]), uncertainty_m=sigma,
+            ))
+        for start, end, normal, sigma in zip(found.starts, found.ends, found.normals, found.segment_sigma_m.tolist()):
+            direction = end - start
+            length = float(np.hypot(direction[0], direction[1]))
+            yaw = math.atan2(direction[1], direction[0]) if length > 1e-9 else math.atan2(normal[1], normal[0]) + 0.5 * math.pi
+            centre = 0.5 * (start + end) + 0.5 * thickness * normal
+            obstacles.append(Obstacle(
+                id=len(obstacles), shape="box", position=np.array([centre[0], centre[1], 0.5 * height]),
+                size=np.array([max(length, 1e-3), thickness, height]),
+                orientation=np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)]), uncertainty_m=sigma,
+            ))
+        return obstacles

@@ -1,0 +1,33 @@
+"""aegis bench link, briefly: every exchange between the two processes is answered, over each link and encoding (no timings asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aegis.bench.link import exchange_row, targets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("kind", "encoding", "pace"), [("serial", "fixed", False), ("serial", "fixed", True), ("udp", "cdr", False)])
+def test_every_sensor_frame_is_answered(kind: str, encoding: str, pace: bool) -> None:
+    row = exchange_row(kind, encoding, pace, exchanges=20, rate_hz=200.0)
+    assert row["exchanges"] == 20 and row["unanswered"] == 0
+    assert (row["sensor_frame_bytes"], row["command_frame_bytes"]) == ((78, 42) if encoding == "fixed" else (750, 154))
+    assert (row["wire_us"] is None) == (kind == "udp")
+
+
+def test_the_command_line_writes_rows_and_the_target(tmp_path: Path) -> None:
+    out = tmp_path / "link.json"
+    done = subprocess.run([sys.executable, "-m", "aegis.cli", "bench", "link", "--link", "udp", "--exchanges", "10", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "udp, fixed" in done.stdout
+    document = json.loads(out.read_text())
+    assert [row["name"] for row in document["rows"]] == ["udp, fixed", "udp, cdr"] and targets(document["rows"]) == []
+    bad = subprocess.run([sys.executable, "-m", "aegis.cli", "bench", "link", "--exchanges", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--exchanges: must be >= 1" in bad.stderr

@@ -1,0 +1,79 @@
+"""The lidar_obstacles node alone, with fixed inputs: obstacles placed with the pose at the scan's stamp, nothing without a pose."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aegis.msgs import LaserScan, RobotState
+from aegis.node import Received
+from aegis.nodes.lidar_obstacles import LidarObstacles, LidarObstaclesParams
+from aegis.perception.synthetic import render_scan
+
+
+def scan_of(circles, segments, sensor, stamp: float) -> LaserScan:
+    ranges, angle_min, increment = render_scan(circles, segments, sensor, noise_std=0.005)
+    return LaserScan(stamp=stamp, angle_min=angle_min, angle_max=angle_min + 359 * increment, angle_increment=increment,
+                     range_min=0.1, range_max=10.0, ranges=ranges)
+
+
+def odom(x: float, y: float, yaw: float, stamp: float, v: float = 0.0, omega: float = 0.0, std: float = 0.0) -> RobotState:
+    return RobotState(stamp=stamp, position=np.array([x, y, 0.0]), orientation=np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]),
+                      linear_velocity=np.array([v, 0.0, 0.0]), angular_velocity=np.array([0.0, 0.0, omega]),
+                      pose_covariance=np.eye(6) * std**2)
+
+
+def fresh(msg) -> Received:
+    return Received(msg, 0.0, False)
+
+
+def node(**params) -> LidarObstacles:
+    n = LidarObstacles("lidar", LidarObstaclesParams(**params))
+    n.reset(0)
+    return n
+
+
+def test_a_pillar_and_a_wall_become_a_cylinder_and_a_box_behind_the_face() -> None:
+    sensor = (1.0, 2.0, 0.4)
+    scan = scan_of([(3.0, 2.5, 0.3)], [(5.0, -1.0, 5.0, 5.0)], sensor, stamp=2.0)
+    out = node(wall_thickness_m=0.2, obstacle_height_m=1.5).step(2.0, {"scan": fresh(scan), "state": fresh(odom(*sensor, stamp=2.0, std=0.01))})
+    msg = out["obstacles"]
+    assert msg.stamp == 2.0 and msg.frame_id == "odom" and not msg.problems()
+    shapes = sorted(o.shape for o in msg.obstacles)
+    assert shapes[0] == "box" and shapes.count("cylinder") == 1
+    cylinder = next(o for o in msg.obstacles if o.shape == "cylinder")
+    np.testing.assert_allclose(cylinder.position, [3.0, 2.5, 0.75], atol=0.02)
+    assert cylinder.size[0] == pytest.approx(0.6, abs=0.03) and cylinder.size[2] == 1.5
+    assert 0.01 <= cylinder.uncertainty_m < 0.03
+    for box in (o for o in msg.obstacles if o.shape == "box"):  # the wall's face at x = 5, its 0.2 m depth behind it
+        assert box.position[0] == pytest.approx(5.1, abs=0.02) and box.size[1] == 0.2
+        yaw = 2.0 * math.atan2(box.orientation[2], box.orientation[3])
+        assert abs(math.cos(yaw)) < 0.01  # along y
+
+
+def test_the_pose_is_moved_to_the_scans_stamp_with_the_odometrys_twist() -> None:
+    """Odometry 50 ms older than the scan, driving at 1 m/s: the pillar is placed from where the robot was at the scan."""
+    scan = scan_of([(4.0, 0.0, 0.3)], [], (1.05, 0.0, 0.0), stamp=1.0)
+    late = node().step(1.0, {"scan": fresh(scan), "state": fresh(odom(1.0, 0.0, 0.0, stamp=0.95, v=1.0))})["obstacles"]
+    np.testing.assert_allclose(late.obstacles[0].position[:2], [4.0, 0.0], atol=0.01)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [None, fresh(odom(0.0, 0.0, 0.0, stamp=0.5)), fresh(RobotState(stamp=1.0, position=np.array([np.nan, 0.0, 0.0])))],
+    ids=["no_odometry", "odometry_too_old", "odometry_not_finite"],
+)
+def test_without_a_pose_at_the_scan_nothing_is_published_and_it_is_counted(state) -> None:
+    n = node()
+    out = n.step(1.0, {"scan": fresh(scan_of([(3.0, 0.0, 0.3)], [], (0.0, 0.0, 0.0), stamp=1.0)), "state": state})
+    assert out == {}
+    assert n.metrics() == {"perception_scans": 1, "perception_scans_without_pose": 1, "perception_obstacles": 0}
+
+
+def test_a_scan_with_no_returns_publishes_an_empty_list() -> None:
+    scan = LaserScan(stamp=1.0, angle_min=-math.pi, angle_max=math.pi, angle_increment=2 * math.pi / 360, range_min=0.1,
+                     range_max=10.0, ranges=np.full(360, np.inf, dtype=np.float32))
+    out = node().step(1.0, {"scan": fresh(scan), "state": fresh(odom(0.0, 0.0, 0.0, stamp=1.0))})
+    assert out["obstacles"].obstacles == [] and out["obstacles"].stamp == 1.0

@@ -1,0 +1,159 @@
+"""Lidar scan -> obstacles (aegis.perception.lidar): known circles and walls recovered from exact synthetic scans, no input raises."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from aegis.perception.lidar import LidarFitParams, detect, fit_circles, split_lines
+from aegis.perception.synthetic import render_scan
+
+RANGE_MIN, RANGE_MAX = 0.1, 10.0
+
+
+def run(ranges: np.ndarray, angle_min: float, increment: float, pose=(0.0, 0.0, 0.0), covariance=None, mount=(0.0, 0.0)):
+    return detect(ranges, angle_min, increment, RANGE_MIN, RANGE_MAX, pose, covariance, mount)
+
+
+def test_pillars_are_recovered_as_circles_within_two_centimetres() -> None:
+    circles = [(3.0, 0.5, 0.4), (-1.0, -2.5, 0.25), (-4.0, 3.0, 0.5)]
+    found = run(*render_scan(circles, [], noise_std=0.01))
+    assert len(found.radii) == 3 and len(found.starts) == 0
+    for cx, cy, r in circles:
+        k = int(np.argmin(np.hypot(*(found.centres - [cx, cy]).T)))
+        assert np.hypot(*(found.centres[k] - [cx, cy])) < 0.02
+        assert abs(found.radii[k] - r) < 0.02
+    assert np.all((found.circle_sigma_m >= 0.01) & (found.circle_sigma_m < 0.03))  # range noise plus fit residual
+
+
+def test_walls_are_recovered_as_segments_on_their_line_facing_the_sensor() -> None:
+    walls = [(5.0, -3.0, 5.0, 3.0), (-3.0, -4.0, 2.0, -4.0)]
+    found = run(*render_scan([], walls, noise_std=0.005))
+    assert len(found.radii) == 0 and len(found.starts) == 2
+    east = int(np.argmax(found.starts[:, 0]))
+    south = 1 - east
+    assert np.all(np.abs(np.r_[found.starts[east, 0], found.ends[east, 0]] - 5.0) < 0.02)
+    assert np.all(np.abs(np.r_[found.starts[south, 1], found.ends[south, 1]] + 4.0) < 0.02)
+    low, high = sorted(np.r_[found.starts[east, 1], found.ends[east, 1]])
+    assert -3.0 - 0.15 < low < -3.0 + 0.01 and 3.0 - 0.01 < high < 3.0 + 0.15  # the whole face, and at most a beam more
+    np.testing.assert_allclose(found.normals[east], [1.0, 0.0], atol=0.01)  # pointing away from the sensor, into the wall
+    np.testing.assert_allclose(found.normals[south], [0.0, -1.0], atol=0.01)
+
+
+def test_a_box_corner_gives_two_faces_and_an_occluded_wall_two_pieces() -> None:
+    box = [(2.0, 1.0, 3.0, 1.0), (2.0, 1.0, 2.0, 2.0)]  # two faces of a box, seen from the origin
+    wall = [(6.0, -3.0, 6.0, 3.0)]
+    found = run(*render_scan([(4.0, 0.0, 0.5)], box + wall))
+    assert len(found.radii) == 1
+    assert len(found.starts) == 4  # the corner's two faces; the wall cut in two by the pillar's shadow
+    lengths = np.sort(np.hypot(*(found.ends - found.starts).T))
+    assert lengths[0] > 0.5
+
+
+def test_the_pose_places_the_obstacles_in_the_world() -> None:
+    """The same scene seen from a moved, turned robot with an offset laser gives the same world positions."""
+    pose = (1.0, -2.0, math.radians(70.0))
+    mount = (0.3, 0.1)
+    c, s = math.cos(pose[2]), math.sin(pose[2])
+    sensor = (pose[0] + c * mount[0] - s * mount[1], pose[1] + s * mount[0] + c * mount[1], pose[2])
+    found = run(*render_scan([(3.0, 1.0, 0.3)], [], sensor_xy_yaw=sensor), pose=pose, mount=mount)
+    assert found.centres.shape == (1, 2)
+    np.testing.assert_allclose(found.centres[0], [3.0, 1.0], atol=1e-3)
+    np.testing.assert_allclose(found.sensor_xy, sensor[:2], atol=1e-12)
+
+
+def test_uncertainty_grows_with_the_pose_covariance_and_with_distance_under_heading_error() -> None:
+    scan = render_scan([(2.0, 0.0, 0.3), (8.0, 3.0, 0.3)], [])
+    exact = run(*scan)
+    covariance = np.diag([0.05**2, 0.02**2, 0.0, 0.0, 0.0, 0.01**2])
+    unsure = run(*scan, covariance=covariance)
+    near, far = np.argsort(np.hypot(*unsure.centres.T))
+    assert np.all(unsure.circle_sigma_m > exact.circle_sigma_m + 0.04)  # at least the 5 cm position sigma
+    assert unsure.circle_sigma_m[far] > unsure.circle_sigma_m[near] + 0.02  # 8.5 m x 0.01 rad of heading
+    np.testing.assert_array_equal(unsure.centres, exact.centres)  # the estimate itself does not move
+
+
+def test_circle_fits_of_many_clusters_at_once_match_one_at_a_time() -> None:
+    rng = np.random.default_rng(3)
+    clusters = []
+    for cx, cy, r in [(1.0, 2.0, 0.5), (-3.0, 0.5, 0.2), (4.0, -4.0, 1.0)]:
+        a = rng.uniform(0.0, 2.0, 12)
+        clusters.append(np.column_stack([cx + r * np.cos(a), cy + r * np.sin(a)]))
+    xy = np.concatenate(clusters)
+    counts = np.array([12, 12, 12])
+    centres, radii, rms, fitted = fit_circles(xy, np.array([0, 12, 24]), counts)
+    assert fitted.all()
+    np.testing.assert_allclose(centres, [[1.0, 2.0], [-3.0, 0.5], [4.0, -4.0]], atol=1e-9)
+    np.testing.assert_allclose(radii, [0.5, 0.2, 1.0], atol=1e-9)
+    assert np.all(rms < 1e-9)
+    _, _, _, collinear = fit_circles(np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]), np.array([0]), np.array([3]))
+    assert not collinear[0]
+
+
+def test_split_lines_cuts_an_l_at_its_corner() -> None:
+    leg = np.linspace(0.0, 1.0, 11)
+    corner = np.concatenate([np.column_stack([leg, np.zeros(11)]), np.column_stack([np.ones(10), leg[1:]])])
+    assert split_lines(corner, 0.02) == [(0, 10), (10, 20)]
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        np.zeros(0, dtype=np.float32),
+        np.full(360, np.inf, dtype=np.float32),
+        np.full(360, RANGE_MAX, dtype=np.float32),  # a driver's "no return" on every beam
+        np.full(360, np.nan, dtype=np.float32),
+        np.full(360, -np.inf, dtype=np.float32),
+    ],
+    ids=["empty", "all_inf", "all_max_range", "all_nan", "all_too_close"],
+)
+def test_scans_without_returns_give_no_obstacles(ranges: np.ndarray) -> None:
+    assert len(run(ranges, -math.pi, 2 * math.pi / 360)) == 0
+
+
+def test_a_ring_around_the_robot_is_faces_not_a_pillar_it_stands_in() -> None:
+    """Every beam hits at 3 m (the robot inside a round room): no circle with the robot inside it."""
+    found = run(np.full(360, 3.0, dtype=np.float32), -math.pi, 2 * math.pi / 360)
+    assert len(found.radii) == 0 and len(found.starts) > 0
+
+
+_RANGES = arrays(
+    np.float32,
+    st.integers(0, 400),
+    elements=st.one_of(
+        st.floats(-20.0, 20.0, width=32), st.sampled_from([np.inf, -np.inf, np.nan, 0.0, RANGE_MIN, RANGE_MAX])
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    ranges=_RANGES,
+    angle_min=st.floats(-4.0, 4.0) | st.sampled_from([np.nan, np.inf]),
+    increment=st.floats(-0.1, 0.1) | st.sampled_from([0.0, np.nan]),
+    pose=st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3), st.floats(-10.0, 10.0) | st.just(np.nan)),
+    sigma=st.floats(0.0, 1.0) | st.just(np.nan),
+)
+def test_no_scan_raises_and_every_result_is_finite(ranges, angle_min, increment, pose, sigma) -> None:
+    found = detect(ranges, angle_min, increment, RANGE_MIN, RANGE_MAX, pose, np.eye(6) * sigma, (0.1, 0.0), LidarFitParams())
+    for values in (found.centres, found.radii, found.circle_sigma_m, found.starts, found.ends, found.normals, found.segment_sigma_m):
+        assert np.all(np.isfinite(values))
+    assert np.all(found.radii > 0) and np.all(found.circle_sigma_m >= 0) and np.all(found.segment_sigma_m >= 0)
+
+
+def test_a_face_is_never_behind_a_return() -> None:
+    """A noisy wall: its face is moved toward the sensor to its nearest return, not left through their mean."""
+    ranges, angle_min, increment = render_scan([], [(5.0, -2.0, 5.0, 2.0)], noise_std=0.01, seed=4)
+    found = run(ranges, angle_min, increment)
+    assert len(found.starts) == 1
+    angles = angle_min + np.arange(ranges.size) * increment
+    hit = np.isfinite(ranges)
+    returns = np.column_stack([ranges[hit] * np.cos(angles[hit]), ranges[hit] * np.sin(angles[hit])])
+    depth = (returns - found.starts[0]) @ found.normals[0]
+    assert depth.min() == pytest.approx(0.0, abs=1e-9)  # the nearest return is on the face, none in front of it
+    assert 4.96 < found.starts[0][0] < 5.0  # within about 3 sigma of the true face, in front of it

@@ -1,0 +1,27 @@
+"""`aegis bench perception`: rows named and finite on its fixed scan, the JSON the issue names (rows {name, median_us, p99_us}), targets reported not asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from aegis.cli import main
+
+
+def test_aegis_bench_perception_writes_the_rows_and_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "perception.json"
+    assert main(["bench", "perception", "--repeats", "5", "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    rows = {row["name"]: row for row in document["rows"]}
+    assert set(rows) == {"lidar_360_detect", "lidar_360_node", "lidar_1080_detect", "depth_64x48_node", "depth_160x120_node", "depth_200x120_node"}
+    for row in rows.values():
+        assert math.isfinite(row["median_us"]) and row["p99_us"] >= row["median_us"] > 0
+    # the fixed scan: two pillars, the near faces of two boxes and the yard's walls cut by their shadows
+    assert rows["lidar_360_detect"]["obstacles"] == rows["lidar_360_node"]["obstacles"] >= 6
+    # the rendered image: the first box and the far pillar in view, each found (the 64x48 one may merge or lose a thin edge)
+    assert rows["depth_160x120_node"]["obstacles"] >= 2 and rows["depth_200x120_node"]["points"] == 24000
+    assert [t["name"] for t in document["targets"]] == ["lidar 360-beam scan -> obstacles p99 <= 1 ms"]
+    assert "lidar_360_detect" in capsys.readouterr().out
