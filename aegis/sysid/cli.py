@@ -8,7 +8,8 @@ from pathlib import Path
 
 from aegis.cli_options import UsageError, output_file, resolve_config_path
 
-DEFAULT_CONFIG = "quadrotor_classical_sim"
+DEFAULT_CONFIGS = {"/cmd_motors": "quadrotor_classical_sim", "/cmd_wheels": "husky_sim"}
+"""Without a CONFIG, the shipped one of the robot whose commands the bag recorded."""
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "(`aegis sim|eval --overlay FILE`).",
     )
     sysid.add_argument("bag", type=Path, help="bag folder (an `aegis sim` recording, or a robot's with /cmd_motors, /imu, /odom)")
-    sysid.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"the robot's hw_config: its nominal values (default: {DEFAULT_CONFIG})")
+    sysid.add_argument(
+        "config", nargs="?", default=None,
+        help="the robot's hw_config: its nominal values (default: quadrotor_classical_sim for a bag with /cmd_motors, "
+        "husky_sim for one with /cmd_wheels)",
+    )
     sysid.add_argument("-o", "--out", type=output_file, required=True, metavar="OVERLAY.yaml", help="the overlay to write")
     sysid.add_argument("--json", type=output_file, default=None, metavar="FILE", help="also write every estimate and the fit's numbers")
     sysid.add_argument(
@@ -42,7 +47,7 @@ def _cmd_sysid(args: argparse.Namespace) -> int:
 
     if not (args.bag / "metadata.yaml").is_file():
         raise UsageError(f"{args.bag}: not a bag folder (no metadata.yaml)")
-    config = load_config(resolve_config_path(args.config))
+    config = load_config(resolve_config_path(args.config or _default_config(args.bag)))
     try:
         result = identify(args.bag, config, args.max_relative_ci)
     except SysidError as exc:
@@ -69,3 +74,17 @@ def _cmd_sysid(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(result.as_json(), indent=2, sort_keys=True))
     console.print(f"wrote {args.out}")
     return 0
+
+
+def _default_config(bag: Path) -> str:
+    """The shipped config of the robot whose commands ``bag`` recorded; UsageError when it has neither robot's."""
+    from aegis.runs.bag import BagError, bag_info
+
+    try:
+        topics = {t["topic"] for t in bag_info(bag)["topics"]}
+    except BagError as exc:
+        raise UsageError(str(exc)) from None
+    for topic, config in DEFAULT_CONFIGS.items():
+        if topic in topics:
+            return config
+    raise UsageError(f"{bag}: neither /cmd_motors nor /cmd_wheels in the bag: give the robot's CONFIG")

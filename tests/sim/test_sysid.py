@@ -72,6 +72,9 @@ def test_sysid_writes_an_overlay_that_sim_accepts(tmp_path: Path, capsys: pytest
     assert abs(fragment["robot"]["mass_kg"] / nominal.robot.mass_kg - 1) < 0.02
     assert fragment["nodes"]["sim"]["params"]["actuation_latency_s"] == 0.0
     assert json.loads(report.read_text())["estimates"]["robot.mass_kg"]["identified"] is True
+    again = tmp_path / "again.yaml"  # without a CONFIG: the shipped config of the robot the bag's commands belong to
+    assert main(["sysid", str(bag / "bag"), "-o", str(again)]) == 0
+    assert yaml.safe_load(again.read_text()) == fragment
     run = tmp_path / "with_overlay"
     assert main(["sim", "quadrotor_classical_sim", "--overlay", str(overlay), "--duration", "1", "--out", str(run)]) == 0
     assert json.loads((run / "summary.json").read_text())["crashes"] == 0
