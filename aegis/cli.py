@@ -3,7 +3,7 @@
 Each capability's ``cli`` module adds its commands (``add_commands(subparsers)``, each with a
 ``handler``): :mod:`aegis.runs.cli` (check, sim, eval, replay, bag), :mod:`aegis.bench.cli`
 (bench), :mod:`aegis.policy_tools.cli` (model, doctor), :mod:`aegis.export.cli` (export) and
-:mod:`aegis.training.cli` (train); shared options are in :mod:`aegis.cli_options`. Bad input (a
+:mod:`aegis.training.cli` (train) and :mod:`aegis.sysid.cli` (sysid); shared options are in :mod:`aegis.cli_options`. Bad input (a
 config, a file, a value) ends with exit code 2 and one line per problem, no traceback; so does a
 file the system refuses to read or write (a permission, a full disk), named with the system's reason.
 """
@@ -18,7 +18,7 @@ from aegis import __version__
 from aegis.cli_options import UsageError
 from aegis.config_files import ConfigError
 
-COMMAND_MODULES = ("aegis.runs.cli", "aegis.bench.cli", "aegis.policy_tools.cli", "aegis.export.cli", "aegis.training.cli")
+COMMAND_MODULES = ("aegis.runs.cli", "aegis.bench.cli", "aegis.policy_tools.cli", "aegis.export.cli", "aegis.training.cli", "aegis.sysid.cli")
 """The modules whose ``add_commands`` make up `aegis`, in the order `aegis --help` lists them."""
 
 

@@ -8,6 +8,7 @@ dynamics sets lazily for ``--dynamics``), so a node executable can use it withou
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 from pathlib import Path
@@ -215,6 +216,36 @@ def add_dynamics_option(parser: argparse.ArgumentParser) -> None:
         help="perturb the simulated plant (mass, motors, latency, noise; aegis.sim.dynamics): a shipped set "
         "(nominal, light, heavy, slow_motors, latency_10ms, noisy, combined, random) or a file; drawn per seed",
     )
+
+
+def add_overlay_option(parser: argparse.ArgumentParser) -> None:
+    """``--overlay FILE``: a hw_config fragment (what `aegis sysid` writes) laid over the config before any ``--set``."""
+    parser.add_argument(
+        "--overlay", type=Path, default=None, metavar="FILE",
+        help="a hw_config fragment laid over the config key by key before --set (e.g. what `aegis sysid` identified)",
+    )
+
+
+def overlay_overrides(path: Path | None) -> list[str]:
+    """An overlay file's keys as ``KEY.PATH=VALUE`` overrides (none for None); UsageError for a missing file,
+    ConfigError naming the file for one that is not a YAML mapping."""
+    if path is None:
+        return []
+    require_files(("--overlay", path))
+    from aegis.config_files import read_yaml_mapping
+
+    return [f"{key}={json.dumps(value)}" for key, value in flatten_mapping(read_yaml_mapping(path))]
+
+
+def flatten_mapping(fragment: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """A nested mapping as (dotted key path, value) pairs; lists, scalars and empty mappings are values."""
+    pairs: list[tuple[str, object]] = []
+    for key, value in fragment.items():
+        if isinstance(value, dict) and value:
+            pairs += flatten_mapping(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
 
 
 def dynamics_overrides(config, dynamics: str | None) -> list[str]:

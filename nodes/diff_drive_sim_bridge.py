@@ -69,6 +69,10 @@ class DiffDriveSimBridge(SimBridgeBase):
     outputs = (
         Port("state", RobotState, "/odom", description="odometry of the base (twist in the body frame)"),
         Port("imu", ImuSample, "/imu", description="gyro at the base, body frame (when imu is true)"),
+        Port(
+            "wheels", WheelSpeeds, "/joint_states",
+            description="wheel encoders: each side's measured wheel speed (left, right; rad/s), exact, with the sensing latency",
+        ),
         TRUTH_PORT,
         OBSTACLES_PORT,
         *SENSOR_PORTS,
@@ -99,7 +103,8 @@ class DiffDriveSimBridge(SimBridgeBase):
                 orientation=state.orientation,
                 linear_velocity=state.velocity_body,
                 angular_velocity=state.body_rates,
-            )
+            ),
+            "wheels": WheelSpeeds(stamp=now, frame_id="base_link", velocities=state.wheel_speeds),
         }
         if self.params.imu:
             outputs["imu"] = ImuSample(

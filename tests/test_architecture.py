@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     # 6 tools on those tools: policy and model tools, training, benchmarks
     "aegis.policy_tools": 6,
     "aegis.training": 6,
+    "aegis.sysid": 6,
     "aegis.bench": 6,
     # 7 the command line, which only assembles the subcommands the parts own
     "aegis.cli": 7,

@@ -15,6 +15,7 @@ from aegis.cli_options import (
     UsageError,
     add_backend_options,
     add_dynamics_option,
+    add_overlay_option,
     add_overrides,
     duration,
     make_output_folder,
@@ -60,6 +61,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--gui", action="store_true", help="open the PyBullet GUI (needs a display)")
     sim.add_argument("--no-filter", action="store_true", help="leave the safety filter out: the nominal command goes straight on")
     add_dynamics_option(sim)
+    add_overlay_option(sim)
     add_policy_options(sim)
     sim.add_argument(
         "--expert", metavar="NODE_TYPE", default=None,
@@ -128,6 +130,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
     add_dynamics_option(evaluate)
+    add_overlay_option(evaluate)
     add_policy_options(evaluate)
     add_overrides(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)

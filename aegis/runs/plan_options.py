@@ -1,12 +1,13 @@
-"""The plan a run command runs: its hw_config with --set, --scenario, --gui, --no-filter, --dynamics and --policy applied."""
+"""The plan a run command runs: its hw_config with --overlay, --set, --scenario, --gui, --no-filter, --dynamics and --policy applied."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from aegis.cli_options import UsageError, dynamics_overrides, require_files, resolve_config_path
+from aegis.cli_options import UsageError, dynamics_overrides, overlay_overrides, require_files, resolve_config_path
 from aegis.config import load_config
+from aegis.config_files import ConfigError
 from aegis.launch_plan import LaunchPlan, bypass_overrides, make_plan
 
 
@@ -19,7 +20,9 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_plan(args: argparse.Namespace, simulated: bool = False) -> LaunchPlan:
-    """The plan of ``args.config`` with ``--set`` overrides and the options' own (``--scenario``, ``--gui``, ``--no-filter``).
+    """The plan of ``args.config`` with ``--overlay``, ``--set`` overrides and the options' own (``--scenario``, ``--gui``, ``--no-filter``).
+
+    The overlay's keys go first into ``args.overrides`` (so everything later, workers and experts, runs with them).
 
     The options' overrides depend only on what the user's config says (robot kind, first node,
     filter wiring), which they do not change: the config is read once to derive them, once more with them.
@@ -28,6 +31,15 @@ def load_plan(args: argparse.Namespace, simulated: bool = False) -> LaunchPlan:
     (``ros.external_topics``), is refused: nothing in a simulated run would stand in for the driver.
     """
     path = resolve_config_path(args.config)
+    overlay = getattr(args, "overlay", None)
+    if overlay is not None and not getattr(args, "overlay_applied", False):
+        keys = overlay_overrides(overlay)
+        try:
+            load_config(path, keys)
+        except ConfigError as exc:  # the overlay's own problem, named with its file
+            raise ConfigError(f"--overlay {overlay}: {exc}") from None
+        args.overrides = keys + list(args.overrides)  # before --set: an explicit --set wins
+        args.overlay_applied = True
     overrides = list(args.overrides)
     config = load_config(path, overrides)
     if simulated and config.ros.external_topics:
