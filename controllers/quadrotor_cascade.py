@@ -33,6 +33,7 @@ import numpy as np
 
 from aegis.controllers.pid import Pid
 from aegis.controllers.quadrotor_model import QuadrotorModel, matrix_to_quaternion, quaternion_to_matrix
+from aegis.rotations import quat_conjugate, quat_multiply
 
 _Z = np.array([0.0, 0.0, 1.0])
 
@@ -190,7 +191,7 @@ class QuadrotorCascade:
     ) -> np.ndarray:
         """Motor speeds that turn the body toward ``attitude`` (x, y, z, w) while pushing ``thrust`` (N)."""
         self.attitude_setpoint = np.asarray(attitude, dtype=float)
-        error = _quaternion_multiply(_quaternion_conjugate(orientation), self.attitude_setpoint)
+        error = quat_multiply(quat_conjugate(orientation), self.attitude_setpoint)
         sign = 1.0 if error[3] >= 0.0 else -1.0  # the shorter way round
         rates = np.minimum(np.maximum((2.0 * sign) * self._attitude_kp * error[:3], -self._max_rate), self._max_rate)
         return self.compute_thrust_rates(body_rates, thrust, rates)
@@ -210,21 +211,3 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ax, ay, az = a
     bx, by, bz = b
     return np.array([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx])
-
-
-def _quaternion_conjugate(q: np.ndarray) -> np.ndarray:
-    return np.array([-q[0], -q[1], -q[2], q[3]])
-
-
-def _quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a ⊗ b of (x, y, z, w) quaternions."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ]
-    )

@@ -37,7 +37,7 @@ from aegis.msgs import ImuSample, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.diff_drive_ekf import DiffDriveEkfParams, DiffDriveEstimator, PoseFixEvent, WheelOdometryEvent, YawRateEvent
 from aegis.perception.quadrotor_eskf import ImuEvent, PoseEvent, QuadrotorEskfParams, QuadrotorEstimator
-from aegis.perception.rotations import quat_yaw, yaw_quaternion
+from aegis.rotations import quat_yaw, yaw_quaternion
 
 INPUT_TIMEOUT_S = 0.05
 """How old the newest IMU sample (quadrotor) or wheel odometry (diff drive) may be before the estimate is not published."""

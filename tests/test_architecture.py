@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "aegis.executors": 0,
     "aegis.ros_shell": 0,
     "aegis.paths": 0,
+    "aegis.rotations": 0,
     "aegis.transport": 0,
     # 1 the math: controllers, filters, models, perception and state estimation (numpy, solvers; no messages)
     "aegis.controllers": 1,

@@ -19,7 +19,7 @@ import numpy as np
 from aegis.perception.diff_drive_ekf import DiffDriveEkfParams, DiffDriveEstimator, PoseFixEvent, WheelOdometryEvent, YawRateEvent
 from aegis.perception.ekf import average_nees_bounds, nees
 from aegis.perception.quadrotor_eskf import ImuEvent, PoseEvent, QuadrotorEskfParams, QuadrotorEstimator
-from aegis.perception.rotations import quat_exp, quat_multiply, quat_to_matrix, wrap_angle
+from aegis.rotations import quat_exp, quat_multiply, quaternion_to_matrix, wrap_angle
 
 RATE_HZ = 240.0
 DT = 1.0 / RATE_HZ
@@ -47,7 +47,7 @@ def quadrotor_run(seed: int, duration_s: float = 2.0) -> tuple[np.ndarray, Quadr
         if k > 0:
             a_world = 1.5 * np.sin(1.3 * t + phase[:3])
             w = 0.8 * np.sin(2.1 * t + phase[3:])
-            specific_force = quat_to_matrix(q).T @ (a_world - g)
+            specific_force = quaternion_to_matrix(q).T @ (a_world - g)
             p, v = p + v * DT + 0.5 * DT * DT * a_world, v + a_world * DT
             q = quat_multiply(q, quat_exp(w * DT))
             q /= np.linalg.norm(q)

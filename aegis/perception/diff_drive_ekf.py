@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aegis.perception.ekf import KalmanUpdate, ReplayBuffer, restart
-from aegis.perception.rotations import wrap_angle
+from aegis.rotations import wrap_angle
 
 
 @dataclass(frozen=True)

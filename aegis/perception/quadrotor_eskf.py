@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aegis.perception.ekf import KalmanUpdate, ReplayBuffer, restart
-from aegis.perception.rotations import quat_conjugate, quat_exp, quat_log, quat_multiply, quat_to_matrix, skew
+from aegis.rotations import quat_conjugate, quat_exp, quat_log, quat_multiply, quaternion_to_matrix, skew
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class QuadrotorEskf:
         if dt <= 0.0:
             return True
         pr = self.params
-        R = quat_to_matrix(self.q)
+        R = quaternion_to_matrix(self.q)
         a_body = imu.accel - self.ba
         w_body = imu.gyro - self.bg
         a_world = R @ a_body + self.gravity
@@ -135,7 +135,7 @@ class QuadrotorEskf:
         F[0:3, 3:6] = _I3 * dt
         F[3:6, 6:9] = -(R @ skew(a_body)) * dt
         F[3:6, 9:12] = -R * dt
-        F[6:9, 6:9] = quat_to_matrix(quat_exp(w_body * dt)).T
+        F[6:9, 6:9] = quaternion_to_matrix(quat_exp(w_body * dt)).T
         F[6:9, 12:15] = -_I3 * dt
         accel_var = imu.accel_var * dt if imu.accel_var is not None else pr.accel_noise_density**2
         gyro_var = imu.gyro_var * dt if imu.gyro_var is not None else pr.gyro_noise_density**2
@@ -163,7 +163,7 @@ class QuadrotorEskf:
         rows: list[np.ndarray] = []
         residuals: list[np.ndarray] = []
         variances: list[np.ndarray] = []
-        R = quat_to_matrix(self.q)
+        R = quaternion_to_matrix(self.q)
         if pose.position is not None:
             H = np.zeros((3, 15))
             H[:, 0:3] = _I3
@@ -215,7 +215,7 @@ class QuadrotorEskf:
         self.q = q / math.sqrt(float(q @ q))
         v = pose.velocity_body
         has_v = v is not None and np.all(np.isfinite(v))
-        self.v = quat_to_matrix(self.q) @ v if has_v else np.zeros(3)
+        self.v = quaternion_to_matrix(self.q) @ v if has_v else np.zeros(3)
         self.ba = np.zeros(3)
         self.bg = np.zeros(3)
         velocity_var = _var(pose.velocity_var, pr.velocity_std_mps) if has_v else np.full(3, pr.initial_velocity_std_mps**2)
@@ -236,14 +236,14 @@ class QuadrotorEskf:
 
     # -- what the node publishes and the tests measure ------------------------------------------
     def velocity_body(self) -> np.ndarray:
-        return quat_to_matrix(self.q).T @ self.v
+        return quaternion_to_matrix(self.q).T @ self.v
 
     def body_rates(self) -> np.ndarray:
         return self.gyro - self.bg
 
     def pose_covariance(self) -> np.ndarray:
         """6x6 covariance of (position, rotation about the world's x, y, z), as nav_msgs/Odometry's pose carries it."""
-        R = quat_to_matrix(self.q)
+        R = quaternion_to_matrix(self.q)
         J = np.zeros((6, 15))
         J[0:3, 0:3] = _I3
         J[3:6, 6:9] = R  # a body-frame rotation error seen in the world frame
@@ -251,7 +251,7 @@ class QuadrotorEskf:
 
     def twist_covariance(self) -> np.ndarray:
         """6x6 covariance of (body velocity, body rates), as nav_msgs/Odometry's twist carries it (child frame)."""
-        R = quat_to_matrix(self.q)
+        R = quaternion_to_matrix(self.q)
         J = np.zeros((3, 15))
         J[:, 3:6] = R.T
         J[:, 6:9] = skew(R.T @ self.v)

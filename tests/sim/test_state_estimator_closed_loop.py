@@ -9,7 +9,7 @@ import pytest
 
 from aegis.config import load_config
 from aegis.launch_plan import make_plan
-from aegis.perception.rotations import quat_yaw, wrap_angle
+from aegis.rotations import quat_yaw, wrap_angle
 from aegis.runs.plan_run import run_plan
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Small rotation helpers for the filters: quaternions (x, y, z, w, ROS's order), rotation vectors, skew matrices."""
+"""Rotations shared by every layer: quaternions (x, y, z, w, ROS's order), rotation matrices, rotation vectors, skew matrices, yaw."""
 
 from __future__ import annotations
 
@@ -54,20 +54,41 @@ def quat_conjugate(q: np.ndarray) -> np.ndarray:
     return np.array([-q[0], -q[1], -q[2], q[3]])
 
 
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """The rotation matrix (body -> world) of a unit quaternion (x, y, z, w)."""
+def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation matrix of a unit quaternion (x, y, z, w): body vectors to world."""
     x, y, z, w = q
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
     return np.array(
         [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            [1.0 - 2.0 * (yy + zz), 2.0 * (xy - wz), 2.0 * (xz + wy)],
+            [2.0 * (xy + wz), 1.0 - 2.0 * (xx + zz), 2.0 * (yz - wx)],
+            [2.0 * (xz - wy), 2.0 * (yz + wx), 1.0 - 2.0 * (xx + yy)],
         ]
     )
 
 
+def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) with w >= 0 of a rotation matrix (Shepperd's method)."""
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0.0:
+        s = 2.0 * math.sqrt(trace + 1.0)
+        q = np.array([(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s])
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = np.array([0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s])
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = np.array([(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s])
+    else:
+        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = np.array([(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s])
+    q /= np.linalg.norm(q)
+    return q if q[3] >= 0.0 else -q
+
+
 def yaw_quaternion(yaw: float) -> np.ndarray:
-    """The rotation about world z by ``yaw`` (rad) as a quaternion (x, y, z, w)."""
+    """Quaternion (x, y, z, w) of a rotation by ``yaw`` about world z."""
     return np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)])
 
 
