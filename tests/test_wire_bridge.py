@@ -73,6 +73,17 @@ def test_both_ends_agree_and_messages_cross(plan, kind: str) -> None:  # noqa: A
             if back:
                 break
         assert back[0][0] == "/cmd_motors" and back[0][1].velocities.tolist() == [1.0, 2.0, 3.0, 4.0]
+        # the plant's executor reports its node on /diagnostics: it reaches the stack's supervisor; the stack's own never go back
+        assert plant.publish("/diagnostics", LoopDiagnostics(stamp=1.0, name="sim", ticks=240))
+        assert not plant.publish("/diagnostics", LoopDiagnostics(stamp=1.0, name="filter"))  # a stack node's report: not the plant's to send
+        assert not stack.publish("/diagnostics", LoopDiagnostics(stamp=1.0, name="filter"))  # nobody at the plant reads reports
+        reports = []
+        for _ in range(50):
+            reports += stack.take(0.05)
+            if reports:
+                break
+        assert [(topic, msg.name, msg.ticks) for topic, msg in reports] == [("/diagnostics", "sim", 240)]
+        assert stack.from_here("/diagnostics", LoopDiagnostics(name="filter")) and not stack.from_here("/diagnostics", reports[0][1])
         assert plant.rejected() == {} and stack.rejected() == {}
 
 

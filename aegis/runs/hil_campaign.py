@@ -30,7 +30,10 @@ from aegis.transport.faults import FAULT_KINDS, FaultTimeline
 FAULT_AT_S = 2.5
 """When each class's fault starts (s into the run): the supervisor is running by then."""
 FAULT_S = 1.0
-"""How long it lasts."""
+"""How long it lasts, but for a partition (:data:`PARTITION_S`)."""
+PARTITION_S = 0.3
+"""A partition's length: the quadrotor's plant cuts its motors 0.1 s after its last command (as a Crazyflie's watchdog
+does), so a longer one is a fall from the figure-8's 1 m, whatever the stack does."""
 RUN_S = 6.0
 """Each run's length: the fault, then time to recover (the supervisor's recovery_s is 0.5 s)."""
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -50,8 +53,12 @@ assert set(FAULT_PARAMS) == set(FAULT_KINDS)
 
 def class_timeline(kind: str, seed: int) -> FaultTimeline:
     """The campaign's timeline for fault class ``kind``: the fault from FAULT_AT_S for FAULT_S."""
-    window = {"at_s": FAULT_AT_S} if kind == "kill" else {"at_s": FAULT_AT_S, "duration_s": FAULT_S}
+    window = {"at_s": FAULT_AT_S} if kind == "kill" else {"at_s": FAULT_AT_S, "duration_s": fault_s(kind)}
     return FaultTimeline.model_validate({"seed": seed, "faults": [{"kind": kind, **window, **FAULT_PARAMS[kind]}]})
+
+
+def fault_s(kind: str) -> float:
+    return PARTITION_S if kind == "partition" else FAULT_S
 
 
 def supervisor_topics(plan: LaunchPlan) -> tuple[str, str]:
@@ -69,7 +76,8 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
     onset_ns, cleared_ns = round(onset_s * 1e9), round(cleared_s * 1e9)
     detected_ns = safe_ns = None
     last_state, running_after = None, False
-    for t_ns, topic, msg in read_bag(bag, [status_topic, command_topic]):
+    topics = [status_topic, command_topic] if _has_topic(bag, status_topic) else []
+    for t_ns, topic, msg in read_bag(bag, topics) if topics else ():
         if topic == status_topic:
             last_state = msg.state
             if detected_ns is None and t_ns >= onset_ns and msg.state != "running":
@@ -113,7 +121,7 @@ def run_campaign(
             if kind == "kill":
                 measure = {"detection_ms": None, "safe_state_ms": None, "recovered": _final_state(summary, status_topic) == "running"}
             else:
-                measure = run_measures(Path(summary["bag"]), status_topic, command_topic, FAULT_AT_S, FAULT_AT_S + FAULT_S)
+                measure = run_measures(Path(summary["bag"]), status_topic, command_topic, FAULT_AT_S, FAULT_AT_S + fault_s(kind))
             measures.append(measure)
             collisions += int(summary.get("collisions", 0))
             crashes += int(summary.get("crashes", 0))
@@ -123,12 +131,21 @@ def run_campaign(
 
 
 def _final_state(summary: dict[str, Any], status_topic: str) -> str | None:
+    """The supervisor's last state in the run's bag (None: it never published, e.g. a restarted stack the run ended before)."""
     from aegis.runs.bag import read_bag
 
+    if not _has_topic(summary["bag"], status_topic):
+        return None
     state = None
     for _, _, msg in read_bag(summary["bag"], [status_topic]):
         state = msg.state
     return state
+
+
+def _has_topic(bag: str | Path, topic: str) -> bool:
+    from aegis.runs.bag import bag_info
+
+    return topic in {row["topic"] for row in bag_info(bag)["topics"]}
 
 
 def _median(values: list[float | None]) -> float | None:

@@ -14,7 +14,6 @@ from aegis.cli_options import (
     UsageError,
     add_overrides,
     duration,
-    is_file,
     make_output_folder,
     output_file,
     output_folder,
@@ -40,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     hil.add_argument("--link", choices=("udp", "serial"), default="serial", help="the link between the processes (default: serial)")
     hil.add_argument("--duration", type=duration, default=None, help="wall seconds, at most 3600 (default: the scenario's, else 10)")
     hil.add_argument("--seed", type=seed, default=0, help="seed for every node's randomness and the faults' (default: 0)")
-    hil.add_argument("--faults", type=is_file, default=None, help="a fault timeline (YAML: seed, faults; docs/wire-format.md)")
+    hil.add_argument("--faults", type=Path, default=None, help="a fault timeline (YAML: seed, faults; docs/wire-format.md)")
     hil.add_argument("--out", type=output_folder, default=Path("runs/hil"), help="output folder (default: runs/hil)")
     hil.add_argument("--campaign", choices=("faults",), default=None, help="faults: every fault class in short runs (needs --json)")
     hil.add_argument("--runs", type=positive_int, default=1, help="--campaign: runs per fault class (default: 1)")

@@ -24,6 +24,7 @@ at the other, and the proxy's counts per fault class.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import threading
@@ -90,6 +91,9 @@ def run_hil(
         base = GroupSpec(str(config), list(overrides), PLANT, 0, duration, seed, "", "")
         plant_spec = replace(base, groups=[PLANT], link=setup.plant.to_arg())
         stack_spec = replace(base, process=STACK, groups=stack_groups, link=setup.stack.to_arg())
+        setup.start()  # the proxy forwards the hello exchange, with no fault before the run's start
+        if setup.proxy is not None:
+            setup.proxy.t0 = math.inf
         try:
             children[PLANT] = spawn_group(plant_spec, groups_dir, pass_fds=setup.pass_fds)
             children[STACK] = spawn_group(stack_spec, groups_dir)
@@ -98,7 +102,6 @@ def run_hil(
             start_ns = 0
             if _await_ready(children, members, groups_dir, stop):
                 start_ns = time.perf_counter_ns() + round(START_AHEAD_S * 1e9)
-                setup.start()
                 if setup.proxy is not None:
                     setup.proxy.t0 = start_ns / 1e9  # the timeline's zero is the run's (CLOCK_MONOTONIC, as perf_counter)
                 for child in children.values():
