@@ -74,8 +74,9 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
     from aegis.runs.bag import read_bag
 
     onset_ns, cleared_ns = round(onset_s * 1e9), round(cleared_s * 1e9)
-    detected_ns = safe_ns = None
+    detected_ns = None
     last_state, running_after = None, False
+    commands = []
     topics = [status_topic, command_topic] if _has_topic(bag, status_topic) else []
     for t_ns, topic, msg in read_bag(bag, topics) if topics else ():
         if topic == status_topic:
@@ -84,8 +85,9 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
                 detected_ns = t_ns
             if t_ns >= cleared_ns and msg.state == "running":
                 running_after = True
-        elif detected_ns is not None and safe_ns is None and t_ns >= detected_ns:
-            safe_ns = t_ns
+        else:
+            commands.append(t_ns)
+    safe_ns = next((t for t in commands if t >= detected_ns), None) if detected_ns is not None else None  # the same step's command
     return {
         "detection_ms": None if detected_ns is None else (detected_ns - onset_ns) / 1e6,
         "safe_state_ms": None if safe_ns is None else (safe_ns - onset_ns) / 1e6,

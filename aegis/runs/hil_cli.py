@@ -22,6 +22,7 @@ from aegis.cli_options import (
     seed,
 )
 from aegis.runs.plan_options import load_plan
+from aegis.transport.faults import FAULT_KINDS
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     hil.add_argument("--out", type=output_folder, default=Path("runs/hil"), help="output folder (default: runs/hil)")
     hil.add_argument("--campaign", choices=("faults",), default=None, help="faults: every fault class in short runs (needs --json)")
     hil.add_argument("--runs", type=positive_int, default=1, help="--campaign: runs per fault class (default: 1)")
+    hil.add_argument(
+        "--fault", action="append", choices=FAULT_KINDS, default=None, metavar="KIND",
+        help=f"--campaign: only this fault class (repeat for more; default: all of {', '.join(FAULT_KINDS)})",
+    )
     hil.add_argument("--json", type=output_file, default=None, help="--campaign: write the rows here")
     add_overrides(hil)
     hil.set_defaults(handler=_cmd_hil)
@@ -56,8 +61,8 @@ def _cmd_hil(args: argparse.Namespace) -> int:
     from aegis.runs.wall_run import GroupFailed
     from aegis.transport.faults import load_timeline
 
-    if args.campaign is None and (args.json is not None or args.runs != 1):
-        raise UsageError("--json and --runs go with --campaign faults")
+    if args.campaign is None and (args.json is not None or args.runs != 1 or args.fault):
+        raise UsageError("--json, --runs and --fault go with --campaign faults")
     if args.campaign is not None and (args.json is None or args.faults is not None):
         raise UsageError("--campaign faults writes its rows to --json FILE and makes its own timelines (leave --faults out)")
     plan = load_plan(args)
@@ -89,7 +94,8 @@ def _campaign(args: argparse.Namespace, plan, config: Path, stop, say) -> int:  
     from aegis.runs.hil_campaign import run_campaign, write_rows
 
     try:
-        rows = run_campaign(plan, config, args.effective_overrides, args.seed, args.out, args.link, args.runs, stop, say=say)
+        kinds = tuple(dict.fromkeys(args.fault)) if args.fault else FAULT_KINDS
+        rows = run_campaign(plan, config, args.effective_overrides, args.seed, args.out, args.link, args.runs, stop, kinds, say=say)
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
     write_rows(rows, args.json)
