@@ -71,7 +71,7 @@ def test_the_quadrotor_flies_with_plant_and_stack_over_the_link(tmp_path: Path, 
     assert SUMMARY_KEYS <= set(summary)
     assert summary["crashes"] == 0 and summary["collisions"] == 0
     assert summary["sim_steps"] > 100  # the plant stepped on the wall clock
-    assert summary["final_states"]["/sim/ground_truth"]["position"][2] > 0.5  # took off and holds its altitude
+    assert summary["final_states"]["/sim/ground_truth"]["position_m"][2] > 0.5  # took off and holds its altitude
     assert set(summary["processes"]) == {"plant", "stack"}
     for direction in ("plant_to_stack", "stack_to_plant"):
         row = summary["link"][direction]
@@ -108,15 +108,18 @@ def test_corrupted_frames_are_caught_by_the_crc_and_a_partition_degrades_the_sup
 @pytest.mark.slow
 def test_the_campaign_writes_one_row_per_fault_class(tmp_path: Path) -> None:
     rows_file = tmp_path / "rows.json"
-    result = _hil(CONFIG, "--campaign", "faults", "--fault", "delay", "--link", "udp", "--json", str(rows_file),
+    result = _hil(CONFIG, "--campaign", "faults", "--fault", "duplicate", "--link", "udp", "--json", str(rows_file),
                   "--out", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = json.loads(rows_file.read_text())
-    assert [row["fault"] for row in rows] == ["delay"]
+    assert [row["fault"] for row in rows] == ["duplicate"]
     row = rows[0]
     assert ROW_KEYS <= set(row) and row["runs"] == 1
-    assert row["detection_ms"] is not None and 0 < row["detection_ms"] <= row["safe_state_ms"]  # 100 ms of delay: stale odometry
+    # the receivers drop the copies as late frames (their sequence numbers): the stack never sees a fault
+    assert row["detection_ms"] is None and row["safe_state_ms"] is None
     assert row["collisions"] == 0 and row["crashes"] == 0 and row["recovered"] is True
+    summary = json.loads((tmp_path / "out" / "duplicate-0" / "summary.json").read_text())
+    assert summary["link"]["plant_to_stack"]["proxy"]["duplicate"] > 0 and summary["link"]["plant_to_stack"]["late"] > 0
 
 
 def test_campaign_options_go_together(tmp_path: Path) -> None:
