@@ -113,7 +113,7 @@ def _ms(value: float | None) -> str:
 
 
 def _print_link(link: dict) -> None:
-    table = Table("direction", "sent", "received", "lost", "late", "rejected (CRC/COBS)", "proxy: dropped/corrupted/duplicated/delayed")
+    table = Table("direction", "sent", "received", "lost", "late", "rejected", "injected: drop/corrupt/dup/delay")
     for direction in ("plant_to_stack", "stack_to_plant"):
         row = link[direction]
         proxy = row.get("proxy")
