@@ -1,9 +1,13 @@
-"""One process group of an `aegis run`: its nodes under the realtime executor, joined to the other groups by DDS.
+"""One process of an `aegis run` or `aegis hil`: its groups' nodes under the realtime executor, joined to the others by DDS or a wire link.
 
 ``python -m aegis.runs.wall_group SPEC.json`` is what :mod:`aegis.runs.wall_run` starts, once per
 ``process`` group of the plan. The spec (:class:`GroupSpec`, JSON) names the hw_config and its
 overrides (the child builds the same plan as the parent), the group, the DDS domain, the duration,
-the seed and where to leave the result. The protocol with the parent, on stdin and stdout:
+the seed and where to leave the result; for `aegis hil` also the groups it composes and its end of
+the wire link (then a :class:`~aegis.transport.wire_bridge.WireBridge` over it takes the place of
+the DdsBridge, and the link's hello exchange that of DDS matching), and whether it restarts into a
+running run (``resume``: no handshake, the run's start time, from its next tick). The protocol
+with the parent, on stdin and stdout:
 
 1. the child builds its nodes and its :class:`~aegis.transport.DdsBridge`, waits until every
    topic it exchanges with another group of the plan has its peer (DDS discovery is

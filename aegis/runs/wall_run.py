@@ -20,6 +20,9 @@ to DIR/processes/<group>.log. The children's recordings are merged into DIR/bag 
 wall_group on why each group records its own bag) and the summary has `aegis sim`'s keys, computed
 the same way from the simulator's ground truth, plus the wall clock's: ``deadline_misses``, the
 per-node ``timing`` (aegis.runs.timing) and each process's ``processes`` entry.
+
+`aegis hil` (:mod:`aegis.runs.hil_run`) is the same runner with two children joined by a wire link:
+it uses :func:`spawn_group`, the waits and :func:`finish` from here.
 """
 
 from __future__ import annotations
