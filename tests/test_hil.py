@@ -106,6 +106,24 @@ def test_corrupted_frames_are_caught_by_the_crc_and_a_partition_degrades_the_sup
 
 
 @pytest.mark.slow
+def test_a_killed_stack_is_restarted_into_the_running_run_and_its_supervisor_runs_again(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - {kind: kill, process: stack, at_s: 1.0, restart_after_s: 0.5}\n")
+    out = tmp_path / "out"
+    # the Husky: a drive without commands stops (a quadrotor's plant cuts its motors and falls: docs/hil.md)
+    result = _hil("husky_sim", "--link", "serial", "--duration", "6", "--faults", str(faults), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    (kill,) = summary["link"]["kills"]
+    assert kill["process"] == "stack" and kill["at_s"] >= 1.0 and kill["restarted_at_s"] >= 1.5
+    assert set(summary["processes"]) == {"plant", "stack-2"}  # the killed life left no result: a crash writes nothing
+    assert summary["crashes"] == 0 and summary["collisions"] == 0
+    assert summary["link"]["stack_to_plant"]["late"] == 0  # the plant followed the restarted sender's sequence from its frame 0
+    changes = _states(Path(summary["bag"]))
+    assert changes[0][0] >= kill["restarted_at_s"] - 0.1 and changes[-1][1] == "running", changes  # the new supervisor, on the run's clock
+
+
+@pytest.mark.slow
 def test_the_campaign_writes_one_row_per_fault_class(tmp_path: Path) -> None:
     rows_file = tmp_path / "rows.json"
     result = _hil(CONFIG, "--campaign", "faults", "--fault", "duplicate", "--link", "udp", "--json", str(rows_file),

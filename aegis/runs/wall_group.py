@@ -134,6 +134,8 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
         executor = RealtimeExecutor(nodes, listeners=[send, record], settings=config.realtime)
         if not spec.resume:
             _meet_peers(spec, plan, bridge, stop)
+        elif spec.link:
+            bridge.say_hello()  # frame 0 of this life: the other end follows the restarted sequence from here
         start_ns = _wait_for_start(stop)
         try:
             stats = (
