@@ -77,7 +77,8 @@ def test_the_quadrotor_flies_with_plant_and_stack_over_the_link(tmp_path: Path, 
         row = summary["link"][direction]
         assert row["sent"] > 50 and row["received"] > 50 and row["rejected"] == 0
     assert summary["link"]["kind"] == link and "proxy" not in summary["link"]["plant_to_stack"]
-    assert _states(Path(summary["bag"]))[-1][1] == "running"  # the supervisor saw every node's heartbeat, the plant's included
+    assert _states(Path(summary["bag"]))[-1][1] == "running"
+    assert summary["supervisor_watched_nodes"] == 5  # every node's heartbeat reached the supervisor, the plant's over the link
 
 
 @pytest.mark.slow
