@@ -63,8 +63,9 @@ def _cmd_hil(args: argparse.Namespace) -> int:
 
     if args.campaign is None and (args.json is not None or args.runs != 1 or args.fault):
         raise UsageError("--json, --runs and --fault go with --campaign faults")
-    if args.campaign is not None and (args.json is None or args.faults is not None):
-        raise UsageError("--campaign faults writes its rows to --json FILE and makes its own timelines (leave --faults out)")
+    if args.campaign is not None and (args.json is None or args.faults is not None or args.duration is not None):
+        raise UsageError("--campaign faults writes its rows to --json FILE and makes its own timelines and run lengths "
+                         "(leave --faults and --duration out)")
     plan = load_plan(args)
     timeline = load_timeline(args.faults) if args.faults is not None else None
     try:
