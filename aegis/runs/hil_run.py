@@ -152,7 +152,19 @@ def link_section(groups_dir: Path, names: list[str], proxy_counts: dict[str, Any
 class _Killer:
     """Executes the timeline's kills of the stack on the run's time line (called every 50 ms by the waiting loop)."""
 
-    def __init__(self, timeline, start_ns, children, members, lives, kills, spec, groups_dir, stop, say) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        timeline: FaultTimeline | None,
+        start_ns: int,
+        children: dict[str, subprocess.Popen],
+        members: dict[str, str],
+        lives: list[str],
+        kills: list[dict[str, Any]],
+        spec: GroupSpec,
+        groups_dir: Path,
+        stop: threading.Event,
+        say: Any,
+    ) -> None:
         self.pending = sorted(timeline.kills(), key=lambda k: k.at_s) if timeline is not None else []
         self.start_ns, self.children, self.members, self.lives, self.kills = start_ns, children, members, lives, kills
         self.spec, self.groups_dir, self.stop, self.say = spec, groups_dir, stop, say
