@@ -100,6 +100,8 @@ def test_corrupted_frames_are_caught_by_the_crc_and_a_partition_degrades_the_sup
         assert link[direction]["rejected"] > 0  # the receiver's CRC (or COBS) check dropped the corrupted frames
         # nothing else was rejected: a flipped bit that makes a zero byte (a frame boundary) splits one frame in two
         assert link[direction]["rejected"] <= 2 * proxy["corrupt"]
+        assert set(link[direction]["rejected_by"]) <= {"crc", "cobs", "short", "truncated", "oversize"}
+        assert link[direction]["rejected_by"].get("crc", 0) > 0
     assert summary["crashes"] == 0
     changes = [(t, state) for t, state in _states(Path(summary["bag"])) if t >= 2.2]
     assert changes and changes[0][1] == "degraded" and changes[0][0] < 2.2 + 0.15 + 0.2, changes  # the partition degraded it ...

@@ -124,7 +124,8 @@ def run_hil(
 
 
 def link_section(groups_dir: Path, names: list[str], proxy_counts: dict[str, Any] | None) -> dict[str, Any]:
-    """Per direction: frames sent by one end, and received / lost / late / rejected at the other (every stack life summed)."""
+    """Per direction: frames sent by one end, and received / lost / late / rejected (and by reason: crc, cobs, ...) at the
+    other (every stack life summed)."""
     import pickle
 
     ends: dict[str, dict[str, int]] = {PLANT: {}, STACK: {}}
@@ -135,6 +136,9 @@ def link_section(groups_dir: Path, names: list[str], proxy_counts: dict[str, Any
         for key, value in numbers.items():
             if isinstance(value, int):
                 side[key] = side.get(key, 0) + value
+            elif key == "rejected_by":
+                for reason, count in value.items():
+                    side[f"rejected_{reason}"] = side.get(f"rejected_{reason}", 0) + count
     out: dict[str, Any] = {}
     for direction in DIRECTIONS:
         sender, receiver = (ends[PLANT], ends[STACK]) if direction == "plant_to_stack" else (ends[STACK], ends[PLANT])
@@ -144,6 +148,7 @@ def link_section(groups_dir: Path, names: list[str], proxy_counts: dict[str, Any
             "lost": receiver.get("lost", 0),
             "late": receiver.get("late", 0),
             "rejected": receiver.get("rejected", 0),
+            "rejected_by": {k.removeprefix("rejected_"): v for k, v in receiver.items() if k.startswith("rejected_") and v},
             **({"proxy": proxy_counts[direction]} if proxy_counts is not None else {}),
         }
     return out
