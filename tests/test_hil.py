@@ -124,7 +124,8 @@ def test_a_killed_stack_is_restarted_into_the_running_run_and_its_supervisor_run
     assert summary["crashes"] == 0 and summary["collisions"] == 0
     assert summary["link"]["stack_to_plant"]["late"] == 0  # the plant followed the restarted sender's sequence from its frame 0
     changes = _states(Path(summary["bag"]))
-    assert changes[0][0] >= kill["restarted_at_s"] - 0.1 and changes[-1][1] == "running", changes  # the new supervisor, on the run's clock
+    assert changes[0][0] >= kill["restarted_at_s"] - 0.1, changes  # only the new life's supervisor, on the run's clock ...
+    assert "running" in [state for _, state in changes], changes  # ... which runs
 
 
 @pytest.mark.slow
