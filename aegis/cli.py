@@ -18,7 +18,10 @@ from aegis import __version__
 from aegis.cli_options import UsageError
 from aegis.config_files import ConfigError
 
-COMMAND_MODULES = ("aegis.runs.cli", "aegis.bench.cli", "aegis.policy_tools.cli", "aegis.export.cli", "aegis.training.cli", "aegis.sysid.cli")
+COMMAND_MODULES = (
+    "aegis.runs.cli", "aegis.runs.hil_cli", "aegis.bench.cli", "aegis.policy_tools.cli", "aegis.export.cli", "aegis.training.cli",
+    "aegis.sysid.cli",
+)
 """The modules whose ``add_commands`` make up `aegis`, in the order `aegis --help` lists them."""
 
 

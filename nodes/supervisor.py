@@ -175,11 +175,12 @@ class SupervisorNode(Node):
         return tuple(sorted(self._loops))
 
     def metrics(self) -> dict[str, Any]:
-        """Ticks per state, gated ticks and transitions (in the sim summary)."""
+        """Ticks per state, gated ticks, transitions and how many nodes' loops it watched (in the sim summary)."""
         return {
             "supervisor_gated_ticks": self.gated_ticks,
             "supervisor_transitions": self.transitions,
             "supervisor_loop_faults": self.loop_faults,
+            "supervisor_watched_nodes": len(self._loops),
             **{f"supervisor_{state}_ticks": count for state, count in self.state_ticks.items()},
         }
 

@@ -37,6 +37,22 @@ def test_each_group_publishes_what_the_other_reads_and_reads_what_the_other_publ
         boundary_topics(plan, "sim")
 
 
+def test_the_executors_diagnostics_cross_to_a_supervisor_in_another_group_and_never_echo_back() -> None:
+    from aegis.msgs.diagnostics import LoopDiagnostics
+    from aegis.transport.bridge import DIAGNOSTICS_TOPIC, boundary_topics, is_local_report
+
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml"))  # the supervisor in "stack", the simulator in "plant"
+    plant = {(b.topic, b.direction): b for b in boundary_topics(plan, "plant")}
+    stack = {(b.topic, b.direction): b for b in boundary_topics(plan, "stack")}
+    assert plant[(DIAGNOSTICS_TOPIC, "out")].msg_type is LoopDiagnostics  # no node port publishes it: the plant's executor does
+    assert stack[(DIAGNOSTICS_TOPIC, "in")].readers == (("supervisor", "diagnostics", None),)
+    assert (DIAGNOSTICS_TOPIC, "out") not in stack  # nobody outside the stack reads reports
+    plant_nodes = frozenset({"sim"})
+    assert is_local_report(DIAGNOSTICS_TOPIC, LoopDiagnostics(name="sim"), plant_nodes) is True
+    assert is_local_report(DIAGNOSTICS_TOPIC, LoopDiagnostics(name="filter"), plant_nodes) is False  # another's: not sent again
+    assert is_local_report("/odom", RobotState(), plant_nodes) is None
+
+
 def test_one_composed_group_has_no_boundary_unless_all_outputs_are_asked_for() -> None:
     from aegis.transport.bridge import boundary_topics
 

@@ -281,6 +281,21 @@ def test_timeline_files_are_validated_with_keys_named(tmp_path: Path) -> None:
         load_timeline(bad)
 
 
+def test_a_sender_restarted_after_a_few_frames_is_followed_from_its_frame_0() -> None:
+    receiver = UdpLink()
+    first = UdpLink(remote=("127.0.0.1", receiver.port))
+    try:
+        _send(first, 50)
+        assert len(collect(receiver, 50)) == 50
+        first.close()
+        restarted = UdpLink(remote=("127.0.0.1", receiver.port))  # counts from 0 again, 50 behind: not late, a restart
+        _send(restarted, 5)
+        assert [f.seq for f in collect(receiver, 5)] == [0, 1, 2, 3, 4] and receiver.stats.resyncs == 1 and receiver.stats.late == 0
+        restarted.close()
+    finally:
+        receiver.close()
+
+
 def test_a_restarted_sender_is_followed_not_dropped_as_late() -> None:
     receiver = UdpLink()
     first = UdpLink(remote=("127.0.0.1", receiver.port))

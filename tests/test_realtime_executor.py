@@ -389,6 +389,19 @@ def test_a_run_starts_at_the_agreed_time() -> None:
     assert counter.nows[0] >= 0.0
 
 
+def test_a_restarted_process_resumes_on_the_runs_time_line_from_its_next_tick() -> None:
+    """``resume``: a start 0.5 s in the past (a stack restarted into a running run) runs from the next tick on that time
+    line; the ticks before it are neither run nor counted as missed or skipped."""
+    counter = Counter("counter", rate_hz=50.0)
+    executor = RealtimeExecutor([counter])
+    executor.reset(0)
+    start_ns = time.perf_counter_ns() - 500_000_000
+    stats = executor.run(0.7, start_ns=start_ns, resume=True)
+    assert counter.nows[0] >= 0.5  # the run's clock, not the process's: it joined half a second in
+    assert stats.loops["counter"].skipped_ticks == 0
+    assert len(counter.nows) <= 11  # 0.5 .. 0.7 s at 50 Hz, not the 35 ticks since the start
+
+
 class HealthyInputs(Node):
     """Usable odometry and a valid filtered command every tick: what keeps a supervisor running."""
 

@@ -104,6 +104,7 @@ def test_the_quadrotor_flies_its_figure8_on_the_wall_clock(tmp_path: Path) -> No
     assert summary["crashes"] == 0 and summary["collisions"] == 0 and summary["outcome"] != "crash"
     assert summary["duration_s"] > 2.0 and summary["tracking_rmse_m"] < 0.5
     assert summary["timing"]["attitude"]["process"] == "stack" and summary["timing"]["sim"]["rate_hz"] == 240
+    assert summary["supervisor_watched_nodes"] == 5  # /diagnostics crossed over DDS: the simulator's heartbeat reached the stack
 
 
 @pytest.mark.parametrize(

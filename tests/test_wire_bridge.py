@@ -10,6 +10,7 @@ import pytest
 from aegis.config import load_config
 from aegis.launch_plan import make_plan
 from aegis.msgs import ImuSample, MotorSpeeds, Obstacles, RobotState
+from aegis.msgs.diagnostics import LoopDiagnostics
 from aegis.transport.links import SerialLink, UdpLink, open_pty
 from aegis.transport.wire_bridge import TableMismatch, WireBridge, wire_topics
 
@@ -32,8 +33,10 @@ def test_the_cut_carries_sensors_to_the_stack_and_commands_to_the_plant(plan) ->
     plant_side = wire_topics(plan, PLANT)
     stack_side = wire_topics(plan, _stack_groups(plan))
     assert [(t.topic, t.direction, t.msg_type) for t in plant_side] == [
-        ("/cmd_motors", "in", MotorSpeeds), ("/imu", "out", ImuSample), ("/obstacles", "out", Obstacles), ("/odom", "out", RobotState)]
-    assert [(t.topic, t.direction) for t in stack_side] == [("/cmd_motors", "out"), ("/imu", "in"), ("/obstacles", "in"), ("/odom", "in")]
+        ("/cmd_motors", "in", MotorSpeeds), ("/diagnostics", "out", LoopDiagnostics), ("/imu", "out", ImuSample), ("/obstacles", "out", Obstacles), ("/odom", "out", RobotState)]
+    assert [(t.topic, t.direction) for t in stack_side] == [("/cmd_motors", "out"), ("/diagnostics", "in"), ("/imu", "in"), ("/obstacles", "in"), ("/odom", "in")]
+    # the plant's executor reports its node's loop on /diagnostics, and the stack's supervisor watches it: it crosses
+    assert next(t for t in stack_side if t.topic == "/diagnostics").readers == (("supervisor", "diagnostics", None),)
     odom = next(t for t in stack_side if t.topic == "/odom")
     assert {reader[0] for reader in odom.readers} >= {"controller", "filter", "supervisor", "attitude"}
     with pytest.raises(KeyError, match="not in the plan"):
@@ -70,6 +73,17 @@ def test_both_ends_agree_and_messages_cross(plan, kind: str) -> None:  # noqa: A
             if back:
                 break
         assert back[0][0] == "/cmd_motors" and back[0][1].velocities.tolist() == [1.0, 2.0, 3.0, 4.0]
+        # the plant's executor reports its node on /diagnostics: it reaches the stack's supervisor; the stack's own never go back
+        assert plant.publish("/diagnostics", LoopDiagnostics(stamp=1.0, name="sim", ticks=240))
+        assert not plant.publish("/diagnostics", LoopDiagnostics(stamp=1.0, name="filter"))  # a stack node's report: not the plant's to send
+        assert not stack.publish("/diagnostics", LoopDiagnostics(stamp=1.0, name="filter"))  # nobody at the plant reads reports
+        reports = []
+        for _ in range(50):
+            reports += stack.take(0.05)
+            if reports:
+                break
+        assert [(topic, msg.name, msg.ticks) for topic, msg in reports] == [("/diagnostics", "sim", 240)]
+        assert stack.from_here("/diagnostics", LoopDiagnostics(name="filter")) and not stack.from_here("/diagnostics", reports[0][1])
         assert plant.rejected() == {} and stack.rejected() == {}
 
 

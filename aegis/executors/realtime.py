@@ -157,9 +157,13 @@ class RealtimeExecutor:
         stop: threading.Event | None = None,
         inbox: Inbox | None = None,
         start_ns: int | None = None,
+        resume: bool = False,
     ) -> RealtimeStats:
         """Run for ``duration_s`` wall seconds (None: until EndRun or ``stop``) from now, or from ``start_ns`` (a
-        ``time.perf_counter_ns()`` reading, waited for); ``inbox`` brings other processes' messages. Call reset() first."""
+        ``time.perf_counter_ns()`` reading, waited for); ``inbox`` brings other processes' messages. Call reset() first.
+
+        ``resume``: ``start_ns`` may lie in the past (a process restarted into a running run): each node starts at its
+        first tick due from now on the run's time line, the ticks before it neither run nor counted as missed."""
         if duration_s is not None and not (duration_s > 0 and math.isfinite(duration_s)):
             raise ValueError(f"duration_s must be > 0, got {duration_s}")
         if self._closed:
@@ -173,7 +177,7 @@ class RealtimeExecutor:
             if start_ns is not None and self._wait_until(start_ns, stop):
                 stopped = True
             else:
-                stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop, start_ns)
+                stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop, start_ns, resume)
             wall = (time.perf_counter_ns() - self._t0) / NS_PER_S if self._t0 is not None else 0.0
         finally:
             gc.unfreeze()
@@ -192,7 +196,7 @@ class RealtimeExecutor:
             stopped=stopped,
         )
 
-    def _loop(self, end_ns: int | None, stop: threading.Event | None, start_ns: int | None = None) -> bool:
+    def _loop(self, end_ns: int | None, stop: threading.Event | None, start_ns: int | None = None, resume: bool = False) -> bool:
         """The scheduler loop; True when ``stop`` ended it."""
         graph, loops, deadlines = self._graph, self._loops, self._deadlines_ns
         clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
@@ -204,6 +208,13 @@ class RealtimeExecutor:
         t0 = clock() if start_ns is None else start_ns
         self._t0 = t0
         next_round_ns = REPORT_PERIOD_NS
+        if resume and clock() > t0:  # joining a run under way: from the next tick of each node, the past neither run nor missed
+            joined = clock() - t0
+            for i in periodic:
+                next_tick[i] = _latest_due_tick(0, joined, rates[i]) + 1
+                due_ns[i] = _tick_ns(next_tick[i], rates[i])
+            while next_round_ns <= joined:
+                next_round_ns += REPORT_PERIOD_NS
         while True:
             if stop is not None and stop.is_set():
                 return True

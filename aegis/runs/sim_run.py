@@ -90,7 +90,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     console = console or Console()
     scenario = f", scenario {summary['scenario']}" if summary.get("scenario") else ""
     wall = summary.get("executor") == "realtime"  # aegis run's summary (aegis.runs.wall_run)
-    table = Table(title=f"aegis {'run' if wall else 'sim'}: {summary['robot']}{scenario}, seed {summary['seed']}")
+    command = ("hil" if "link" in summary else "run") if wall else "sim"  # aegis hil's summary has the link's section
+    table = Table(title=f"aegis {command}: {summary['robot']}{scenario}, seed {summary['seed']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("simulated time", f"{summary['duration_s']:.2f} s")

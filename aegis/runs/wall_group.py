@@ -1,9 +1,13 @@
-"""One process group of an `aegis run`: its nodes under the realtime executor, joined to the other groups by DDS.
+"""One process of an `aegis run` or `aegis hil`: its groups' nodes under the realtime executor, joined to the others by DDS or a wire link.
 
 ``python -m aegis.runs.wall_group SPEC.json`` is what :mod:`aegis.runs.wall_run` starts, once per
 ``process`` group of the plan. The spec (:class:`GroupSpec`, JSON) names the hw_config and its
 overrides (the child builds the same plan as the parent), the group, the DDS domain, the duration,
-the seed and where to leave the result. The protocol with the parent, on stdin and stdout:
+the seed and where to leave the result; for `aegis hil` also the groups it composes and its end of
+the wire link (then a :class:`~aegis.transport.wire_bridge.WireBridge` over it takes the place of
+the DdsBridge, and the link's hello exchange that of DDS matching), and whether it restarts into a
+running run (``resume``: no handshake, the run's start time, from its next tick). The protocol
+with the parent, on stdin and stdout:
 
 1. the child builds its nodes and its :class:`~aegis.transport.DdsBridge`, waits until every
    topic it exchanges with another group of the plan has its peer (DDS discovery is
@@ -59,6 +63,12 @@ class GroupSpec:
     """Where this group's own bag goes (the parent merges them)."""
     publish: str = "boundary"
     """"boundary": only the topics another group reads go on DDS; "all": every topic the group's nodes publish (ROS 2 tools see them)."""
+    groups: list[str] | None = None
+    """The plan's process groups this child runs, composed (None: ``process`` alone). `aegis hil`: every group but the plant."""
+    link: str = ""
+    """A wire link end (:meth:`aegis.transport.link_setup.LinkEnd.to_arg`): the other groups are over it, not on DDS."""
+    resume: bool = False
+    """Restarted into a running run: no peer handshake (the other end is running), the start time is in the past."""
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -99,24 +109,22 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
     from aegis.launch_plan import make_plan
     from aegis.runs.bag import BagRecorder
     from aegis.runs.episode import EpisodeLog
-    from aegis.transport import DdsBridge, wait_for_match
-
     config = load_config(spec.config, spec.overrides)
     plan = make_plan(config)
-    indices = [i for i, launch in enumerate(plan.nodes) if launch.process == spec.process]
+    groups = set(spec.groups or [spec.process])
+    indices = [i for i, launch in enumerate(plan.nodes) if launch.process in groups]
     nodes = [plan.nodes[i].instantiate() for i in indices]
     seeds = np.random.SeedSequence(spec.seed).spawn(len(plan.nodes))  # each node's seed as lockstep draws it: by plan index
     for index, node in zip(indices, nodes):
         node.reset(int(seeds[index].generate_state(1)[0]))
     log = EpisodeLog(plan)
     with (
-        DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish) as bridge,  # type: ignore[arg-type]
+        _bridge(spec, plan) as bridge,
         BagRecorder(spec.bag, distro=plan.ros_distro) as recorder,
     ):
-        incoming = {b.topic for b in bridge.topics if b.direction == "in"}
 
         def record(topic: str, msg: Any, t_ns: int) -> None:
-            if topic not in incoming:  # another group's message: its publisher records it
+            if bridge.from_here(topic, msg):  # another group's message: its publisher records it
                 recorder.write(topic, msg, t_ns)
                 log(topic, msg, t_ns)
 
@@ -124,16 +132,19 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
             bridge.publish(topic, msg)
 
         executor = RealtimeExecutor(nodes, listeners=[send, record], settings=config.realtime)
-        peers = _plan_peers(plan, bridge)
-        if peers and not wait_for_match(peers, timeout_s=PEER_TIMEOUT_S, sleep=lambda s: stop.wait(s)) and not stop.is_set():
-            missing = sorted(e.topic for e in peers if e.matched() == 0)
-            raise SystemExit(f"process group {spec.process}: no DDS peer within {PEER_TIMEOUT_S:g} s on {', '.join(missing)}")
+        if not spec.resume:
+            _meet_peers(spec, plan, bridge, stop)
+        elif spec.link:
+            bridge.say_hello()  # frame 0 of this life: the other end follows the restarted sequence from here
         start_ns = _wait_for_start(stop)
         try:
-            stats = executor.run(spec.duration_s, stop=stop, inbox=bridge, start_ns=start_ns) if start_ns is not None else None
+            stats = (
+                executor.run(spec.duration_s, stop=stop, inbox=bridge, start_ns=start_ns, resume=spec.resume) if start_ns is not None else None
+            )
         finally:
             executor.close()
         rejected = bridge.rejected()
+        link = _link_numbers(bridge) if spec.link else None
     first = plan.nodes[0].name
     plant = nodes[0] if nodes and nodes[0].name == first else None
     return {
@@ -146,7 +157,46 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
         "log": log,
         "messages": recorder.count,
         "rejected": rejected,
+        "link": link,
     }
+
+
+def _bridge(spec: GroupSpec, plan: Any) -> Any:
+    """The group's way to the others: a WireBridge over its link end (`aegis hil`), else a DdsBridge (`aegis run`)."""
+    if spec.link:
+        from aegis.transport.link_setup import LinkEnd
+        from aegis.transport.wire_bridge import WireBridge
+
+        end = LinkEnd.from_arg(spec.link)
+        return WireBridge(plan, spec.groups or [spec.process], end.open(pace=end.kind != "udp"))
+    from aegis.transport import DdsBridge
+
+    return DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish)  # type: ignore[arg-type]
+
+
+def _meet_peers(spec: GroupSpec, plan: Any, bridge: Any, stop: threading.Event) -> None:
+    """Wait until the other groups are there (DDS matching, or the link's hello exchange); SystemExit naming what is missing."""
+    if spec.link:
+        waited = 0.0
+        while not bridge.wait_for_peers(0.5):
+            waited += 0.5
+            if stop.is_set():
+                return
+            if waited >= PEER_TIMEOUT_S:
+                raise SystemExit(f"process {spec.process}: no hello from the other end of the link {spec.link} within {PEER_TIMEOUT_S:g} s")
+        return
+    from aegis.transport import wait_for_match
+
+    peers = _plan_peers(plan, bridge)
+    if peers and not wait_for_match(peers, timeout_s=PEER_TIMEOUT_S, sleep=lambda s: stop.wait(s)) and not stop.is_set():
+        missing = sorted(e.topic for e in peers if e.matched() == 0)
+        raise SystemExit(f"process group {spec.process}: no DDS peer within {PEER_TIMEOUT_S:g} s on {', '.join(missing)}")
+
+
+def _link_numbers(bridge: Any) -> dict[str, Any]:
+    """This end's link counters: frames sent / received / lost / late, and the frames its decoder rejected by reason."""
+    link = bridge.link
+    return {**link.stats.as_dict(), "rejected": link.decoder.rejected.total, "rejected_by": link.decoder.rejected.as_dict()}
 
 
 def _plan_peers(plan: Any, bridge: Any) -> list[Any]:

@@ -20,10 +20,14 @@ to DIR/processes/<group>.log. The children's recordings are merged into DIR/bag 
 wall_group on why each group records its own bag) and the summary has `aegis sim`'s keys, computed
 the same way from the simulator's ground truth, plus the wall clock's: ``deadline_misses``, the
 per-node ``timing`` (aegis.runs.timing) and each process's ``processes`` entry.
+
+`aegis hil` (:mod:`aegis.runs.hil_run`) is the same runner with two children joined by a wire link:
+it uses :func:`spawn_group`, the waits and :func:`finish` from here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -96,34 +100,55 @@ def run_wall(
     groups_dir = out_dir / "processes"
     groups_dir.mkdir(exist_ok=True)
     children: dict[str, subprocess.Popen] = {}
+    members = {name: _node_names(plan, [name]) for name in plan.processes}
     try:
         for name in plan.processes:
-            result, bag = groups_dir / f"{name}.pkl", groups_dir / f"{name}.bag"
-            result.unlink(missing_ok=True)
-            _remove_previous_bag(bag)
-            spec = GroupSpec(str(config), list(overrides), name, domain_id, duration, seed, str(result), str(bag), publish)
-            spec.write(groups_dir / f"{name}.json")
-            with open(groups_dir / f"{name}.log", "w") as log:
-                children[name] = subprocess.Popen(
-                    [sys.executable, "-m", "aegis.runs.wall_group", str(groups_dir / f"{name}.json")],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=_child_env(),
-                )  # fmt: skip
-            say(f"process {name} (pid {children[name].pid}): {', '.join(n.name for n in plan.processes[name])}")
-        if _await_ready(children, plan, groups_dir, stop):
+            spec = GroupSpec(str(config), list(overrides), name, domain_id, duration, seed, "", "", publish)
+            children[name] = spawn_group(spec, groups_dir)
+            say(f"process {name} (pid {children[name].pid}): {members[name]}")
+        if _await_ready(children, members, groups_dir, stop):
             start_ns = time.perf_counter_ns() + round(START_AHEAD_S * 1e9)
             for child in children.values():
                 _send(child, f"{START} {start_ns}\n")
             say(f"running on DDS domain {domain_id} for {duration:g} s (Ctrl-C stops)")
-        _await_end(children, plan, groups_dir, stop)
+        _await_end(children, members, groups_dir, stop)
     finally:
         _stop_all(children)
-    results = [_load_result(groups_dir / f"{name}.pkl", name, plan, groups_dir) for name in plan.processes]
+    return finish(plan, scenario, seed, list(plan.processes), groups_dir, out_dir, stop.is_set(), {"dds_domain_id": domain_id}, members)
+
+
+def spawn_group(spec: GroupSpec, groups_dir: Path, name: str | None = None, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Start one child (``python -m aegis.runs.wall_group``) for ``spec`` under ``name`` (default: its process): its spec,
+    result, bag and log are groups_dir/<name>.*; any result or bag a previous run left there is removed first."""
+    name = name or spec.process
+    result, bag = groups_dir / f"{name}.pkl", groups_dir / f"{name}.bag"
+    result.unlink(missing_ok=True)
+    _remove_previous_bag(bag)
+    spec = dataclasses.replace(spec, result=str(result), bag=str(bag))
+    spec.write(groups_dir / f"{name}.json")
+    with open(groups_dir / f"{name}.log", "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aegis.runs.wall_group", str(groups_dir / f"{name}.json")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=_child_env(), pass_fds=pass_fds,
+        )  # fmt: skip
+
+
+def finish(
+    plan: LaunchPlan, scenario: Any, seed: int, names: list[str], groups_dir: Path, out_dir: Path, stopped: bool,
+    transport: dict[str, Any], members: dict[str, str],
+) -> dict[str, Any]:
+    """Load the children ``names``' results, merge their bags into out_dir/bag, write and return the summary (``transport``: its keys)."""
+    results = [_load_result(groups_dir / f"{name}.pkl", name, members, groups_dir) for name in names]
     bag_path = out_dir / "bag"
     _remove_previous_bag(bag_path)
-    merge_bags([groups_dir / f"{name}.bag" for name in plan.processes], bag_path, plan.ros_distro)
-    for name in plan.processes:
+    merge_bags([groups_dir / f"{name}.bag" for name in names], bag_path, plan.ros_distro)
+    for name in names:
         shutil.rmtree(groups_dir / f"{name}.bag")  # merged: the one bag is out_dir/bag
-    return _summarize(plan, scenario, seed, results, bag_path, domain_id, stop.is_set())
+    return _summarize(plan, scenario, seed, results, bag_path, transport, stopped)
+
+
+def _node_names(plan: LaunchPlan, groups: list[str]) -> str:
+    return ", ".join(n.name for n in plan.nodes if n.process in groups)
 
 
 def _child_env() -> dict[str, str]:
@@ -142,7 +167,7 @@ def _send(child: subprocess.Popen, line: str) -> None:
         pass  # it is gone: _await_end sees how it ended
 
 
-def _await_ready(children: dict[str, subprocess.Popen], plan: LaunchPlan, groups_dir: Path, stop: threading.Event) -> bool:
+def _await_ready(children: dict[str, subprocess.Popen], members: dict[str, str], groups_dir: Path, stop: threading.Event) -> bool:
     """Wait for every child's ``ready``; False when stopped first; GroupFailed when one dies or none comes in time."""
     lines: queue.Queue[tuple[str, str]] = queue.Queue()
     for name, child in children.items():
@@ -157,10 +182,10 @@ def _await_ready(children: dict[str, subprocess.Popen], plan: LaunchPlan, groups
         except queue.Empty:
             for name in waiting:
                 if children[name].poll() is not None:
-                    raise GroupFailed(_failure(name, children[name].returncode, plan, groups_dir, "before it was ready"))
+                    raise GroupFailed(_failure(name, children[name].returncode, members, groups_dir, "before it was ready"))
             if time.monotonic() > deadline:
                 name = sorted(waiting)[0]
-                raise GroupFailed(_failure(name, None, plan, groups_dir, f"not ready after {READY_TIMEOUT_S:g} s"))
+                raise GroupFailed(_failure(name, None, members, groups_dir, f"not ready after {READY_TIMEOUT_S:g} s"))
             continue
         if line.strip() == READY:
             waiting.discard(name)
@@ -172,14 +197,19 @@ def _read_lines(name: str, child: subprocess.Popen, lines: queue.Queue) -> None:
         lines.put((name, line))
 
 
-def _await_end(children: dict[str, subprocess.Popen], plan: LaunchPlan, groups_dir: Path, stop: threading.Event) -> None:
-    """Wait until every child has ended; the first to end (or ``stop``) stops the rest. GroupFailed for one that failed."""
+def _await_end(
+    children: dict[str, subprocess.Popen], members: dict[str, str], groups_dir: Path, stop: threading.Event, on_tick: Any = None
+) -> None:
+    """Wait until every child has ended; the first to end (or ``stop``) stops the rest. GroupFailed for one that failed.
+    ``on_tick()`` runs every 50 ms until the stop begins (`aegis hil` kills and restarts children there, editing ``children``)."""
     stopping = False
     while True:
+        if on_tick is not None and not stopping and not stop.is_set():
+            on_tick()
         alive = {name: c for name, c in children.items() if c.poll() is None}
         for name, child in children.items():
             if child.returncode not in (None, 0):
-                raise GroupFailed(_failure(name, child.returncode, plan, groups_dir, "during the run"))
+                raise GroupFailed(_failure(name, child.returncode, members, groups_dir, "during the run"))
         if not alive:
             return
         if not stopping and (stop.is_set() or len(alive) < len(children)):
@@ -189,7 +219,7 @@ def _await_end(children: dict[str, subprocess.Popen], plan: LaunchPlan, groups_d
             give_up = time.monotonic() + STOP_GRACE_S
         if stopping and time.monotonic() > give_up:
             name = sorted(alive)[0]
-            raise GroupFailed(_failure(name, None, plan, groups_dir, f"still running {STOP_GRACE_S:g} s after SIGTERM (killed)"))
+            raise GroupFailed(_failure(name, None, members, groups_dir, f"still running {STOP_GRACE_S:g} s after SIGTERM (killed)"))
         time.sleep(0.05)
 
 
@@ -220,8 +250,8 @@ def _stop_all(children: dict[str, subprocess.Popen]) -> None:
                     pass
 
 
-def _failure(name: str, returncode: int | None, plan: LaunchPlan, groups_dir: Path, when: str) -> str:
-    nodes = ", ".join(n.name for n in plan.processes[name])
+def _failure(name: str, returncode: int | None, members: dict[str, str], groups_dir: Path, when: str) -> str:
+    nodes = members[name]
     if returncode is None:
         how = when
     elif returncode < 0:
@@ -234,9 +264,9 @@ def _failure(name: str, returncode: int | None, plan: LaunchPlan, groups_dir: Pa
     return f"process {name} (nodes {nodes}) {how}{why} (its log: {log})"
 
 
-def _load_result(path: Path, name: str, plan: LaunchPlan, groups_dir: Path) -> dict[str, Any]:
+def _load_result(path: Path, name: str, members: dict[str, str], groups_dir: Path) -> dict[str, Any]:
     if not path.exists():
-        raise GroupFailed(_failure(name, None, plan, groups_dir, "ended without writing its result"))
+        raise GroupFailed(_failure(name, None, members, groups_dir, "ended without writing its result"))
     with open(path, "rb") as f:
         return pickle.load(f)
 
@@ -268,7 +298,7 @@ def _merged_log(plan: LaunchPlan, logs: list[EpisodeLog]) -> EpisodeLog:
 
 
 def _summarize(
-    plan: LaunchPlan, scenario: Any, seed: int, results: list[dict[str, Any]], bag_path: Path, domain_id: int, stopped: bool
+    plan: LaunchPlan, scenario: Any, seed: int, results: list[dict[str, Any]], bag_path: Path, transport: dict[str, Any], stopped: bool
 ) -> dict[str, Any]:
     """The summary of the groups' results (also written next to the bag, summary.json)."""
     log = _merged_log(plan, [r["log"] for r in results])
@@ -287,7 +317,7 @@ def _summarize(
         **({"dynamics": plant["dynamics"]} if plant["dynamics"] else {}),
         **_wall_numbers(plan, results, sum(r["messages"] for r in results)),
         "stopped": stopped,
-        "dds_domain_id": domain_id,
+        **transport,
         "final_states": final_states(log),
         "bag": str(bag_path),
     }

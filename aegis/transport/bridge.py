@@ -14,6 +14,12 @@ The executor calls :meth:`DdsBridge.publish` for what its nodes publish (the bri
 that do not cross) and :meth:`DdsBridge.take` for what arrived, with the readers of each topic
 (node, port, index in a many port) in :attr:`BoundaryTopic.readers`. QoS are the ROS 2 adapter's
 (reliable publishers, best-effort subscriptions), KEEP_LAST at the deepest port on the topic.
+
+``/diagnostics`` is the one topic no node port publishes: every process's executor publishes each of
+its nodes' LoopDiagnostics there (:mod:`aegis.executors.realtime`). :func:`boundary_topics` puts it
+out of every group whose reports a node of another group reads (the supervisor watches every
+node's heartbeat), and a bridge sends only its own nodes' reports and drops its own coming back
+(:func:`is_local_report`), so reports never echo between processes.
 """
 
 from __future__ import annotations
@@ -27,6 +33,22 @@ from aegis.node import Port, port_topics
 from aegis.registry import node_class
 from aegis.ros_shell.wiring import publisher_qos, subscription_qos
 from aegis.transport.dds import DdsPublisher, DdsSubscription, DdsTransport, wait_for_match
+
+DIAGNOSTICS_TOPIC = "/diagnostics"
+"""Where each executor publishes its nodes' LoopDiagnostics (aegis.executors.realtime.DIAGNOSTICS_TOPIC)."""
+
+
+def diagnostics_type() -> type:
+    from aegis.msgs.diagnostics import LoopDiagnostics
+
+    return LoopDiagnostics
+
+
+def is_local_report(topic: str, msg: Any, local_nodes: frozenset[str]) -> bool | None:
+    """For a /diagnostics message: whether it reports a node of this process (None for any other topic)."""
+    if topic != DIAGNOSTICS_TOPIC:
+        return None
+    return getattr(msg, "name", None) in local_nodes
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,8 @@ def boundary_topics(plan: LaunchPlan, process: str, outputs: Literal["boundary",
             raise ValueError(f"topic {topic}: the group {process!r} reads it as different message types: {names}")
         depth = max(port.depth for *_, port in readers)
         out.append(BoundaryTopic(topic, "in", readers[0][3].msg_type, depth, readers=tuple(r[:3] for r in readers)))
+    if DIAGNOSTICS_TOPIC in read_elsewhere and DIAGNOSTICS_TOPIC not in published_here and any(n.process == process for n in plan.nodes):
+        out.insert(0, BoundaryTopic(DIAGNOSTICS_TOPIC, "out", diagnostics_type(), 64, writer=("executor", "diagnostics")))
     return tuple(out)
 
 
@@ -97,6 +121,7 @@ class DdsBridge:
     ) -> None:
         self.process = process
         self.topics = boundary_topics(plan, process, outputs)
+        self.local_nodes = frozenset(n.name for n in plan.nodes if n.process == process)
         self._owns_transport = transport is None
         self.transport = transport or DdsTransport(domain_id=domain_id, namespace=plan.namespace, distro=plan.ros_distro)
         try:
@@ -124,14 +149,21 @@ class DdsBridge:
     def publish(self, topic: str, msg: Any) -> bool:
         """Publish ``msg`` if ``topic`` leaves the group (True); False for a topic that stays inside."""
         pub = self.publishers.get(topic)
-        if pub is None:
+        if pub is None or is_local_report(topic, msg, self.local_nodes) is False:
             return False
         pub.publish(msg)
         return True
 
     def take(self) -> list[tuple[str, Any]]:
-        """(topic, message) of everything that arrived since the last take, oldest first per topic."""
-        return [(topic, msg) for topic, sub in self.subscriptions.items() for msg in sub.take()]
+        """(topic, message) of everything that arrived since the last take, oldest first per topic (not this group's own reports)."""
+        return [
+            (topic, msg) for topic, sub in self.subscriptions.items() for msg in sub.take() if not is_local_report(topic, msg, self.local_nodes)
+        ]
+
+    def from_here(self, topic: str, msg: Any) -> bool:
+        """Whether ``msg`` on ``topic`` was published in this group (what the group records), not brought in by the bridge."""
+        local = is_local_report(topic, msg, self.local_nodes)
+        return local if local is not None else topic not in self.subscriptions
 
     def wait(self, timeout_s: float) -> bool:
         """Block until a message is waiting on any input topic or ``timeout_s`` passes; True if one is (no inputs: sleeps)."""

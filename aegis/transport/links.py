@@ -70,6 +70,10 @@ class _Sequence:
         if self.newest is None:
             self.newest = seq
             return True
+        if seq == 0 and self.newest != 0:  # a sender's first frame: it (re)started, however few frames it sent before
+            stats.resyncs += 1
+            self.newest = seq
+            return True
         ahead = (seq - self.newest) & MAX_SEQ
         if ahead == 0 or ahead > MAX_SEQ - RESYNC_WINDOW:  # equal or a little behind: duplicate / overtaken
             stats.late += 1

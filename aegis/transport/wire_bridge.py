@@ -25,7 +25,7 @@ from typing import Any
 from aegis.launch_plan import LaunchPlan
 from aegis.node import port_topics
 from aegis.registry import node_class
-from aegis.transport.bridge import BoundaryTopic
+from aegis.transport.bridge import DIAGNOSTICS_TOPIC, BoundaryTopic, diagnostics_type, is_local_report
 from aegis.transport.links import Link
 from aegis.transport.wire_messages import MessageTable, PayloadError
 
@@ -67,7 +67,15 @@ def wire_topics(plan: LaunchPlan, here: Collection[str]) -> tuple[BoundaryTopic,
         else:
             depth = max(r[3].depth for r in far)
             crossing.append(BoundaryTopic(topic, "in", port.msg_type, depth, readers=tuple(r[:3] for r in far)))
-    return tuple(crossing)
+    if DIAGNOSTICS_TOPIC not in publisher:  # the executors' reports: each end sends its own nodes' to readers at the other
+        ends = {launch.process in here for launch in plan.nodes}
+        watchers = readers.get(DIAGNOSTICS_TOPIC, [])
+        if any(not r[4] for r in watchers) and True in ends:
+            crossing.append(BoundaryTopic(DIAGNOSTICS_TOPIC, "out", diagnostics_type(), 64, writer=("executor", "diagnostics")))
+        if any(r[4] for r in watchers) and False in ends:
+            mine = tuple(r[:3] for r in watchers if r[4])
+            crossing.append(BoundaryTopic(DIAGNOSTICS_TOPIC, "in", diagnostics_type(), max(r[3].depth for r in watchers), readers=mine))
+    return tuple(sorted(crossing, key=lambda t: (t.topic, t.direction)))
 
 
 class WireBridge:
@@ -85,6 +93,7 @@ class WireBridge:
         self.digest = self.table.digest()
         self._out = {t.topic for t in self.topics if t.direction == "out"}
         self._in = {t.topic for t in self.topics if t.direction == "in"}
+        self.local_nodes = frozenset(n.name for n in plan.nodes if n.process in self.here)
         self._rejections: dict[str, str] = {}
         self.peer_seen = False
         self._last_hello = 0.0
@@ -92,7 +101,7 @@ class WireBridge:
 
     def publish(self, topic: str, msg: Any) -> bool:
         """Send ``msg`` if ``topic`` crosses to the other end (True); False for a topic that stays here."""
-        if topic not in self._out:
+        if topic not in self._out or is_local_report(topic, msg, self.local_nodes) is False:
             return False
         msg_id, stamp_ns, payload, flags = self.table.encode(topic, msg)
         self.link.send(msg_id, payload, stamp_ns, flags)
@@ -111,11 +120,16 @@ class WireBridge:
             except PayloadError as exc:
                 self._rejections[self.table.by_id[frame.msg_id].topic if frame.msg_id in self.table.by_id else f"msg_id {frame.msg_id}"] = str(exc)
                 continue
-            if topic in self._in:
+            if topic in self._in and not is_local_report(topic, msg, self.local_nodes):
                 out.append((topic, msg))
             else:
                 self._rejections[topic] = f"{topic} arrived from the other end, but this end publishes it"
         return out
+
+    def from_here(self, topic: str, msg: Any) -> bool:
+        """Whether ``msg`` on ``topic`` was published at this end (what it records), not brought in over the link."""
+        local = is_local_report(topic, msg, self.local_nodes)
+        return local if local is not None else topic not in self._in
 
     def wait(self, timeout_s: float) -> bool:
         """Block until a frame arrives or ``timeout_s`` passes; True if one did (kept for :meth:`take`).

@@ -1,0 +1,172 @@
+"""`aegis hil --campaign faults`: every link fault class in short runs, and what the stack's supervisor made of each.
+
+Each class gets a generated timeline (:func:`class_timeline`): the fault in the middle of a short
+run (:data:`FAULT_AT_S` to :data:`FAULT_AT_S` + :data:`FAULT_S`, both directions), seeded by the run's
+index. From the run's bag (the supervisor's ``/supervisor/status`` and its command topic) and summary:
+
+- ``detection_ms``: from the fault's onset to the first status not ``running`` (None: it stayed running);
+- ``safe_state_ms``: from the onset to the first command the supervisor published at or after that
+  status (the gate's output switched to the safe command in that same step);
+- ``recovered``: the supervisor ``running`` again after the fault cleared (and at the end of the run);
+- ``collisions``, ``crashes``: summed over the class's runs, from the simulator's ground truth.
+
+A class's row gives the median over its runs of the times, the runs that detected, and whether every
+run recovered. The kill class kills the stack process and restarts it: its supervisor is a new one, so
+its detection and safe state are not measured from the status (None); ``recovered`` is the new
+supervisor reaching ``running``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+from pathlib import Path
+from typing import Any
+
+from aegis.launch_plan import LaunchPlan
+from aegis.transport.faults import FAULT_KINDS, FaultTimeline
+
+FAULT_AT_S = 2.5
+"""When each class's fault starts (s into the run): the supervisor is running by then."""
+FAULT_S = 1.0
+"""How long it lasts, but for a partition (:data:`PARTITION_S`)."""
+PARTITION_S = 0.3
+"""A partition's length: the quadrotor's plant cuts its motors 0.1 s after its last command (as a Crazyflie's watchdog
+does), so a longer one is a fall from the figure-8's 1 m, whatever the stack does."""
+RUN_S = 6.0
+"""Each run's length: the fault, then time to recover (the supervisor's recovery_s is 0.5 s)."""
+FAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "partition": {},
+    "burst_loss": {"p_enter": 0.2, "p_exit": 0.1},
+    "loss": {"probability": 0.3},
+    "corrupt": {"probability": 0.3, "bits": 1},
+    "duplicate": {"probability": 0.5, "copies": 1},
+    "delay": {"delay_ms": 100.0},
+    "jitter": {"jitter_ms": 80.0},
+    "reorder": {"probability": 0.3, "hold_ms": 20.0},
+    "kill": {"process": "stack", "restart_after_s": 1.0},
+}
+"""Each class's parameters in the campaign (docs/hil.md lists them)."""
+assert set(FAULT_PARAMS) == set(FAULT_KINDS)
+
+
+def class_timeline(kind: str, seed: int) -> FaultTimeline:
+    """The campaign's timeline for fault class ``kind``: the fault from FAULT_AT_S for FAULT_S."""
+    window = {"at_s": FAULT_AT_S} if kind == "kill" else {"at_s": FAULT_AT_S, "duration_s": fault_s(kind)}
+    return FaultTimeline.model_validate({"seed": seed, "faults": [{"kind": kind, **window, **FAULT_PARAMS[kind]}]})
+
+
+def fault_s(kind: str) -> float:
+    return PARTITION_S if kind == "partition" else FAULT_S
+
+
+def supervisor_topics(plan: LaunchPlan) -> tuple[str, str]:
+    """The (status, command) topics of the plan's supervisor; ValueError if the plan has none."""
+    for launch in plan.nodes:
+        if "supervisor" in launch.type_name and {"status", "command"} <= set(launch.outputs):
+            return launch.outputs["status"], launch.outputs["command"]
+    raise ValueError("the plan has no supervisor node: the campaign measures what the supervisor does")
+
+
+def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: float, cleared_s: float) -> dict[str, Any]:
+    """detection_ms, safe_state_ms and recovered of one run, from its bag (module doc)."""
+    from aegis.runs.bag import read_bag
+
+    onset_ns, cleared_ns = round(onset_s * 1e9), round(cleared_s * 1e9)
+    detected_ns = None
+    last_state, running_after = None, False
+    commands = []
+    topics = [status_topic, command_topic] if _has_topic(bag, status_topic) else []
+    for t_ns, topic, msg in read_bag(bag, topics) if topics else ():
+        if topic == status_topic:
+            last_state = msg.state
+            if detected_ns is None and t_ns >= onset_ns and msg.state != "running":
+                detected_ns = t_ns
+            if t_ns >= cleared_ns and msg.state == "running":
+                running_after = True
+        else:
+            commands.append(t_ns)
+    safe_ns = next((t for t in commands if t >= detected_ns), None) if detected_ns is not None else None  # the same step's command
+    return {
+        "detection_ms": None if detected_ns is None else (detected_ns - onset_ns) / 1e6,
+        "safe_state_ms": None if safe_ns is None else (safe_ns - onset_ns) / 1e6,
+        "recovered": bool(running_after and last_state == "running"),
+    }
+
+
+def run_campaign(
+    plan: LaunchPlan,
+    config: Path,
+    overrides: list[str],
+    seed: int,
+    out_dir: Path,
+    link_kind: str,
+    runs: int,
+    stop: threading.Event,
+    kinds: tuple[str, ...] = FAULT_KINDS,
+    say: Any = None,
+) -> list[dict[str, Any]]:
+    """One row per fault class in ``kinds`` over ``runs`` runs each (out_dir/<class>-<k>/ holds each run)."""
+    from aegis.runs.hil_run import run_hil
+
+    say = say or (lambda *a: None)
+    status_topic, command_topic = supervisor_topics(plan)
+    rows = []
+    for kind in kinds:
+        measures, collisions, crashes = [], 0, 0
+        for k in range(runs):
+            if stop.is_set():
+                break
+            timeline = class_timeline(kind, seed + k)
+            summary = run_hil(plan, config, overrides, RUN_S, seed + k, out_dir / f"{kind}-{k}", link_kind, timeline, stop)
+            if kind == "kill":
+                measure = {"detection_ms": None, "safe_state_ms": None, "recovered": _final_state(summary, status_topic) == "running"}
+            else:
+                measure = run_measures(Path(summary["bag"]), status_topic, command_topic, FAULT_AT_S, FAULT_AT_S + fault_s(kind))
+            measures.append(measure)
+            collisions += int(summary.get("collisions", 0))
+            crashes += int(summary.get("crashes", 0))
+            say(f"{kind} run {k}: {measure}, collisions {summary.get('collisions')}, crashes {summary.get('crashes')}")
+        rows.append(_row(kind, measures, collisions, crashes))
+    return rows
+
+
+def _final_state(summary: dict[str, Any], status_topic: str) -> str | None:
+    """The supervisor's last state in the run's bag (None: it never published, e.g. a restarted stack the run ended before)."""
+    from aegis.runs.bag import read_bag
+
+    if not _has_topic(summary["bag"], status_topic):
+        return None
+    state = None
+    for _, _, msg in read_bag(summary["bag"], [status_topic]):
+        state = msg.state
+    return state
+
+
+def _has_topic(bag: str | Path, topic: str) -> bool:
+    from aegis.runs.bag import bag_info
+
+    return topic in {row["topic"] for row in bag_info(bag)["topics"]}
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
+
+
+def _row(kind: str, measures: list[dict[str, Any]], collisions: int, crashes: int) -> dict[str, Any]:
+    return {
+        "fault": kind,
+        "runs": len(measures),
+        "detection_ms": _median([m["detection_ms"] for m in measures]),
+        "safe_state_ms": _median([m["safe_state_ms"] for m in measures]),
+        "collisions": collisions,
+        "crashes": crashes,
+        "recovered": bool(measures) and all(m["recovered"] for m in measures),
+        "detected": sum(m["detection_ms"] is not None for m in measures),
+    }
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    path.write_text(json.dumps(rows, indent=2) + "\n")
