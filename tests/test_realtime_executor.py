@@ -149,8 +149,11 @@ def test_messages_flow_in_lockstep_order() -> None:
         return seen, stats, nodes[2].seen
 
     lockstep, _, lockstep_followed = sequence(LockstepExecutor)
-    wall, stats, wall_followed = sequence(RealtimeExecutor)
-    skipped = {name: loop.skipped_ticks for name, loop in stats.loops.items()}
+    for _attempt in range(3):  # a stall past a 20 ms period skips a tick (overrun policy): then the orders differ by design
+        wall, stats, wall_followed = sequence(RealtimeExecutor)
+        skipped = {name: loop.skipped_ticks for name, loop in stats.loops.items()}
+        if not any(skipped.values()):
+            break
     assert skipped == {"counter": 0, "reader": 0, "follower": 0}, "a tick was skipped (machine too busy): the orders differ"
     assert wall == lockstep
     assert wall_followed == lockstep_followed and len(wall_followed) == 10

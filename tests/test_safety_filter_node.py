@@ -253,6 +253,8 @@ def test_every_shipped_filter_tolerates_a_lost_obstacles_message(path: Path) -> 
         source = publishers[launch.inputs["obstacles"]]
         if source.type_name == "lidar_obstacles":  # triggered by each scan: the scanner's rate
             period = 1.0 / publishers[source.inputs["scan"]].params["lidar"]["rate_hz"]
+        elif source.type_name == "depth_obstacles":  # triggered by each depth image: the camera's rate
+            period = 1.0 / publishers[source.inputs["depth"]].params["camera"]["rate_hz"]
         else:
             period = 1.0 / source.params["obstacles_rate_hz"]
         assert launch.instantiate().max_ages["obstacles"] >= 2 * period, f"{launch.name}: obstacles from {source.name} every {period} s"
