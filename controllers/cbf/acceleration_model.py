@@ -126,7 +126,8 @@ class AccelerationModel:
     @property
     def bias_saturated(self) -> bool:
         """Whether the bias estimate sits at its bound: the plant is further from the model than declared."""
-        return bool(np.any(np.abs(self.bias) >= self.max_bias_mps2 * (1.0 - 1e-9))) and self.max_bias_mps2 > 0.0
+        bound = self.max_bias_mps2 * (1.0 - 1e-9)
+        return any(abs(b) >= bound for b in self.bias.tolist()) and self.max_bias_mps2 > 0.0
 
     def predict(self, position: np.ndarray, velocity: np.ndarray, stamp: float, now: float) -> np.ndarray:
         """[p, v, a, bias] (12) at ``now + max(actuator_delay_s)`` from position and velocity measured at ``stamp``.
