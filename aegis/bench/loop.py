@@ -407,7 +407,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"busy-wait this long before each due time instead of sleeping (default {SPIN_S * 1e6:g}). A whole period keeps the "
         "caches warm, but under SCHED_FIFO it meets the kernel's RT throttling (sched_rt_runtime_us): pauses of ~50 ms a second",
     )  # fmt: skip
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, breakdown, targets and machine as JSON")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, breakdown, floor, targets and machine as JSON")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
         help="config override, repeatable (realtime.cpu_affinity, lock_memory and deadline_miss_limit apply to every row)",
