@@ -68,6 +68,15 @@ def test_the_floor_times_the_chain_s_own_inference_and_qp_calls_alone_warm_and_a
         assert 0 < part["warm_median_us"] and 0 < part["at_rate_median_us"] <= part["at_rate_p99_us"]
 
 
+def test_a_chain_without_a_policy_or_a_filter_has_no_floor() -> None:
+    from aegis.bench.loop_floor import measure_floor
+
+    plant = recorded_plant_type([Port("a", AccelCommand, "/a")])("plant", {"/a": ([0], [AccelCommand()])}, 1_000_000, rate_hz=1000.0)
+    ran: list[float] = []
+    assert measure_floor([plant], ran.append, 1000.0, 0.01, 0.0) is None
+    assert ran == []  # nothing to catch: the chain is not even run
+
+
 def test_the_targets_are_reported_for_every_measured_row_not_asserted(document) -> None:
     doc, _ = document
     measured = [row["name"] for row in doc["rows"] if row["median_us"] is not None]
