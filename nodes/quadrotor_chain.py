@@ -145,7 +145,7 @@ class QuadrotorAttitudeController(_InnerLoopNode):
         command = received.msg.linear if received is not None and not received.stale else None
         if state is None:
             speeds = self._blind()
-        elif command is None or not np.all(np.isfinite(command)):
+        elif command is None or not all(map(math.isfinite, command.tolist())):
             speeds = self._brake(state)
         else:
             speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, command, self.params.yaw_rad)

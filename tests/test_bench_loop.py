@@ -1,4 +1,4 @@
-"""`aegis bench loop`: the rows and keys it writes, the breakdown, the targets (reported, never asserted), and the recorded plant."""
+"""`aegis bench loop`: the rows and keys it writes, the breakdown, the floor, the targets (reported, never asserted), and the recorded plant."""
 
 from __future__ import annotations
 
@@ -55,6 +55,26 @@ def test_the_breakdown_splits_the_tick_into_the_executor_the_math_and_the_node_l
     assert ("filter", "plant model (lag, dead time, bias)") in parts  # the shipped filter models its plant's lag
     assert ("sim", "step") in parts  # the recorded plant stands where the simulator was, under its name
     assert sum(p["mean_us"] for p in breakdown["parts"]) == pytest.approx(breakdown["tick_mean_us"])
+
+
+def test_the_floor_times_the_chain_s_own_inference_and_qp_calls_alone_warm_and_at_the_rate(document) -> None:
+    doc, _ = document
+    floor = doc["floor"]
+    assert floor["rate_hz"] == 1000.0 and floor["duration_s"] == 1.0
+    assert [part["part"] for part in floor["parts"]] == [
+        "inference (bare onnxruntime call)", "CBF QP (bare solve)", "both in a row: the floor of a tick",
+    ]  # fmt: skip
+    for part in floor["parts"]:
+        assert 0 < part["warm_median_us"] and 0 < part["at_rate_median_us"] <= part["at_rate_p99_us"]
+
+
+def test_a_chain_without_a_policy_or_a_filter_has_no_floor() -> None:
+    from aegis.bench.loop_floor import measure_floor
+
+    plant = recorded_plant_type([Port("a", AccelCommand, "/a")])("plant", {"/a": ([0], [AccelCommand()])}, 1_000_000, rate_hz=1000.0)
+    ran: list[float] = []
+    assert measure_floor([plant], ran.append, 1000.0, 0.01, 0.0) is None
+    assert ran == []  # nothing to catch: the chain is not even run
 
 
 def test_the_targets_are_reported_for_every_measured_row_not_asserted(document) -> None:

@@ -86,12 +86,20 @@ class NodeGraph:
     def step(self, index: int, now_ns: int) -> int:
         """Step node ``index`` at ``now_ns`` and publish its outputs; returns the wall time of its ``step`` call (ns)."""
         node = self.nodes[index]
-        inputs = {
-            name: tuple(self._received(t, max_age_s, now_ns) for t in topic) if many
-            else self._received(topic, max_age_s, now_ns) if queue is None
-            else _drain(queue, max_age_s, now_ns)
-            for name, topic, max_age_s, many, queue in self._input_wiring[index]
-        }
+        latest = self.latest
+        inputs: dict[str, Any] = {}
+        for name, topic, max_age_s, many, queue in self._input_wiring[index]:
+            if many:
+                inputs[name] = tuple(self._received(t, max_age_s, now_ns) for t in topic)
+            elif queue is not None:
+                inputs[name] = _drain(queue, max_age_s, now_ns)
+            else:  # the common port, inline (what _received does): a method call per input costs as much as the work
+                entry = latest.get(topic)
+                if entry is None:
+                    inputs[name] = None
+                else:
+                    age_s = (now_ns - entry[1]) / NS_PER_S
+                    inputs[name] = Received(entry[0], age_s, max_age_s is not None and age_s > max_age_s)
         started = time.perf_counter_ns()
         try:
             outputs = node.step(now_ns / NS_PER_S, inputs)

@@ -126,7 +126,8 @@ class AccelerationModel:
     @property
     def bias_saturated(self) -> bool:
         """Whether the bias estimate sits at its bound: the plant is further from the model than declared."""
-        return bool(np.any(np.abs(self.bias) >= self.max_bias_mps2 * (1.0 - 1e-9))) and self.max_bias_mps2 > 0.0
+        bound = self.max_bias_mps2 * (1.0 - 1e-9)
+        return any(abs(b) >= bound for b in self.bias.tolist()) and self.max_bias_mps2 > 0.0
 
     def predict(self, position: np.ndarray, velocity: np.ndarray, stamp: float, now: float) -> np.ndarray:
         """[p, v, a, bias] (12) at ``now + max(actuator_delay_s)`` from position and velocity measured at ``stamp``.
@@ -158,7 +159,8 @@ class AccelerationModel:
         d = exp(-span / tau), and p, v by the exact integrals. Plain floats, each operation in the order the
         former array expressions took (so the numbers are the same bits; tests/test_acceleration_model.py holds
         that reference), the decays from one ``np.exp`` call (``math.exp`` differs in the last bit). The
-        commands acting are found by a pointer per axis that walks forward: linear in the intervals, which
+        axes are independent, so each runs over all the intervals in turn (axis-major: fewer lookups per step).
+        The commands acting are found by a pointer per axis that walks forward: linear in the intervals, which
         number about (longest dead time) x (command rate) for a prediction.
         """
         first = self._first
@@ -176,21 +178,21 @@ class AccelerationModel:
             t = boundary
         p, v, a = p.tolist(), v.tolist(), a.tolist()
         if spans:
-            tau, bias, values = self.lag.tolist(), self.bias.tolist(), self._values
-            decays = np.exp(-np.array(spans)[:, None] / self.lag).tolist()  # decay = exp(-span / tau), per interval and axis
-            # per axis, the index of the first command not arrived by the interval's start (+1e-12): the one before acts
-            arrived = [bisect.bisect_right(arrivals, intervals[0] + 1e-12, first) for arrivals in self._arrivals]
-            for t, span, decay in zip(intervals, spans, decays):
-                limit = t + 1e-12
-                for i, arrivals in enumerate(self._arrivals):
-                    k = arrived[i]
-                    while k < len(arrivals) and arrivals[k] <= limit:
+            values, limits = self._values, [t + 1e-12 for t in intervals]
+            decays = np.exp(-np.array(spans)[:, None] / self.lag).T.tolist()  # decay = exp(-span / tau), per axis and interval
+            for i, (arrivals, tau_i, bias_i, decay) in enumerate(zip(self._arrivals, self.lag.tolist(), self.bias.tolist(), decays)):
+                # the axes are independent: each runs over the intervals with its own pointer to the first command not
+                # arrived by the interval's start (+1e-12): the one before acts
+                k, count = bisect.bisect_right(arrivals, limits[0], first), len(arrivals)
+                p_i, v_i, a_i = p[i], v[i], a[i]
+                for limit, span, decay_i in zip(limits, spans, decay):
+                    while k < count and arrivals[k] <= limit:
                         k += 1
-                    arrived[i] = k
-                    target = (values[k - 1][i] if k > first else 0.0) + bias[i]  # target = command_at(t) + bias
-                    gap = a[i] - target  # gap = a - target
-                    tau_i, decay_i = tau[i], decay[i]
-                    p[i] += v[i] * span + 0.5 * target * span * span + gap * tau_i * (span - tau_i * (1.0 - decay_i))
-                    v[i] += target * span + gap * tau_i * (1.0 - decay_i)
-                    a[i] = target + gap * decay_i
+                    target = (values[k - 1][i] if k > first else 0.0) + bias_i  # target = command_at(t) + bias
+                    gap = a_i - target  # gap = a - target
+                    gap_tau, rise = gap * tau_i, 1.0 - decay_i
+                    p_i += v_i * span + 0.5 * target * span * span + gap_tau * (span - tau_i * rise)
+                    v_i += target * span + gap_tau * rise
+                    a_i = target + gap * decay_i
+                p[i], v[i], a[i] = p_i, v_i, a_i
         return np.array(p), np.array(v), np.array(a)
