@@ -89,7 +89,7 @@ class DepthObstaclesParams(NodeParams):
         10000.0, description="the cascade's time per frame (µs): the large model runs only if what is left covers its p99 (default: a third of a 30 Hz frame)"
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
-        None, description="the cascade escalates when the cheap model's largest sector sigma is above this (m; default: the cheap model's, chosen at training)"
+        None, description="the cascade escalates when the mean of the cheap model's sector sigmas is above this (m; default: the cheap model's, chosen at training)"
     )
     max_sector_obstacles: Annotated[int, Field(ge=1, le=10000)] = Field(64, description="learned path: sector cylinders kept at most (seen and remembered)")
 

@@ -156,7 +156,7 @@ def _node(**params: object):
     from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
 
     mount = {"fov_deg": 58.0, "mount_xyz_m": (0.35, 0.0, 0.45), "mount_pitch_rad": 0.2, "max_range_m": 5.0}
-    return DepthObstacles("depth", DepthObstaclesParams(**mount, **params))
+    return DepthObstacles("depth", DepthObstaclesParams(**{**mount, **params}))
 
 
 def _frame(node, depth: np.ndarray, t: float):
@@ -198,3 +198,17 @@ def test_node_cascade_with_room_escalates_and_learned_sees_the_wall() -> None:
 def test_node_refuses_a_model_trained_for_another_camera() -> None:
     with pytest.raises(ValueError, match="trained for another camera"):
         _node(method="learned", mount_pitch_rad=0.0)
+
+
+@pytest.mark.parametrize("name", ["cheap", "large"])
+def test_model_cards_name_the_file_and_the_command(name: str) -> None:
+    import re
+
+    from aegis.config_files import sha256_of
+    from aegis.inference.contract import read_contract
+
+    model = MODELS / f"husky_depth_{name}.onnx"
+    card = (MODELS / f"husky_depth_{name}.md").read_text()
+    assert set(re.findall(r"\b[0-9a-f]{64}\b", card)) == {sha256_of(model)}
+    command = read_contract(model).producer.command
+    assert command.startswith("aegis train-depth ") and command in card

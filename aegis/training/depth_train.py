@@ -12,7 +12,8 @@ frame is 80 training examples of the column function rather than one of a whole-
 * ``cheap``: reads the image block-min downsampled 2x (40x24); per column conv 24x1 (32) ->
   conv 1x3 across columns (32) -> 1x1 (2);
 * ``large``: reads the full image (80x48); conv 3x3 (16) -> per column conv 48x1 (96) -> conv 1x3
-  (64) -> 1x1 (2).
+  (64) -> 1x1 (2). (A wider one, 24/128/96, trained to a worse held-out error than this one: 7.1 cm
+  against 6.8 cm for the cheap model, at seed 0.)
 
 Ranges are max_range x sigmoid, sigmas softplus + 1 cm, so the graph's output is in metres already
 (the contract scales nothing). The loss has two parts. The
@@ -29,7 +30,7 @@ shuffles: the same seed and data give the same weights.
 :func:`evaluate` measures a predictor on a labelled set: mean absolute error per sector (m), the
 fraction of sectors within 10 cm and within 25 cm, and (for the cascade) the escalation rate.
 :func:`choose_threshold` picks the cascade's sigma threshold on the validation split: the smallest
-escalation rate whose cascade error is within 2 % of the large model's. The threshold is stored in
+escalation rate whose cascade error is within 5 mm (:data:`TOLERANCE_M`) of the large model's. The threshold is stored in
 the cheap model's :class:`aegis.inference.depth_model.SectorSpec` (``cascade_sigma_threshold_m``).
 """
 
@@ -54,6 +55,9 @@ ARCHITECTURES = {"cheap": 2, "large": 1}
 """Architecture name -> downsampling factor of its input."""
 MIN_SIGMA_M = 0.01
 QUANTILE = 0.3
+TOLERANCE_M = 0.005
+"""The cascade's threshold keeps its mean absolute error within this of the large model's (validation frames): 5 mm, a
+tenth of what the safety filter inflates an obstacle by for one sector's typical sigma (2 x ~5 cm)."""
 """The ranges are trained as this quantile of what the image allows (pinball loss): below the median, since a range too long is
 the dangerous error."""
 
@@ -170,15 +174,17 @@ def accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def cascade_answers(cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], threshold_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """(ranges, escalated) of the cascade with an unlimited budget: the large answer where the cheap one's largest sigma is above the threshold."""
-    escalated = cheap[1].max(axis=1) > threshold_m
+    """(ranges, escalated) of the cascade with an unlimited budget: the large answer where the cheap one's mean sigma is above the threshold."""
+    escalated = cheap[1].mean(axis=1) > threshold_m
     return np.where(escalated[:, None], large[0], cheap[0]), escalated
 
 
-def choose_threshold(cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], labels: np.ndarray, tolerance: float = 0.02) -> float:
-    """The largest sigma threshold (fewest escalations) whose cascade error is within ``tolerance`` of the large model's."""
-    target = accuracy(large[0], labels)["mae_m"] * (1.0 + tolerance)
-    candidates = np.unique(np.round(cheap[1].max(axis=1), 4))[::-1]
+def choose_threshold(
+    cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], labels: np.ndarray, tolerance_m: float = TOLERANCE_M
+) -> float:
+    """The largest sigma threshold (fewest escalations) whose cascade error is within ``tolerance_m`` of the large model's."""
+    target = accuracy(large[0], labels)["mae_m"] + tolerance_m
+    candidates = np.unique(np.round(cheap[1].mean(axis=1), 4))[::-1]
     for threshold in candidates:
         if accuracy(cascade_answers(cheap, large, float(threshold))[0], labels)["mae_m"] <= target:
             return float(threshold)
