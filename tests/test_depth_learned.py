@@ -212,3 +212,9 @@ def test_model_cards_name_the_file_and_the_command(name: str) -> None:
     assert set(re.findall(r"\b[0-9a-f]{64}\b", card)) == {sha256_of(model)}
     command = read_contract(model).producer.command
     assert command.startswith("aegis train-depth ") and command in card
+
+
+def test_a_range_near_max_range_is_free_space() -> None:
+    g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0)
+    ranges = np.full(16, 4.98)  # a sigmoid's way to say 5
+    assert sector_obstacles(ranges, np.full(16, 0.01), g, np.zeros(3), _yaw(0.0), stamp=0.0) == []

@@ -16,7 +16,7 @@ pure numpy, shared by the dataset generator, the models' runtime and the node:
   clipped to [0, max_range] (+inf, no return, is max_range), holes (NaN) 0, block-min downsampled
   by an integer factor (a hole only where the whole block is holes): a cheap model reads fewer pixels;
 * :func:`sector_obstacles` turns predicted sectors into upright cylinders in the world frame (one per
-  sector whose range is below max range: at the predicted distance plus its radius along the
+  sector whose range is below max range (by more than ``FREE_MARGIN_M``): at the predicted distance plus its radius along the
   sector's bearing, as wide as the sector there), with the pose at the image's stamp;
 * :class:`SectorMemory` keeps those cylinders after they leave the camera's narrow view (a robot
   turning away from a wall still has it beside it): what is in view now replaces what was
@@ -112,6 +112,10 @@ def model_input(depth: np.ndarray, max_range_m: float, factor: int = 1, out: np.
     return out
 
 
+FREE_MARGIN_M = 0.3
+"""A sector range within this of max range is free: no obstacle (a ring of phantom cylinders at max range otherwise)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SectorCylinder:
     """One obstacle from a sector: an upright cylinder (world frame), its uncertainty (m) and when it was seen."""
@@ -133,6 +137,9 @@ def sector_obstacles(
 ) -> list[SectorCylinder]:
     """Cylinders for the sectors that see something nearer than max range: at the predicted distance along each bearing, world frame.
 
+    A range within :data:`FREE_MARGIN_M` of max range is "nothing seen" (a model's sigmoid output
+    never quite reaches the clip: 4.98 m is its way to say 5).
+
     A sector spans ``sector_width_rad``: at range r its arc is r * width wide, so the cylinder's radius is
     half that (at least 5 cm), and its centre is r + radius from the camera, so its near face is at the
     predicted distance. The camera's position is the mount carried by the body pose; bearings are turned
@@ -143,7 +150,7 @@ def sector_obstacles(
     half = geometry.sector_width_rad / 2.0
     out = []
     for r, sigma, bearing in zip(np.asarray(ranges_m), np.asarray(sigmas_m), geometry.bearings_rad):
-        if not (np.isfinite(r) and r < geometry.max_range_m - 1e-6):
+        if not (np.isfinite(r) and r < geometry.max_range_m - FREE_MARGIN_M):
             continue
         radius = max(float(r) * math.tan(half), 0.05)
         angle = yaw + float(bearing)
