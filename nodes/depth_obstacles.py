@@ -91,6 +91,9 @@ class DepthObstaclesParams(NodeParams):
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="the cascade escalates when the mean of the cheap model's sector sigmas is above this (m; default: the cheap model's, chosen at training)"
     )
+    max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
+        0.2, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
+    )
     max_sector_obstacles: Annotated[int, Field(ge=1, le=10000)] = Field(64, description="learned path: sector cylinders kept at most (seen and remembered)")
 
     def mapper_settings(self) -> DepthMapperSettings:
@@ -157,6 +160,7 @@ class DepthObstacles(Node):
         self.frame_us: deque[float] = deque(maxlen=4096)  # the learned path's time per frame (µs), the last 4096
         self.frame_max_us = 0.0
         self.frames_over_budget = 0
+        self.frames_over_budget_with_large = 0  # over budget on a frame the large model answered: the cascade's doing
         self.frames = 0
         self.frames_without_pose = 0
         self.frames_not_depth = 0
@@ -180,6 +184,7 @@ class DepthObstacles(Node):
                 "perception_frame_p99_us": float(np.percentile(self.frame_us, 99)) if self.frame_us else None,
                 "perception_frame_max_us": self.frame_max_us,
                 "perception_frames_over_budget": self.frames_over_budget,
+                "perception_frames_over_budget_with_large": self.frames_over_budget_with_large,
             })
         return out
 
@@ -228,7 +233,7 @@ class DepthObstacles(Node):
             return {}
         ranges, sigmas, stage = answer
         self.stages[stage] += 1
-        seen = sector_obstacles(ranges, sigmas, memory.geometry, position, rotation, image.stamp)
+        seen = sector_obstacles(ranges, sigmas, memory.geometry, position, rotation, image.stamp, max_sigma_m=self.params.max_sector_sigma_m)
         cylinders = memory.update(seen, position, rotation, image.stamp)
         obstacles = [
             Obstacle(
@@ -242,6 +247,7 @@ class DepthObstacles(Node):
         self.frame_us.append(spent_us)
         self.frame_max_us = max(self.frame_max_us, spent_us)
         self.frames_over_budget += spent_us > self.params.budget_us
+        self.frames_over_budget_with_large += spent_us > self.params.budget_us and stage == "large"
         return {"obstacles": Obstacles(stamp=image.stamp, frame_id=frame_id, obstacles=obstacles)}
 
     def _pose_at(self, stamp: float, received: Received | None) -> tuple[np.ndarray, np.ndarray, float, str] | None:

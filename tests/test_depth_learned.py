@@ -218,3 +218,11 @@ def test_a_range_near_max_range_is_free_space() -> None:
     g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0)
     ranges = np.full(16, 4.98)  # a sigmoid's way to say 5
     assert sector_obstacles(ranges, np.full(16, 0.01), g, np.zeros(3), _yaw(0.0), stamp=0.0) == []
+
+
+def test_a_large_sector_sigma_moves_the_cylinder_closer_instead_of_inflating_it() -> None:
+    g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0)
+    ranges = np.full(16, 5.0)
+    ranges[8] = 2.5
+    [c] = sector_obstacles(ranges, np.full(16, 0.8), g, np.zeros(3), _yaw(0.0), stamp=0.0, max_sigma_m=0.2)
+    assert c.sigma_m == 0.2 and np.hypot(*c.centre[:2]) - c.radius_m == pytest.approx(2.5 - 0.6)

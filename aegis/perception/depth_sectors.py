@@ -134,6 +134,7 @@ def sector_obstacles(
     rotation: np.ndarray,
     stamp: float,
     height_m: float = 1.0,
+    max_sigma_m: float = 0.2,
 ) -> list[SectorCylinder]:
     """Cylinders for the sectors that see something nearer than max range: at the predicted distance along each bearing, world frame.
 
@@ -144,6 +145,12 @@ def sector_obstacles(
     half that (at least 5 cm), and its centre is r + radius from the camera, so its near face is at the
     predicted distance. The camera's position is the mount carried by the body pose; bearings are turned
     by the body's yaw (the cylinders are upright whatever the body's tilt), centres at ``height_m / 2``.
+
+    A sector's sigma is an uncertainty ALONG its ray, while a filter inflates an obstacle by its
+    uncertainty in every direction: a sector sigma of 0.8 m would make a 3 m-wide wall of a 10 cm
+    cylinder. So a sigma up to ``max_sigma_m`` is the cylinder's ``sigma_m`` (inflated all round), and
+    what is beyond it moves the cylinder's near face that much closer along the ray (conservative
+    where the uncertainty is), never nearer than 5 cm.
     """
     camera = position + rotation @ np.asarray(geometry.mount_xyz_m)
     yaw = math.atan2(rotation[1, 0], rotation[0, 0])
@@ -152,11 +159,13 @@ def sector_obstacles(
     for r, sigma, bearing in zip(np.asarray(ranges_m), np.asarray(sigmas_m), geometry.bearings_rad):
         if not (np.isfinite(r) and r < geometry.max_range_m - FREE_MARGIN_M):
             continue
-        radius = max(float(r) * math.tan(half), 0.05)
+        sigma = float(sigma) if np.isfinite(sigma) else float(r)
+        near = max(float(r) - max(sigma - max_sigma_m, 0.0), 0.05)
+        radius = max(near * math.tan(half), 0.05)
         angle = yaw + float(bearing)
-        d = float(r) + radius
+        d = near + radius
         centre = np.array([camera[0] + d * math.cos(angle), camera[1] + d * math.sin(angle), height_m / 2.0])
-        out.append(SectorCylinder(centre=centre, radius_m=radius, sigma_m=float(sigma) if np.isfinite(sigma) else float(r), stamp=stamp))
+        out.append(SectorCylinder(centre=centre, radius_m=radius, sigma_m=min(sigma, max_sigma_m), stamp=stamp))
     return out
 
 
