@@ -92,7 +92,7 @@ class DepthObstaclesParams(NodeParams):
         None, description="the cascade escalates when the mean of the cheap model's sector sigmas is above this (m; default: the cheap model's, chosen at training)"
     )
     max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
-        0.2, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
+        0.1, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
     )
     max_sector_obstacles: Annotated[int, Field(ge=1, le=10000)] = Field(64, description="learned path: sector cylinders kept at most (seen and remembered)")
 

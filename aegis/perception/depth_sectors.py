@@ -134,7 +134,7 @@ def sector_obstacles(
     rotation: np.ndarray,
     stamp: float,
     height_m: float = 1.0,
-    max_sigma_m: float = 0.2,
+    max_sigma_m: float = 0.1,
 ) -> list[SectorCylinder]:
     """Cylinders for the sectors that see something nearer than max range: at the predicted distance along each bearing, world frame.
 
