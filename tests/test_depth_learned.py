@@ -226,3 +226,22 @@ def test_a_large_sector_sigma_moves_the_cylinder_closer_instead_of_inflating_it(
     ranges[8] = 2.5
     [c] = sector_obstacles(ranges, np.full(16, 0.8), g, np.zeros(3), _yaw(0.0), stamp=0.0, max_sigma_m=0.2)
     assert c.sigma_m == 0.2 and np.hypot(*c.centre[:2]) - c.radius_m == pytest.approx(2.5 - 0.6)
+
+
+@pytest.mark.slow  # about 7 s: renders, trains one epoch of each model, exports and loads them
+def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_path) -> None:
+    import json
+
+    pytest.importorskip("torch")
+    from aegis.cli import main
+    from aegis.inference.contract import read_contract
+
+    report = tmp_path / "report.json"
+    args = ["train-depth", "--out-dir", str(tmp_path), "--frames", "24", "--validation-frames", "8", "--heldout-frames", "8", "--epochs", "1"]
+    assert main([*args, "--json", str(report)]) == 0
+    rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
+    assert set(rows) == {"depth_cheap", "depth_large", "depth_cascade"} and all(0 <= r["mae_m"] <= 5 for r in rows.values())
+    for name in ("cheap", "large"):
+        contract = read_contract(tmp_path / f"husky_depth_{name}.onnx")
+        assert contract.producer.command.startswith("aegis train-depth ") and "--frames=24" in contract.producer.command
+        assert DepthSectorModel(tmp_path / f"husky_depth_{name}.onnx").predict(np.full((48, 80), np.inf, dtype=np.float32)) is not None
