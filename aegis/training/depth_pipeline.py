@@ -38,7 +38,7 @@ SEED_OFFSETS = {"train": 0, "validation": 1000, "heldout": 2000}
 class DepthTrainSettings:
     out_dir: Path
     seed: int = 0
-    frames: int = 1600
+    frames: int = 2000
     validation_frames: int = 400
     heldout_frames: int = 400
     epochs: int = 25
