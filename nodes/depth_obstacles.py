@@ -43,6 +43,8 @@ import numpy as np
 from pydantic import Field
 
 from aegis.controllers.quadrotor_model import quaternion_to_matrix
+from aegis.config_files import ConfigError
+from aegis.inference.contract import ContractError
 from aegis.msgs import Image, Obstacle, Obstacles, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.depth import DepthMapperSettings, DepthObstacleMapper
@@ -134,10 +136,13 @@ class DepthObstacles(Node):
 
         def load(which: str) -> DepthSectorModel:
             path = getattr(p, f"{which}_model") or share_dir() / "models" / SHIPPED_MODELS[which]
-            model = DepthSectorModel(path)
+            try:
+                model = DepthSectorModel(path)
+            except (ValueError, ContractError) as exc:  # not a depth-sector model, or its contract does not fit its graph
+                raise ConfigError(f"nodes.{self.name}.params.{which}_model: {exc}") from None
             problems = model.spec.mismatches(model.spec.width_px, model.spec.height_px, p.fov_deg, tuple(p.mount_xyz_m), p.mount_pitch_rad)
             if problems:
-                raise ValueError(f"{which}_model {path}: trained for another camera: {'; '.join(problems)}")
+                raise ConfigError(f"nodes.{self.name}.params.{which}_model {path}: trained for another camera: {'; '.join(problems)}")
             return model
 
         large = load("large")
@@ -146,7 +151,7 @@ class DepthObstacles(Node):
         cheap = load("cheap")
         threshold = p.sigma_threshold_m if p.sigma_threshold_m is not None else cheap.spec.cascade_sigma_threshold_m
         if threshold is None:
-            raise ValueError(f"sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")
+            raise ConfigError(f"nodes.{self.name}.params.sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")
         cascade = DepthCascade(cheap.predict, large.predict, large.p99_us, threshold, p.budget_us)
         return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 
