@@ -20,7 +20,7 @@ from aegis.config_files import ConfigError
 
 COMMAND_MODULES = (
     "aegis.runs.cli", "aegis.runs.hil_cli", "aegis.bench.cli", "aegis.policy_tools.cli", "aegis.export.cli", "aegis.training.cli",
-    "aegis.sysid.cli",
+    "aegis.training.depth_cli", "aegis.sysid.cli",
 )
 """The modules whose ``add_commands`` make up `aegis`, in the order `aegis --help` lists them."""
 

@@ -13,6 +13,17 @@ The camera's geometry (``fov_deg``, ``mount_xyz_m``, ``mount_pitch_rad``) must b
 simulation the sim bridge's ``camera`` parameters, on a robot its calibration (CameraInfo's K and
 the mount's transform). ``aegis check`` compares them with the sim bridge's camera in the same plan.
 
+``method`` picks the path (default ``geometric``, the above). ``learned`` runs the large depth-sector
+CNN on every frame; ``cascade`` runs the cheap one on every frame and the large one only when the cheap
+one is unsure and the frame's ``budget_us`` still covers the large one's measured p99
+(aegis.inference.depth_model: models made by ``aegis train-depth``, loaded through the policy
+contract and runtime; default: the shipped ``models/husky_depth_{cheap,large}.onnx``, trained for
+husky_depth_sim's camera). A learned frame gives K sector ranges with their sigmas, and each
+sector nearer than max range becomes a small upright cylinder at that distance and bearing (world
+frame, with the pose at the image's stamp; uncertainty: the sector's sigma and the odometry's), kept
+after it leaves the view by aegis.perception.depth_sectors' ``SectorMemory`` for ``memory_s``. The
+metrics count which stage answered each frame and the node's own time per learned frame.
+
 What the node cannot use it says by not publishing, counted in its metrics: no odometry, odometry
 unusable or further than ``max_pose_gap_s`` from the image (``frames_without_pose``), an image that
 is not 32FC1 depth. The filter then sees its obstacles go stale and brakes (its backup layer):
@@ -22,16 +33,24 @@ unknown space is not free.
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from collections.abc import Mapping
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from aegis.controllers.quadrotor_model import quaternion_to_matrix
+from aegis.config_files import ConfigError
+from aegis.inference.contract import ContractError
 from aegis.msgs import Image, Obstacle, Obstacles, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.depth import DepthMapperSettings, DepthObstacleMapper
+from aegis.perception.depth_sectors import SectorMemory, sector_obstacles
+
+SHIPPED_MODELS = {"cheap": "husky_depth_cheap.onnx", "large": "husky_depth_large.onnx"}
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -63,6 +82,21 @@ class DepthObstaclesParams(NodeParams):
     range_noise_fraction: Annotated[float, Field(ge=0, le=1.0)] = Field(0.01, description="depth noise, 1 sigma, as a fraction of the range")
     max_voxels: Annotated[int, Field(ge=100, le=1_000_000)] = Field(20000, description="voxels the map keeps at most (the most recent)")
     max_pose_gap_s: Positive = Field(0.1, description="odometry further than this from the image's stamp is not used (s)")
+    method: Literal["geometric", "learned", "cascade"] = Field(
+        "geometric", description="geometric: the voxel map; learned: the large depth-sector CNN every frame; cascade: the cheap CNN, the large one when unsure and in budget"
+    )
+    cheap_model: Path | None = Field(None, description="the cascade's cheap depth-sector ONNX model (default: the shipped models/husky_depth_cheap.onnx)")
+    large_model: Path | None = Field(None, description="the large depth-sector ONNX model (default: the shipped models/husky_depth_large.onnx)")
+    budget_us: Annotated[float, Field(gt=0, le=10_000_000)] = Field(
+        10000.0, description="the cascade's time per frame (µs): the large model runs only if what is left covers its p99 (default: a third of a 30 Hz frame)"
+    )
+    sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
+        None, description="the cascade escalates when the mean of the cheap model's sector sigmas is above this (m; default: the cheap model's, chosen at training)"
+    )
+    max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
+        0.1, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
+    )
+    max_sector_obstacles: Annotated[int, Field(ge=1, le=10000)] = Field(64, description="learned path: sector cylinders kept at most (seen and remembered)")
 
     def mapper_settings(self) -> DepthMapperSettings:
         return DepthMapperSettings(
@@ -90,23 +124,74 @@ class DepthObstacles(Node):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._mapper = DepthObstacleMapper(self.params.mapper_settings())
+        self._learned = self._load_learned() if self.params.method != "geometric" else None
         self.reset()
+
+    def _load_learned(self) -> tuple[Any, Any, SectorMemory]:
+        """(cheap model or None, cascade or the large model, sector memory), checked against this node's camera geometry."""
+        from aegis.inference.depth_model import DepthCascade, DepthSectorModel
+        from aegis.paths import share_dir
+
+        p = self.params
+
+        def load(which: str) -> DepthSectorModel:
+            path = getattr(p, f"{which}_model") or share_dir() / "models" / SHIPPED_MODELS[which]
+            try:
+                model = DepthSectorModel(path)
+            except (ValueError, ContractError) as exc:  # not a depth-sector model, or its contract does not fit its graph
+                raise ConfigError(f"nodes.{self.name}.params.{which}_model: {exc}") from None
+            problems = model.spec.mismatches(model.spec.width_px, model.spec.height_px, p.fov_deg, tuple(p.mount_xyz_m), p.mount_pitch_rad)
+            if problems:
+                raise ConfigError(f"nodes.{self.name}.params.{which}_model {path}: trained for another camera: {'; '.join(problems)}")
+            return model
+
+        large = load("large")
+        if p.method == "learned":
+            return None, large, SectorMemory(large.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
+        cheap = load("cheap")
+        threshold = p.sigma_threshold_m if p.sigma_threshold_m is not None else cheap.spec.cascade_sigma_threshold_m
+        if threshold is None:
+            raise ConfigError(f"nodes.{self.name}.params.sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")
+        cascade = DepthCascade(cheap.predict, large.predict, large.p99_us, threshold, p.budget_us)
+        return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 
     def reset(self, seed: int | None = None) -> None:
         self._mapper.reset()
+        if self._learned is not None:
+            self._learned[2].reset()
+            if self._learned[0] is not None:
+                self._learned[1].reset()
+        self.stages = {"cheap": 0, "cheap_budget": 0, "large": 0}
+        self.frame_us: deque[float] = deque(maxlen=4096)  # the learned path's time per frame (µs), the last 4096
+        self.frame_max_us = 0.0
+        self.frames_over_budget = 0
+        self.frames_over_budget_with_large = 0  # over budget on a frame the large model answered: the cascade's doing
         self.frames = 0
         self.frames_without_pose = 0
         self.frames_not_depth = 0
         self.obstacles_published = 0
 
     def metrics(self) -> dict[str, Any]:
-        """Frames processed, frames dropped (no pose at their stamp; not a depth image), obstacles published."""
-        return {
+        """Frames processed, frames dropped (no pose at their stamp; not a depth image), obstacles published; learned: stages and time."""
+        out: dict[str, Any] = {
             "perception_frames": self.frames,
             "perception_frames_without_pose": self.frames_without_pose,
             "perception_frames_not_depth": self.frames_not_depth,
             "perception_obstacles": self.obstacles_published,
         }
+        if self._learned is not None:
+            out.update({
+                "perception_method": self.params.method,
+                "perception_stage_cheap": self.stages["cheap"],
+                "perception_stage_cheap_budget": self.stages["cheap_budget"],
+                "perception_stage_large": self.stages["large"],
+                "perception_budget_us": self.params.budget_us,
+                "perception_frame_p99_us": float(np.percentile(self.frame_us, 99)) if self.frame_us else None,
+                "perception_frame_max_us": self.frame_max_us,
+                "perception_frames_over_budget": self.frames_over_budget,
+                "perception_frames_over_budget_with_large": self.frames_over_budget_with_large,
+            })
+        return out
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         received = inputs.get("depth")
@@ -122,6 +207,8 @@ class DepthObstacles(Node):
             self.frames_without_pose += 1
             return {}
         position, rotation, position_sigma, frame_id = pose
+        if self._learned is not None:
+            return self._learned_step(image, position, rotation, position_sigma, frame_id)
         boxes = self._mapper.update(image.data, position, rotation, image.stamp)
         obstacles = [
             Obstacle(
@@ -132,6 +219,40 @@ class DepthObstacles(Node):
             for i, box in enumerate(boxes)
         ]
         self.obstacles_published += len(obstacles)
+        return {"obstacles": Obstacles(stamp=image.stamp, frame_id=frame_id, obstacles=obstacles)}
+
+    def _learned_step(self, image: Image, position: np.ndarray, rotation: np.ndarray, position_sigma: float, frame_id: str) -> Mapping[str, Any]:
+        """The learned path's frame: sectors (the large model, or the cascade) -> cylinders -> the sector memory -> Obstacles."""
+        started = time.perf_counter_ns()
+        cheap, predictor, memory = self._learned
+        spec = predictor.spec if cheap is None else cheap.spec
+        if image.data.shape != (spec.height_px, spec.width_px):
+            self.frames_not_depth += 1
+            return {}
+        if cheap is None:
+            sectors = predictor.predict(image.data)
+            answer = None if sectors is None else (*sectors, "large")
+        else:
+            answer = predictor.predict(image.data, started)
+        if answer is None:  # the network's output was not finite: publish nothing; the filter brakes on stale obstacles
+            return {}
+        ranges, sigmas, stage = answer
+        self.stages[stage] += 1
+        seen = sector_obstacles(ranges, sigmas, memory.geometry, position, rotation, image.stamp, max_sigma_m=self.params.max_sector_sigma_m)
+        cylinders = memory.update(seen, position, rotation, image.stamp)
+        obstacles = [
+            Obstacle(
+                id=i, shape="cylinder", position=c.centre, size=np.array([2.0 * c.radius_m, 2.0 * c.radius_m, 1.0]),
+                orientation=np.array([0.0, 0.0, 0.0, 1.0]), uncertainty_m=float(np.hypot(c.sigma_m, position_sigma)),
+            )
+            for i, c in enumerate(cylinders)
+        ]
+        self.obstacles_published += len(obstacles)
+        spent_us = (time.perf_counter_ns() - started) / 1e3
+        self.frame_us.append(spent_us)
+        self.frame_max_us = max(self.frame_max_us, spent_us)
+        self.frames_over_budget += spent_us > self.params.budget_us
+        self.frames_over_budget_with_large += spent_us > self.params.budget_us and stage == "large"
         return {"obstacles": Obstacles(stamp=image.stamp, frame_id=frame_id, obstacles=obstacles)}
 
     def _pose_at(self, stamp: float, received: Received | None) -> tuple[np.ndarray, np.ndarray, float, str] | None:

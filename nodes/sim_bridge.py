@@ -369,7 +369,7 @@ class SimBridgeBase(Node):
             measured["scan"] = self._lidar.scan(pose.position, pose.orientation, now, self._sensor_rng)
         if self._camera is not None and tick % self._camera_every == 0:
             pose = self.world.state()
-            measured.update(self._camera.capture(pose.position, pose.orientation, now))
+            measured.update(self._camera.capture(pose.position, pose.orientation, now, self._sensor_rng))
         if self._delay.latency_s != 0.0:
             for item in measured.items():
                 self._delay.push(item, now)

@@ -18,6 +18,9 @@ Conventions
   was drawn (z-buffer 1: nothing nearer than ``far_m``) are +inf, REP 117's "no return". Geometry
   nearer than ``near_m`` is clipped by the renderer and not seen at all (no -inf): pick ``near_m``
   below the closest distance that matters.
+* ``noise`` (default none: the clean render) adds a stereo camera's errors to the depth image
+  (aegis.sim.sensors.depth_noise: z² range noise, quantisation, NaN holes), drawn from the
+  generator ``capture`` is given (the sim bridge's sensor stream).
 * Bodies without a visual shape are drawn from their collision shapes (PyBullet does that), so
   obstacles spawned for physics only are visible too. Empty background is white in rgb.
 """
@@ -35,6 +38,7 @@ from pydantic import Field, model_validator
 from aegis.msgs import Image
 from aegis.node import NodeParams
 from aegis.sim.sensors._pose import body_pose, pitch_matrix
+from aegis.sim.sensors.depth_noise import DepthNoiseParams, noisy_depth
 
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
 _Pixels = Annotated[int, Field(ge=1, le=4096)]
@@ -54,6 +58,7 @@ class CameraParams(NodeParams):
     depth: bool = Field(True, description="produce a 32FC1 depth image (m) under key 'depth'")
     rate_hz: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(30.0, description="frames per second")
     frame_id: str = Field("camera_optical_frame", description="frame_id of the images")
+    noise: DepthNoiseParams | None = Field(None, description="a stereo camera's depth errors (z² noise, quantisation, holes); none: the clean render")
 
     @model_validator(mode="after")
     def _consistent(self) -> CameraParams:
@@ -90,11 +95,16 @@ class Camera:
         # Reused by every capture (each Image gets its own array).
         self._metres = np.empty((h, w))
         self._background = np.empty((h, w), dtype=bool)
+        self._rng = np.random.default_rng(0)  # the noise's draws when capture is given no generator
 
-    def capture(self, position: ArrayLike, orientation_xyzw: ArrayLike, stamp: float) -> dict[str, Image]:
+    def capture(
+        self, position: ArrayLike, orientation_xyzw: ArrayLike, stamp: float, rng: np.random.Generator | None = None
+    ) -> dict[str, Image]:
         """Images stamped ``stamp`` from the body at ``position`` (world, m) with ``orientation_xyzw``.
 
         Keys: "rgb" (rgb8, (H, W, 3) uint8) and/or "depth" (32FC1, (H, W) float32 m), as configured.
+        With ``noise`` configured, the depth image's errors are drawn from ``rng`` (a fixed
+        ``default_rng(0)`` when none is given).
         """
         p = self.params
         position, rotation = body_pose("Camera.capture", position, orientation_xyzw)
@@ -117,9 +127,10 @@ class Camera:
             pixels = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
             images["rgb"] = Image(stamp=stamp, frame_id=p.frame_id, encoding="rgb8", data=np.ascontiguousarray(pixels))
         if p.depth:
-            images["depth"] = Image(
-                stamp=stamp, frame_id=p.frame_id, encoding="32FC1", data=self._depth_metres(z_buffer)
-            )
+            depth = self._depth_metres(z_buffer)
+            if p.noise is not None:
+                depth = noisy_depth(depth, p.noise, self._rng if rng is None else rng)
+            images["depth"] = Image(stamp=stamp, frame_id=p.frame_id, encoding="32FC1", data=depth)
         return images
 
     def _depth_metres(self, z_buffer: ArrayLike) -> np.ndarray:

@@ -1,0 +1,247 @@
+"""The learned depth path: sector labels and model input, sectors -> obstacles and their memory, the cascade's escalation, the shipped models, the node."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aegis.inference.depth_model import DepthCascade, DepthSectorModel, escalate, read_sector_spec
+from aegis.msgs import Image, RobotState
+from aegis.node import Received
+from aegis.paths import share_dir
+from aegis.perception.depth_sectors import SectorGeometry, SectorMemory, model_input, sector_obstacles
+from aegis.sim.sensors.depth_noise import DepthNoiseParams, noisy_depth
+
+MODELS = share_dir() / "models"
+
+
+def _yaw(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_model_input_clips_fills_holes_and_block_mins() -> None:
+    depth = np.array([[1.0, np.nan, np.inf, 9.0], [2.0, 3.0, np.nan, np.nan]], dtype=np.float32)
+    assert model_input(depth, 5.0).tolist() == [1.0, 0.0, 5.0, 5.0, 2.0, 3.0, 0.0, 0.0]
+    # 2x2 blocks: the nearest valid pixel; a block of holes only stays a hole (0)
+    assert model_input(depth, 5.0, factor=2).tolist() == [1.0, 5.0]
+    assert model_input(np.full((2, 2), np.nan, dtype=np.float32), 5.0, factor=2).tolist() == [0.0]
+
+
+def test_noise_model_is_seeded_and_makes_holes() -> None:
+    clean = np.full((48, 80), 3.0, dtype=np.float32)
+    clean[:, 40:] = np.inf
+    a = noisy_depth(clean, DepthNoiseParams(), np.random.default_rng(4))
+    b = noisy_depth(clean, DepthNoiseParams(), np.random.default_rng(4))
+    assert np.array_equal(a, b, equal_nan=True)
+    assert np.isnan(a).any() and np.isinf(a[:, 41:]).sum() + np.isnan(a[:, 41:]).sum() == 48 * 39
+    finite = a[np.isfinite(a)]
+    assert 0.01 < float(np.std(finite)) < 0.2 and abs(float(np.mean(finite)) - 3.0) < 0.05
+
+
+def test_labels_of_a_wall_ahead() -> None:
+    """A flat wall 2 m ahead of a level camera: every sector's label is its horizontal distance, 2 m at the centre, more at the edges."""
+    g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0, ground_z_m=-10.0, max_height_m=10.0)
+    labels = g.labels(np.full((48, 80), 2.0))
+    assert labels[7] == pytest.approx(2.0, abs=0.01) and labels[8] == pytest.approx(2.0, abs=0.01)
+    assert labels[0] > 2.2 and labels[0] == pytest.approx(labels[15])
+    assert g.labels(np.full((48, 80), np.inf)).tolist() == [5.0] * 16
+
+
+def test_sector_obstacles_at_range_and_bearing_in_the_world() -> None:
+    g = SectorGeometry(80, 48, 58.0, mount_xyz_m=(0.35, 0.0, 0.45), sectors=16, max_range_m=5.0)
+    ranges = np.full(16, 5.0)
+    ranges[3] = 2.0  # left of centre
+    position, rotation = np.array([1.0, 2.0, 0.0]), _yaw(math.pi / 2)  # facing world +y
+    [cylinder] = sector_obstacles(ranges, np.full(16, 0.1), g, position, rotation, stamp=1.0)
+    camera = position + rotation @ np.array([0.35, 0.0, 0.45])
+    offset = cylinder.centre[:2] - camera[:2]
+    assert np.hypot(*offset) - cylinder.radius_m == pytest.approx(2.0)  # its near face at the predicted range
+    assert math.atan2(offset[1], offset[0]) == pytest.approx(math.pi / 2 + g.bearings_rad[3])
+    assert g.bearings_rad[3] > 0.0  # sectors count from the image's left: body +y
+    assert cylinder.sigma_m == 0.1 and cylinder.stamp == 1.0
+
+
+def test_sector_memory_keeps_what_left_the_view_and_replaces_what_is_in_it() -> None:
+    g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0)
+    memory = SectorMemory(g, memory_s=10.0)
+    ranges = np.full(16, 5.0)
+    ranges[8] = 1.5
+    seen = sector_obstacles(ranges, np.full(16, 0.1), g, np.zeros(3), _yaw(0.0), stamp=0.0)
+    assert len(memory.update(seen, np.zeros(3), _yaw(0.0), 0.0)) == 1
+    # turned away: the obstacle is out of view, remembered
+    assert len(memory.update([], np.zeros(3), _yaw(math.pi), 1.0)) == 1
+    # looking at it again and seeing free space there: forgotten
+    assert memory.update([], np.zeros(3), _yaw(0.0), 2.0) == []
+    seen = sector_obstacles(ranges, np.full(16, 0.1), g, np.zeros(3), _yaw(0.0), stamp=3.0)
+    memory.update(seen, np.zeros(3), _yaw(0.0), 3.0)
+    assert len(memory.update([], np.zeros(3), _yaw(math.pi), 12.0)) == 1
+    assert memory.update([], np.zeros(3), _yaw(math.pi), 13.5) == []  # older than memory_s
+
+
+def test_escalate_needs_low_confidence_and_budget() -> None:
+    assert escalate(0.05, 0.2, spent_us=50, budget_us=1000, large_p99_us=300) == (False, "confident")
+    assert escalate(0.5, 0.2, spent_us=50, budget_us=1000, large_p99_us=300) == (True, "large")
+    assert escalate(0.5, 0.2, spent_us=800, budget_us=1000, large_p99_us=300) == (False, "budget")
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+def _fake_cascade(budget_us: float, sigma: float) -> tuple[DepthCascade, list[str]]:
+    """A cascade whose cheap stage takes 100 µs and answers ``sigma``, whose large stage takes 400 µs (p99 500 µs), on a fake clock."""
+    clock, calls = _FakeClock(), []
+
+    def cheap(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append("cheap")
+        clock.ns += 100_000
+        return np.full(16, 3.0), np.full(16, sigma)
+
+    def large(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append("large")
+        clock.ns += 400_000
+        return np.full(16, 2.0), np.full(16, 0.05)
+
+    return DepthCascade(cheap, large, lambda: 500.0, sigma_threshold_m=0.2, budget_us=budget_us, clock_ns=clock), calls
+
+
+def test_cascade_escalates_only_when_unsure_and_in_budget() -> None:
+    cascade, calls = _fake_cascade(budget_us=1000.0, sigma=0.5)
+    ranges, _, stage = cascade.predict(np.zeros((48, 80)))
+    assert stage == "large" and ranges[0] == 2.0 and calls == ["cheap", "large"]
+    cascade, calls = _fake_cascade(budget_us=1000.0, sigma=0.1)
+    assert cascade.predict(np.zeros((48, 80)))[2] == "cheap" and calls == ["cheap"]
+    # a tight budget: 100 µs spent, 500 µs left < the large model's p99: never run, whatever the confidence
+    cascade, calls = _fake_cascade(budget_us=600.0 - 1e-3, sigma=0.5)
+    for _ in range(5):
+        ranges, _, stage = cascade.predict(np.zeros((48, 80)))
+        assert stage == "cheap_budget" and ranges[0] == 3.0
+    assert "large" not in calls and cascade.counts.cheap_budget == 5 and cascade.counts.large == 0
+    assert max(cascade.frame_us) <= 600.0
+
+
+@pytest.mark.parametrize("name, factor", [("cheap", 2), ("large", 1)])
+def test_shipped_models_load_through_the_runtime_and_their_contract(name: str, factor: int) -> None:
+    path = MODELS / f"husky_depth_{name}.onnx"
+    spec = read_sector_spec(path)
+    assert (spec.width_px, spec.height_px, spec.factor, spec.sectors) == (80, 48, factor, 16)
+    assert (spec.cascade_sigma_threshold_m is not None) == (name == "cheap")
+    model = DepthSectorModel(path)
+    contract = model.runtime.contract
+    assert contract.observation_names == ("depth",) and contract.input_size == 80 * 48 // factor**2
+    assert contract.action_names == ("range", "sigma") and [f.unit for f in contract.action] == ["m", "m"]
+    assert contract.producer is not None and contract.producer.name == "aegis train-depth"
+    wall = np.full((48, 80), np.inf, dtype=np.float32)
+    ranges, sigmas = model.predict(wall)
+    assert ranges.shape == (16,) and np.all((ranges >= 0) & (ranges <= 5.0)) and np.all(sigmas > 0)
+
+
+def test_depth_dataset_is_deterministic_for_a_seed() -> None:
+    from aegis.training.depth_dataset import generate
+
+    a, b, c = generate(6, seed=3, poses_per_layout=3), generate(6, seed=3, poses_per_layout=3), generate(6, seed=4, poses_per_layout=3)
+    assert np.array_equal(a.depth, b.depth, equal_nan=True) and np.array_equal(a.ranges, b.ranges)
+    assert not np.array_equal(a.depth, c.depth, equal_nan=True)
+    assert a.depth.shape == (6, 48, 80) and a.ranges.shape == (6, 16) and np.all(a.ranges <= 5.0)
+
+
+def _node(**params: object):
+    from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
+
+    mount = {"fov_deg": 58.0, "mount_xyz_m": (0.35, 0.0, 0.45), "mount_pitch_rad": 0.2, "max_range_m": 5.0}
+    return DepthObstacles("depth", DepthObstaclesParams(**{**mount, **params}))
+
+
+def _frame(node, depth: np.ndarray, t: float):
+    image = Image(stamp=t, frame_id="camera_optical_frame", encoding="32FC1", data=depth.astype(np.float32))
+    state = RobotState(stamp=t, orientation=np.array([0.0, 0.0, 0.0, 1.0]))
+    return node.step(t, {"depth": Received(image, 0.0, False), "state": Received(state, 0.0, False)})
+
+
+def _wall_ahead(distance: float) -> np.ndarray:
+    """A z-depth image of a wall across the whole view ``distance`` ahead of a camera pitched 0.2 rad down at 0.45 m (the floor in front)."""
+    g = SectorGeometry(80, 48, 58.0, (0.35, 0.0, 0.45), 0.2)
+    rays = g._rays  # body-frame offset per metre of z-depth
+    z_wall = distance / rays[..., 0]
+    z_floor = np.where(rays[..., 2] < 0, 0.45 / -rays[..., 2], np.inf)
+    return np.minimum(z_wall, z_floor)
+
+
+def test_node_cascade_with_a_tight_budget_never_runs_the_large_model() -> None:
+    node = _node(method="cascade", budget_us=1.0, sigma_threshold_m=0.011)  # always unsure, never time
+    for i in range(5):
+        out = _frame(node, _wall_ahead(2.0), i / 30.0)
+    metrics = node.metrics()
+    assert metrics["perception_stage_large"] == 0
+    assert metrics["perception_stage_cheap_budget"] == 5 and metrics["perception_frames"] == 5
+    assert out["obstacles"].obstacles  # the cheap answer stands
+
+
+def test_node_cascade_with_room_escalates_and_learned_sees_the_wall() -> None:
+    node = _node(method="cascade", budget_us=1e7, sigma_threshold_m=0.011)
+    _frame(node, _wall_ahead(2.0), 0.0)
+    assert node.metrics()["perception_stage_large"] == 1
+    node = _node(method="learned")
+    obstacles = _frame(node, _wall_ahead(2.0), 0.0)["obstacles"].obstacles
+    assert len(obstacles) >= 8 and all(o.shape == "cylinder" for o in obstacles)
+    nearest = min(float(np.hypot(o.position[0] - 0.35, o.position[1])) - o.size[0] / 2 for o in obstacles)
+    assert 1.5 < nearest < 2.3
+
+
+def test_node_refuses_a_model_trained_for_another_camera() -> None:
+    with pytest.raises(ValueError, match="trained for another camera"):
+        _node(method="learned", mount_pitch_rad=0.0)
+
+
+@pytest.mark.parametrize("name", ["cheap", "large"])
+def test_model_cards_name_the_file_and_the_command(name: str) -> None:
+    import re
+
+    from aegis.config_files import sha256_of
+    from aegis.inference.contract import read_contract
+
+    model = MODELS / f"husky_depth_{name}.onnx"
+    card = (MODELS / f"husky_depth_{name}.md").read_text()
+    assert set(re.findall(r"\b[0-9a-f]{64}\b", card)) == {sha256_of(model)}
+    command = read_contract(model).producer.command
+    assert command.startswith("aegis train-depth ") and command in card
+
+
+def test_a_range_near_max_range_is_free_space() -> None:
+    g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0)
+    ranges = np.full(16, 4.98)  # a sigmoid's way to say 5
+    assert sector_obstacles(ranges, np.full(16, 0.01), g, np.zeros(3), _yaw(0.0), stamp=0.0) == []
+
+
+def test_a_large_sector_sigma_moves_the_cylinder_closer_instead_of_inflating_it() -> None:
+    g = SectorGeometry(80, 48, 58.0, sectors=16, max_range_m=5.0)
+    ranges = np.full(16, 5.0)
+    ranges[8] = 2.5
+    [c] = sector_obstacles(ranges, np.full(16, 0.8), g, np.zeros(3), _yaw(0.0), stamp=0.0, max_sigma_m=0.2)
+    assert c.sigma_m == 0.2 and np.hypot(*c.centre[:2]) - c.radius_m == pytest.approx(2.5 - 0.6)
+
+
+@pytest.mark.slow  # about 7 s: renders, trains one epoch of each model, exports and loads them
+def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_path) -> None:
+    import json
+
+    pytest.importorskip("torch")
+    from aegis.cli import main
+    from aegis.inference.contract import read_contract
+
+    report = tmp_path / "report.json"
+    args = ["train-depth", "--out-dir", str(tmp_path), "--frames", "24", "--validation-frames", "8", "--heldout-frames", "8", "--epochs", "1"]
+    assert main([*args, "--json", str(report)]) == 0
+    rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
+    assert set(rows) == {"depth_cheap", "depth_large", "depth_cascade"} and all(0 <= r["mae_m"] <= 5 for r in rows.values())
+    for name in ("cheap", "large"):
+        contract = read_contract(tmp_path / f"husky_depth_{name}.onnx")
+        assert contract.producer.command.startswith("aegis train-depth ") and "--frames=24" in contract.producer.command
+        assert DepthSectorModel(tmp_path / f"husky_depth_{name}.onnx").predict(np.full((48, 80), np.inf, dtype=np.float32)) is not None
