@@ -188,6 +188,14 @@ class Producer(_Strict):
     seed: int | None = None
     notes: str = ""
     expert: str = Field("", description='node type of the demonstrator it imitates, e.g. "quadrotor_mpc" (aegis sim --policy compares with it)')
+    dynamics: dict[str, Any] | None = Field(
+        None,
+        description="the dynamics set its training episodes drew their plant from (aegis.sim.dynamics: `set` and each "
+        "parameter's {low, high}); none: the config's own plant",
+    )
+    overlay: dict[str, Any] | None = Field(
+        None, description="the hw_config overlay it was trained centred on (e.g. what `aegis sysid` identified): dotted key -> value"
+    )
 
 
 class PolicyContract(_Strict):

@@ -61,6 +61,10 @@ class TrainSettings:
     command: str = ""
     backend: Backend = field(default_factory=Backend)
     """Where the rollouts run (aegis.runs.backends; default: one after another in this process); the model does not depend on it."""
+    dynamics: str | None = None
+    """A dynamics set (a shipped name or a file, aegis.sim.dynamics) every episode's plant draws from, per its seed; None: nominal."""
+    overlay: Path | None = None
+    """A hw_config fragment (what `aegis sysid` writes) laid over the config before ``overrides``: plant and expert both take it."""
 
 
 @dataclass
@@ -101,6 +105,8 @@ class TrainReport:
     empirical_ratio_physical: float
     iterations: list[IterationReport]
     wall_time_s: float
+    plant: dict[str, Any] = field(default_factory=dict)
+    """The dynamics set and overlay it was trained on, as the contract records them (empty: the config's own plant)."""
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -114,7 +120,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     """Run the pipeline; write ``settings.out``; return the numbers."""
     started = time.perf_counter()
     report = progress or (lambda stage, done, total, note: None)
-    setup = expert_setup(settings.config, settings.overrides, settings.observation)
+    setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation)
     with tempfile.TemporaryDirectory(prefix="aegis-train-") as work:
         folder = Path(work)
         heldout = _collect(setup, settings, VALIDATION_STREAM, settings.validation_episodes, folder, "held-out expert episodes", report)
@@ -160,6 +166,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
         empirical_ratio_physical=physical.ratio,
         iterations=rounds,
         wall_time_s=time.perf_counter() - started,
+        plant=plant_record(settings),
     )
 
 
@@ -226,5 +233,38 @@ def _round(
 
 def _export(setup: ExpertSetup, settings: TrainSettings, model: Model, path: Path, command: str) -> Path:
     weights, mean, std = model
-    contract = policy_contract(setup, mean, std, certified_bound(weights), command, settings.seed)
+    contract = policy_contract(setup, mean, std, certified_bound(weights), command, settings.seed, plant=plant_record(settings))
     return export_policy(weights, contract, path)
+
+
+def plant_overrides_of(settings: TrainSettings) -> tuple[str, ...]:
+    """The config overrides training runs with: the overlay's keys, then ``--set``'s, then the plant's dynamics set.
+
+    The expert (its model parameters come from the same config) and the plant both see the overlay, so
+    training is centred on it; the dynamics set then perturbs the plant alone, per episode seed, as
+    `aegis eval --dynamics` does. ConfigError/UsageError naming a bad set, overlay file or key.
+    """
+    from aegis.config import load_config
+    from aegis.cli_options import overlay_overrides
+    from aegis.sim.dynamics import plant_overrides
+
+    overrides = [*overlay_overrides(settings.overlay), *settings.overrides]
+    if settings.dynamics is None:
+        return tuple(overrides)
+    return (*overrides, *plant_overrides(load_config(settings.config, overrides), settings.dynamics))
+
+
+def plant_record(settings: TrainSettings) -> dict[str, Any]:
+    """What the contract's producer records of the plant it was trained on: the dynamics set (its name and ranges), the overlay."""
+    from aegis.cli_options import flatten_mapping
+    from aegis.config_files import read_yaml_mapping
+    from aegis.sim.dynamics import PARAMETERS, load_dynamics, resolve_dynamics
+
+    record: dict[str, Any] = {}
+    if settings.dynamics is not None:
+        dynamics = load_dynamics(resolve_dynamics(settings.dynamics))
+        ranges = {name: {"low": getattr(dynamics, name).low, "high": getattr(dynamics, name).high} for name in PARAMETERS}
+        record["dynamics"] = {"set": Path(str(settings.dynamics)).stem, "description": dynamics.description, **ranges}
+    if settings.overlay is not None:
+        record["overlay"] = dict(flatten_mapping(read_yaml_mapping(settings.overlay)))
+    return record
