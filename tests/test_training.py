@@ -196,6 +196,14 @@ def test_training_under_a_dynamics_set_centred_on_an_overlay_is_recorded_and_sam
     assert producer.overlay == {"robot.mass_kg": 0.03}
     assert report.plant == {"dynamics": producer.dynamics, "overlay": producer.overlay}
     assert read_contract(nominal).producer.dynamics is None and read_contract(nominal).producer.overlay is None
+    import onnx
+
+    stamped = {p.key: p.value for p in onnx.load(str(nominal)).metadata_props}["aegis.contract"]
+    assert '"dynamics"' not in stamped and '"overlay"' not in stamped  # a nominal policy keeps the bytes it had before them
+    from aegis.inference.inspection import format_inspection, inspect_model
+
+    shown = format_inspection(inspect_model(settings.out))
+    assert "trained under dynamics random: mass_scale 0.7..1.3, " in shown and "trained centred on overlay robot.mass_kg=0.03" in shown
 
 
 def test_aegis_train_refuses_a_bad_dynamics_set_or_overlay_in_one_line(tmp_path: Path, capsys) -> None:

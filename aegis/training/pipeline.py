@@ -19,13 +19,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aegis.config_files import sha256_of
-from aegis.runs.backends import Backend, run_jobs
+from aegis.runs.backends import Backend, job_pool, run_jobs
 from aegis.runs.policy_swap import policy_overrides
 from aegis.training.bc import BcSettings, train_bc
 from aegis.training.dataset import Dataset, imitation_error
@@ -121,10 +122,11 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     started = time.perf_counter()
     report = progress or (lambda stage, done, total, note: None)
     setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation)
-    with tempfile.TemporaryDirectory(prefix="aegis-train-") as work:
+    with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
-        heldout = _collect(setup, settings, VALIDATION_STREAM, settings.validation_episodes, folder, "held-out expert episodes", report)
-        demos = _collect(setup, settings, 0, settings.episodes, folder, "expert demonstrations", report)
+        collect = partial(_collect, setup, settings, folder=folder, report=report, pool=pool)  # one set of workers for every stage
+        heldout = collect(VALIDATION_STREAM, settings.validation_episodes, stage="held-out expert episodes")
+        demos = collect(0, settings.episodes, stage="expert demonstrations")
         parts = [Dataset(np.concatenate([e.observations for e in demos]), np.concatenate([e.actions for e in demos]))]
         validation = Dataset.concat([Dataset(e.observations, e.actions) for e in heldout])
         rounds: list[IterationReport] = []
@@ -134,7 +136,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
             policy_file = folder / f"policy_{iteration - 1}.onnx"
             _export(setup, settings, model, policy_file, f"DAgger iteration {iteration - 1} of: {settings.command}")
             takeover = tuple(policy_overrides(setup.config, policy_file))  # as `aegis sim --policy` swaps it in
-            visited = _collect(setup, settings, iteration, settings.dagger_episodes, folder, f"DAgger {iteration}: policy rollouts", report, takeover)
+            visited = collect(iteration, settings.dagger_episodes, stage=f"DAgger {iteration}: policy rollouts", takeover=takeover)
             parts.append(Dataset(np.concatenate([e.observations for e in visited]), np.concatenate([e.actions for e in visited])))
             model = _fit(setup, settings, Dataset.concat(parts), iteration, report)
             rounds.append(_round(iteration, "policy", visited, parts, model, validation, setup))
@@ -183,6 +185,7 @@ def _collect(
     stage: str,
     report: Progress,
     takeover: tuple[str, ...] = (),
+    pool: Any = None,
 ) -> list[EpisodeData]:
     episodes = training_episodes(setup.robot_kind, setup.config.scenario, count, settings.seed, stream, folder, settings.max_duration_s)
     arrived = [0]
@@ -193,7 +196,7 @@ def _collect(
         report(stage, arrived[0], count, f"{done.name}: {len(done.actions)} samples, {done.collisions} collisions, {done.crashes} crashes")
 
     # in episode order whichever worker finished first: the same data, the same model, on every backend
-    return run_jobs(run_episode, [(setup, episode, takeover) for episode in episodes], settings.backend, one_more)
+    return run_jobs(run_episode, [(setup, episode, takeover) for episode in episodes], settings.backend, one_more, pool)
 
 
 def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
