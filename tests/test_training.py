@@ -219,3 +219,18 @@ def test_aegis_train_refuses_a_bad_dynamics_set_or_overlay_in_one_line(tmp_path:
     assert main([*base, "--overlay", str(bad)]) == 2
     assert "mass_kgg" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_expert_episode_is_labelled_by_what_the_expert_proposed_which_a_fresh_expert_agrees_with(tmp_path: Path, monkeypatch) -> None:
+    import aegis.training.rollout as rollout
+
+    setup = expert_setup(QUADROTOR_EXPERT)
+    episode = training_episodes("quadrotor", setup.config.scenario, 2, seed=5, stream=0, folder=tmp_path, max_duration_s=3.0)[1]
+    proposed = run_episode(setup, episode)
+    monkeypatch.setattr(rollout, "EXPERTS_ILL_POSED_AT_REST", frozenset({setup.type_name}))  # now a fresh expert is asked each state
+    asked = run_episode(setup, episode)
+    assert len(proposed.actions) == len(asked.actions) > 100
+    np.testing.assert_array_equal(proposed.observations, asked.observations)  # the same run, the same states
+    # the same answers up to the QP solver's tolerance (the two copies are warm-started from different histories)
+    assert np.max(np.abs(proposed.actions - asked.actions)) < 0.01 * setup.action_limit[0]
+    assert not np.array_equal(proposed.actions, np.zeros_like(asked.actions))

@@ -1,6 +1,7 @@
 """`aegis train`: expert demonstrations, DAgger iterations through the real policy node, Lipschitz-bounded BC, ONNX export.
 
-1. Demonstrations: ``episodes`` randomized episodes with the expert in the filtered chain.
+1. Demonstrations: ``episodes`` randomized episodes with the expert in the filtered chain (each state
+   labelled by what the expert proposed there; aegis.training.rollout).
 2. For each DAgger iteration: the current policy, exported with its contract, takes the expert's
    place in the chain (the ``quadrotor_policy`` / ``diff_drive_policy`` node, exactly as it is
    deployed); the states it visits are labelled by the expert and added to the data (beta = 0:
@@ -9,7 +10,9 @@
 3. The last policy is written with its contract; certified and empirical Lipschitz bounds and the
    imitation error on held-out expert episodes (never trained on) are reported.
 
-Same config, options and seed give the same file, byte for byte.
+Same config, options and seed give the same file, byte for byte, whatever runs the rollouts (one
+pool of workers serves every stage). With ``dynamics`` every episode's plant draws from that set per
+its seed; with ``overlay`` plant and expert are centred on it; the contract's producer records both.
 """
 
 from __future__ import annotations
