@@ -198,8 +198,14 @@ def _collect(
         arrived[0] += 1
         report(stage, arrived[0], count, f"{done.name}: {len(done.actions)} samples, {done.collisions} collisions, {done.crashes} crashes")
 
-    # in episode order whichever worker finished first: the same data, the same model, on every backend
-    return run_jobs(run_episode, [(setup, episode, takeover) for episode in episodes], settings.backend, one_more, pool)
+    # Longest first, so that no worker is left with a long episode while the others idle at the stage's end; the
+    # results are put back in episode order whichever worker ran them: the same data, the same model, on every backend.
+    order = sorted(range(len(episodes)), key=lambda i: -episodes[i].duration_s)
+    results = run_jobs(run_episode, [(setup, episodes[i], takeover) for i in order], settings.backend, one_more, pool)
+    in_order: list[EpisodeData] = [None] * len(episodes)  # type: ignore[list-item]
+    for i, result in zip(order, results):
+        in_order[i] = result
+    return in_order
 
 
 def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
