@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_overlay_option(parser)
     parser.add_argument(
         "--workers", type=workers, default=None,
-        help="rollouts in parallel: worker processes, or a local Ray instance's CPUs (default: the CPU count; 1: one after "
-        "another in this process); the model is the same whatever runs them",
+        help="rollouts in parallel: worker processes, or a local Ray instance's CPUs (default: the CPU count, at most "
+        "the episodes of a stage; 1: one after another in this process); the model is the same whatever runs them",
     )
     add_backend_options(parser)
     parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write the report as JSON")
@@ -131,7 +131,7 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
         max_duration_s=args.max_duration,
         bc=BcSettings(hidden=hidden, lipschitz=args.lipschitz, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate),
         command=command_line(args),
-        backend=Backend(args.backend, args.workers or os.cpu_count() or 1, args.address),
+        backend=Backend(args.backend, args.workers or min(os.cpu_count() or 1, max(args.episodes, args.dagger_episodes)), args.address),
     )
     plant_overrides_of(settings)  # a bad set, overlay or key: refused here, in one line, before anything runs
     return settings
