@@ -14,6 +14,7 @@ bytes that grow to gigabytes) or that contain themselves. A value echoed in an e
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import types
@@ -85,8 +86,27 @@ def decode_utf8(data: bytes, where: Path | str) -> str:
         raise ConfigError(f"{where}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)") from None
 
 
+PARSED_MEMO_SIZE = 256
+"""Documents :func:`parse_yaml` remembers by their text (a training run or campaign reads the same scenarios hundreds of times)."""
+_parsed: dict[str, Any] = {}
+
+
 def parse_yaml(text: str, where: Path | str) -> Any:
-    """One YAML document, refusing duplicate keys, deep nesting and alias bombs; ConfigError in one line naming ``where``."""
+    """One YAML document, refusing duplicate keys, deep nesting and alias bombs; ConfigError in one line naming ``where``.
+
+    A text parsed before is not parsed again: a copy of what it gave is returned (callers may change it).
+    PyYAML's pure-Python loader takes milliseconds per file, a deep copy tens of microseconds.
+    """
+    if text in _parsed:
+        return copy.deepcopy(_parsed[text])
+    data = _parse_yaml(text, where)
+    if len(_parsed) >= PARSED_MEMO_SIZE:
+        _parsed.pop(next(iter(_parsed)))  # the oldest
+    _parsed[text] = copy.deepcopy(data)
+    return data
+
+
+def _parse_yaml(text: str, where: Path | str) -> Any:
     loader = None
     try:
         loader = _UniqueKeyLoader(text)

@@ -170,3 +170,67 @@ def test_aegis_train_writes_the_model_its_report_and_the_command_that_reproduces
     assert "sha256" in capsys.readouterr().out
     assert main(["train", str(REPO / "hw_configs" / "husky_sim.yaml"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "husky_sim.yaml: a training config needs exactly one expert node" in capsys.readouterr().err
+
+
+def test_training_under_a_dynamics_set_centred_on_an_overlay_is_recorded_and_same_seed_same_bytes(tiny_model, tmp_path: Path) -> None:
+    from aegis.sim.dynamics import resolve_dynamics
+    from aegis.training.pipeline import plant_overrides_of
+
+    _, nominal = tiny_model
+    overlay = tmp_path / "identified.yaml"
+    overlay.write_text("robot:\n  mass_kg: 0.03\n")  # an identified robot 11 % heavier than the config's 27 g
+    settings = TrainSettings(**{**tiny(tmp_path / "robust.onnx").__dict__, "dynamics": "random", "overlay": overlay})
+    # the overlay comes first (--set after it wins), the plant's dynamics set last; the expert is built from the same config
+    overrides = plant_overrides_of(settings)
+    assert overrides == ("robot.mass_kg=0.03", f"nodes.sim.params.dynamics={resolve_dynamics('random').resolve()}")
+    assert expert_setup(QUADROTOR_EXPERT, overrides).config.robot.mass_kg == 0.03
+    report = train(settings)
+    first = settings.out.read_bytes()
+    assert hashlib.sha256(first).hexdigest() != hashlib.sha256(nominal.read_bytes()).hexdigest()  # other plants, other data
+    again = tmp_path / "again.onnx"
+    train(TrainSettings(**{**settings.__dict__, "out": again}))
+    assert again.read_bytes() == first
+    producer = read_contract(settings.out).producer
+    assert producer.dynamics["set"] == "random" and producer.dynamics["mass_scale"] == {"low": 0.7, "high": 1.3}
+    assert producer.dynamics["motor_time_constant_scale"] == {"low": 1.0, "high": 2.0}
+    assert producer.overlay == {"robot.mass_kg": 0.03}
+    assert report.plant == {"dynamics": producer.dynamics, "overlay": producer.overlay}
+    assert read_contract(nominal).producer.dynamics is None and read_contract(nominal).producer.overlay is None
+    import onnx
+
+    stamped = {p.key: p.value for p in onnx.load(str(nominal)).metadata_props}["aegis.contract"]
+    assert '"dynamics"' not in stamped and '"overlay"' not in stamped  # a nominal policy keeps the bytes it had before them
+    from aegis.inference.inspection import format_inspection, inspect_model
+
+    shown = format_inspection(inspect_model(settings.out))
+    assert "trained under dynamics random: mass_scale 0.7..1.3, " in shown and "trained centred on overlay robot.mass_kg=0.03" in shown
+
+
+def test_aegis_train_refuses_a_bad_dynamics_set_or_overlay_in_one_line(tmp_path: Path, capsys) -> None:
+    from aegis.cli import main
+
+    base = ["train", str(QUADROTOR_EXPERT), "--out", str(tmp_path / "m.onnx")]
+    assert main([*base, "--dynamics", "randon"]) == 2
+    assert "randon: no such dynamics file, nor a shipped set; did you mean random?" in capsys.readouterr().err
+    assert main([*base, "--overlay", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("robot:\n  mass_kgg: 0.03\n")
+    assert main([*base, "--overlay", str(bad)]) == 2
+    assert "mass_kgg" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_expert_episode_is_labelled_by_what_the_expert_proposed_which_a_fresh_expert_agrees_with(tmp_path: Path, monkeypatch) -> None:
+    import aegis.training.rollout as rollout
+
+    setup = expert_setup(QUADROTOR_EXPERT)
+    episode = training_episodes("quadrotor", setup.config.scenario, 2, seed=5, stream=0, folder=tmp_path, max_duration_s=3.0)[1]
+    proposed = run_episode(setup, episode)
+    monkeypatch.setattr(rollout, "EXPERTS_ILL_POSED_AT_REST", frozenset({setup.type_name}))  # now a fresh expert is asked each state
+    asked = run_episode(setup, episode)
+    assert len(proposed.actions) == len(asked.actions) > 100
+    np.testing.assert_array_equal(proposed.observations, asked.observations)  # the same run, the same states
+    # the same answers up to the QP solver's tolerance (the two copies are warm-started from different histories)
+    assert np.max(np.abs(proposed.actions - asked.actions)) < 0.01 * setup.action_limit[0]
+    assert not np.array_equal(proposed.actions, np.zeros_like(asked.actions))

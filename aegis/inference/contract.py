@@ -188,6 +188,14 @@ class Producer(_Strict):
     seed: int | None = None
     notes: str = ""
     expert: str = Field("", description='node type of the demonstrator it imitates, e.g. "quadrotor_mpc" (aegis sim --policy compares with it)')
+    dynamics: dict[str, Any] | None = Field(
+        None,
+        description="the dynamics set its training episodes drew their plant from (aegis.sim.dynamics: `set` and each "
+        "parameter's {low, high}); none: the config's own plant",
+    )
+    overlay: dict[str, Any] | None = Field(
+        None, description="the hw_config overlay it was trained centred on (e.g. what `aegis sysid` identified): dotted key -> value"
+    )
 
 
 class PolicyContract(_Strict):
@@ -284,8 +292,15 @@ class PolicyContract(_Strict):
 
         ``physical_graph`` is written only when true: a contract applied in Python reads in an aegis
         that predates the flag, a physical one is refused there (unknown key) rather than applied twice.
+        So are the producer's ``dynamics`` and ``overlay``: a policy trained on the config's own plant has the
+        bytes it had before they existed.
         """
-        return self.model_dump_json(exclude_defaults=False, exclude=None if self.physical_graph else {"physical_graph"})
+        exclude: dict[str, Any] = {} if self.physical_graph else {"physical_graph": True}
+        if self.producer is not None:
+            unset = {key: True for key in ("dynamics", "overlay") if getattr(self.producer, key) is None}
+            if unset:
+                exclude["producer"] = unset
+        return self.model_dump_json(exclude_defaults=False, exclude=exclude or None)
 
 
 @dataclass(frozen=True)

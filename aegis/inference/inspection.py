@@ -129,6 +129,14 @@ def _contract_lines(c: PolicyContract) -> list[str]:
         p = c.producer
         extra = "".join(f"   {k} {v}" for k, v in (("command", p.command), ("seed", p.seed), ("expert", p.expert), ("notes", p.notes)) if v not in ("", None))
         lines.append(f"  producer {p.name} {p.version}".rstrip() + extra)
+        if p.dynamics:
+            ranges = ", ".join(
+                f"{k} {v['low']:g}" + ("" if v["low"] == v["high"] else f"..{v['high']:g}")
+                for k, v in p.dynamics.items() if isinstance(v, dict)
+            )  # fmt: skip
+            lines.append(f"  trained under dynamics {p.dynamics.get('set', '?')}: {ranges}")
+        if p.overlay:
+            lines.append("  trained centred on overlay " + ", ".join(f"{k}={v}" for k, v in p.overlay.items()))
     if c.description:
         lines.append(f"  description {c.description}")
     return lines

@@ -23,8 +23,9 @@ import math
 import multiprocessing
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,28 +88,63 @@ def run_chunk(fn: Callable[..., Any], jobs: Sequence[tuple]) -> list[Any]:
 
 
 def run_jobs(
-    fn: Callable[..., Any], jobs: Sequence[tuple], backend: Backend, on_result: Callable[[Any], None] | None = None
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple],
+    backend: Backend,
+    on_result: Callable[[Any], None] | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> list[Any]:
-    """``fn(*job)`` for every job on ``backend``; ``on_result`` sees each result as it arrives; results in job order."""
+    """``fn(*job)`` for every job on ``backend``; ``on_result`` sees each result as it arrives; results in job order.
+
+    ``pool``: local workers kept open across several calls (:func:`job_pool`); None: a pool for this call alone.
+    """
     report = on_result or (lambda result: None)
     if backend.kind == "ray":
         return _run_ray(fn, jobs, backend, report)
-    return _run_local(fn, jobs, backend.workers, report)
+    return _run_local(fn, jobs, backend.workers, report, pool)
 
 
-def _run_local(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, report: Callable[[Any], None]) -> list[Any]:
+@contextmanager
+def job_pool(backend: Backend) -> Iterator[ProcessPoolExecutor | None]:
+    """Workers for several :func:`run_jobs` calls in a row (a training run's stages): local processes started once, not once
+    per call (each pays PyBullet's and the solvers' imports), or one Ray connection; yields the local pool (None otherwise)."""
+    if backend.kind == "ray":
+        if backend.address is not None:
+            check_address(backend.address)  # before Ray's import, as _run_ray does
+        ray = import_ray()
+        started_here = not ray.is_initialized()
+        if started_here:
+            connect_ray(ray, backend)
+        try:
+            yield None
+        finally:
+            if started_here:
+                ray.shutdown()
+        return
+    if backend.workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=backend.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _run_local(
+    fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, report: Callable[[Any], None], pool: ProcessPoolExecutor | None = None
+) -> list[Any]:
     results: list[Any] = [None] * len(jobs)
     if workers <= 1 or len(jobs) <= 1:
         for index, job in enumerate(jobs):
             results[index] = fn(*job)
             report(results[index])
         return results
-    # spawn, not fork: a worker starts clean, with no PyBullet client or thread state inherited
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, *job): index for index, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            report(results[futures[future]])
+    if pool is None:
+        # spawn, not fork: a worker starts clean, with no PyBullet client or thread state inherited
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as own:
+            return _run_local(fn, jobs, workers, report, own)
+    futures = {pool.submit(fn, *job): index for index, job in enumerate(jobs)}
+    for future in as_completed(futures):
+        results[futures[future]] = future.result()
+        report(results[futures[future]])
     return results
 
 

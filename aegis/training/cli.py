@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aegis.cli_options import (
     add_backend_options,
+    add_overlay_option,
     duration,
     non_negative_int,
     output_file,
@@ -69,12 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value; repeatable")
     parser.add_argument(
         "--dynamics", default=None, metavar="NAME|FILE",
-        help="train on a perturbed plant (aegis.sim.dynamics: a shipped set or a file; drawn per episode seed)",
+        help="train under dynamics randomisation: every demonstration and rollout episode draws its plant from this set "
+        "(aegis.sim.dynamics: a shipped set or a file), per its seed, as `aegis eval --dynamics` does",
     )
+    add_overlay_option(parser)
     parser.add_argument(
-        "--workers", type=workers, default=1,
-        help="rollouts in parallel: worker processes, or a local Ray instance's CPUs (default: 1, one after another); "
-        "the model is the same whatever runs them",
+        "--workers", type=workers, default=None,
+        help="rollouts in parallel: worker processes, or a local Ray instance's CPUs (default: the CPU count, at most "
+        "the episodes of a stage; 1: one after another in this process); the model is the same whatever runs them",
     )
     add_backend_options(parser)
     parser.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write the report as JSON")
@@ -93,13 +98,15 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--set", override]
     if getattr(args, "dynamics", None) is not None:
         words += ["--dynamics", str(args.dynamics)]
+    if getattr(args, "overlay", None) is not None:
+        words += ["--overlay", str(args.overlay)]
     return shlex.join(words)
 
 
 def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
     from aegis.runs.backends import Backend
     from aegis.training.bc import BcSettings
-    from aegis.training.pipeline import TrainSettings
+    from aegis.training.pipeline import TrainSettings, plant_overrides_of
 
     try:
         hidden = tuple(int(w) for w in args.hidden.split(","))
@@ -109,11 +116,13 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
         raise ValueError(f"--hidden {args.hidden!r}: widths must be >= 1")
     if not args.lipschitz > 0:
         raise ValueError(f"--lipschitz must be > 0, got {args.lipschitz}")
-    return TrainSettings(
+    settings = TrainSettings(
         config=config,
         out=args.out,
         seed=args.seed,
-        overrides=(*args.overrides, *_dynamics_overrides(config, args)),
+        overrides=tuple(args.overrides),
+        dynamics=getattr(args, "dynamics", None),
+        overlay=getattr(args, "overlay", None),
         observation=None if args.observation is None else tuple(f.strip() for f in args.observation.split(",") if f.strip()),
         episodes=args.episodes,
         iterations=args.iterations,
@@ -122,8 +131,10 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
         max_duration_s=args.max_duration,
         bc=BcSettings(hidden=hidden, lipschitz=args.lipschitz, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate),
         command=command_line(args),
-        backend=Backend(args.backend, args.workers, args.address),
+        backend=Backend(args.backend, args.workers or min(os.cpu_count() or 1, max(args.episodes, args.dagger_episodes)), args.address),
     )
+    plant_overrides_of(settings)  # a bad set, overlay or key: refused here, in one line, before anything runs
+    return settings
 
 
 def run_from_args(args: argparse.Namespace, config: Path) -> int:
@@ -181,19 +192,12 @@ def print_report(report: TrainReport, console: Console | None = None) -> None:
         "Lipschitz, physical: certified / empirical",
         f"{report.certified_bound_physical:.1f} / {max(report.empirical_gradient_physical, report.empirical_ratio_physical):.1f}",
     )
+    if "dynamics" in report.plant:
+        table.add_row("dynamics set (drawn per episode)", escape(f"{report.plant['dynamics']['set']}: {report.plant['dynamics']['description']}"))
+    if "overlay" in report.plant:
+        table.add_row("overlay (centre)", escape(", ".join(f"{k}={v}" for k, v in report.plant["overlay"].items())))
     table.add_row("training time", f"{report.wall_time_s:.1f} s")
     table.add_row("model", str(report.out))
     table.add_row("sha256", report.sha256)
     console.print(table)
 
-
-
-
-def _dynamics_overrides(config: Path, args: argparse.Namespace) -> list[str]:
-    """``--dynamics`` as a config override of the plant (none without it); ConfigError naming a bad set or file."""
-    if getattr(args, "dynamics", None) is None:
-        return []
-    from aegis.config import load_config
-    from aegis.sim.dynamics import plant_overrides
-
-    return plant_overrides(load_config(config, list(args.overrides)), args.dynamics)

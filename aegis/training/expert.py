@@ -168,8 +168,10 @@ class Labeler:
             if at_rest:
                 self.node.heading_at_rest = held  # type: ignore[attr-defined]
         command = outputs.get(NOMINAL_PORT)
-        if command is None:
-            return None
+        return None if command is None else self.action_of(command)
+
+    def action_of(self, command: Any) -> np.ndarray | None:
+        """The action (physical units) a nominal command of this expert carries; None when it is not finite."""
         action = self._action(command)
         return action if np.all(np.isfinite(action)) else None
 

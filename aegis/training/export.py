@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,12 @@ def policy_contract(
     command: str,
     seed: int,
     notes: str = "",
+    plant: dict[str, Any] | None = None,
 ) -> PolicyContract:
-    """The contract of a policy trained from ``setup``'s expert with observation statistics ``mean``/``std``."""
+    """The contract of a policy trained from ``setup``'s expert with observation statistics ``mean``/``std``.
+
+    ``plant``: what it was trained on beyond the config (``dynamics`` and ``overlay``, recorded in the producer).
+    """
     fields, offset = [], 0
     for name, size in setup.observation:
         source = OBSERVATION_SOURCES[name]
@@ -65,7 +70,9 @@ def policy_contract(
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         lipschitz_bound=float(lipschitz_bound),
-        producer=Producer(name="aegis train", version=aegis.__version__, command=command, seed=seed, expert=setup.type_name, notes=notes),
+        producer=Producer(
+            name="aegis train", version=aegis.__version__, command=command, seed=seed, expert=setup.type_name, notes=notes, **(plant or {})
+        ),
         description=f"MLP imitating {setup.type_name} ({setup.robot_kind}), behaviour cloning with DAgger under a Lipschitz bound",
     )
 

@@ -49,16 +49,19 @@ def forward(weights: Weights, x: np.ndarray) -> np.ndarray:
 
 
 def jacobians(weights: Weights, x: np.ndarray) -> np.ndarray:
-    """df/dx at each row of ``x`` (B, in): (B, out, in)."""
+    """df/dx at each row of ``x`` (B, in): (B, out, in).
+
+    Batched matrix products (BLAS), not einsum: at 40,000 training states einsum's loop took seconds.
+    """
     h = np.asarray(x, dtype=np.float64)
-    jac = np.broadcast_to(np.eye(h.shape[1]), (h.shape[0], h.shape[1], h.shape[1]))
+    jac = None
     for i, (w, b) in enumerate(weights):
         w = np.asarray(w, dtype=np.float64)
         z = h @ w.T + np.asarray(b, dtype=np.float64)
         last = i == len(weights) - 1
         h = np.tanh(z) if last else np.maximum(z, 0.0)
         slope = 1.0 - h * h if last else (z > 0.0).astype(np.float64)
-        jac = slope[:, :, None] * np.einsum("oi,bij->boj", w, jac)
+        jac = slope[:, :, None] * (w[None] if jac is None else w @ jac)  # the first layer's Jacobian is W itself
     return jac
 
 

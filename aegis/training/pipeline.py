@@ -1,6 +1,7 @@
 """`aegis train`: expert demonstrations, DAgger iterations through the real policy node, Lipschitz-bounded BC, ONNX export.
 
-1. Demonstrations: ``episodes`` randomized episodes with the expert in the filtered chain.
+1. Demonstrations: ``episodes`` randomized episodes with the expert in the filtered chain (each state
+   labelled by what the expert proposed there; aegis.training.rollout).
 2. For each DAgger iteration: the current policy, exported with its contract, takes the expert's
    place in the chain (the ``quadrotor_policy`` / ``diff_drive_policy`` node, exactly as it is
    deployed); the states it visits are labelled by the expert and added to the data (beta = 0:
@@ -9,7 +10,9 @@
 3. The last policy is written with its contract; certified and empirical Lipschitz bounds and the
    imitation error on held-out expert episodes (never trained on) are reported.
 
-Same config, options and seed give the same file, byte for byte.
+Same config, options and seed give the same file, byte for byte, whatever runs the rollouts (one
+pool of workers serves every stage). With ``dynamics`` every episode's plant draws from that set per
+its seed; with ``overlay`` plant and expert are centred on it; the contract's producer records both.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aegis.config_files import sha256_of
-from aegis.runs.backends import Backend, run_jobs
+from aegis.runs.backends import Backend, job_pool, run_jobs
 from aegis.runs.policy_swap import policy_overrides
 from aegis.training.bc import BcSettings, train_bc
 from aegis.training.dataset import Dataset, imitation_error
@@ -61,6 +65,10 @@ class TrainSettings:
     command: str = ""
     backend: Backend = field(default_factory=Backend)
     """Where the rollouts run (aegis.runs.backends; default: one after another in this process); the model does not depend on it."""
+    dynamics: str | None = None
+    """A dynamics set (a shipped name or a file, aegis.sim.dynamics) every episode's plant draws from, per its seed; None: nominal."""
+    overlay: Path | None = None
+    """A hw_config fragment (what `aegis sysid` writes) laid over the config before ``overrides``: plant and expert both take it."""
 
 
 @dataclass
@@ -101,6 +109,8 @@ class TrainReport:
     empirical_ratio_physical: float
     iterations: list[IterationReport]
     wall_time_s: float
+    plant: dict[str, Any] = field(default_factory=dict)
+    """The dynamics set and overlay it was trained on, as the contract records them (empty: the config's own plant)."""
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -114,11 +124,12 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     """Run the pipeline; write ``settings.out``; return the numbers."""
     started = time.perf_counter()
     report = progress or (lambda stage, done, total, note: None)
-    setup = expert_setup(settings.config, settings.overrides, settings.observation)
-    with tempfile.TemporaryDirectory(prefix="aegis-train-") as work:
+    setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation)
+    with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
-        heldout = _collect(setup, settings, VALIDATION_STREAM, settings.validation_episodes, folder, "held-out expert episodes", report)
-        demos = _collect(setup, settings, 0, settings.episodes, folder, "expert demonstrations", report)
+        collect = partial(_collect, setup, settings, folder=folder, report=report, pool=pool)  # one set of workers for every stage
+        heldout = collect(VALIDATION_STREAM, settings.validation_episodes, stage="held-out expert episodes")
+        demos = collect(0, settings.episodes, stage="expert demonstrations")
         parts = [Dataset(np.concatenate([e.observations for e in demos]), np.concatenate([e.actions for e in demos]))]
         validation = Dataset.concat([Dataset(e.observations, e.actions) for e in heldout])
         rounds: list[IterationReport] = []
@@ -128,7 +139,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
             policy_file = folder / f"policy_{iteration - 1}.onnx"
             _export(setup, settings, model, policy_file, f"DAgger iteration {iteration - 1} of: {settings.command}")
             takeover = tuple(policy_overrides(setup.config, policy_file))  # as `aegis sim --policy` swaps it in
-            visited = _collect(setup, settings, iteration, settings.dagger_episodes, folder, f"DAgger {iteration}: policy rollouts", report, takeover)
+            visited = collect(iteration, settings.dagger_episodes, stage=f"DAgger {iteration}: policy rollouts", takeover=takeover)
             parts.append(Dataset(np.concatenate([e.observations for e in visited]), np.concatenate([e.actions for e in visited])))
             model = _fit(setup, settings, Dataset.concat(parts), iteration, report)
             rounds.append(_round(iteration, "policy", visited, parts, model, validation, setup))
@@ -160,6 +171,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
         empirical_ratio_physical=physical.ratio,
         iterations=rounds,
         wall_time_s=time.perf_counter() - started,
+        plant=plant_record(settings),
     )
 
 
@@ -176,6 +188,7 @@ def _collect(
     stage: str,
     report: Progress,
     takeover: tuple[str, ...] = (),
+    pool: Any = None,
 ) -> list[EpisodeData]:
     episodes = training_episodes(setup.robot_kind, setup.config.scenario, count, settings.seed, stream, folder, settings.max_duration_s)
     arrived = [0]
@@ -185,8 +198,14 @@ def _collect(
         arrived[0] += 1
         report(stage, arrived[0], count, f"{done.name}: {len(done.actions)} samples, {done.collisions} collisions, {done.crashes} crashes")
 
-    # in episode order whichever worker finished first: the same data, the same model, on every backend
-    return run_jobs(run_episode, [(setup, episode, takeover) for episode in episodes], settings.backend, one_more)
+    # Longest first, so that no worker is left with a long episode while the others idle at the stage's end; the
+    # results are put back in episode order whichever worker ran them: the same data, the same model, on every backend.
+    order = sorted(range(len(episodes)), key=lambda i: -episodes[i].duration_s)
+    results = run_jobs(run_episode, [(setup, episodes[i], takeover) for i in order], settings.backend, one_more, pool)
+    in_order: list[EpisodeData] = [None] * len(episodes)  # type: ignore[list-item]
+    for i, result in zip(order, results):
+        in_order[i] = result
+    return in_order
 
 
 def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
@@ -226,5 +245,38 @@ def _round(
 
 def _export(setup: ExpertSetup, settings: TrainSettings, model: Model, path: Path, command: str) -> Path:
     weights, mean, std = model
-    contract = policy_contract(setup, mean, std, certified_bound(weights), command, settings.seed)
+    contract = policy_contract(setup, mean, std, certified_bound(weights), command, settings.seed, plant=plant_record(settings))
     return export_policy(weights, contract, path)
+
+
+def plant_overrides_of(settings: TrainSettings) -> tuple[str, ...]:
+    """The config overrides training runs with: the overlay's keys, then ``--set``'s, then the plant's dynamics set.
+
+    The expert (its model parameters come from the same config) and the plant both see the overlay, so
+    training is centred on it; the dynamics set then perturbs the plant alone, per episode seed, as
+    `aegis eval --dynamics` does. ConfigError/UsageError naming a bad set, overlay file or key.
+    """
+    from aegis.config import load_config
+    from aegis.cli_options import overlay_overrides
+    from aegis.sim.dynamics import plant_overrides
+
+    overrides = [*overlay_overrides(settings.overlay), *settings.overrides]
+    if settings.dynamics is None:
+        return tuple(overrides)
+    return (*overrides, *plant_overrides(load_config(settings.config, overrides), settings.dynamics))
+
+
+def plant_record(settings: TrainSettings) -> dict[str, Any]:
+    """What the contract's producer records of the plant it was trained on: the dynamics set (its name and ranges), the overlay."""
+    from aegis.cli_options import flatten_mapping
+    from aegis.config_files import read_yaml_mapping
+    from aegis.sim.dynamics import PARAMETERS, load_dynamics, resolve_dynamics
+
+    record: dict[str, Any] = {}
+    if settings.dynamics is not None:
+        dynamics = load_dynamics(resolve_dynamics(settings.dynamics))
+        ranges = {name: {"low": getattr(dynamics, name).low, "high": getattr(dynamics, name).high} for name in PARAMETERS}
+        record["dynamics"] = {"set": Path(str(settings.dynamics)).stem, "description": dynamics.description, **ranges}
+    if settings.overlay is not None:
+        record["overlay"] = dict(flatten_mapping(read_yaml_mapping(settings.overlay)))
+    return record

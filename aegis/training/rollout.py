@@ -6,7 +6,10 @@ The controller in the loop is the expert itself (demonstrations) or the policy n
 seed), and a listener keeps, at every tick the controller proposes a command, the odometry it
 read. Afterwards each such state is turned into an observation frame through the one table of
 observation fields (:class:`aegis.inference.observations.ObservationBuilder`, as the policy node
-does) and labelled by a fresh expert node (:class:`aegis.training.expert.Labeler`).
+does) and labelled by the expert. When the expert itself was in the loop, its label is the command it
+proposed then (it saw that very state at that very time: asking a second copy would solve the same
+MPC again), except for an expert the labeler asks differently (aegis.training.expert:
+EXPERTS_ILL_POSED_AT_REST); otherwise a fresh expert node is asked (:class:`aegis.training.expert.Labeler`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from aegis.inference.observations import ObservationBuilder, PolicyInput
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
 from aegis.runs.plan_run import run_plan
-from aegis.training.expert import NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
+from aegis.training.expert import EXPERTS_ILL_POSED_AT_REST, NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
 from aegis.training.scenarios import Episode
 
 MAX_POSITION_ERROR_M = 3.0
@@ -54,17 +57,18 @@ def run_episode(setup: ExpertSetup, episode: Episode, controller_overrides: tupl
     overrides = episode_overrides(setup, episode)
     expert_plan = make_plan(load_config(setup.config_path, overrides))
     plan = make_plan(load_config(setup.config_path, [*overrides, *controller_overrides])) if controller_overrides else expert_plan
-    seen, truths, plant_metrics = _visited_states(plan, setup.node, episode)
+    seen, truths, proposed, plant_metrics = _visited_states(plan, setup.node, episode)
     labeler = Labeler(_node_named(expert_plan, setup.node).instantiate(), setup.robot_kind)
+    own_labels = not controller_overrides and setup.type_name not in EXPERTS_ILL_POSED_AT_REST
     builder = ObservationBuilder(setup.observation)
     frames, actions, errors = [], [], []
-    for (t, state), truth in zip(seen, truths):
+    for (t, state), truth, command in zip(seen, truths, proposed):
         position, velocity, acceleration = (np.asarray(v, dtype=float) for v in labeler.reference(t))
         error = float(np.linalg.norm(position - state.position))
         if error > MAX_POSITION_ERROR_M or not state.is_usable():
             continue
         error = float(np.linalg.norm(position - truth.position))  # the RMSE is the truth's; the label is for what was read
-        action = labeler.label(t, state)
+        action = labeler.action_of(command) if own_labels else labeler.label(t, state)
         if action is None:
             continue
         frames.append(builder.build(PolicyInput(state, position, velocity, acceleration)).copy())
@@ -89,9 +93,9 @@ def _node_named(plan: LaunchPlan, name: str) -> Any:
 
 def _visited_states(
     plan: LaunchPlan, controller: str, episode: Episode
-) -> tuple[list[tuple[float, RobotState]], list[RobotState], dict[str, Any]]:
+) -> tuple[list[tuple[float, RobotState]], list[RobotState], list[Any], dict[str, Any]]:
     """(time, odometry the controller read) at each tick it proposed a command, the true state at each of those
-    ticks (the plant's ``truth`` port; its odometry when it has none), and the plant's counters."""
+    ticks (the plant's ``truth`` port; its odometry when it has none), the command it proposed, and the plant's counters."""
     outputs = plan.nodes[0].outputs
     state_topic = outputs[STATE_PORT]
     truth_topic = outputs.get(TRUTH_PORT, state_topic)
@@ -99,6 +103,7 @@ def _visited_states(
     latest: dict[str, RobotState] = {}
     seen: list[tuple[float, RobotState]] = []
     truths: list[RobotState] = []
+    proposed: list[Any] = []
 
     def listen(topic: str, msg: Any, t_ns: int) -> None:
         if topic == truth_topic:
@@ -108,6 +113,7 @@ def _visited_states(
         elif topic == nominal_topic and "state" in latest:
             seen.append((t_ns / 1e9, latest["state"]))  # the plant published first this instant: what the controller read
             truths.append(latest.get("truth", latest["state"]))
+            proposed.append(msg)
 
     run = run_plan(plan, episode.duration_s, episode.seed, [listen])
-    return seen, truths, run.node_metrics[0]
+    return seen, truths, proposed, run.node_metrics[0]
