@@ -134,8 +134,8 @@ class DepthObstacles(Node):
 
         p = self.params
 
-        def load(which: str) -> DepthSectorModel:
-            path = getattr(p, f"{which}_model") or share_dir() / "models" / SHIPPED_MODELS[which]
+        def load(which: str, given: Path | None) -> DepthSectorModel:
+            path = given or share_dir() / "models" / SHIPPED_MODELS[which]
             try:
                 model = DepthSectorModel(path)
             except (ValueError, ContractError) as exc:  # not a depth-sector model, or its contract does not fit its graph
@@ -145,10 +145,10 @@ class DepthObstacles(Node):
                 raise ConfigError(f"nodes.{self.name}.params.{which}_model {path}: trained for another camera: {'; '.join(problems)}")
             return model
 
-        large = load("large")
+        large = load("large", p.large_model)
         if p.method == "learned":
             return None, large, SectorMemory(large.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
-        cheap = load("cheap")
+        cheap = load("cheap", p.cheap_model)
         threshold = p.sigma_threshold_m if p.sigma_threshold_m is not None else cheap.spec.cascade_sigma_threshold_m
         if threshold is None:
             raise ConfigError(f"nodes.{self.name}.params.sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")

@@ -200,6 +200,14 @@ def test_node_refuses_a_model_trained_for_another_camera() -> None:
         _node(method="learned", mount_pitch_rad=0.0)
 
 
+@pytest.mark.parametrize("which", ["cheap", "large"])
+def test_node_loads_the_model_files_it_is_given(which: str, tmp_path) -> None:
+    not_a_model = tmp_path / "not_a_model.onnx"
+    not_a_model.write_bytes(b"not onnx")
+    with pytest.raises(ValueError, match=f"params.{which}_model"):
+        _node(method="cascade", **{f"{which}_model": not_a_model})
+
+
 @pytest.mark.parametrize("name", ["cheap", "large"])
 def test_model_cards_name_the_file_and_the_command(name: str) -> None:
     import re

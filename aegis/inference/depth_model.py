@@ -83,7 +83,10 @@ def read_sector_spec(path: str | Path) -> SectorSpec:
     """The :class:`SectorSpec` in a model's metadata; ValueError naming the file when it has none."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends, a missing file: not a readable ONNX model
+        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     for prop in model.metadata_props:
         if prop.key == SECTORS_KEY:
             return SectorSpec.from_json(prop.value)
