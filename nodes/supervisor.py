@@ -59,6 +59,7 @@ from aegis.config import SafetyConfig
 from aegis.msgs import AccelCommand, EStop, LoopDiagnostics, RobotState, SupervisorStatus, TwistCommand
 from aegis.msgs.diagnostics import ERROR
 from aegis.node import Node, NodeParams, Port, Received
+from aegis.rotations import quaternion_to_matrix
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 LIMIT_TOLERANCE = 1e-6
@@ -305,8 +306,6 @@ class Supervisor(SupervisorNode):
         limit = self.params.safety.max_accel_mps2
         if self._last_usable is None:
             return AccelCommand(stamp=now, frame_id="odom", linear=np.zeros(3))
-        from aegis.controllers.quadrotor_model import quaternion_to_matrix
-
         velocity = quaternion_to_matrix(self._last_usable.orientation) @ self._last_usable.linear_velocity
         return AccelCommand(stamp=now, frame_id="odom", linear=np.clip(-self.params.brake_gain * velocity, -limit, limit))
 
