@@ -71,6 +71,9 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", type=output_folder, required=True, help="output folder for <name>_qp.h and cvxpygen's C (created)")
     parser.add_argument("--node", default=None, help="the config's safety-filter node (default: its first)")
     parser.add_argument("--name", default="filter", help="C prefix: <name>_solve(), <name>_qp.h, <name>_cpg_*() (default: filter)")
+    parser.add_argument("--solver", choices=("osqp", "active-set"), default="osqp",
+                        help="osqp: cvxpygen's OSQP C in double (default); active-set: a dual active-set solve in float for a "
+                        "microcontroller's FPU, no cvxpygen needed (<name>_dual.h, <name>_dual.c)")
     parser.add_argument("--mcu", action="store_true",
                         help="also build it for a Cortex-M4F, solve --problems sample problems under QEMU mps2-an386, compare with "
                         "the host (cvxpy reference, osqp-direct, the same C built here) and print flash and RAM; exit 1 if they disagree")
@@ -86,11 +89,13 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
     A config without a safety filter, cvxpygen or a tool missing: one line on stderr, exit code 2.
     """
     from aegis.export.errors import ExportError, ToolchainError
+    from aegis.export.filter_dual import export_filter_dual
     from aegis.export.filter_qp import export_filter_qp
 
     try:
         found = config_filter(config_path, args.overrides, args.node)
-        export = export_filter_qp(found["filter"].spec, args.out, args.name)
+        exporter = export_filter_dual if args.solver == "active-set" else export_filter_qp
+        export = exporter(found["filter"].spec, args.out, args.name)
     except ExportError as exc:
         print(f"aegis: error: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +104,7 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
     if not args.mcu:
         return 0
     from aegis.export.filter_check import check_filter_qp
+    from aegis.export.filter_dual_check import check_filter_dual
     from aegis.export.filter_samples import sample_problems
     from aegis.export.mcu import missing_tools
 
@@ -108,7 +114,7 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
         return 2
     problems = sample_problems(found["filter"].model, export.spec, found["walls"], args.problems, args.seed, found["region"])
     try:
-        check = check_filter_qp(export, problems, args.out / "build")
+        check = (check_filter_dual if args.solver == "active-set" else check_filter_qp)(export, problems, args.out / "build")  # type: ignore[arg-type]
     except ToolchainError as exc:
         print(f"aegis: error: {exc}", file=sys.stderr)
         return 2
