@@ -35,6 +35,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_filter_arguments(export_filter)
     export_filter.set_defaults(handler=lambda args: run_filter_export(args, resolve_config_path(args.config)))
+    export_pil = export_sub.add_parser(
+        "pil",
+        help="a config's policy and safety filter in one Cortex-M4F image that answers wire frames on its UART (aegis hil --mcu runs it)",
+        description="Export the config's policy (aegis export c) and its safety filter's QP (filter-c --solver active-set), "
+        "link them with the wire frame's C and a UART main into one image for QEMU mps2-an386, print its flash and RAM "
+        "and write OUT/image.json. Needs arm-none-eabi-gcc and newlib.",
+    )
+    export_pil.add_argument("config", nargs="?", default="quadrotor_sim.yaml", help="hw_config with a policy node and a safety filter (default: quadrotor_sim.yaml)")
+    export_pil.add_argument("-o", "--out", type=output_folder, required=True, help="output folder (created): the C, the build, image.json")
+    export_pil.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                            help="override a config value (YAML value); repeatable")
+    export_pil.set_defaults(handler=lambda args: run_pil_export(args, resolve_config_path(args.config)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,3 +157,27 @@ def config_filter(config_path: Path, overrides: list[str], node: str | None = No
     walls = geofence_walls(geofence) if geofence is not None else ()
     region = (tuple(geofence.min_m), tuple(geofence.max_m)) if geofence is not None else None
     return {"node": chosen[0].name, "filter": instance.filter, "walls": walls, "region": region}
+
+
+def run_pil_export(args: argparse.Namespace, config_path: Path) -> int:
+    """Builds the config's PIL image and prints its sizes; no policy or filter, or a missing tool: one line, exit code 2."""
+    from aegis.export.errors import ExportError, ToolchainError
+    from aegis.export.mcu import missing_tools
+    from aegis.export.pil import config_pil_image
+
+    absent = [tool for tool in missing_tools() if tool != "qemu-system-arm"]
+    if absent:
+        print(f"aegis: error: export pil needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi)", file=sys.stderr)
+        return 2
+    try:
+        image = config_pil_image(config_path, args.overrides, args.out)
+    except (ExportError, ToolchainError) as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{config_path}: policy node {image['policy_node']!r} ({image['model']}) and safety filter {image['filter_node']!r} "
+          "(float active-set QP) in one Cortex-M4F image")
+    print(f"  image   {image['elf']}")
+    print(f"  flash   {image['flash_bytes']} B (text {image['text_bytes']} + data {image['data_bytes']}); "
+          f"RAM {image['ram_bytes']} B (data {image['data_bytes']} + bss {image['bss_bytes']}) + stack")
+    print(f"  wrote   {args.out / 'image.json'}")
+    return 0

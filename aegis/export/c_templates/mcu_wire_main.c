@@ -5,6 +5,8 @@
  *   id 1 observation: ${NAME}_INPUT_SIZE float32 (the order of ${name}.h)  -> id 2: ${NAME}_OUTPUT_SIZE float32, uint32 ticks
  *   id 3 QP problem: nominal[m], a[K][m] (row by row), b[K], as doubles     -> id 4: u[m], slack (doubles), uint32 solved,
  *                                                                              uint32 solver iterations, uint32 ticks
+ *   id 5 QP problem (AEGIS_PIL_DUAL): nominal[m], a[K][m], b[K], as float32 -> id 6: u[m], slack (float32), uint32 solved,
+ *                                                                              uint32 active-set steps, uint32 ticks
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
@@ -18,11 +20,16 @@
 #ifdef AEGIS_PIL_QP
 #include "${qp}_qp.h"
 #endif
+#ifdef AEGIS_PIL_DUAL
+#include "${qp}_dual.h"
+#endif
 
 #define AEGIS_PIL_OBSERVATION 1u
 #define AEGIS_PIL_ACTION 2u
 #define AEGIS_PIL_QP_PROBLEM 3u
 #define AEGIS_PIL_QP_ANSWER 4u
+#define AEGIS_PIL_DUAL_PROBLEM 5u
+#define AEGIS_PIL_DUAL_ANSWER 6u
 #define AEGIS_PIL_STOP 0xFF01u
 
 #define UART0_DATA (*(volatile uint32_t *)0x40004000u)
@@ -94,6 +101,29 @@ static void solve(const aegis_wire_frame *request, uint32_t start)
 }
 #endif
 
+#ifdef AEGIS_PIL_DUAL
+#define DUAL_REQUEST_SIZE (sizeof(float) * (${QP}_DUAL_INPUTS * (1 + ${QP}_DUAL_ROWS) + ${QP}_DUAL_ROWS))
+
+static void solve_dual(const aegis_wire_frame *request, uint32_t start)
+{
+    static float nominal[${QP}_DUAL_INPUTS], a[${QP}_DUAL_ROWS * ${QP}_DUAL_INPUTS], b[${QP}_DUAL_ROWS], u[${QP}_DUAL_INPUTS];
+    static uint8_t payload[sizeof u + sizeof(float) + 12];
+    float slack = 0.0f;
+    unsigned steps = 0u;
+    uint32_t solved, counted;
+    memcpy(nominal, request->payload, sizeof nominal);
+    memcpy(a, request->payload + sizeof nominal, sizeof a);
+    memcpy(b, request->payload + sizeof nominal + sizeof a, sizeof b);
+    solved = (uint32_t)${qp}_dual_solve(nominal, a, b, u, &slack, &steps);
+    counted = (uint32_t)steps;
+    memcpy(payload, u, sizeof u);
+    memcpy(payload + sizeof u, &slack, sizeof slack);
+    memcpy(payload + sizeof u + sizeof slack, &solved, sizeof solved);
+    memcpy(payload + sizeof u + sizeof slack + sizeof solved, &counted, sizeof counted);
+    answer(request, AEGIS_PIL_DUAL_ANSWER, payload, sizeof payload, start);
+}
+#endif
+
 int main(void)
 {
     aegis_wire_frame frame;
@@ -118,6 +148,11 @@ int main(void)
         if (frame.msg_id == AEGIS_PIL_OBSERVATION && frame.payload_len == sizeof(float) * ${NAME}_INPUT_SIZE) {
             act(&frame, start);
         }
+#ifdef AEGIS_PIL_DUAL
+        else if (frame.msg_id == AEGIS_PIL_DUAL_PROBLEM && frame.payload_len == DUAL_REQUEST_SIZE) {
+            solve_dual(&frame, start);
+        }
+#endif
 #ifdef AEGIS_PIL_QP
         else if (frame.msg_id == AEGIS_PIL_QP_PROBLEM && frame.payload_len == QP_REQUEST_SIZE) {
             solve(&frame, start);
