@@ -53,7 +53,7 @@ def config_pil_image(config_path: Path, overrides: list[str], out_dir: str | Pat
     ExportError when the config has no policy node or no safety filter; ToolchainError when a tool fails.
     """
     from aegis.config import load_config
-    from aegis.export.cli import config_filter
+    from aegis.export.filter_config import config_filter
     from aegis.export.errors import ExportError
     from aegis.export.exporter import export_c
     from aegis.export.filter_dual import export_filter_dual
