@@ -140,6 +140,7 @@ class McuQp:
         self.instructions: list[float] = []
         self.iterations: list[int] = []
         self.unanswered = 0
+        self.round_trips_s: list[float] = []
         self._solution = QpSolution(np.zeros(spec.n_inputs), 0.0, "", False)
 
     def reset(self) -> None:
@@ -158,6 +159,7 @@ class McuQp:
             return out
         self.instructions.append(count)
         self.iterations.append(iterations)
+        self.round_trips_s.append(time.perf_counter() - started)
         out = self._solution
         out.u[:] = u
         out.slack = slack
@@ -172,6 +174,8 @@ class McuRoute:
     """What :func:`route_through_mcu` put on the MCU, and what it counted: instructions per policy answer, the QP solvers."""
 
     policy_instructions: list[float] = field(default_factory=list)
+    policy_round_trips_s: list[float] = field(default_factory=list)
+    """Wall-clock time from sending each observation frame to its answer (the host's view of the emulated MCU)."""
     qp_solvers: list[McuQp] = field(default_factory=list)
     unanswered: int = 0
     """Policy requests the MCU did not answer in time (the node published no nominal for them)."""
@@ -191,11 +195,13 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         x = np.asarray(observation, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(x)):
             return None  # as the runtime does: no action for a non-finite observation
+        started = time.perf_counter()
         try:
             action, count = session.act(x)
         except McuSessionError:
             route.unanswered += 1
             raise
+        route.policy_round_trips_s.append(time.perf_counter() - started)
         route.policy_instructions.append(count)
         if not np.all(np.isfinite(action)):
             return None

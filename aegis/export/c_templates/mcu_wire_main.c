@@ -10,7 +10,9 @@
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
- * Any other frame is ignored; rejected bytes are counted by the receiver. Built like the footprint image
+ * Any other frame is ignored; rejected bytes are counted by the receiver. Between bytes the core sleeps (WFI, woken
+ * by UART0's receive interrupt with PRIMASK set, so no handler runs): a busy-polling core keeps QEMU from serving
+ * the pty, which made each answer's round trip several times longer. Built like the footprint image
  * (AEGIS_NO_IO: no C library start-up, semihosting only to exit). */
 #include <stdint.h>
 #include <string.h>
@@ -35,7 +37,11 @@
 #define UART0_DATA (*(volatile uint32_t *)0x40004000u)
 #define UART0_STATE (*(volatile uint32_t *)0x40004004u) /* bit 0: TX full, bit 1: RX full */
 #define UART0_CTRL (*(volatile uint32_t *)0x40004008u)  /* bit 0: TX enable, bit 1: RX enable */
+#define UART0_INTCLEAR (*(volatile uint32_t *)0x4000400Cu) /* write 1s: bit 1 clears the RX interrupt */
 #define UART0_BAUDDIV (*(volatile uint32_t *)0x40004010u)
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+#define NVIC_ICPR0 (*(volatile uint32_t *)0xE000E280u)
+#define UART0_RX_IRQ 0u /* mps2-an386: UART0's receive interrupt is IRQ 0 */
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
@@ -128,7 +134,9 @@ int main(void)
 {
     aegis_wire_frame frame;
     UART0_BAUDDIV = 27u; /* 25 MHz / 921600 */
-    UART0_CTRL = 3u;
+    UART0_CTRL = 3u | (1u << 3); /* TX, RX, and the RX interrupt: it wakes the core from WFI (never taken: PRIMASK is set) */
+    __asm__ volatile("cpsid i" : : : "memory");
+    NVIC_ISER0 = 1u << UART0_RX_IRQ;
     SYST_RVR = 0x00FFFFFFu;
     SYST_CVR = 0u;
     SYST_CSR = 5u; /* enabled, core clock, no interrupt */
@@ -136,6 +144,11 @@ int main(void)
     for (;;) {
         uint32_t start;
         if (!(UART0_STATE & 2u)) {
+            UART0_INTCLEAR = 2u;                  /* clear the RX interrupt, then look again before sleeping: */
+            NVIC_ICPR0 = 1u << UART0_RX_IRQ;      /* a byte that came in between leaves it pending and WFI returns at once */
+            if (!(UART0_STATE & 2u)) {
+                __asm__ volatile("wfi" : : : "memory"); /* idle until the next byte: QEMU then serves its pty at once */
+            }
             continue;
         }
         start = SYST_CVR;
