@@ -49,7 +49,8 @@ def build_image(config: Path, overrides: list[str], out_dir: Path) -> dict[str, 
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False, timeout=600)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("pybullet build time")]
-        raise ValueError(f"--mcu: aegis export pil failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+        said = lines[-1].removeprefix("aegis: error: ").removeprefix(f"{config}: ") if lines else f"exit status {done.returncode}"
+        raise ValueError(f"--mcu: aegis export pil failed: {said}")
     path = out_dir / IMAGE_FILE
     return {**json.loads(path.read_text()), "path": str(path)}
 
