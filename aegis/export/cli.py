@@ -151,7 +151,7 @@ def run_pil_export(args: argparse.Namespace, config_path: Path) -> int:
         return 2
     print(f"{config_path}: policy node {image['policy_node']!r} ({image['model']}) and safety filter {image['filter_node']!r} "
           "(float active-set QP) in one Cortex-M4F image")
-    print(f"  image   {image['elf']}")
+    print(f"  image   {args.out / Path(image['elf']).relative_to(args.out.resolve())}")
     print(f"  flash   {image['flash_bytes']} B (text {image['text_bytes']} + data {image['data_bytes']}); "
           f"RAM {image['ram_bytes']} B (data {image['data_bytes']} + bss {image['bss_bytes']}) + stack")
     print(f"  wrote   {args.out / 'image.json'}")

@@ -72,8 +72,8 @@ class PilSession:
         self._seq_stamp += 1
         self.link.send(msg_id, payload, stamp_ns=self._seq_stamp)
         deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            for frame in self.link.poll(0.1):
+        while (left := deadline - time.monotonic()) > 0.0:
+            for frame in self.link.poll(min(0.1, left)):
                 if frame.msg_id == answer_id and frame.stamp_ns == self._seq_stamp and len(frame.payload) == answer_size:
                     return frame.payload
             if self.process.poll() is not None:
