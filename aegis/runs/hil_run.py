@@ -16,6 +16,9 @@ the run's, it starts at its next tick). The killed life's bag and counters are l
 crashed computer's would be; the summary's ``kills`` says when. Killing the plant is refused: the
 plant is the simulated world, and a restarted one would be a new world with the robot back at its start.
 
+With ``mcu_image`` (`aegis hil --mcu`, :mod:`aegis.runs.hil_mcu`) the stack's policy and filter QP run on an
+emulated Cortex-M4F that the stack process starts, and the summary adds ``mcu``.
+
 The summary is `aegis run`'s plus ``link``: per direction the frames sent by one end and
 received, lost (sequence gaps), late (duplicates and overtaken frames) and rejected (CRC or COBS)
 at the other, and the proxy's counts per fault class.
