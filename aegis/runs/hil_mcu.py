@@ -128,5 +128,6 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
         "policy_round_trip_ms": stats(np.asarray(merged.get("policy_round_trips_s", []), float), 1e3),
         "qp_round_trip_ms": stats(np.asarray(merged.get("qp_round_trips_s", []), float), 1e3),
         "unanswered": unanswered,
+        "answer_timeout_s": ANSWER_TIMEOUT_S,
         "firmware_exit_status": exits,
     }
