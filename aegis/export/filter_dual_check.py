@@ -23,8 +23,16 @@ from aegis.export.errors import ToolchainError
 from aegis.export.filter_check import AGREEMENT, PROBLEMS_HEADER, write_problems_header
 from aegis.export.filter_dual import FilterDualExport
 from aegis.export.filter_samples import QpProblems, solve_on_host
-from aegis.export.mcu import FOOTPRINT_FLAGS, SEMIHOSTING_FLAGS, McuImage, external_symbols, link_image, run_qemu, startup_source
-from aegis.export.mcu import compile_objects
+from aegis.export.mcu import (
+    FOOTPRINT_FLAGS,
+    SEMIHOSTING_FLAGS,
+    McuImage,
+    compile_objects,
+    external_symbols,
+    link_image,
+    run_qemu,
+    startup_source,
+)
 from aegis.export.toolchain import STRICT_C_FLAGS, host_cc, run
 
 INSTRUCTIONS_PER_TICK = 40
