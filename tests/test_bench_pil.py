@@ -22,3 +22,14 @@ def test_the_mcu_in_the_loop_flies_as_the_python_chain() -> None:
     assert document["max_position_difference_m"] < 1e-4  # float32 on the M4F vs the runtime: the flights coincide
     assert document["rmse_difference_m"] <= 0.005 and document["targets"][0]["met"]
     assert document["firmware_exit_status"] == 0 and document["flash_bytes"] <= 64 * 1024
+
+
+def test_with_the_float_active_set_filter_on_the_mcu_too_the_flights_coincide_and_a_tick_fits_the_period() -> None:
+    document = run_pil_benchmark("quadrotor_sim", duration_s=2.0, seed=3, filter_on_mcu=True, filter_solver="active-set")
+    python, mcu = document["rows"]
+    assert document["qp_answers"] >= 90 and document["mcu_answers"] >= 90  # every tick's policy and QP went through the UART
+    assert mcu["collisions"] == python["collisions"] == 0 and mcu["crashes"] == python["crashes"] == 0
+    assert document["max_position_difference_m"] < 1e-4 and document["targets"][0]["met"]
+    # policy + QP at 168 MHz, one instruction a cycle, against the 48 Hz period (3.5 M cycles): far inside it
+    assert document["instructions_per_answer_max"] + document["qp_instructions_max"] < 200_000
+    assert document["flash_bytes"] <= 64 * 1024 and document["firmware_exit_status"] == 0

@@ -30,54 +30,36 @@ MCU_CLOCK_HZ = 168e6
 
 
 def _fly(plan: Any, duration_s: float, seed: int, session: Any = None,
-         filter_on_mcu: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], tuple[list[float], list[int]]]:
+         filter_on_mcu: bool = False, dual: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], tuple[list[float], list[int]]]:
     """One lockstep run; with ``session`` the policy node acts through the MCU, and with ``filter_on_mcu`` the safety
     filter solves its QP there too. (metrics, true positions, instructions per policy answer, (instructions, OSQP
     iterations) per QP answer)."""
-    from aegis.export.pil import McuQp
-
     from aegis.runs.episode import EpisodeLog, episode_metrics, episode_series
     from aegis.runs.plan_run import run_plan
 
     log = EpisodeLog(plan)
-    instructions: list[float] = []
-    qp_solvers: list[Any] = []
+    routes: list[Any] = []
 
     def through_mcu(nodes: list[Any]) -> None:
-        policy = next(n for n in nodes if hasattr(n, "runtime") and hasattr(n.runtime, "act"))
+        from aegis.inference.mcu_session import route_through_mcu
 
-        def act(observation: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
-            x = np.asarray(observation, dtype=np.float64).reshape(-1)
-            if not np.all(np.isfinite(x)):
-                return None  # as the runtime does: no action for a non-finite observation
-            action, count = session.act(x)
-            instructions.append(count)
-            if not np.all(np.isfinite(action)):
-                return None
-            if out is None:
-                return action.astype(np.float64)
-            out[:] = action
-            return out
-
-        policy.runtime.act = act
-        if filter_on_mcu:
-            for node in nodes:
-                cbf = getattr(node, "filter", None)
-                if cbf is not None and hasattr(cbf, "solver") and hasattr(cbf, "spec"):
-                    cbf.solver = McuQp(session, cbf.spec)
-                    qp_solvers.append(cbf.solver)
+        routes.append(route_through_mcu(nodes, session, filter_on_mcu, dual))
 
     run = run_plan(plan, duration_s, seed, [log], prepare=through_mcu if session is not None else None)
+    instructions = [count for route in routes for count in route.policy_instructions]
+    qp_solvers = [solver for route in routes for solver in route.qp_solvers]
     series = episode_series(log, run.obstacles, run.metrics.get("body_radius_m"))
     qp_instructions = [count for solver in qp_solvers for count in solver.instructions]
     qp_iterations = [count for solver in qp_solvers for count in solver.iterations]
     return episode_metrics(series, run.metrics), series.positions, instructions, (qp_instructions, qp_iterations)
 
 
-def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0, filter_on_mcu: bool = False) -> dict[str, Any]:
+def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0, filter_on_mcu: bool = False,
+                      filter_solver: str = "osqp") -> dict[str, Any]:
     """Both runs (for the scenario's duration when ``duration_s`` is None) and the MCU's figures, as the JSON document's body."""
     from aegis.config import load_config
     from aegis.export import export_c
+    from aegis.export.filter_dual import export_filter_dual
     from aegis.export.filter_qp import export_filter_qp
     from aegis.export.pil import PilSession, build_pil_image
     from aegis.launch_plan import make_plan
@@ -97,10 +79,11 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
                 from aegis.cli_options import UsageError
 
                 raise UsageError("aegis bench pil --filter-on-mcu: the plan has no CBF safety filter")
-            qp = export_filter_qp(spec, Path(tmp) / "qp")
+            qp = (export_filter_dual if filter_solver == "active-set" else export_filter_qp)(spec, Path(tmp) / "qp")
         image = build_pil_image(report, Path(tmp) / "pil", qp)
         with PilSession(image, report.input_size, report.output_size) as session:
-            mcu_metrics, mcu_positions, instructions, (qp_instructions, qp_iterations) = _fly(plan, duration_s, seed, session, filter_on_mcu)
+            mcu_metrics, mcu_positions, instructions, (qp_instructions, qp_iterations) = _fly(plan, duration_s, seed, session, filter_on_mcu,
+                                                                                          filter_solver == "active-set")
             exit_status = session.close()
     n = min(len(python_positions), len(mcu_positions))
     deviation = float(np.max(np.linalg.norm(python_positions[:n] - mcu_positions[:n], axis=1))) if n else None
@@ -108,7 +91,7 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
     qp_counts = np.asarray(qp_instructions, dtype=float)
     keys = ("tracking_rmse_m", "tracking_max_m", "collisions", "crashes", "min_clearance_m")
     rows = [{"chain": "python (onnxruntime)", **{k: python_metrics.get(k) for k in keys}},
-            {"chain": "mcu: policy" + (" + filter QP" if filter_on_mcu else ""), **{k: mcu_metrics.get(k) for k in keys}}]
+            {"chain": "mcu: policy" + (f" + filter QP ({filter_solver})" if filter_on_mcu else ""), **{k: mcu_metrics.get(k) for k in keys}}]
     rmse_diff = None
     if rows[0]["tracking_rmse_m"] is not None and rows[1]["tracking_rmse_m"] is not None:
         rmse_diff = abs(rows[1]["tracking_rmse_m"] - rows[0]["tracking_rmse_m"])
@@ -125,6 +108,7 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
         "instructions_per_answer_max": float(counts.max()) if counts.size else None,
         "us_at_168mhz_median": float(np.median(counts)) / MCU_CLOCK_HZ * 1e6 if counts.size else None,
         "filter_on_mcu": filter_on_mcu,
+        "filter_solver": filter_solver if filter_on_mcu else None,
         "qp_answers": int(qp_counts.size),
         "qp_instructions_median": float(np.median(qp_counts)) if qp_counts.size else None,
         "qp_instructions_max": float(qp_counts.max()) if qp_counts.size else None,
@@ -177,8 +161,8 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
                       f"at one instruction a cycle; image flash {document['flash_bytes']} B, RAM {document['ram_bytes']} B (no stack)")
     if document["qp_answers"]:
         console.print(f"MCU filter QP: {document['qp_answers']} solves, {document['qp_instructions_median']:.0f} instructions per solve "
-                      f"(median; max {document['qp_instructions_max']:.0f}) = {document['qp_instructions_median'] / MCU_CLOCK_HZ * 1e3:.1f} ms "
-                      f"at 168 MHz at one instruction a cycle; OSQP iterations median {document['qp_iterations_median']:.0f}, "
+                      f"(median; max {document['qp_instructions_max']:.0f}) = {_duration(document['qp_instructions_median'] / MCU_CLOCK_HZ)} "
+                      f"at 168 MHz at one instruction a cycle; {'active-set steps' if document.get('filter_solver') == 'active-set' else 'OSQP iterations'} median {document['qp_iterations_median']:.0f}, "
                       f"max {document['qp_iterations_max']}")
     for target in document["targets"]:
         value = "—" if target["value"] is None else f"{target['value']:.2e} m"
@@ -186,11 +170,17 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
         console.print(f"target {target['target']} {target['goal']}: {value} — {verdict}")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} µs"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"hw_config with a policy node (default {DEFAULT_CONFIG})")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="seconds of simulated flight (default: the scenario's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filter-on-mcu", action="store_true", help="solve the safety filter's QP on the MCU too (aegis export filter-c in the image)")
+    parser.add_argument("--filter-solver", choices=("osqp", "active-set"), default="osqp",
+                        help="with --filter-on-mcu: cvxpygen's OSQP in double (default) or the float active-set solve (aegis export filter-c --solver)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the document as JSON")
 
 
@@ -203,7 +193,9 @@ def run_from_args(args: argparse.Namespace, console: Any = None) -> dict[str, An
         raise UsageError(f"aegis bench pil: needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
     if args.duration is not None and not 0 < args.duration <= 3600:
         raise UsageError(f"aegis bench pil: --duration must be in (0, 3600] s, got {args.duration:g}")
-    document = run_pil_benchmark(args.config, args.duration, args.seed, args.filter_on_mcu)
+    if args.filter_solver != "osqp" and not args.filter_on_mcu:
+        raise UsageError("aegis bench pil: --filter-solver goes with --filter-on-mcu")
+    document = run_pil_benchmark(args.config, args.duration, args.seed, args.filter_on_mcu, args.filter_solver)
     print_report(document, console)
     if args.json is not None:
         write_document({**document, "machine": machine()}, args.json)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from aegis.cli_options import output_folder, positive_int, resolve_config_path, seed
 from aegis.export.codegen import PRECISIONS
+from aegis.export.filter_config import config_filter  # noqa: F401 - used below, and imported from here by tests
 
 
 
@@ -35,6 +35,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_filter_arguments(export_filter)
     export_filter.set_defaults(handler=lambda args: run_filter_export(args, resolve_config_path(args.config)))
+    export_pil = export_sub.add_parser(
+        "pil",
+        help="a config's policy and safety filter in one Cortex-M4F image that answers wire frames on its UART (aegis hil --mcu runs it)",
+        description="Export the config's policy (aegis export c) and its safety filter's QP (filter-c --solver active-set), "
+        "link them with the wire frame's C and a UART main into one image for QEMU mps2-an386, print its flash and RAM "
+        "and write OUT/image.json. Needs arm-none-eabi-gcc and newlib.",
+    )
+    export_pil.add_argument("config", nargs="?", default="quadrotor_sim.yaml", help="hw_config with a policy node and a safety filter (default: quadrotor_sim.yaml)")
+    export_pil.add_argument("-o", "--out", type=output_folder, required=True, help="output folder (created): the C, the build, image.json")
+    export_pil.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                            help="override a config value (YAML value); repeatable")
+    export_pil.set_defaults(handler=lambda args: run_pil_export(args, resolve_config_path(args.config)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +83,9 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", type=output_folder, required=True, help="output folder for <name>_qp.h and cvxpygen's C (created)")
     parser.add_argument("--node", default=None, help="the config's safety-filter node (default: its first)")
     parser.add_argument("--name", default="filter", help="C prefix: <name>_solve(), <name>_qp.h, <name>_cpg_*() (default: filter)")
+    parser.add_argument("--solver", choices=("osqp", "active-set"), default="osqp",
+                        help="osqp: cvxpygen's OSQP C in double (default); active-set: a dual active-set solve in float for a "
+                        "microcontroller's FPU, no cvxpygen needed (<name>_dual.h, <name>_dual.c)")
     parser.add_argument("--mcu", action="store_true",
                         help="also build it for a Cortex-M4F, solve --problems sample problems under QEMU mps2-an386, compare with "
                         "the host (cvxpy reference, osqp-direct, the same C built here) and print flash and RAM; exit 1 if they disagree")
@@ -86,11 +101,13 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
     A config without a safety filter, cvxpygen or a tool missing: one line on stderr, exit code 2.
     """
     from aegis.export.errors import ExportError, ToolchainError
+    from aegis.export.filter_dual import export_filter_dual
     from aegis.export.filter_qp import export_filter_qp
 
     try:
         found = config_filter(config_path, args.overrides, args.node)
-        export = export_filter_qp(found["filter"].spec, args.out, args.name)
+        exporter = export_filter_dual if args.solver == "active-set" else export_filter_qp
+        export = exporter(found["filter"].spec, args.out, args.name)
     except ExportError as exc:
         print(f"aegis: error: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +116,7 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
     if not args.mcu:
         return 0
     from aegis.export.filter_check import check_filter_qp
+    from aegis.export.filter_dual_check import check_filter_dual
     from aegis.export.filter_samples import sample_problems
     from aegis.export.mcu import missing_tools
 
@@ -108,7 +126,7 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
         return 2
     problems = sample_problems(found["filter"].model, export.spec, found["walls"], args.problems, args.seed, found["region"])
     try:
-        check = check_filter_qp(export, problems, args.out / "build")
+        check = (check_filter_dual if args.solver == "active-set" else check_filter_qp)(export, problems, args.out / "build")  # type: ignore[arg-type]
     except ToolchainError as exc:
         print(f"aegis: error: {exc}", file=sys.stderr)
         return 2
@@ -116,26 +134,25 @@ def run_filter_export(args: argparse.Namespace, config_path: Path) -> int:
     return 0 if check.agrees() else 1
 
 
-def config_filter(config_path: Path, overrides: list[str], node: str | None = None) -> dict[str, Any]:
-    """The safety filter a config runs: {node, filter (a CbfSafetyFilter built by the node), walls, region (geofence corners or None)}.
+def run_pil_export(args: argparse.Namespace, config_path: Path) -> int:
+    """Builds the config's PIL image and prints its sizes; no policy or filter, or a missing tool: one line, exit code 2."""
+    from aegis.export.errors import ExportError, ToolchainError
+    from aegis.export.mcu import missing_tools
+    from aegis.export.pil import config_pil_image
 
-    ExportError when the config has no safety-filter node (or none called ``node``).
-    """
-    from aegis.config import load_config
-    from aegis.export.errors import ExportError
-    from aegis.launch_plan import make_plan
-    from aegis.nodes.safety_filter import SafetyFilterParams
-    from aegis.registry import node_class
-    from aegis.scenario.geometry import geofence_walls
-
-    launches = [launch for launch in make_plan(load_config(config_path, overrides)).nodes
-                if issubclass(node_class(launch.type_name).Params, SafetyFilterParams)]
-    chosen = [launch for launch in launches if node is None or launch.name == node]
-    if not chosen:
-        have = f"its safety-filter nodes: {', '.join(launch.name for launch in launches)}" if launches else "it has no safety-filter node"
-        raise ExportError(f"{config_path}: no safety-filter node {node!r} ({have})" if node else f"{config_path}: {have}")
-    instance = chosen[0].instantiate()
-    geofence = instance.params.safety.geofence
-    walls = geofence_walls(geofence) if geofence is not None else ()
-    region = (tuple(geofence.min_m), tuple(geofence.max_m)) if geofence is not None else None
-    return {"node": chosen[0].name, "filter": instance.filter, "walls": walls, "region": region}
+    absent = [tool for tool in missing_tools() if tool != "qemu-system-arm"]
+    if absent:
+        print(f"aegis: error: export pil needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi)", file=sys.stderr)
+        return 2
+    try:
+        image = config_pil_image(config_path, args.overrides, args.out)
+    except (ExportError, ToolchainError) as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{config_path}: policy node {image['policy_node']!r} ({image['model']}) and safety filter {image['filter_node']!r} "
+          "(float active-set QP) in one Cortex-M4F image")
+    print(f"  image   {args.out / Path(image['elf']).relative_to(args.out.resolve())}")
+    print(f"  flash   {image['flash_bytes']} B (text {image['text_bytes']} + data {image['data_bytes']}); "
+          f"RAM {image['ram_bytes']} B (data {image['data_bytes']} + bss {image['bss_bytes']}) + stack")
+    print(f"  wrote   {args.out / 'image.json'}")
+    return 0

@@ -173,9 +173,10 @@ def policy_object_sizes(report: ExportReport, build_dir: str | Path) -> Sizes:
     return size_of(obj)
 
 
-def run_qemu(elf: Path, timeout: float = 120.0) -> str:
-    """Runs an image on QEMU mps2-an386 with semihosting; its stdout. A non-zero exit or a hang raises ToolchainError."""
-    command = [QEMU, *QEMU_ARGS, "-kernel", str(elf)]
+def run_qemu(elf: Path, timeout: float = 120.0, extra: Sequence[str] = ()) -> str:
+    """Runs an image on QEMU mps2-an386 with semihosting (and ``extra`` QEMU arguments, e.g. ``-icount shift=0``); its
+    stdout. A non-zero exit or a hang raises ToolchainError."""
+    command = [QEMU, *QEMU_ARGS, *extra, "-kernel", str(elf)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:

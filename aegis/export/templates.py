@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-TEMPLATES = ("aegis_wire.c", "aegis_wire.h", "filter_qp_main.c", "host_harness.c", "mcu_main.c", "mcu_startup.c", "mcu_wire_main.c", "mps2_an386.ld",
+TEMPLATES = ("aegis_wire.c", "aegis_wire.h", "filter_dual.c", "filter_dual_main.c", "filter_qp_main.c", "host_harness.c", "mcu_main.c", "mcu_startup.c", "mcu_wire_main.c", "mps2_an386.ld",
              "wire_host_main.c")
 
 

@@ -48,6 +48,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--fault", action="append", choices=FAULT_KINDS, default=None, metavar="KIND",
         help=f"--campaign: only this fault class (repeat for more; default: all of {', '.join(FAULT_KINDS)})",
     )
+    hil.add_argument("--mcu", action="store_true",
+                     help="the stack's policy and safety-filter QP on an emulated Cortex-M4F (aegis export pil, QEMU mps2-an386) "
+                     "fed over its UART; needs arm-none-eabi-gcc, newlib and qemu-system-arm")
     hil.add_argument("--json", type=output_file, default=None, help="--campaign: write the rows here")
     add_overrides(hil)
     hil.set_defaults(handler=_cmd_hil)
@@ -66,6 +69,8 @@ def _cmd_hil(args: argparse.Namespace) -> int:
     if args.campaign is not None and (args.json is None or args.faults is not None or args.duration is not None):
         raise UsageError("--campaign faults writes its rows to --json FILE and makes its own timelines and run lengths "
                          "(leave --faults and --duration out)")
+    if args.mcu and args.campaign is not None:
+        raise UsageError("--mcu runs one loop with the MCU; leave --campaign out")
     plan = load_plan(args)
     timeline = load_timeline(args.faults) if args.faults is not None else None
     try:
@@ -80,7 +85,18 @@ def _cmd_hil(args: argparse.Namespace) -> int:
         try:
             if args.campaign is not None:
                 return _campaign(args, plan, config, stop, say)
-            summary = run_hil(plan, config, args.effective_overrides, args.duration, args.seed, args.out, args.link, timeline, stop, say)
+            mcu_image = None
+            if args.mcu:
+                from aegis.runs.hil_mcu import build_image
+
+                say("building the MCU image (aegis export pil)")
+                try:
+                    mcu_image = build_image(config, args.effective_overrides, args.out / "mcu")
+                except ValueError as exc:
+                    raise UsageError(f"{args.config}: {exc}") from None
+                say(f"MCU image {mcu_image['elf']}: flash {mcu_image['flash_bytes']} B, RAM {mcu_image['ram_bytes']} B + stack")
+            summary = run_hil(plan, config, args.effective_overrides, args.duration, args.seed, args.out, args.link, timeline, stop, say,
+                              mcu_image)
         except GroupFailed as exc:
             print(f"aegis: hil run failed: {exc}", file=sys.stderr)
             return 1
@@ -88,6 +104,8 @@ def _cmd_hil(args: argparse.Namespace) -> int:
 
     print_summary(summary)
     _print_link(summary["link"])
+    if "mcu" in summary:
+        _print_mcu(summary["mcu"])
     return 0
 
 
@@ -122,4 +140,18 @@ def _print_link(link: dict) -> None:
             f"{proxy['partition'] + proxy['burst_loss'] + proxy['loss']}/{proxy['corrupt']}/{proxy['duplicate']}/{proxy['delayed']}"
         )  # fmt: skip
         table.add_row(direction, *(str(row[k]) for k in ("sent", "received", "lost", "late", "rejected")), faults)
+    Console().print(table)
+
+
+def _print_mcu(mcu: dict) -> None:
+    def pair(stats: dict, fmt: str) -> str:
+        return "-" if stats["median"] is None else f"{stats['median']:{fmt}} / {stats['max']:{fmt}}"
+
+    table = Table("MCU (median / max)", "value", title=f"{mcu['core']}: flash {mcu['flash_bytes']} B, RAM {mcu['ram_bytes']} B + stack")
+    table.add_row("instructions per policy answer", pair(mcu["instructions_per_policy_answer"], ".0f"))
+    table.add_row("instructions per filter QP solve", pair(mcu["instructions_per_qp_solve"], ".0f"))
+    table.add_row("instructions per tick", pair(mcu["instructions_per_tick"], ".0f"))
+    table.add_row("per tick at 168 MHz (µs)", pair(mcu["us_per_tick_at_168mhz"], ".0f"))
+    table.add_row("round trip: policy / QP (ms, wall)", f"{pair(mcu['policy_round_trip_ms'], '.2f')}; {pair(mcu['qp_round_trip_ms'], '.2f')}")
+    table.add_row("answers: policy / QP / unanswered", f"{mcu['policy_answers']} / {mcu['qp_solves']} / {mcu['unanswered']}")
     Console().print(table)

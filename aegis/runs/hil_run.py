@@ -16,6 +16,9 @@ the run's, it starts at its next tick). The killed life's bag and counters are l
 crashed computer's would be; the summary's ``kills`` says when. Killing the plant is refused: the
 plant is the simulated world, and a restarted one would be a new world with the robot back at its start.
 
+With ``mcu_image`` (`aegis hil --mcu`, :mod:`aegis.runs.hil_mcu`) the stack's policy and filter QP run on an
+emulated Cortex-M4F that the stack process starts, and the summary adds ``mcu``.
+
 The summary is `aegis run`'s plus ``link``: per direction the frames sent by one end and
 received, lost (sequence gaps), late (duplicates and overtaken frames) and rejected (CRC or COBS)
 at the other, and the proxy's counts per fault class.
@@ -73,9 +76,11 @@ def run_hil(
     timeline: FaultTimeline | None,
     stop: threading.Event,
     say: Any = None,
+    mcu_image: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``plan`` as plant + stack over a ``link_kind`` link (through the fault proxy if ``timeline``); the summary
-    (also out_dir/summary.json, the bag in out_dir/bag)."""
+    (also out_dir/summary.json, the bag in out_dir/bag). ``mcu_image`` (aegis.runs.hil_mcu.build_image): the stack's policy
+    and filter QP run on that emulated MCU, and the summary has its ``mcu`` section."""
     say = say or (lambda *a: None)
     check_hil(plan, timeline)
     scenario = load_plan_scenario(plan)
@@ -91,7 +96,8 @@ def run_hil(
     with make_link(link_kind, timeline) as setup:  # type: ignore[arg-type]
         base = GroupSpec(str(config), list(overrides), PLANT, 0, duration, seed, "", "")
         plant_spec = replace(base, groups=[PLANT], link=setup.plant.to_arg())
-        stack_spec = replace(base, process=STACK, groups=stack_groups, link=setup.stack.to_arg())
+        stack_spec = replace(base, process=STACK, groups=stack_groups, link=setup.stack.to_arg(),
+                             mcu=mcu_image["path"] if mcu_image is not None else "")
         setup.start()  # the proxy forwards the hello exchange, with no fault before the run's start
         if setup.proxy is not None:
             setup.proxy.t0 = math.inf
@@ -119,6 +125,10 @@ def run_hil(
     link = {"kind": link_kind, "faults": timeline.model_dump(mode="json") if timeline is not None else None, "kills": kills}
     summary = finish(plan, scenario, seed, names, groups_dir, out_dir, stop.is_set(), {"link": link}, results_members)
     summary["link"].update(link_section(groups_dir, names, proxy_counts))
+    if mcu_image is not None:
+        from aegis.runs.hil_mcu import mcu_section
+
+        summary["mcu"] = mcu_section(groups_dir, names, mcu_image)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -69,6 +69,8 @@ class GroupSpec:
     """A wire link end (:meth:`aegis.transport.link_setup.LinkEnd.to_arg`): the other groups are over it, not on DDS."""
     resume: bool = False
     """Restarted into a running run: no peer handshake (the other end is running), the start time is in the past."""
+    mcu: str = ""
+    """`aegis hil --mcu`: the image.json of ``aegis export pil``; the group's policy and filter QP run on that emulated MCU."""
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -118,6 +120,11 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
     for index, node in zip(indices, nodes):
         node.reset(int(seeds[index].generate_state(1)[0]))
     log = EpisodeLog(plan)
+    mcu = None
+    if spec.mcu:
+        from aegis.runs.hil_mcu import attach
+
+        mcu = attach(nodes, spec.mcu)  # (session, route): QEMU started, the policy and the filter's QP routed through it
     with (
         _bridge(spec, plan) as bridge,
         BagRecorder(spec.bag, distro=plan.ros_distro) as recorder,
@@ -143,6 +150,10 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
             )
         finally:
             executor.close()
+            if mcu is not None:
+                from aegis.runs.hil_mcu import numbers
+
+                mcu = numbers(*mcu)
         rejected = bridge.rejected()
         link = _link_numbers(bridge) if spec.link else None
     first = plan.nodes[0].name
@@ -158,6 +169,7 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
         "messages": recorder.count,
         "rejected": rejected,
         "link": link,
+        "mcu": mcu,
     }
 
 

@@ -5,10 +5,14 @@
  *   id 1 observation: ${NAME}_INPUT_SIZE float32 (the order of ${name}.h)  -> id 2: ${NAME}_OUTPUT_SIZE float32, uint32 ticks
  *   id 3 QP problem: nominal[m], a[K][m] (row by row), b[K], as doubles     -> id 4: u[m], slack (doubles), uint32 solved,
  *                                                                              uint32 solver iterations, uint32 ticks
+ *   id 5 QP problem (AEGIS_PIL_DUAL): nominal[m], a[K][m], b[K], as float32 -> id 6: u[m], slack (float32), uint32 solved,
+ *                                                                              uint32 active-set steps, uint32 ticks
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
- * Any other frame is ignored; rejected bytes are counted by the receiver. Built like the footprint image
+ * Any other frame is ignored; rejected bytes are counted by the receiver. Between bytes the core sleeps (WFI, woken
+ * by UART0's receive interrupt with PRIMASK set, so no handler runs): a busy-polling core keeps QEMU from serving
+ * the pty, which made each answer's round trip several times longer. Built like the footprint image
  * (AEGIS_NO_IO: no C library start-up, semihosting only to exit). */
 #include <stdint.h>
 #include <string.h>
@@ -18,17 +22,26 @@
 #ifdef AEGIS_PIL_QP
 #include "${qp}_qp.h"
 #endif
+#ifdef AEGIS_PIL_DUAL
+#include "${qp}_dual.h"
+#endif
 
 #define AEGIS_PIL_OBSERVATION 1u
 #define AEGIS_PIL_ACTION 2u
 #define AEGIS_PIL_QP_PROBLEM 3u
 #define AEGIS_PIL_QP_ANSWER 4u
+#define AEGIS_PIL_DUAL_PROBLEM 5u
+#define AEGIS_PIL_DUAL_ANSWER 6u
 #define AEGIS_PIL_STOP 0xFF01u
 
 #define UART0_DATA (*(volatile uint32_t *)0x40004000u)
 #define UART0_STATE (*(volatile uint32_t *)0x40004004u) /* bit 0: TX full, bit 1: RX full */
 #define UART0_CTRL (*(volatile uint32_t *)0x40004008u)  /* bit 0: TX enable, bit 1: RX enable */
+#define UART0_INTCLEAR (*(volatile uint32_t *)0x4000400Cu) /* write 1s: bit 1 clears the RX interrupt */
 #define UART0_BAUDDIV (*(volatile uint32_t *)0x40004010u)
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+#define NVIC_ICPR0 (*(volatile uint32_t *)0xE000E280u)
+#define UART0_RX_IRQ 0u /* mps2-an386: UART0's receive interrupt is IRQ 0 */
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
@@ -94,11 +107,36 @@ static void solve(const aegis_wire_frame *request, uint32_t start)
 }
 #endif
 
+#ifdef AEGIS_PIL_DUAL
+#define DUAL_REQUEST_SIZE (sizeof(float) * (${QP}_DUAL_INPUTS * (1 + ${QP}_DUAL_ROWS) + ${QP}_DUAL_ROWS))
+
+static void solve_dual(const aegis_wire_frame *request, uint32_t start)
+{
+    static float nominal[${QP}_DUAL_INPUTS], a[${QP}_DUAL_ROWS * ${QP}_DUAL_INPUTS], b[${QP}_DUAL_ROWS], u[${QP}_DUAL_INPUTS];
+    static uint8_t payload[sizeof u + sizeof(float) + 12];
+    float slack = 0.0f;
+    unsigned steps = 0u;
+    uint32_t solved, counted;
+    memcpy(nominal, request->payload, sizeof nominal);
+    memcpy(a, request->payload + sizeof nominal, sizeof a);
+    memcpy(b, request->payload + sizeof nominal + sizeof a, sizeof b);
+    solved = (uint32_t)${qp}_dual_solve(nominal, a, b, u, &slack, &steps);
+    counted = (uint32_t)steps;
+    memcpy(payload, u, sizeof u);
+    memcpy(payload + sizeof u, &slack, sizeof slack);
+    memcpy(payload + sizeof u + sizeof slack, &solved, sizeof solved);
+    memcpy(payload + sizeof u + sizeof slack + sizeof solved, &counted, sizeof counted);
+    answer(request, AEGIS_PIL_DUAL_ANSWER, payload, sizeof payload, start);
+}
+#endif
+
 int main(void)
 {
     aegis_wire_frame frame;
     UART0_BAUDDIV = 27u; /* 25 MHz / 921600 */
-    UART0_CTRL = 3u;
+    UART0_CTRL = 3u | (1u << 3); /* TX, RX, and the RX interrupt: it wakes the core from WFI (never taken: PRIMASK is set) */
+    __asm__ volatile("cpsid i" : : : "memory");
+    NVIC_ISER0 = 1u << UART0_RX_IRQ;
     SYST_RVR = 0x00FFFFFFu;
     SYST_CVR = 0u;
     SYST_CSR = 5u; /* enabled, core clock, no interrupt */
@@ -106,6 +144,11 @@ int main(void)
     for (;;) {
         uint32_t start;
         if (!(UART0_STATE & 2u)) {
+            UART0_INTCLEAR = 2u;                  /* clear the RX interrupt, then look again before sleeping: */
+            NVIC_ICPR0 = 1u << UART0_RX_IRQ;      /* a byte that came in between leaves it pending and WFI returns at once */
+            if (!(UART0_STATE & 2u)) {
+                __asm__ volatile("wfi" : : : "memory"); /* idle until the next byte: QEMU then serves its pty at once */
+            }
             continue;
         }
         start = SYST_CVR;
@@ -118,6 +161,11 @@ int main(void)
         if (frame.msg_id == AEGIS_PIL_OBSERVATION && frame.payload_len == sizeof(float) * ${NAME}_INPUT_SIZE) {
             act(&frame, start);
         }
+#ifdef AEGIS_PIL_DUAL
+        else if (frame.msg_id == AEGIS_PIL_DUAL_PROBLEM && frame.payload_len == DUAL_REQUEST_SIZE) {
+            solve_dual(&frame, start);
+        }
+#endif
 #ifdef AEGIS_PIL_QP
         else if (frame.msg_id == AEGIS_PIL_QP_PROBLEM && frame.payload_len == QP_REQUEST_SIZE) {
             solve(&frame, start);

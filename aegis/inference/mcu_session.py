@@ -1,0 +1,220 @@
+"""The emulated microcontroller as a runtime: a processor-in-the-loop image under QEMU mps2-an386 answering policy and filter-QP requests in wire frames on its UART.
+
+:class:`PilSession` runs an image built by :func:`aegis.export.pil.build_pil_image` under
+``qemu-system-arm -M mps2-an386`` with its UART on a host pseudo-terminal (``-serial pty``) and talks to it
+through :class:`aegis.transport.links.SerialLink`: the same frames and link a HIL run uses. ``-icount shift=0``
+makes QEMU's virtual clock advance 1 ns per instruction, so the SysTick count the firmware returns (25 MHz core
+clock: one tick every 40 instructions) gives the instructions each answer took, to within 40. :class:`McuQp` is
+a filter solve path (aegis.controllers.cbf.qp.QpSolver) that solves on the MCU; :func:`route_through_mcu` puts
+a plan's policy node and safety filter on it (`aegis bench pil` in lockstep, `aegis hil --mcu` at wall clock).
+It lives with the inference runtimes, below the runs and the export, so that both can use it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aegis.controllers.cbf.qp import QpSolution, QpSpec
+
+QEMU = "qemu-system-arm"
+
+
+class McuSessionError(RuntimeError):
+    """QEMU did not start the image, or the image did not answer in time."""
+
+
+OBSERVATION_ID = 1
+ACTION_ID = 2
+QP_PROBLEM_ID = 3
+QP_ANSWER_ID = 4
+DUAL_PROBLEM_ID = 5
+DUAL_ANSWER_ID = 6
+STOP_ID = 0xFF01
+CORE_CLOCK_HZ = 25_000_000
+"""mps2-an386's SYSCLK, which drives SysTick (CLKSOURCE = core clock) in QEMU."""
+INSTRUCTIONS_PER_TICK = 1e9 / CORE_CLOCK_HZ
+"""Under ``-icount shift=0`` (1 ns of virtual time per instruction): instructions per SysTick tick."""
+QEMU_PIL_ARGS = ("-M", "mps2-an386", "-display", "none", "-monitor", "none", "-serial", "pty",
+                 "-semihosting-config", "enable=on,target=native", "-icount", "shift=0")
+_PTY = re.compile(r"char device redirected to (/dev/pts/\d+)")
+
+
+class PilSession:
+    """The PIL image running under QEMU; :meth:`act` sends an observation frame and returns (action, instructions)."""
+
+    def __init__(self, image: Any, input_size: int, output_size: int, timeout_s: float = 30.0) -> None:
+        """``image``: the ELF's path, or an object with ``.elf`` (aegis.export.mcu.McuImage)."""
+        from aegis.transport.links import SerialLink
+
+        self.input_size, self.output_size = input_size, output_size
+        self.timeout_s = timeout_s
+        self.process = subprocess.Popen([QEMU, *QEMU_PIL_ARGS, "-kernel", str(getattr(image, "elf", image))], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        match = _PTY.search(line)
+        if not match:
+            self.process.kill()
+            raise McuSessionError(f"{QEMU} did not put the UART on a pty: {line.strip()!r}")
+        self.link = SerialLink.open(match.group(1))
+        self._seq_stamp = 0
+        self._answer = struct.Struct(f"<{output_size}fI")
+
+    def _request(self, msg_id: int, payload: bytes, answer_id: int, answer_size: int) -> bytes:
+        self._seq_stamp += 1
+        self.link.send(msg_id, payload, stamp_ns=self._seq_stamp)
+        deadline = time.monotonic() + self.timeout_s
+        while (left := deadline - time.monotonic()) > 0.0:
+            for frame in self.link.poll(min(0.1, left)):
+                if frame.msg_id == answer_id and frame.stamp_ns == self._seq_stamp and len(frame.payload) == answer_size:
+                    return frame.payload
+            if self.process.poll() is not None:
+                break
+        raise McuSessionError(f"no answer from the PIL image within {self.timeout_s:g} s (QEMU exit status {self.process.poll()})")
+
+    def act(self, observation: np.ndarray) -> tuple[np.ndarray, float]:
+        """The firmware's action for one observation (float32), and the instructions its answer took."""
+        x = np.ascontiguousarray(observation, dtype="<f4").reshape(self.input_size)
+        *action, ticks = self._answer.unpack(self._request(OBSERVATION_ID, x.tobytes(), ACTION_ID, self._answer.size))
+        return np.array(action, dtype=np.float32), ticks * INSTRUCTIONS_PER_TICK
+
+    def solve_qp(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float, bool, int, float]:
+        """The firmware's QP answer: (u, slack, solved, OSQP iterations, instructions). ``a`` is (rows, inputs), sent row by row."""
+        m = int(np.size(nominal))
+        payload = np.concatenate([np.ravel(nominal), np.ravel(a), np.ravel(b)]).astype("<f8").tobytes()
+        data = self._request(QP_PROBLEM_ID, payload, QP_ANSWER_ID, 8 * (m + 1) + 12)
+        values = np.frombuffer(data, dtype="<f8", count=m + 1)
+        solved, iterations, ticks = struct.unpack_from("<III", data, 8 * (m + 1))
+        return values[:m].copy(), float(values[m]), bool(solved), int(iterations), ticks * INSTRUCTIONS_PER_TICK
+
+    def solve_dual(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float, bool, int, float]:
+        """The firmware's float active-set answer: (u, slack, solved, steps, instructions). Sent and answered in float32."""
+        m = int(np.size(nominal))
+        payload = np.concatenate([np.ravel(nominal), np.ravel(a), np.ravel(b)]).astype("<f4").tobytes()
+        data = self._request(DUAL_PROBLEM_ID, payload, DUAL_ANSWER_ID, 4 * (m + 1) + 12)
+        values = np.frombuffer(data, dtype="<f4", count=m + 1).astype(np.float64)
+        solved, steps, ticks = struct.unpack_from("<III", data, 4 * (m + 1))
+        return values[:m].copy(), float(values[m]), bool(solved), int(steps), ticks * INSTRUCTIONS_PER_TICK
+
+    def close(self) -> int:
+        """Send the stop frame; QEMU's exit status (0: the firmware ended cleanly)."""
+        try:
+            self.link.send(STOP_ID, b"", 0)
+            return self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return -1
+        finally:
+            self.link.close()
+
+    def __enter__(self) -> PilSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.close()
+
+
+class McuQp:
+    """A safety-filter solve path that solves on the MCU (the exported QP, OSQP through cvxpygen, in the PIL image).
+
+    Drop-in for the filter's ``solver`` (aegis.controllers.cbf.qp.QpSolver); :attr:`instructions` and :attr:`iterations`
+    keep each solve's instruction count and OSQP iterations.
+    """
+
+    name = "mcu-cvxpygen"
+
+    def __init__(self, session: PilSession, spec: QpSpec, dual: bool = False) -> None:
+        """``dual``: the image has the float active-set solve (aegis.export.filter_dual), not cvxpygen's OSQP."""
+        self.session, self.spec, self.dual = session, spec, dual
+        if dual:
+            self.name = "mcu-active-set"
+        self.instructions: list[float] = []
+        self.iterations: list[int] = []
+        self.unanswered = 0
+        self.round_trips_s: list[float] = []
+        self._solution = QpSolution(np.zeros(spec.n_inputs), 0.0, "", False)
+
+    def reset(self) -> None:
+        """Nothing to clear here (the firmware's solver warm-starts from its last answer)."""
+
+    def solve(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> QpSolution:
+        started = time.perf_counter()
+        try:
+            u, slack, solved, iterations, count = (self.session.solve_dual if self.dual else self.session.solve_qp)(nominal, a, b)
+        except McuSessionError:  # no answer in time: a failed solve, the filter's fallback decides (a solver never raises)
+            out = self._solution
+            out.u[:] = np.nan
+            out.slack, out.status, out.solved = math.nan, "no answer from the MCU", False
+            out.solve_time_s = time.perf_counter() - started
+            self.unanswered += 1
+            return out
+        self.instructions.append(count)
+        self.iterations.append(iterations)
+        self.round_trips_s.append(time.perf_counter() - started)
+        out = self._solution
+        out.u[:] = u
+        out.slack = slack
+        out.solved = solved and bool(np.isfinite(u).all()) and np.isfinite(slack)
+        out.status = "solved" if solved else "not solved"
+        out.solve_time_s = time.perf_counter() - started
+        return out
+
+
+@dataclass
+class McuRoute:
+    """What :func:`route_through_mcu` put on the MCU, and what it counted: instructions per policy answer, the QP solvers."""
+
+    policy_instructions: list[float] = field(default_factory=list)
+    policy_round_trips_s: list[float] = field(default_factory=list)
+    """Wall-clock time from sending each observation frame to its answer (the host's view of the emulated MCU)."""
+    qp_solvers: list[McuQp] = field(default_factory=list)
+    unanswered: int = 0
+    """Policy requests the MCU did not answer in time (the node published no nominal for them)."""
+
+
+def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool = False, dual: bool = False) -> McuRoute:
+    """Makes the plan's policy node infer on the MCU (its runtime's ``act``: the observation goes as a frame, the action
+    comes back) and, with ``filter_on_mcu``, every CBF safety filter solve its QP there (``dual``: the image's float
+    active-set solve, else cvxpygen's OSQP). The nodes build the observation and the rows as before; nothing else changes.
+    """
+    route = McuRoute()
+    policy = next((n for n in nodes if hasattr(getattr(n, "runtime", None), "act")), None)
+    if policy is None:
+        raise ValueError("no policy node among the nodes: nothing to put on the MCU (use a config whose controller is a policy)")
+
+    def act(observation: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+        x = np.asarray(observation, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            return None  # as the runtime does: no action for a non-finite observation
+        started = time.perf_counter()
+        try:
+            action, count = session.act(x)
+        except McuSessionError:
+            route.unanswered += 1
+            raise
+        route.policy_round_trips_s.append(time.perf_counter() - started)
+        route.policy_instructions.append(count)
+        if not np.all(np.isfinite(action)):
+            return None
+        if out is None:
+            return action.astype(np.float64)
+        out[:] = action
+        return out
+
+    policy.runtime.act = act
+    if filter_on_mcu:
+        for node in nodes:
+            cbf = getattr(node, "filter", None)
+            if cbf is not None and hasattr(cbf, "solver") and hasattr(cbf, "spec"):
+                cbf.solver = McuQp(session, cbf.spec, dual)
+                route.qp_solvers.append(cbf.solver)
+    return route

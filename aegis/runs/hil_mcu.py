@@ -1,0 +1,133 @@
+"""`aegis hil --mcu`: the policy and the safety filter's QP on an emulated Cortex-M4F in the wall-clock loop: its image, its place in the stack, its summary.
+
+The parent builds the image with ``aegis export pil`` (a tool run in a child process, as the groups are: the
+export is a part beside the runs, not below them) into OUT/mcu: the config's policy (contract applied) and its
+filter's QP (the float dual active-set solve) linked with the wire frame's C and a UART main. The stack process
+starts it under ``qemu-system-arm -M mps2-an386 -icount shift=0`` with its UART on a pseudo-terminal
+(:class:`aegis.inference.mcu_session.PilSession`) and routes its policy node's inference and its safety filter's
+QP solve through it (:func:`aegis.inference.mcu_session.route_through_mcu`): every tick the policy node sends
+the observation it built from the sensor frames, and the filter the rows it built from the state and the
+obstacles, as wire frames; the MCU's answers are the node's action and the filter's solution. The filter still
+checks the answer, the supervisor gates it and the attitude cascade realises it, in Python, in the stack process.
+
+Time: QEMU runs the firmware as fast as the host lets it (``-icount shift=0`` counts 1 ns per instruction for
+the SysTick figures, and does not hold QEMU to real time), so the loop waits for each answer the emulator's
+wall time, the pty's latency and Python's frame handling; the summary gives both that round trip and what the
+counted instructions mean at 168 MHz. The summary's ``mcu`` section: the image's flash and RAM, instructions per
+policy answer, per QP solve and per tick (the two together), their time at 168 MHz, the round trips, and the
+requests the MCU left unanswered.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
+MCU_CLOCK_HZ = 168e6
+"""The Cortex-M4F parts of the issue (STM32F4) run at 168 MHz: the time an instruction count means, one a cycle."""
+ANSWER_TIMEOUT_S = 0.025
+"""How long the stack waits for one answer before it counts the request unanswered: the policy node then publishes no
+nominal, a QP solve fails (the filter's fallback), and the late answer is dropped (it has an older stamp). Less than
+the plant's 0.1 s command timeout (a Crazyflie's watchdog: the motors cut), so that a stalled emulator costs the stack
+a tick, not the robot its motors; a real M4F answers in well under a millisecond."""
+IMAGE_FILE = "image.json"
+
+
+def build_image(config: Path, overrides: list[str], out_dir: Path) -> dict[str, Any]:
+    """Runs ``aegis export pil`` for the config into ``out_dir``; its image.json (with ``path``: the file). ValueError, one line, when
+    a tool is missing or the export refuses the config."""
+    absent = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if absent:
+        raise ValueError(f"--mcu needs {', '.join(absent)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+    command = [sys.executable, "-m", "aegis.cli", "export", "pil", str(config), "-o", str(out_dir),
+               *(f"--set={override}" for override in overrides)]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False, timeout=600)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("pybullet build time")]
+        said = lines[-1].removeprefix("aegis: error: ").removeprefix(f"{config}: ") if lines else f"exit status {done.returncode}"
+        raise ValueError(f"--mcu: aegis export pil failed: {said}")
+    path = out_dir / IMAGE_FILE
+    return {**json.loads(path.read_text()), "path": str(path)}
+
+
+def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any]:
+    """In the stack process: starts the image under QEMU and routes the policy and the filter's QP through it; (session, route)."""
+    from aegis.inference.mcu_session import PilSession, route_through_mcu
+
+    image = json.loads(Path(image_file).read_text())
+    session = PilSession(image["elf"], image["input_size"], image["output_size"], timeout_s=ANSWER_TIMEOUT_S)
+    try:
+        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True)
+    except BaseException:
+        session.close()
+        raise
+    return session, route
+
+
+def numbers(session: Any, route: Any) -> dict[str, Any]:
+    """What the stack process hands back (its result pickle's ``mcu``): the counts of this life, QEMU's exit status."""
+    exit_status = session.close()
+    solvers = route.qp_solvers
+    return {
+        "policy_instructions": list(route.policy_instructions),
+        "policy_round_trips_s": list(route.policy_round_trips_s),
+        "qp_instructions": [count for solver in solvers for count in solver.instructions],
+        "qp_steps": [count for solver in solvers for count in solver.iterations],
+        "qp_round_trips_s": [t for solver in solvers for t in solver.round_trips_s],
+        "unanswered": route.unanswered + sum(solver.unanswered for solver in solvers),
+        "firmware_exit_status": exit_status,
+    }
+
+
+def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> dict[str, Any]:
+    """The summary's ``mcu``: the image's sizes, and every stack life's counts together (module doc)."""
+    merged: dict[str, list[float]] = {}
+    unanswered, exits = 0, []
+    for name in names:
+        path = groups_dir / f"{name}.pkl"
+        if not path.exists():
+            continue
+        with open(path, "rb") as f:
+            found = pickle.load(f).get("mcu")
+        if not found:
+            continue
+        for key, values in found.items():
+            if isinstance(values, list):
+                merged.setdefault(key, []).extend(values)
+        unanswered += found["unanswered"]
+        exits.append(found["firmware_exit_status"])
+    policy, qp = np.asarray(merged.get("policy_instructions", []), float), np.asarray(merged.get("qp_instructions", []), float)
+    ticks = min(policy.size, qp.size)
+    per_tick = policy[:ticks] + qp[:ticks]  # each tick: one policy answer, then one QP solve (the filter runs after it)
+
+    def stats(values: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
+        if values.size == 0:
+            return {"median": None, "max": None}
+        return {"median": float(np.median(values)) * scale, "max": float(values.max()) * scale}
+
+    return {
+        "image": image.get("elf"),
+        "core": "Cortex-M4F (QEMU mps2-an386, -icount shift=0)",
+        "flash_bytes": image.get("flash_bytes"),
+        "ram_bytes": image.get("ram_bytes"),
+        "policy_answers": int(policy.size),
+        "qp_solves": int(qp.size),
+        "instructions_per_policy_answer": stats(policy),
+        "instructions_per_qp_solve": stats(qp),
+        "instructions_per_tick": stats(per_tick),
+        "us_per_tick_at_168mhz": stats(per_tick, 1e6 / MCU_CLOCK_HZ),
+        "qp_steps": stats(np.asarray(merged.get("qp_steps", []), float)),
+        "policy_round_trip_ms": stats(np.asarray(merged.get("policy_round_trips_s", []), float), 1e3),
+        "qp_round_trip_ms": stats(np.asarray(merged.get("qp_round_trips_s", []), float), 1e3),
+        "unanswered": unanswered,
+        "answer_timeout_s": ANSWER_TIMEOUT_S,
+        "firmware_exit_status": exits,
+    }
