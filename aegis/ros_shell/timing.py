@@ -12,7 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aegis.msgs.stamp import NS_PER_S, stamp_to_ns
-from aegis.node import Port, Received
+from aegis.node import Port, Received, input_age_ns
 
 if TYPE_CHECKING:
     from aegis.launch_plan import LaunchPlan, NodeLaunch
@@ -46,13 +46,17 @@ def ros_time_to_seconds(sec: int, nanosec: int) -> float:
 def received(msg: Any, received_ns: int, now_ns: int, max_age_s: float | None) -> Received[Any]:
     """A message received at ``received_ns`` as a node sees it at ``now_ns``.
 
-    Stale when older than ``max_age_s``, and also when it was received *after* ``now_ns``: the
-    clock went backwards (a simulation or bag replay restarted /clock), so the message's age
-    cannot be trusted.
+    Its age counts from its stamp where that is older than its arrival, as under every executor
+    (aegis.node.input_age_ns: ROS 2 stamps and the node's clock are both ROS time). Stale when
+    older than ``max_age_s``, when its stamp is not finite or later than ``now_ns``, and also when
+    it was received *after* ``now_ns``: the clock went backwards (a simulation or bag replay
+    restarted /clock), so the message's age cannot be trusted.
     """
-    age_s = ns_to_seconds(now_ns - received_ns)
-    stale = age_s < 0 or (max_age_s is not None and age_s > max_age_s)
-    return Received(msg, age_s, stale)
+    age_ns = input_age_ns(msg, received_ns, now_ns) if received_ns <= now_ns else None
+    if age_ns is None:
+        return Received(msg, ns_to_seconds(now_ns - received_ns), True)
+    age_s = ns_to_seconds(age_ns)
+    return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
 
 
 class InputLatch:
