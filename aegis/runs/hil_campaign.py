@@ -1,25 +1,30 @@
-"""`aegis hil --campaign faults`: every link fault class in short runs, and what the stack's supervisor made of each.
+"""`aegis hil --campaign faults`: every link fault class in several short runs, and what the stack's supervisor made of each.
 
-Each class gets a generated timeline (:func:`class_timeline`): the fault in the middle of a short
-run (:data:`FAULT_AT_S` to :data:`FAULT_AT_S` + :data:`FAULT_S`, both directions), seeded by the run's
-index. From the run's bag (the supervisor's ``/supervisor/status`` and its command topic) and summary:
+Each class gets a generated timeline per run (:func:`class_timeline`): the fault in the middle of a
+short run (:data:`FAULT_AT_S` to :data:`FAULT_AT_S` + :data:`FAULT_S`, both directions), seeded by
+the run's index (``seed + k`` for run k). From each run's bag (the supervisor's ``/supervisor/status``
+and its command topic) and summary:
 
 - ``detection_ms``: from the fault's onset to the first status not ``running`` (None: it stayed running);
 - ``safe_state_ms``: from the onset to the first command the supervisor published at or after that
   status (the gate's output switched to the safe command in that same step);
 - ``recovered``: the supervisor ``running`` again after the fault cleared (and at the end of the run);
-- ``collisions``, ``crashes``: summed over the class's runs, from the simulator's ground truth.
+- ``collisions``, ``crashes``: from the simulator's ground truth.
 
-A class's row gives the median over its runs of the times, the runs that detected, and whether every
-run recovered. The kill class kills the stack process and restarts it: its supervisor is a new one, so
-its detection and safe state are not measured from the status (None); ``recovered`` is the new
-supervisor reaching ``running``.
+A class's row gives the WORST (largest) of its runs' times, each run's times, how many runs detected
+the fault and how many recovered, and the collisions and crashes summed over its runs. The kill
+class kills the stack process (its supervisor dies with it) and restarts it: its times are the
+plant's, from the onset (the kill) to the first tick the simulated flight controller's link-loss
+failsafe flew (the plant summary's ``failsafe_takeover_s``; aegis.sim.link_loss): it detects the
+lost link when the last command outlives its staleness bound and levels in that tick. A plant
+without such a failsafe (a ground robot's drive stops by itself) has no times there.
+``restart_s`` says how long the stack was gone (kill to its restarted process running);
+``recovered`` is the new supervisor reaching ``running``.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 from pathlib import Path
 from typing import Any
@@ -32,8 +37,10 @@ FAULT_AT_S = 2.5
 FAULT_S = 1.0
 """How long it lasts, but for a partition (:data:`PARTITION_S`)."""
 PARTITION_S = 0.3
-"""A partition's length: the quadrotor's plant cuts its motors 0.1 s after its last command (as a Crazyflie's watchdog
-does), so a longer one is a fall from the figure-8's 1 m, whatever the stack does."""
+"""A partition's length: long enough to outlast every staleness bound (the odometry's 50 ms, the plant's command's 0.1 s,
+after which the quadrotor's firmware failsafe levels it), short of the failsafe's 2 s motor shutdown."""
+RUNS = 3
+"""Runs per class unless ``--runs`` says otherwise."""
 RUN_S = 6.0
 """Each run's length: the fault, then time to recover (the supervisor's recovery_s is 0.5 s)."""
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -121,7 +128,7 @@ def run_campaign(
             timeline = class_timeline(kind, seed + k)
             summary = run_hil(plan, config, overrides, RUN_S, seed + k, out_dir / f"{kind}-{k}", link_kind, timeline, stop)
             if kind == "kill":
-                measure = {"detection_ms": None, "safe_state_ms": None, "recovered": _final_state(summary, status_topic) == "running"}
+                measure = kill_measures(summary, _final_state(summary, status_topic) == "running")
             else:
                 measure = run_measures(Path(summary["bag"]), status_topic, command_topic, FAULT_AT_S, FAULT_AT_S + fault_s(kind))
             measures.append(measure)
@@ -150,22 +157,44 @@ def _has_topic(bag: str | Path, topic: str) -> bool:
     return topic in {row["topic"] for row in bag_info(bag)["topics"]}
 
 
-def _median(values: list[float | None]) -> float | None:
+def kill_measures(summary: dict[str, Any], recovered: bool) -> dict[str, Any]:
+    """A kill run's times: from the kill to the plant's link-loss failsafe taking over (module doc); how long the stack was gone."""
+    kills = summary.get("link", {}).get("kills") or []
+    if not kills:
+        return {"detection_ms": None, "safe_state_ms": None, "recovered": recovered, "restart_s": None}
+    killed_s, restarted_s = kills[0]["at_s"], kills[0].get("restarted_at_s")
+    takeover_s = next((t for t in summary.get("failsafe_takeover_s") or [] if t >= killed_s - 0.1), None)
+    took_ms = None if takeover_s is None else round((takeover_s - killed_s) * 1e3, 1)
+    return {
+        "detection_ms": took_ms,
+        "safe_state_ms": took_ms,  # the failsafe flies the tick it detects
+        "recovered": recovered,
+        "restart_s": None if restarted_s is None else round(restarted_s - killed_s, 2),
+    }
+
+
+def _worst(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
-    return round(statistics.median(present), 1) if present else None
+    return round(max(present), 1) if present else None
 
 
 def _row(kind: str, measures: list[dict[str, Any]], collisions: int, crashes: int) -> dict[str, Any]:
-    return {
+    row = {
         "fault": kind,
         "runs": len(measures),
-        "detection_ms": _median([m["detection_ms"] for m in measures]),
-        "safe_state_ms": _median([m["safe_state_ms"] for m in measures]),
+        "detection_ms": _worst([m["detection_ms"] for m in measures]),
+        "safe_state_ms": _worst([m["safe_state_ms"] for m in measures]),
         "collisions": collisions,
         "crashes": crashes,
         "recovered": bool(measures) and all(m["recovered"] for m in measures),
+        "recovered_runs": sum(bool(m["recovered"]) for m in measures),
         "detected": sum(m["detection_ms"] is not None for m in measures),
+        "each_detection_ms": [m["detection_ms"] for m in measures],
+        "each_safe_state_ms": [m["safe_state_ms"] for m in measures],
     }
+    if kind == "kill":
+        row["each_restart_s"] = [m.get("restart_s") for m in measures]
+    return row
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
