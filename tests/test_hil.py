@@ -177,3 +177,26 @@ def test_a_killed_stack_leaves_the_quadrotor_to_its_firmware_failsafe_which_leve
     assert row["each_restart_s"][0] is not None and row["each_restart_s"][0] >= 1.0
     if row["each_restart_s"][0] < 1.9:  # back before the shutdown: it never fell
         assert row["crashes"] == 0 and summary["command_timeouts"] == 0
+
+
+def test_a_class_row_reports_the_worst_run_and_each_one() -> None:
+    from aegis.runs.hil_campaign import _row
+
+    measures = [
+        {"detection_ms": 42.3, "safe_state_ms": 42.3, "recovered": True, "stale_age_ms": 62.0},
+        {"detection_ms": None, "safe_state_ms": None, "recovered": True, "stale_age_ms": None},
+        {"detection_ms": 63.1, "safe_state_ms": 63.1, "recovered": False, "stale_age_ms": 70.0},
+    ]
+    row = _row("partition", measures, 0, 1)
+    assert (row["detection_ms"], row["safe_state_ms"], row["detected"], row["recovered_runs"]) == (63.1, 63.1, 2, 2)
+    assert row["recovered"] is False and row["crashes"] == 1 and row["each_detection_ms"] == [42.3, None, 63.1]
+    assert row["each_stale_age_ms"] == [62.0, None, 70.0]
+
+
+def test_a_kill_run_is_timed_from_the_kill_to_the_plants_failsafe_taking_over() -> None:
+    from aegis.runs.hil_campaign import kill_measures
+
+    summary = {"link": {"kills": [{"at_s": 2.512, "restarted_at_s": 4.1}]}, "failsafe_takeover_s": [0.05, 2.6104]}
+    assert kill_measures(summary, True) == {"detection_ms": 98.4, "safe_state_ms": 98.4, "recovered": True, "restart_s": 1.59}
+    husky = {"link": {"kills": [{"at_s": 1.0, "restarted_at_s": 2.5}]}}  # a drive has no such failsafe: no times
+    assert kill_measures(husky, False)["detection_ms"] is None

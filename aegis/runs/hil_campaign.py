@@ -8,6 +8,9 @@ and its command topic) and summary:
 - ``detection_ms``: from the fault's onset to the first status not ``running`` (None: it stayed running);
 - ``safe_state_ms``: from the onset to the first command the supervisor published at or after that
   status (the gate's output switched to the safe command in that same step);
+- ``stale_age_ms``: when the supervisor's reason at detection is a stale input, that input's age
+  then (by its stamp): its excess over the input's staleness bound is how long after the fault
+  became detectable the supervisor acted, at most one of its periods;
 - ``recovered``: the supervisor ``running`` again after the fault cleared (and at the end of the run);
 - ``collisions``, ``crashes``: from the simulator's ground truth.
 
@@ -25,6 +28,7 @@ without such a failsafe (a ground robot's drive stops by itself) has no times th
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,8 @@ PARTITION_S = 0.3
 after which the quadrotor's firmware failsafe levels it), short of the failsafe's 2 s motor shutdown."""
 RUNS = 3
 """Runs per class unless ``--runs`` says otherwise."""
+STALE_AGE = re.compile(r"stale \(([0-9.]+) s\)")
+"""The input's age in the supervisor's reason for a staleness fault (``odometry stale (0.062 s)``)."""
 RUN_S = 6.0
 """Each run's length: the fault, then time to recover (the supervisor's recovery_s is 0.5 s)."""
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -81,7 +87,7 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
     from aegis.runs.bag import read_bag
 
     onset_ns, cleared_ns = round(onset_s * 1e9), round(cleared_s * 1e9)
-    detected_ns = None
+    detected_ns, stale_age_ms = None, None
     last_state, running_after = None, False
     commands = []
     topics = [status_topic, command_topic] if _has_topic(bag, status_topic) else []
@@ -90,6 +96,8 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
             last_state = msg.state
             if detected_ns is None and t_ns >= onset_ns and msg.state != "running":
                 detected_ns = t_ns
+                age = STALE_AGE.search(msg.reason)
+                stale_age_ms = None if age is None else float(age.group(1)) * 1e3
             if t_ns >= cleared_ns and msg.state == "running":
                 running_after = True
         else:
@@ -99,6 +107,7 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
         "detection_ms": None if detected_ns is None else (detected_ns - onset_ns) / 1e6,
         "safe_state_ms": None if safe_ns is None else (safe_ns - onset_ns) / 1e6,
         "recovered": bool(running_after and last_state == "running"),
+        "stale_age_ms": stale_age_ms,
     }
 
 
@@ -191,6 +200,7 @@ def _row(kind: str, measures: list[dict[str, Any]], collisions: int, crashes: in
         "detected": sum(m["detection_ms"] is not None for m in measures),
         "each_detection_ms": [m["detection_ms"] for m in measures],
         "each_safe_state_ms": [m["safe_state_ms"] for m in measures],
+        "each_stale_age_ms": [m.get("stale_age_ms") for m in measures],
     }
     if kind == "kill":
         row["each_restart_s"] = [m.get("restart_s") for m in measures]
