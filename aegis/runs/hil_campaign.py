@@ -49,6 +49,9 @@ STALE_AGE = re.compile(r"stale \(([0-9.]+) s\)")
 """The input's age in the supervisor's reason for a staleness fault (``odometry stale (0.062 s)``)."""
 RUN_S = 6.0
 """Each run's length: the fault, then time to recover (the supervisor's recovery_s is 0.5 s)."""
+KILL_RUN_S = 12.0
+"""A kill run's length: a restarted stack is a fresh interpreter (4.7 to 7.2 s on a 2-core machine at load 15), and the
+run must last until it runs again, and long enough that whatever the plant did meanwhile (hover, land, fall) is seen."""
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "partition": {},
     "burst_loss": {"p_enter": 0.2, "p_exit": 0.1},
@@ -135,7 +138,8 @@ def run_campaign(
             if stop.is_set():
                 break
             timeline = class_timeline(kind, seed + k)
-            summary = run_hil(plan, config, overrides, RUN_S, seed + k, out_dir / f"{kind}-{k}", link_kind, timeline, stop)
+            run_s = KILL_RUN_S if kind == "kill" else RUN_S
+            summary = run_hil(plan, config, overrides, run_s, seed + k, out_dir / f"{kind}-{k}", link_kind, timeline, stop)
             if kind == "kill":
                 measure = kill_measures(summary, _final_state(summary, status_topic) == "running")
             else:

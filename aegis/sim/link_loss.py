@@ -13,10 +13,12 @@ Holding stale rotor speeds would fly on blindly with whatever torques they carri
 holds them only up to its command port's staleness bound (0.1 s, ``COMMAND_TIMEOUT_S``), then
 does what the firmware does after its stabilise timeout: its own attitude loop
 (aegis.controllers.quadrotor_cascade, on the plant's true attitude and rates: the firmware's
-estimate) turns the body level, keeping the heading it had, at the collective thrust of the last
-command (``descent_mps`` None, the firmware's), or on a vertical-speed loop that holds the
-altitude (0) or descends at that rate and stops the motors on touch-down (> 0: a controlled
-landing, as firmware with a height sensor can). ``shutdown_after_s`` after the last command the
+estimate) turns the body level, keeping the heading it has (yaw rate 0), at the collective thrust of
+the last command (``descent_mps`` None, the stock firmware's: the body keeps drifting as it was
+moving). With ``descent_mps`` set it flies a velocity loop instead (the cascade's, on the plant's
+own velocity: firmware with a flow or position deck, or PX4's land failsafe): horizontal speed to
+zero and the vertical to ``-descent_mps``, holding the altitude at 0, and stopping the motors on
+touch-down otherwise (a controlled landing). ``shutdown_after_s`` after the last command the
 motors stop, whatever the phase. A fresh command takes over at once. ``mode: cut`` is the bare
 watchdog instead: motors off as soon as the command is stale.
 """
@@ -50,9 +52,10 @@ class LinkLossParams(NodeParams):
     )
     descent_mps: Annotated[float, Field(ge=0, le=1.0)] | None = Field(
         None,
-        description="level: none keeps the last command's collective thrust (the firmware's); 0 holds the altitude on a "
-        "vertical-speed loop; > 0 descends at this rate, at most 1, and stops the motors on touch-down (m/s; keep it below "
-        "crash.ground_speed_mps)",
+        description="level: none keeps the last command's collective thrust and lets the body drift (the stock firmware's); "
+        "a number flies a velocity loop on the plant's own velocity: horizontal speed to 0 and the vertical to -descent_mps, "
+        "which holds the altitude at 0 and lands at > 0 (motors off on touch-down; at most 1; keep it below "
+        "crash.ground_speed_mps) (m/s)",
     )
 
 
@@ -63,9 +66,6 @@ class LinkLossFailsafe:
     they are; ``takeover_times_s`` says when levelling began, ``shutdown_times_s`` when the motors
     stopped, and ``timeouts`` counts those stops (``CommandHold.timeouts``'s meaning, with ``mode: cut`` too).
     """
-
-    VERTICAL_KP = 5.0
-    """1/s: the vertical-speed loop's gain (the cascade's own z velocity gain)."""
 
     def __init__(self, params: LinkLossParams, model: QuadrotorModel, dt: float, stale_after_s: float, owner: str) -> None:
         if params.mode == "level" and params.shutdown_after_s <= stale_after_s:
@@ -83,6 +83,7 @@ class LinkLossFailsafe:
         """When the motors stopped for want of a command (the time-out or a touch-down)."""
         self._thrust = 0.0
         self._level = np.array([0.0, 0.0, 0.0, 1.0])
+        self._velocity = np.zeros(3)
         self._off = np.zeros(4)
 
     @property
@@ -127,18 +128,12 @@ class LinkLossFailsafe:
         yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
         self._level[2], self._level[3] = math.sin(0.5 * yaw), math.cos(0.5 * yaw)
         descent = self.params.descent_mps
-        if descent is not None and descent > 0.0 and on_ground:
+        if descent is None:  # the stock firmware: level, the last thrust
+            return self._cascade.compute_attitude(orientation, body_rates, self._level, self._thrust)
+        if descent > 0.0 and on_ground:
             return self._stop(now)  # landed
-        thrust = self._thrust if descent is None else self._vertical_thrust(-descent, float(velocity_world[2]), orientation)
-        return self._cascade.compute_attitude(orientation, body_rates, self._level, thrust)
-
-    def _vertical_thrust(self, target_vz: float, vz: float, orientation: np.ndarray) -> float:
-        """Collective thrust (N) that drives the vertical speed to ``target_vz``, tilt compensated, within the rotors' range."""
-        x, y = float(orientation[0]), float(orientation[1])
-        cos_tilt = max(1.0 - 2.0 * (x * x + y * y), 0.5)
-        model = self.model
-        force = model.mass_kg * (model.gravity_mps2 + self.VERTICAL_KP * (target_vz - vz))
-        return min(max(force / cos_tilt, 0.0), model.max_thrust_n)
+        self._velocity[2] = -descent  # a controlled descent: horizontal speed to zero, vertical to -descent
+        return self._cascade.compute_velocity(velocity_world, orientation, body_rates, self._velocity, None, yaw)
 
     def _stop(self, now: float) -> np.ndarray:
         if self.phase != "off":

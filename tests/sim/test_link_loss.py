@@ -114,8 +114,19 @@ def test_the_shutdown_must_come_after_the_command_goes_stale() -> None:
 def test_a_silent_link_in_closed_loop_is_a_fall_only_after_the_shutdown_timeout() -> None:
     # nobody publishes the bridge's command: the default failsafe levels and holds on the initial hover thrust for 2 s,
     # then stops the motors, and the drone falls 1 m (compare tests/sim/test_truth.py: the bare watchdog falls at once)
-    config = REPO / "hw_configs" / "quadrotor_sim.yaml"
+    config = REPO / "hw_configs" / "quadrotor_cascade_sim.yaml"  # the sim bridge's default failsafe: a stock Crazyflie's
     plan = make_plan(load_config(config, ["scenario=quadrotor_hover", "nodes.sim.topics.command=/nobody"]))
     row = run_episode(plan, 0, 0, 4.0)
     assert row["crashes"] == 1 and row["crash_reason"].startswith("hit the ground at")
     assert 2.4 < row["crash_time_s"] < 2.55  # 2.0 s, then free fall from 1 m: 2.0 + sqrt(2 / 9.81) = 2.45 s
+    assert row["failsafe_takeover_s"] == [pytest.approx(0.1, abs=0.01)] and row["failsafe_shutdown_s"] == [pytest.approx(2.0, abs=0.01)]
+
+
+def test_a_silent_link_with_the_shipped_quadrotors_controlled_descent_is_a_soft_landing() -> None:
+    # quadrotor_sim.yaml states its failsafe: descend at 0.3 m/s, motors off on touch-down
+    config = REPO / "hw_configs" / "quadrotor_sim.yaml"
+    plan = make_plan(load_config(config, ["scenario=quadrotor_hover", "nodes.sim.topics.command=/nobody"]))
+    row = run_episode(plan, 0, 0, 6.0)
+    assert row["crashes"] == 0 and row["command_timeouts"] == 1 and row["failsafe_takeovers"] == 1
+    (landed,) = row["failsafe_shutdown_s"]
+    assert 2.5 < landed < 4.0  # 0.1 s, then 1 m at 0.3 m/s down to where the airframe touches
