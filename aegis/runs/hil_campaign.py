@@ -14,6 +14,10 @@ and its command topic) and summary:
 - ``recovered``: the supervisor ``running`` again after the fault cleared (and at the end of the run);
 - ``collisions``, ``crashes``: from the simulator's ground truth.
 
+A run whose supervisor was not ``running`` just before the onset (a starved machine's late inputs
+had degraded it) measures nothing about the fault: it has no times and counts in the row's
+``not_running_at_onset``.
+
 A class's row gives the WORST (largest) of its runs' times, each run's times, how many runs detected
 the fault and how many recovered, and the collisions and crashes summed over its runs. The kill
 class kills the stack process (its supervisor dies with it) and restarts it: its times are the
@@ -91,11 +95,13 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
 
     onset_ns, cleared_ns = round(onset_s * 1e9), round(cleared_s * 1e9)
     detected_ns, stale_age_ms = None, None
-    last_state, running_after = None, False
+    last_state, running_after, state_at_onset = None, False, None
     commands = []
     topics = [status_topic, command_topic] if _has_topic(bag, status_topic) else []
     for t_ns, topic, msg in read_bag(bag, topics) if topics else ():
         if topic == status_topic:
+            if t_ns < onset_ns:
+                state_at_onset = msg.state
             last_state = msg.state
             if detected_ns is None and t_ns >= onset_ns and msg.state != "running":
                 detected_ns = t_ns
@@ -105,12 +111,16 @@ def run_measures(bag: Path, status_topic: str, command_topic: str, onset_s: floa
                 running_after = True
         else:
             commands.append(t_ns)
+    if state_at_onset != "running":  # degraded before the fault (a starved machine): the run says nothing about the fault
+        return {"detection_ms": None, "safe_state_ms": None, "recovered": bool(running_after and last_state == "running"),
+                "stale_age_ms": None, "running_at_onset": False}  # fmt: skip
     safe_ns = next((t for t in commands if t >= detected_ns), None) if detected_ns is not None else None  # the same step's command
     return {
         "detection_ms": None if detected_ns is None else (detected_ns - onset_ns) / 1e6,
         "safe_state_ms": None if safe_ns is None else (safe_ns - onset_ns) / 1e6,
         "recovered": bool(running_after and last_state == "running"),
         "stale_age_ms": stale_age_ms,
+        "running_at_onset": True,
     }
 
 
@@ -202,6 +212,7 @@ def _row(kind: str, measures: list[dict[str, Any]], collisions: int, crashes: in
         "recovered": bool(measures) and all(m["recovered"] for m in measures),
         "recovered_runs": sum(bool(m["recovered"]) for m in measures),
         "detected": sum(m["detection_ms"] is not None for m in measures),
+        "not_running_at_onset": sum(not m.get("running_at_onset", True) for m in measures),
         "each_detection_ms": [m["detection_ms"] for m in measures],
         "each_safe_state_ms": [m["safe_state_ms"] for m in measures],
         "each_stale_age_ms": [m.get("stale_age_ms") for m in measures],

@@ -101,10 +101,12 @@ def _campaign(args: argparse.Namespace, plan, config: Path, stop, say) -> int:  
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
     write_rows(rows, args.json)
-    table = Table("fault", "runs", "detected", "worst detection ms", "worst safe state ms", "collisions", "crashes", "recovered")
+    table = Table("fault", "runs", "detected", "worst detection ms", "worst safe state ms", "collisions", "crashes", "recovered",
+                  "not running at onset")  # fmt: skip
     for row in rows:
         table.add_row(row["fault"], str(row["runs"]), str(row["detected"]), _ms(row["detection_ms"]), _ms(row["safe_state_ms"]),
-                      str(row["collisions"]), str(row["crashes"]), f"{row['recovered_runs']}/{row['runs']}")  # fmt: skip
+                      str(row["collisions"]), str(row["crashes"]), f"{row['recovered_runs']}/{row['runs']}",
+                      str(row.get("not_running_at_onset", 0)))  # fmt: skip
     Console().print(table)
     Console().print(f"wrote {args.json}")
     return 0
