@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
-
-from collections.abc import Mapping
 
 from aegis.config import RobotConfig
 from aegis.controllers.quadrotor_model import QuadrotorModel
