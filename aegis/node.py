@@ -108,7 +108,8 @@ def input_age_ns(msg: Any, arrived_ns: int, now_ns: int) -> int | None:
     stamp that is not a number, counts from its arrival.
 
     None: the stamp is bad input (not finite, or later than ``now``: a clock from the future or a
-    forged stamp); the executor flags the input stale and counts it (``NodeGraph.bad_stamps``).
+    forged stamp); the executor flags the input stale and counts it (``NodeGraph.bad_stamps``, the ROS 2
+    shell's ``InputLatch.bad_stamps``).
     """
     age_ns = now_ns - arrived_ns
     stamp = getattr(msg, "stamp", None)

@@ -18,7 +18,7 @@ from aegis.executors.graph import NS_PER_S, NodeGraph
 from aegis.msgs import AccelCommand, RobotState
 from aegis.node import Node, NodeParams, Port, input_age_ns, received_at
 from aegis.nodes.supervisor import Supervisor
-from aegis.ros_shell.timing import received
+from aegis.ros_shell.timing import InputLatch, QueueLatch, received
 
 MS = 1_000_000
 
@@ -152,3 +152,15 @@ def test_the_ros_shell_counts_age_from_the_stamp_too() -> None:
     assert not received(RobotState(stamp=1.0), 1_000 * MS, now, 0.05).stale
     assert received(RobotState(stamp=1.5), 1_000 * MS, now, None).stale  # from the future
     assert received(RobotState(stamp=1.0), 1_020 * MS, now, None).stale  # arrived after now: the clock went back
+
+
+def test_the_ros_shells_latches_count_bad_stamps() -> None:
+    latch = InputLatch(Reader.inputs[0])
+    latch.put(RobotState(stamp=2.0), 1_000 * MS)
+    assert latch.get(1_010 * MS).stale and latch.bad_stamps == 1
+    latch.put(RobotState(stamp=1.0), 1_000 * MS)
+    assert not latch.get(1_010 * MS).stale and latch.bad_stamps == 1
+    queue = QueueLatch(Port("reports", RobotState, "/odom", depth=3, queued=True))
+    queue.put(RobotState(stamp=math.nan), 1_000 * MS)
+    queue.put(RobotState(stamp=1.0), 1_000 * MS)
+    assert [r.stale for r in queue.get(1_010 * MS)] == [True, False] and queue.bad_stamps == 1

@@ -59,6 +59,11 @@ def received(msg: Any, received_ns: int, now_ns: int, max_age_s: float | None) -
     return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
 
 
+def _bad_stamp(msg: Any, received_ns: int, now_ns: int) -> bool:
+    """Whether ``msg``'s stamp is not finite or later than ``now_ns`` (a clock gone backwards is not the stamp's fault)."""
+    return received_ns <= now_ns and input_age_ns(msg, received_ns, now_ns) is None
+
+
 class InputLatch:
     """The latest message of one input port and when it arrived; what a node's step receives for it.
 
@@ -73,6 +78,8 @@ class InputLatch:
         self.max_age_s = port.max_age_s if max_age_s is InputLatch._DEFAULT else max_age_s
         self._msg: Any = None
         self._received_ns: int | None = None
+        self.bad_stamps = 0
+        """How many times ``get`` handed over the message stale for a non-finite or future stamp (aegis.node.input_age_ns)."""
 
     def put(self, msg: Any, received_ns: int) -> None:
         """Latch ``msg`` (an aegis message), received at ``received_ns`` on the node's clock."""
@@ -83,7 +90,10 @@ class InputLatch:
         """The latched message with its age at ``now_ns``, or None if nothing arrived yet."""
         if self._received_ns is None:
             return None
-        return received(self._msg, self._received_ns, now_ns, self.max_age_s)
+        out = received(self._msg, self._received_ns, now_ns, self.max_age_s)
+        if out.stale and _bad_stamp(self._msg, self._received_ns, now_ns):
+            self.bad_stamps += 1
+        return out
 
 
 class QueueLatch:
@@ -97,6 +107,8 @@ class QueueLatch:
         self.port = port
         self.max_age_s = port.max_age_s if max_age_s is InputLatch._DEFAULT else max_age_s
         self._queue: deque[tuple[Any, int]] = deque(maxlen=port.depth)
+        self.bad_stamps = 0
+        """How many messages ``get`` handed over stale for a non-finite or future stamp (aegis.node.input_age_ns)."""
 
     def put(self, msg: Any, received_ns: int) -> None:
         """Queue ``msg`` (an aegis message), received at ``received_ns`` on the node's clock."""
@@ -105,6 +117,7 @@ class QueueLatch:
     def get(self, now_ns: int) -> tuple[Received[Any], ...]:
         """The queued messages with their ages at ``now_ns``, oldest first; the queue is emptied."""
         out = tuple(received(msg, received_ns, now_ns, self.max_age_s) for msg, received_ns in self._queue)
+        self.bad_stamps += sum(r.stale and _bad_stamp(r.msg, t, now_ns) for r, (_, t) in zip(out, self._queue))
         self._queue.clear()
         return out
 
