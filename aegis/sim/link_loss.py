@@ -97,7 +97,6 @@ class LinkLossFailsafe:
     def start(self, speeds: float) -> None:
         """At reset: the initial rotor speeds count as a command given at t = 0."""
         self._hold.start(speeds)
-        self._thrust = self.model.wrench(self._hold.command)[0]
         self.phase = "command"
         self.takeover_times_s.clear()
         self.shutdown_times_s.clear()
@@ -111,10 +110,8 @@ class LinkLossFailsafe:
         if self.params.mode == "cut":
             return hold.update(now, received)
         if received is not None and not received.stale:
-            speeds = hold.update(now, received)
-            self._thrust = self.model.wrench(speeds)[0]
             self.phase = "command"
-            return speeds
+            return hold.update(now, received)
         silent_s = hold.silent_s(now)
         if silent_s <= self.stale_after_s:
             return hold.command  # held, as while fresh
@@ -124,6 +121,7 @@ class LinkLossFailsafe:
             self.phase = "level"
             self.takeover_times_s.append(now)
             self._cascade.reset()
+            self._thrust = self.model.wrench(hold.command)[0]  # the last command's collective thrust
         x, y, z, w = orientation.tolist()  # level at the heading it has now: roll and pitch to 0, yaw rate to 0
         yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
         self._level[2], self._level[3] = math.sin(0.5 * yaw), math.cos(0.5 * yaw)
