@@ -8,6 +8,7 @@ node's own decision.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 M = TypeVar("M")
+NS_PER_S = 1_000_000_000
 
 
 Topics = str | tuple[str, ...]
@@ -91,6 +93,47 @@ class Received(Generic[M]):
     msg: M
     age_s: float
     stale: bool
+
+
+def input_age_ns(msg: Any, arrived_ns: int, now_ns: int) -> int | None:
+    """How old an input is at ``now_ns`` (ns): counted from the message's stamp where it has one, else from its arrival.
+
+    Every executor delivers inputs through this one rule (aegis.executors.graph, aegis.ros_shell.timing).
+    A message's age is the larger of ``now - arrival`` and ``now - stamp``: a message that spent
+    100 ms on a link arrives 100 ms old, not fresh (a stamp is when the message was made, on the
+    same clock: simulated time under lockstep and ROS 2's use_sim_time, the run's monotonic time
+    under the realtime executor and ``aegis hil``, ROS time across a ROS 2 graph). Where stamp and
+    arrival are the same instant (every in-process message under lockstep without sensing
+    latency) the age is what it always was. A message without a ``stamp`` attribute, or with a
+    stamp that is not a number, counts from its arrival.
+
+    None: the stamp is bad input (not finite, or later than ``now``: a clock from the future or a
+    forged stamp); the executor flags the input stale and counts it (``NodeGraph.bad_stamps``, the ROS 2
+    shell's ``InputLatch.bad_stamps``).
+    """
+    age_ns = now_ns - arrived_ns
+    stamp = getattr(msg, "stamp", None)
+    if stamp.__class__ is not float and (stamp is None or stamp.__class__ is bool or not isinstance(stamp, (int, float))):
+        return age_ns  # the float test first: every aegis message's stamp is one, and this runs per input per step
+    if not math.isfinite(stamp):
+        return None
+    stamp_age_ns = now_ns - round(stamp * NS_PER_S)
+    if stamp_age_ns < 0:
+        return None
+    return stamp_age_ns if stamp_age_ns > age_ns else age_ns
+
+
+def received_at(msg: M, arrived_ns: int, now_ns: int, max_age_s: float | None) -> tuple[Received[M], bool]:
+    """``msg`` (arrived at ``arrived_ns``) as a node sees it at ``now_ns``, and whether its stamp was bad (:func:`input_age_ns`).
+
+    Stale past ``max_age_s``; a bad stamp makes it stale whatever the bound (its age is then the
+    arrival's), so a node treats it as it treats any stale input.
+    """
+    age_ns = input_age_ns(msg, arrived_ns, now_ns)
+    if age_ns is None:
+        return Received(msg, (now_ns - arrived_ns) / NS_PER_S, True), True
+    age_s = age_ns / NS_PER_S
+    return Received(msg, age_s, max_age_s is not None and age_s > max_age_s), False
 
 
 class EndRun(Exception):

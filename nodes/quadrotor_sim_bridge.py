@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from aegis.config import RobotConfig
+from aegis.controllers.quadrotor_model import QuadrotorModel
 from aegis.msgs import ImuSample, MotorSpeeds, RobotState
-from aegis.node import Port
+from aegis.node import Port, Received
+from aegis.sim.link_loss import LinkLossFailsafe, LinkLossParams
 
 from aegis.sim.dynamics import DynamicsDraw
 from aegis.nodes.sim_bridge import COMMAND_TIMEOUT_S, OBSTACLES_PORT, SENSOR_PORTS, TRUTH_PORT, SimBridgeBase, SimBridgeParams
+
+
+_NO_Q = np.array([0.0, 0.0, 0.0, 1.0])
+_NO_V = np.zeros(3)
 
 
 class QuadrotorSimBridgeParams(SimBridgeParams):
@@ -20,6 +27,11 @@ class QuadrotorSimBridgeParams(SimBridgeParams):
         "auto", description="rotor speeds at reset; auto: hover when starting in the air, stopped on the ground"
     )
     imu: bool = Field(True, description="publish an IMU sample (ideal, at the centre of mass) with the odometry")
+    failsafe: LinkLossParams = Field(
+        LinkLossParams(),
+        description="the flight controller's firmware failsafe when rotor commands stop: level on the last thrust, motors off "
+        "after shutdown_after_s (a Crazyflie's commander watchdog; aegis.sim.link_loss)",
+    )
 
     @field_validator("robot")
     @classmethod
@@ -30,16 +42,18 @@ class QuadrotorSimBridgeParams(SimBridgeParams):
 
 
 class SimBridge(SimBridgeBase):
-    """A quadrotor in PyBullet, commanded by rotor speeds: holds fresh commands, cuts stale ones.
+    """A quadrotor in PyBullet, commanded by rotor speeds: holds fresh commands; on a lost link, its firmware's failsafe.
 
     The last command is held while it is fresh, i.e. up to the input port's staleness bound
-    (``COMMAND_TIMEOUT_S`` = 0.1 s, about five 48 Hz control periods); once it is older, or if none
-    came within that time of reset (the initial rotor speeds count as a command at t = 0), the
-    motors are cut to zero. A Crazyflie's commander watchdog also ends at zero thrust when
-    setpoints stop: holding stale rotor speeds would fly on blindly with whatever torque they
-    carried, whereas a cut drone falls, which a test or an evaluation then sees. Each cut is
-    counted in ``command_timeouts``. Non-finite rotor speeds count as zero, and speeds are clipped
-    to [0, max_motor_speed_radps]. A command for another number of rotors is a wiring error and raises.
+    (``COMMAND_TIMEOUT_S`` = 0.1 s, about five 48 Hz control periods; the initial rotor speeds
+    count as a command at t = 0). Once it is older, the simulated flight controller's failsafe
+    (``failsafe``, aegis.sim.link_loss) levels the body on the last command's thrust, as a
+    Crazyflie's commander watchdog does, and stops the motors ``failsafe.shutdown_after_s`` (2 s)
+    after the last command; ``failsafe.mode: cut`` stops them at once instead. Holding stale rotor
+    speeds would fly on blindly with whatever torque they carried. Each stop is counted in
+    ``command_timeouts``, each levelling in ``failsafe_takeovers``; a fresh command takes over at
+    once. Non-finite rotor speeds count as zero, and speeds are clipped to [0,
+    max_motor_speed_radps]. A command for another number of rotors is a wiring error and raises.
     """
 
     type_name = "sim_bridge"
@@ -57,6 +71,45 @@ class SimBridge(SimBridgeBase):
     default_rate_hz = 240.0
 
     command_size = 4
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        p = self.params
+        model = QuadrotorModel.from_robot(p.robot, p.gravity_mps2)  # the firmware's own (nominal) numbers
+        self._failsafe = LinkLossFailsafe(p.failsafe, model, 1.0 / self.rate_hz, self.max_ages["command"] or COMMAND_TIMEOUT_S, self.name)
+
+    @property
+    def command_timeouts(self) -> int:
+        """How many times the motors stopped for want of a fresh command since reset."""
+        return self._failsafe.timeouts
+
+    @property
+    def failsafe_phase(self) -> str:
+        """``command`` (a fresh or held command flies), ``level`` (the firmware failsafe flies) or ``off`` (motors stopped)."""
+        return self._failsafe.phase
+
+    def metrics(self) -> dict[str, Any]:
+        """The bridge's numbers, and when its firmware failsafe took over (levelled) and stopped the motors (s)."""
+        failsafe = self._failsafe
+        return {
+            **super().metrics(),
+            "failsafe_takeovers": failsafe.takeovers,
+            "failsafe_takeover_s": [round(t, 4) for t in failsafe.takeover_times_s],
+            "failsafe_shutdown_s": [round(t, 4) for t in failsafe.shutdown_times_s],
+        }
+
+    def _start_command(self, speeds: float) -> None:
+        super()._start_command(speeds)
+        self._failsafe.start(speeds)
+
+    def _command_for(self, now: float, inputs: Mapping[str, Received | None]) -> np.ndarray:
+        """The fresh command, held up to its bound; then the firmware failsafe's speeds (aegis.sim.link_loss)."""
+        received = inputs.get("command")
+        failsafe = self._failsafe
+        if failsafe.phase == "command" and (received is not None and not received.stale) or failsafe.params.mode == "cut":
+            return failsafe.update(now, received, _NO_Q, _NO_V, _NO_V, False)
+        state = self.world.state()
+        return failsafe.update(now, received, state.orientation, state.body_rates, state.velocity_world, self._touching_ground())
 
     def _robot_scales(self, d: DynamicsDraw) -> dict[str, float]:
         """The rotors' constants and drag too: kf, km and the drag coefficients each scale on their own."""

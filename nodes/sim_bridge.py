@@ -28,7 +28,8 @@ module says. ``actuation_latency_s`` delays every command before it reaches the 
 whole physics steps (``round(latency * rate_hz)``), on top of the one step every command waits.
 
 Command safety is the subclass's: :class:`~aegis.nodes.quadrotor_sim_bridge.SimBridge` (quadrotor) holds a fresh rotor-speed
-command up to the port's staleness bound and then cuts the motors; :class:`~aegis.nodes.diff_drive_sim_bridge.DiffDriveSimBridge`
+command up to the port's staleness bound and then hands over to its firmware's failsafe (level on the
+last thrust, motors off after 2 s: aegis.sim.link_loss); :class:`~aegis.nodes.diff_drive_sim_bridge.DiffDriveSimBridge`
 (ground robot) holds fresh wheel speeds as long and then brakes (see their docstrings).
 
 PyBullet is imported when the world is built (at reset), so `aegis check` stays fast.

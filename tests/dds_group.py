@@ -1,7 +1,9 @@
 """Runs one process group of a hw_config's plan for the bridge's tests: its nodes on the wall clock, joined to the others by DdsBridge.
 
 ``python tests/dds_group.py --hw-config FILE --process NAME --domain-id N --duration S`` steps each
-node of the group at its rate on CLOCK_MONOTONIC (rate-driven nodes only: this is a test harness,
+node of the group at its rate on CLOCK_MONOTONIC, which is also the ``now`` its nodes get (so a
+message's stamp, made by the other process, is on the same clock as its reader's: an input's age
+counts from its stamp, aegis.node.input_age_ns) (rate-driven nodes only: this is a test harness,
 not the real-time executor), delivers what the bridge takes into input latches, and hands every
 output to the bridge. It prints ``ready`` once its endpoints exist, then one JSON line: how many
 messages it published and received per topic, and the last message of each output and input
@@ -63,7 +65,7 @@ def main() -> None:
                     continue
                 next_tick[node.name] += int(1e9 / node.rate_hz)
                 inputs = {port.name: latches[node.name, port.name].get(now) for port in node.inputs}
-                outputs = node.step((now - start) / 1e9, inputs)
+                outputs = node.step(now / 1e9, inputs)  # CLOCK_MONOTONIC, one clock for both processes: stamps compare
                 for port_name, msg in outputs.items():
                     topic = node.topics[port_name]
                     if bridge.publish(topic, msg):

@@ -310,7 +310,7 @@ def test_the_runner_latches_each_topic_of_a_many_input_apart(fake_rclpy: None) -
     runner.receive("many", _state(0.0, 7.0).to_ros(types), 1_000_000, index=1)
     runner.tick(2_000_000)
     _, (p, q) = gather.seen[-1]
-    assert p is None and q.msg.position[0] == 7.0 and q.age_s == 0.001
+    assert p is None and q.msg.position[0] == 7.0 and q.age_s == 0.002  # from its stamp (0), not its arrival (1 ms)
 
 
 def test_aegis_check_json_lists_the_topics_of_a_many_port(capsys) -> None:

@@ -33,14 +33,15 @@ class Collector(Node):
         return {}
 
 
-def report(name: str) -> LoopDiagnostics:
-    return LoopDiagnostics(name=name)
+def report(name: str, t_ns: int = 0) -> LoopDiagnostics:
+    """A report stamped when it is published (an input's age counts from its stamp: aegis.node.input_age_ns)."""
+    return LoopDiagnostics(name=name, stamp=t_ns / 1e9)
 
 
 def test_lockstep_delivers_every_message_since_the_last_step_up_to_the_depth() -> None:
     node = Collector("collector")
-    events = [(10_000_000, "/diagnostics", report("a")), (20_000_000, "/diagnostics", report("b")), (150_000_000, "/diagnostics", report("c"))]
-    events += [(160_000_000 + i, "/diagnostics", report(f"x{i}")) for i in range(5)]  # 5 in one period: the depth (3) keeps the newest
+    events = [(t, "/diagnostics", report(name, t)) for t, name in ((10_000_000, "a"), (20_000_000, "b"), (150_000_000, "c"))]
+    events += [(160_000_000 + i, "/diagnostics", report(f"x{i}", 160_000_000 + i)) for i in range(5)]  # 5 in one period: the depth (3) keeps the newest
     executor = LockstepExecutor([node], sources=[events])
     executor.reset(0)
     executor.run(0.35)
@@ -56,7 +57,7 @@ def test_the_ros_adapters_queue_latch_does_the_same() -> None:
     latch = QueueLatch(Collector.inputs[0])
     assert latch.get(0) == ()
     for i, name in enumerate("abcd"):
-        latch.put(report(name), 1_000_000 * i)
+        latch.put(report(name, 1_000_000 * i), 1_000_000 * i)
     got = latch.get(5_000_000)
     assert [(r.msg.name, r.age_s) for r in got] == [("b", 0.004), ("c", 0.003), ("d", 0.002)] and latch.get(6_000_000) == ()
 

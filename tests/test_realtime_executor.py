@@ -22,8 +22,8 @@ from aegis.msgs import AccelCommand, LoopDiagnostics, RobotState
 from aegis.node import EndRun, Node, Port, Received
 
 
-def value(x: float) -> AccelCommand:
-    return AccelCommand(stamp=0.0, frame_id="odom", linear=np.full(3, float(x)))
+def value(x: float, stamp: float = 0.0) -> AccelCommand:
+    return AccelCommand(stamp=stamp, frame_id="odom", linear=np.full(3, float(x)))
 
 
 class Counter(Node):
@@ -39,7 +39,7 @@ class Counter(Node):
     def step(self, now, inputs):
         self.nows.append(now)
         self.walls.append(time.perf_counter())
-        return {"count": value(len(self.nows))}
+        return {"count": value(len(self.nows), now)}  # stamped when made: its age counts from its stamp (aegis.node.input_age_ns)
 
 
 class Reader(Node):

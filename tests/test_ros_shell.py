@@ -593,7 +593,7 @@ def test_adapter_closes_the_loop_with_received_inputs_and_converted_outputs(fake
     controller.subscriptions[0].callback(odom)
     controller.clock.ns = 20_000_000
     controller.timers[0].callback()
-    assert seen[-1].age_s == 0.019 and not seen[-1].stale
+    assert seen[-1].age_s == 0.02 and not seen[-1].stale  # from its stamp (made at 0, received 1 ms later): aegis.node.input_age_ns
     assert np.array_equal(seen[-1].msg.position, np.zeros(3))
     (command,) = controller.publishers[0].published
     assert command.__msgtype__ == "geometry_msgs/msg/AccelStamped"

@@ -3,8 +3,9 @@
 A :class:`NodeGraph` holds a run's nodes in plan order and the latest message on every topic with
 the time it was published, in integer nanoseconds on the executor's clock (simulated time under
 lockstep, the monotonic clock since the run started under realtime). :meth:`NodeGraph.step` builds
-one node's inputs at ``now_ns`` (each the latest message on its topic with its age, flagged stale
-past the port's bound; a ``many`` input as a tuple of those, one per topic; a ``queued`` input as
+one node's inputs at ``now_ns`` (each the latest message on its topic with its age, counted from its
+stamp where that is older than its publication (aegis.node.input_age_ns), flagged stale past the
+port's bound, and stale and counted in ``bad_stamps`` when its stamp is not finite or in the future; a ``many`` input as a tuple of those, one per topic; a ``queued`` input as
 a tuple of every message published on its topic since the node's last step, at most the port's
 depth, oldest first), steps the node, and
 publishes what it returns (a ``many`` output one message per topic), queueing the nodes that those
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.node import EndRun, Node, Received, port_topics
+from aegis.node import EndRun, Node, Received, input_age_ns, port_topics, received_at
 
 NS_PER_S = 1_000_000_000
 
@@ -58,6 +59,8 @@ class NodeGraph:
             for node in self.nodes
         ]
         self.messages = 0
+        self.bad_stamps: dict[str, int] = {}
+        """Topic -> how many times a node was handed a message from it whose stamp was not finite or in the future (stale)."""
         self.pending: list[int] = []
         """Indices of the nodes triggered by messages published since :meth:`triggered` last took them."""
         self.ended: tuple[str, str, int] | None = None
@@ -81,6 +84,7 @@ class NodeGraph:
                 queue.clear()
         self.pending.clear()
         self.messages = 0
+        self.bad_stamps.clear()
         self.ended = None
 
     def step(self, index: int, now_ns: int) -> int:
@@ -92,14 +96,18 @@ class NodeGraph:
             if many:
                 inputs[name] = tuple(self._received(t, max_age_s, now_ns) for t in topic)
             elif queue is not None:
-                inputs[name] = _drain(queue, max_age_s, now_ns)
+                inputs[name] = self._drain(topic, queue, max_age_s, now_ns)
             else:  # the common port, inline (what _received does): a method call per input costs as much as the work
                 entry = latest.get(topic)
                 if entry is None:
                     inputs[name] = None
                 else:
-                    age_s = (now_ns - entry[1]) / NS_PER_S
-                    inputs[name] = Received(entry[0], age_s, max_age_s is not None and age_s > max_age_s)
+                    age_ns = input_age_ns(entry[0], entry[1], now_ns)
+                    if age_ns is None:
+                        inputs[name] = self._bad_stamp(topic, entry[0], entry[1], now_ns)
+                    else:
+                        age_s = age_ns / NS_PER_S
+                        inputs[name] = Received(entry[0], age_s, max_age_s is not None and age_s > max_age_s)
         started = time.perf_counter_ns()
         try:
             outputs = node.step(now_ns / NS_PER_S, inputs)
@@ -155,18 +163,25 @@ class NodeGraph:
         entry = self.latest.get(topic)
         if entry is None:
             return None
-        msg, published_ns = entry
-        age_s = (now_ns - published_ns) / NS_PER_S
-        return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
+        received, bad = received_at(entry[0], entry[1], now_ns, max_age_s)
+        if bad:
+            self.bad_stamps[topic] = self.bad_stamps.get(topic, 0) + 1
+        return received
 
+    def _bad_stamp(self, topic: str, msg: Any, published_ns: int, now_ns: int) -> Received:
+        """A message whose stamp is not finite or later than ``now_ns``: stale, aged from its arrival, counted."""
+        self.bad_stamps[topic] = self.bad_stamps.get(topic, 0) + 1
+        return Received(msg, (now_ns - published_ns) / NS_PER_S, True)
 
-def _drain(queue: deque[tuple[Any, int]], max_age_s: float | None, now_ns: int) -> tuple[Received, ...]:
-    """The queued messages as Received (oldest first), emptying the queue."""
-    if not queue:
-        return ()
-    out = tuple(
-        Received(msg, (now_ns - published_ns) / NS_PER_S, max_age_s is not None and (now_ns - published_ns) / NS_PER_S > max_age_s)
-        for msg, published_ns in queue
-    )
-    queue.clear()
-    return out
+    def _drain(self, topic: str, queue: deque[tuple[Any, int]], max_age_s: float | None, now_ns: int) -> tuple[Received, ...]:
+        """The queued messages as Received (oldest first), emptying the queue."""
+        if not queue:
+            return ()
+        out = []
+        for msg, published_ns in queue:
+            received, bad = received_at(msg, published_ns, now_ns, max_age_s)
+            if bad:
+                self.bad_stamps[topic] = self.bad_stamps.get(topic, 0) + 1
+            out.append(received)
+        queue.clear()
+        return tuple(out)

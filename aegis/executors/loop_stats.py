@@ -154,6 +154,8 @@ class RealtimeStats:
     end_reason: str | None = None
     stopped: bool = False
     """True when the caller's stop event ended the run."""
+    bad_stamps: dict[str, int] = field(default_factory=dict)
+    """Topic -> inputs handed over stale because the message's stamp was not finite or in the future (aegis.node.input_age_ns)."""
 
     @property
     def steps(self) -> dict[str, int]:
@@ -173,6 +175,7 @@ class RealtimeStats:
         return {
             "wall_time_s": self.wall_time_s,
             "messages": self.messages,
+            "bad_stamps": dict(self.bad_stamps),
             "ended_by": self.ended_by,
             "end_reason": self.end_reason,
             "stopped": self.stopped,

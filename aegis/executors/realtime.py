@@ -32,7 +32,8 @@ signal handler: :func:`stop_on_signals`); ``close()`` (or leaving a ``with`` blo
 Messages from other processes. ``run(inbox=...)`` takes an :class:`Inbox` (a
 :class:`aegis.transport.DdsBridge`: one process group of a plan): the loop waits on it instead of
 sleeping and, whenever it wakes (for a message or a due node), delivers what arrived as if
-published at that instant (its age counts from its arrival: the wire's latency is not in it), then
+published at that instant (its age counts from its stamp, which the sender's clock made, where that is
+older than its arrival: the wire's latency is in it; aegis.node.input_age_ns), then
 steps the nodes it triggers. What the group's nodes publish leaves through a listener
 (``bridge.publish``). ``run(start_ns=...)`` starts the run's clock at an agreed
 ``time.perf_counter_ns()`` reading (CLOCK_MONOTONIC, one clock for every process of a machine), so
@@ -194,6 +195,7 @@ class RealtimeExecutor:
             ended_by=ended[0] if ended else None,
             end_reason=ended[1] if ended else None,
             stopped=stopped,
+            bad_stamps=dict(self._graph.bad_stamps),
         )
 
     def _loop(self, end_ns: int | None, stop: threading.Event | None, start_ns: int | None = None, resume: bool = False) -> bool:

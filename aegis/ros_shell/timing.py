@@ -12,7 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aegis.msgs.stamp import NS_PER_S, stamp_to_ns
-from aegis.node import Port, Received
+from aegis.node import Port, Received, input_age_ns
 
 if TYPE_CHECKING:
     from aegis.launch_plan import LaunchPlan, NodeLaunch
@@ -46,13 +46,22 @@ def ros_time_to_seconds(sec: int, nanosec: int) -> float:
 def received(msg: Any, received_ns: int, now_ns: int, max_age_s: float | None) -> Received[Any]:
     """A message received at ``received_ns`` as a node sees it at ``now_ns``.
 
-    Stale when older than ``max_age_s``, and also when it was received *after* ``now_ns``: the
-    clock went backwards (a simulation or bag replay restarted /clock), so the message's age
-    cannot be trusted.
+    Its age counts from its stamp where that is older than its arrival, as under every executor
+    (aegis.node.input_age_ns: ROS 2 stamps and the node's clock are both ROS time). Stale when
+    older than ``max_age_s``, when its stamp is not finite or later than ``now_ns``, and also when
+    it was received *after* ``now_ns``: the clock went backwards (a simulation or bag replay
+    restarted /clock), so the message's age cannot be trusted.
     """
-    age_s = ns_to_seconds(now_ns - received_ns)
-    stale = age_s < 0 or (max_age_s is not None and age_s > max_age_s)
-    return Received(msg, age_s, stale)
+    age_ns = input_age_ns(msg, received_ns, now_ns) if received_ns <= now_ns else None
+    if age_ns is None:
+        return Received(msg, ns_to_seconds(now_ns - received_ns), True)
+    age_s = ns_to_seconds(age_ns)
+    return Received(msg, age_s, max_age_s is not None and age_s > max_age_s)
+
+
+def _bad_stamp(msg: Any, received_ns: int, now_ns: int) -> bool:
+    """Whether ``msg``'s stamp is not finite or later than ``now_ns`` (a clock gone backwards is not the stamp's fault)."""
+    return received_ns <= now_ns and input_age_ns(msg, received_ns, now_ns) is None
 
 
 class InputLatch:
@@ -69,6 +78,8 @@ class InputLatch:
         self.max_age_s = port.max_age_s if max_age_s is InputLatch._DEFAULT else max_age_s
         self._msg: Any = None
         self._received_ns: int | None = None
+        self.bad_stamps = 0
+        """How many times ``get`` handed over the message stale for a non-finite or future stamp (aegis.node.input_age_ns)."""
 
     def put(self, msg: Any, received_ns: int) -> None:
         """Latch ``msg`` (an aegis message), received at ``received_ns`` on the node's clock."""
@@ -79,7 +90,10 @@ class InputLatch:
         """The latched message with its age at ``now_ns``, or None if nothing arrived yet."""
         if self._received_ns is None:
             return None
-        return received(self._msg, self._received_ns, now_ns, self.max_age_s)
+        out = received(self._msg, self._received_ns, now_ns, self.max_age_s)
+        if out.stale and _bad_stamp(self._msg, self._received_ns, now_ns):
+            self.bad_stamps += 1
+        return out
 
 
 class QueueLatch:
@@ -93,6 +107,8 @@ class QueueLatch:
         self.port = port
         self.max_age_s = port.max_age_s if max_age_s is InputLatch._DEFAULT else max_age_s
         self._queue: deque[tuple[Any, int]] = deque(maxlen=port.depth)
+        self.bad_stamps = 0
+        """How many messages ``get`` handed over stale for a non-finite or future stamp (aegis.node.input_age_ns)."""
 
     def put(self, msg: Any, received_ns: int) -> None:
         """Queue ``msg`` (an aegis message), received at ``received_ns`` on the node's clock."""
@@ -101,6 +117,7 @@ class QueueLatch:
     def get(self, now_ns: int) -> tuple[Received[Any], ...]:
         """The queued messages with their ages at ``now_ns``, oldest first; the queue is emptied."""
         out = tuple(received(msg, received_ns, now_ns, self.max_age_s) for msg, received_ns in self._queue)
+        self.bad_stamps += sum(r.stale and _bad_stamp(r.msg, t, now_ns) for r, (_, t) in zip(out, self._queue))
         self._queue.clear()
         return out
 

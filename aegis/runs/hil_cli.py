@@ -43,7 +43,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     hil.add_argument("--faults", type=Path, default=None, help="a fault timeline (YAML: seed, faults; docs/wire-format.md)")
     hil.add_argument("--out", type=output_folder, default=Path("runs/hil"), help="output folder (default: runs/hil)")
     hil.add_argument("--campaign", choices=("faults",), default=None, help="faults: every fault class in short runs (needs --json)")
-    hil.add_argument("--runs", type=positive_int, default=1, help="--campaign: runs per fault class (default: 1)")
+    hil.add_argument("--runs", type=positive_int, default=None, help="--campaign: runs per fault class, seeded seed, seed+1, ... (default: 3)")
     hil.add_argument(
         "--fault", action="append", choices=FAULT_KINDS, default=None, metavar="KIND",
         help=f"--campaign: only this fault class (repeat for more; default: all of {', '.join(FAULT_KINDS)})",
@@ -64,7 +64,7 @@ def _cmd_hil(args: argparse.Namespace) -> int:
     from aegis.runs.wall_run import GroupFailed
     from aegis.transport.faults import load_timeline
 
-    if args.campaign is None and (args.json is not None or args.runs != 1 or args.fault):
+    if args.campaign is None and (args.json is not None or args.runs is not None or args.fault):
         raise UsageError("--json, --runs and --fault go with --campaign faults")
     if args.campaign is not None and (args.json is None or args.faults is not None or args.duration is not None):
         raise UsageError("--campaign faults writes its rows to --json FILE and makes its own timelines and run lengths "
@@ -110,18 +110,21 @@ def _cmd_hil(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace, plan, config: Path, stop, say) -> int:  # noqa: ANN001
-    from aegis.runs.hil_campaign import run_campaign, write_rows
+    from aegis.runs.hil_campaign import RUNS, run_campaign, write_rows
 
     try:
         kinds = tuple(dict.fromkeys(args.fault)) if args.fault else FAULT_KINDS
-        rows = run_campaign(plan, config, args.effective_overrides, args.seed, args.out, args.link, args.runs, stop, kinds, say=say)
+        runs = args.runs if args.runs is not None else RUNS
+        rows = run_campaign(plan, config, args.effective_overrides, args.seed, args.out, args.link, runs, stop, kinds, say=say)
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
     write_rows(rows, args.json)
-    table = Table("fault", "runs", "detection ms", "safe state ms", "collisions", "crashes", "recovered")
+    table = Table("fault", "runs", "detected", "worst detection ms", "worst safe state ms", "collisions", "crashes", "recovered",
+                  "not running at onset")  # fmt: skip
     for row in rows:
-        table.add_row(row["fault"], str(row["runs"]), _ms(row["detection_ms"]), _ms(row["safe_state_ms"]),
-                      str(row["collisions"]), str(row["crashes"]), "yes" if row["recovered"] else "no")  # fmt: skip
+        table.add_row(row["fault"], str(row["runs"]), str(row["detected"]), _ms(row["detection_ms"]), _ms(row["safe_state_ms"]),
+                      str(row["collisions"]), str(row["crashes"]), f"{row['recovered_runs']}/{row['runs']}",
+                      str(row.get("not_running_at_onset", 0)))  # fmt: skip
     Console().print(table)
     Console().print(f"wrote {args.json}")
     return 0

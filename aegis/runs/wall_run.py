@@ -340,6 +340,7 @@ def _wall_numbers(plan: LaunchPlan, results: list[dict[str, Any]], messages: int
             "stopped": stats.stopped if stats else True,
             "settings": dict(stats.settings) if stats else {},
             "rejected": r["rejected"],
+            "bad_stamps": dict(stats.bad_stamps) if stats else {},
         }
         if stats is not None:
             loops.update({name: (r["process"], loop) for name, loop in stats.loops.items()})

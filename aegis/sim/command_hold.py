@@ -50,3 +50,14 @@ class CommandHold:
             self._cut = True
             self.timeouts += 1
         return self.command
+
+    def silent_s(self, now: float) -> float:
+        """How long before ``now`` the last fresh command was given (the initial speeds count as one at t = 0)."""
+        return now - self._time
+
+    def cut(self) -> None:
+        """Zero the speeds now and count it, as a timeout does (a firmware failsafe's shutdown: aegis.sim.link_loss)."""
+        if not self._cut:
+            self.command[:] = 0.0
+            self._cut = True
+            self.timeouts += 1

@@ -240,8 +240,10 @@ def test_ground_effect_lifts_near_the_ground_only_when_enabled() -> None:
     assert climb["with"] > 1e-3
 
 
-def test_stale_command_is_held_up_to_its_bound_then_motors_stop() -> None:
-    sim = SimBridge("sim", QuadrotorSimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover"))
+def test_stale_command_is_held_up_to_its_bound_then_motors_stop_with_the_bare_watchdog() -> None:
+    # failsafe.mode cut: no firmware failsafe (tests/sim/test_link_loss.py tests the default, which levels first)
+    params = QuadrotorSimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover", failsafe={"mode": "cut"})
+    sim = SimBridge("sim", params)
     sim.reset(0)
     try:
         hover = sim.world.model.hover_motor_speed
@@ -263,7 +265,7 @@ def test_stale_command_is_held_up_to_its_bound_then_motors_stop() -> None:
 
 
 def test_missing_command_at_start_counts_as_the_initial_rotor_speeds() -> None:
-    sim = SimBridge("sim", QuadrotorSimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover"))
+    sim = SimBridge("sim", QuadrotorSimBridgeParams(initial_position_m=(0.0, 0.0, 1.0), initial_motors="hover", failsafe={"mode": "cut"}))
     sim.reset(0)
     try:
         for tick in range(48):

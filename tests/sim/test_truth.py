@@ -49,8 +49,9 @@ def test_no_controller_reads_the_truth() -> None:
 
 
 def test_motors_cut_mid_air_is_a_crash_that_ends_the_run_not_a_success() -> None:
-    # the bridge listens for commands where nobody publishes: the watchdog cuts the motors after 0.1 s, the drone falls 1 m
-    plan = plan_of(QUADROTOR, "scenario=quadrotor_hover", "nodes.sim.topics.command=/nobody")
+    # the bridge listens for commands where nobody publishes: the bare watchdog (failsafe.mode cut) cuts the motors after
+    # 0.1 s, the drone falls 1 m
+    plan = plan_of(QUADROTOR, "scenario=quadrotor_hover", "nodes.sim.topics.command=/nobody", "nodes.sim.params.failsafe.mode=cut")
     row = run_episode(plan, 0, 0, 5.0)
     assert row["crashes"] == 1 and row["outcome"] == "crash" and row["success"] is False
     assert row["crash_reason"].startswith("hit the ground at")
