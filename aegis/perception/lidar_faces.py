@@ -1,0 +1,163 @@
+"""A lidar scan's straight faces: line pieces of a cluster, their total-least-squares lines, where each face ends.
+
+The segment half of aegis.perception.lidar's pipeline (its module doc, step 4): :func:`split_lines`
+cuts an ordered cluster into straight pieces, :func:`fit_segments` fits their lines (without the
+return a piece shares with its neighbour at a corner: :func:`fitted_ranges`), and a face's ends go
+out to the next beam that missed it (:func:`extend_to_next_beams`) or, at a corner of two pieces, to
+where their lines meet (:func:`join_corners`). Pure numpy; angles in rad, lengths in m, world frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAX_END_SPACINGS = 3.0
+"""A face's end is pushed out to the next beam's ray (extend_to_next_beams) when that is at most this many return spacings out."""
+CORNER_MIN_ANGLE_RAD = math.radians(20.0)
+"""Two faces split at a shared return meet at a corner when their lines cross at more than this (join_corners)."""
+
+
+def split_lines(xy: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Iterative end-point fit of one ordered cluster: inclusive (first, last) index pairs of its straight pieces."""
+    pieces: list[tuple[int, int]] = []
+    stack = [(0, len(xy) - 1)]
+    while stack:
+        i, j = stack.pop()
+        if j - i < 2:
+            pieces.append((i, j))
+            continue
+        a, b = xy[i], xy[j]
+        chord = b - a
+        length = math.hypot(chord[0], chord[1])
+        rel = xy[i + 1 : j] - a
+        if length < 1e-9:
+            dist = np.hypot(rel[:, 0], rel[:, 1])
+        else:
+            dist = np.abs(chord[0] * rel[:, 1] - chord[1] * rel[:, 0]) / length
+        worst = int(np.argmax(dist))
+        if dist[worst] > threshold:
+            split = i + 1 + worst
+            stack.append((split, j))
+            stack.append((i, split))
+        else:
+            pieces.append((i, j))
+    pieces.sort()
+    return pieces
+
+
+def fit_segments(xy: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Total-least-squares lines through the ordered pieces ``xy[firsts[k]:lasts[k] + 1]``, all at once: (starts (K, 2),
+    ends (K, 2), rms distances (K,)).
+
+    The ends are each piece's first and last points projected on its line, each pushed out by the
+    spacing to its neighbour: the face may go on up to the next beam, which missed it (conservative
+    by a beam). A piece of one point is a segment of length 0 there.
+    """
+    k = firsts.size
+    if k == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
+    counts = lasts - firsts + 1
+    index = np.concatenate([np.arange(a, b + 1) for a, b in zip(firsts.tolist(), lasts.tolist())])
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    points = xy[index]
+    piece = np.repeat(np.arange(k), counts)
+    mean = np.add.reduceat(points, offsets, axis=0) / counts[:, None]
+    u = points - mean[piece]
+    sums = np.add.reduceat(np.column_stack([u[:, 0] * u[:, 0], u[:, 1] * u[:, 1], u[:, 0] * u[:, 1]]), offsets, axis=0)
+    sxx, syy, sxy = sums.T
+    theta = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)  # the principal axis of each 2x2 scatter, in closed form
+    direction = np.column_stack([np.cos(theta), np.sin(theta)])
+    smallest = 0.5 * (sxx + syy) - np.sqrt(0.25 * (sxx - syy) ** 2 + sxy * sxy)
+    along = np.einsum("ij,ij->i", u, direction[piece])
+    first = along[offsets]
+    last = along[offsets + counts - 1]
+    second = along[np.minimum(offsets + 1, offsets + counts - 1)]
+    before_last = along[np.maximum(offsets + counts - 2, offsets)]
+    sign = np.where(last >= first, 1.0, -1.0)
+    first = first - sign * np.abs(second - first)
+    last = last + sign * np.abs(last - before_last)
+    rms = np.sqrt(np.maximum(smallest / counts, 0.0))
+    return mean + first[:, None] * direction, mean + last[:, None] * direction, rms
+
+
+def fitted_ranges(firsts: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The returns each piece's line is fitted to: its own, less the return it shares with the piece before or after it
+    (the split point at a corner: it lies on one of the two faces, and would tilt the other's line), while two remain."""
+    shared = lasts[:-1] == firsts[1:]
+    fit_firsts = firsts + np.concatenate(([False], shared))
+    fit_lasts = lasts - np.concatenate((shared, [False]))
+    short = fit_lasts - fit_firsts < 1
+    return np.where(short, firsts, fit_firsts), np.where(short, lasts, fit_lasts)
+
+
+def extend_to_next_beams(
+    xy: np.ndarray, angles: np.ndarray, firsts: np.ndarray, lasts: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+    sensor: np.ndarray, increment: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's ends out to where its line crosses the next beam beyond its end return (which did not hit it).
+
+    The face may go on past its last return up to that beam, no further (it would have returned
+    from it, unless something nearer hid it). At a grazing face the beams' spacing along it is long,
+    and noise on the last two returns makes the one-spacing push of fit_segments fall short of the
+    true end; the beam's own ray is exact. Pieces of fewer than two returns, a line that does not
+    cross the beam ahead of the sensor, or a crossing more than :data:`MAX_END_SPACINGS` return
+    spacings past the last return keep fit_segments' end (more than one spacing out: kept as it is).
+    """
+    starts, ends = starts.copy(), ends.copy()
+    long = np.flatnonzero(lasts > firsts)
+    if long.size == 0:
+        return starts, ends
+    first, last = firsts[long], lasts[long]
+    a, b = starts[long], ends[long]
+    u = b - a
+    length = np.hypot(u[:, 0], u[:, 1])
+    u /= np.where(length > 0, length, 1.0)[:, None]
+    for end, inner, which in ((last, last - 1, ends), (first, first + 1, starts)):
+        sweep = np.sign(np.remainder(angles[end] - angles[inner] + np.pi, 2.0 * np.pi) - np.pi)
+        beam = angles[end] + sweep * increment
+        e = np.column_stack([np.cos(beam), np.sin(beam)])
+        w = sensor - a
+        denom = u[:, 0] * e[:, 1] - u[:, 1] * e[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            along = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / denom  # the crossing, from a along u
+            ahead = (w[:, 0] * u[:, 1] - w[:, 1] * u[:, 0]) / denom  # and from the sensor along the beam
+        end_along = np.einsum("ij,ij->i", xy[end] - a, u)
+        spacing = np.hypot(*(xy[end] - xy[inner]).T)
+        outward = np.where(which is ends, 1.0, -1.0)
+        past = (along - end_along) * outward
+        current = np.einsum("ij,ij->i", which[long] - a, u)
+        ok = np.isfinite(along) & (ahead > 0.0) & (past >= 0.0) & (past <= MAX_END_SPACINGS * spacing) & (length > 0)
+        ok &= (along - current) * outward > 0.0  # only ever lengthens a face
+        which[long[ok]] = a[ok] + along[ok, None] * u[ok]
+    return starts, ends
+
+
+def join_corners(
+    xy: np.ndarray, firsts: np.ndarray, lasts: np.ndarray, starts: np.ndarray, ends: np.ndarray, range_noise_std_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """End two faces split from one cluster at their corner, where their lines meet, instead of one beam past it.
+
+    Consecutive pieces that share a return (the split point, ``lasts[k] == firsts[k + 1]``) are two faces
+    of one object meeting near it: a box's corner seen from outside (an L) or a room's from inside. Each
+    face's fitted end there is moved to the intersection of the two fitted lines when they cross at more
+    than :data:`CORNER_MIN_ANGLE_RAD` and the crossing lies within a beam spacing plus the noise of the shared
+    return; otherwise the face keeps its end a beam past its last return (fit_segments).
+    """
+    starts, ends = starts.copy(), ends.copy()
+    for k in np.flatnonzero(lasts[:-1] == firsts[1:]).tolist():
+        a0, a1, b0, b1 = starts[k], ends[k], starts[k + 1], ends[k + 1]
+        da, db = a1 - a0, b1 - b0
+        cross = da[0] * db[1] - da[1] * db[0]
+        la, lb = math.hypot(da[0], da[1]), math.hypot(db[0], db[1])
+        if la < 1e-9 or lb < 1e-9 or abs(cross) < math.sin(CORNER_MIN_ANGLE_RAD) * la * lb:
+            continue
+        w = b0 - a0
+        corner = a0 + (w[0] * db[1] - w[1] * db[0]) / cross * da
+        shared = xy[lasts[k]]
+        before, after = xy[max(lasts[k] - 1, firsts[k])], xy[min(lasts[k] + 1, lasts[k + 1])]
+        spacing = max(math.hypot(*(shared - before)), math.hypot(*(after - shared)))
+        if math.hypot(*(corner - shared)) <= spacing + 3.0 * range_noise_std_m:
+            ends[k], starts[k + 1] = corner, corner
+    return starts, ends
