@@ -227,9 +227,8 @@ def detect(
     starts, counts = starts[big], counts[big]
     if starts.size == 0:
         return ScanObstacles(sensor_xy=sensor, points=int(r.size))
-    xy_clusters = np.concatenate([xy[a : a + n] for a, n in zip(starts.tolist(), counts.tolist())])
-    beam_angles = world_angles[order]
-    beam_angles = np.concatenate([beam_angles[a : a + n] for a, n in zip(starts.tolist(), counts.tolist())])
+    kept = np.concatenate([np.arange(a, a + n) for a, n in zip(starts.tolist(), counts.tolist())])
+    xy_clusters, beam_angles = xy[kept], world_angles[order][kept]
     packed = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
     centres, radii, rms, fitted = fit_circles(xy_clusters, packed, counts)
     mean_range = np.add.reduceat(np.hypot(*(xy_clusters - sensor).T), packed) / counts

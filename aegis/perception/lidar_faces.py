@@ -98,39 +98,45 @@ def extend_to_next_beams(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each face's ends out to where its line crosses the next beam beyond its end return (which did not hit it).
 
-    The face may go on past its last return up to that beam, no further (it would have returned
-    from it, unless something nearer hid it). At a grazing face the beams' spacing along it is long,
-    and noise on the last two returns makes the one-spacing push of fit_segments fall short of the
-    true end; the beam's own ray is exact. Pieces of fewer than two returns, a line that does not
-    cross the beam ahead of the sensor, or a crossing more than :data:`MAX_END_SPACINGS` return
-    spacings past the last return keep fit_segments' end (more than one spacing out: kept as it is).
+    The face may go on past its end return up to that beam, no further (it would have returned from
+    it, unless something nearer hid it). At a grazing face the beams' spacing along it is long, and
+    noise on the last two returns makes the one-spacing push of fit_segments fall short of the true
+    end; the beam's own ray is exact. ``angles`` are the returns' beam directions (world frame), in
+    the order of ``xy``. An end stays as fit_segments left it for a piece of one return, a line that
+    does not cross that beam ahead of the sensor, a crossing more than :data:`MAX_END_SPACINGS`
+    return spacings past the end return, or one that would shorten the face.
     """
     starts, ends = starts.copy(), ends.copy()
     long = np.flatnonzero(lasts > firsts)
     if long.size == 0:
         return starts, ends
-    first, last = firsts[long], lasts[long]
-    a, b = starts[long], ends[long]
-    u = b - a
+    n = long.size
+    piece = np.concatenate((long, long))
+    end = np.concatenate((lasts[long], firsts[long]))  # the end return of each face's end, then of its start
+    inner = np.concatenate((lasts[long] - 1, firsts[long] + 1))
+    outward = np.concatenate((np.ones(n), -np.ones(n)))
+    a = starts[piece]
+    u = ends[piece] - a
     length = np.hypot(u[:, 0], u[:, 1])
     u /= np.where(length > 0, length, 1.0)[:, None]
-    for end, inner, which in ((last, last - 1, ends), (first, first + 1, starts)):
-        sweep = np.sign(np.remainder(angles[end] - angles[inner] + np.pi, 2.0 * np.pi) - np.pi)
-        beam = angles[end] + sweep * increment
-        e = np.column_stack([np.cos(beam), np.sin(beam)])
-        w = sensor - a
-        denom = u[:, 0] * e[:, 1] - u[:, 1] * e[:, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            along = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / denom  # the crossing, from a along u
-            ahead = (w[:, 0] * u[:, 1] - w[:, 1] * u[:, 0]) / denom  # and from the sensor along the beam
-        end_along = np.einsum("ij,ij->i", xy[end] - a, u)
-        spacing = np.hypot(*(xy[end] - xy[inner]).T)
-        outward = np.where(which is ends, 1.0, -1.0)
-        past = (along - end_along) * outward
-        current = np.einsum("ij,ij->i", which[long] - a, u)
-        ok = np.isfinite(along) & (ahead > 0.0) & (past >= 0.0) & (past <= MAX_END_SPACINGS * spacing) & (length > 0)
-        ok &= (along - current) * outward > 0.0  # only ever lengthens a face
-        which[long[ok]] = a[ok] + along[ok, None] * u[ok]
+    current = np.where(outward > 0, length, 0.0)  # where the end is now, along u from the face's start
+    sweep = np.sign(np.remainder(angles[end] - angles[inner] + np.pi, 2.0 * np.pi) - np.pi)
+    beam = angles[end] + sweep * increment
+    ex, ey = np.cos(beam), np.sin(beam)
+    wx, wy = sensor[0] - a[:, 0], sensor[1] - a[:, 1]
+    denom = u[:, 0] * ey - u[:, 1] * ex
+    with np.errstate(divide="ignore", invalid="ignore"):
+        along = (wx * ey - wy * ex) / denom  # the crossing, from the face's start along u
+        ahead = (wx * u[:, 1] - wy * u[:, 0]) / denom  # and from the sensor along the beam
+    rel = xy[end] - a
+    past = (along - (rel[:, 0] * u[:, 0] + rel[:, 1] * u[:, 1])) * outward
+    spacing = np.hypot(*(xy[end] - xy[inner]).T)
+    with np.errstate(invalid="ignore"):
+        ok = (length > 0) & np.isfinite(along) & (ahead > 0.0) & (past >= 0.0) & (past <= MAX_END_SPACINGS * spacing)
+        ok &= (along - current) * outward > 0.0
+    moved = a + along[:, None] * u
+    ends[long[ok[:n]]] = moved[:n][ok[:n]]
+    starts[long[ok[n:]]] = moved[n:][ok[n:]]
     return starts, ends
 
 
@@ -141,23 +147,26 @@ def join_corners(
 
     Consecutive pieces that share a return (the split point, ``lasts[k] == firsts[k + 1]``) are two faces
     of one object meeting near it: a box's corner seen from outside (an L) or a room's from inside. Each
-    face's fitted end there is moved to the intersection of the two fitted lines when they cross at more
-    than :data:`CORNER_MIN_ANGLE_RAD` and the crossing lies within a beam spacing plus the noise of the shared
-    return; otherwise the face keeps its end a beam past its last return (fit_segments).
+    face's end there is moved to the intersection of the two fitted lines when they cross at more than
+    :data:`CORNER_MIN_ANGLE_RAD` and the crossing lies within a return spacing plus 3 range sigmas of
+    the shared return; otherwise each face keeps its own end (extend_to_next_beams, fit_segments).
     """
     starts, ends = starts.copy(), ends.copy()
-    for k in np.flatnonzero(lasts[:-1] == firsts[1:]).tolist():
-        a0, a1, b0, b1 = starts[k], ends[k], starts[k + 1], ends[k + 1]
-        da, db = a1 - a0, b1 - b0
-        cross = da[0] * db[1] - da[1] * db[0]
-        la, lb = math.hypot(da[0], da[1]), math.hypot(db[0], db[1])
-        if la < 1e-9 or lb < 1e-9 or abs(cross) < math.sin(CORNER_MIN_ANGLE_RAD) * la * lb:
-            continue
-        w = b0 - a0
-        corner = a0 + (w[0] * db[1] - w[1] * db[0]) / cross * da
-        shared = xy[lasts[k]]
-        before, after = xy[max(lasts[k] - 1, firsts[k])], xy[min(lasts[k] + 1, lasts[k + 1])]
-        spacing = max(math.hypot(*(shared - before)), math.hypot(*(after - shared)))
-        if math.hypot(*(corner - shared)) <= spacing + 3.0 * range_noise_std_m:
-            ends[k], starts[k + 1] = corner, corner
+    k = np.flatnonzero(lasts[:-1] == firsts[1:])
+    if k.size == 0:
+        return starts, ends
+    da, db = ends[k] - starts[k], ends[k + 1] - starts[k + 1]
+    cross = da[:, 0] * db[:, 1] - da[:, 1] * db[:, 0]
+    la, lb = np.hypot(da[:, 0], da[:, 1]), np.hypot(db[:, 0], db[:, 1])
+    w = starts[k + 1] - starts[k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corner = starts[k] + ((w[:, 0] * db[:, 1] - w[:, 1] * db[:, 0]) / cross)[:, None] * da
+    shared = xy[lasts[k]]
+    before, after = xy[np.maximum(lasts[k] - 1, firsts[k])], xy[np.minimum(lasts[k] + 1, lasts[k + 1])]
+    spacing = np.maximum(np.hypot(*(shared - before).T), np.hypot(*(after - shared).T))
+    with np.errstate(invalid="ignore"):
+        ok = (la > 1e-9) & (lb > 1e-9) & (np.abs(cross) >= math.sin(CORNER_MIN_ANGLE_RAD) * la * lb)
+        ok &= np.hypot(*(corner - shared).T) <= spacing + 3.0 * range_noise_std_m
+    ends[k[ok]] = corner[ok]
+    starts[k[ok] + 1] = corner[ok]
     return starts, ends
