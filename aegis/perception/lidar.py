@@ -21,10 +21,10 @@ The pipeline (:func:`detect`):
    sensor (its centre farther than its points): a pillar.
 4. **Segments**: every other cluster is split by iterative end-point fit (a split where a point is
    more than ``split_distance_m`` from the chord) and each piece gets a total-least-squares line
-   (aegis.perception.lidar_faces). A face ends where its line crosses the next beam beyond its end
-   return (that beam missed it, so the face ends before it), else one return spacing past that
-   return; two pieces split at a shared return (a box's corner, an L) end where their two lines
-   meet: the corner, not a beam or two past it. The line is moved toward the sensor when a return
+   (aegis.perception.lidar_faces). A face ends one return spacing past its end return, or farther,
+   where its line crosses the next beam (that beam missed it, so the face ends before it; up to
+   three spacings out, at a grazing face); two pieces split at a shared return (a box's corner, an
+   L) end where their two lines meet: the corner, not a beam or two past it. The line is moved toward the sensor when a return
    lies more than :data:`FACE_NOISE_SIGMAS` range sigmas in front of it (a short arc's bulge: a
    shape, not noise); the noise itself is in the uncertainty, not in the face (moving every face to
    its nearest return put a flat wall seen by 50 beams about 2.3 sigma in front of itself, and the
