@@ -134,7 +134,7 @@ def extend_to_next_beams(
     with np.errstate(invalid="ignore"):
         ok = (length > 0) & np.isfinite(along) & (ahead > 0.0) & (past >= 0.0) & (past <= MAX_END_SPACINGS * spacing)
         ok &= (along - current) * outward > 0.0
-    moved = a + along[:, None] * u
+    moved = np.where(ok[:, None], a + np.where(ok, along, 0.0)[:, None] * u, 0.0)
     ends[long[ok[:n]]] = moved[:n][ok[:n]]
     starts[long[ok[n:]]] = moved[n:][ok[n:]]
     return starts, ends
