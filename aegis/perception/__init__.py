@@ -3,7 +3,8 @@
 Obstacles (issue 13, items 1-2):
 
 * :mod:`aegis.perception.lidar`: a planar LaserScan -> world-frame circles and line segments, each
-  with a 1-sigma uncertainty (the ``lidar_obstacles`` node's core).
+  with a 1-sigma uncertainty (the ``lidar_obstacles`` node's core); its straight faces, their lines
+  and where they end (a corner, the next beam that missed them): :mod:`aegis.perception.lidar_faces`.
 * :mod:`aegis.perception.depth`: a depth image -> a world voxel map with memory -> cylinders and
   boxes, each with an uncertainty (the ``depth_obstacles`` node's core).
 

@@ -20,16 +20,23 @@ The pipeline (:func:`detect`):
    within [min, max], the rms residual within ``circle_residual_m`` and the arc bulges toward the
    sensor (its centre farther than its points): a pillar.
 4. **Segments**: every other cluster is split by iterative end-point fit (a split where a point is
-   more than ``split_distance_m`` from the chord) and each piece gets a total-least-squares line;
-   its ends are the first and last points projected on it, pushed out by one point spacing (the
-   face may reach the next beam, which missed it), and the line is moved toward the sensor to its
-   nearest return (no return lies in front of the face: a short arc's bulge, noise): a wall face or
-   a box side.
+   more than ``split_distance_m`` from the chord) and each piece gets a total-least-squares line
+   (aegis.perception.lidar_faces). A face ends one return spacing past its end return, or farther,
+   where its line crosses the next beam (that beam missed it, so the face ends before it; up to
+   three spacings out, at a grazing face); two pieces split at a shared return (a box's corner, an
+   L) end where their two lines meet: the corner, not a beam or two past it. The line is moved toward the sensor when a return
+   lies more than :data:`FACE_NOISE_SIGMAS` range sigmas in front of it (a short arc's bulge: a
+   shape, not noise); the noise itself is in the uncertainty, not in the face (moving every face to
+   its nearest return put a flat wall seen by 50 beams about 2.3 sigma in front of itself, and the
+   more beams saw it, the farther).
 5. **Uncertainty** (1 sigma, m, one number per obstacle, isotropic in the plane):
-   ``sqrt(rms_fit^2 + sigma_r^2 + sigma_xy^2 + (d sigma_yaw)^2)`` with ``sigma_xy^2`` the larger
-   of the pose's x and y variances, ``sigma_yaw^2`` its yaw variance (pose covariance rows x, y,
-   z, rot x, rot y, rot z, as nav_msgs/Odometry) and ``d`` the obstacle's distance from the sensor
-   (a heading error moves it sideways by ``d sigma_yaw``).
+   ``sqrt(fit^2 + sigma_xy^2 + (d sigma_yaw)^2)`` with ``fit^2 = 4 s^2 / n + max(rms^2 - sigma_r^2, 0)``
+   (:func:`fit_variance`: ``n`` returns of noise ``s = max(rms, sigma_r)`` averaged, doubled for a
+   line's end where its offset and its tilt add up, plus the residual the range noise does not
+   explain, a shape error that does not average out), ``sigma_xy^2`` the larger of the pose's x
+   and y variances, ``sigma_yaw^2`` its yaw variance (pose covariance rows x, y, z, rot x, rot y,
+   rot z, as nav_msgs/Odometry) and ``d`` the obstacle's distance from the sensor (a heading error
+   moves it sideways by ``d sigma_yaw``). More beams on an obstacle: a smaller uncertainty.
 
 Nothing here raises on a scan's contents: NaN, inf, an empty scan or one with every beam at max
 range give no obstacles.
@@ -42,7 +49,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aegis.perception.lidar_faces import extend_to_next_beams, fit_segments, fitted_ranges, join_corners, split_lines
+
 CIRCLE, SEGMENT = 0, 1
+FACE_NOISE_SIGMAS = 3.0
+"""A face is moved toward the sensor when a return lies more than this many range sigmas in front of it (a shape, not noise)."""
 
 
 @dataclass(frozen=True)
@@ -163,67 +174,14 @@ def fit_circles(xy: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> tuple
     return centres, radius, rms, ok
 
 
-def split_lines(xy: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Iterative end-point fit of one ordered cluster: inclusive (first, last) index pairs of its straight pieces."""
-    pieces: list[tuple[int, int]] = []
-    stack = [(0, len(xy) - 1)]
-    while stack:
-        i, j = stack.pop()
-        if j - i < 2:
-            pieces.append((i, j))
-            continue
-        a, b = xy[i], xy[j]
-        chord = b - a
-        length = math.hypot(chord[0], chord[1])
-        rel = xy[i + 1 : j] - a
-        if length < 1e-9:
-            dist = np.hypot(rel[:, 0], rel[:, 1])
-        else:
-            dist = np.abs(chord[0] * rel[:, 1] - chord[1] * rel[:, 0]) / length
-        worst = int(np.argmax(dist))
-        if dist[worst] > threshold:
-            split = i + 1 + worst
-            stack.append((split, j))
-            stack.append((i, split))
-        else:
-            pieces.append((i, j))
-    pieces.sort()
-    return pieces
-
-
-def fit_segments(xy: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Total-least-squares lines through the ordered pieces ``xy[firsts[k]:lasts[k] + 1]``, all at once: (starts (K, 2),
-    ends (K, 2), rms distances (K,)).
-
-    The ends are each piece's first and last points projected on its line, each pushed out by the
-    spacing to its neighbour: the face may go on up to the next beam, which missed it (conservative
-    by a beam). A piece of one point is a segment of length 0 there.
-    """
-    k = firsts.size
-    if k == 0:
-        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
-    counts = lasts - firsts + 1
-    index = np.concatenate([np.arange(a, b + 1) for a, b in zip(firsts.tolist(), lasts.tolist())])
-    offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
-    points = xy[index]
-    piece = np.repeat(np.arange(k), counts)
-    mean = np.add.reduceat(points, offsets, axis=0) / counts[:, None]
-    u = points - mean[piece]
-    sums = np.add.reduceat(np.column_stack([u[:, 0] * u[:, 0], u[:, 1] * u[:, 1], u[:, 0] * u[:, 1]]), offsets, axis=0)
-    sxx, syy, sxy = sums.T
-    theta = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)  # the principal axis of each 2x2 scatter, in closed form
-    direction = np.column_stack([np.cos(theta), np.sin(theta)])
-    smallest = 0.5 * (sxx + syy) - np.sqrt(0.25 * (sxx - syy) ** 2 + sxy * sxy)
-    along = np.einsum("ij,ij->i", u, direction[piece])
-    first = along[offsets]
-    last = along[offsets + counts - 1]
-    second = along[np.minimum(offsets + 1, offsets + counts - 1)]
-    before_last = along[np.maximum(offsets + counts - 2, offsets)]
-    sign = np.where(last >= first, 1.0, -1.0)
-    first = first - sign * np.abs(second - first)
-    last = last + sign * np.abs(last - before_last)
-    rms = np.sqrt(np.maximum(smallest / counts, 0.0))
-    return mean + first[:, None] * direction, mean + last[:, None] * direction, rms
+def fit_variance(rms: np.ndarray, counts: np.ndarray, range_noise_std_m: float) -> np.ndarray:
+    """Variance (m^2) of a fitted face's position from ``counts`` returns with rms residual ``rms``: the noise averaged
+    over the returns, (2 sigma)^2 / n (a line's end, where its offset and its tilt add up: 4 sigma^2 / n), plus the
+    residual the noise does not explain (the shape is not quite a line or a circle), which does not average out."""
+    rms = np.asarray(rms, dtype=np.float64)
+    noise = np.maximum(rms, range_noise_std_m)
+    n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    return 4.0 * noise**2 / n + np.maximum(rms**2 - range_noise_std_m**2, 0.0)
 
 
 def pose_sigmas(pose_covariance: np.ndarray | None) -> tuple[float, float]:
@@ -269,7 +227,8 @@ def detect(
     starts, counts = starts[big], counts[big]
     if starts.size == 0:
         return ScanObstacles(sensor_xy=sensor, points=int(r.size))
-    xy_clusters = np.concatenate([xy[a : a + n] for a, n in zip(starts.tolist(), counts.tolist())])
+    kept = np.concatenate([np.arange(a, a + n) for a, n in zip(starts.tolist(), counts.tolist())])
+    xy_clusters, beam_angles = xy[kept], world_angles[order][kept]
     packed = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
     centres, radii, rms, fitted = fit_circles(xy_clusters, packed, counts)
     mean_range = np.add.reduceat(np.hypot(*(xy_clusters - sensor).T), packed) / counts
@@ -284,9 +243,9 @@ def detect(
             & (centre_range > radii)
         )
     sigma_xy, sigma_yaw = pose_sigmas(pose_covariance)
-    base_var = params.range_noise_std_m**2 + sigma_xy**2
-
-    circle_sigma = np.sqrt(rms[pillar] ** 2 + base_var + (centre_range[pillar] * sigma_yaw) ** 2)
+    pose_var = sigma_xy**2
+    circle_fit_var = fit_variance(rms[pillar], counts[pillar], params.range_noise_std_m)
+    circle_sigma = np.sqrt(circle_fit_var + pose_var + (centre_range[pillar] * sigma_yaw) ** 2)
     firsts: list[int] = []
     lasts: list[int] = []
     split = max(params.split_distance_m, 4.0 * params.range_noise_std_m)  # noise alone does not cut a face
@@ -295,7 +254,9 @@ def detect(
         for i, j in split_lines(xy_clusters[offset : offset + counts[k]], split):
             firsts.append(offset + i)
             lasts.append(offset + j)
-    seg_starts, seg_ends, residuals = fit_segments(xy_clusters, np.array(firsts, dtype=np.intp), np.array(lasts, dtype=np.intp))
+    firsts_, lasts_ = np.array(firsts, dtype=np.intp), np.array(lasts, dtype=np.intp)
+    fit_firsts, fit_lasts = fitted_ranges(firsts_, lasts_)
+    seg_starts, seg_ends, residuals = fit_segments(xy_clusters, fit_firsts, fit_lasts)
     mid = 0.5 * (seg_starts + seg_ends)
     towards = mid - sensor
     distance = np.hypot(towards[:, 0], towards[:, 1])
@@ -307,14 +268,19 @@ def detect(
     norms = np.hypot(normals[:, 0], normals[:, 1])
     normals /= np.where(norms > 0, norms, 1.0)[:, None]
     normals *= np.where(np.einsum("ij,ij->i", normals, towards) < 0.0, -1.0, 1.0)[:, None]  # away from the sensor
-    if len(firsts):  # move each face toward the sensor to its nearest return: no point lies in front of it (an arc's bulge)
-        counts_ = np.array(lasts) - np.array(firsts) + 1
-        index = np.concatenate([np.arange(a, b + 1) for a, b in zip(firsts, lasts)])
-        offsets = np.concatenate(([0], np.cumsum(counts_)[:-1])).astype(np.intp)
-        piece = np.repeat(np.arange(len(firsts)), counts_)
+    piece_counts = fit_lasts - fit_firsts + 1
+    if len(firsts):  # move each face toward the sensor until no return lies more than the noise in front of it (an arc's bulge)
+        index = np.concatenate([np.arange(a, b + 1) for a, b in zip(fit_firsts.tolist(), fit_lasts.tolist())])
+        offsets = np.concatenate(([0], np.cumsum(piece_counts)[:-1])).astype(np.intp)
+        piece = np.repeat(np.arange(len(firsts)), piece_counts)
         depth = np.einsum("ij,ij->i", xy_clusters[index] - seg_starts[piece], normals[piece])
-        shift = np.minimum(np.minimum.reduceat(depth, offsets), 0.0)[:, None] * normals
+        noise = FACE_NOISE_SIGMAS * params.range_noise_std_m
+        shift = np.minimum(np.minimum.reduceat(depth, offsets) + noise, 0.0)[:, None] * normals
         seg_starts, seg_ends = seg_starts + shift, seg_ends + shift
+        seg_starts, seg_ends = extend_to_next_beams(
+            xy_clusters, beam_angles, firsts_, lasts_, seg_starts, seg_ends, sensor, abs(angle_increment)
+        )
+        seg_starts, seg_ends = join_corners(xy_clusters, firsts_, lasts_, seg_starts, seg_ends, params.range_noise_std_m)
     return ScanObstacles(
         centres=centres[pillar],
         radii=radii[pillar],
@@ -322,7 +288,7 @@ def detect(
         starts=seg_starts,
         ends=seg_ends,
         normals=normals,
-        segment_sigma_m=np.sqrt(residuals**2 + base_var + (distance * sigma_yaw) ** 2),
+        segment_sigma_m=np.sqrt(fit_variance(residuals, piece_counts, params.range_noise_std_m) + pose_var + (distance * sigma_yaw) ** 2),
         sensor_xy=sensor,
         points=int(r.size),
     )
