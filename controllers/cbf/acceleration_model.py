@@ -150,11 +150,16 @@ class AccelerationModel:
         if self._observed_stamp is not None and stamp <= self._observed_stamp:
             return
         previous, self._observed_stamp = self._observed_stamp, stamp
-        self.residual = np.asarray(measured, dtype=float) - self._modelled_at(stamp)
+        self.residual = np.asarray(measured, dtype=float) - np.array(self._modelled_at(stamp))
         step = 0.0 if previous is None else min(stamp - previous, self.observer_time_constant_s)
         gain = step / self.observer_time_constant_s
         self.bias = np.clip(self.bias + gain * self.residual, -self.max_bias_mps2, self.max_bias_mps2)
         self.filtered_residual += gain * (self.residual - self.filtered_residual)
+
+    def observes(self, stamp: float) -> bool:
+        """Whether :meth:`observe` at ``stamp`` would update the bias (a newer stamp than the last observed): a caller can
+        skip computing a measurement that would be ignored."""
+        return self._observed_stamp is None or stamp > self._observed_stamp
 
     @property
     def bias_saturated(self) -> bool:
@@ -172,16 +177,16 @@ class AccelerationModel:
         start = min(stamp, now)
         return self._propagate(start, now + self._longest_delay, position, velocity, self._modelled_at(start))
 
-    def _modelled_at(self, time: float) -> np.ndarray:
+    def _modelled_at(self, time: float) -> list[float]:
         """The modelled acceleration at ``time``: the last recorded at or before it, run forward to it."""
         first = self._history_first
         if len(self._history_times) == first:
-            return np.array(self._acceleration)
+            return list(self._acceleration)
         index = max(first, bisect.bisect_right(self._history_times, time, first) - 1)
         base_time, base = self._history_times[index], self._history[index]
         if time <= base_time:
-            return np.array(base)
-        return np.array(self._accelerations(base_time, time, base))
+            return list(base)
+        return self._accelerations(base_time, time, base)
 
     def _accelerations(self, start: float, end: float, a: list[float]) -> list[float]:
         """The acceleration alone at ``end`` from ``a`` at ``start``, in floats: a short span (one tick, or to a stamp).
@@ -206,7 +211,7 @@ class AccelerationModel:
             out.append(a_i)
         return out
 
-    def _propagate(self, start: float, end: float, position: np.ndarray, velocity: np.ndarray, a: np.ndarray) -> np.ndarray:
+    def _propagate(self, start: float, end: float, position: Sequence[float], velocity: Sequence[float], a: Sequence[float]) -> np.ndarray:
         """[p, v, a, bias] at ``end`` from p, v, a at ``start``, exactly (superposition of step responses, module doc).
 
         With ``target`` the command acting at ``start`` plus the bias, each axis first runs as one interval of
@@ -220,9 +225,9 @@ class AccelerationModel:
         commands at once; the rest is a few floats per axis.
         """
         span = end - start
-        position, velocity, a = np.asarray(position, dtype=float), np.asarray(velocity, dtype=float), np.asarray(a, dtype=float)
+        position, velocity, a = _floats(position), _floats(velocity), _floats(a)
         if not span > 0.0:
-            return np.concatenate([position, velocity, a, self.bias])
+            return np.array(position + velocity + a + self.bias.tolist())
         sent, first = self._sent, self._first
         lo = bisect.bisect_right(sent, start - self._longest_delay, first)
         hi = bisect.bisect_left(sent, end - self._shortest_delay, lo)
@@ -247,7 +252,7 @@ class AccelerationModel:
             changes = (values[lo:hi] - before).T
             sums = (work * changes).sum(axis=2).tolist()
         out_p, out_v, out_a = [], [], []
-        for i, (p_i, v_i, a_i, tau, command, bias_i) in enumerate(zip(position.tolist(), velocity.tolist(), a.tolist(), self._lags, acting, self.bias.tolist())):
+        for i, (p_i, v_i, a_i, tau, command, bias_i) in enumerate(zip(position, velocity, a, self._lags, acting, self.bias.tolist())):
             target = command + bias_i
             gap = a_i - target
             rise = -math.expm1(-span / tau)
@@ -264,3 +269,8 @@ class AccelerationModel:
             out_v.append(v_i)
             out_a.append(a_i)
         return np.array(out_p + out_v + out_a + self.bias.tolist())
+
+
+def _floats(vector: Sequence[float] | np.ndarray) -> list[float]:
+    """A 3-vector's entries as a list of Python floats."""
+    return vector.tolist() if isinstance(vector, np.ndarray) else [float(x) for x in vector]
