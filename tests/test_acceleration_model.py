@@ -123,6 +123,20 @@ def test_the_model_gives_the_reference_s_numbers(rate_hz: float, seconds: float,
         assert np.allclose(a, b, rtol=0.0, atol=1e-12), f"tick {k}: {a} != {b} (largest difference {np.abs(a - b).max():.3g})"
 
 
+def test_a_store_that_grows_and_compacts_gives_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command store starting at 4 rows: it doubles several times and is compacted, while the predictions stay the reference's."""
+    from aegis.controllers.cbf import acceleration_model
+
+    monkeypatch.setattr(acceleration_model, "_INITIAL_CAPACITY", 4)
+    lag, delay = (0.14, 0.14, 0.04), (0.055, 0.055, 0.0)
+    model = AccelerationModel(lag, delay, 0.5, 3.0)
+    fast = fly(model, 100.0, 6.0, seed=5)
+    reference = fly(Reference(lag, delay, 0.5, 3.0), 100.0, 6.0, seed=5)
+    assert len(model._sent_array) > 4
+    for k, (a, b) in enumerate(zip(fast, reference)):
+        assert np.allclose(a, b, rtol=0.0, atol=1e-12), f"tick {k}: {a} != {b}"
+
+
 def test_what_is_kept_stays_bounded_by_the_history() -> None:
     """At 1 kHz for 3 s, the kept commands and accelerations are about HISTORY_S of them, not the whole run."""
     model = AccelerationModel((0.14, 0.14, 0.04), (0.055, 0.055, 0.0))

@@ -150,11 +150,14 @@ class AccelerationModel:
         if self._observed_stamp is not None and stamp <= self._observed_stamp:
             return
         previous, self._observed_stamp = self._observed_stamp, stamp
-        self.residual = np.asarray(measured, dtype=float) - np.array(self._modelled_at(stamp))
+        residual = [m - a for m, a in zip(_floats(measured), self._modelled_at(stamp))]
         step = 0.0 if previous is None else min(stamp - previous, self.observer_time_constant_s)
         gain = step / self.observer_time_constant_s
-        self.bias = np.clip(self.bias + gain * self.residual, -self.max_bias_mps2, self.max_bias_mps2)
-        self.filtered_residual += gain * (self.residual - self.filtered_residual)
+        bound = self.max_bias_mps2
+        bias = [b + gain * r for b, r in zip(self.bias.tolist(), residual)]
+        self.residual = np.array(residual)
+        self.bias = np.array([-bound if b < -bound else bound if b > bound else b for b in bias])  # np.clip on floats
+        self.filtered_residual = np.array([f + gain * (r - f) for f, r in zip(self.filtered_residual.tolist(), residual)])
 
     def observes(self, stamp: float) -> bool:
         """Whether :meth:`observe` at ``stamp`` would update the bias (a newer stamp than the last observed): a caller can
