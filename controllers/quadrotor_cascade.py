@@ -32,10 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aegis.controllers.pid import Pid
-from aegis.controllers.quadrotor_model import QuadrotorModel, matrix_to_quaternion, quaternion_to_matrix
-from aegis.rotations import quat_conjugate, quat_multiply
-
-_Z = np.array([0.0, 0.0, 1.0])
+from aegis.controllers.quadrotor_model import QuadrotorModel
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,9 @@ class QuadrotorCascade:
             gains.velocity_kp, gains.velocity_ki, 0.0, gains.max_accel_mps2, gains.velocity_integral_limit, dim=3
         )
         self._rate_pid = Pid(gains.rate_kp, gains.rate_ki, 0.0, np.inf, gains.rate_integral_limit, dim=3)
-        self._inertia = model.inertia_kg_m2
+        self._inertia_values = tuple(model.inertia_kg_m2.tolist())
+        self._attitude_gains = tuple(self._attitude_kp.tolist())
+        self._rate_limits = tuple(self._max_rate.tolist())
         self._zero3 = np.zeros(3)
         self._tan_max_tilt = math.tan(gains.max_tilt_rad)
         self._min_thrust_n = 0.1 * model.weight_n
@@ -101,11 +100,11 @@ class QuadrotorCascade:
         self._velocity_pid.reset()
         self._rate_pid.reset()
         self.velocity_setpoint = np.zeros(3)
-        self.acceleration_setpoint = np.zeros(3)
-        self.attitude_setpoint = np.array([0.0, 0.0, 0.0, 1.0])
-        self.thrust_setpoint = 0.0
-        self.rate_setpoint = np.zeros(3)
-        self.torque_setpoint = np.zeros(3)
+        self._acceleration = (0.0, 0.0, 0.0)
+        self._attitude = (0.0, 0.0, 0.0, 1.0)
+        self._thrust = 0.0
+        self._rates = [0.0, 0.0, 0.0]
+        self._torque = (0.0, 0.0, 0.0)
 
     def compute(
         self,
@@ -168,46 +167,121 @@ class QuadrotorCascade:
     def compute_acceleration(
         self, orientation: np.ndarray, body_rates: np.ndarray, acceleration: np.ndarray, yaw: float = 0.0
     ) -> np.ndarray:
-        """Motor speeds for a world-frame acceleration (m/s^2, gravity excluded) and a heading (rad)."""
-        self.acceleration_setpoint = np.array(acceleration, dtype=float)
-        force = self.model.mass_kg * (self.acceleration_setpoint + self.model.gravity_mps2 * _Z)
-        force[2] = max(force[2], self._min_thrust_n)  # never ask to push down: keep the thrust axis up
-        horizontal = math.hypot(force[0], force[1])
-        limit = force[2] * self._tan_max_tilt
+        """Motor speeds for a world-frame acceleration (m/s^2, gravity excluded) and a heading (rad).
+
+        This and the levels below run on floats (the inner loop at up to 1 kHz: on 3- and 4-vectors numpy's per-call
+        overhead costs more than the arithmetic), each operation as the array expressions it replaced had it.
+        """
+        ax, ay, az = _values(acceleration)
+        self._acceleration = (ax, ay, az)
+        mass, gravity = self.model.mass_kg, self.model.gravity_mps2
+        fx, fy, fz = mass * (ax + gravity * 0.0), mass * (ay + gravity * 0.0), mass * (az + gravity * 1.0)
+        fz = max(fz, self._min_thrust_n)  # never ask to push down: keep the thrust axis up
+        horizontal = math.hypot(fx, fy)
+        limit = fz * self._tan_max_tilt
         if horizontal > limit:
-            force[:2] *= limit / horizontal
-        z_axis = force / math.sqrt(force @ force)
-        heading = np.array([math.cos(yaw), math.sin(yaw), 0.0])
-        y_axis = _cross(z_axis, heading)
-        y_axis /= math.sqrt(y_axis @ y_axis)  # heading is horizontal and tilt < 90 deg: never parallel
-        x_axis = _cross(y_axis, z_axis)
-        attitude = matrix_to_quaternion(np.array([x_axis, y_axis, z_axis]).T)
-        body_z = quaternion_to_matrix(orientation)[:, 2]
-        thrust = min(max(float(force @ body_z), 0.0), self._max_thrust_n)
-        return self.compute_attitude(orientation, body_rates, attitude, thrust)
+            scale = limit / horizontal
+            fx, fy = fx * scale, fy * scale
+        norm = math.sqrt(fx * fx + fy * fy + fz * fz)
+        zx, zy, zz = fx / norm, fy / norm, fz / norm
+        hx, hy = math.cos(yaw), math.sin(yaw)  # the heading, horizontal
+        yx, yy, yz = zy * 0.0 - zz * hy, zz * hx - zx * 0.0, zx * hy - zy * hx  # z x heading
+        norm = math.sqrt(yx * yx + yy * yy + yz * yz)  # heading is horizontal and tilt < 90 deg: never parallel
+        yx, yy, yz = yx / norm, yy / norm, yz / norm
+        xx, xy, xz = yy * zz - yz * zy, yz * zx - yx * zz, yx * zy - yy * zx  # y x z
+        attitude = _quaternion_of_columns(xx, xy, xz, yx, yy, yz, zx, zy, zz)
+        qx, qy, qz, qw = orientation.tolist()
+        # the body z axis: quaternion_to_matrix(orientation)[:, 2]
+        thrust = fx * (2.0 * (qx * qz + qw * qy)) + fy * (2.0 * (qy * qz - qw * qx)) + fz * (1.0 - 2.0 * (qx * qx + qy * qy))
+        thrust = min(max(thrust, 0.0), self._max_thrust_n)
+        return self._attitude_values((qx, qy, qz, qw), body_rates, attitude, thrust)
 
     def compute_attitude(
         self, orientation: np.ndarray, body_rates: np.ndarray, attitude: np.ndarray, thrust: float
     ) -> np.ndarray:
         """Motor speeds that turn the body toward ``attitude`` (x, y, z, w) while pushing ``thrust`` (N)."""
-        self.attitude_setpoint = np.asarray(attitude, dtype=float)
-        error = quat_multiply(quat_conjugate(orientation), self.attitude_setpoint)
-        sign = 1.0 if error[3] >= 0.0 else -1.0  # the shorter way round
-        rates = np.minimum(np.maximum((2.0 * sign) * self._attitude_kp * error[:3], -self._max_rate), self._max_rate)
-        return self.compute_thrust_rates(body_rates, thrust, rates)
+        return self._attitude_values(tuple(_values(orientation)), body_rates, tuple(_values(attitude)), float(thrust))
+
+    def _attitude_values(self, orientation: tuple[float, ...], body_rates: np.ndarray, attitude: tuple[float, ...], thrust: float) -> np.ndarray:
+        self._attitude = attitude
+        ax, ay, az, aw = orientation
+        ax, ay, az = -ax, -ay, -az  # the conjugate: the inverse of a unit quaternion
+        bx, by, bz, bw = attitude
+        ex = aw * bx + ax * bw + ay * bz - az * by  # quat_multiply(conjugate(orientation), attitude)
+        ey = aw * by - ax * bz + ay * bw + az * bx
+        ez = aw * bz + ax * by - ay * bx + az * bw
+        ew = aw * bw - ax * bx - ay * by - az * bz
+        sign = 2.0 * (1.0 if ew >= 0.0 else -1.0)  # the shorter way round
+        rates = []
+        for e, kp, limit in zip((ex, ey, ez), self._attitude_gains, self._rate_limits):
+            rate = sign * kp * e
+            rate = -limit if rate < -limit else rate  # np.maximum then np.minimum, as before
+            rates.append(limit if rate > limit else rate)
+        return self._thrust_rates_values(body_rates, thrust, rates)
 
     def compute_thrust_rates(self, body_rates: np.ndarray, thrust: float, rates: np.ndarray) -> np.ndarray:
         """Motor speeds for a collective thrust (N) and body rates (rad/s, FLU)."""
-        self.thrust_setpoint = float(thrust)
-        self.rate_setpoint = np.asarray(rates, dtype=float)
-        angular_accel = self._rate_pid.compute(self.rate_setpoint - body_rates, self._zero3, self.dt)
-        inertia = self._inertia
-        self.torque_setpoint = inertia * angular_accel + _cross(body_rates, inertia * body_rates)
-        return self.model.motor_speeds(self.thrust_setpoint, self.torque_setpoint)
+        return self._thrust_rates_values(body_rates, float(thrust), list(_values(rates)))
+
+    def _thrust_rates_values(self, body_rates: np.ndarray, thrust: float, rates: list[float]) -> np.ndarray:
+        self._thrust = thrust
+        self._rates = rates
+        wx, wy, wz = _values(body_rates)
+        rx, ry, rz = rates
+        alpha_x, alpha_y, alpha_z = self._rate_pid.compute_values([rx - wx, ry - wy, rz - wz], self.dt)
+        jx, jy, jz = self._inertia_values
+        lx, ly, lz = jx * wx, jy * wy, jz * wz  # the angular momentum
+        torque = (jx * alpha_x + (wy * lz - wz * ly), jy * alpha_y + (wz * lx - wx * lz), jz * alpha_z + (wx * ly - wy * lx))
+        self._torque = torque
+        return np.array(self.model.motor_speed_values(thrust, *torque))
+
+    @property
+    def acceleration_setpoint(self) -> np.ndarray:
+        """The last acceleration asked of the inner loops (m/s^2, world)."""
+        return np.array(self._acceleration)
+
+    @property
+    def attitude_setpoint(self) -> np.ndarray:
+        """The last attitude setpoint (x, y, z, w)."""
+        return np.array(self._attitude)
+
+    @property
+    def thrust_setpoint(self) -> float:
+        """The last collective thrust (N)."""
+        return self._thrust
+
+    @property
+    def rate_setpoint(self) -> np.ndarray:
+        """The last body-rate setpoint (rad/s, FLU)."""
+        return np.array(self._rates)
+
+    @property
+    def torque_setpoint(self) -> np.ndarray:
+        """The last torque setpoint (N m, body)."""
+        return np.array(self._torque)
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a x b for 3-vectors (np.cross costs ten times more on arrays this small)."""
-    ax, ay, az = a
-    bx, by, bz = b
-    return np.array([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx])
+def _values(vector: np.ndarray | tuple[float, ...] | list[float]) -> list[float]:
+    """A vector's entries as Python floats."""
+    return vector.tolist() if isinstance(vector, np.ndarray) else [float(x) for x in vector]
+
+
+def _quaternion_of_columns(m00: float, m10: float, m20: float, m01: float, m11: float, m21: float, m02: float, m12: float, m22: float) -> tuple[float, ...]:
+    """aegis.rotations.matrix_to_quaternion of the matrix with these columns (x, y, z axes), on floats, the same steps."""
+    trace = m00 + m11 + m22
+    if trace > 0.0:
+        s = 2.0 * math.sqrt(trace + 1.0)
+        q = ((m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s, 0.25 * s)
+    elif m00 > m11 and m00 > m22:
+        s = 2.0 * math.sqrt(1.0 + m00 - m11 - m22)
+        q = (0.25 * s, (m01 + m10) / s, (m02 + m20) / s, (m21 - m12) / s)
+    elif m11 > m22:
+        s = 2.0 * math.sqrt(1.0 + m11 - m00 - m22)
+        q = ((m01 + m10) / s, 0.25 * s, (m12 + m21) / s, (m02 - m20) / s)
+    else:
+        s = 2.0 * math.sqrt(1.0 + m22 - m00 - m11)
+        q = ((m02 + m20) / s, (m12 + m21) / s, 0.25 * s, (m10 - m01) / s)
+    x, y, z, w = q
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    return (x, y, z, w) if w >= 0.0 else (-x, -y, -z, -w)

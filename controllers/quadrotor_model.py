@@ -89,6 +89,7 @@ class QuadrotorModel:
         mix = mixing_matrix(self.arm_length_m, self.kf, self.km)
         object.__setattr__(self, "mix", mix)
         object.__setattr__(self, "unmix", np.linalg.inv(mix))
+        object.__setattr__(self, "_unmix_rows", tuple(tuple(row) for row in self.unmix.tolist()))
 
     @classmethod
     def from_robot(cls, robot: Any, gravity_mps2: float = GRAVITY_MPS2) -> QuadrotorModel:
@@ -131,17 +132,23 @@ class QuadrotorModel:
         is shifted first (the torques, which keep the attitude, have priority over the thrust),
         then what still does not fit is clipped.
         """
-        wrench = np.empty(4)
-        wrench[0] = thrust
-        wrench[1:] = torques
-        squared = self.unmix @ wrench
+        tx, ty, tz = torques.tolist() if isinstance(torques, np.ndarray) else torques
+        speeds = self.motor_speed_values(float(thrust), tx, ty, tz)
+        if out is None:
+            return np.array(speeds)
+        out[:] = speeds
+        return out
+
+    def motor_speed_values(self, thrust: float, tx: float, ty: float, tz: float) -> list[float]:
+        """:meth:`motor_speeds` on floats (the cascade's hot path: numpy's per-call overhead dominates 4-vectors)."""
+        squared = [r0 * thrust + r1 * tx + r2 * ty + r3 * tz for r0, r1, r2, r3 in self._unmix_rows]
         limit = self.max_motor_speed_radps**2
-        low, high = squared.min(), squared.max()
-        if high - low <= limit:
+        low, high = min(squared), max(squared)
+        if high - low <= limit and not math.isnan(sum(squared)):  # numpy's min and max would be NaN: no shift
             if high > limit:
-                squared -= high - limit
+                shift = high - limit
+                squared = [s - shift for s in squared]
             elif low < 0.0:
-                squared -= low
-        np.maximum(squared, 0.0, out=squared)
-        np.minimum(squared, limit, out=squared)
-        return np.sqrt(squared, out=out)
+                squared = [s - low for s in squared]
+        sqrt = math.sqrt
+        return [0.0 if s < 0.0 else sqrt(limit if s > limit else s) for s in squared]  # a NaN stays NaN

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from aegis.controllers.quadrotor_model import GRAVITY_MPS2, quaternion_to_matrix
+from aegis.controllers.quadrotor_model import GRAVITY_MPS2
 from aegis.msgs import AccelCommand, ImuSample, Obstacles, RobotState, SafetyFilterReport
 from aegis.node import Port, Received
 
@@ -115,24 +115,23 @@ class SafetyFilter(SafetyFilterNode):
 
     def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """With a lag model: [p, v, a, bias] predicted to when this tick's command acts, the bias updated from the IMU."""
-        x = self._state_vector(state)
         model = self.acceleration_model
         if model is None:
-            return x
+            return self._state_vector(state)
         model.advance(now)
         imu = inputs.get("imu")
-        if imu is not None and not imu.stale and _finite_imu(imu.msg):
-            measured = quaternion_to_matrix(imu.msg.orientation) @ imu.msg.linear_acceleration
+        if imu is not None and not imu.stale and model.observes(imu.msg.stamp) and _finite_imu(imu.msg):
+            measured = _rotated(imu.msg.orientation.tolist(), imu.msg.linear_acceleration.tolist())
             measured[2] -= GRAVITY_MPS2
-            model.observe(measured, imu.msg.stamp)
-        return model.predict(x[:3], x[3:], state.stamp, now)
+            model.observe(np.array(measured), imu.msg.stamp)
+        return model.predict(state.position, _rotated(state.orientation.tolist(), state.linear_velocity.tolist()), state.stamp, now)
 
     def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
         model = self.acceleration_model
         if model is None:
             return
         model.commanded(now, u)
-        residual = float(np.linalg.norm(model.filtered_residual))
+        residual = math.hypot(*model.filtered_residual.tolist())
         report.model_residual_mps2 = residual
         self.max_model_residual = max(self.max_model_residual, residual)
         declared = self.params.model_error_mps2
@@ -142,14 +141,14 @@ class SafetyFilter(SafetyFilterNode):
             self.model_warnings += 1
 
     def _state_vector(self, state: RobotState) -> np.ndarray:
-        return np.concatenate([state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity])
+        return np.array(state.position.tolist() + _rotated(state.orientation.tolist(), state.linear_velocity.tolist()))
 
 
     def _position_velocity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[:3], x[3:6]
 
     def _asks_for_motion(self, nominal: np.ndarray) -> bool:
-        return float(np.linalg.norm(nominal)) > 0.5  # m/s^2
+        return math.hypot(*nominal.tolist()) > 0.5  # m/s^2
 
     def _escape_frame(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[:3], nominal
@@ -167,6 +166,19 @@ class SafetyFilter(SafetyFilterNode):
 
     def _command(self, now: float, u: np.ndarray) -> AccelCommand:
         return AccelCommand(stamp=now, frame_id="odom", linear=u)
+
+
+def _rotated(q: list[float], v: list[float]) -> list[float]:
+    """``quaternion_to_matrix(q) @ v`` on floats (body to world; numpy's overhead on a 3-vector exceeds the arithmetic)."""
+    x, y, z, w = q
+    vx, vy, vz = v
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
+    return [
+        (1.0 - 2.0 * (yy + zz)) * vx + 2.0 * (xy - wz) * vy + 2.0 * (xz + wy) * vz,
+        2.0 * (xy + wz) * vx + (1.0 - 2.0 * (xx + zz)) * vy + 2.0 * (yz - wx) * vz,
+        2.0 * (xz - wy) * vx + 2.0 * (yz + wx) * vy + (1.0 - 2.0 * (xx + yy)) * vz,
+    ]
 
 
 def _finite_imu(imu: ImuSample) -> bool:

@@ -197,7 +197,7 @@ class CbfSafetyFilter:
             clipped.append(lo if x < lo else hi if x > hi else x)  # np.minimum(np.maximum(x, lo), hi) on a float
         command = np.array(clipped)
         slack = float(max(slack, 0.0))
-        products = (qp.a @ command).tolist() if qp.selected is None else (rows.matrix() @ command).tolist()
+        products = (qp.a @ command).tolist() if qp.selected is None else (qp.candidates @ command).tolist()
         kept = None if qp.selected is None else set(qp.selected.tolist())
         tolerance = self.check_tolerance
         active = []

@@ -51,6 +51,9 @@ class QpRows:
         """Candidate index of each kept row when some were left out this tick; None when rows 0..n-1 are the candidates."""
         self.rows_loaded: ConstraintRows | None = None
         """The rows of the last :meth:`load` (the caller clears it when the tick's rows change)."""
+        self.candidates: np.ndarray | None = None
+        """Every candidate row's ``a`` as an (n, m) array when some were left out this tick (built for the choice, kept
+        for the caller's checks); None when rows 0..n-1 of :attr:`a` are the candidates."""
         self._a_flat = self.a.reshape(-1)
         self._filled = 0
 
@@ -58,17 +61,18 @@ class QpRows:
         """Copy ``rows`` in (keeping the K nearest to violation when there are more), padding the rest as unused."""
         n, m, k = len(rows.b), rows.n_inputs, self.max_rows
         if n <= k:
-            self.selected = None
+            self.selected = self.candidates = None
             self._a_flat[: n * m] = rows.a
             self.b[:n] = rows.b
         else:
             a = rows.matrix()
-            b = np.asarray(rows.b)
-            distance = (a @ nominal - b) / (np.sqrt(np.einsum("ij,ij->i", a, a)) + 1e-12)
-            keep = np.sort(np.argpartition(distance, k - 1)[:k])
-            self.selected = keep
-            self.a[:] = a[keep]
-            self.b[:] = b[keep]
+            b = np.array(rows.b)
+            distance = (a @ nominal - b) / (np.sqrt(np.add.reduce(a * a, axis=1)) + 1e-12)
+            keep = np.argpartition(distance, k - 1)[:k]
+            keep.sort()
+            self.selected, self.candidates = keep, a
+            np.take(a, keep, axis=0, out=self.a)
+            np.take(b, keep, out=self.b)
             n = k
         if n < self._filled:
             self.a[n : self._filled] = 0.0
