@@ -250,15 +250,15 @@ def test_node_refuses_a_whole_image_model_as_the_window_model() -> None:
         _node(method="cascade", window_model=MODELS / "husky_depth_large.onnx")
 
 
-@pytest.mark.parametrize("name", ["cheap", "large", "window"])
+@pytest.mark.parametrize("name", [f"{robot}_depth_{which}" for robot in ("husky", "quadrotor") for which in ("cheap", "large", "window")])
 def test_model_cards_name_the_file_and_the_command(name: str) -> None:
     import re
 
     from aegis.config_files import sha256_of
     from aegis.inference.contract import read_contract
 
-    model = MODELS / f"husky_depth_{name}.onnx"
-    card = (MODELS / f"husky_depth_{name}.md").read_text()
+    model = MODELS / f"{name}.onnx"
+    card = (MODELS / f"{name}.md").read_text()
     assert set(re.findall(r"\b[0-9a-f]{64}\b", card)) == {sha256_of(model)}
     command = read_contract(model).producer.command
     assert command.startswith("aegis train-depth ") and command in card
