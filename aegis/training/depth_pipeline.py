@@ -7,7 +7,7 @@ through :class:`aegis.inference.depth_model.DepthSectorModel` (the contract and 
 as the node loads them) and measured on the held-out frames: accuracy of each (mean absolute error
 per sector, within 10 / 25 cm) and latency per frame (preprocessing and the ONNX call, mean and p99
 µs, one thread), then the cascade (:class:`aegis.inference.depth_model.DepthCascade` with a budget
-large enough never to bind) with its escalation rate.
+large enough never to bind) with the share of frames and of sectors the large network refined.
 """
 
 from __future__ import annotations

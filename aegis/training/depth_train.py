@@ -27,11 +27,13 @@ dataset left to right (the camera is on the body's centre line: the mirrored ima
 reversed is as real), Adam with a cosine schedule, one thread, deterministic algorithms and seeded
 shuffles: the same seed and data give the same weights.
 
-:func:`evaluate` measures a predictor on a labelled set: mean absolute error per sector (m), the
-fraction of sectors within 10 cm and within 25 cm, and (for the cascade) the escalation rate.
-:func:`choose_threshold` picks the cascade's sigma threshold on the validation split: the smallest
-escalation rate whose cascade error is within 5 mm (:data:`TOLERANCE_M`) of the large model's. The threshold is stored in
+:func:`accuracy` measures predictions on a labelled set: mean absolute error per sector (m) and the
+fraction of sectors within 10 cm and within 25 cm. :func:`choose_threshold` picks the cascade's
+sector sigma threshold on the validation split: the fewest sectors refined by the large network
+whose cascade error is within 2 mm (:data:`TOLERANCE_M`) of the large model's. The threshold is stored in
 the cheap model's :class:`aegis.inference.depth_model.SectorSpec` (``cascade_sigma_threshold_m``).
+:func:`window_network` and :func:`export_window` make the large network's window model, the
+cascade's per-sector second stage (the same weights on one sector's columns).
 """
 
 from __future__ import annotations
