@@ -320,3 +320,20 @@ def test_depth_eval_measures_the_shipped_models_and_says_whether_the_target_is_m
     assert [t["met"] for t in report["targets"]] == [t["value"] <= t["limit"] if "within" not in t["name"] else t["value"] >= t["limit"] for t in report["targets"]]
     assert 0.0 <= rows["depth_cascade"]["sectors_refined"] <= 1.0 and rows["depth_large"]["sectors_refined"] is None
     assert main(["--models-dir", str(tmp_path), "--frames", "2"]) == 2  # no models there: one line, exit 2
+
+
+def test_the_quadrotor_cascade_sees_a_wall_ahead_of_the_drone() -> None:
+    from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
+
+    camera = {"fov_deg": 58.0, "mount_xyz_m": (0.05, 0.0, 0.0), "mount_pitch_rad": 0.0, "max_range_m": 5.0}
+    node = DepthObstacles("depth", DepthObstaclesParams(method="cascade", shipped_models="quadrotor", budget_us=1e7, obstacle_height_m=3.0, **camera))
+    g = SectorGeometry(80, 48, 58.0, (0.05, 0.0, 0.0), 0.0)
+    wall = (2.0 / g._rays[..., 0]).astype(np.float32)  # a wall 2 m ahead across the whole view, level camera
+    image = Image(stamp=0.0, frame_id="camera_optical_frame", encoding="32FC1", data=wall)
+    state = RobotState(stamp=0.0, position=np.array([0.0, 0.0, 1.0]), orientation=np.array([0.0, 0.0, 0.0, 1.0]))
+    obstacles = node.step(0.0, {"depth": Received(image, 0.0, False), "state": Received(state, 0.0, False)})["obstacles"].obstacles
+    assert len(obstacles) >= 8 and all(o.size[2] == 3.0 for o in obstacles)
+    nearest = min(float(np.hypot(o.position[0] - 0.05, o.position[1])) - o.size[0] / 2 for o in obstacles)
+    assert 1.4 < nearest < 2.4
+    with pytest.raises(ValueError, match="trained for another camera"):  # the Husky's models on the drone's camera
+        DepthObstacles("depth", DepthObstaclesParams(method="cascade", **camera))
