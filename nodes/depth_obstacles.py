@@ -14,10 +14,11 @@ simulation the sim bridge's ``camera`` parameters, on a robot its calibration (C
 the mount's transform). ``aegis check`` compares them with the sim bridge's camera in the same plan.
 
 ``method`` picks the path (default ``geometric``, the above). ``learned`` runs the large depth-sector
-CNN on every frame; ``cascade`` runs the cheap one on every frame and the large one only when the cheap
-one is unsure and the frame's ``budget_us`` still covers the large one's measured p99
+CNN on every frame; ``cascade`` runs the cheap one on every frame and the large network only on the
+sectors the cheap one is unsure of (its window model: the large one's columns around that sector),
+most unsure first, while the frame's ``budget_us`` still covers its measured p99 per sector
 (aegis.inference.depth_model: models made by ``aegis train-depth``, loaded through the policy
-contract and runtime; default: the shipped ``models/husky_depth_{cheap,large}.onnx``, trained for
+contract and runtime; default: the shipped ``models/husky_depth_{cheap,large,window}.onnx``, trained for
 husky_depth_sim's camera). A learned frame gives K sector ranges with their sigmas, and each
 sector nearer than max range becomes a small upright cylinder at that distance and bearing (world
 frame, with the pose at the image's stamp; uncertainty: the sector's sigma and the odometry's), kept
@@ -50,7 +51,6 @@ from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.depth import DepthMapperSettings, DepthObstacleMapper
 from aegis.perception.depth_sectors import SectorMemory, sector_obstacles
 
-SHIPPED_MODELS = {"cheap": "husky_depth_cheap.onnx", "large": "husky_depth_large.onnx"}
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -83,18 +83,27 @@ class DepthObstaclesParams(NodeParams):
     max_voxels: Annotated[int, Field(ge=100, le=1_000_000)] = Field(20000, description="voxels the map keeps at most (the most recent)")
     max_pose_gap_s: Positive = Field(0.1, description="odometry further than this from the image's stamp is not used (s)")
     method: Literal["geometric", "learned", "cascade"] = Field(
-        "geometric", description="geometric: the voxel map; learned: the large depth-sector CNN every frame; cascade: the cheap CNN, the large one when unsure and in budget"
+        "geometric", description="geometric: the voxel map; learned: the large depth-sector CNN every frame; cascade: the cheap CNN, the large one on its unsure sectors in budget"
+    )
+    shipped_models: Literal["husky", "quadrotor"] = Field(
+        "husky", description="whose shipped depth-sector models the learned path uses when no model file is given: husky_depth_sim's camera or quadrotor_depth_sim's"
     )
     cheap_model: Path | None = Field(None, description="the cascade's cheap depth-sector ONNX model (default: the shipped models/husky_depth_cheap.onnx)")
-    large_model: Path | None = Field(None, description="the large depth-sector ONNX model (default: the shipped models/husky_depth_large.onnx)")
+    large_model: Path | None = Field(None, description="method learned: the large depth-sector ONNX model (default: the shipped models/husky_depth_large.onnx)")
+    window_model: Path | None = Field(
+        None, description="the cascade's second stage: the large model's window model, run on each unsure sector (default: the shipped models/husky_depth_window.onnx)"
+    )
     budget_us: Annotated[float, Field(gt=0, le=10_000_000)] = Field(
-        10000.0, description="the cascade's time per frame (µs): the large model runs only if what is left covers its p99 (default: a third of a 30 Hz frame)"
+        10000.0, description="the cascade's time per frame (µs): the large network runs on a sector only if what is left covers its p99 per sector (default: a third of a 30 Hz frame)"
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
-        None, description="the cascade escalates when the mean of the cheap model's sector sigmas is above this (m; default: the cheap model's, chosen at training)"
+        None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's, chosen at training)"
     )
     max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
         0.1, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
+    )
+    obstacle_height_m: Annotated[float, Field(gt=0, le=100.0)] = Field(
+        1.0, description="learned path: each sector cylinder stands from the ground to this height (m; above a drone's flight height, so it goes around)"
     )
     max_sector_obstacles: Annotated[int, Field(ge=1, le=10000)] = Field(64, description="learned path: sector cylinders kept at most (seen and remembered)")
 
@@ -129,15 +138,15 @@ class DepthObstacles(Node):
 
     def _load_learned(self) -> tuple[Any, Any, SectorMemory]:
         """(cheap model or None, cascade or the large model, sector memory), checked against this node's camera geometry."""
-        from aegis.inference.depth_model import DepthCascade, DepthSectorModel
+        from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel
         from aegis.paths import share_dir
 
         p = self.params
 
-        def load(which: str, given: Path | None) -> DepthSectorModel:
-            path = given or share_dir() / "models" / SHIPPED_MODELS[which]
+        def load(which: str, given: Path | None) -> Any:
+            path = given or share_dir() / "models" / f"{p.shipped_models}_depth_{which}.onnx"
             try:
-                model = DepthSectorModel(path)
+                model = DepthWindowModel(path) if which == "window" else DepthSectorModel(path)
             except (ValueError, ContractError) as exc:  # not a depth-sector model, or its contract does not fit its graph
                 raise ConfigError(f"nodes.{self.name}.params.{which}_model: {exc}") from None
             problems = model.spec.mismatches(model.spec.width_px, model.spec.height_px, p.fov_deg, tuple(p.mount_xyz_m), p.mount_pitch_rad)
@@ -145,14 +154,17 @@ class DepthObstacles(Node):
                 raise ConfigError(f"nodes.{self.name}.params.{which}_model {path}: trained for another camera: {'; '.join(problems)}")
             return model
 
-        large = load("large", p.large_model)
         if p.method == "learned":
+            large = load("large", p.large_model)
             return None, large, SectorMemory(large.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
         cheap = load("cheap", p.cheap_model)
+        window = load("window", p.window_model)
+        if (window.spec.width_px, window.spec.height_px, window.spec.sectors) != (cheap.spec.width_px, cheap.spec.height_px, cheap.spec.sectors):
+            raise ConfigError(f"nodes.{self.name}.params.window_model {window.path}: made for another image or sectors than the cheap model {cheap.path}")
         threshold = p.sigma_threshold_m if p.sigma_threshold_m is not None else cheap.spec.cascade_sigma_threshold_m
         if threshold is None:
             raise ConfigError(f"nodes.{self.name}.params.sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")
-        cascade = DepthCascade(cheap.predict, large.predict, large.p99_us, threshold, p.budget_us)
+        cascade = DepthCascade(cheap.predict, window.predict_sector, window.p99_us, threshold, p.budget_us)
         return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 
     def reset(self, seed: int | None = None) -> None:
@@ -165,7 +177,7 @@ class DepthObstacles(Node):
         self.frame_us: deque[float] = deque(maxlen=4096)  # the learned path's time per frame (µs), the last 4096
         self.frame_max_us = 0.0
         self.frames_over_budget = 0
-        self.frames_over_budget_with_large = 0  # over budget on a frame the large model answered: the cascade's doing
+        self.frames_over_budget_with_large = 0  # over budget on a frame the large network refined: the cascade's doing
         self.frames = 0
         self.frames_without_pose = 0
         self.frames_not_depth = 0
@@ -185,6 +197,8 @@ class DepthObstacles(Node):
                 "perception_stage_cheap": self.stages["cheap"],
                 "perception_stage_cheap_budget": self.stages["cheap_budget"],
                 "perception_stage_large": self.stages["large"],
+                "perception_sectors_refined": self._learned[1].counts.sectors_refined if self._learned[0] is not None else None,
+                "perception_sectors_over_budget": self._learned[1].counts.sectors_budget if self._learned[0] is not None else None,
                 "perception_budget_us": self.params.budget_us,
                 "perception_frame_p99_us": float(np.percentile(self.frame_us, 99)) if self.frame_us else None,
                 "perception_frame_max_us": self.frame_max_us,
@@ -238,11 +252,14 @@ class DepthObstacles(Node):
             return {}
         ranges, sigmas, stage = answer
         self.stages[stage] += 1
-        seen = sector_obstacles(ranges, sigmas, memory.geometry, position, rotation, image.stamp, max_sigma_m=self.params.max_sector_sigma_m)
+        p = self.params
+        seen = sector_obstacles(
+            ranges, sigmas, memory.geometry, position, rotation, image.stamp, height_m=p.obstacle_height_m, max_sigma_m=p.max_sector_sigma_m
+        )
         cylinders = memory.update(seen, position, rotation, image.stamp)
         obstacles = [
             Obstacle(
-                id=i, shape="cylinder", position=c.centre, size=np.array([2.0 * c.radius_m, 2.0 * c.radius_m, 1.0]),
+                id=i, shape="cylinder", position=c.centre, size=np.array([2.0 * c.radius_m, 2.0 * c.radius_m, p.obstacle_height_m]),
                 orientation=np.array([0.0, 0.0, 0.0, 1.0]), uncertainty_m=float(np.hypot(c.sigma_m, position_sigma)),
             )
             for i, c in enumerate(cylinders)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aegis.inference.depth_model import DepthCascade, DepthSectorModel, escalate, read_sector_spec
+from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel, escalate, read_sector_spec
 from aegis.msgs import Image, RobotState
 from aegis.node import Received
 from aegis.paths import share_dir
@@ -28,6 +28,20 @@ def test_model_input_clips_fills_holes_and_block_mins() -> None:
     # 2x2 blocks: the nearest valid pixel; a block of holes only stays a hole (0)
     assert model_input(depth, 5.0, factor=2).tolist() == [1.0, 5.0]
     assert model_input(np.full((2, 2), np.nan, dtype=np.float32), 5.0, factor=2).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_model_input_is_the_plain_numpy_reference_on_noisy_images(factor: int) -> None:
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(-1.0, 8.0, (48, 80)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = np.nan
+    depth[rng.random(depth.shape) < 0.1] = np.inf
+    blocks = depth.reshape(48 // factor, factor, 80 // factor, factor).transpose(0, 2, 1, 3).reshape(48 // factor, 80 // factor, -1)
+    with np.errstate(all="ignore"):
+        nearest = np.where(np.isnan(blocks).all(axis=2), np.nan, np.nanmin(np.where(np.isnan(blocks), np.inf, blocks), axis=2))
+    reference = np.clip(np.nan_to_num(nearest, nan=0.0, posinf=5.0), 0.0, 5.0).reshape(-1)
+    out = np.empty(reference.size, dtype=np.float32)
+    assert np.array_equal(model_input(depth, 5.0, factor, out=out), reference.astype(np.float32))
 
 
 def test_noise_model_is_seeded_and_makes_holes() -> None:
@@ -95,36 +109,59 @@ class _FakeClock:
         return self.ns
 
 
-def _fake_cascade(budget_us: float, sigma: float) -> tuple[DepthCascade, list[str]]:
-    """A cascade whose cheap stage takes 100 µs and answers ``sigma``, whose large stage takes 400 µs (p99 500 µs), on a fake clock."""
+def _fake_cascade(budget_us: float, sigmas: np.ndarray) -> tuple[DepthCascade, list]:
+    """A cascade whose cheap stage takes 100 µs and answers ``sigmas``, whose large network takes 40 µs a sector (p99 50 µs), on a fake clock."""
     clock, calls = _FakeClock(), []
 
     def cheap(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         calls.append("cheap")
         clock.ns += 100_000
-        return np.full(16, 3.0), np.full(16, sigma)
+        return np.full(16, 3.0), np.array(sigmas, dtype=float)
 
-    def large(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        calls.append("large")
-        clock.ns += 400_000
-        return np.full(16, 2.0), np.full(16, 0.05)
+    def large(depth: np.ndarray, sector: int) -> tuple[float, float]:
+        calls.append(sector)
+        clock.ns += 40_000
+        return 2.0, 0.05
 
-    return DepthCascade(cheap, large, lambda: 500.0, sigma_threshold_m=0.2, budget_us=budget_us, clock_ns=clock), calls
+    return DepthCascade(cheap, large, lambda: 50.0, sigma_threshold_m=0.2, budget_us=budget_us, clock_ns=clock), calls
 
 
-def test_cascade_escalates_only_when_unsure_and_in_budget() -> None:
-    cascade, calls = _fake_cascade(budget_us=1000.0, sigma=0.5)
-    ranges, _, stage = cascade.predict(np.zeros((48, 80)))
-    assert stage == "large" and ranges[0] == 2.0 and calls == ["cheap", "large"]
-    cascade, calls = _fake_cascade(budget_us=1000.0, sigma=0.1)
+def test_cascade_refines_only_the_unsure_sectors_most_unsure_first() -> None:
+    sigmas = np.full(16, 0.1)
+    sigmas[[3, 9, 12]] = [0.3, 0.6, 0.4]
+    cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=sigmas)
+    ranges, out_sigmas, stage = cascade.predict(np.zeros((48, 80)))
+    assert stage == "large" and calls == ["cheap", 9, 12, 3]
+    assert np.flatnonzero(ranges == 2.0).tolist() == [3, 9, 12] and out_sigmas[9] == 0.05 and out_sigmas[0] == 0.1
+    assert cascade.counts.sectors_refined == 3 and cascade.counts.large == 1
+    cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=np.full(16, 0.1))
     assert cascade.predict(np.zeros((48, 80)))[2] == "cheap" and calls == ["cheap"]
-    # a tight budget: 100 µs spent, 500 µs left < the large model's p99: never run, whatever the confidence
-    cascade, calls = _fake_cascade(budget_us=600.0 - 1e-3, sigma=0.5)
-    for _ in range(5):
+
+
+def test_cascade_stops_refining_when_the_budget_left_does_not_cover_a_sector() -> None:
+    sigmas = np.full(16, 0.1)
+    sigmas[[3, 9, 12]] = [0.3, 0.6, 0.4]
+    # 100 µs cheap + 40 µs a sector; a sector needs its p99 (50 µs) left: 200 µs takes two sectors (100 -> 140 -> 180 µs), not the third
+    cascade, calls = _fake_cascade(budget_us=200.0, sigmas=sigmas)
+    for _ in range(3):
         ranges, _, stage = cascade.predict(np.zeros((48, 80)))
-        assert stage == "cheap_budget" and ranges[0] == 3.0
-    assert "large" not in calls and cascade.counts.cheap_budget == 5 and cascade.counts.large == 0
-    assert max(cascade.frame_us) <= 600.0
+        assert stage == "cheap_budget" and ranges[3] == 3.0 and ranges[9] == ranges[12] == 2.0
+    assert calls.count(3) == 0 and cascade.counts.sectors_refined == 6 and cascade.counts.sectors_budget == 3
+    assert max(cascade.frame_us) <= 200.0
+    # no room at all: the cheap answer, whatever the confidence
+    cascade, calls = _fake_cascade(budget_us=149.0, sigmas=np.full(16, 0.5))
+    assert cascade.predict(np.zeros((48, 80)))[2] == "cheap_budget" and calls == ["cheap"] and cascade.counts.sectors_budget == 16
+
+
+def test_the_window_model_answers_each_sector_as_the_large_model() -> None:
+    large, window = DepthSectorModel(MODELS / "husky_depth_large.onnx"), DepthWindowModel(MODELS / "husky_depth_window.onnx")
+    rng = np.random.default_rng(0)
+    frames = [_wall_ahead(d) for d in (1.0, 2.5)]
+    frames += [noisy_depth(rng.uniform(0.5, 6.0, (48, 80)).astype(np.float32), DepthNoiseParams(), rng) for _ in range(3)]
+    for depth in frames:
+        a, b = large.predict(depth), window.predict(depth)
+        assert np.allclose(a[0], b[0], atol=1e-4) and np.allclose(a[1], b[1], atol=1e-4)
+    assert window.spec.window_px == 9 and window.starts[0] == 0 and window.starts[-1] == 71
 
 
 @pytest.mark.parametrize("name, factor", [("cheap", 2), ("large", 1)])
@@ -187,7 +224,7 @@ def test_node_cascade_with_a_tight_budget_never_runs_the_large_model() -> None:
 def test_node_cascade_with_room_escalates_and_learned_sees_the_wall() -> None:
     node = _node(method="cascade", budget_us=1e7, sigma_threshold_m=0.011)
     _frame(node, _wall_ahead(2.0), 0.0)
-    assert node.metrics()["perception_stage_large"] == 1
+    assert node.metrics()["perception_stage_large"] == 1 and node.metrics()["perception_sectors_refined"] == 16
     node = _node(method="learned")
     obstacles = _frame(node, _wall_ahead(2.0), 0.0)["obstacles"].obstacles
     assert len(obstacles) >= 8 and all(o.shape == "cylinder" for o in obstacles)
@@ -200,23 +237,28 @@ def test_node_refuses_a_model_trained_for_another_camera() -> None:
         _node(method="learned", mount_pitch_rad=0.0)
 
 
-@pytest.mark.parametrize("which", ["cheap", "large"])
-def test_node_loads_the_model_files_it_is_given(which: str, tmp_path) -> None:
+@pytest.mark.parametrize("which, method", [("cheap", "cascade"), ("window", "cascade"), ("large", "learned")])
+def test_node_loads_the_model_files_it_is_given(which: str, method: str, tmp_path) -> None:
     not_a_model = tmp_path / "not_a_model.onnx"
     not_a_model.write_bytes(b"not onnx")
     with pytest.raises(ValueError, match=f"params.{which}_model"):
-        _node(method="cascade", **{f"{which}_model": not_a_model})
+        _node(method=method, **{f"{which}_model": not_a_model})
 
 
-@pytest.mark.parametrize("name", ["cheap", "large"])
+def test_node_refuses_a_whole_image_model_as_the_window_model() -> None:
+    with pytest.raises(ValueError, match="params.window_model: .*not a window model"):
+        _node(method="cascade", window_model=MODELS / "husky_depth_large.onnx")
+
+
+@pytest.mark.parametrize("name", [f"{robot}_depth_{which}" for robot in ("husky", "quadrotor") for which in ("cheap", "large", "window")])
 def test_model_cards_name_the_file_and_the_command(name: str) -> None:
     import re
 
     from aegis.config_files import sha256_of
     from aegis.inference.contract import read_contract
 
-    model = MODELS / f"husky_depth_{name}.onnx"
-    card = (MODELS / f"husky_depth_{name}.md").read_text()
+    model = MODELS / f"{name}.onnx"
+    card = (MODELS / f"{name}.md").read_text()
     assert set(re.findall(r"\b[0-9a-f]{64}\b", card)) == {sha256_of(model)}
     command = read_contract(model).producer.command
     assert command.startswith("aegis train-depth ") and command in card
@@ -249,7 +291,49 @@ def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_pa
     assert main([*args, "--json", str(report)]) == 0
     rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
     assert set(rows) == {"depth_cheap", "depth_large", "depth_cascade"} and all(0 <= r["mae_m"] <= 5 for r in rows.values())
+    window = DepthWindowModel(tmp_path / "husky_depth_window.onnx")
+    assert read_contract(tmp_path / "husky_depth_window.onnx").producer.command == read_contract(tmp_path / "husky_depth_large.onnx").producer.command
+    assert window.predict(np.full((48, 80), np.inf, dtype=np.float32)) is not None
     for name in ("cheap", "large"):
         contract = read_contract(tmp_path / f"husky_depth_{name}.onnx")
         assert contract.producer.command.startswith("aegis train-depth ") and "--frames=24" in contract.producer.command
         assert DepthSectorModel(tmp_path / f"husky_depth_{name}.onnx").predict(np.full((48, 80), np.inf, dtype=np.float32)) is not None
+
+
+def test_train_depth_robots_are_the_dataset_rigs() -> None:
+    from aegis.training.depth_cli import ROBOTS
+    from aegis.training.depth_dataset import RIGS
+
+    assert set(ROBOTS) == set(RIGS) and all(name == rig.name for name, rig in RIGS.items())
+
+
+def test_depth_eval_measures_the_shipped_models_and_says_whether_the_target_is_met(tmp_path) -> None:
+    import json
+
+    from aegis.training.depth_eval import main
+
+    out = tmp_path / "eval.json"
+    assert main(["--frames", "8", "--rounds", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {row["name"]: row for row in report["rows"]}
+    assert set(rows) == {"depth_cheap", "depth_large", "depth_cascade"} and report["threshold_m"] > 0
+    assert [t["met"] for t in report["targets"]] == [t["value"] <= t["limit"] if "within" not in t["name"] else t["value"] >= t["limit"] for t in report["targets"]]
+    assert 0.0 <= rows["depth_cascade"]["sectors_refined"] <= 1.0 and rows["depth_large"]["sectors_refined"] is None
+    assert main(["--models-dir", str(tmp_path), "--frames", "2"]) == 2  # no models there: one line, exit 2
+
+
+def test_the_quadrotor_cascade_sees_a_wall_ahead_of_the_drone() -> None:
+    from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
+
+    camera = {"fov_deg": 58.0, "mount_xyz_m": (0.05, 0.0, 0.0), "mount_pitch_rad": 0.0, "max_range_m": 5.0}
+    node = DepthObstacles("depth", DepthObstaclesParams(method="cascade", shipped_models="quadrotor", budget_us=1e7, obstacle_height_m=3.0, **camera))
+    g = SectorGeometry(80, 48, 58.0, (0.05, 0.0, 0.0), 0.0)
+    wall = (2.0 / g._rays[..., 0]).astype(np.float32)  # a wall 2 m ahead across the whole view, level camera
+    image = Image(stamp=0.0, frame_id="camera_optical_frame", encoding="32FC1", data=wall)
+    state = RobotState(stamp=0.0, position=np.array([0.0, 0.0, 1.0]), orientation=np.array([0.0, 0.0, 0.0, 1.0]))
+    obstacles = node.step(0.0, {"depth": Received(image, 0.0, False), "state": Received(state, 0.0, False)})["obstacles"].obstacles
+    assert len(obstacles) >= 8 and all(o.size[2] == 3.0 for o in obstacles)
+    nearest = min(float(np.hypot(o.position[0] - 0.05, o.position[1])) - o.size[0] / 2 for o in obstacles)
+    assert 1.4 < nearest < 2.4
+    with pytest.raises(ValueError, match="trained for another camera"):  # the Husky's models on the drone's camera
+        DepthObstacles("depth", DepthObstaclesParams(method="cascade", **camera))

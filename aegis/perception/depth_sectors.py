@@ -93,22 +93,35 @@ class SectorGeometry:
 
 
 def model_input(depth: np.ndarray, max_range_m: float, factor: int = 1, out: np.ndarray | None = None) -> np.ndarray:
-    """A depth image (m; NaN holes, +inf no return) as a model's flat float32 input: clipped, holes 0, block-min by ``factor``."""
+    """A depth image (m; NaN holes, +inf no return) as a model's flat float32 input: clipped, holes 0, block-min by ``factor``.
+
+    A few ufunc calls (fmin skips NaN, fmax turns it into 0) into ``out`` when given: this runs on
+    every learned frame, and its time is a third of the cheap model's.
+    """
     z = np.asarray(depth, dtype=np.float32)
-    if factor > 1:
-        h, w = z.shape
-        if h % factor or w % factor:
-            raise ValueError(f"the image ({w}x{h}) is not a whole number of {factor}x{factor} blocks")
-        low = z[::factor, ::factor]
+    h, w = z.shape
+    if h % factor or w % factor:
+        raise ValueError(f"the image ({w}x{h}) is not a whole number of {factor}x{factor} blocks")
+    target = np.empty(z.size // factor**2, dtype=np.float32) if out is None else out
+    flat = target.reshape(z.shape[0] // factor, z.shape[1] // factor)
+    if factor > 1:  # the nearest of each block; fmin skips NaN: NaN only where the whole block is holes
+        np.fmin(z[::factor, ::factor], z[::factor, 1::factor], out=flat)
         for i in range(factor):
             for j in range(factor):
-                if i or j:
-                    low = np.fmin(low, z[i::factor, j::factor])  # fmin skips NaN: NaN only where the whole block is holes
-        z = low
-    clipped = np.clip(np.nan_to_num(z, nan=0.0, posinf=max_range_m), 0.0, max_range_m).reshape(-1)
-    if out is None:
-        return clipped.astype(np.float32)
-    out[:] = clipped
+                if i or j > 1:
+                    np.fmin(flat, z[i::factor, j::factor], out=flat)
+        z = flat
+    np.fmax(z, 0.0, out=flat)  # holes (NaN) and anything negative: 0
+    np.minimum(flat, max_range_m, out=flat)  # no return (+inf) and beyond range: max range
+    return target
+
+
+def window_input(depth: np.ndarray, max_range_m: float, start: int, out: np.ndarray) -> np.ndarray:
+    """Columns ``start`` .. ``start + W`` of a depth image as :func:`model_input` (factor 1) makes them, into ``out`` (H x W values, row-major)."""
+    view = out.reshape(depth.shape[0], -1)
+    window = depth[:, start : start + view.shape[1]]
+    np.fmax(window, 0.0, out=view)
+    np.minimum(view, max_range_m, out=view)
     return out
 
 

@@ -14,6 +14,9 @@ from rich.table import Table
 
 from aegis.cli_options import non_negative_int, output_file, positive_int, seed
 
+ROBOTS = ("husky", "quadrotor")
+"""The rigs of aegis.training.depth_dataset.RIGS, named here so that `aegis --help` does not import pybullet (a test checks they agree)."""
+
 TORCH_MISSING = "aegis train-depth needs torch (the [train] extra): pip install 'aegis[train]', or `make train-deps` in a checkout"
 
 
@@ -24,9 +27,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="train the cheap and large depth-sector CNNs on rendered depth, ONNX with their contracts",
         description="Render noisy depth images among the Husky's procedural layouts with sector labels from the clean render, "
         "train the cheap and the large depth-sector CNN, pick the cascade's threshold on validation frames, write both as ONNX "
-        "with their contracts, and measure the two and the cascade on held-out frames. Same seed, same weights. Needs torch.",
+        "with their contracts (and the large one's window model, the cascade's per-sector second stage), and measure the two and the cascade on held-out frames. Same seed, same weights. Needs torch.",
     )
-    parser.add_argument("--out-dir", type=Path, default=Path("models"), help="folder for husky_depth_{cheap,large}.onnx (default: models)")
+    parser.add_argument("--out-dir", type=Path, default=Path("models"), help="folder for ROBOT_depth_{cheap,large,window}.onnx (default: models)")
+    parser.add_argument(
+        "--robot", choices=ROBOTS, default="husky",
+        help="whose camera and scenes: husky (husky_depth_sim's camera among the Husky's layouts) or quadrotor (quadrotor_depth_sim's) (default: husky)",
+    )
     parser.add_argument("--seed", type=seed, default=0, help="seed of the datasets, initial weights and shuffles (default: 0)")
     parser.add_argument("--frames", type=positive_int, default=2000, help="training frames (default: 2000)")
     parser.add_argument("--validation-frames", type=positive_int, default=400, help="frames the cascade threshold is picked on (default: 400)")
@@ -44,11 +51,11 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     command = "aegis train-depth " + shlex.join(
         [f"--out-dir={args.out_dir}", f"--seed={args.seed}", f"--frames={args.frames}", f"--validation-frames={args.validation_frames}",
-         f"--heldout-frames={args.heldout_frames}", f"--epochs={args.epochs}"]
+         f"--heldout-frames={args.heldout_frames}", f"--epochs={args.epochs}"] + ([f"--robot={args.robot}"] if args.robot != "husky" else [])
     )
     settings = DepthTrainSettings(
         out_dir=args.out_dir, seed=args.seed, frames=args.frames, validation_frames=args.validation_frames,
-        heldout_frames=args.heldout_frames, epochs=args.epochs, command=command,
+        heldout_frames=args.heldout_frames, epochs=args.epochs, command=command, robot=args.robot,
     )
     err = Console(stderr=True)
     report = run(settings, say=lambda line: err.print(line, highlight=False))
@@ -62,13 +69,14 @@ def run_from_args(args: argparse.Namespace) -> int:
 def print_report(report: dict, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"depth sectors on {report['frames']['heldout']} held-out frames (cascade threshold sigma {report['threshold_m']:.3f} m)")
-    for column in ("model", "MAE m", "within 10 cm", "within 25 cm", "mean µs", "p99 µs", "escalated"):
+    for column in ("model", "MAE m", "within 10 cm", "within 25 cm", "median µs", "mean µs", "p99 µs", "escalated", "sectors refined"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in report["rows"]:
         escalated = "" if row["escalated"] is None else f"{row['escalated']:.0%}"
+        refined = "" if row.get("sectors_refined") is None else f"{row['sectors_refined']:.1%}"
         table.add_row(
-            row["name"], f"{row['mae_m']:.3f}", f"{row['within_10cm']:.1%}", f"{row['within_25cm']:.1%}",
-            f"{row['mean_us']:.0f}", f"{row['p99_us']:.0f}", escalated,
+            row["name"], f"{row['mae_m']:.4f}", f"{row['within_10cm']:.1%}", f"{row['within_25cm']:.1%}",
+            f"{row['median_us']:.0f}", f"{row['mean_us']:.0f}", f"{row['p99_us']:.0f}", escalated, refined,
         )
     console.print(table)
     for name, path in report["files"].items():

@@ -7,7 +7,7 @@ through :class:`aegis.inference.depth_model.DepthSectorModel` (the contract and 
 as the node loads them) and measured on the held-out frames: accuracy of each (mean absolute error
 per sector, within 10 / 25 cm) and latency per frame (preprocessing and the ONNX call, mean and p99
 µs, one thread), then the cascade (:class:`aegis.inference.depth_model.DepthCascade` with a budget
-large enough never to bind) with its escalation rate.
+large enough never to bind) with the share of frames and of sectors the large network refined.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from aegis.training.depth_dataset import generate
+from aegis.training.depth_dataset import RIGS, generate
 from aegis.training.depth_train import (
     ARCHITECTURES,
     TrainSettings,
     accuracy,
     choose_threshold,
     export,
+    export_window,
     predict_torch,
     train,
 )
@@ -43,73 +44,84 @@ class DepthTrainSettings:
     heldout_frames: int = 400
     epochs: int = 25
     command: str = ""
+    robot: str = "husky"
+    """The rig (aegis.training.depth_dataset.RIGS): its camera, scenes and the models' file prefix."""
 
 
-def model_paths(out_dir: Path) -> dict[str, Path]:
-    return {name: out_dir / f"husky_depth_{name}.onnx" for name in ARCHITECTURES}
+def model_paths(out_dir: Path, robot: str = "husky") -> dict[str, Path]:
+    """The files written: the cheap model, the large one, and the large one's window model (the cascade's second stage)."""
+    return {name: out_dir / f"{robot}_depth_{name}.onnx" for name in (*ARCHITECTURES, "window")}
 
 
 def run(settings: DepthTrainSettings, say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Everything in the module docstring; returns the report (what the command prints and the model cards quote)."""
-    from aegis.inference.depth_model import DepthCascade, DepthSectorModel
+    from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
 
     started = time.perf_counter()
+    rig = RIGS[settings.robot]
     data = {}
     for split, frames in (("train", settings.frames), ("validation", settings.validation_frames), ("heldout", settings.heldout_frames)):
-        data[split] = generate(frames, settings.seed + SEED_OFFSETS[split])
+        data[split] = generate(frames, settings.seed + SEED_OFFSETS[split], rig=rig)
         say(f"rendered {frames} {split} frames")
     networks, validation = {}, {}
     for name, factor in ARCHITECTURES.items():
         networks[name] = train(
             name, data["train"], settings.seed, TrainSettings(epochs=settings.epochs),
-            progress=lambda epoch, loss, name=name: say(f"{name}: epoch {epoch}/{settings.epochs}, loss {loss:.3f}"),
+            progress=lambda epoch, loss, name=name: say(f"{name}: epoch {epoch}/{settings.epochs}, loss {loss:.3f}"), rig=rig,
         )
         validation[name] = predict_torch(networks[name], data["validation"], factor)
     threshold = choose_threshold(validation["cheap"], validation["large"], data["validation"].ranges)
     say(f"cascade threshold (validation): sigma {threshold:.3f} m")
-    paths = model_paths(settings.out_dir)
+    paths = model_paths(settings.out_dir, settings.robot)
     notes = (
-        f"trained on {settings.frames} frames of the Husky layout families (seed {settings.seed}), "
+        f"trained on {settings.frames} frames of the {'Husky' if rig.name == 'husky' else rig.name} layout families (seed {settings.seed}), "
         f"threshold picked on {settings.validation_frames}, measured on {settings.heldout_frames} held-out frames"
     )
     for name in ARCHITECTURES:
-        export(networks[name], name, paths[name], settings.seed, settings.command, threshold if name == "cheap" else None, notes)
+        export(networks[name], name, paths[name], settings.seed, settings.command, threshold if name == "cheap" else None, notes, rig)
+    export_window(networks["large"], paths["window"], settings.seed, settings.command, notes, rig)
     report: dict[str, Any] = {"seed": settings.seed, "frames": {k: len(v) for k, v in data.items()}, "threshold_m": threshold, "rows": []}
-    models = {name: DepthSectorModel(path) for name, path in paths.items()}
-    heldout = data["heldout"]
-    for name, model in models.items():
-        ranges, times = _run_frames(model.predict, heldout.depth)
-        report["rows"].append({"name": f"depth_{name}", **accuracy(ranges, heldout.ranges), **_times(times), "escalated": None})
-    cascade = DepthCascade(
-        models["cheap"].predict, models["large"].predict, models["large"].p99_us, threshold, budget_us=1e9
-    )
-    stages: list[str] = []
-
-    def step(depth: np.ndarray) -> np.ndarray:
-        ranges, _, stage = cascade.predict(depth)
-        stages.append(stage)
-        return ranges
-
-    ranges, times = _run_frames(step, heldout.depth)
-    report["rows"].append(
-        {"name": "depth_cascade", **accuracy(ranges, heldout.ranges), **_times(times), "escalated": stages.count("large") / len(stages)}
-    )
+    models = {name: DepthSectorModel(paths[name]) for name in ARCHITECTURES}
+    window = DepthWindowModel(paths["window"])
+    report["rows"] = heldout_rows(models["cheap"], models["large"], window, threshold, data["heldout"])
     report["files"] = {name: str(path) for name, path in paths.items()}
     report["wall_time_s"] = time.perf_counter() - started
     return report
 
 
-def _run_frames(predict: Callable[[np.ndarray], Any], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each frame's ranges and its time (µs), after a warm-up pass over the first 50."""
-    for depth in frames[:50]:
-        predict(depth)
-    out, times = [], np.empty(len(frames))
-    for i, depth in enumerate(frames):
-        start = time.perf_counter_ns()
-        answer = predict(depth)
-        times[i] = (time.perf_counter_ns() - start) / 1e3
-        out.append(answer[0] if isinstance(answer, tuple) else answer)
-    return np.asarray(out), times
+def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1) -> list[dict[str, Any]]:
+    """Accuracy and time per frame of the cheap model, the large one and the cascade on labelled frames (one row each).
+
+    Time: ``rounds`` passes over the frames, each timing the three in turn on the same frame
+    (interleaved, so a change of the machine's load falls on all three alike), after a warm-up pass
+    over the first 50; the cascade with a budget that never binds (its escalation is the threshold's).
+    """
+    from aegis.inference.depth_model import DepthCascade
+
+    cascade = DepthCascade(cheap.predict, window.predict_sector, window.p99_us, threshold_m, budget_us=1e9)
+    predictors = {"depth_cheap": cheap.predict, "depth_large": large.predict, "depth_cascade": cascade.predict}
+    for depth in heldout.depth[:50]:
+        for predict in predictors.values():
+            predict(depth)
+    cascade.reset()
+    n = len(heldout.depth)
+    ranges = {name: np.empty((n, heldout.ranges.shape[1])) for name in predictors}
+    times = {name: np.empty(n * rounds) for name in predictors}
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        for i, depth in enumerate(heldout.depth):
+            for name, predict in predictors.items():
+                start = clock()
+                answer = predict(depth)
+                times[name][r * n + i] = (clock() - start) / 1e3
+                ranges[name][i] = answer[0]
+    frames = cascade.counts.cheap_confident + cascade.counts.cheap_budget + cascade.counts.large
+    escalated = {"depth_cascade": cascade.counts.large / max(frames, 1)}
+    refined = {"depth_cascade": cascade.counts.sectors_refined / max(frames * heldout.ranges.shape[1], 1)}
+    return [
+        {"name": name, **accuracy(ranges[name], heldout.ranges), **_times(times[name]), "escalated": escalated.get(name), "sectors_refined": refined.get(name)}
+        for name in predictors
+    ]
 
 
 def _times(times: np.ndarray) -> dict[str, float]:

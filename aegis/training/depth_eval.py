@@ -1,0 +1,94 @@
+"""The depth cascade's target on held-out frames: `python -m aegis.training.depth_eval` measures the shipped models and says met or not.
+
+Issue 13's target for the cascade: the large model's accuracy at <= 50 % of its mean time. This
+renders the held-out frames `aegis train-depth` measured the models on (the same seed, the same
+frames: ``--seed`` + 2000, the held-out stream of aegis.training.depth_pipeline), loads the three
+files as the node does (cheap, large, and the large one's window model, through the contract and
+the policy runtime), and measures each on every frame: accuracy, and time per frame over
+``--rounds`` interleaved passes (each frame: cheap, large, cascade, so that the machine's load
+falls on the three alike). "Within the large model's accuracy" is read as both of:
+
+* mean absolute error per sector <= the large model's + 3 mm (:data:`MAE_TOLERANCE_M`), and
+* the share of sectors within 10 cm >= the large model's - 1 point (:data:`WITHIN_10CM_TOLERANCE`),
+
+and the time half as the cascade's mean per frame <= 50 % of the large model's mean
+(:data:`TIME_FRACTION`). Printed, never asserted: the time is the machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+MAE_TOLERANCE_M = 0.003
+WITHIN_10CM_TOLERANCE = 0.01
+TIME_FRACTION = 0.5
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The target's three parts (name, value, limit, met) from the rows of the large model and the cascade."""
+    by_name = {row["name"]: row for row in rows}
+    large, cascade = by_name["depth_large"], by_name["depth_cascade"]
+    return [
+        {"name": "cascade mean abs error <= large's + 3 mm (m)", "value": cascade["mae_m"], "limit": large["mae_m"] + MAE_TOLERANCE_M},
+        {"name": "cascade within 10 cm >= large's - 1 point", "value": cascade["within_10cm"], "limit": large["within_10cm"] - WITHIN_10CM_TOLERANCE},
+        {"name": "cascade mean time <= 50 % of large's (µs)", "value": cascade["mean_us"], "limit": TIME_FRACTION * large["mean_us"]},
+    ]
+
+
+def _met(verdict: dict[str, Any]) -> bool:
+    return verdict["value"] >= verdict["limit"] if "within" in verdict["name"] else verdict["value"] <= verdict["limit"]
+
+
+def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "husky") -> dict[str, Any]:
+    """Render the held-out frames, measure the three (module docstring); the report as `aegis train-depth --json` writes it, with the verdicts."""
+    from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
+    from aegis.training.depth_dataset import RIGS, generate
+    from aegis.training.depth_pipeline import SEED_OFFSETS, heldout_rows, model_paths
+
+    paths = model_paths(models_dir, robot)
+    cheap, large, window = DepthSectorModel(paths["cheap"]), DepthSectorModel(paths["large"]), DepthWindowModel(paths["window"])
+    threshold = cheap.spec.cascade_sigma_threshold_m
+    if threshold is None:
+        raise ValueError(f"{paths['cheap']}: carries no cascade threshold (not a cheap stage made by aegis train-depth)")
+    heldout = generate(frames, seed + SEED_OFFSETS["heldout"], rig=RIGS[robot])
+    rows = heldout_rows(cheap, large, window, threshold, heldout, rounds=rounds)
+    checks = [{**v, "met": _met(v)} for v in verdicts(rows)]
+    return {"robot": robot, "seed": seed, "frames": {"heldout": frames}, "rounds": rounds, "threshold_m": threshold, "rows": rows,
+            "targets": checks, "files": {k: str(v) for k, v in paths.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    from aegis.cli_options import positive_int, seed
+    from aegis.paths import share_dir
+    from aegis.training.depth_cli import ROBOTS, print_report
+
+    parser = argparse.ArgumentParser(prog="python -m aegis.training.depth_eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=None, help="folder of ROBOT_depth_{cheap,large,window}.onnx (default: the shipped models)")
+    parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models and held-out frames (default: husky)")
+    parser.add_argument("--seed", type=seed, default=0, help="the training seed whose held-out frames to render (default: 0, the shipped models')")
+    parser.add_argument("--frames", type=positive_int, default=400, help="held-out frames (default: 400, as aegis train-depth)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing passes over the frames (default: 3)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    args = parser.parse_args(argv)
+    try:
+        report = run(args.models_dir or share_dir() / "models", args.seed, args.frames, args.rounds, args.robot)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    print_report({**report, "files": {}}, console)
+    for target in report["targets"]:
+        console.print(f"{target['name']}: {target['value']:.4g} against {target['limit']:.4g}, {'met' if target['met'] else 'NOT met'}", highlight=False)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
