@@ -21,7 +21,7 @@ from aegis.launch_plan import make_plan  # noqa: E402
 from aegis.runs.policy_swap import expert_overrides, nominal_source, policy_overrides  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
+QUADROTOR = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
 
 
 @pytest.fixture()
@@ -117,9 +117,9 @@ def test_a_config_without_a_filter_has_no_place_for_a_policy(pd_model):
 def test_check_refuses_a_policy_that_does_not_fit_the_config(tmp_path, pd_model, capsys):
     onnx.save(unicycle_tracking_policy(), tmp_path / "dd.onnx")
     policy = ["--set", "nodes.controller.type=quadrotor_policy"]
-    assert main(["check", "quadrotor_sim", *policy, "--set", f"nodes.controller.params.model={tmp_path / 'dd.onnx'}"]) == 2
+    assert main(["check", "quadrotor_oracle_sim", *policy, "--set", f"nodes.controller.params.model={tmp_path / 'dd.onnx'}"]) == 2
     assert "has robot_kind 'diff_drive'" in capsys.readouterr().err
-    assert main(["check", "quadrotor_sim", *policy, "--set", f"nodes.controller.params.model={pd_model}"]) == 0
+    assert main(["check", "quadrotor_oracle_sim", *policy, "--set", f"nodes.controller.params.model={pd_model}"]) == 0
 
 
 def test_inspect_names_the_expert(pd_model, capsys):
