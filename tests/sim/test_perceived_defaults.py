@@ -84,3 +84,24 @@ def test_the_default_husky_drives_on_its_lidar_and_estimator_without_touching_wh
     errors = [np.linalg.norm(p[:2] - np.asarray(positions)[np.argmin(np.abs(t_true - t))][:2]) for t, p in odom[50:]]
     assert max(errors) < 0.05
     assert all(r.layer in ("qp", "relaxed_qp") for r in reports[10:])  # fresh perception: never the backup layer
+
+
+def test_stale_perception_in_the_default_quadrotor_chain_puts_the_filter_in_its_backup_layer() -> None:
+    """The lidar at 2 Hz against the obstacles' 0.25 s bound: between scans the filter brakes (unknown space is not free)."""
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", ["nodes.sim.params.lidar.rate_hz=2"]))
+    reports: list[tuple[float, SafetyFilterReport]] = []
+
+    def listen(topic: str, msg: object, t_ns: int) -> None:
+        if isinstance(msg, SafetyFilterReport):
+            reports.append((t_ns * 1e-9, msg))
+
+    run = run_plan(plan, 3.0, 0, [listen])
+    stale = [(t, r) for t, r in reports if r.layer == "backup"]
+    # the scan at t = 0 has no pose yet (the estimator's first /odom comes later): none received until the one at 0.5 s
+    first = [r for t, r in stale if t < 0.5]
+    assert first and all("no obstacles received" in r.solver_status and "(grace 0.25 s)" in r.solver_status for r in first)
+    old = [r for t, r in stale if t >= 0.5]
+    assert old and all("s old (bound 0.25 s)" in r.solver_status and r.perception_age_s > 0.25 for r in old)
+    assert {round(t % 0.5, 3) > 0.25 for t, _ in stale} == {True}  # only past the bound: each fresh scan puts the QP back
+    assert any(r.layer in ("qp", "relaxed_qp") for t, r in reports if t > 1.0)
+    assert len(stale) == run.metrics["unusable_obstacles_ticks"] and run.metrics["collisions"] == 0
