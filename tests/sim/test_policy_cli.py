@@ -33,7 +33,7 @@ def pd_model(tmp_path: Path) -> Path:
 
 def test_sim_policy_runs_policy_and_expert_and_writes_both(tmp_path, pd_model, capsys):
     out = tmp_path / "run"
-    assert main(["sim", "--policy", str(pd_model), "--duration", "4", "--out", str(out)]) == 0
+    assert main(["sim", "quadrotor_oracle_sim", "--policy", str(pd_model), "--duration", "4", "--out", str(out)]) == 0
     result = json.loads((out / "summary.json").read_text())
     assert result["expert_type"] == "quadrotor_mpc"  # the model's producer.expert
     policy, expert = result["policy"], result["expert"]
@@ -48,7 +48,7 @@ def test_sim_policy_runs_policy_and_expert_and_writes_both(tmp_path, pd_model, c
 
 def test_expert_option_overrides_the_contract(tmp_path, pd_model):
     out = tmp_path / "run"
-    assert main(["sim", "--policy", str(pd_model), "--expert", "quadrotor_position_controller", "--duration", "1", "--out", str(out)]) == 0
+    assert main(["sim", "quadrotor_oracle_sim", "--policy", str(pd_model), "--expert", "quadrotor_position_controller", "--duration", "1", "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["expert_type"] == "quadrotor_position_controller"
 
 
@@ -129,7 +129,7 @@ def test_inspect_names_the_expert(pd_model, capsys):
 
 def test_plain_sim_of_a_policy_config_reports_the_policy(tmp_path, pd_model, capsys):
     policy = ["--set", "nodes.controller.type=quadrotor_policy", "--set", f"nodes.controller.params.model={pd_model}"]
-    assert main(["sim", *policy, "--duration", "1", "--out", str(tmp_path / "run")]) == 0
+    assert main(["sim", "quadrotor_oracle_sim", *policy, "--duration", "1", "--out", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out
     assert "policy: ticks without a nominal" in printed and "0 of 48" in printed
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
