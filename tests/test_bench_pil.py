@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(_missing), reason=f"need
 
 
 def test_the_mcu_in_the_loop_flies_as_the_python_chain() -> None:
-    document = run_pil_benchmark("quadrotor_sim", duration_s=2.0, seed=3)
+    document = run_pil_benchmark("quadrotor_oracle_sim", duration_s=2.0, seed=3)
     python, mcu = document["rows"]
     assert document["mcu_answers"] >= 90  # 48 Hz for 2 s: every policy tick went through the UART
     assert mcu["collisions"] == python["collisions"] == 0 and mcu["crashes"] == python["crashes"] == 0

@@ -41,7 +41,7 @@ def test_the_executors_diagnostics_cross_to_a_supervisor_in_another_group_and_ne
     from aegis.msgs.diagnostics import LoopDiagnostics
     from aegis.transport.bridge import DIAGNOSTICS_TOPIC, boundary_topics, is_local_report
 
-    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml"))  # the supervisor in "stack", the simulator in "plant"
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"))  # the supervisor in "stack", the simulator in "plant"
     plant = {(b.topic, b.direction): b for b in boundary_topics(plan, "plant")}
     stack = {(b.topic, b.direction): b for b in boundary_topics(plan, "stack")}
     assert plant[(DIAGNOSTICS_TOPIC, "out")].msg_type is LoopDiagnostics  # no node port publishes it: the plant's executor does

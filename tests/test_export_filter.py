@@ -101,14 +101,14 @@ def test_missing_answers_are_an_error_not_zeros() -> None:
 def test_a_config_without_a_safety_filter_is_refused_by_name(tmp_path: Path, capsys) -> None:
     assert main(["export", "filter-c", "point_mass_sim", "-o", str(tmp_path / "out")]) == 2
     assert "point_mass_sim.yaml: it has no safety-filter node" in capsys.readouterr().err
-    assert main(["export", "filter-c", "quadrotor_sim", "--node", "nope", "-o", str(tmp_path / "out")]) == 2
+    assert main(["export", "filter-c", "quadrotor_oracle_sim", "--node", "nope", "-o", str(tmp_path / "out")]) == 2
     assert "no safety-filter node 'nope' (its safety-filter nodes: filter)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 @needs_cvxpygen
 def test_the_command_exports_the_configs_filter(tmp_path: Path, capsys) -> None:
-    assert main(["export", "filter-c", "husky_sim", "-o", str(tmp_path / "out")]) == 0
+    assert main(["export", "filter-c", "husky_oracle_sim", "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "safety-filter node 'filter' (UnicycleLookaheadModel)" in out
     assert "2 inputs, 8 barrier rows" in out

@@ -33,7 +33,7 @@ N_PROBLEMS = 200
 def test_the_quadrotor_filters_qp_on_the_cortex_m4f_agrees_with_the_host(tmp_path: Path) -> None:
     from aegis.export.filter_qp import export_filter_qp
 
-    found = config_filter(shipped_config("quadrotor_sim.yaml"), [])
+    found = config_filter(shipped_config("quadrotor_oracle_sim.yaml"), [])
     safety_filter = found["filter"]
     export = export_filter_qp(safety_filter.spec, tmp_path / "c")
     problems = sample_problems(safety_filter.model, safety_filter.spec, found["walls"], N_PROBLEMS, seed=11, region=found["region"])
@@ -58,7 +58,7 @@ def test_the_quadrotor_filters_qp_on_the_cortex_m4f_agrees_with_the_host(tmp_pat
 
 
 def test_the_command_checks_on_the_mcu_and_exits_0(tmp_path: Path, capsys) -> None:
-    assert main(["export", "filter-c", "quadrotor_sim", "-o", str(tmp_path / "out"), "--mcu", "--problems", "20"]) == 0
+    assert main(["export", "filter-c", "quadrotor_oracle_sim", "-o", str(tmp_path / "out"), "--mcu", "--problems", "20"]) == 0
     out = capsys.readouterr().out
     assert "20 solved" in out and "EXCEEDED" not in out
     assert "footprint image" in out and "flash" in out

@@ -20,8 +20,8 @@ from aegis.registry import node_class
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "hw_configs").glob("*.yaml"))
-QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
-HUSKY = REPO / "hw_configs" / "husky_sim.yaml"
+QUADROTOR = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
+HUSKY = REPO / "hw_configs" / "husky_oracle_sim.yaml"
 SWARM = REPO / "hw_configs" / "quadrotor_swarm_sim.yaml"
 
 

@@ -19,7 +19,7 @@ import pytest
 from aegis.runs.bag import read_bag
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = "hw_configs/quadrotor_sim.yaml"
+CONFIG = "hw_configs/quadrotor_oracle_sim.yaml"
 SUMMARY_KEYS = {
     "collisions", "crashes", "tracking_rmse_m", "outcome", "deadline_misses", "timing", "sim_steps", "duration_s", "link", "bag",
 }  # fmt: skip
@@ -118,7 +118,7 @@ def test_a_killed_stack_is_restarted_into_the_running_run_and_its_supervisor_run
     faults.write_text("faults:\n  - {kind: kill, process: stack, at_s: 1.0, restart_after_s: 0.5}\n")
     out = tmp_path / "out"
     # the Husky: a drive without commands stops (a quadrotor's plant cuts its motors and falls: docs/hil.md)
-    result = _hil("husky_sim", "--link", "serial", "--duration", "6", "--faults", str(faults), "--out", str(out), cwd=tmp_path)
+    result = _hil("husky_oracle_sim", "--link", "serial", "--duration", "6", "--faults", str(faults), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     (kill,) = summary["link"]["kills"]

@@ -64,7 +64,7 @@ def test_the_filter_qp_solves_on_the_mcu_beside_the_policy(tmp_path: Path) -> No
     from aegis.export.pil import McuQp
     from aegis.launch_plan import make_plan
 
-    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_sim.yaml")).instantiate()
+    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_oracle_sim.yaml")).instantiate()
     spec = next(n for n in nodes if hasattr(getattr(n, "filter", None), "spec")).filter.spec
     for node in nodes:
         if hasattr(node, "close"):

@@ -25,8 +25,8 @@ from aegis.node import Received  # noqa: E402
 from aegis.ros_shell import parameter_descriptors  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
-HUSKY = REPO / "hw_configs" / "husky_sim.yaml"
+QUADROTOR = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
+HUSKY = REPO / "hw_configs" / "husky_oracle_sim.yaml"
 
 
 def _policy_config(tmp_path: Path, base: Path, node_type: str, model_name: str, extra: dict | None = None) -> Path:

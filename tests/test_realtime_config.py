@@ -11,7 +11,7 @@ from aegis.config_files import ConfigError
 from aegis.executors.realtime import RealtimeExecutor
 from aegis.node import Node
 
-CONFIG = Path(__file__).resolve().parent.parent / "hw_configs" / "quadrotor_sim.yaml"
+CONFIG = Path(__file__).resolve().parent.parent / "hw_configs" / "quadrotor_oracle_sim.yaml"
 REALTIME = "realtime.executor=realtime"
 
 

@@ -100,7 +100,7 @@ def plan_of(name: str) -> tuple[LaunchPlan, Path]:
 
 
 def test_48_and_240_hz_nodes_fire_at_the_lockstep_instants(fake_rclpy: None) -> None:
-    plan, path = plan_of("quadrotor_sim.yaml")
+    plan, path = plan_of("quadrotor_oracle_sim.yaml")
     ros, lockstep = ros_firings(plan, path), lockstep_firings(plan)
     assert {n.name: n.rate_hz for n in plan.nodes[1:]} == {"controller": 48, "filter": 48, "supervisor": 48, "attitude": 240}
     for name, instants in lockstep.items():
@@ -109,7 +109,7 @@ def test_48_and_240_hz_nodes_fire_at_the_lockstep_instants(fake_rclpy: None) -> 
 
 
 def test_50_hz_nodes_fire_at_the_first_clock_step_at_or_after_the_lockstep_instant(fake_rclpy: None) -> None:
-    plan, path = plan_of("husky_sim.yaml")
+    plan, path = plan_of("husky_oracle_sim.yaml")
     ros, lockstep = ros_firings(plan, path), lockstep_firings(plan)
     clock = [round(k * 1e9 / CLOCK_HZ) for k in range(round(DURATION_S * CLOCK_HZ))]
     for name, instants in lockstep.items():
@@ -134,7 +134,7 @@ def test_a_composed_process_spins_each_node_on_its_own_executor_thread(fake_rclp
         raise rclpy.executors.ExternalShutdownException()
 
     monkeypatch.setitem(rclpy.executors.SPIN, "spin", spin)
-    plan, path = plan_of("husky_sim.yaml")
+    plan, path = plan_of("husky_oracle_sim.yaml")
     plan = make_plan(load_config(path, [f"nodes.{n.name}.process=control" for n in plan.nodes[1:]]))
     group = select_process(plan, "control", path)
     assert ros_adapter.run(group, plan, [], types=TYPES) == 0
@@ -164,7 +164,7 @@ def test_timer_timing_follows_rcls_schedule_skips_and_misses() -> None:
 def test_the_adapter_publishes_each_timer_nodes_loop_diagnostics(fake_rclpy: None) -> None:
     from aegis.nodes.ros_adapter import RosNodeHost
 
-    plan, _ = plan_of("husky_sim.yaml")
+    plan, _ = plan_of("husky_oracle_sim.yaml")
     hosts = [RosNodeHost(launch, plan, TYPES) for launch in plan.nodes[1:] if launch.rate_hz is not None]
     for host in hosts:
         host.runner.tick = lambda now_ns: None

@@ -80,10 +80,10 @@ def test_diff_drive_filter_stops_short_of_a_wall_ahead() -> None:
 
 
 def test_bypass_overrides_rewire_the_filtered_chain() -> None:
-    config = load_config(REPO / "hw_configs" / "quadrotor_sim.yaml")
+    config = load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml")
     overrides = bypass_overrides(config)
     assert overrides == ["nodes.supervisor.topics.filtered=/cmd_accel_nominal", "nodes.filter.enabled=false"]
-    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", overrides))
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", overrides))
     assert [n.name for n in plan.nodes] == ["sim", "controller", "supervisor", "attitude"] and plan.warnings == ()
 
 
@@ -234,7 +234,7 @@ def test_every_filter_input_is_bounded_by_the_safety_timeout_unless_its_port_is_
 
 
 def test_the_safety_timeout_comes_from_the_hw_config_into_the_filters_bounds() -> None:
-    config = REPO / "hw_configs" / "quadrotor_sim.yaml"
+    config = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
     plan = make_plan(load_config(config, ["safety.stale_input_timeout_s=0.03"]))
     nodes = {n.name: n.instantiate() for n in plan.nodes if n.name == "filter"}
     assert nodes["filter"].max_ages == {"state": 0.03, "nominal": 0.03, "obstacles": 0.03, "neighbours": 0.03, "imu": 0.03}

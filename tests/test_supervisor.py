@@ -265,7 +265,7 @@ def test_from_an_injected_fault_to_the_safe_command_within_one_control_period(ki
     first command after it that is not the filter's is the safe one, at most one control period (1/48 s) later."""
     from aegis.executors.lockstep import LockstepExecutor
 
-    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml"))
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"))
     # the supervisor reads the fault node's outputs (a plan the launch check would refuse: the fault sits in the gate)
     rewired = {"state": "/odom_supervisor", "filtered": "/cmd_accel_checked"}
     nodes = [

@@ -149,8 +149,8 @@ def test_exported_contract_loads_in_the_runtime_and_the_policy_node(tiny_model) 
 def test_a_config_without_an_expert_is_refused_by_name() -> None:
     from aegis.training.expert import TrainingConfigError
 
-    with pytest.raises(TrainingConfigError, match="quadrotor_sim.yaml: a training config needs exactly one expert node"):
-        expert_setup(REPO / "hw_configs" / "quadrotor_sim.yaml", ("nodes.controller.type=quadrotor_position_controller",))
+    with pytest.raises(TrainingConfigError, match="quadrotor_oracle_sim.yaml: a training config needs exactly one expert node"):
+        expert_setup(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", ("nodes.controller.type=quadrotor_position_controller",))
 
 
 def test_aegis_train_writes_the_model_its_report_and_the_command_that_reproduces_it(tmp_path: Path, capsys) -> None:
@@ -168,8 +168,8 @@ def test_aegis_train_writes_the_model_its_report_and_the_command_that_reproduces
     command = read_contract(out).producer.command
     assert command.startswith(f"aegis train {QUADROTOR_EXPERT} --out {out} --seed 3 --iterations 0 --episodes 2 ")
     assert "sha256" in capsys.readouterr().out
-    assert main(["train", str(REPO / "hw_configs" / "husky_sim.yaml"), "--out", str(tmp_path / "x.onnx")]) == 2
-    assert "husky_sim.yaml: a training config needs exactly one expert node" in capsys.readouterr().err
+    assert main(["train", str(REPO / "hw_configs" / "husky_oracle_sim.yaml"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "husky_oracle_sim.yaml: a training config needs exactly one expert node" in capsys.readouterr().err
 
 
 def test_training_under_a_dynamics_set_centred_on_an_overlay_is_recorded_and_same_seed_same_bytes(tiny_model, tmp_path: Path) -> None:

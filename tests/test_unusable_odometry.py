@@ -46,13 +46,13 @@ def inputs(state: RobotState) -> dict[str, Received]:
 
 PROPOSERS = [
     ("quadrotor_classical_sim", "controller", "nominal"),  # quadrotor_position_controller
-    ("quadrotor_sim", "controller", "nominal"),  # quadrotor_policy
+    ("quadrotor_oracle_sim", "controller", "nominal"),  # quadrotor_policy
     ("quadrotor_mpc_sim", "controller", "nominal"),  # quadrotor_mpc
-    ("husky_sim", "controller", "nominal"),  # diff_drive_twist_controller
+    ("husky_oracle_sim", "controller", "nominal"),  # diff_drive_twist_controller
     ("husky_policy_sim", "controller", "nominal"),  # diff_drive_policy
     ("husky_mpc_sim", "controller", "nominal"),  # diff_drive_mpc
-    ("quadrotor_sim", "filter", "command"),  # safety_filter
-    ("husky_sim", "filter", "command"),  # diff_drive_safety_filter
+    ("quadrotor_oracle_sim", "filter", "command"),  # safety_filter
+    ("husky_oracle_sim", "filter", "command"),  # diff_drive_safety_filter
 ]
 
 
@@ -69,7 +69,7 @@ def test_a_node_proposing_or_filtering_a_command_publishes_none_from_unusable_od
 
 
 ACTUATOR_SIDE = [
-    ("quadrotor_sim", "attitude", "command"),  # quadrotor_attitude_controller: equal rotor speeds below hover
+    ("quadrotor_oracle_sim", "attitude", "command"),  # quadrotor_attitude_controller: equal rotor speeds below hover
     ("quadrotor_cascade_sim", "controller", "command"),  # quadrotor_controller: the same
     ("husky_tracking_sim", "controller", "command"),  # diff_drive_controller: zero wheel speeds
     ("point_mass_sim", "controller", "command"),  # pid: zero acceleration

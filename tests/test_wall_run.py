@@ -95,8 +95,8 @@ def test_a_run_closes_the_loop_across_two_processes_and_writes_the_summary(tmp_p
 
 @pytest.mark.slow
 def test_the_quadrotor_flies_its_figure8_on_the_wall_clock(tmp_path: Path) -> None:
-    """quadrotor_sim: the simulator in its process, the stack in another; it flies without a crash or a collision."""
-    run = _start("quadrotor_sim", 4.0, tmp_path / "run")
+    """quadrotor_oracle_sim: the simulator in its process, the stack in another; it flies without a crash or a collision."""
+    run = _start("quadrotor_oracle_sim", 4.0, tmp_path / "run")
     _, err = run.communicate(timeout=180)
     assert run.returncode == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -171,7 +171,7 @@ def test_the_children_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
 @pytest.mark.skipif(bool(os.environ.get("DISPLAY")), reason="needs a machine without a display")
 def test_a_child_that_fails_to_start_fails_the_run_saying_why(tmp_path: Path) -> None:
     """--gui without a display: the simulator's process fails while building its world; the run says which and why."""
-    run = _start("quadrotor_sim", 2.0, tmp_path / "run", "--gui")
+    run = _start("quadrotor_oracle_sim", 2.0, tmp_path / "run", "--gui")
     _, err = run.communicate(timeout=120)
     assert run.returncode == 1
     assert "process plant (nodes sim) exited with status 1 before it was ready: RuntimeError: the PyBullet GUI needs a display" in err, err
@@ -187,7 +187,7 @@ def test_an_outside_participant_on_the_domain_sees_and_reads_the_run(tmp_path: P
 
     with DdsTransport(domain_id=DOMAIN) as outside:
         odom = outside.subscription("/odom", RobotState)
-        run = _start("quadrotor_sim", 3.0, tmp_path / "run", "--publish-all")
+        run = _start("quadrotor_oracle_sim", 3.0, tmp_path / "run", "--publish-all")
         received = []
         seen = set()
         try:

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def plan():  # noqa: ANN201
-    return make_plan(load_config(ROOT / "hw_configs" / "quadrotor_sim.yaml"))
+    return make_plan(load_config(ROOT / "hw_configs" / "quadrotor_oracle_sim.yaml"))
 
 
-PLANT = {"plant"}  # quadrotor_sim's process group of the simulator bridge
+PLANT = {"plant"}  # quadrotor_oracle_sim's process group of the simulator bridge
 
 
 def _stack_groups(plan) -> set[str]:  # noqa: ANN001

@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the campaign benchmark, for the ``aegis bench campaign`` command line."""
     from aegis.cli_options import duration, positive_int, workers
 
-    parser.add_argument("config", nargs="?", default="quadrotor_sim", help="hw_config (default: quadrotor_sim)")
+    parser.add_argument("config", nargs="?", default="quadrotor_oracle_sim", help="hw_config (default: quadrotor_oracle_sim)")
     parser.add_argument("--episodes", type=positive_int, default=8, help="episodes per backend (default 8)")
     parser.add_argument("--workers", type=workers, default=2, help="cores per backend (default 2)")
     parser.add_argument("--duration", type=duration, default=5.0, help="simulated seconds per episode (default 5)")

@@ -25,7 +25,7 @@ import numpy as np
 from aegis.bench import machine, write_document
 
 TARGET_RMSE_DIFF_M = 0.005
-DEFAULT_CONFIG = "quadrotor_sim"
+DEFAULT_CONFIG = "quadrotor_oracle_sim"
 MCU_CLOCK_HZ = 168e6
 
 

@@ -17,8 +17,9 @@ from aegis.config import load_config
 from aegis.runs.evaluation import Campaign, campaign_plan
 from aegis.runs.policy_swap import policy_overrides
 
-DEFAULT_CONFIGS = {"quadrotor": "quadrotor_sim.yaml", "diff_drive": "husky_sim.yaml"}
-"""Robot kind -> the shipped sim config a model of that kind is rolled out in when no config is given."""
+DEFAULT_CONFIGS = {"quadrotor": "quadrotor_oracle_sim.yaml", "diff_drive": "husky_oracle_sim.yaml"}
+"""Robot kind -> the shipped sim config a model of that kind is rolled out in when no config is given (the ground-truth
+chains: the observations a policy is trained on, and what the documented quantization numbers were measured with)."""
 
 
 def policy_campaign(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aegis.cli_options import UsageError, output_file, resolve_config_path
 
-DEFAULT_CONFIGS = {"/cmd_motors": "quadrotor_classical_sim", "/cmd_wheels": "husky_sim"}
+DEFAULT_CONFIGS = {"/cmd_motors": "quadrotor_classical_sim", "/cmd_wheels": "husky_oracle_sim"}
 """Without a CONFIG, the shipped one of the robot whose commands the bag recorded."""
 
 
@@ -25,7 +25,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sysid.add_argument(
         "config", nargs="?", default=None,
         help="the robot's hw_config: its nominal values (default: quadrotor_classical_sim for a bag with /cmd_motors, "
-        "husky_sim for one with /cmd_wheels)",
+        "husky_oracle_sim for one with /cmd_wheels)",
     )
     sysid.add_argument("-o", "--out", type=output_file, required=True, metavar="OVERLAY.yaml", help="the overlay to write")
     sysid.add_argument("--json", type=output_file, default=None, metavar="FILE", help="also write every estimate and the fit's numbers")

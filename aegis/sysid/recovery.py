@@ -86,7 +86,7 @@ class Robot:
 ROBOTS = {
     "quadrotor": Robot("quadrotor_classical_sim", "quadrotor_sysid", "quadrotor_figure8", HIDDEN, RELATIVE_KEYS),
     "diff_drive": Robot(
-        "husky_sim", "husky_sysid", "husky_goal", HIDDEN_DIFF_DRIVE, ("robot.diff_drive.motor_time_constant_s",),
+        "husky_oracle_sim", "husky_sysid", "husky_goal", HIDDEN_DIFF_DRIVE, ("robot.diff_drive.motor_time_constant_s",),
         ("robot.mass_kg", "robot.diff_drive.max_wheel_torque_nm"),
     ),
 }

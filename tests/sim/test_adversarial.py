@@ -15,7 +15,7 @@ from aegis.scenario import load_scenario, wind_at
 from aegis.scenario.schema import Disturbances, Wind
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"
+CONFIG = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
 WALL_CLOCK = ("real_time_factor", "policy_latency_us")
 
 pytest.importorskip("cma", reason="pip install 'aegis[adversarial]'")
@@ -61,7 +61,7 @@ def test_the_search_is_reproduced_by_its_seed_and_is_no_milder_than_the_random_d
 
 
 def test_eval_refuses_adversarial_on_a_scenario_without_bounds(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "husky_sim", "--scenario", "husky_wall", "--episodes", "1", "--disturbance", "adversarial"]) == 2
+    assert main(["eval", "husky_oracle_sim", "--scenario", "husky_wall", "--episodes", "1", "--disturbance", "adversarial"]) == 2
     err = capsys.readouterr().err.strip()
     assert "disturbances.bounds gives nothing to search" in err and len(err.splitlines()) == 1
     assert main(["eval", "--episodes", "1", "--search-budget", "3"]) == 2  # a budget without a search

@@ -51,7 +51,7 @@ def test_an_address_nobody_answers_at_is_refused_in_one_line(capsys: pytest.Capt
 
 def test_ray_and_local_backends_write_the_same_eval_json(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="pip install 'aegis[cluster]'")
-    common = ["eval", "quadrotor_sim", "--episodes", "3", "--duration", "1.5", "--seed", "7", "--workers", "2"]
+    common = ["eval", "quadrotor_oracle_sim", "--episodes", "3", "--duration", "1.5", "--seed", "7", "--workers", "2"]
     assert main([*common, "--json", str(tmp_path / "local.json")]) == 0
     assert main([*common, "--backend", "ray", "--json", str(tmp_path / "ray.json")]) == 0  # a Ray instance of its own, 2 CPUs
     assert _document(tmp_path / "ray.json") == _document(tmp_path / "local.json")

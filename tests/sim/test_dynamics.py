@@ -64,12 +64,12 @@ def test_a_bad_file_is_refused_naming_the_file_and_key(tmp_path: Path, text: str
 
 
 def test_cli_refuses_a_bad_set_or_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sim", "quadrotor_sim", "--dynamics", "heavvy", "--out", str(tmp_path / "a")]) == 2
+    assert main(["sim", "quadrotor_oracle_sim", "--dynamics", "heavvy", "--out", str(tmp_path / "a")]) == 2
     error = capsys.readouterr().err
     assert "heavvy: no such dynamics file, nor a shipped set" in error and "did you mean heavy?" in error
     bad = tmp_path / "bad.yaml"
     bad.write_text("mass_scale: 1.2\nlatency_s: 0.01\n")
-    assert main(["eval", "husky_sim", "--dynamics", str(bad), "--episodes", "1"]) == 2
+    assert main(["eval", "husky_oracle_sim", "--dynamics", str(bad), "--episodes", "1"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{bad}: latency_s: unknown key" in error
     model = REPO / "models" / "quadrotor_tracking.onnx"
@@ -85,7 +85,7 @@ def test_a_ground_robot_refuses_what_it_has_no_meaning_for(tmp_path: Path) -> No
     thrust = tmp_path / "thrust.yaml"
     thrust.write_text("thrust_coeff_scale: 1.1\n")
     with pytest.raises(ConfigError, match="thrust_coeff_scale: a ground robot has no thrust_coeff"):
-        load_config(REPO / "hw_configs" / "husky_sim.yaml", [f"nodes.sim.params.dynamics={thrust}"])
+        load_config(REPO / "hw_configs" / "husky_oracle_sim.yaml", [f"nodes.sim.params.dynamics={thrust}"])
 
 
 def bridge(config: str, *overrides: str, seed: int = 0):
@@ -110,7 +110,7 @@ def dynamics_override(name: str) -> str:
 def test_mass_changes_the_hover_sag() -> None:
     climbs = {}
     for name in ("light", "nominal", "heavy"):
-        quad = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover", dynamics_override(name))
+        quad = bridge("quadrotor_oracle_sim.yaml", "scenario=quadrotor_hover", dynamics_override(name))
         try:
             hover = MotorSpeeds(stamp=0.0, frame_id="", velocities=np.full(4, quad.world.model.hover_motor_speed))
             start = quad.world.position[2]
@@ -129,8 +129,8 @@ def test_rotor_constants_drag_and_the_wheel_torque_reach_the_worlds(tmp_path: Pa
     torque_coeff_scale and motor_time_constant_scale reach the ground robot's (its torque limit and its wheel lag)."""
     rotors = tmp_path / "rotors.yaml"
     rotors.write_text("thrust_coeff_scale: 1.1\ntorque_coeff_scale: 0.8\ndrag_scale: 1.5\n")
-    quad = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover", f"nodes.sim.params.dynamics={rotors}")
-    nominal = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover")
+    quad = bridge("quadrotor_oracle_sim.yaml", "scenario=quadrotor_hover", f"nodes.sim.params.dynamics={rotors}")
+    nominal = bridge("quadrotor_oracle_sim.yaml", "scenario=quadrotor_hover")
     try:
         np.testing.assert_allclose(quad.world._mix[:3], 1.1 * nominal.world._mix[:3])
         np.testing.assert_allclose(quad.world._mix[3], 0.8 * nominal.world._mix[3])
@@ -140,8 +140,8 @@ def test_rotor_constants_drag_and_the_wheel_torque_reach_the_worlds(tmp_path: Pa
         nominal.close()
     wheels = tmp_path / "wheels.yaml"
     wheels.write_text("torque_coeff_scale: 0.5\nmotor_time_constant_scale: 2.0\n")
-    husky = bridge("husky_sim.yaml", f"nodes.sim.params.dynamics={wheels}")
-    plain = bridge("husky_sim.yaml")
+    husky = bridge("husky_oracle_sim.yaml", f"nodes.sim.params.dynamics={wheels}")
+    plain = bridge("husky_oracle_sim.yaml")
     try:
         np.testing.assert_allclose(husky.world._forces, 0.5 * np.asarray(plain.world._forces))
         assert husky.world._lag != plain.world._lag
@@ -154,7 +154,7 @@ def test_actuation_latency_delays_the_first_motor_response_by_whole_physics_step
     responses = {}
     for latency in (0.0, 0.01, 0.02):
         quad = bridge(
-            "quadrotor_sim.yaml", "scenario=quadrotor_hover", "nodes.sim.params.initial_motors=stopped",
+            "quadrotor_oracle_sim.yaml", "scenario=quadrotor_hover", "nodes.sim.params.initial_motors=stopped",
             f"nodes.sim.params.actuation_latency_s={latency}", "nodes.sim.params.initial_position_m=[0, 0, 0.01]",
         )
         try:
@@ -168,7 +168,7 @@ def test_actuation_latency_delays_the_first_motor_response_by_whole_physics_step
 
 def test_slow_motors_lag_by_the_scaled_time_constant() -> None:
     for name, scale in (("nominal", 1.0), ("slow_motors", 2.0)):
-        quad = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover", "nodes.sim.params.initial_motors=stopped", dynamics_override(name))
+        quad = bridge("quadrotor_oracle_sim.yaml", "scenario=quadrotor_hover", "nodes.sim.params.initial_motors=stopped", dynamics_override(name))
         try:
             tau = quad.world.robot.quadrotor.motor_time_constant_s * scale
             speeds = hold(quad, MotorSpeeds(stamp=0.0, frame_id="", velocities=np.full(4, 1000.0)), 12)
@@ -177,7 +177,7 @@ def test_slow_motors_lag_by_the_scaled_time_constant() -> None:
         finally:
             quad.close()
     for name, scale in (("nominal", 1.0), ("slow_motors", 2.0)):  # the Husky's wheel lag, nominal 50 ms
-        husky = bridge("husky_sim.yaml", dynamics_override(name))
+        husky = bridge("husky_oracle_sim.yaml", dynamics_override(name))
         try:
             tau = husky.world.robot.diff_drive.motor_time_constant_s * scale
             speeds = hold(husky, WheelSpeeds(stamp=0.0, frame_id="", velocities=np.array([5.0, 5.0])), 12)
@@ -187,7 +187,7 @@ def test_slow_motors_lag_by_the_scaled_time_constant() -> None:
 
 
 def test_noise_and_sensing_latency_compose_with_the_bridge_and_the_draw_is_reported(tmp_path: Path) -> None:
-    quad = bridge("quadrotor_sim.yaml", "scenario=quadrotor_hover", dynamics_override("combined"))
+    quad = bridge("quadrotor_oracle_sim.yaml", "scenario=quadrotor_hover", dynamics_override("combined"))
     try:
         assert quad._delay.latency_s == pytest.approx(0.01)
         assert quad._noise.position_std_m == pytest.approx(2 * 0.002)  # twice the nominal Crazyflie figure
@@ -195,7 +195,7 @@ def test_noise_and_sensing_latency_compose_with_the_bridge_and_the_draw_is_repor
         assert quad.dynamics_drawn["set"] == "combined" and quad.dynamics_drawn["mass_scale"] == 1.3
     finally:
         quad.close()
-    assert main(["sim", "quadrotor_sim", "--scenario", "quadrotor_hover", "--duration", "0.5", "--dynamics", "random",
+    assert main(["sim", "quadrotor_oracle_sim", "--scenario", "quadrotor_hover", "--duration", "0.5", "--dynamics", "random",
                  "--seed", "3", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["dynamics"]["set"] == "random" and 0.7 <= summary["dynamics"]["mass_scale"] <= 1.3

@@ -22,7 +22,7 @@ SEED = 1000
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["quadrotor_sim", "husky_policy_sim"])
+@pytest.mark.parametrize("config", ["quadrotor_oracle_sim", "husky_policy_sim"])
 def test_the_shipped_policy_holds_under_every_perturbation(config: str) -> None:
     path = REPO / "hw_configs" / f"{config}.yaml"
     for name in SETS:

@@ -11,7 +11,7 @@ from aegis.cli import main
 from aegis.runs.evaluation import Campaign, aggregate, run_campaign
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"
+CONFIG = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
 
 
 def test_parallel_and_serial_campaigns_give_the_same_rows() -> None:

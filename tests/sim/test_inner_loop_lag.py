@@ -30,7 +30,7 @@ def _lag_error(times: np.ndarray, commands: np.ndarray, accelerations: np.ndarra
 
 @pytest.fixture(scope="module")
 def flight():
-    plan = make_plan(load_config(shipped_config("quadrotor_sim"), []))
+    plan = make_plan(load_config(shipped_config("quadrotor_oracle_sim"), []))
     filter_node = next(n for n in plan.nodes if n.type_name == "safety_filter")
     commands: list[tuple[float, np.ndarray]] = []
     truth: list[tuple[float, np.ndarray]] = []

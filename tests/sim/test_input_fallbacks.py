@@ -43,7 +43,7 @@ class BreakQuaternion(Node):
         return {"state_out": replace(state, orientation=0.5 * state.orientation) if now >= BREAK_S else state}
 
 
-@pytest.mark.parametrize(("config", "command_topic"), [("quadrotor_sim", "/cmd_accel_filtered"), ("husky_sim", "/cmd_vel_filtered")])
+@pytest.mark.parametrize(("config", "command_topic"), [("quadrotor_oracle_sim", "/cmd_accel_filtered"), ("husky_oracle_sim", "/cmd_vel_filtered")])
 def test_unusable_filter_odometry_stops_the_command_and_the_robot_brakes(config: str, command_topic: str) -> None:
     nodes = make_plan(load_config(REPO / "hw_configs" / f"{config}.yaml", ["nodes.filter.topics.state=/odom_filter"])).instantiate()
     nodes.insert(1, BreakQuaternion("break"))
@@ -67,21 +67,21 @@ def test_unusable_filter_odometry_stops_the_command_and_the_robot_brakes(config:
     assert metrics["unusable_odometry_ticks"] == len(late) and metrics["collisions"] == 0
     gated = [(t, status) for t, status in seen["/supervisor/status"] if t >= BREAK_S]
     first_degraded = next(t for t, status in gated if status.state == "degraded")
-    period = 1.0 / (48.0 if config == "quadrotor_sim" else 50.0)
-    stale_after = 0.05 if config == "quadrotor_sim" else 0.1  # the supervisor's bound on the filtered command
+    period = 1.0 / (48.0 if config == "quadrotor_oracle_sim" else 50.0)
+    stale_after = 0.05 if config == "quadrotor_oracle_sim" else 0.1  # the supervisor's bound on the filtered command
     assert first_degraded <= BREAK_S + stale_after + period + 1e-9  # within a period of the command going stale
     assert all(status.state == "degraded" and not status.passed and "command stale" in status.reason for t, status in gated if t >= first_degraded)
     speed_at_break = max(np.linalg.norm(m.linear_velocity) for t, m in seen["/odom"] if BREAK_S - 0.1 <= t < BREAK_S)
     final = seen["/odom"][-1][1]
     assert speed_at_break > 0.2 and np.linalg.norm(final.linear_velocity) < 0.05  # it was moving, now it has stopped
-    if config == "quadrotor_sim":
+    if config == "quadrotor_oracle_sim":
         assert final.position[2] > 0.8 and metrics["command_timeouts"] == 0  # braked to a hover: the motors kept running
 
 
 def test_obstacles_slower_than_their_bound_put_the_filter_in_its_backup_layer_between_messages() -> None:
     """Obstacles at 2 Hz against the default 0.25 s bound: the filter brakes for the second half of every period, and says so."""
     overrides = ["nodes.sim.params.obstacles_rate_hz=2"]
-    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", overrides)).instantiate()
+    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", overrides)).instantiate()
     reports: list[tuple[float, Any]] = []
 
     def listen(topic: str, msg: Any, t_ns: int) -> None:

@@ -15,7 +15,7 @@ from aegis.launch_plan import bypass_overrides, make_plan
 from aegis.scenario.layouts import draw_layout
 
 REPO = Path(__file__).resolve().parents[2]
-QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
+QUADROTOR = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
 
 
 def bodies(bridge) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
@@ -59,7 +59,7 @@ def test_every_reset_draws_the_seeds_layout_into_pybullet_and_onto_obstacles(sce
 
 
 def test_a_reset_without_a_seed_draws_the_scenarios_own() -> None:
-    bridge = make_plan(load_config(REPO / "hw_configs" / "husky_sim.yaml", ["scenario=husky_wall"])).instantiate()[0]
+    bridge = make_plan(load_config(REPO / "hw_configs" / "husky_oracle_sim.yaml", ["scenario=husky_wall"])).instantiate()[0]
     try:
         bridge.reset()
         assert bridge.obstacles == draw_layout(bridge.scenario, bridge.scenario.seed)
@@ -68,7 +68,7 @@ def test_a_reset_without_a_seed_draws_the_scenarios_own() -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "scenario", "episodes"), [("quadrotor_sim.yaml", "quadrotor_clutter", 3), ("husky_sim.yaml", "husky_gaps", 2)]
+    ("config", "scenario", "episodes"), [("quadrotor_oracle_sim.yaml", "quadrotor_clutter", 3), ("husky_oracle_sim.yaml", "husky_gaps", 2)]
 )
 def test_without_the_filter_the_robot_hits_the_layout_and_with_it_gets_through(config: str, scenario: str, episodes: int) -> None:
     path = REPO / "hw_configs" / config
@@ -83,7 +83,7 @@ def test_without_the_filter_the_robot_hits_the_layout_and_with_it_gets_through(c
 
 
 FAMILIES = ("clutter", "gaps", "wall", "pocket")
-SLICES = [*(("quadrotor_sim.yaml", family) for family in FAMILIES), *(("husky_sim.yaml", family) for family in FAMILIES)]
+SLICES = [*(("quadrotor_oracle_sim.yaml", family) for family in FAMILIES), *(("husky_oracle_sim.yaml", family) for family in FAMILIES)]
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ MPC = ["nodes.controller.type=quadrotor_mpc"]
 
 
 def test_mpc_tracks_the_figure8_under_the_filter() -> None:
-    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", MPC)).instantiate()
+    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", MPC)).instantiate()
     odom, errors = {}, []
 
     def listen(topic, msg, t):
@@ -37,7 +37,7 @@ def test_mpc_tracks_the_figure8_under_the_filter() -> None:
 
 
 def test_mpc_publishes_nothing_without_usable_odometry() -> None:
-    node = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", MPC)).instantiate()[1]
+    node = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", MPC)).instantiate()[1]
     node.reset(0)
     broken = RobotState(stamp=0.0, position=np.array([np.nan, 0.0, 1.0]))
     for received in (None, Received(broken, 0.0, False)):
@@ -48,7 +48,7 @@ def test_mpc_publishes_nothing_without_usable_odometry() -> None:
 
 def test_diff_drive_mpc_reaches_the_goal_under_the_filter() -> None:
     overrides = ["nodes.controller.type=diff_drive_mpc", "nodes.controller.params={}"]
-    nodes = make_plan(load_config(REPO / "hw_configs" / "husky_sim.yaml", overrides)).instantiate()
+    nodes = make_plan(load_config(REPO / "hw_configs" / "husky_oracle_sim.yaml", overrides)).instantiate()
     final: dict[str, np.ndarray] = {}
     executor = LockstepExecutor(nodes, listeners=[lambda topic, msg, t: topic == "/odom" and final.update(p=msg.position)])
     executor.reset(0)

@@ -21,7 +21,7 @@ from aegis.launch_plan import make_plan  # noqa: E402
 from aegis.runs.policy_swap import expert_overrides, nominal_source, policy_overrides  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
+QUADROTOR = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
 
 
 @pytest.fixture()
@@ -33,7 +33,7 @@ def pd_model(tmp_path: Path) -> Path:
 
 def test_sim_policy_runs_policy_and_expert_and_writes_both(tmp_path, pd_model, capsys):
     out = tmp_path / "run"
-    assert main(["sim", "--policy", str(pd_model), "--duration", "4", "--out", str(out)]) == 0
+    assert main(["sim", "quadrotor_oracle_sim", "--policy", str(pd_model), "--duration", "4", "--out", str(out)]) == 0
     result = json.loads((out / "summary.json").read_text())
     assert result["expert_type"] == "quadrotor_mpc"  # the model's producer.expert
     policy, expert = result["policy"], result["expert"]
@@ -48,7 +48,7 @@ def test_sim_policy_runs_policy_and_expert_and_writes_both(tmp_path, pd_model, c
 
 def test_expert_option_overrides_the_contract(tmp_path, pd_model):
     out = tmp_path / "run"
-    assert main(["sim", "--policy", str(pd_model), "--expert", "quadrotor_position_controller", "--duration", "1", "--out", str(out)]) == 0
+    assert main(["sim", "quadrotor_oracle_sim", "--policy", str(pd_model), "--expert", "quadrotor_position_controller", "--duration", "1", "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["expert_type"] == "quadrotor_position_controller"
 
 
@@ -117,9 +117,9 @@ def test_a_config_without_a_filter_has_no_place_for_a_policy(pd_model):
 def test_check_refuses_a_policy_that_does_not_fit_the_config(tmp_path, pd_model, capsys):
     onnx.save(unicycle_tracking_policy(), tmp_path / "dd.onnx")
     policy = ["--set", "nodes.controller.type=quadrotor_policy"]
-    assert main(["check", "quadrotor_sim", *policy, "--set", f"nodes.controller.params.model={tmp_path / 'dd.onnx'}"]) == 2
+    assert main(["check", "quadrotor_oracle_sim", *policy, "--set", f"nodes.controller.params.model={tmp_path / 'dd.onnx'}"]) == 2
     assert "has robot_kind 'diff_drive'" in capsys.readouterr().err
-    assert main(["check", "quadrotor_sim", *policy, "--set", f"nodes.controller.params.model={pd_model}"]) == 0
+    assert main(["check", "quadrotor_oracle_sim", *policy, "--set", f"nodes.controller.params.model={pd_model}"]) == 0
 
 
 def test_inspect_names_the_expert(pd_model, capsys):
@@ -129,7 +129,7 @@ def test_inspect_names_the_expert(pd_model, capsys):
 
 def test_plain_sim_of_a_policy_config_reports_the_policy(tmp_path, pd_model, capsys):
     policy = ["--set", "nodes.controller.type=quadrotor_policy", "--set", f"nodes.controller.params.model={pd_model}"]
-    assert main(["sim", *policy, "--duration", "1", "--out", str(tmp_path / "run")]) == 0
+    assert main(["sim", "quadrotor_oracle_sim", *policy, "--duration", "1", "--out", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out
     assert "policy: ticks without a nominal" in printed and "0 of 48" in printed
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

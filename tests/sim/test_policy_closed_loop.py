@@ -47,7 +47,7 @@ def _fly(config: str, overrides: list[str], duration_s: float, settle_s: float) 
 def test_pd_policy_tracks_the_figure8_under_the_filter(tmp_path):
     onnx.save(pd_tracking_policy(), tmp_path / "pd.onnx")
     overrides = ["nodes.controller.type=quadrotor_policy", f"nodes.controller.params.model={tmp_path / 'pd.onnx'}"]
-    nodes, _, rmse = _fly("quadrotor_sim.yaml", overrides, 20.0, 3.0)
+    nodes, _, rmse = _fly("quadrotor_oracle_sim.yaml", overrides, 20.0, 3.0)
     policy, filt = nodes[1], nodes[2]
     assert nodes[0].collisions == 0 and filt.min_barrier >= 0.0
     assert rmse < 0.03  # measured 1.71 cm from 3 s to 20 s (seed 0)
@@ -62,7 +62,7 @@ def test_policy_with_inf_actions_never_proposes_and_the_chain_hovers(tmp_path):
         tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor) * np.float32(1e30), name))
     onnx.save(model, tmp_path / "inf.onnx")
     overrides = ["nodes.controller.type=quadrotor_policy", f"nodes.controller.params.model={tmp_path / 'inf.onnx'}"]
-    nodes, odom, _ = _fly("quadrotor_sim.yaml", overrides, 3.0, 0.0)
+    nodes, odom, _ = _fly("quadrotor_oracle_sim.yaml", overrides, 3.0, 0.0)
     metrics = nodes[1].metrics()
     assert metrics["policy_nonfinite_ticks"] == metrics["policy_ticks"] == 144
     assert nodes[0].collisions == 0
@@ -72,7 +72,7 @@ def test_policy_with_inf_actions_never_proposes_and_the_chain_hovers(tmp_path):
 def test_unicycle_policy_reaches_the_husky_goal_under_the_filter(tmp_path):
     onnx.save(unicycle_tracking_policy(), tmp_path / "dd.onnx")
     overrides = ["nodes.controller.type=diff_drive_policy", f"nodes.controller.params={{model: {tmp_path / 'dd.onnx'}}}"]
-    nodes, odom, rmse = _fly("husky_sim.yaml", overrides, 40.0, 0.0)
+    nodes, odom, rmse = _fly("husky_oracle_sim.yaml", overrides, 40.0, 0.0)
     assert nodes[0].collisions == 0
     assert np.linalg.norm(odom["p"][:2] - [6.5, 0.5]) < 0.3  # husky_goal's tolerance; measured 1.2 mm (seed 0)
     assert rmse < 0.12  # measured 8.85 cm over the tour (4.59 cm when the filter budgeted 0.1 m/s of slip, not 0.15)
@@ -81,10 +81,10 @@ def test_unicycle_policy_reaches_the_husky_goal_under_the_filter(tmp_path):
 
 # Under the filter the barrier stays >= -1e-3, as in the safety campaign, whatever the policy proposes. (With the
 # Husky's slip margin at 0.1 m/s this policy's hard turns slid it to h = -0.014 on these seeds; the skid-steer slides
-# ~0.15 m/s sideways, so husky_sim.yaml's filter now budgets 0.15 m/s and the same episodes keep h >= +0.03.)
+# ~0.15 m/s sideways, so husky_oracle_sim.yaml's filter now budgets 0.15 m/s and the same episodes keep h >= +0.03.)
 ADVERSARIAL = [
-    ("quadrotor_sim.yaml", "quadrotor_adversarial", pd_tracking_policy),
-    ("husky_sim.yaml", "husky_adversarial", unicycle_tracking_policy),
+    ("quadrotor_oracle_sim.yaml", "quadrotor_adversarial", pd_tracking_policy),
+    ("husky_oracle_sim.yaml", "husky_adversarial", unicycle_tracking_policy),
 ]
 
 

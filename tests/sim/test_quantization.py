@@ -1,7 +1,7 @@
 """int8 policies judged closed loop: quantized (dynamic and static QDQ) vs float within a measured tolerance, contract kept.
 
 The policy is the hand-set PD tracking law as a real ONNX MLP (aegis.inference.handset). Tolerances
-were measured on 3 randomized 8 s episodes of quadrotor_sim (seeds 0..2), static calibrated on 2
+were measured on 3 randomized 8 s episodes of quadrotor_oracle_sim (seeds 0..2), static calibrated on 2
 other episodes (seeds 100..101):
 
     mode     largest per-episode |RMSE difference|   largest action difference (m/s^2, any axis)
@@ -34,7 +34,7 @@ from aegis.policy_tools.judge import judge_quantized  # noqa: E402
 from aegis.policy_tools.rollouts import policy_campaign, record_policy_inputs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hw_configs" / "quadrotor_sim.yaml"
+CONFIG = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
 RMSE_TOLERANCE_M = 0.005
 ACTION_TOLERANCE_MPS2 = 1.0
 

@@ -101,7 +101,7 @@ def run(nodes: list[Node], duration_s: float, *topics: str) -> tuple[dict[str, l
 
 @pytest.mark.parametrize("name", ["husky_robot_cpu.yaml", pytest.param("husky_robot_jetson.yaml", marks=pytest.mark.slow)])
 def test_the_husky_robot_chain_drives_clearpaths_topics_to_the_goal(name: str) -> None:
-    sim = make_plan(load_config(REPO / "hw_configs" / "husky_sim.yaml")).nodes[0]
+    sim = make_plan(load_config(REPO / "hw_configs" / "husky_oracle_sim.yaml")).nodes[0]
     sim = replace(sim, outputs={**sim.outputs, "state": "/platform/odom/filtered"})  # Clearpath's EKF output, stood in by the simulator
     chain = make_plan(load_config(REPO / "hw_configs" / name)).instantiate()
     nodes = [sim.instantiate(), *chain, ClearpathStandIn("clearpath")]
@@ -118,7 +118,7 @@ def test_the_husky_robot_chain_drives_clearpaths_topics_to_the_goal(name: str) -
 
 @pytest.mark.parametrize("name", ["crazyflie_robot_cpu.yaml", pytest.param("crazyflie_robot_jetson.yaml", marks=pytest.mark.slow)])
 def test_the_crazyflie_robot_chain_flies_the_figure8_through_crazyswarm2s_topics(name: str) -> None:
-    sim_plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml"))
+    sim_plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"))
     launches = {n.name: n for n in sim_plan.nodes}
     sim = replace(launches["sim"], outputs={**launches["sim"].outputs, "state": "/sim/odom"})
     attitude = replace(launches["attitude"], inputs={**launches["attitude"].inputs, "state": "/sim/odom", "acceleration": "/firmware/cmd_accel"})

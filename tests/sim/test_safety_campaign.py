@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 EPISODES = 20
 
 ROBOTS = {
-    "quadrotor": ("quadrotor_sim.yaml", "quadrotor_adversarial"),
-    "husky": ("husky_sim.yaml", "husky_adversarial"),
+    "quadrotor": ("quadrotor_oracle_sim.yaml", "quadrotor_adversarial"),
+    "husky": ("husky_oracle_sim.yaml", "husky_adversarial"),
 }
 
 

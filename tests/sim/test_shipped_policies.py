@@ -16,7 +16,7 @@ from aegis.runs.policy_swap import expert_overrides
 from aegis.scenario import resolve_scenario_for
 
 REPO = Path(__file__).resolve().parents[2]
-POLICIES = {"quadrotor": "quadrotor_sim.yaml", "diff_drive": "husky_policy_sim.yaml"}
+POLICIES = {"quadrotor": "quadrotor_oracle_sim.yaml", "diff_drive": "husky_policy_sim.yaml"}
 EPISODES = 10
 
 

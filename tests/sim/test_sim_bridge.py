@@ -17,7 +17,7 @@ ADVERSARIAL = ["scenario=quadrotor_adversarial", "nodes.sim.params.randomize=tru
 
 
 def bridge_after_reset(seed: int, *overrides: str):
-    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", [*ADVERSARIAL, *overrides])).instantiate()
+    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", [*ADVERSARIAL, *overrides])).instantiate()
     nodes[0].reset(seed)
     return nodes[0]
 
@@ -40,7 +40,7 @@ def test_obstacles_are_jittered_per_seed_within_the_range_and_moved_in_pybullet(
 
 
 def test_obstacles_topic_carries_the_obstacles_at_its_rate() -> None:
-    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", [*ADVERSARIAL])).instantiate()
+    nodes = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", [*ADVERSARIAL])).instantiate()
     published: list[tuple[int, Obstacles]] = []
     executor = LockstepExecutor(nodes, listeners=[lambda topic, msg, t: topic == "/obstacles" and published.append((t, msg))])
     executor.reset(3)
@@ -63,7 +63,7 @@ def run_recording(config: str, duration_s: float, seed: int, *overrides: str) ->
 
 def test_lidar_on_the_husky_sees_the_pillar_at_its_distance() -> None:
     _, seen = run_recording(
-        "husky_sim.yaml", 0.5, 0, "nodes.sim.params.lidar={num_beams: 180, rate_hz: 10, range_max_m: 8.0}"
+        "husky_oracle_sim.yaml", 0.5, 0, "nodes.sim.params.lidar={num_beams: 180, rate_hz: 10, range_max_m: 8.0}"
     )
     scans = seen["/scan"]
     assert [t for t, _ in scans] == [0, 100_000_000, 200_000_000, 300_000_000, 400_000_000]  # 10 Hz
@@ -80,7 +80,7 @@ def test_lidar_on_the_husky_sees_the_pillar_at_its_distance() -> None:
 
 
 def test_latency_delays_odometry_and_keeps_measurement_stamps() -> None:
-    _, seen = run_recording("quadrotor_sim.yaml", 0.2, 0, "nodes.sim.params.latency_s=0.025")
+    _, seen = run_recording("quadrotor_oracle_sim.yaml", 0.2, 0, "nodes.sim.params.latency_s=0.025")
     odom = seen["/odom"]
     assert odom[0][0] == 25_000_000  # the first, measured at t = 0, arrives 25 ms (six 240 Hz steps) late
     for t_ns, msg in odom:
@@ -89,9 +89,9 @@ def test_latency_delays_odometry_and_keeps_measurement_stamps() -> None:
 
 def test_noise_is_seeded_and_scaled() -> None:
     noisy = "nodes.sim.params.noise={position_std_m: 0.01}"
-    _, first = run_recording("quadrotor_sim.yaml", 0.1, 4, noisy)
-    _, again = run_recording("quadrotor_sim.yaml", 0.1, 4, noisy)
-    _, exact = run_recording("quadrotor_sim.yaml", 0.1, 4, "nodes.sim.params.noise={}")  # the shipped config's is nominal
+    _, first = run_recording("quadrotor_oracle_sim.yaml", 0.1, 4, noisy)
+    _, again = run_recording("quadrotor_oracle_sim.yaml", 0.1, 4, noisy)
+    _, exact = run_recording("quadrotor_oracle_sim.yaml", 0.1, 4, "nodes.sim.params.noise={}")  # the shipped config's is nominal
     a = np.array([m.position for _, m in first["/odom"]])
     b = np.array([m.position for _, m in again["/odom"]])
     c = np.array([m.position for _, m in exact["/odom"]])

@@ -57,7 +57,7 @@ def test_husky_drives_on_the_ekf_estimate_within_millimetres_of_truth() -> None:
 
 
 def test_state_latency_delays_the_state_alone_and_the_husky_bridge_has_a_gyro() -> None:
-    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", ["scenario=quadrotor_hover", "nodes.sim.params.state_latency_s=0.0125"]))
+    plan = make_plan(load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", ["scenario=quadrotor_hover", "nodes.sim.params.state_latency_s=0.0125"]))
     seen: dict[str, list] = {}
     run_plan(plan, 0.1, 0, [lambda topic, msg, t: seen.setdefault(topic, []).append((t, msg))])
     assert seen["/imu"][0][0] == 0 and seen["/odom"][0][0] == 12_500_000  # the IMU at once, the state 3 physics steps late

@@ -122,7 +122,7 @@ def test_bridge_parameters_are_checked_against_the_scenario(tmp_path: Path) -> N
         SwarmSimBridge("sim", SwarmSimBridgeParams(scenario=SCENARIO, robots=("cf1", "cf2")), topics={
             "command": ["/cf1/cmd_motors", "/cf2/cmd_motors"], "state": ["/cf1/odom"]})
     with pytest.raises(Exception, match="has several robots .*swarm_sim_bridge simulates several"):
-        load_config(REPO / "hw_configs" / "quadrotor_sim.yaml", [f"scenario={SCENARIO}"])
+        load_config(REPO / "hw_configs" / "quadrotor_oracle_sim.yaml", [f"scenario={SCENARIO}"])
     with pytest.raises(Exception, match=r"nodes\.cf1_controller\.params.*has no robot 'cf7'"):
         load_config(CONFIG, ["nodes.cf1_controller.params.scenario_robot=cf7"])
 

@@ -88,7 +88,7 @@ def test_a_bag_without_an_imu_is_refused_in_one_line(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/imu" in err[0], err
     assert not (tmp_path / "o.yaml").exists()
-    for config, words in (("husky_sim", "no /cmd_wheels in the bag"), ("point_mass_sim", "robot kind point_mass")):
+    for config, words in (("husky_oracle_sim", "no /cmd_wheels in the bag"), ("point_mass_sim", "robot kind point_mass")):
         assert main(["sysid", str(bag / "bag"), config, "-o", str(tmp_path / "o.yaml")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err

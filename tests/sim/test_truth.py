@@ -20,8 +20,8 @@ from aegis.sim.crash import CrashParams, crash_reason
 from aegis.runs.plan_run import run_plan
 
 REPO = Path(__file__).resolve().parents[2]
-QUADROTOR = REPO / "hw_configs" / "quadrotor_sim.yaml"
-HUSKY = REPO / "hw_configs" / "husky_sim.yaml"
+QUADROTOR = REPO / "hw_configs" / "quadrotor_oracle_sim.yaml"
+HUSKY = REPO / "hw_configs" / "husky_oracle_sim.yaml"
 
 
 def plan_of(config: Path, *overrides: str):

@@ -17,7 +17,7 @@ from aegis.runs.video import FRAME_SIZE_PX, filter_state, frame_times, render_vi
 from aegis.runs.video_files import check_video_path
 
 
-@pytest.mark.parametrize("config", ["quadrotor_sim", "husky_sim"])
+@pytest.mark.parametrize("config", ["quadrotor_oracle_sim", "husky_oracle_sim"])
 def test_a_gif_of_a_one_second_run_has_a_frame_per_tick_of_its_clock(config: str, tmp_path: Path, capsys) -> None:
     video = tmp_path / "run.gif"
     assert main(["sim", config, "--duration", "1", "--out", str(tmp_path / "out"), "--video", str(video)]) == 0
