@@ -25,7 +25,7 @@ def test_the_mcu_in_the_loop_flies_as_the_python_chain() -> None:
 
 
 def test_with_the_float_active_set_filter_on_the_mcu_too_the_flights_coincide_and_a_tick_fits_the_period() -> None:
-    document = run_pil_benchmark("quadrotor_sim", duration_s=2.0, seed=3, filter_on_mcu=True, filter_solver="active-set")
+    document = run_pil_benchmark("quadrotor_oracle_sim", duration_s=2.0, seed=3, filter_on_mcu=True, filter_solver="active-set")
     python, mcu = document["rows"]
     assert document["qp_answers"] >= 90 and document["mcu_answers"] >= 90  # every tick's policy and QP went through the UART
     assert mcu["collisions"] == python["collisions"] == 0 and mcu["crashes"] == python["crashes"] == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = "hw_configs/quadrotor_sim.yaml"
+CONFIG = "hw_configs/quadrotor_oracle_sim.yaml"
 SUMMARY_KEYS = {"collisions", "crashes", "tracking_rmse_m", "outcome", "deadline_misses", "timing", "sim_steps", "duration_s", "link", "bag", "mcu"}
 MCU_KEYS = {
     "flash_bytes", "ram_bytes", "policy_answers", "qp_solves", "instructions_per_policy_answer", "instructions_per_qp_solve",

@@ -119,6 +119,21 @@ def test_lidar_mount_offset_moves_the_laser_origin(client: int) -> None:
     np.testing.assert_allclose(scan.ranges, expected, atol=1e-3)
 
 
+def test_lidar_planes_see_what_one_plane_misses_above_and_below_and_keep_the_nearest_return(client: int) -> None:
+    """A panel whose lower edge is 4 cm above the laser and a bar 4 cm below it: one plane sees neither, the band both."""
+    box(client, (1.0, 0.0, 0.04 + 0.5), (0.05, 0.3, 0.5))   # ahead (+x), from 4 cm above the laser upwards
+    box(client, (0.0, 2.0, -0.04 - 0.02), (0.3, 0.05, 0.02))  # to the left (+y), a 4 cm bar just below it
+    beams = {"num_beams": 4, "angle_min_rad": 0.0, "angle_max_rad": 1.5 * math.pi, "range_max_m": 5.0}
+    one = Lidar2D(client, LidarParams(**beams)).scan((0.0, 0.0, 0.0), IDENTITY, stamp=0.0, rng=rng())
+    assert np.all(np.isposinf(one.ranges))
+    band = LidarParams(**beams, plane_offsets_m=(-0.06, 0.0, 0.06))
+    scan = Lidar2D(client, band).scan((0.0, 0.0, 0.0), IDENTITY, stamp=0.0, rng=rng())
+    np.testing.assert_allclose(scan.ranges[:2], [0.95, 1.95], atol=1e-3)
+    assert np.all(np.isposinf(scan.ranges[2:]))
+    with pytest.raises(ValidationError, match="plane_offsets_m"):
+        LidarParams(plane_offsets_m=())
+
+
 def test_lidar_inside_its_own_body_sees_out_of_it(client: int) -> None:
     wall(client)
     robot = box(client, (0.0, 0.0, 0.0), (0.3, 0.2, 0.1), mass=1.0)

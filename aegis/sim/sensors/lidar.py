@@ -12,6 +12,11 @@ Conventions
   horizontal and only the heading (yaw) turns them; the mount point still moves with the body
   (the laser frame is then the yaw-only frame at the mount point, which is what its TF must say).
 * All beams are cast at the same instant (``time_increment`` = 0); ``scan_time`` = 1 / rate_hz.
+* ``plane_offsets_m``: more than one scan plane, stacked along the laser's z (the beams' own z when
+  ``level``): each beam reads the nearest return over the planes, as a 3-D lidar's points within a
+  height band flattened into one LaserScan (ROS's pointcloud_to_laserscan with min/max height). A
+  robot that flies needs this: one plane at its centre misses what stands within its radius above
+  or below it.
 
 Values, following REP 117 (https://www.ros.org/reps/rep-0117.html: "-Inf" too close to measure,
 "NaN" erroneous measurement, "+Inf" out of range / no return):
@@ -30,7 +35,7 @@ Bullet mostly ignores the shape a ray starts in, but a ray starting inside a sph
 past its centre, or within a box's collision margin, hits it at distance 0) is cast again, in one
 more rayTestBatch for all such beams, from ``SELF_EXIT_MARGIN_M`` beyond where it leaves the
 axis-aligned bounding box of the link it hit (pybullet.getAABB). Up to ``MAX_SELF_PASSES`` such
-passes; a beam still blocked then reads NaN. So a scan costs one rayTestBatch when the beams
+passes; a beam still blocked then reads NaN. So a scan costs one rayTestBatch per plane when the beams
 clear the robot, one more per pass otherwise; and an obstacle inside the bounding box of the
 robot's own link, behind the part a beam hit, is not seen (it touches the robot already).
 """
@@ -71,6 +76,13 @@ class LidarParams(NodeParams):
     range_max_m: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(10.0, description="farther read +inf")
     mount_xyz_m: tuple[_Finite, _Finite, _Finite] = Field((0.0, 0.0, 0.0), description="laser origin in the body frame (FLU)")
     level: bool = Field(False, description="gimbal-stabilised: beams stay horizontal, only yaw turns them")
+    plane_offsets_m: tuple[_Finite, ...] = Field(
+        (0.0,),
+        min_length=1,
+        max_length=16,
+        description="scan planes along the laser's z (m): each beam reads the nearest return over all of them, "
+        "a 3-D lidar's height band flattened into one scan as pointcloud_to_laserscan does; (0.0,): one plane",
+    )
     rate_hz: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(10.0, description="scans per second")
     noise_std_m: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(0.0, description="range noise std (m)")
     dropout_prob: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="chance a beam reads NaN")
@@ -145,20 +157,14 @@ class Lidar2D:
         origin = position + rotation @ self._mount
         beam_rotation = yaw_only(rotation) if p.level else rotation
         np.matmul(self._beams, beam_rotation.T, out=self._directions)
-        self._from[:] = origin
-        np.multiply(self._directions, p.range_max_m, out=self._to)
-        self._to += origin
-
-        results = pybullet.rayTestBatch(self._from, self._to, numThreads=1, physicsClientId=self.client)
-        n = p.num_beams
-        ids = np.fromiter([r[0] for r in results], dtype=np.int64, count=n)
         ranges = self._ranges
-        ranges[:] = np.fromiter([r[2] for r in results], dtype=np.float64, count=n)
-        ranges *= p.range_max_m
-        blocked = self._recast_own_hits(ids, ranges, origin, results) if self.exclude_body is not None else None
+        for index, offset in enumerate(p.plane_offsets_m):
+            plane_ranges = self._cast_plane(origin + beam_rotation[:, 2] * offset)
+            if index == 0:
+                ranges[:] = plane_ranges
+            else:  # the nearest return over the planes (fmin skips a plane where the robot blocks the beam: NaN)
+                np.fmin(ranges, plane_ranges, out=ranges)
 
-        np.less(ids, 0, out=self._mask)
-        ranges[self._mask] = np.inf  # REP 117: no return -> +Inf
         np.less(ranges, p.range_min_m, out=self._mask)
         ranges[self._mask] = -np.inf  # REP 117: too close to measure -> -Inf
         rng.standard_normal(out=self._normal)
@@ -167,9 +173,7 @@ class Lidar2D:
         np.clip(ranges, p.range_min_m, p.range_max_m, out=ranges, where=self._mask)
         rng.random(out=self._uniform)
         np.less(self._uniform, p.dropout_prob, out=self._mask)
-        ranges[self._mask] = np.nan  # REP 117: erroneous measurement -> NaN
-        if blocked is not None:
-            ranges[blocked] = np.nan
+        ranges[self._mask] = np.nan  # REP 117: erroneous measurement -> NaN (as is a beam the robot blocks)
 
         return LaserScan(
             stamp=stamp,
@@ -183,6 +187,23 @@ class Lidar2D:
             range_max=p.range_max_m,
             ranges=ranges.astype(np.float32),
         )
+
+    def _cast_plane(self, origin: np.ndarray) -> np.ndarray:
+        """One plane's ranges from ``origin`` along ``self._directions``: +inf no return, NaN a beam the robot blocks."""
+        p = self.params
+        n = p.num_beams
+        self._from[:] = origin
+        np.multiply(self._directions, p.range_max_m, out=self._to)
+        self._to += origin
+        results = pybullet.rayTestBatch(self._from, self._to, numThreads=1, physicsClientId=self.client)
+        ids = np.fromiter([r[0] for r in results], dtype=np.int64, count=n)
+        ranges = np.fromiter([r[2] for r in results], dtype=np.float64, count=n)
+        ranges *= p.range_max_m
+        blocked = self._recast_own_hits(ids, ranges, origin, results) if self.exclude_body is not None else None
+        ranges[ids < 0] = np.inf
+        if blocked is not None:
+            ranges[blocked] = np.nan
+        return ranges
 
     def _recast_own_hits(
         self, ids: np.ndarray, ranges: np.ndarray, origin: np.ndarray, results: tuple[tuple, ...]
