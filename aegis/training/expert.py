@@ -41,6 +41,9 @@ POLICY_NODE_FOR_EXPERT: dict[str, str] = {"quadrotor_mpc": "quadrotor_policy", "
 EXPERTS_ILL_POSED_AT_REST = frozenset({"diff_drive_mpc"})
 """Experts asked with the robot's own heading as their heading at rest where the reference is at rest (see the module doc)."""
 
+PRIVILEGED_EXPERTS = frozenset({"quadrotor_mpc"})
+"""Experts with model parameters for the true plant (aegis.training.privileged fills them per episode)."""
+
 ACTION_HEADROOM = 1.25
 """tanh output x (headroom x limit), clipped to the limit: a saturated expert is a target of 0.8, not tanh's asymptote 1."""
 
@@ -78,6 +81,8 @@ class ExpertSetup:
     observation: tuple[tuple[str, int], ...]
     action: tuple[ActionSpec, ...]
     action_limit: np.ndarray
+    privileged: bool = False
+    """The expert is told each episode's true plant (aegis.training.privileged)."""
 
     @property
     def action_scale(self) -> np.ndarray:
@@ -93,7 +98,9 @@ class ExpertSetup:
         return sum(spec.size for spec in self.action)
 
 
-def expert_setup(config_path: str | Path, overrides: tuple[str, ...] = (), observation: tuple[str, ...] | None = None) -> ExpertSetup:
+def expert_setup(
+    config_path: str | Path, overrides: tuple[str, ...] = (), observation: tuple[str, ...] | None = None, privileged: bool = False
+) -> ExpertSetup:
     """Read a training config: find its one expert node and derive the policy's layout and scales.
 
     ``observation``: the observation fields, in order (default: the robot kind's DEFAULT_OBSERVATIONS);
@@ -116,6 +123,11 @@ def expert_setup(config_path: str | Path, overrides: tuple[str, ...] = (), obser
     if unknown or not fields:
         known = ", ".join(sorted(OBSERVATION_SOURCES))
         raise TrainingConfigError(f"observation fields {', '.join(unknown) or '(none)'}: not ones aegis fills (known: {known})")
+    if privileged and entry.type not in PRIVILEGED_EXPERTS:
+        raise TrainingConfigError(
+            f"{path}: --privileged-expert: {name} ({entry.type}) has no parameters for the true plant (experts that do: "
+            f"{', '.join(sorted(PRIVILEGED_EXPERTS))})"
+        )
     cls = node_class(entry.type)
     params = cls.Params.model_validate(entry.params)
     return ExpertSetup(
@@ -130,6 +142,7 @@ def expert_setup(config_path: str | Path, overrides: tuple[str, ...] = (), obser
         observation=tuple((name, OBSERVATION_SOURCES[name].size) for name in fields),
         action=ACTION_LAYOUTS[kind],
         action_limit=_action_limit(kind, config, params),
+        privileged=privileged,
     )
 
 
