@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--privileged-expert", action="store_true",
         help="the expert is told each episode's true plant (the drawn mass, thrust coefficient and latencies: "
-        "aegis.training.privileged), in demonstrations and in its DAgger labels; the policy still observes only its fields",
+        "aegis.runs.privileged), in demonstrations and in its DAgger labels; the policy still observes only its fields",
     )
     parser.add_argument(
         "--workers", type=workers, default=None,

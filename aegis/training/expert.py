@@ -34,15 +34,13 @@ from aegis.inference.observations import ACTION_LAYOUTS, DEFAULT_OBSERVATIONS, O
 from aegis.msgs import RobotState
 from aegis.node import Node, Received
 from aegis.registry import node_class
+from aegis.runs.privileged import PRIVILEGED_EXPERTS
 
 POLICY_NODE_FOR_EXPERT: dict[str, str] = {"quadrotor_mpc": "quadrotor_policy", "diff_drive_mpc": "diff_drive_policy"}
 """Expert node type -> the policy node type that takes its place in the chain."""
 
 EXPERTS_ILL_POSED_AT_REST = frozenset({"diff_drive_mpc"})
 """Experts asked with the robot's own heading as their heading at rest where the reference is at rest (see the module doc)."""
-
-PRIVILEGED_EXPERTS = frozenset({"quadrotor_mpc"})
-"""Experts with model parameters for the true plant (aegis.training.privileged fills them per episode)."""
 
 ACTION_HEADROOM = 1.25
 """tanh output x (headroom x limit), clipped to the limit: a saturated expert is a target of 0.8, not tanh's asymptote 1."""
@@ -82,7 +80,7 @@ class ExpertSetup:
     action: tuple[ActionSpec, ...]
     action_limit: np.ndarray
     privileged: bool = False
-    """The expert is told each episode's true plant (aegis.training.privileged)."""
+    """The expert is told each episode's true plant (aegis.runs.privileged)."""
 
     @property
     def action_scale(self) -> np.ndarray:

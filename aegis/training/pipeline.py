@@ -13,7 +13,7 @@
 Same config, options and seed give the same file, byte for byte, whatever runs the rollouts (one
 pool of workers serves every stage). With ``dynamics`` every episode's plant draws from that set per
 its seed; with ``overlay`` plant and expert are centred on it; with ``privileged_expert`` the expert is told
-each episode's true plant (aegis.training.privileged); the contract's producer records all three.
+each episode's true plant (aegis.runs.privileged); the contract's producer records all three.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class TrainSettings:
     overlay: Path | None = None
     """A hw_config fragment (what `aegis sysid` writes) laid over the config before ``overrides``: plant and expert both take it."""
     privileged_expert: bool = False
-    """The expert is told each episode's true plant (aegis.training.privileged): demonstrations and DAgger labels."""
+    """The expert is told each episode's true plant (aegis.runs.privileged): demonstrations and DAgger labels."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ proposed then (it saw that very state at that very time: asking a second copy wo
 MPC again), except for an expert the labeler asks differently (aegis.training.expert:
 EXPERTS_ILL_POSED_AT_REST); otherwise a fresh expert node is asked (:class:`aegis.training.expert.Labeler`).
 A privileged expert (``ExpertSetup.privileged``) is told the episode's true plant, in the loop and as labeler
-(aegis.training.privileged).
+(aegis.runs.privileged).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
 from aegis.runs.plan_run import run_plan
 from aegis.training.expert import EXPERTS_ILL_POSED_AT_REST, NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
-from aegis.training.privileged import privileged_overrides
+from aegis.runs.privileged import privileged_overrides
 from aegis.training.scenarios import Episode
 
 MAX_POSITION_ERROR_M = 3.0

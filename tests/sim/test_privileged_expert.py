@@ -1,7 +1,7 @@
 """The privileged expert (aegis train --privileged-expert): it is told the plant the simulator really draws, and uses it.
 
 The quadrotor MPC's ``mass_ratio`` pre-scales its thrust vector so a loop built on the config's mass
-realises its plan, and ``dead_time_s`` predicts the odometry over the latency; aegis.training.privileged
+realises its plan, and ``dead_time_s`` predicts the odometry over the latency; aegis.runs.privileged
 reads both from the very draw the simulator makes at reset (same seed, same values).
 """
 
@@ -18,7 +18,7 @@ from aegis.msgs import RobotState
 from aegis.node import Received
 from aegis.sim.dynamics import resolve_dynamics
 from aegis.training.expert import expert_setup
-from aegis.training.privileged import privileged_values
+from aegis.runs.privileged import privileged_values
 from aegis.training.rollout import run_episode
 from aegis.training.scenarios import Episode
 
@@ -85,3 +85,20 @@ def test_a_told_expert_tracks_a_light_drone_as_well_as_a_nominal_one_where_the_u
     nominal = rmse("nominal", privileged=True)
     assert rmse("light", privileged=True) < 1.3 * nominal
     assert rmse("light", privileged=False) > 1.5 * nominal  # 30 % less mass: the untold expert climbs ~20 cm above its plan
+
+
+def test_eval_flies_the_told_expert_and_refuses_a_config_without_one(capsys) -> None:
+    from aegis.cli import main
+    from aegis.runs.evaluation import Campaign, run_campaign
+
+    light = tuple(plant_overrides("light")[:1])
+    untold, told = (
+        run_campaign(Campaign(EXPERT, light, episodes=1, seed=7, privileged_expert=p)) for p in (False, True)
+    )
+    assert told["privileged_expert"] is True and "privileged_expert" not in untold
+    # 30 % lighter: the untold expert hovers ~20 cm above its reference, the told one on it
+    assert told["aggregate"]["tracking_rmse_m"]["mean"] < 0.6 * untold["aggregate"]["tracking_rmse_m"]["mean"]
+    assert main(["eval", "husky_mpc_sim", "--privileged-expert", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "husky_mpc_sim: --privileged-expert needs exactly one expert with parameters for the true plant" in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,7 +1,8 @@
-"""The privileged expert: an episode's true plant (what its simulator draws) as the expert's model parameters, in training only.
+"""The privileged expert: an episode's true plant (what its simulator draws) as the expert's model parameters.
 
 With ``aegis train --privileged-expert`` the expert of every training episode is told what the
-plant of that episode really is, the values the simulator bridge draws at ``reset(seed)`` from the
+plant of that episode really is (``aegis eval --privileged-expert`` flies such an expert: what a
+policy imitating it could at best do), the values the simulator bridge draws at ``reset(seed)`` from the
 scenario's randomisation and the dynamics set (:meth:`aegis.nodes.sim_bridge.SimBridgeBase.plant_draw`,
 the seed the lockstep graph gives the plant: :func:`aegis.executors.graph.node_seeds`). For the
 quadrotor MPC (``quadrotor_mpc``) that is:
@@ -21,8 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from aegis.config_files import ConfigError
 from aegis.executors.graph import node_seeds
 from aegis.launch_plan import LaunchPlan
+
+PRIVILEGED_EXPERTS = frozenset({"quadrotor_mpc"})
+"""Experts with model parameters for the true plant (:func:`privileged_values` fills them per episode)."""
 
 
 def privileged_values(plan: LaunchPlan, seed: int) -> dict[str, float]:
@@ -40,3 +45,14 @@ def privileged_values(plan: LaunchPlan, seed: int) -> dict[str, float]:
 def privileged_overrides(expert: str, plan: LaunchPlan, seed: int) -> list[str]:
     """The config overrides telling the expert node ``expert`` the true plant of the run of ``plan`` from ``seed``."""
     return [f"nodes.{expert}.params.{key}={value!r}" for key, value in privileged_values(plan, seed).items()]
+
+
+def expert_node(plan: LaunchPlan, where: str) -> str:
+    """The one node of ``plan`` that can be told the true plant; ConfigError naming ``where`` (the file) otherwise."""
+    told = [node.name for node in plan.nodes if node.type_name in PRIVILEGED_EXPERTS]
+    if len(told) != 1:
+        raise ConfigError(
+            f"{where}: --privileged-expert needs exactly one expert with parameters for the true plant "
+            f"({', '.join(sorted(PRIVILEGED_EXPERTS))}); found {', '.join(told) or 'none'}"
+        )
+    return told[0]
