@@ -4,7 +4,10 @@ It takes the place of quadrotor_position_controller in the filtered chain (same 
 /cmd_accel_nominal and /reference out), so the safety filter still corrects whatever it proposes.
 Each tick it samples the reference over the horizon (aegis.controllers.mpc.translational_mpc,
 OSQP with a shifted warm start, built once) and publishes the first acceleration of the plan.
-Acceleration and speed limits come from the hw_config's ``safety`` section.
+Acceleration and speed limits come from the hw_config's ``safety`` section. ``mass_ratio`` and
+``dead_time_s`` tell it a plant other than the config's (training's privileged expert,
+aegis.runs.privileged): it scales its planned thrust vector, and plans from the odometry predicted
+over the latency.
 
 An MPC that fails (solver status not solved, even after relaxing its state limits) publishes no
 nominal this tick and counts it in ``mpc_failures``: the filter then filters zero (hover), and the

@@ -248,6 +248,9 @@ def test_a_privileged_expert_is_recorded_changes_the_labels_and_is_refused_for_a
     untold = TrainSettings(**{**settings.__dict__, "out": tmp_path / "untold.onnx", "privileged_expert": False})
     train(untold)
     assert settings.out.read_bytes() != untold.out.read_bytes()  # the same plants, other labels
+    again = TrainSettings(**{**settings.__dict__, "out": tmp_path / "again.onnx"})
+    train(again)
+    assert again.out.read_bytes() == settings.out.read_bytes()  # told too: same seed, same bytes
     assert read_contract(settings.out).producer.privileged_expert and not read_contract(nominal).producer.privileged_expert
     assert report.plant["privileged_expert"] is True
     assert "labelled by a privileged expert" in format_inspection(inspect_model(settings.out))

@@ -27,8 +27,8 @@ from aegis.inference.observations import ObservationBuilder, PolicyInput
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
 from aegis.runs.plan_run import run_plan
-from aegis.training.expert import EXPERTS_ILL_POSED_AT_REST, NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
 from aegis.runs.privileged import privileged_overrides
+from aegis.training.expert import EXPERTS_ILL_POSED_AT_REST, NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
 from aegis.training.scenarios import Episode
 
 MAX_POSITION_ERROR_M = 3.0
