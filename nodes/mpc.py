@@ -4,7 +4,10 @@ It takes the place of quadrotor_position_controller in the filtered chain (same 
 /cmd_accel_nominal and /reference out), so the safety filter still corrects whatever it proposes.
 Each tick it samples the reference over the horizon (aegis.controllers.mpc.translational_mpc,
 OSQP with a shifted warm start, built once) and publishes the first acceleration of the plan.
-Acceleration and speed limits come from the hw_config's ``safety`` section.
+Acceleration and speed limits come from the hw_config's ``safety`` section. ``mass_ratio`` and
+``dead_time_s`` tell it a plant other than the config's (training's privileged expert,
+aegis.runs.privileged): it scales its planned thrust vector, and plans from the odometry predicted
+over the latency.
 
 An MPC that fails (solver status not solved, even after relaxing its state limits) publishes no
 nominal this tick and counts it in ``mpc_failures``: the filter then filters zero (hover), and the
@@ -41,6 +44,17 @@ class QuadrotorMpcParams(QuadrotorControllerParams):
     position_weight: Positive = Field(100.0, description="state weight on position error")
     velocity_weight: Positive = Field(4.0, description="state weight on velocity error")
     accel_weight: Positive = Field(0.25, description="input weight on acceleration")
+    mass_ratio: Positive = Field(
+        1.0,
+        description="the plant's mass over the attitude loop's model mass, divided by the same ratio of thrust coefficients: "
+        "the planned acceleration's thrust vector (a + g) is scaled by it, so a loop built on the model realises the plan "
+        "(1: the model is right; aegis train --privileged-expert sets the episode's drawn value)",
+    )
+    dead_time_s: Annotated[float, Field(ge=0, le=0.2)] = Field(
+        0.0,
+        description="sensing + actuation latency (s) the odometry is predicted over, with the last planned acceleration, "
+        "before planning (0: plan from the odometry as read; aegis train --privileged-expert sets the episode's drawn value)",
+    )
 
 
 class QuadrotorMpc(Node):
@@ -74,18 +88,22 @@ class QuadrotorMpc(Node):
         self._offsets = np.arange(p.horizon + 1) * self.dt
         self._heading = yaw_quaternion(p.yaw_rad)
         self._heading_matrix = quaternion_to_matrix(self._heading)
+        self._thrust_axis = np.array([0.0, 0.0, p.gravity_mps2])
+        self._last_plan = np.zeros(3)
         self.mpc_failures = 0
         self.relaxed_ticks = 0
         self.lost_state_ticks = 0
 
     def reset(self, seed: int | None = None) -> None:
         self.mpc.reset()
+        self._last_plan = np.zeros(3)
         self.mpc_failures = self.relaxed_ticks = self.lost_state_ticks = 0
 
     def metrics(self) -> dict[str, Any]:
         return {"mpc_failures": self.mpc_failures, "mpc_relaxed_ticks": self.relaxed_ticks}
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        p = self.params
         samples = [self.reference(now + offset) for offset in self._offsets]
         position, velocity, _ = samples[0]
         outputs: dict[str, Any] = {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
@@ -96,14 +114,20 @@ class QuadrotorMpc(Node):
             return outputs
         from aegis.controllers.mpc import translational_reference
 
-        x0 = np.concatenate([state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity])
+        position, velocity = state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity
+        if p.dead_time_s > 0.0:  # where the robot will be when this plan acts: the last plan's acceleration meanwhile
+            position = position + velocity * p.dead_time_s + 0.5 * self._last_plan * p.dead_time_s**2
+            velocity = velocity + self._last_plan * p.dead_time_s
+        x0 = np.concatenate([position, velocity])
         x_ref, u_ref = translational_reference(*(np.array(column) for column in zip(*samples)))
         u0, info = self.mpc.compute(x0, x_ref, u_ref)
         self.relaxed_ticks += bool(info.relaxed)
         if not info.ok or not np.all(np.isfinite(u0)):
             self.mpc_failures += 1
             return outputs
-        outputs["nominal"] = AccelCommand(stamp=now, frame_id="odom", linear=u0)
+        self._last_plan = u0
+        command = u0 if p.mass_ratio == 1.0 else p.mass_ratio * (u0 + self._thrust_axis) - self._thrust_axis
+        outputs["nominal"] = AccelCommand(stamp=now, frame_id="odom", linear=command)
         return outputs
 
 

@@ -229,15 +229,12 @@ class SimBridgeBase(Node):
             from aegis.scenario.layouts import draw_layout
 
             self.obstacles = draw_layout(self.scenario, self.scenario.seed if seed is None else seed)
-        if p.randomize and self.scenario is not None:
-            from aegis.scenario import sample_randomization
-
-            rng = np.random.default_rng(seed)
-            self.randomization = sample_randomization(self.scenario.randomization, rng)
-            self.obstacles = _jittered(self.obstacles, self.randomization["obstacle_jitter_m"], rng)
+        rng = np.random.default_rng(seed)
+        r, d = self._plant_draw(rng, seed)
+        if r:
+            self.randomization = r
+            self.obstacles = _jittered(self.obstacles, r["obstacle_jitter_m"], rng)
         self._put_obstacles()
-        r = self.randomization
-        d = self.dynamics.draw(seed) if self.dynamics is not None else NOMINAL
         self.dynamics_drawn = {"set": p.dynamics.stem, **d.as_dict()} if p.dynamics is not None else {}
         self._noise = p.noise_params().scaled(r.get("sensor_noise_scale", 1.0) * d.sensor_noise_scale)
         self._noisy = any(std > 0.0 for std in self._noise.model_dump().values())  # exact sensing draws nothing
@@ -256,6 +253,21 @@ class SimBridgeBase(Node):
         self.crashes = 0
         self.crash_reason = None
         self.crash_time_s = None
+
+    def plant_draw(self, seed: int | None) -> tuple[dict[str, float], DynamicsDraw]:
+        """What ``reset(seed)`` draws for the plant: the scenario's randomisation (empty unless ``randomize``) and the dynamics draw.
+
+        Pure (no world is built): aegis.training's privileged expert reads the episode's true plant from it.
+        """
+        return self._plant_draw(np.random.default_rng(seed), seed)
+
+    def _plant_draw(self, rng: np.random.Generator, seed: int | None) -> tuple[dict[str, float], DynamicsDraw]:
+        r: dict[str, float] = {}
+        if self.params.randomize and self.scenario is not None:
+            from aegis.scenario import sample_randomization
+
+            r = sample_randomization(self.scenario.randomization, rng)
+        return r, self.dynamics.draw(seed) if self.dynamics is not None else NOMINAL
 
     def _set_scales(self, r: Mapping[str, float], d: DynamicsDraw) -> None:
         """The world's physical scales: the scenario's draw ``r`` times the dynamics draw ``d`` (see aegis.sim.dynamics)."""

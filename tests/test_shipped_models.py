@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = {
     # model: (the hw_config flying it under the filter, the expert it imitates)
     "quadrotor_tracking": ("quadrotor_oracle_sim.yaml", "quadrotor_mpc"),
+    "quadrotor_tracking_robust": ("quadrotor_robust_sim.yaml", "quadrotor_mpc"),
     "husky_goal": ("husky_policy_sim.yaml", "diff_drive_mpc"),
 }
 

@@ -234,3 +234,27 @@ def test_an_expert_episode_is_labelled_by_what_the_expert_proposed_which_a_fresh
     # the same answers up to the QP solver's tolerance (the two copies are warm-started from different histories)
     assert np.max(np.abs(proposed.actions - asked.actions)) < 0.01 * setup.action_limit[0]
     assert not np.array_equal(proposed.actions, np.zeros_like(asked.actions))
+
+
+def test_a_privileged_expert_is_recorded_changes_the_labels_and_is_refused_for_an_expert_without_plant_parameters(
+    tiny_model, tmp_path: Path, capsys
+) -> None:
+    from aegis.cli import main
+    from aegis.inference.inspection import format_inspection, inspect_model
+
+    _, nominal = tiny_model
+    settings = TrainSettings(**{**tiny(tmp_path / "told.onnx").__dict__, "dynamics": "light", "privileged_expert": True})
+    report = train(settings)
+    untold = TrainSettings(**{**settings.__dict__, "out": tmp_path / "untold.onnx", "privileged_expert": False})
+    train(untold)
+    assert settings.out.read_bytes() != untold.out.read_bytes()  # the same plants, other labels
+    again = TrainSettings(**{**settings.__dict__, "out": tmp_path / "again.onnx"})
+    train(again)
+    assert again.out.read_bytes() == settings.out.read_bytes()  # told too: same seed, same bytes
+    assert read_contract(settings.out).producer.privileged_expert and not read_contract(nominal).producer.privileged_expert
+    assert report.plant["privileged_expert"] is True
+    assert "labelled by a privileged expert" in format_inspection(inspect_model(settings.out))
+    husky = REPO / "hw_configs" / "husky_mpc_sim.yaml"
+    assert main(["train", str(husky), "--out", str(tmp_path / "h.onnx"), "--privileged-expert"]) == 2
+    err = capsys.readouterr().err
+    assert "--privileged-expert: controller (diff_drive_mpc) has no parameters for the true plant" in err and len(err.strip().splitlines()) == 1

@@ -34,6 +34,13 @@ Listener = Callable[[str, Any, int], None]
 """Called with (topic, message, time in ns) for every message published during a run."""
 
 
+def node_seeds(seed: int | None, count: int) -> list[int | None]:
+    """The seed each of ``count`` nodes is reset with for a run's ``seed`` (its own stream per node; None: unseeded)."""
+    if seed is None:
+        return [None] * count
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(count)]
+
+
 class NodeGraph:
     """``nodes`` in plan order, the latest message per topic, and the publication ``listeners``."""
 
@@ -75,9 +82,9 @@ class NodeGraph:
 
     def reset(self, seed: int | None = None) -> None:
         """Reset every node, each with its own seed drawn from ``seed`` (same seed, same run), and forget every message."""
-        child_seeds = np.random.SeedSequence(seed).spawn(len(self.nodes)) if seed is not None else None
-        for index, node in enumerate(self.nodes):
-            node.reset(int(child_seeds[index].generate_state(1)[0]) if child_seeds else None)
+        seeds = node_seeds(seed, len(self.nodes))
+        for node, node_seed in zip(self.nodes, seeds):
+            node.reset(node_seed)
         self.latest.clear()
         for queues in self._queues.values():
             for queue in queues:

@@ -196,6 +196,11 @@ class Producer(_Strict):
     overlay: dict[str, Any] | None = Field(
         None, description="the hw_config overlay it was trained centred on (e.g. what `aegis sysid` identified): dotted key -> value"
     )
+    privileged_expert: bool = Field(
+        False,
+        description="its expert was told each training episode's true plant (mass, thrust, latency: `aegis train --privileged-expert`); "
+        "the policy itself observes only its contract's fields",
+    )
 
 
 class PolicyContract(_Strict):

@@ -137,6 +137,8 @@ def _contract_lines(c: PolicyContract) -> list[str]:
             lines.append(f"  trained under dynamics {p.dynamics.get('set', '?')}: {ranges}")
         if p.overlay:
             lines.append("  trained centred on overlay " + ", ".join(f"{k}={v}" for k, v in p.overlay.items()))
+        if p.privileged_expert:
+            lines.append("  labelled by a privileged expert (told each training episode's true plant)")
     if c.description:
         lines.append(f"  description {c.description}")
     return lines

@@ -130,6 +130,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=output_file, default=None, metavar="FILE", help="write per-episode rows and aggregates")
     evaluate.add_argument("--no-filter", action="store_true", help="leave the safety filter out (to show what it prevents)")
     add_dynamics_option(evaluate)
+    evaluate.add_argument(
+        "--privileged-expert", action="store_true",
+        help="tell the config's expert (quadrotor_mpc) each episode's true plant: the drawn mass, thrust coefficient and "
+        "latencies (aegis.runs.privileged), as aegis train --privileged-expert labels with it",
+    )
     add_overlay_option(evaluate)
     add_policy_options(evaluate)
     add_overrides(evaluate)
@@ -299,7 +304,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "run one episode with aegis sim"
         )
     search = _adversarial_search(args, plan)
-    campaign = Campaign(resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration, search)
+    campaign = Campaign(
+        resolve_config_path(args.config), tuple(args.effective_overrides), args.episodes, args.seed, args.duration, search,
+        privileged_expert=args.privileged_expert,
+    )
+    if campaign.privileged_expert:
+        from aegis.runs.privileged import expert_node
+
+        expert_node(plan, str(args.config))  # a config without such an expert: refused in one line before anything runs
     columns = (
         TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[collisions]} collisions, {task.fields[crashes]} crashes"), TimeRemainingColumn(),

@@ -42,6 +42,8 @@ class Campaign:
     duration_s: float | None = None
     search: SearchBudget | None = None
     """Per episode, an adversarial search of the scenario's disturbance bounds (aegis.runs.adversarial) instead of one run."""
+    privileged_expert: bool = False
+    """Each episode's expert is told that episode's true plant (aegis.runs.privileged)."""
 
 
 def campaign_plan(campaign: Campaign) -> LaunchPlan:
@@ -81,6 +83,10 @@ def run_episode(
     return row
 
 
+def _told_plan(campaign: Campaign, told: list[str]) -> LaunchPlan:
+    return campaign_plan(Campaign(campaign.config, (*campaign.overrides, *told), campaign.episodes))
+
+
 def _worker(plan: LaunchPlan, episode: int, seed: int, duration_s: float | None) -> dict[str, Any]:
     return run_episode(plan, episode, seed, duration_s)
 
@@ -99,6 +105,11 @@ def run_campaign(
     rows sorted by episode, and their aggregates: the same document on every backend."""
     plan = campaign_plan(campaign)
     jobs = [(plan, i, campaign.seed + i, campaign.duration_s) for i in range(campaign.episodes)]
+    if campaign.privileged_expert:
+        from aegis.runs.privileged import expert_node, privileged_overrides
+
+        told = expert_node(plan, str(campaign.config))
+        jobs = [(_told_plan(campaign, privileged_overrides(told, plan, seed)), i, seed, d) for _, i, seed, d in jobs]
     worker: Callable[..., dict[str, Any]] = _worker
     if campaign.search is not None:
         jobs, worker = [(*job, campaign.search) for job in jobs], _search_worker
@@ -112,6 +123,7 @@ def run_campaign(
         "overrides": list(campaign.overrides),
         "scenario": str(plan.scenario) if plan.scenario else None,
         "seed": campaign.seed,
+        **({"privileged_expert": True} if campaign.privileged_expert else {}),
         "aggregate": summary,
         "episodes": rows,
     }

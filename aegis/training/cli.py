@@ -77,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_overlay_option(parser)
     parser.add_argument(
+        "--privileged-expert", action="store_true",
+        help="the expert is told each episode's true plant (the drawn mass, thrust coefficient and latencies: "
+        "aegis.runs.privileged), in demonstrations and in its DAgger labels; the policy still observes only its fields",
+    )
+    parser.add_argument(
         "--workers", type=workers, default=None,
         help="rollouts in parallel: worker processes, or a local Ray instance's CPUs (default: the CPU count, at most "
         "the episodes of a stage; 1: one after another in this process); the model is the same whatever runs them",
@@ -100,6 +105,8 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--dynamics", str(args.dynamics)]
     if getattr(args, "overlay", None) is not None:
         words += ["--overlay", str(args.overlay)]
+    if getattr(args, "privileged_expert", False):
+        words += ["--privileged-expert"]
     return shlex.join(words)
 
 
@@ -123,6 +130,7 @@ def settings_from_args(args: argparse.Namespace, config: Path) -> TrainSettings:
         overrides=tuple(args.overrides),
         dynamics=getattr(args, "dynamics", None),
         overlay=getattr(args, "overlay", None),
+        privileged_expert=getattr(args, "privileged_expert", False),
         observation=None if args.observation is None else tuple(f.strip() for f in args.observation.split(",") if f.strip()),
         episodes=args.episodes,
         iterations=args.iterations,
@@ -196,6 +204,8 @@ def print_report(report: TrainReport, console: Console | None = None) -> None:
         table.add_row("dynamics set (drawn per episode)", escape(f"{report.plant['dynamics']['set']}: {report.plant['dynamics']['description']}"))
     if "overlay" in report.plant:
         table.add_row("overlay (centre)", escape(", ".join(f"{k}={v}" for k, v in report.plant["overlay"].items())))
+    if report.plant.get("privileged_expert"):
+        table.add_row("expert", "privileged: told each episode's true plant")
     table.add_row("training time", f"{report.wall_time_s:.1f} s")
     table.add_row("model", str(report.out))
     table.add_row("sha256", report.sha256)

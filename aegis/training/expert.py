@@ -34,6 +34,7 @@ from aegis.inference.observations import ACTION_LAYOUTS, DEFAULT_OBSERVATIONS, O
 from aegis.msgs import RobotState
 from aegis.node import Node, Received
 from aegis.registry import node_class
+from aegis.runs.privileged import PRIVILEGED_EXPERTS
 
 POLICY_NODE_FOR_EXPERT: dict[str, str] = {"quadrotor_mpc": "quadrotor_policy", "diff_drive_mpc": "diff_drive_policy"}
 """Expert node type -> the policy node type that takes its place in the chain."""
@@ -78,6 +79,8 @@ class ExpertSetup:
     observation: tuple[tuple[str, int], ...]
     action: tuple[ActionSpec, ...]
     action_limit: np.ndarray
+    privileged: bool = False
+    """The expert is told each episode's true plant (aegis.runs.privileged)."""
 
     @property
     def action_scale(self) -> np.ndarray:
@@ -93,7 +96,9 @@ class ExpertSetup:
         return sum(spec.size for spec in self.action)
 
 
-def expert_setup(config_path: str | Path, overrides: tuple[str, ...] = (), observation: tuple[str, ...] | None = None) -> ExpertSetup:
+def expert_setup(
+    config_path: str | Path, overrides: tuple[str, ...] = (), observation: tuple[str, ...] | None = None, privileged: bool = False
+) -> ExpertSetup:
     """Read a training config: find its one expert node and derive the policy's layout and scales.
 
     ``observation``: the observation fields, in order (default: the robot kind's DEFAULT_OBSERVATIONS);
@@ -116,6 +121,11 @@ def expert_setup(config_path: str | Path, overrides: tuple[str, ...] = (), obser
     if unknown or not fields:
         known = ", ".join(sorted(OBSERVATION_SOURCES))
         raise TrainingConfigError(f"observation fields {', '.join(unknown) or '(none)'}: not ones aegis fills (known: {known})")
+    if privileged and entry.type not in PRIVILEGED_EXPERTS:
+        raise TrainingConfigError(
+            f"{path}: --privileged-expert: {name} ({entry.type}) has no parameters for the true plant (experts that do: "
+            f"{', '.join(sorted(PRIVILEGED_EXPERTS))})"
+        )
     cls = node_class(entry.type)
     params = cls.Params.model_validate(entry.params)
     return ExpertSetup(
@@ -130,6 +140,7 @@ def expert_setup(config_path: str | Path, overrides: tuple[str, ...] = (), obser
         observation=tuple((name, OBSERVATION_SOURCES[name].size) for name in fields),
         action=ACTION_LAYOUTS[kind],
         action_limit=_action_limit(kind, config, params),
+        privileged=privileged,
     )
 
 

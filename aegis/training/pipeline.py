@@ -12,7 +12,8 @@
 
 Same config, options and seed give the same file, byte for byte, whatever runs the rollouts (one
 pool of workers serves every stage). With ``dynamics`` every episode's plant draws from that set per
-its seed; with ``overlay`` plant and expert are centred on it; the contract's producer records both.
+its seed; with ``overlay`` plant and expert are centred on it; with ``privileged_expert`` the expert is told
+each episode's true plant (aegis.runs.privileged); the contract's producer records all three.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class TrainSettings:
     """A dynamics set (a shipped name or a file, aegis.sim.dynamics) every episode's plant draws from, per its seed; None: nominal."""
     overlay: Path | None = None
     """A hw_config fragment (what `aegis sysid` writes) laid over the config before ``overrides``: plant and expert both take it."""
+    privileged_expert: bool = False
+    """The expert is told each episode's true plant (aegis.runs.privileged): demonstrations and DAgger labels."""
 
 
 @dataclass
@@ -124,7 +127,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     """Run the pipeline; write ``settings.out``; return the numbers."""
     started = time.perf_counter()
     report = progress or (lambda stage, done, total, note: None)
-    setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation)
+    setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation, settings.privileged_expert)
     with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
         collect = partial(_collect, setup, settings, folder=folder, report=report, pool=pool)  # one set of workers for every stage
@@ -279,4 +282,6 @@ def plant_record(settings: TrainSettings) -> dict[str, Any]:
         record["dynamics"] = {"set": Path(str(settings.dynamics)).stem, "description": dynamics.description, **ranges}
     if settings.overlay is not None:
         record["overlay"] = dict(flatten_mapping(read_yaml_mapping(settings.overlay)))
+    if settings.privileged_expert:
+        record["privileged_expert"] = True
     return record

@@ -10,6 +10,8 @@ does) and labelled by the expert. When the expert itself was in the loop, its la
 proposed then (it saw that very state at that very time: asking a second copy would solve the same
 MPC again), except for an expert the labeler asks differently (aegis.training.expert:
 EXPERTS_ILL_POSED_AT_REST); otherwise a fresh expert node is asked (:class:`aegis.training.expert.Labeler`).
+A privileged expert (``ExpertSetup.privileged``) is told the episode's true plant, in the loop and as labeler
+(aegis.runs.privileged).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aegis.inference.observations import ObservationBuilder, PolicyInput
 from aegis.launch_plan import LaunchPlan, make_plan
 from aegis.msgs import RobotState
 from aegis.runs.plan_run import run_plan
+from aegis.runs.privileged import privileged_overrides
 from aegis.training.expert import EXPERTS_ILL_POSED_AT_REST, NOMINAL_PORT, STATE_PORT, ExpertSetup, Labeler
 from aegis.training.scenarios import Episode
 
@@ -57,6 +60,10 @@ def run_episode(setup: ExpertSetup, episode: Episode, controller_overrides: tupl
     overrides = episode_overrides(setup, episode)
     expert_plan = make_plan(load_config(setup.config_path, overrides))
     plan = make_plan(load_config(setup.config_path, [*overrides, *controller_overrides])) if controller_overrides else expert_plan
+    if setup.privileged:  # the expert (in the loop, or labelling) is told this episode's true plant; the plant is the same
+        told = make_plan(load_config(setup.config_path, [*overrides, *privileged_overrides(setup.node, expert_plan, episode.seed)]))
+        plan = plan if controller_overrides else told
+        expert_plan = told
     seen, truths, proposed, plant_metrics = _visited_states(plan, setup.node, episode)
     labeler = Labeler(_node_named(expert_plan, setup.node).instantiate(), setup.robot_kind)
     own_labels = not controller_overrides and setup.type_name not in EXPERTS_ILL_POSED_AT_REST
