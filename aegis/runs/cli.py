@@ -380,9 +380,10 @@ def print_campaign(result: dict) -> None:
     if agg.get("policy_no_nominal_ticks") is not None:
         table.add_row("policy: ticks without a nominal", str(agg["policy_no_nominal_ticks"]))
     if agg.get("perception"):
-        from aegis.runs.perception import perception_text
+        from aegis.runs.perception import perception_rows
 
-        table.add_row("perception (vs the true obstacles)", perception_text(agg["perception"]))
+        for label, text in perception_rows(agg["perception"]):
+            table.add_row(label, text)
     adversarial = agg.get("adversarial")
     if adversarial is not None:
         def shown(value, scale=1.0, unit=""):

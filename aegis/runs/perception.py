@@ -199,15 +199,24 @@ def aggregate_perception(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
     return summary
 
 
-def perception_text(perception: dict[str, Any]) -> str:
-    """One line for a summary table: recall, precision, position error, latency p99."""
+def perception_rows(perception: dict[str, Any]) -> list[tuple[str, str]]:
+    """Two rows for a summary table: what was detected (recall, precision, error), then latency p99 and true h.
+
+    Two short rows, not one long one: a row wider than the terminal wraps where a number's digits
+    fall, so the same run would print different lines on a quiet and a loaded machine.
+    """
 
     def part(key: str, fmt: str) -> str:
         value = perception.get(key)
         return "-" if value is None else format(value, fmt)
 
-    return (
-        f"recall {part('recall', '.3f')}, precision {part('precision', '.3f')}, "
-        f"error {part('position_error_m', '.3f')} m, p99 {part('latency_p99_us', '.0f')} µs, "
-        f"filter h on the true obstacles {part('true_min_h', '.4f')}"
-    )
+    return [
+        (
+            "perception (vs the true obstacles)",
+            f"recall {part('recall', '.3f')}, precision {part('precision', '.3f')}, error {part('position_error_m', '.3f')} m",
+        ),
+        (
+            "perception: p99 / filter h on the truth",
+            f"{part('latency_p99_us', '.0f')} µs / {part('true_min_h', '.4f')}",
+        ),
+    ]

@@ -12,7 +12,7 @@ from rich.table import Table
 from aegis.launch_plan import LaunchPlan
 from aegis.runs.episode import EpisodeLog, episode_metrics, episode_outcome, episode_series, outcome_of
 from aegis.runs.timing import print_timing
-from aegis.runs.perception import perception_log, perception_text, run_perception
+from aegis.runs.perception import perception_log, perception_rows, run_perception
 from aegis.runs.plan_run import final_states, load_plan_scenario, record_run, run_duration, run_numbers
 
 
@@ -117,7 +117,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if "outcome" in summary:
         table.add_row("outcome", summary["outcome"])
     if summary.get("perception"):
-        table.add_row("perception (vs the true obstacles)", perception_text(summary["perception"]))
+        for label, text in perception_rows(summary["perception"]):
+            table.add_row(label, text)
     if "filter_interventions" in summary:
         min_barrier = summary["min_barrier"]
         table.add_row("safety filter: interventions / fallbacks", f"{summary['filter_interventions']} / {summary['fallbacks']} ticks")
