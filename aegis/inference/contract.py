@@ -297,12 +297,15 @@ class PolicyContract(_Strict):
 
         ``physical_graph`` is written only when true: a contract applied in Python reads in an aegis
         that predates the flag, a physical one is refused there (unknown key) rather than applied twice.
-        So are the producer's ``dynamics`` and ``overlay``: a policy trained on the config's own plant has the
-        bytes it had before they existed.
+        So are the producer's ``dynamics`` and ``overlay`` (written when set) and ``privileged_expert``
+        (written when true): a policy trained on the config's own plant by an untold expert has the bytes
+        it had before they existed, and so has anything re-saving its contract (``aegis model quantize``).
         """
         exclude: dict[str, Any] = {} if self.physical_graph else {"physical_graph": True}
         if self.producer is not None:
             unset = {key: True for key in ("dynamics", "overlay") if getattr(self.producer, key) is None}
+            if not self.producer.privileged_expert:
+                unset["privileged_expert"] = True
             if unset:
                 exclude["producer"] = unset
         return self.model_dump_json(exclude_defaults=False, exclude=exclude or None)
