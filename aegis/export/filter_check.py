@@ -141,10 +141,15 @@ def run_on_host(export: FilterQpExport, problems: QpProblems, build_dir: str | P
     run([compiler, *STRICT_C_FLAGS, *includes, "-c", str(_harness(export, directory, io=True).resolve()), "-o", str(harness)])
     program = (directory / f"{export.name}_qp_test").resolve()
     run([compiler, *GENERATED_C_FLAGS, *includes, *(str(s.resolve()) for s in export.sources), str(harness), "-o", str(program), "-lm"])
+    return parse_answers(run_host_program(program), len(problems), export.spec.n_inputs)
+
+
+def run_host_program(program: Path) -> str:
+    """Run a harness built for this machine and return what it printed (a failure is a ToolchainError with its output)."""
     done = subprocess.run([str(program)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         raise ToolchainError(f"{program}: exit status {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return parse_answers(done.stdout, len(problems), export.spec.n_inputs)
+    return done.stdout
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ the solver's flash and RAM.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from aegis.export import templates
 from aegis.export.errors import ToolchainError
-from aegis.export.filter_check import AGREEMENT, PROBLEMS_HEADER, write_problems_header
+from aegis.export.filter_check import AGREEMENT, PROBLEMS_HEADER, run_host_program, write_problems_header
 from aegis.export.filter_dual import FilterDualExport
 from aegis.export.filter_samples import QpProblems, solve_on_host
 from aegis.export.mcu import (
@@ -91,10 +90,7 @@ def run_on_host(export: FilterDualExport, problems: QpProblems, build_dir: Path,
     program = (build_dir / f"{export.name}_dual_test").resolve()
     run([cc, *STRICT_C_FLAGS, f"-I{build_dir.resolve()}", f"-I{export.out_dir.resolve()}",
          str(_harness(export, build_dir, io=True).resolve()), str(export.source.resolve()), "-o", str(program), "-lm"])
-    done = subprocess.run([str(program)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
-    if done.returncode != 0:
-        raise ToolchainError(f"{program}: exit status {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return parse_answers(done.stdout, len(problems), export.spec.n_inputs)
+    return parse_answers(run_host_program(program), len(problems), export.spec.n_inputs)
 
 
 @dataclass(frozen=True)

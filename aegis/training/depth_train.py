@@ -250,12 +250,17 @@ def export(model: Any, name: str, path: Path, seed: int, command: str, threshold
         producer=Producer(name="aegis train-depth", version=aegis.__version__, command=command, seed=seed, notes=notes),
         description=f"depth-sector CNN ({name}): a depth image -> {SECTORS} sector ranges and their uncertainty",
     )
-    c = rig.camera
-    spec = SectorSpec(
-        width_px=c.width_px, height_px=c.height_px, factor=factor, sectors=SECTORS, max_range_m=MAX_RANGE_M, fov_deg=c.fov_deg,
-        mount_xyz_m=tuple(c.mount_xyz_m), mount_pitch_rad=c.mount_pitch_rad, cascade_sigma_threshold_m=threshold_m,
-    )
+    spec = _rig_spec(rig, factor=factor, cascade_sigma_threshold_m=threshold_m)
     return _save(model, pixels, path, contract, spec)
+
+
+def _rig_spec(rig: DepthRig, **model_keys: Any) -> SectorSpec:
+    """The :class:`SectorSpec` of a model for ``rig``'s camera: its image, field of view and mount, plus ``model_keys``."""
+    c = rig.camera
+    return SectorSpec(
+        width_px=c.width_px, height_px=c.height_px, sectors=SECTORS, max_range_m=MAX_RANGE_M, fov_deg=c.fov_deg,
+        mount_xyz_m=tuple(c.mount_xyz_m), mount_pitch_rad=c.mount_pitch_rad, **model_keys,
+    )
 
 
 def export_window(large: Any, path: Path, seed: int, command: str, notes: str = "", rig: DepthRig = RIGS["husky"]) -> Path:
@@ -282,11 +287,7 @@ def export_window(large: Any, path: Path, seed: int, command: str, notes: str = 
         producer=Producer(name="aegis train-depth", version=aegis.__version__, command=command, seed=seed, notes=notes),
         description=f"the large depth-sector CNN's column layers on a {width}-column window (the same weights): the cascade's per-sector second stage",
     )
-    c = rig.camera
-    spec = SectorSpec(
-        width_px=c.width_px, height_px=c.height_px, factor=1, sectors=SECTORS, max_range_m=MAX_RANGE_M, fov_deg=c.fov_deg,
-        mount_xyz_m=tuple(c.mount_xyz_m), mount_pitch_rad=c.mount_pitch_rad, window_px=width,
-    )
+    spec = _rig_spec(rig, factor=1, window_px=width)
     return _save(window_network(torch, large, rig.camera), height * width + width, path, contract, spec, output_name="columns")
 
 
