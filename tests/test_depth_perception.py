@@ -88,6 +88,20 @@ def test_a_pillar_is_a_cylinder_of_its_radius_and_a_box_is_not(world):
     assert [s.shape for s in shapes if s is not pillar] == ["box"]
 
 
+@pytest.mark.parametrize("centre_xy, radius", [((2.5, 0.3), 0.3), ((2.0, 1.2), 0.25), ((1.5, -0.4), 0.15)])
+def test_a_pillar_is_fitted_where_its_surface_is_not_where_its_voxels_are(world, centre_xy, radius):
+    # the circle goes through the points' centroid in each voxel column: on the surface, so the centre is
+    # found to within a centimetre and the radius holds the surface with half a voxel to spare (fitted to
+    # the voxel columns' centres instead, the centre was 2-2.5 cm off and the near face 6-7 cm too near)
+    shape = pybullet.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=2.0, physicsClientId=world)
+    pybullet.createMultiBody(0, shape, basePosition=[*centre_xy, 1.0], physicsClientId=world)
+    mapper = DepthObstacleMapper(DepthMapperSettings(voxel_m=0.05))
+    [pillar] = mapper.update(_depth(world, (0.0, 0.0, 1.0), width=80, height=48), np.array([0.0, 0.0, 1.0]), IDENTITY, 0.0)
+    assert pillar.shape == "cylinder"
+    assert np.hypot(*(pillar.centre[:2] - centre_xy)) < 0.01
+    assert radius <= pillar.extents[0] / 2 <= radius + 0.03
+
+
 def test_a_box_seen_at_an_angle_is_held_and_two_things_apart_are_two_boxes(world):
     _box(world, (2.5, -0.8, 1.0), (0.2, 0.3, 0.4))
     _sphere(world, (2.0, 0.8, 1.2), 0.25)

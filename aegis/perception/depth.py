@@ -11,7 +11,9 @@ The pipeline of :class:`DepthObstacleMapper` (pure numpy and scipy; no messages)
    within ``self_radius_m`` of the body origin, horizontally (the robot's own body in view: a
    camera on a Husky's top plate sees its bumper).
 2. **A voxel map with memory.** Points fall into ``voxel_m`` cubes; each occupied voxel keeps the
-   time it was last seen. A camera sees a narrow cone: an obstacle the robot has just turned away
+   time it was last seen and the centroid of the points that fell into it then (where in the cube
+   the surface is: a face crossing a 5 cm voxel lies anywhere within it, and the shapes below are
+   fitted to these centroids, not to the voxels' centres). A camera sees a narrow cone: an obstacle the robot has just turned away
    from is still beside it, so voxels are kept for ``memory_s`` after they were last seen (a moving
    obstacle leaves a trail that long: conservative), unless a later frame sees through them: a voxel
    in view, within ``max_range_m``, whose pixel measures a depth clearly beyond it (more than a voxel
@@ -28,14 +30,16 @@ The pipeline of :class:`DepthObstacleMapper` (pure numpy and scipy; no messages)
    ``min_arc_deg`` facing the camera) is an upright cylinder (a pillar, a trunk, a person). Every other
    cluster is a box yawed about world z: the rectangle around its voxel columns whose sides they lie
    on best (a wall seen at an angle is a thin yawed box, not its large axis-aligned hull; a box seen
-   at a corner, an L of two faces, is the box), the voxels whole inside it, grown by ``margin_m``. A
+   at a corner, an L of two faces, is the box), every centroid inside it with half a voxel to spare
+   (a centroid lies within its patch of surface, the patch within half a voxel of it), grown by ``margin_m``. A
    camera sees only the near side of a thing, so the box is also grown on its far side, away from
    the camera: along its axis nearest the line of sight, until it is as deep as it is wide (by at
    most ``max_depth_extension_m``): a round or square obstacle is about as deep as it is wide.
 
 The uncertainty of each box (``sigma_m``) is the range noise at its nearest point
 (``range_noise_fraction`` of the range; the voxel quantisation is inside the box already, since a
-box holds its voxels whole): what a filter may inflate it by, with the robot's pose uncertainty.
+box holds each centroid with half a voxel around it): what a filter may inflate it by, with the robot's
+pose uncertainty.
 """
 
 from __future__ import annotations
@@ -115,11 +119,12 @@ def _voxels_of(keys: np.ndarray) -> np.ndarray:
     return np.stack([keys // (_KEY_SPAN * _KEY_SPAN), (keys // _KEY_SPAN) % _KEY_SPAN, keys % _KEY_SPAN], axis=1) - _KEY_OFFSET
 
 
-def _columns(centres: np.ndarray, voxel_m: float) -> np.ndarray:
-    """The distinct (x, y) voxel columns of voxel centres, as column centres (m)."""
-    ij = np.floor(centres[:, :2] / voxel_m).astype(np.int64) + _KEY_OFFSET
-    keys = np.unique(ij[:, 0] * _KEY_SPAN + ij[:, 1])
-    return (np.stack([keys // _KEY_SPAN, keys % _KEY_SPAN], axis=1) - _KEY_OFFSET + 0.5) * voxel_m
+def _columns(centroids: np.ndarray, voxel_m: float) -> np.ndarray:
+    """The distinct (x, y) voxel columns of voxel centroids, each as the mean (x, y) of its centroids (m): where the surface crosses it."""
+    ij = np.floor(centroids[:, :2] / voxel_m).astype(np.int64) + _KEY_OFFSET
+    _, column = np.unique(ij[:, 0] * _KEY_SPAN + ij[:, 1], return_inverse=True)
+    counts = np.bincount(column)
+    return np.stack([np.bincount(column, weights=centroids[:, axis]) / counts for axis in range(2)], axis=1)
 
 
 def _rectangle_yaw(xy: np.ndarray) -> float:
@@ -171,11 +176,13 @@ class DepthObstacleMapper:
         self._rays: tuple[int, int, np.ndarray] | None = None  # (H, W, unit-depth rays in the body frame)
         self._keys = np.empty(0, dtype=np.int64)  # occupied voxels, sorted (see _voxel_keys)
         self._last_seen = np.empty(0)
+        self._centroids = np.empty((0, 3))  # per voxel: the mean of the points that fell into it when last seen (world, m)
 
     def reset(self) -> None:
         """Forget the map."""
         self._keys = np.empty(0, dtype=np.int64)
         self._last_seen = np.empty(0)
+        self._centroids = np.empty((0, 3))
 
     @property
     def voxel_count(self) -> int:
@@ -209,18 +216,19 @@ class DepthObstacleMapper:
         self._carve(np.asarray(depth, dtype=np.float64), position, rotation)
         points = self.world_points(depth, position, rotation)
         if len(points):
-            seen = np.unique(_voxel_keys(np.floor(points / s.voxel_m).astype(np.int64)))
+            seen, which = np.unique(_voxel_keys(np.floor(points / s.voxel_m).astype(np.int64)), return_inverse=True)
+            counts = np.bincount(which, minlength=len(seen))[:, None]
+            centroids = np.stack([np.bincount(which, weights=points[:, axis], minlength=len(seen)) for axis in range(3)], axis=1) / counts
             keys = np.concatenate([self._keys, seen])
             last_seen = np.concatenate([self._last_seen, np.full(len(seen), stamp)])
+            all_centroids = np.concatenate([self._centroids, centroids])
             order = np.argsort(keys, kind="stable")  # a voxel seen again: its new entry sorts after its old one
-            keys, last_seen = keys[order], last_seen[order]
-            newest = np.append(keys[1:] != keys[:-1], True)
-            self._keys, self._last_seen = keys[newest], last_seen[newest]
-        keep = self._last_seen >= stamp - s.memory_s
-        self._keys, self._last_seen = self._keys[keep], self._last_seen[keep]
+            newest = np.append(keys[order][1:] != keys[order][:-1], True)
+            rows = order[newest]
+            self._keys, self._last_seen, self._centroids = keys[rows], last_seen[rows], all_centroids[rows]
+        self._keep_only(self._last_seen >= stamp - s.memory_s)
         if len(self._keys) > s.max_voxels:  # bounded memory: the most recently seen first
-            recent = np.sort(np.argsort(-self._last_seen, kind="stable")[: s.max_voxels])
-            self._keys, self._last_seen = self._keys[recent], self._last_seen[recent]
+            self._keep_only(np.sort(np.argsort(-self._last_seen, kind="stable")[: s.max_voxels]))
         camera = position + rotation @ self._mount
         return self._shapes(camera)
 
@@ -245,8 +253,11 @@ class DepthObstacleMapper:
         with np.errstate(invalid="ignore"):
             seen_through = candidate & ~np.isnan(measured) & (measured > z + tolerance)  # +inf: no return, free to the far plane
         if seen_through.any():
-            keep = ~seen_through
-            self._keys, self._last_seen = self._keys[keep], self._last_seen[keep]
+            self._keep_only(~seen_through)
+
+    def _keep_only(self, selection: np.ndarray) -> None:
+        """Keep the voxels ``selection`` picks (a mask or sorted indices), their times and centroids with them."""
+        self._keys, self._last_seen, self._centroids = self._keys[selection], self._last_seen[selection], self._centroids[selection]
 
     def _shapes(self, camera: np.ndarray) -> list[DepthShape]:
         """The map's clusters as shapes: voxels in touching cells of ``cluster_gap_m`` are one obstacle."""
@@ -263,13 +274,13 @@ class DepthObstacleMapper:
         order = np.argsort(cluster_of, kind="stable")
         starts = np.flatnonzero(np.append(True, np.diff(cluster_of[order]) != 0))
         return [
-            self._box((members + 0.5) * s.voxel_m, camera)
-            for members in np.split(voxels[order], starts[1:])
+            self._box(members, camera)
+            for members in np.split(self._centroids[order], starts[1:])
             if len(members) >= s.min_voxels
         ]
 
     def _box(self, centres: np.ndarray, camera: np.ndarray) -> DepthShape:
-        """The shape around voxels (their centres, world): a cylinder when an arc fits, else a yawed box grown away from the camera."""
+        """The shape around voxels (their point centroids, world): a cylinder when an arc fits, else a yawed box grown away from the camera."""
         s = self.settings
         xy = centres[:, :2]
         cylinder = self._cylinder(centres, camera)
@@ -279,7 +290,7 @@ class DepthObstacleMapper:
         c, si = math.cos(yaw), math.sin(yaw)
         to_box = np.array([[c, si], [-si, c]])  # world xy -> box frame
         local = xy @ to_box.T
-        half_voxel = s.voxel_m / 2.0 * (abs(c) + abs(si))  # a voxel's footprint along either box axis
+        half_voxel = s.voxel_m / 2.0 * (abs(c) + abs(si))  # a centroid's patch of surface reaches this far along either box axis
         lo = np.concatenate([local.min(axis=0) - half_voxel, [centres[:, 2].min() - s.voxel_m / 2.0]]) - s.margin_m
         hi = np.concatenate([local.max(axis=0) + half_voxel, [centres[:, 2].max() + s.voxel_m / 2.0]]) + s.margin_m
         camera_local = np.concatenate([to_box @ camera[:2], camera[2:]])
@@ -294,13 +305,13 @@ class DepthObstacleMapper:
             else:
                 lo[sight] -= missing
         nearest = float(np.linalg.norm(np.clip(camera_local, lo, hi) - camera_local))
-        sigma = s.range_noise_fraction * nearest  # whole voxels are inside the box already: no quantisation term
+        sigma = s.range_noise_fraction * nearest  # each centroid has half a voxel around it inside the box: no quantisation term
         middle = (lo + hi) / 2.0
         centre = np.concatenate([to_box.T @ middle[:2], middle[2:]])
         return DepthShape(shape="box", centre=centre, extents=hi - lo, yaw_rad=yaw, voxels=len(centres), sigma_m=sigma)
 
     def _cylinder(self, centres: np.ndarray, camera: np.ndarray) -> DepthShape | None:
-        """An upright cylinder through the voxels' columns when a circle fits them (Kasa: small residual, an arc wide enough, seen convex)."""
+        """An upright cylinder through the voxels' column centroids when a circle fits them (Kasa: small residual, an arc wide enough, seen convex)."""
         s = self.settings
         columns = _columns(centres, s.voxel_m)
         if len(columns) < 4:
@@ -314,8 +325,8 @@ class DepthObstacleMapper:
         spread = np.angle(np.exp(1j * (bearings - toward_camera)))  # each column's bearing from the centre, relative to the camera's
         if np.degrees(spread.max() - spread.min()) < s.min_arc_deg or np.abs(spread).min() > math.pi / 2:
             return None  # too short an arc to trust the radius, or the far side of a circle (a concave corner)
-        # every column inside: the farthest column centre from the axis plus a column's half diagonal
-        radius = float(np.hypot(*(columns - centre_xy).T).max()) + s.voxel_m / math.sqrt(2.0) + s.margin_m
+        # every column inside: the farthest column's centroid from the axis plus half a voxel (its patch of surface)
+        radius = float(np.hypot(*(columns - centre_xy).T).max()) + s.voxel_m / 2.0 + s.margin_m
         low, high = centres[:, 2].min() - s.voxel_m / 2.0, centres[:, 2].max() + s.voxel_m / 2.0
         nearest = max(float(np.hypot(*(camera[:2] - centre_xy))) - radius, 0.0)
         return DepthShape(
