@@ -130,22 +130,23 @@ def truth(config: HwConfig, draw: DynamicsDraw) -> dict[str, float]:
     return values
 
 
-def fly(config_file: Path, scenario: str, out: Path, overrides: list[str] = (), dynamics: Path | None = None, seed: int = 0) -> dict[str, Any]:
-    """One recorded `aegis sim` run of ``scenario``; its summary."""
-    base = [f"scenario={scenario_path(scenario)}", *overrides]
+def fly(config_file: Path, scenario: str | Path, out: Path, overrides: list[str] = (), dynamics: Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """One recorded `aegis sim` run of ``scenario`` (a shipped scenario's name, or a scenario file); its summary."""
+    base = [f"scenario={scenario if isinstance(scenario, Path) else scenario_path(scenario)}", *overrides]
     config = load_config(config_file, base)
     plan = make_plan(load_config(config_file, base + plant_overrides(config, dynamics)))
     return run_sim(plan, duration_s=None, seed=seed, out_dir=out, show_progress=False)
 
 
-def recover(seed: int, folder: Path, gap: bool = False, robot: str = "quadrotor") -> dict[str, Any]:
-    """Fly seed's hidden robot on the excitation, identify it; the errors (and with ``gap``, the three tracking RMSEs)."""
+def recover(seed: int, folder: Path, gap: bool = False, robot: str = "quadrotor", excitation: Path | None = None) -> dict[str, Any]:
+    """Fly seed's hidden robot on the excitation (the robot's shipped one, or ``excitation``), identify it; the errors
+    (and with ``gap``, the three tracking RMSEs)."""
     spec = ROBOTS[robot]
     folder.mkdir(parents=True, exist_ok=True)
     config_file = config_path(spec.config)
     config = load_config(config_file)
     hidden, draw = write_hidden(seed, folder, spec.hidden)
-    fly(config_file, spec.excitation, folder / "excitation", dynamics=hidden)
+    fly(config_file, excitation or spec.excitation, folder / "excitation", dynamics=hidden)
     result = identify(folder / "excitation" / "bag", config)
     true = truth(config, draw)
     dt = result.details["dt_s"]
@@ -177,15 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--robot", choices=sorted(ROBOTS), default="quadrotor", help="which robot (default: quadrotor)")
     parser.add_argument("--seeds", type=int, default=3, help="hidden robots to identify, seeds 0..N-1 (default: 3)")
     parser.add_argument("--gap", type=int, default=0, help="of these, how many also measure the sim-to-sim gap (default: 0)")
+    parser.add_argument("--excitation", default=None,
+                        help="a scenario (file or shipped name) to fly instead of the robot's own excitation; "
+                        "python -m aegis.sysid.excitation designs one")
     parser.add_argument("--json", type=Path, default=None, help="write every row")
     args = parser.parse_args(argv)
+    if args.excitation is not None:
+        named = scenario_path(args.excitation)
+        if not Path(args.excitation).is_file() and not named.is_file():
+            parser.error(f"--excitation {args.excitation}: no such file and no shipped scenario of that name")
+        args.excitation = Path(args.excitation) if Path(args.excitation).is_file() else named
     rows = []
     with tempfile.TemporaryDirectory(prefix="aegis-sysid-") as tmp:
         for seed in range(args.seeds):
-            rows.append(recover(seed, Path(tmp) / str(seed), gap=seed < args.gap, robot=args.robot))
+            rows.append(recover(seed, Path(tmp) / str(seed), gap=seed < args.gap, robot=args.robot, excitation=args.excitation))
     dt = rows[0]["dt_s"]
     spec = ROBOTS[args.robot]
-    print(f"{len(rows)} hidden {args.robot} robots ({spec.config}, {spec.excitation}); error = identified - hidden")
+    print(f"{len(rows)} hidden {args.robot} robots ({spec.config}, {args.excitation or spec.excitation}); error = identified - hidden")
     print(f"{'parameter':40s} {'identified':>10s} {'max |error|':>12s} {'mean |error|':>12s}")
     for key in spec.relative_keys + LATENCY_KEYS + spec.unidentifiable_keys:
         errors = np.abs([r["errors"][key] for r in rows])
