@@ -164,7 +164,7 @@ class DepthObstacles(Node):
         threshold = p.sigma_threshold_m if p.sigma_threshold_m is not None else cheap.spec.cascade_sigma_threshold_m
         if threshold is None:
             raise ConfigError(f"nodes.{self.name}.params.sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")
-        cascade = DepthCascade(cheap.predict, window.predict_sector, window.p99_us, threshold, p.budget_us)
+        cascade = DepthCascade(cheap.predict, window.predict_sectors, window.p99_us, threshold, p.budget_us)
         return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 
     def reset(self, seed: int | None = None) -> None:

@@ -24,15 +24,16 @@ every machine. Rows:
     husky_depth_sim's camera sees it with the stereo noise model (aegis.sim.sensors.depth_noise,
     seed 0), from 12 yaws, cycled: one frame -> 16 sector ranges and sigmas, input preparation and
     the ONNX call through the policy runtime, for the shipped cheap and large models and the cascade
-    (cheap every frame, the large network's window model on each sector whose sigma is above the
-    model's threshold; budget 10 ms, the node's default), timed interleaved (each frame: cheap, large,
+    (cheap every frame, then one call of the large network's window model on the sectors whose sigma
+    is above the model's threshold; budget 10 ms, the node's default), timed interleaved (each frame: cheap, large,
     cascade) so that the machine's load falls on the three alike. These rows also give ``mean_us``, and
     the cascade row the fraction of frames the large network refined (``escalated``) and of sectors
     (``sectors_refined``); the issue's target, cascade mean <= 50 % of the large model's, is printed as
     met or not (its accuracy half: ``python -m aegis.training.depth_eval`` on held-out frames).
 ``depth_window_sector``
-    one sector of the cascade's second stage alone (the large network's window model on that sector's
-    9 columns, sectors in turn), timed in the same interleaved loop: what each refined sector costs.
+    one sector of the cascade's second stage alone (a call of the large network's window model on that
+    sector's 9 columns, sectors in turn), timed in the same interleaved loop: what a frame with one
+    refined sector adds.
 
 ``median_us`` and ``p99_us`` are over ``--repeats`` calls after a warm-up (wall clock,
 time.perf_counter_ns). The issue's target (printed as met or not, never asserted): the 360-beam
@@ -135,11 +136,11 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     models = {name: DepthSectorModel(share_dir() / "models" / f"husky_depth_{name}.onnx") for name in ("cheap", "large")}
     threshold = models["cheap"].spec.cascade_sigma_threshold_m
     window = DepthWindowModel(share_dir() / "models" / "husky_depth_window.onnx")
-    cascade = DepthCascade(models["cheap"].predict, window.predict_sector, window.p99_us, threshold, budget_us=10000.0)
+    cascade = DepthCascade(models["cheap"].predict, window.predict_sectors, window.p99_us, threshold, budget_us=10000.0)
     sector = iter(range(1 << 62))
 
-    def one_sector(depth: np.ndarray) -> tuple[float, float] | None:
-        return window.predict_sector(depth, next(sector) % 16)
+    def one_sector(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return window.predict_sectors(depth, np.array([next(sector) % 16]))
 
     calls = {
         "depth_cheap": models["cheap"].predict,
