@@ -15,8 +15,8 @@ the mount's transform). ``aegis check`` compares them with the sim bridge's came
 
 ``method`` picks the path (default ``geometric``, the above). ``learned`` runs the large depth-sector
 CNN on every frame; ``cascade`` runs the cheap one on every frame and the large network only on the
-sectors the cheap one is unsure of (its window model: the large one's columns around that sector),
-most unsure first, while the frame's ``budget_us`` still covers its measured p99 per sector
+sectors the cheap one is unsure of (its window model: the large one's columns around each sector),
+in ONE call, the most unsure ones, as many as the frame's ``budget_us`` left covers the measured p99 of a call on that many
 (aegis.inference.depth_model: models made by ``aegis train-depth``, loaded through the policy
 contract and runtime; default: the shipped ``models/husky_depth_{cheap,large,window}.onnx``, trained for
 husky_depth_sim's camera). A learned frame gives K sector ranges with their sigmas, and each
@@ -91,10 +91,10 @@ class DepthObstaclesParams(NodeParams):
     cheap_model: Path | None = Field(None, description="the cascade's cheap depth-sector ONNX model (default: the shipped models/husky_depth_cheap.onnx)")
     large_model: Path | None = Field(None, description="method learned: the large depth-sector ONNX model (default: the shipped models/husky_depth_large.onnx)")
     window_model: Path | None = Field(
-        None, description="the cascade's second stage: the large model's window model, run on each unsure sector (default: the shipped models/husky_depth_window.onnx)"
+        None, description="the cascade's second stage: the large model's window model, run on the unsure sectors in one call (default: the shipped models/husky_depth_window.onnx)"
     )
     budget_us: Annotated[float, Field(gt=0, le=10_000_000)] = Field(
-        10000.0, description="the cascade's time per frame (µs): the large network runs on a sector only if what is left covers its p99 per sector (default: a third of a 30 Hz frame)"
+        10000.0, description="the cascade's time per frame (µs): the large network's one call takes as many unsure sectors as what is left covers the p99 of a call on that many (default: a third of a 30 Hz frame)"
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's, chosen at training)"

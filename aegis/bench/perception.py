@@ -34,6 +34,10 @@ every machine. Rows:
     one sector of the cascade's second stage alone (a call of the large network's window model on that
     sector's 9 columns, sectors in turn), timed in the same interleaved loop: what a frame with one
     refined sector adds.
+``depth_window_3_sectors``
+    the same call on three sectors' windows at once (sectors 5 apart, in turn), the frame's unsure
+    sectors as the cascade sends them: its time less one sector's, halved, is what each sector after
+    the first adds.
 
 ``median_us`` and ``p99_us`` are over ``--repeats`` calls after a warm-up (wall clock,
 time.perf_counter_ns). The issue's target (printed as met or not, never asserted): the 360-beam
@@ -142,11 +146,16 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     def one_sector(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return window.predict_sectors(depth, np.array([next(sector) % 16]))
 
+    def three_sectors(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = next(sector)
+        return window.predict_sectors(depth, np.array([first % 16, (first + 5) % 16, (first + 10) % 16]))
+
     calls = {
         "depth_cheap": models["cheap"].predict,
         "depth_large": models["large"].predict,
         "depth_cascade": cascade.predict,
         "depth_window_sector": one_sector,
+        "depth_window_3_sectors": three_sectors,
     }
     answers = {name: [predict(f) for f in frames] for name, predict in calls.items()}
     for _ in range(12):  # warm-up
@@ -161,7 +170,7 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     rows = []
     for name in calls:
         row = {
-            "name": name, "points": 9 * 48 if name == "depth_window_sector" else 80 * 48,
+            "name": name, "points": {"depth_window_sector": 9 * 48, "depth_window_3_sectors": 3 * 9 * 48}.get(name, 80 * 48),
             "obstacles": int(sum(int(np.sum(np.asarray(a[0]) < 4.7)) for a in answers[name])),
             "median_us": float(np.median(samples[name])), "p99_us": float(np.percentile(samples[name], 99)),
             "mean_us": float(np.mean(samples[name])),

@@ -189,10 +189,9 @@ class DepthWindowModel:
         pixels = spec.height_px * width
         self._windows = self.batch.inputs[:, :pixels].reshape(spec.sectors, spec.height_px, width)  # views of the batch's rows
         self._window_bearings = self.batch.inputs[:, pixels:]
-        self._columns = self.starts[:, None] + np.arange(width)  # (K, W): each sector's window's image columns
         self._bearing_table = np.stack(self._bearings)  # (K, W)
-        self._band_columns = self.offsets[:, None] + np.arange(band)  # (K, band): each sector's band's columns in its window
-        self._row_index = np.arange(spec.sectors)[:, None]
+        self._starts, self._offsets = self.starts.tolist(), self.offsets.tolist()  # Python ints: the per-sector loop indexes with them
+        self._ranges, self._sigmas = np.zeros(spec.sectors), np.zeros(spec.sectors)
         self.latency = [LatencyStats(256) for _ in range(spec.sectors)]
         """Time of each call (the windows' input and the ONNX call) by its number of sectors (``latency[n - 1]``), the last 256 each."""
         probe = np.full((spec.height_px, spec.width_px), np.inf, dtype=np.float32)
@@ -217,17 +216,25 @@ class DepthWindowModel:
         """(ranges, sigmas) in metres of the given sectors of a depth image, in their order, from ONE onnxruntime call; NaN where not finite."""
         n = len(sectors)
         started = time.perf_counter_ns()
-        windows = self._windows[:n]  # every window's input in a few whole-batch numpy calls, as window_input makes one
-        np.copyto(windows, depth[:, self._columns[sectors]].transpose(1, 0, 2))
-        np.fmax(windows, 0.0, out=windows)
-        np.minimum(windows, self.spec.max_range_m, out=windows)
-        self._window_bearings[:n] = self._bearing_table[sectors]
+        windows, bearings, table, starts, offsets = self._windows, self._window_bearings, self._bearing_table, self._starts, self._offsets
+        width, band, max_range, copyto = self.width, self.band, self.spec.max_range_m, np.copyto
+        for i in range(n):  # a row per sector: its window's columns and bearings (a loop: a frame refines a few sectors)
+            sector = sectors[i]
+            start = starts[sector]
+            copyto(windows[i], depth[:, start : start + width])
+            bearings[i] = table[sector]
+        rows = windows[:n]  # as window_input: holes 0, beyond range the range, in two calls for the whole batch
+        np.fmax(rows, 0.0, out=rows)
+        np.minimum(rows, max_range, out=rows)
         out = self.batch(n)
-        rows, columns = self._row_index[:n], self._band_columns[sectors]
-        ranges = out[rows, columns].min(axis=1)
-        sigmas = out[rows, columns + self.width].max(axis=1)
+        ranges, sigmas = self._ranges[:n], self._sigmas[:n]
+        for i in range(n):
+            o = offsets[sectors[i]]
+            row = out[i]
+            ranges[i] = row[o : o + band].min()
+            sigmas[i] = row[width + o : width + o + band].max()
         self.latency[n - 1].record(time.perf_counter_ns() - started)
-        return ranges.astype(np.float64), sigmas.astype(np.float64)
+        return ranges.copy(), sigmas.copy()
 
     def predict_sector(self, depth: np.ndarray, sector: int) -> tuple[float, float] | None:
         """(range, sigma) in metres of one sector through :meth:`PolicyRuntime.act` (one call per sector: the reference the batch is tested against)."""
