@@ -381,3 +381,14 @@ def test_the_quadrotor_cascade_sees_a_wall_ahead_of_the_drone() -> None:
     assert 1.4 < nearest < 2.4
     with pytest.raises(ValueError, match="trained for another camera"):  # the Husky's models on the drone's camera
         DepthObstacles("depth", DepthObstaclesParams(method="cascade", **camera))
+
+
+def test_a_batched_call_refuses_a_model_whose_batch_is_fixed() -> None:
+    from aegis.inference.batch_call import BatchCall
+    from aegis.inference.contract import ContractError
+    from aegis.inference.runtime import PolicyRuntime
+
+    runtime = PolicyRuntime(MODELS / "husky_depth_large.onnx", warmup_calls=1)  # exported with batch 1
+    with pytest.raises(ContractError, match="fixed batch of 1: export it with a dynamic one"):
+        BatchCall(runtime, 4)
+    assert BatchCall(runtime, 1)(1).shape == (1, 32)  # one row fits a fixed batch of 1
