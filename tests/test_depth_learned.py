@@ -264,7 +264,8 @@ def test_node_cascade_with_room_escalates_and_learned_sees_the_wall() -> None:
     _frame(node, _wall_ahead(2.0), 0.0)
     assert node.metrics()["perception_stage_large"] == 1 and node.metrics()["perception_sectors_refined"] == 16
     window = node._learned[1].large.__self__  # the cascade's bound DepthWindowModel.predict_sectors
-    assert window.latency[15].count == 1 and sum(s.count for s in window.latency) == 1  # all 16 sectors in one call
+    whole = node.metrics()["perception_frames_whole_large"]  # all 16 unsure: the whole large model is likely the cheaper way
+    assert window.latency[15].count + whole == 1 and sum(s.count for s in window.latency) == 1 - whole  # one call either way
     node = _node(method="learned")
     obstacles = _frame(node, _wall_ahead(2.0), 0.0)["obstacles"].obstacles
     assert len(obstacles) >= 8 and all(o.shape == "cylinder" for o in obstacles)
@@ -392,3 +393,26 @@ def test_a_batched_call_refuses_a_model_whose_batch_is_fixed() -> None:
     with pytest.raises(ContractError, match="fixed batch of 1: export it with a dynamic one"):
         BatchCall(runtime, 4)
     assert BatchCall(runtime, 1)(1).shape == (1, 32)  # one row fits a fixed batch of 1
+
+
+def test_the_cascade_runs_the_whole_large_model_when_it_is_cheaper_than_the_windows() -> None:
+    whole_calls = []
+
+    def whole(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        whole_calls.append(1)
+        return np.full(16, 1.5), np.full(16, 0.04)
+
+    sigmas = np.full(16, 0.1)
+    sigmas[:6] = 0.5  # six unsure: windows' p99 15 + 35 x 6 = 225 µs, the whole model's 120 µs
+    cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=sigmas)
+    cascade.whole, cascade.whole_p99_us = whole, lambda: 120.0
+    ranges, out_sigmas, stage = cascade.predict(np.zeros((48, 80)))
+    assert stage == "large" and calls == ["cheap"] and whole_calls == [1]
+    assert np.all(ranges[:6] == 1.5) and np.all(ranges[6:] == 3.0) and np.all(out_sigmas[6:] == 0.1)
+    assert cascade.counts.whole_frames == 1 and cascade.counts.sectors_refined == 6
+    sigmas[2:6] = 0.1  # two unsure: their windows (85 µs) are the cheaper way
+    cascade.predict(np.zeros((48, 80)))
+    assert calls[-1] == [0, 1] and whole_calls == [1] and cascade.counts.whole_frames == 1
+    sigmas[:6] = 0.5  # the whole model no longer fits the budget left (100 µs spent of 200): the windows that fit
+    cascade.budget_us = 200.0
+    assert cascade.predict(np.zeros((48, 80)))[2] == "cheap_budget" and whole_calls == [1] and calls[-1] == [0, 1]

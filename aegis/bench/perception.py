@@ -140,7 +140,10 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     models = {name: DepthSectorModel(share_dir() / "models" / f"husky_depth_{name}.onnx") for name in ("cheap", "large")}
     threshold = models["cheap"].spec.cascade_sigma_threshold_m
     window = DepthWindowModel(share_dir() / "models" / "husky_depth_window.onnx")
-    cascade = DepthCascade(models["cheap"].predict, window.predict_sectors, window.p99_us, threshold, budget_us=10000.0)
+    cascade = DepthCascade(
+        models["cheap"].predict, window.predict_sectors, window.p99_us, threshold, budget_us=10000.0,
+        whole=models["large"].predict, whole_p99_us=models["large"].p99_us,
+    )
     sector = iter(range(1 << 62))
 
     def one_sector(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -129,6 +129,7 @@ class DepthSectorModel:
         """Mean time of a whole frame (input preparation and the call) at load (µs)."""
         self.runtime.reset_stats()
         self.latency.reset()
+        self._p99_us, self._p99_at = 2.0 * self.probe_us, 0
 
     def predict(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(ranges, sigmas), each (K,) in metres, for one depth image at the camera's size; None if the network's output is not finite."""
@@ -142,9 +143,16 @@ class DepthSectorModel:
         return action[: spec.sectors], action[spec.sectors :]
 
     def p99_us(self) -> float:
-        """This model's p99 per frame (µs) over its recent frames, once there are 20; before that, twice its mean at load."""
+        """This model's p99 per frame (µs) over its recent frames, once there are 20; before that, twice its mean at load.
+
+        Recomputed every :data:`P99_EVERY` frames (the cascade asks for it on every frame it refines: a percentile costs more than a call).
+        """
         latency = self.latency
-        return latency.percentile_us(99.0) if latency.count >= 20 else 2.0 * self.probe_us
+        if latency.count < 20:
+            return 2.0 * self.probe_us
+        if latency.count - self._p99_at >= P99_EVERY or self._p99_at < 20:
+            self._p99_us, self._p99_at = latency.percentile_us(99.0), latency.count
+        return self._p99_us
 
 
 class DepthWindowModel:
@@ -297,11 +305,14 @@ class CascadeCounts:
     failed: int = 0
     sectors_refined: int = 0
     sectors_budget: int = 0
+    whole_frames: int = 0
+    """Frames whose unsure sectors the whole large model answered: its p99 was below that of a window call on them all."""
 
 
 class DepthCascade:
     """Cheap model every frame; the large network, in ONE call, on the sectors the cheap one is unsure of: the most unsure first, as many as
-    the budget left covers the p99 of a call of that many."""
+    the budget left covers the p99 of a call of that many. Given the whole large model (``whole``), it runs that instead when its p99
+    is below that of a window call on every unsure sector and fits the budget (many unsure sectors: their windows' columns outnumber the image's)."""
 
     def __init__(
         self,
@@ -311,8 +322,11 @@ class DepthCascade:
         sigma_threshold_m: float,
         budget_us: float,
         clock_ns: Callable[[], int] = time.perf_counter_ns,
+        whole: Predictor | None = None,
+        whole_p99_us: Callable[[], float] | None = None,
     ) -> None:
         self.cheap, self.large, self.large_p99_us = cheap, large, large_p99_us
+        self.whole, self.whole_p99_us = whole, whole_p99_us
         self.sigma_threshold_m = sigma_threshold_m
         self.budget_us = budget_us
         self.clock_ns = clock_ns
@@ -345,9 +359,15 @@ class DepthCascade:
             order = unsure[np.argsort(-sigmas[unsure], kind="stable")]
             spent_us = (clock() - start) / 1e3
             n = order.size  # the most unsure sectors whose one call's p99 fits in what is left
-            while n and not escalate(float(sigmas[order[n - 1]]), threshold, spent_us, self.budget_us, self.large_p99_us(n))[0]:
-                n -= 1
-            if n:
+            whole = self._whole_frame(depth, order, float(sigmas[order[-1]]), spent_us) if self.whole is not None else None
+            if whole is not None:
+                ranges[order], sigmas[order] = whole[0][order], whole[1][order]
+                counts.sectors_refined += order.size
+                counts.whole_frames += 1
+            else:
+                while n and not escalate(float(sigmas[order[n - 1]]), threshold, spent_us, self.budget_us, self.large_p99_us(n))[0]:
+                    n -= 1
+            if n and whole is None:
                 chosen = order[:n]
                 refined_ranges, refined_sigmas = self.large(depth, chosen)
                 good = np.isfinite(refined_ranges) & np.isfinite(refined_sigmas)
@@ -365,3 +385,14 @@ class DepthCascade:
             counts.cheap_confident += 1
         self.frame_us.append((clock() - start) / 1e3)
         return ranges, sigmas, stage
+
+    def _whole_frame(self, depth: np.ndarray, order: np.ndarray, least_sigma_m: float, spent_us: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole large model's answer when it is the cheaper way to every unsure sector and fits the budget; else None."""
+        assert self.whole is not None and self.whole_p99_us is not None
+        p99 = self.whole_p99_us()
+        if not p99 < self.large_p99_us(order.size) or not escalate(least_sigma_m, self.sigma_threshold_m, spent_us, self.budget_us, p99)[0]:
+            return None
+        answer = self.whole(depth)
+        if answer is None:  # not finite: the windows may still answer
+            self.counts.failed += 1
+        return answer
