@@ -15,8 +15,9 @@ the mount's transform). ``aegis check`` compares them with the sim bridge's came
 
 ``method`` picks the path (default ``geometric``, the above). ``learned`` runs the large depth-sector
 CNN on every frame; ``cascade`` runs the cheap one on every frame and the large network only on the
-sectors the cheap one is unsure of (its window model: the large one's columns around that sector),
-most unsure first, while the frame's ``budget_us`` still covers its measured p99 per sector
+sectors the cheap one is unsure of (its window model: the large one's columns around each sector),
+in ONE call, the most unsure ones, as many as the frame's ``budget_us`` left covers the measured p99 of a call on that many
+(or the whole large model, when its p99 is below that of the windows of every unsure sector and fits)
 (aegis.inference.depth_model: models made by ``aegis train-depth``, loaded through the policy
 contract and runtime; default: the shipped ``models/husky_depth_{cheap,large,window}.onnx``, trained for
 husky_depth_sim's camera). A learned frame gives K sector ranges with their sigmas, and each
@@ -89,12 +90,14 @@ class DepthObstaclesParams(NodeParams):
         "husky", description="whose shipped depth-sector models the learned path uses when no model file is given: husky_depth_sim's camera or quadrotor_depth_sim's"
     )
     cheap_model: Path | None = Field(None, description="the cascade's cheap depth-sector ONNX model (default: the shipped models/husky_depth_cheap.onnx)")
-    large_model: Path | None = Field(None, description="method learned: the large depth-sector ONNX model (default: the shipped models/husky_depth_large.onnx)")
+    large_model: Path | None = Field(
+        None, description="the large depth-sector ONNX model: method learned runs it on every frame, cascade when it is cheaper than the windows of the unsure sectors (default: the shipped models/husky_depth_large.onnx)"
+    )
     window_model: Path | None = Field(
-        None, description="the cascade's second stage: the large model's window model, run on each unsure sector (default: the shipped models/husky_depth_window.onnx)"
+        None, description="the cascade's second stage: the large model's window model, run on the unsure sectors in one call (default: the shipped models/husky_depth_window.onnx)"
     )
     budget_us: Annotated[float, Field(gt=0, le=10_000_000)] = Field(
-        10000.0, description="the cascade's time per frame (µs): the large network runs on a sector only if what is left covers its p99 per sector (default: a third of a 30 Hz frame)"
+        10000.0, description="the cascade's time per frame (µs): the large network's one call takes as many unsure sectors as what is left covers the p99 of a call on that many (default: a third of a 30 Hz frame)"
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's, chosen at training)"
@@ -164,7 +167,10 @@ class DepthObstacles(Node):
         threshold = p.sigma_threshold_m if p.sigma_threshold_m is not None else cheap.spec.cascade_sigma_threshold_m
         if threshold is None:
             raise ConfigError(f"nodes.{self.name}.params.sigma_threshold_m: not set, and the cheap model {cheap.path} carries none")
-        cascade = DepthCascade(cheap.predict, window.predict_sector, window.p99_us, threshold, p.budget_us)
+        large = load("large", p.large_model)  # the whole frame: cheaper than the windows when most sectors are unsure
+        if (large.spec.width_px, large.spec.height_px, large.spec.sectors) != (cheap.spec.width_px, cheap.spec.height_px, cheap.spec.sectors):
+            raise ConfigError(f"nodes.{self.name}.params.large_model {large.path}: made for another image or sectors than the cheap model {cheap.path}")
+        cascade = DepthCascade(cheap.predict, window.predict_sectors, window.p99_us, threshold, p.budget_us, whole=large.predict, whole_p99_us=large.p99_us)
         return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 
     def reset(self, seed: int | None = None) -> None:
@@ -199,6 +205,7 @@ class DepthObstacles(Node):
                 "perception_stage_large": self.stages["large"],
                 "perception_sectors_refined": self._learned[1].counts.sectors_refined if self._learned[0] is not None else None,
                 "perception_sectors_over_budget": self._learned[1].counts.sectors_budget if self._learned[0] is not None else None,
+                "perception_frames_whole_large": self._learned[1].counts.whole_frames if self._learned[0] is not None else None,
                 "perception_budget_us": self.params.budget_us,
                 "perception_frame_p99_us": float(np.percentile(self.frame_us, 99)) if self.frame_us else None,
                 "perception_frame_max_us": self.frame_max_us,

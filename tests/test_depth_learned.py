@@ -110,7 +110,8 @@ class _FakeClock:
 
 
 def _fake_cascade(budget_us: float, sigmas: np.ndarray) -> tuple[DepthCascade, list]:
-    """A cascade whose cheap stage takes 100 µs and answers ``sigmas``, whose large network takes 40 µs a sector (p99 50 µs), on a fake clock."""
+    """A cascade whose cheap stage takes 100 µs and answers ``sigmas``, whose large network's one call takes 10 µs + 30 µs a sector
+    (p99: 15 µs + 35 µs a sector), on a fake clock; ``calls`` lists "cheap" and each large call's sectors."""
     clock, calls = _FakeClock(), []
 
     def cheap(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,39 +119,51 @@ def _fake_cascade(budget_us: float, sigmas: np.ndarray) -> tuple[DepthCascade, l
         clock.ns += 100_000
         return np.full(16, 3.0), np.array(sigmas, dtype=float)
 
-    def large(depth: np.ndarray, sector: int) -> tuple[float, float]:
-        calls.append(sector)
-        clock.ns += 40_000
-        return 2.0, 0.05
+    def large(depth: np.ndarray, sectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(list(sectors))
+        clock.ns += 10_000 + 30_000 * len(sectors)
+        return np.full(len(sectors), 2.0), np.full(len(sectors), 0.05)
 
-    return DepthCascade(cheap, large, lambda: 50.0, sigma_threshold_m=0.2, budget_us=budget_us, clock_ns=clock), calls
+    return DepthCascade(cheap, large, lambda n: 15.0 + 35.0 * n, sigma_threshold_m=0.2, budget_us=budget_us, clock_ns=clock), calls
 
 
-def test_cascade_refines_only_the_unsure_sectors_most_unsure_first() -> None:
+def test_cascade_refines_only_the_unsure_sectors_most_unsure_first_in_one_call() -> None:
     sigmas = np.full(16, 0.1)
     sigmas[[3, 9, 12]] = [0.3, 0.6, 0.4]
     cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=sigmas)
     ranges, out_sigmas, stage = cascade.predict(np.zeros((48, 80)))
-    assert stage == "large" and calls == ["cheap", 9, 12, 3]
+    assert stage == "large" and calls == ["cheap", [9, 12, 3]]
     assert np.flatnonzero(ranges == 2.0).tolist() == [3, 9, 12] and out_sigmas[9] == 0.05 and out_sigmas[0] == 0.1
     assert cascade.counts.sectors_refined == 3 and cascade.counts.large == 1
     cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=np.full(16, 0.1))
     assert cascade.predict(np.zeros((48, 80)))[2] == "cheap" and calls == ["cheap"]
 
 
-def test_cascade_stops_refining_when_the_budget_left_does_not_cover_a_sector() -> None:
+def test_cascade_refines_as_many_sectors_as_the_budget_left_covers() -> None:
     sigmas = np.full(16, 0.1)
     sigmas[[3, 9, 12]] = [0.3, 0.6, 0.4]
-    # 100 µs cheap + 40 µs a sector; a sector needs its p99 (50 µs) left: 200 µs takes two sectors (100 -> 140 -> 180 µs), not the third
+    # 100 µs cheap; a call on n sectors needs its p99 (15 + 35 n µs) left: 200 µs takes two sectors (85 µs), not three (120)
     cascade, calls = _fake_cascade(budget_us=200.0, sigmas=sigmas)
     for _ in range(3):
         ranges, _, stage = cascade.predict(np.zeros((48, 80)))
         assert stage == "cheap_budget" and ranges[3] == 3.0 and ranges[9] == ranges[12] == 2.0
-    assert calls.count(3) == 0 and cascade.counts.sectors_refined == 6 and cascade.counts.sectors_budget == 3
+    assert calls[1:3] == [[9, 12], "cheap"] and cascade.counts.sectors_refined == 6 and cascade.counts.sectors_budget == 3
     assert max(cascade.frame_us) <= 200.0
     # no room at all: the cheap answer, whatever the confidence
     cascade, calls = _fake_cascade(budget_us=149.0, sigmas=np.full(16, 0.5))
     assert cascade.predict(np.zeros((48, 80)))[2] == "cheap_budget" and calls == ["cheap"] and cascade.counts.sectors_budget == 16
+
+
+def test_a_sector_the_large_network_answers_with_nan_keeps_the_cheap_answer() -> None:
+    def large(depth: np.ndarray, sectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([2.0, np.nan]), np.array([0.05, 0.05])
+
+    sigmas = np.full(16, 0.1)
+    sigmas[[4, 7]] = [0.5, 0.4]
+    cascade = DepthCascade(lambda d: (np.full(16, 3.0), sigmas.copy()), large, lambda n: 1.0, sigma_threshold_m=0.2, budget_us=1e6)
+    ranges, _, stage = cascade.predict(np.zeros((48, 80)))
+    assert stage == "large" and ranges[4] == 2.0 and ranges[7] == 3.0
+    assert cascade.counts.sectors_refined == 1 and cascade.counts.failed == 1
 
 
 def test_the_window_model_answers_each_sector_as_the_large_model() -> None:
@@ -162,6 +175,30 @@ def test_the_window_model_answers_each_sector_as_the_large_model() -> None:
         a, b = large.predict(depth), window.predict(depth)
         assert np.allclose(a[0], b[0], atol=1e-4) and np.allclose(a[1], b[1], atol=1e-4)
     assert window.spec.window_px == 9 and window.starts[0] == 0 and window.starts[-1] == 71
+
+
+@pytest.mark.parametrize("robot", ["husky", "quadrotor"])
+def test_one_batched_call_answers_each_sector_as_one_call_per_sector(robot: str) -> None:
+    window = DepthWindowModel(MODELS / f"{robot}_depth_window.onnx")
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        depth = noisy_depth(rng.uniform(0.5, 6.0, (48, 80)).astype(np.float32), DepthNoiseParams(), rng)
+        for n in (1, 3, 16):
+            sectors = rng.permutation(16)[:n]
+            ranges, sigmas = window.predict_sectors(depth, sectors)
+            one_by_one = np.array([window.predict_sector(depth, int(s)) for s in sectors])
+            assert np.allclose(ranges, one_by_one[:, 0], atol=1e-5) and np.allclose(sigmas, one_by_one[:, 1], atol=1e-5)
+    assert [window.latency[n - 1].count for n in (1, 3, 16)] == [4, 4, 4]  # one call each, timed by its number of sectors
+    assert all(window.p99_us(n) <= window.p99_us(n + 1) for n in range(1, 16))  # a larger call never looks cheaper
+
+
+def test_a_non_finite_window_gives_a_nan_sector_and_the_others_their_answers() -> None:
+    window = DepthWindowModel(MODELS / "husky_depth_window.onnx")
+    depth = _wall_ahead(2.0).astype(np.float32)
+    good = window.predict_sectors(depth, np.array([2, 8]))
+    window._bearing_table[8, 0] = np.nan  # a broken input in sector 8's window only
+    ranges, sigmas = window.predict_sectors(depth, np.array([2, 8]))
+    assert ranges[0] == good[0][0] and sigmas[0] == good[1][0] and np.isnan(ranges[1]) and np.isnan(sigmas[1])
 
 
 @pytest.mark.parametrize("name, factor", [("cheap", 2), ("large", 1)])
@@ -218,6 +255,7 @@ def test_node_cascade_with_a_tight_budget_never_runs_the_large_model() -> None:
     metrics = node.metrics()
     assert metrics["perception_stage_large"] == 0
     assert metrics["perception_stage_cheap_budget"] == 5 and metrics["perception_frames"] == 5
+    assert metrics["perception_sectors_refined"] == 0 and metrics["perception_sectors_over_budget"] == 5 * 16
     assert out["obstacles"].obstacles  # the cheap answer stands
 
 
@@ -225,6 +263,9 @@ def test_node_cascade_with_room_escalates_and_learned_sees_the_wall() -> None:
     node = _node(method="cascade", budget_us=1e7, sigma_threshold_m=0.011)
     _frame(node, _wall_ahead(2.0), 0.0)
     assert node.metrics()["perception_stage_large"] == 1 and node.metrics()["perception_sectors_refined"] == 16
+    window = node._learned[1].large.__self__  # the cascade's bound DepthWindowModel.predict_sectors
+    whole = node.metrics()["perception_frames_whole_large"]  # all 16 unsure: the whole large model is likely the cheaper way
+    assert window.latency[15].count + whole == 1 and sum(s.count for s in window.latency) == 1 - whole  # one call either way
     node = _node(method="learned")
     obstacles = _frame(node, _wall_ahead(2.0), 0.0)["obstacles"].obstacles
     assert len(obstacles) >= 8 and all(o.shape == "cylinder" for o in obstacles)
@@ -294,6 +335,10 @@ def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_pa
     window = DepthWindowModel(tmp_path / "husky_depth_window.onnx")
     assert read_contract(tmp_path / "husky_depth_window.onnx").producer.command == read_contract(tmp_path / "husky_depth_large.onnx").producer.command
     assert window.predict(np.full((48, 80), np.inf, dtype=np.float32)) is not None
+    from aegis.training.depth_window_export import reexport
+
+    exported = (tmp_path / "husky_depth_window.onnx").read_bytes()
+    assert reexport(tmp_path, "husky").read_bytes() == exported  # the large file's weights make train-depth's window model again
     for name in ("cheap", "large"):
         contract = read_contract(tmp_path / f"husky_depth_{name}.onnx")
         assert contract.producer.command.startswith("aegis train-depth ") and "--frames=24" in contract.producer.command
@@ -337,3 +382,37 @@ def test_the_quadrotor_cascade_sees_a_wall_ahead_of_the_drone() -> None:
     assert 1.4 < nearest < 2.4
     with pytest.raises(ValueError, match="trained for another camera"):  # the Husky's models on the drone's camera
         DepthObstacles("depth", DepthObstaclesParams(method="cascade", **camera))
+
+
+def test_a_batched_call_refuses_a_model_whose_batch_is_fixed() -> None:
+    from aegis.inference.batch_call import BatchCall
+    from aegis.inference.contract import ContractError
+    from aegis.inference.runtime import PolicyRuntime
+
+    runtime = PolicyRuntime(MODELS / "husky_depth_large.onnx", warmup_calls=1)  # exported with batch 1
+    with pytest.raises(ContractError, match="fixed batch of 1: export it with a dynamic one"):
+        BatchCall(runtime, 4)
+    assert BatchCall(runtime, 1)(1).shape == (1, 32)  # one row fits a fixed batch of 1
+
+
+def test_the_cascade_runs_the_whole_large_model_when_it_is_cheaper_than_the_windows() -> None:
+    whole_calls = []
+
+    def whole(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        whole_calls.append(1)
+        return np.full(16, 1.5), np.full(16, 0.04)
+
+    sigmas = np.full(16, 0.1)
+    sigmas[:6] = 0.5  # six unsure: windows' p99 15 + 35 x 6 = 225 µs, the whole model's 120 µs
+    cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=sigmas)
+    cascade.whole, cascade.whole_p99_us = whole, lambda: 120.0
+    ranges, out_sigmas, stage = cascade.predict(np.zeros((48, 80)))
+    assert stage == "large" and calls == ["cheap"] and whole_calls == [1]
+    assert np.all(ranges[:6] == 1.5) and np.all(ranges[6:] == 3.0) and np.all(out_sigmas[6:] == 0.1)
+    assert cascade.counts.whole_frames == 1 and cascade.counts.sectors_refined == 6
+    sigmas[2:6] = 0.1  # two unsure: their windows (85 µs) are the cheaper way
+    cascade.predict(np.zeros((48, 80)))
+    assert calls[-1] == [0, 1] and whole_calls == [1] and cascade.counts.whole_frames == 1
+    sigmas[:6] = 0.5  # the whole model no longer fits the budget left (100 µs spent of 200): the windows that fit
+    cascade.budget_us = 200.0
+    assert cascade.predict(np.zeros((48, 80)))[2] == "cheap_budget" and whole_calls == [1] and calls[-1] == [0, 1]

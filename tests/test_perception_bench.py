@@ -18,7 +18,7 @@ def test_aegis_bench_perception_writes_the_rows_and_the_target(tmp_path: Path, c
     rows = {row["name"]: row for row in document["rows"]}
     assert set(rows) == {
         "lidar_360_detect", "lidar_360_node", "lidar_1080_detect", "depth_64x48_node", "depth_160x120_node", "depth_200x120_node",
-        "depth_cheap", "depth_large", "depth_cascade", "depth_window_sector",
+        "depth_cheap", "depth_large", "depth_cascade", "depth_window_sector", "depth_window_3_sectors",
     }
     for row in rows.values():
         assert math.isfinite(row["median_us"]) and row["p99_us"] >= row["median_us"] > 0
@@ -29,6 +29,7 @@ def test_aegis_bench_perception_writes_the_rows_and_the_target(tmp_path: Path, c
     # the learned rows: 16 sectors per frame, some of them on the scene's obstacles; the cascade's escalations a fraction
     assert rows["depth_cheap"]["obstacles"] > 0 and 0.0 <= rows["depth_cascade"]["escalated"] <= 1.0
     assert 0.0 <= rows["depth_cascade"]["sectors_refined"] <= 1.0 and rows["depth_window_sector"]["points"] == 9 * 48
+    assert rows["depth_window_3_sectors"]["points"] == 3 * 9 * 48
     names = [t["name"] for t in document["targets"]]
     assert names[0] == "lidar 360-beam scan -> obstacles p99 <= 1 ms" and names[1].startswith("depth cascade mean <= 50 %")
     assert "lidar_360_detect" in capsys.readouterr().out

@@ -24,15 +24,20 @@ every machine. Rows:
     husky_depth_sim's camera sees it with the stereo noise model (aegis.sim.sensors.depth_noise,
     seed 0), from 12 yaws, cycled: one frame -> 16 sector ranges and sigmas, input preparation and
     the ONNX call through the policy runtime, for the shipped cheap and large models and the cascade
-    (cheap every frame, the large network's window model on each sector whose sigma is above the
-    model's threshold; budget 10 ms, the node's default), timed interleaved (each frame: cheap, large,
+    (cheap every frame, then one call of the large network's window model on the sectors whose sigma
+    is above the model's threshold; budget 10 ms, the node's default), timed interleaved (each frame: cheap, large,
     cascade) so that the machine's load falls on the three alike. These rows also give ``mean_us``, and
     the cascade row the fraction of frames the large network refined (``escalated``) and of sectors
     (``sectors_refined``); the issue's target, cascade mean <= 50 % of the large model's, is printed as
     met or not (its accuracy half: ``python -m aegis.training.depth_eval`` on held-out frames).
 ``depth_window_sector``
-    one sector of the cascade's second stage alone (the large network's window model on that sector's
-    9 columns, sectors in turn), timed in the same interleaved loop: what each refined sector costs.
+    one sector of the cascade's second stage alone (a call of the large network's window model on that
+    sector's 9 columns, sectors in turn), timed in the same interleaved loop: what a frame with one
+    refined sector adds.
+``depth_window_3_sectors``
+    the same call on three sectors' windows at once (sectors 5 apart, in turn), the frame's unsure
+    sectors as the cascade sends them: its time less one sector's, halved, is what each sector after
+    the first adds.
 
 ``median_us`` and ``p99_us`` are over ``--repeats`` calls after a warm-up (wall clock,
 time.perf_counter_ns). The issue's target (printed as met or not, never asserted): the 360-beam
@@ -135,17 +140,25 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     models = {name: DepthSectorModel(share_dir() / "models" / f"husky_depth_{name}.onnx") for name in ("cheap", "large")}
     threshold = models["cheap"].spec.cascade_sigma_threshold_m
     window = DepthWindowModel(share_dir() / "models" / "husky_depth_window.onnx")
-    cascade = DepthCascade(models["cheap"].predict, window.predict_sector, window.p99_us, threshold, budget_us=10000.0)
+    cascade = DepthCascade(
+        models["cheap"].predict, window.predict_sectors, window.p99_us, threshold, budget_us=10000.0,
+        whole=models["large"].predict, whole_p99_us=models["large"].p99_us,
+    )
     sector = iter(range(1 << 62))
 
-    def one_sector(depth: np.ndarray) -> tuple[float, float] | None:
-        return window.predict_sector(depth, next(sector) % 16)
+    def one_sector(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return window.predict_sectors(depth, np.array([next(sector) % 16]))
+
+    def three_sectors(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = next(sector)
+        return window.predict_sectors(depth, np.array([first % 16, (first + 5) % 16, (first + 10) % 16]))
 
     calls = {
         "depth_cheap": models["cheap"].predict,
         "depth_large": models["large"].predict,
         "depth_cascade": cascade.predict,
         "depth_window_sector": one_sector,
+        "depth_window_3_sectors": three_sectors,
     }
     answers = {name: [predict(f) for f in frames] for name, predict in calls.items()}
     for _ in range(12):  # warm-up
@@ -160,7 +173,7 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     rows = []
     for name in calls:
         row = {
-            "name": name, "points": 9 * 48 if name == "depth_window_sector" else 80 * 48,
+            "name": name, "points": {"depth_window_sector": 9 * 48, "depth_window_3_sectors": 3 * 9 * 48}.get(name, 80 * 48),
             "obstacles": int(sum(int(np.sum(np.asarray(a[0]) < 4.7)) for a in answers[name])),
             "median_us": float(np.median(samples[name])), "p99_us": float(np.percentile(samples[name], 99)),
             "mean_us": float(np.mean(samples[name])),

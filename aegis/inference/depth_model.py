@@ -12,11 +12,12 @@ camera fov and mount) is a second metadata entry, ``aegis.depth_sectors`` (:clas
 which :class:`DepthSectorModel` checks against the camera it is given.
 
 :class:`DepthCascade` is the adaptive cascade (issue 13, after the nano-drone CNN cascades and DeeR's
-dynamic early exit): every frame runs the cheap model; then the large network runs on each SECTOR
-the cheap one is unsure of (its sigma above ``sigma_threshold_m``), most unsure first, while what is
-left of the frame's ``budget_us``, after the time already spent on it, covers the large network's
-measured p99 per sector. It runs there through :class:`DepthWindowModel`: the large network's own
-layers on that sector's columns and the margin its convolutions read, so a refined sector is the
+dynamic early exit): every frame runs the cheap model; then the large network runs, in ONE
+onnxruntime call, on the SECTORS the cheap one is unsure of (its sigma above ``sigma_threshold_m``):
+the most unsure ones, as many as what is left of the frame's ``budget_us``, after the time already
+spent on it, covers the measured p99 of a call on that many. It runs there through
+:class:`DepthWindowModel` (a batch of windows): the large network's own layers on each sector's
+columns and the margin its convolutions read, so a refined sector is the
 large model's sector at a ninth of its columns (the whole-frame escalation before it cost the large
 model's time on a third of the frames and stayed 0.7 cm less accurate). The decision is
 :func:`escalate`, a pure function of those numbers, tested with fake ones; the stages' times come
@@ -28,7 +29,6 @@ report counts which stage answered each frame and the sectors refined or left fo
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,14 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
+from aegis.inference.contract import ContractError
 from aegis.inference.latency import LatencyStats
 from aegis.inference.runtime import PolicyRuntime
 from aegis.perception.depth_sectors import SectorGeometry, model_input, window_input
 
 P99_EVERY = 32
-"""Sectors between two recomputations of a window model's p99 (the cascade asks for it before every sector)."""
+"""Calls of one size between two recomputations of a window model's p99 (the cascade asks for it on every frame it refines)."""
 PROBE_FRAMES = 50
 """Frames run at load to estimate a model's time before its own calls give a p99."""
+PROBE_CALLS = 10
+"""Calls of each size (1 to K sectors) run at load to estimate a window model's time before its own calls give a p99."""
 SECTORS_KEY = "aegis.depth_sectors"
 """The ONNX metadata key of a depth-sector model's :class:`SectorSpec` (JSON)."""
 
@@ -126,6 +129,7 @@ class DepthSectorModel:
         """Mean time of a whole frame (input preparation and the call) at load (µs)."""
         self.runtime.reset_stats()
         self.latency.reset()
+        self._p99_us, self._p99_at = 2.0 * self.probe_us, 0
 
     def predict(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(ranges, sigmas), each (K,) in metres, for one depth image at the camera's size; None if the network's output is not finite."""
@@ -139,22 +143,32 @@ class DepthSectorModel:
         return action[: spec.sectors], action[spec.sectors :]
 
     def p99_us(self) -> float:
-        """This model's p99 per frame (µs) over its recent frames, once there are 20; before that, twice its mean at load."""
+        """This model's p99 per frame (µs) over its recent frames, once there are 20; before that, twice its mean at load.
+
+        Recomputed every :data:`P99_EVERY` frames (the cascade asks for it on every frame it refines: a percentile costs more than a call).
+        """
         latency = self.latency
-        return latency.percentile_us(99.0) if latency.count >= 20 else 2.0 * self.probe_us
+        if latency.count < 20:
+            return 2.0 * self.probe_us
+        if latency.count - self._p99_at >= P99_EVERY or self._p99_at < 20:
+            self._p99_us, self._p99_at = latency.percentile_us(99.0), latency.count
+        return self._p99_us
 
 
 class DepthWindowModel:
-    """The cascade's second stage: the large network on one sector's window of columns -> that sector's (range m, sigma m).
+    """The cascade's second stage: the large network on sectors' windows of columns -> those sectors' (range m, sigma m), in one call.
 
     A window model (made with the large one by ``aegis train-depth``: its column layers, the same
     weights, on :attr:`SectorSpec.window_px` full-resolution columns with their bearings) answers per
     column; on a sector's band with the large network's margin either side (or the image's edge) those
     columns are the large network's, so the band's min range and max sigma are the large model's
-    sector, at the cost of a ninth of its columns.
+    sector, at the cost of a ninth of its columns. Its batch dimension is dynamic: the windows of all
+    the sectors asked for go in one onnxruntime call (:class:`aegis.inference.batch_call.BatchCall`),
+    whose time is kept per number of sectors.
     """
 
     def __init__(self, path: str | Path, threads: int = 1, warmup_calls: int = 200) -> None:
+        from aegis.inference.batch_call import BatchCall
         from aegis.perception.depth import camera_matrix
 
         self.path = Path(path)
@@ -165,6 +179,10 @@ class DepthWindowModel:
         contract = self.runtime.contract
         if contract.observation_names != ("depth", "bearing") or contract.action_names != ("range", "sigma"):
             raise ValueError(f"{self.path}: a window model reads depth, bearing and answers range, sigma; its contract: {contract.observation_layout} -> {contract.action_layout}")
+        try:
+            self.batch = BatchCall(self.runtime, spec.sectors)
+        except ContractError as exc:
+            raise ValueError(f"{exc} (a window model from before the batched cascade: python -m aegis.training.depth_window_export re-exports it)") from None
         width, band = spec.window_px, spec.width_px // spec.sectors
         self.band, self.width = band, width
         self.starts = np.clip(np.arange(spec.sectors) * band - (width - band) // 2, 0, spec.width_px - width)
@@ -176,48 +194,86 @@ class DepthWindowModel:
         self._bearings = [bearings[start : start + width] for start in self.starts]
         self._input = np.zeros(contract.input_size, dtype=np.float32)
         self._depth, self._bearing = self._input[: spec.height_px * width], self._input[spec.height_px * width :]
-        self.latency = LatencyStats(1024)
-        """Time of each sector (its window's input and the ONNX call), the last 1024."""
+        pixels = spec.height_px * width
+        self._windows = self.batch.inputs[:, :pixels].reshape(spec.sectors, spec.height_px, width)  # views of the batch's rows
+        self._window_bearings = self.batch.inputs[:, pixels:]
+        self._bearing_table = np.stack(self._bearings)  # (K, W)
+        self._starts, self._offsets = self.starts.tolist(), self.offsets.tolist()  # Python ints: the per-sector loop indexes with them
+        self._ranges, self._sigmas = np.zeros(spec.sectors), np.zeros(spec.sectors)
+        self.latency = [LatencyStats(256) for _ in range(spec.sectors)]
+        """Time of each call (the windows' input and the ONNX call) by its number of sectors (``latency[n - 1]``), the last 256 each."""
         probe = np.full((spec.height_px, spec.width_px), np.inf, dtype=np.float32)
-        started = time.perf_counter_ns()
-        for i in range(PROBE_FRAMES):
-            self.predict_sector(probe, i % spec.sectors)
-        self.probe_us = (time.perf_counter_ns() - started) / 1e3 / PROBE_FRAMES
-        """Mean time of one sector at load (µs)."""
+        sectors = np.arange(spec.sectors)
+        self.probe_us = np.zeros(spec.sectors)
+        """Mean time of a call of n sectors at load (µs), ``probe_us[n - 1]``."""
+        for n in range(1, spec.sectors + 1):  # a first call of each size is slow (onnxruntime plans the shapes): not timed
+            self.predict_sectors(probe, sectors[:n])
+        for n in range(1, spec.sectors + 1):
+            started = time.perf_counter_ns()
+            for _ in range(PROBE_CALLS):
+                self.predict_sectors(probe, sectors[:n])
+            self.probe_us[n - 1] = (time.perf_counter_ns() - started) / 1e3 / PROBE_CALLS
         self.runtime.reset_stats()
-        self.latency.reset()
-        self._p99_us, self._p99_at = math.nan, 0
+        for stats in self.latency:
+            stats.reset()
+        self._measured = np.full(spec.sectors, np.nan)
+        self._p99_us = 2.0 * np.maximum.accumulate(self.probe_us)
+        self._p99_at = np.zeros(spec.sectors, dtype=int)
+
+    def predict_sectors(self, depth: np.ndarray, sectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ranges, sigmas) in metres of the given sectors of a depth image, in their order, from ONE onnxruntime call; NaN where not finite."""
+        n = len(sectors)
+        started = time.perf_counter_ns()
+        windows, bearings, table, starts, offsets = self._windows, self._window_bearings, self._bearing_table, self._starts, self._offsets
+        width, band, max_range, copyto = self.width, self.band, self.spec.max_range_m, np.copyto
+        for i in range(n):  # a row per sector: its window's columns and bearings (a loop: a frame refines a few sectors)
+            sector = sectors[i]
+            start = starts[sector]
+            copyto(windows[i], depth[:, start : start + width])
+            bearings[i] = table[sector]
+        rows = windows[:n]  # as window_input: holes 0, beyond range the range, in two calls for the whole batch
+        np.fmax(rows, 0.0, out=rows)
+        np.minimum(rows, max_range, out=rows)
+        out = self.batch(n)
+        ranges, sigmas = self._ranges[:n], self._sigmas[:n]
+        for i in range(n):
+            o = offsets[sectors[i]]
+            row = out[i]
+            ranges[i] = row[o : o + band].min()
+            sigmas[i] = row[width + o : width + o + band].max()
+        self.latency[n - 1].record(time.perf_counter_ns() - started)
+        return ranges.copy(), sigmas.copy()
 
     def predict_sector(self, depth: np.ndarray, sector: int) -> tuple[float, float] | None:
-        """(range, sigma) in metres of one sector of a depth image at the camera's size; None if the network's output is not finite."""
-        started = time.perf_counter_ns()
+        """(range, sigma) in metres of one sector through :meth:`PolicyRuntime.act` (one call per sector: the reference the batch is tested against)."""
         window_input(depth, self.spec.max_range_m, int(self.starts[sector]), self._depth)
         self._bearing[:] = self._bearings[sector]
         action = self.runtime.act(self._input)
-        self.latency.record(time.perf_counter_ns() - started)
         if action is None:
             return None
         o, band, width = int(self.offsets[sector]), self.band, self.width
         return float(action[o : o + band].min()), float(action[width + o : width + o + band].max())
 
     def predict(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every sector, one window each: the large model's (ranges, sigmas), the slow way (tests compare the two)."""
-        answers = [self.predict_sector(depth, s) for s in range(self.spec.sectors)]
-        if any(a is None for a in answers):
+        """Every sector in one call: the large model's (ranges, sigmas) (tests compare the two); None if any is not finite."""
+        ranges, sigmas = self.predict_sectors(depth, np.arange(self.spec.sectors))
+        if not (np.isfinite(ranges).all() and np.isfinite(sigmas).all()):
             return None
-        return np.array([a[0] for a in answers]), np.array([a[1] for a in answers])
+        return ranges, sigmas
 
-    def p99_us(self) -> float:
-        """This model's p99 per sector (µs) over its recent sectors, once there are 20 (before that, twice its mean at load).
+    def p99_us(self, sectors: int = 1) -> float:
+        """The p99 of a call of ``sectors`` sectors (µs), never less than a smaller call's: over its recent calls once there are 20
+        (before that, twice its mean at load).
 
-        Recomputed every :data:`P99_EVERY` sectors, not on every call: a percentile of the window costs more than a sector.
+        Recomputed every :data:`P99_EVERY` calls of a size, not on every call: a percentile of the window costs more than a sector.
         """
-        latency = self.latency
-        if latency.count < 20:
-            return 2.0 * self.probe_us
-        if latency.count - self._p99_at >= P99_EVERY or self._p99_at < 20:
-            self._p99_us, self._p99_at = latency.percentile_us(99.0), latency.count
-        return self._p99_us
+        i = sectors - 1
+        latency = self.latency[i]
+        if latency.count >= 20 and (latency.count - self._p99_at[i] >= P99_EVERY or self._p99_at[i] < 20):
+            self._p99_at[i] = latency.count
+            self._measured[i] = latency.percentile_us(99.0)
+            self._p99_us = np.maximum.accumulate(np.where(np.isnan(self._measured), 2.0 * self.probe_us, self._measured))
+        return float(self._p99_us[i])
 
 
 def escalate(sigma_m: float, sigma_threshold_m: float, spent_us: float, budget_us: float, large_p99_us: float) -> tuple[bool, str]:
@@ -234,7 +290,8 @@ def escalate(sigma_m: float, sigma_threshold_m: float, spent_us: float, budget_u
 
 
 Predictor = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
-SectorPredictor = Callable[[np.ndarray, int], "tuple[float, float] | None"]
+SectorsPredictor = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+"""(depth, sectors) -> those sectors' (ranges, sigmas), in one call; NaN where the network's output was not finite."""
 
 
 @dataclass
@@ -248,21 +305,28 @@ class CascadeCounts:
     failed: int = 0
     sectors_refined: int = 0
     sectors_budget: int = 0
+    whole_frames: int = 0
+    """Frames whose unsure sectors the whole large model answered: its p99 was below that of a window call on them all."""
 
 
 class DepthCascade:
-    """Cheap model every frame; the large network on each sector the cheap one is unsure of, most unsure first, while the budget left covers its p99."""
+    """Cheap model every frame; the large network, in ONE call, on the sectors the cheap one is unsure of: the most unsure first, as many as
+    the budget left covers the p99 of a call of that many. Given the whole large model (``whole``), it runs that instead when its p99
+    is below that of a window call on every unsure sector and fits the budget (many unsure sectors: their windows' columns outnumber the image's)."""
 
     def __init__(
         self,
         cheap: Predictor,
-        large: SectorPredictor,
-        large_p99_us: Callable[[], float],
+        large: SectorsPredictor,
+        large_p99_us: Callable[[int], float],
         sigma_threshold_m: float,
         budget_us: float,
         clock_ns: Callable[[], int] = time.perf_counter_ns,
+        whole: Predictor | None = None,
+        whole_p99_us: Callable[[], float] | None = None,
     ) -> None:
         self.cheap, self.large, self.large_p99_us = cheap, large, large_p99_us
+        self.whole, self.whole_p99_us = whole, whole_p99_us
         self.sigma_threshold_m = sigma_threshold_m
         self.budget_us = budget_us
         self.clock_ns = clock_ns
@@ -278,7 +342,7 @@ class DepthCascade:
         """(ranges, sigmas, stage) for one frame; ``started_ns`` is when the frame's work began (default: now).
 
         ``stage``: "cheap" (it was sure of every sector), "cheap_budget" (some unsure sectors kept the
-        cheap answer: the large network's p99 did not fit in what was left of the budget) or "large"
+        cheap answer: the p99 of a call on them did not fit in what was left of the budget) or "large"
         (the large network answered every unsure sector). None when the cheap model's output was not finite.
         """
         clock = self.clock_ns
@@ -292,18 +356,25 @@ class DepthCascade:
         unsure = np.flatnonzero(sigmas > threshold)
         stage = "cheap"
         if unsure.size:
-            skipped = 0
-            for n, sector in enumerate(unsure[np.argsort(-sigmas[unsure], kind="stable")]):
-                go, _ = escalate(float(sigmas[sector]), threshold, (clock() - start) / 1e3, self.budget_us, self.large_p99_us())
-                if not go:
-                    skipped = unsure.size - n
-                    break
-                refined = self.large(depth, int(sector))
-                if refined is None:
-                    counts.failed += 1  # the large network's output was not finite: the cheap answer stands
-                    continue
-                ranges[sector], sigmas[sector] = refined
-                counts.sectors_refined += 1
+            order = unsure[np.argsort(-sigmas[unsure], kind="stable")]
+            spent_us = (clock() - start) / 1e3
+            n = order.size  # the most unsure sectors whose one call's p99 fits in what is left
+            whole = self._whole_frame(depth, order, float(sigmas[order[-1]]), spent_us) if self.whole is not None else None
+            if whole is not None:
+                ranges[order], sigmas[order] = whole[0][order], whole[1][order]
+                counts.sectors_refined += order.size
+                counts.whole_frames += 1
+            else:
+                while n and not escalate(float(sigmas[order[n - 1]]), threshold, spent_us, self.budget_us, self.large_p99_us(n))[0]:
+                    n -= 1
+            if n and whole is None:
+                chosen = order[:n]
+                refined_ranges, refined_sigmas = self.large(depth, chosen)
+                good = np.isfinite(refined_ranges) & np.isfinite(refined_sigmas)
+                counts.failed += int(n - good.sum())  # the large network's output was not finite there: the cheap answer stands
+                ranges[chosen[good]], sigmas[chosen[good]] = refined_ranges[good], refined_sigmas[good]
+                counts.sectors_refined += int(good.sum())
+            skipped = order.size - n
             counts.sectors_budget += skipped
             stage = "cheap_budget" if skipped else "large"
         if stage == "large":
@@ -314,3 +385,14 @@ class DepthCascade:
             counts.cheap_confident += 1
         self.frame_us.append((clock() - start) / 1e3)
         return ranges, sigmas, stage
+
+    def _whole_frame(self, depth: np.ndarray, order: np.ndarray, least_sigma_m: float, spent_us: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole large model's answer when it is the cheaper way to every unsure sector and fits the budget; else None."""
+        assert self.whole is not None and self.whole_p99_us is not None
+        p99 = self.whole_p99_us()
+        if not p99 < self.large_p99_us(order.size) or not escalate(least_sigma_m, self.sigma_threshold_m, spent_us, self.budget_us, p99)[0]:
+            return None
+        answer = self.whole(depth)
+        if answer is None:  # not finite: the windows may still answer
+            self.counts.failed += 1
+        return answer

@@ -33,7 +33,9 @@ sector sigma threshold on the validation split: the fewest sectors refined by th
 whose cascade error is within 2 mm (:data:`TOLERANCE_M`) of the large model's. The threshold is stored in
 the cheap model's :class:`aegis.inference.depth_model.SectorSpec` (``cascade_sigma_threshold_m``).
 :func:`window_network` and :func:`export_window` make the large network's window model, the
-cascade's per-sector second stage (the same weights on one sector's columns).
+cascade's per-sector second stage (the same weights on one sector's columns), with a dynamic batch
+dimension so that the cascade refines all of a frame's unsure sectors in one onnxruntime call;
+:func:`large_from_onnx` reads a large model's weights back from its file (to re-export its window model).
 """
 
 from __future__ import annotations
@@ -288,10 +290,25 @@ def export_window(large: Any, path: Path, seed: int, command: str, notes: str = 
         description=f"the large depth-sector CNN's column layers on a {width}-column window (the same weights): the cascade's per-sector second stage",
     )
     spec = _rig_spec(rig, factor=1, window_px=width)
-    return _save(window_network(torch, large, rig.camera), height * width + width, path, contract, spec, output_name="columns")
+    return _save(window_network(torch, large, rig.camera), height * width + width, path, contract, spec, output_name="columns", batch=True)
 
 
-def _save(model: Any, inputs: int, path: Path, contract: PolicyContract, spec: SectorSpec, output_name: str = "sectors") -> Path:
+def large_from_onnx(path: Path, rig: DepthRig = RIGS["husky"]) -> Any:
+    """The large torch network with the weights of a large model's ONNX file (its initializers are the network's state, by name)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    camera = rig.camera
+    network = _network(torch, "large", camera.height_px, camera.width_px, SECTORS, MAX_RANGE_M, camera)
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+    network.load_state_dict(weights, strict=True)
+    return network.eval()
+
+
+def _save(
+    model: Any, inputs: int, path: Path, contract: PolicyContract, spec: SectorSpec, output_name: str = "sectors", batch: bool = False
+) -> Path:
     import onnx
     import torch
 
@@ -299,7 +316,10 @@ def _save(model: Any, inputs: int, path: Path, contract: PolicyContract, spec: S
 
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, inputs)
-    torch.onnx.export(model, (dummy,), str(path), input_names=["depth"], output_names=[output_name], dynamo=False, opset_version=17)
+    axes = {"depth": {0: "batch"}, output_name: {0: "batch"}} if batch else None  # batch: the cascade refines its sectors in one call
+    torch.onnx.export(
+        model, (dummy,), str(path), input_names=["depth"], output_names=[output_name], dynamic_axes=axes, dynamo=False, opset_version=17
+    )
     proto = onnx.load(str(path))
     proto.producer_name, proto.producer_version = "aegis train-depth", aegis.__version__
     write_contract(proto, contract)
