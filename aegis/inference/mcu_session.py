@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from aegis.controllers.cbf.qp import QpSolution, QpSpec
+from aegis.inference.mcu_step_frame import STEP_ANSWER_ID, STEP_ID, StepAnswer, parse_step_answer, step_payload
 
 QEMU = "qemu-system-arm"
 
@@ -103,6 +104,13 @@ class PilSession:
         values = np.frombuffer(data, dtype="<f4", count=m + 1).astype(np.float64)
         solved, steps, ticks = struct.unpack_from("<III", data, 4 * (m + 1))
         return values[:m].copy(), float(values[m]), bool(solved), int(steps), ticks * INSTRUCTIONS_PER_TICK
+
+    def step(self, observation: np.ndarray, a: np.ndarray, b: np.ndarray) -> StepAnswer:
+        """One tick in one frame (id 7 -> id 8): the policy's action for ``observation`` and the float active-set QP's
+        answer with that action as its nominal, for the rows ``a`` (K, m), ``b`` (K,). Needs the image's dual QP."""
+        a2 = np.atleast_2d(a)
+        data = self._request(STEP_ID, step_payload(observation, a2, b), STEP_ANSWER_ID, 4 + 4 * (self.output_size + a2.shape[1] + 1) + 12)
+        return parse_step_answer(data, self.output_size, a2.shape[1])
 
     def close(self) -> int:
         """Send the stop frame; QEMU's exit status (0: the firmware ended cleanly)."""

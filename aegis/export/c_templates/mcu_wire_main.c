@@ -7,6 +7,10 @@
  *                                                                              uint32 solver iterations, uint32 ticks
  *   id 5 QP problem (AEGIS_PIL_DUAL): nominal[m], a[K][m], b[K], as float32 -> id 6: u[m], slack (float32), uint32 solved,
  *                                                                              uint32 active-set steps, uint32 ticks
+ *   id 7 one tick (AEGIS_PIL_DUAL): uint8 layout 1, uint8 n, uint8 K, uint8 m, float32 observation[n], a[K][m], b[K]
+ *                                  -> id 8: uint8 layout 1, uint8 p, uint8 m, uint8 solved, float32 action[p], u[m],
+ *                                     slack, uint32 active-set steps, uint32 ticks to the action, uint32 ticks in all
+ *                                     (the policy's action is the QP's nominal: p == m)
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
@@ -32,6 +36,9 @@
 #define AEGIS_PIL_QP_ANSWER 4u
 #define AEGIS_PIL_DUAL_PROBLEM 5u
 #define AEGIS_PIL_DUAL_ANSWER 6u
+#define AEGIS_PIL_STEP 7u
+#define AEGIS_PIL_STEP_ANSWER 8u
+#define AEGIS_PIL_STEP_LAYOUT 1u
 #define AEGIS_PIL_STOP 0xFF01u
 
 #define UART0_DATA (*(volatile uint32_t *)0x40004000u)
@@ -128,6 +135,43 @@ static void solve_dual(const aegis_wire_frame *request, uint32_t start)
     memcpy(payload + sizeof u + sizeof slack + sizeof solved, &counted, sizeof counted);
     answer(request, AEGIS_PIL_DUAL_ANSWER, payload, sizeof payload, start);
 }
+
+#if ${NAME}_OUTPUT_SIZE == ${QP}_DUAL_INPUTS
+#define AEGIS_PIL_HAS_STEP 1
+#define STEP_REQUEST_SIZE (4u + sizeof(float) * (${NAME}_INPUT_SIZE + ${QP}_DUAL_ROWS * ${QP}_DUAL_INPUTS + ${QP}_DUAL_ROWS))
+
+/* One tick in one frame: the policy on the observation, then the QP with its action as the nominal. */
+static void step(const aegis_wire_frame *request, uint32_t start)
+{
+    static float input[${NAME}_INPUT_SIZE];
+    static float action[${NAME}_OUTPUT_SIZE];
+    static float a[${QP}_DUAL_ROWS * ${QP}_DUAL_INPUTS], b[${QP}_DUAL_ROWS], u[${QP}_DUAL_INPUTS];
+    static uint8_t payload[4u + sizeof action + sizeof u + sizeof(float) + 12u];
+    const uint8_t *p = request->payload;
+    float slack = 0.0f;
+    unsigned steps = 0u;
+    uint32_t counted, policy_ticks;
+    if (p[0] != AEGIS_PIL_STEP_LAYOUT || p[1] != ${NAME}_INPUT_SIZE || p[2] != ${QP}_DUAL_ROWS || p[3] != ${QP}_DUAL_INPUTS) {
+        return; /* another layout or another build's sizes: not answered (the host counts it unanswered) */
+    }
+    memcpy(input, p + 4u, sizeof input);
+    memcpy(a, p + 4u + sizeof input, sizeof a);
+    memcpy(b, p + 4u + sizeof input + sizeof a, sizeof b);
+    ${name}_infer(input, action);
+    policy_ticks = (start - SYST_CVR) & 0x00FFFFFFu;
+    payload[0] = AEGIS_PIL_STEP_LAYOUT;
+    payload[1] = ${NAME}_OUTPUT_SIZE;
+    payload[2] = ${QP}_DUAL_INPUTS;
+    payload[3] = (uint8_t)(${qp}_dual_solve(action, a, b, u, &slack, &steps) != 0);
+    counted = (uint32_t)steps;
+    memcpy(payload + 4u, action, sizeof action);
+    memcpy(payload + 4u + sizeof action, u, sizeof u);
+    memcpy(payload + 4u + sizeof action + sizeof u, &slack, sizeof slack);
+    memcpy(payload + 4u + sizeof action + sizeof u + sizeof slack, &counted, sizeof counted);
+    memcpy(payload + 4u + sizeof action + sizeof u + sizeof slack + 4u, &policy_ticks, sizeof policy_ticks);
+    answer(request, AEGIS_PIL_STEP_ANSWER, payload, sizeof payload, start);
+}
+#endif
 #endif
 
 int main(void)
@@ -164,6 +208,11 @@ int main(void)
 #ifdef AEGIS_PIL_DUAL
         else if (frame.msg_id == AEGIS_PIL_DUAL_PROBLEM && frame.payload_len == DUAL_REQUEST_SIZE) {
             solve_dual(&frame, start);
+        }
+#endif
+#ifdef AEGIS_PIL_HAS_STEP
+        else if (frame.msg_id == AEGIS_PIL_STEP && frame.payload_len == STEP_REQUEST_SIZE) {
+            step(&frame, start);
         }
 #endif
 #ifdef AEGIS_PIL_QP
