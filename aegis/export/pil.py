@@ -22,6 +22,7 @@ from aegis.export.filter_check import solver_objects
 from aegis.export.filter_dual import FilterDualExport
 from aegis.export.filter_qp import FilterQpExport
 from aegis.export.mcu import FOOTPRINT_FLAGS, McuImage, link_image, startup_source
+from aegis.inference.mcu_step_frame import STEP_MAX_ROWS
 from aegis.inference.mcu_session import McuQp, PilSession  # noqa: F401 - the session is the runtime's; re-exported for the PIL users
 from aegis.export.wire_c import write_wire_sources
 
@@ -37,7 +38,7 @@ def build_pil_image(report: ExportReport, build_dir: str | Path, qp: FilterQpExp
     word = 4 if dual else 8
     max_payload = 64 if qp is None else word * (qp.spec.n_inputs * (1 + qp.spec.max_rows) + qp.spec.max_rows)
     if dual:  # the one-frame tick (id 7): a 4-byte head, the observation and the rows, as float32
-        max_payload = max(max_payload, 4 + 4 * (report.input_size + qp.spec.max_rows * (qp.spec.n_inputs + 1)))
+        max_payload = max(max_payload, 4 + 4 * (report.input_size + STEP_MAX_ROWS * (qp.spec.n_inputs + 1)))
     flag = () if qp is None else ("-DAEGIS_PIL_DUAL",) if dual else ("-DAEGIS_PIL_QP",)
     extra = (*FOOTPRINT_FLAGS, f"-DAEGIS_WIRE_MAX_PAYLOAD={max(64, max_payload)}u", *flag)
     objects = solver_objects(qp, directory / "qp") if qp is not None and not dual else []
