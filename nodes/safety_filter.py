@@ -235,10 +235,10 @@ class SafetyFilterNode(Node):
 
     def prepare(self, now: float, inputs: Mapping[str, Received | None]) -> tuple[Any, ...]:
         """This tick's work that does not depend on the nominal (the believed state, the obstacles, neighbours, alpha),
-        done once per ``now``: :meth:`step` at the same ``now`` reuses it, so a caller may prepare the tick earlier in it
+        done once per tick: the next :meth:`step` (within two periods) reuses it, so a caller may prepare the tick earlier in it
         (:meth:`rows`: the one-frame MCU tick sends the rows with the policy's observation)."""
-        if self._prepared is not None and self._prepared[0] == now:
-            return self._prepared
+        if self._prepared is not None and 0.0 <= now - self._prepared[0] < 2.0 / self.rate_hz:
+            return self._prepared  # this tick's, prepared earlier in it (at the wall clock, up to an MCU answer's wait before)
         if self._first_tick is None:
             self._first_tick = now
         received = inputs.get("state")
