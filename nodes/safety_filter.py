@@ -38,6 +38,11 @@ the node's metrics (so ``aegis sim`` summaries carry them):
 The filter itself (aegis.controllers.cbf) never raises and never falls back to the nominal command:
 QP -> backup (brake / stop) -> e-stop, the layer on every report. The two robots' nodes:
 :mod:`aegis.nodes.quadrotor_safety_filter` and :mod:`aegis.nodes.diff_drive_safety_filter`.
+
+A tick is two halves: :meth:`SafetyFilterNode.prepare` (what does not depend on the nominal: the believed state,
+the obstacles, alpha) and the solve for the nominal; :meth:`SafetyFilterNode.rows` gives the QP's rows before the
+nominal exists (the one-frame MCU tick, aegis.inference.mcu_session). The file is long (a little over 400 lines)
+because the input cases above and those two halves are one node's contract, read together.
 """
 
 from __future__ import annotations
@@ -146,6 +151,8 @@ class SafetyFilterNode(Node):
         grace = self.params.obstacles_grace_s
         self._grace_s = self.max_ages["obstacles"] if grace is None else grace
         self._first_tick: float | None = None
+        self._prepared: tuple[Any, ...] | None = None
+        """This tick's :meth:`prepare` (its ``now`` first), until :meth:`step` uses it."""
         self._reset_counters()
 
     def input_max_age(self, port: Port) -> float | None:
@@ -202,6 +209,7 @@ class SafetyFilterNode(Node):
         self._state_sigma_mm = self._built_sigma_mm = 0
         self._perception_age = math.nan
         self._first_tick = None
+        self._prepared = None
         self._reset_counters()
 
     def metrics(self) -> dict[str, Any]:
@@ -225,14 +233,41 @@ class SafetyFilterNode(Node):
             metrics["unknown_neighbour_ticks"] = self._neighbours.unknown_ticks
         return metrics
 
-    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+    def prepare(self, now: float, inputs: Mapping[str, Received | None]) -> tuple[Any, ...]:
+        """This tick's work that does not depend on the nominal (the believed state, the obstacles, neighbours, alpha),
+        done once per tick: the next :meth:`step` (within two periods) reuses it, so a caller may prepare the tick earlier in it
+        (:meth:`rows`: the one-frame MCU tick sends the rows with the policy's observation)."""
+        if self._prepared is not None and 0.0 <= now - self._prepared[0] < 2.0 / self.rate_hz:
+            return self._prepared  # this tick's, prepared earlier in it (at the wall clock, up to an MCU answer's wait before)
         if self._first_tick is None:
             self._first_tick = now
         received = inputs.get("state")
         if self.params.state_uncertainty_sigmas > 0.0 and received is not None and not received.stale:
             self._track_state_sigma(received.msg)
         obstacles_problem, obstacles_note = self._obstacles(now, inputs.get("obstacles"))
-        if received is None or received.stale or not received.msg.is_usable():
+        x = neighbours = alpha = None
+        if not (received is None or received.stale or not received.msg.is_usable()):
+            x = self._believed_state(now, received.msg, inputs)
+            neighbours = NO_NEIGHBOURS
+            if self._neighbours is not None:
+                neighbours = self._neighbours.update(now, inputs.get("neighbours") or (), self._position_velocity(x)[0])
+            if obstacles_problem is None:
+                alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
+        self._prepared = (now, received, obstacles_problem, obstacles_note, x, neighbours, alpha)
+        return self._prepared
+
+    def rows(self, now: float, inputs: Mapping[str, Received | None]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The QP's rows (a, b) this tick will solve with, whatever the nominal; None when the tick will not solve the
+        QP with the nominal as it comes (a fallback layer, a deadlock escape, or more rows than the QP keeps)."""
+        _, _, problem, _, x, neighbours, alpha = self.prepare(now, inputs)
+        if x is None or problem is not None or (self._escape is not None and self._stall.escaping(now)):
+            return None
+        return self.filter.rows(x, self._environment, neighbours, alpha)
+
+    def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
+        _, received, obstacles_problem, obstacles_note, x, neighbours, alpha = self.prepare(now, inputs)
+        self._prepared = None
+        if x is None:
             self.unusable_odometry_ticks += 1
             self.fallbacks += 1
             problem = self._odometry_problem(received)
@@ -244,17 +279,12 @@ class SafetyFilterNode(Node):
             self.stale_nominal_ticks += 1
             age = "no nominal" if nominal is None else f"nominal {nominal.age_s:.3f} s old"
             nominal_note = f" ({age}: filtered as zero)"
-        x = self._believed_state(now, received.msg, inputs)
         u_nominal = self._nominal_vector(nominal.msg if nominal is not None and not nominal.stale else None)
-        neighbours = NO_NEIGHBOURS
-        if self._neighbours is not None:
-            neighbours = self._neighbours.update(now, inputs.get("neighbours") or (), self._position_velocity(x)[0])
         if obstacles_problem is not None:
             self.unusable_obstacles_ticks += 1
             u, report = _as_message(*self.filter.backup(x, u_nominal, obstacles_problem))
         else:
             self.geofence_only_ticks += bool(obstacles_note)
-            alpha = self._alpha(x, neighbours) if self.params.adaptive_alpha else self.params.alpha
             asked = u_nominal
             escape_note = ""
             if self._escape is not None and self._stall.escaping(now):

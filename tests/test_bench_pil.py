@@ -33,3 +33,15 @@ def test_with_the_float_active_set_filter_on_the_mcu_too_the_flights_coincide_an
     # policy + QP at 168 MHz, one instruction a cycle, against the 48 Hz period (3.5 M cycles): far inside it
     assert document["instructions_per_answer_max"] + document["qp_instructions_max"] < 200_000
     assert document["flash_bytes"] <= 64 * 1024 and document["firmware_exit_status"] == 0
+
+
+def test_one_frame_a_tick_flies_the_flight_of_two_frames_a_tick() -> None:
+    """The combined frame (ids 7/8) in the closed loop: every tick one round trip, and the same flight as an observation
+    frame and a QP frame a tick (the same C on the same inputs: the distances to the Python flight are equal)."""
+    one = run_pil_benchmark("quadrotor_oracle_sim", duration_s=2.0, seed=3, filter_on_mcu=True, filter_solver="active-set")
+    two = run_pil_benchmark("quadrotor_oracle_sim", duration_s=2.0, seed=3, filter_on_mcu=True, filter_solver="active-set", two_frames=True)
+    assert one["requests"]["observation_frames"] == one["requests"]["qp_frames"] == 0
+    assert one["requests"]["one_frame_ticks"] == one["qp_answers"] == one["mcu_answers"] >= 90
+    assert two["requests"]["one_frame_ticks"] == 0 and two["requests"]["qp_frames"] == two["requests"]["observation_frames"] >= 90
+    assert one["max_position_difference_m"] == two["max_position_difference_m"] < 1e-6
+    assert [row["tracking_rmse_m"] for row in one["rows"]] == [row["tracking_rmse_m"] for row in two["rows"]]

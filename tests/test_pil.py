@@ -87,3 +87,54 @@ def test_the_filter_qp_solves_on_the_mcu_beside_the_policy(tmp_path: Path) -> No
         assert action.shape == (report.output_size,) and np.all(np.isfinite(action))
         assert session.close() == 0
     assert image.sizes.flash <= FLASH_TARGET and len(mcu.instructions) == 6
+
+
+def test_one_frame_per_tick_answers_as_the_two_frames_do(tmp_path: Path) -> None:
+    """The combined tick (id 7 -> id 8: observation and candidate rows out, action and filtered command back) gives the
+    action of an observation frame and the QP answer of a problem frame whose nominal is that action, bit for bit; with
+    more candidates than the QP's rows the MCU keeps the ones the host keeps (QpRows.load with the action)."""
+    from aegis.config import load_config
+    from aegis.controllers.cbf.rows import ConstraintRows, QpRows
+    from aegis.export.filter_dual import export_filter_dual
+    from aegis.launch_plan import make_plan
+
+    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_oracle_sim.yaml")).instantiate()
+    spec = next(n for n in nodes if hasattr(getattr(n, "filter", None), "spec")).filter.spec
+    for node in nodes:
+        if hasattr(node, "close"):
+            node.close()
+    report = export_c(QUADROTOR, tmp_path / "c")
+    image = build_pil_image(report, tmp_path / "pil", export_filter_dual(spec, tmp_path / "qp"))
+    k, m = spec.max_rows, spec.n_inputs
+    rng = np.random.default_rng(4)
+    ticks = []
+    for i in range(10):
+        if i % 2:  # more candidates than the QP's K rows: the nominal chooses
+            a, b = rng.normal(size=(k + 4, m)), rng.normal(size=k + 4) * 4
+        else:  # at most K: padded as the filter pads them (a = 0, b = -1)
+            a, b = np.zeros((k, m)), np.full(k, -1.0)
+            a[:3], b[:3] = rng.normal(size=(3, m)), rng.normal(size=3) * 4
+        ticks.append((rng.normal(size=report.input_size).astype(np.float32), a.astype(np.float32), b.astype(np.float32)))
+    with PilSession(image, report.input_size, report.output_size) as session:  # the two frames a tick of today
+        two = []
+        for observation, a, b in ticks:
+            action, _ = session.act(observation)
+            rows, kept = ConstraintRows(m), QpRows(k, m)
+            rows.a.extend(a.astype(np.float64).ravel().tolist())
+            rows.b.extend(b.astype(np.float64).tolist())
+            kept.load(rows, action.astype(np.float64))
+            mask = (1 << len(b)) - 1 if kept.selected is None else sum(1 << int(i) for i in kept.selected)
+            two.append((action, mask, session.solve_dual(action.astype(np.float64), kept.a if kept.selected is not None else a, kept.b if kept.selected is not None else b)))
+        assert session.close() == 0
+    with PilSession(image, report.input_size, report.output_size) as session:  # a fresh image: the same warm starts
+        one = [session.step(observation, a, b) for observation, a, b in ticks]
+        assert session.close() == 0
+    assert report.output_size == m
+    for (action, mask, (u, slack, solved, steps, _)), answer in zip(two, one):
+        np.testing.assert_array_equal(answer.action.astype(np.float32).view(np.uint32), action.view(np.uint32))
+        assert answer.kept == mask
+        np.testing.assert_array_equal(answer.u, u)
+        assert (answer.slack, answer.solved, answer.steps) == (slack, solved, steps)
+        assert 0 < answer.policy_ticks < answer.ticks
+    assert any(not np.allclose(answer.u, answer.action, atol=1e-6) for answer in one)  # some rows bind: the QP did something
+    assert image.sizes.flash <= FLASH_TARGET

@@ -30,10 +30,10 @@ MCU_CLOCK_HZ = 168e6
 
 
 def _fly(plan: Any, duration_s: float, seed: int, session: Any = None,
-         filter_on_mcu: bool = False, dual: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], tuple[list[float], list[int]]]:
+         filter_on_mcu: bool = False, dual: bool = False, one_frame: bool = False) -> tuple[dict[str, Any], np.ndarray, list[float], tuple[list[float], list[int]], dict[str, int]]:
     """One lockstep run; with ``session`` the policy node acts through the MCU, and with ``filter_on_mcu`` the safety
-    filter solves its QP there too. (metrics, true positions, instructions per policy answer, (instructions, OSQP
-    iterations) per QP answer)."""
+    filter solves its QP there too (``one_frame``: both in one frame a tick). (metrics, true positions, instructions
+    per policy answer, (instructions, OSQP iterations) per QP answer, the requests sent by kind)."""
     from aegis.runs.episode import EpisodeLog, episode_metrics, episode_series
     from aegis.runs.plan_run import run_plan
 
@@ -43,19 +43,26 @@ def _fly(plan: Any, duration_s: float, seed: int, session: Any = None,
     def through_mcu(nodes: list[Any]) -> None:
         from aegis.inference.mcu_session import route_through_mcu
 
-        routes.append(route_through_mcu(nodes, session, filter_on_mcu, dual))
+        routes.append(route_through_mcu(nodes, session, filter_on_mcu, dual, one_frame))
 
-    run = run_plan(plan, duration_s, seed, [log], prepare=through_mcu if session is not None else None)
+    def bind(executor: Any) -> None:
+        for route in routes:
+            route.bind(executor)
+
+    run = run_plan(plan, duration_s, seed, [log], prepare=through_mcu if session is not None else None, attach=bind)
     instructions = [count for route in routes for count in route.policy_instructions]
     qp_solvers = [solver for route in routes for solver in route.qp_solvers]
     series = episode_series(log, run.obstacles, run.metrics.get("body_radius_m"))
     qp_instructions = [count for solver in qp_solvers for count in solver.instructions]
     qp_iterations = [count for solver in qp_solvers for count in solver.iterations]
-    return episode_metrics(series, run.metrics), series.positions, instructions, (qp_instructions, qp_iterations)
+    requests = {"one_frame_ticks": sum(len(route.step_round_trips_s) for route in routes),
+                "observation_frames": sum(len(route.policy_round_trips_s) for route in routes),
+                "qp_frames": sum(len(solver.round_trips_s) for solver in qp_solvers)}
+    return episode_metrics(series, run.metrics), series.positions, instructions, (qp_instructions, qp_iterations), requests
 
 
 def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = None, seed: int = 0, filter_on_mcu: bool = False,
-                      filter_solver: str = "osqp") -> dict[str, Any]:
+                      filter_solver: str = "osqp", two_frames: bool = False) -> dict[str, Any]:
     """Both runs (for the scenario's duration when ``duration_s`` is None) and the MCU's figures, as the JSON document's body."""
     from aegis.config import load_config
     from aegis.export import export_c
@@ -69,7 +76,7 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
 
     plan = make_plan(load_config(resolve_config_path(config)))
     duration_s = run_duration(load_plan_scenario(plan), duration_s)
-    python_metrics, python_positions, _, _ = _fly(plan, duration_s, seed)
+    python_metrics, python_positions, _, _, _ = _fly(plan, duration_s, seed)
     with tempfile.TemporaryDirectory(prefix="aegis_pil_") as tmp:
         model_path, spec = _policy_model(plan)
         report = export_c(model_path, Path(tmp) / "c")
@@ -82,8 +89,9 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
             qp = (export_filter_dual if filter_solver == "active-set" else export_filter_qp)(spec, Path(tmp) / "qp")
         image = build_pil_image(report, Path(tmp) / "pil", qp)
         with PilSession(image, report.input_size, report.output_size) as session:
-            mcu_metrics, mcu_positions, instructions, (qp_instructions, qp_iterations) = _fly(plan, duration_s, seed, session, filter_on_mcu,
-                                                                                          filter_solver == "active-set")
+            dual = filter_on_mcu and filter_solver == "active-set"
+            mcu_metrics, mcu_positions, instructions, (qp_instructions, qp_iterations), requests = _fly(
+                plan, duration_s, seed, session, filter_on_mcu, dual, one_frame=dual and not two_frames)
             exit_status = session.close()
     n = min(len(python_positions), len(mcu_positions))
     deviation = float(np.max(np.linalg.norm(python_positions[:n] - mcu_positions[:n], axis=1))) if n else None
@@ -110,6 +118,7 @@ def run_pil_benchmark(config: str = DEFAULT_CONFIG, duration_s: float | None = N
         "filter_on_mcu": filter_on_mcu,
         "filter_solver": filter_solver if filter_on_mcu else None,
         "qp_answers": int(qp_counts.size),
+        "requests": requests,
         "qp_instructions_median": float(np.median(qp_counts)) if qp_counts.size else None,
         "qp_instructions_max": float(qp_counts.max()) if qp_counts.size else None,
         "qp_iterations_median": float(np.median(qp_iterations)) if qp_iterations else None,
@@ -164,6 +173,10 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
                       f"(median; max {document['qp_instructions_max']:.0f}) = {_duration(document['qp_instructions_median'] / MCU_CLOCK_HZ)} "
                       f"at 168 MHz at one instruction a cycle; {'active-set steps' if document.get('filter_solver') == 'active-set' else 'OSQP iterations'} median {document['qp_iterations_median']:.0f}, "
                       f"max {document['qp_iterations_max']}")
+    requests = document.get("requests")
+    if requests and document["qp_answers"]:
+        console.print(f"frames to the MCU: {requests['one_frame_ticks']} one-frame ticks (observation and rows), "
+                      f"{requests['observation_frames']} observation frames, {requests['qp_frames']} QP frames")
     for target in document["targets"]:
         value = "—" if target["value"] is None else f"{target['value']:.2e} m"
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
@@ -181,6 +194,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter-on-mcu", action="store_true", help="solve the safety filter's QP on the MCU too (aegis export filter-c in the image)")
     parser.add_argument("--filter-solver", choices=("osqp", "active-set"), default="osqp",
                         help="with --filter-on-mcu: cvxpygen's OSQP in double (default) or the float active-set solve (aegis export filter-c --solver)")
+    parser.add_argument("--two-frames", action="store_true",
+                        help="with --filter-solver active-set: an observation frame and a QP frame a tick, not the one combined frame (ids 7/8)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the document as JSON")
 
 
@@ -195,7 +210,9 @@ def run_from_args(args: argparse.Namespace, console: Any = None) -> dict[str, An
         raise UsageError(f"aegis bench pil: --duration must be in (0, 3600] s, got {args.duration:g}")
     if args.filter_solver != "osqp" and not args.filter_on_mcu:
         raise UsageError("aegis bench pil: --filter-solver goes with --filter-on-mcu")
-    document = run_pil_benchmark(args.config, args.duration, args.seed, args.filter_on_mcu, args.filter_solver)
+    if args.two_frames and args.filter_solver != "active-set":
+        raise UsageError("aegis bench pil: --two-frames goes with --filter-on-mcu --filter-solver active-set")
+    document = run_pil_benchmark(args.config, args.duration, args.seed, args.filter_on_mcu, args.filter_solver, args.two_frames)
     print_report(document, console)
     if args.json is not None:
         write_document({**document, "machine": machine()}, args.json)

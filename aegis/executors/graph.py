@@ -72,6 +72,8 @@ class NodeGraph:
         """Indices of the nodes triggered by messages published since :meth:`triggered` last took them."""
         self.ended: tuple[str, str, int] | None = None
         """(node, reason, time in ns) of the first EndRun, None while the run goes on."""
+        self.stepping_ns = 0
+        """The time of the step in progress (or the last one): what :meth:`peek_inputs` reads the inputs at."""
 
     def _queue(self, port: Any, node: Node) -> deque[tuple[Any, int]] | None:
         if not port.queued:
@@ -98,6 +100,7 @@ class NodeGraph:
         """Step node ``index`` at ``now_ns`` and publish its outputs; returns the wall time of its ``step`` call (ns)."""
         node = self.nodes[index]
         latest = self.latest
+        self.stepping_ns = now_ns
         inputs: dict[str, Any] = {}
         for name, topic, max_age_s, many, queue in self._input_wiring[index]:
             if many:
@@ -165,6 +168,26 @@ class NodeGraph:
         self.messages += 1
         for listener in self.listeners:
             listener(topic, msg, t_ns)
+
+    def peek_inputs(self, node: Node) -> dict[str, Any]:
+        """The inputs ``node`` would be handed if it stepped now (at :attr:`stepping_ns`), touching nothing: queued
+        ports are not drained (they are given their latest message), bad stamps are not counted. For a node that
+        prepares a later node's work within a tick (aegis.inference.mcu_session: the one-frame MCU tick)."""
+        now_ns = self.stepping_ns
+        inputs: dict[str, Any] = {}
+        for name, topic, max_age_s, many, queue in self._input_wiring[self.nodes.index(node)]:
+            topics = topic if many else (topic,)
+            found = []
+            for one in topics:
+                entry = self.latest.get(one)
+                found.append(None if entry is None else received_at(entry[0], entry[1], now_ns, max_age_s)[0])
+            if many:
+                inputs[name] = tuple(found)
+            elif queue is not None:
+                inputs[name] = () if found[0] is None else (found[0],)
+            else:
+                inputs[name] = found[0]
+        return inputs
 
     def _received(self, topic: str, max_age_s: float | None, now_ns: int) -> Received | None:
         entry = self.latest.get(topic)

@@ -85,6 +85,10 @@ class LockstepExecutor:
         self._steps = {n.name: 0 for n in self.nodes}
         self._timings = {n.name: NodeTiming(n.name) for n in self.nodes}
 
+    def peek_inputs(self, node: Any) -> dict[str, Any]:
+        """What ``node`` would be handed if it stepped now, touching nothing (aegis.executors.graph.NodeGraph.peek_inputs)."""
+        return self._graph.peek_inputs(node)
+
     def latest(self, topic: str) -> tuple[Any, int] | None:
         """The last message on ``topic`` and its publication time (ns), or None."""
         return self._graph.latest.get(topic)

@@ -133,6 +133,10 @@ class RealtimeExecutor:
         self._batches = Histogram()
         self._batches_cpu = Histogram()
 
+    def peek_inputs(self, node: Any) -> dict[str, Any]:
+        """What ``node`` would be handed if it stepped now, touching nothing (aegis.executors.graph.NodeGraph.peek_inputs)."""
+        return self._graph.peek_inputs(node)
+
     def latest(self, topic: str) -> tuple[Any, int] | None:
         """The last message on ``topic`` and its publication time (ns since the run started), or None."""
         return self._graph.latest.get(topic)

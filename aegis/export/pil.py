@@ -3,7 +3,8 @@
 :func:`build_pil_image` links the policy's C, optionally the filter QP's C (``aegis export filter-c``),
 the wire frame's C (c_templates/aegis_wire.c) and a main (c_templates/mcu_wire_main.c) that reads frames
 from UART0 and answers each observation with the policy's action and each QP problem with its
-solution. :class:`~aegis.inference.mcu_session.PilSession`
+solution, and (with the float active-set QP) each one-frame tick (id 7: the observation and the rows) with the
+action and the filtered command for it (id 8, aegis.inference.mcu_step_frame). :class:`~aegis.inference.mcu_session.PilSession`
 (re-exported here) runs the image under QEMU and talks to it over its UART; :class:`~aegis.inference.mcu_session.McuQp`
 is a filter solve path on it. :func:`config_pil_image` builds a config's image (`aegis export pil`, which
 `aegis hil --mcu` runs).
@@ -21,6 +22,7 @@ from aegis.export.filter_check import solver_objects
 from aegis.export.filter_dual import FilterDualExport
 from aegis.export.filter_qp import FilterQpExport
 from aegis.export.mcu import FOOTPRINT_FLAGS, McuImage, link_image, startup_source
+from aegis.inference.mcu_step_frame import STEP_MAX_ROWS
 from aegis.inference.mcu_session import McuQp, PilSession  # noqa: F401 - the session is the runtime's; re-exported for the PIL users
 from aegis.export.wire_c import write_wire_sources
 
@@ -35,6 +37,8 @@ def build_pil_image(report: ExportReport, build_dir: str | Path, qp: FilterQpExp
     dual = isinstance(qp, FilterDualExport)
     word = 4 if dual else 8
     max_payload = 64 if qp is None else word * (qp.spec.n_inputs * (1 + qp.spec.max_rows) + qp.spec.max_rows)
+    if dual:  # the one-frame tick (id 7): a 4-byte head, the observation and the rows, as float32
+        max_payload = max(max_payload, 4 + 4 * (report.input_size + STEP_MAX_ROWS * (qp.spec.n_inputs + 1)))
     flag = () if qp is None else ("-DAEGIS_PIL_DUAL",) if dual else ("-DAEGIS_PIL_QP",)
     extra = (*FOOTPRINT_FLAGS, f"-DAEGIS_WIRE_MAX_PAYLOAD={max(64, max_payload)}u", *flag)
     objects = solver_objects(qp, directory / "qp") if qp is not None and not dual else []

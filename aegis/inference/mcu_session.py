@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from aegis.controllers.cbf.qp import QpSolution, QpSpec
+from aegis.inference.mcu_step_frame import STEP_ANSWER_ID, STEP_ID, STEP_MAX_ROWS, StepAnswer, parse_step_answer, step_payload
 
 QEMU = "qemu-system-arm"
 
@@ -104,6 +105,14 @@ class PilSession:
         solved, steps, ticks = struct.unpack_from("<III", data, 4 * (m + 1))
         return values[:m].copy(), float(values[m]), bool(solved), int(steps), ticks * INSTRUCTIONS_PER_TICK
 
+    def step(self, observation: np.ndarray, a: np.ndarray, b: np.ndarray) -> StepAnswer:
+        """One tick in one frame (id 7 -> id 8): the policy's action for ``observation`` and the float active-set QP's
+        answer with that action as its nominal, for the candidate rows ``a`` (N, m), ``b`` (N,) of which it keeps the QP's
+        K nearest to violation (N >= K). Needs the image's dual QP."""
+        a2 = np.atleast_2d(a)
+        data = self._request(STEP_ID, step_payload(observation, a2, b), STEP_ANSWER_ID, 4 + 4 * (self.output_size + a2.shape[1] + 1) + 16)
+        return parse_step_answer(data, self.output_size, a2.shape[1])
+
     def close(self) -> int:
         """Send the stop frame; QEMU's exit status (0: the firmware ended cleanly)."""
         try:
@@ -141,13 +150,35 @@ class McuQp:
         self.iterations: list[int] = []
         self.unanswered = 0
         self.round_trips_s: list[float] = []
+        self.ahead: tuple[np.ndarray, np.ndarray, StepAnswer] | None = None
+        """The one-frame tick's answer for this tick (rows a, b as sent in float32, the answer), set by the policy's request."""
+        self.answered_ahead = 0
+        """Solves answered by the one-frame tick's answer (no frame of their own)."""
         self._solution = QpSolution(np.zeros(spec.n_inputs), 0.0, "", False)
 
     def reset(self) -> None:
         """Nothing to clear here (the firmware's solver warm-starts from its last answer)."""
 
+    def _answered_ahead(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> StepAnswer | None:
+        """This tick's one-frame answer when it is for this very problem (the rows sent, the nominal = the policy's action)."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is None:
+            return None
+        sent_a, sent_b, answer = ahead
+        kept = [i for i in range(len(sent_b)) if answer.kept >> i & 1]  # the rows the MCU's QP had, in candidate order
+        sent_a, sent_b = sent_a[kept], sent_b[kept]
+        same = (np.array_equal(np.asarray(a, "<f4"), sent_a) and np.array_equal(np.asarray(b, "<f4"), sent_b)
+                and np.array_equal(np.asarray(nominal, "<f4"), answer.action.astype("<f4")))
+        return answer if same else None
+
     def solve(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> QpSolution:
         started = time.perf_counter()
+        answer = self._answered_ahead(nominal, a, b)
+        if answer is not None:  # solved on the MCU in the tick's one frame: no round trip of its own
+            self.answered_ahead += 1
+            self.instructions.append((answer.ticks - answer.policy_ticks) * INSTRUCTIONS_PER_TICK)
+            self.iterations.append(answer.steps)
+            return self._fill(answer.u, answer.slack, answer.solved, started)
         try:
             u, slack, solved, iterations, count = (self.session.solve_dual if self.dual else self.session.solve_qp)(nominal, a, b)
         except McuSessionError:  # no answer in time: a failed solve, the filter's fallback decides (a solver never raises)
@@ -160,6 +191,9 @@ class McuQp:
         self.instructions.append(count)
         self.iterations.append(iterations)
         self.round_trips_s.append(time.perf_counter() - started)
+        return self._fill(u, slack, solved, started)
+
+    def _fill(self, u: np.ndarray, slack: float, solved: bool, started: float) -> QpSolution:
         out = self._solution
         out.u[:] = u
         out.slack = slack
@@ -179,17 +213,75 @@ class McuRoute:
     qp_solvers: list[McuQp] = field(default_factory=list)
     unanswered: int = 0
     """Policy requests the MCU did not answer in time (the node published no nominal for them)."""
+    one_frame: bool = False
+    """Each tick is one frame (id 7 -> 8: observation and the filter's rows out, action and filtered command back),
+    once :meth:`bind` gave the executor; else an observation frame and a QP frame."""
+    step_round_trips_s: list[float] = field(default_factory=list)
+    """Wall-clock time of each one-frame tick's request to its answer."""
+    peek: Any = None
+    """The executor's ``peek_inputs`` (the filter's inputs at the policy's step), from :meth:`bind`."""
+    now: float | None = None
+    """The policy node's step in progress (its ``now``)."""
+
+    def bind(self, executor: Any) -> None:
+        """Give the route the executor that will run the nodes (one-frame ticks need to see the filter's inputs)."""
+        self.peek = executor.peek_inputs
 
 
-def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool = False, dual: bool = False) -> McuRoute:
+def _reachable_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate rows that the QP could keep for some nominal inside the input bounds: of N > K candidates it keeps
+    the K nearest to violation, (a.u - b) / |a|, so a row whose nearest over the bounds' box is farther than the K-th
+    smallest of the rows' farthest cannot be kept (fewer bytes on the UART: QEMU's takes tens of µs a byte). A nominal
+    outside the box may choose otherwise: the MCU then keeps other rows than the host, and the host sends its own QP."""
+    k = spec.max_rows
+    if len(b) <= k:
+        return a, b
+    lower, upper = np.asarray(spec.lower), np.asarray(spec.upper)
+    norm = np.sqrt(np.einsum("ij,ij->i", a, a)) + 1e-12
+    nearest = (np.minimum(a * lower, a * upper).sum(axis=1) - b) / norm
+    farthest = (np.maximum(a * lower, a * upper).sum(axis=1) - b) / norm
+    keep = nearest <= np.partition(farthest, k - 1)[k - 1]
+    return a[keep], b[keep]
+
+
+def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool = False, dual: bool = False, one_frame: bool = False) -> McuRoute:
     """Makes the plan's policy node infer on the MCU (its runtime's ``act``: the observation goes as a frame, the action
     comes back) and, with ``filter_on_mcu``, every CBF safety filter solve its QP there (``dual``: the image's float
     active-set solve, else cvxpygen's OSQP). The nodes build the observation and the rows as before; nothing else changes.
+
+    ``one_frame`` (needs ``dual`` and one filter node): once :meth:`McuRoute.bind` gave it the executor, the policy's
+    request carries the filter's rows for the same tick (the filter node's :meth:`rows`, from its inputs as the
+    executor would hand them now) and the MCU answers the action and the QP's answer with that action as its nominal
+    in one frame; the filter's solve at the same tick takes that answer when it solves that very problem (else, as
+    for a deadlock escape or a stale nominal, it sends its own QP frame). The filter still checks the answer.
     """
-    route = McuRoute()
+    route = McuRoute(one_frame=one_frame)
     policy = next((n for n in nodes if hasattr(getattr(n, "runtime", None), "act")), None)
     if policy is None:
         raise ValueError("no policy node among the nodes: nothing to put on the MCU (use a config whose controller is a policy)")
+    filters = [node for node in nodes if hasattr(getattr(node, "filter", None), "solver") and hasattr(node.filter, "spec")]
+    if one_frame and not (filter_on_mcu and dual and len(filters) == 1 and hasattr(filters[0], "rows")):
+        raise ValueError("one frame a tick needs the float active-set QP on the MCU (dual) and exactly one safety filter node")
+
+    def ahead(x: np.ndarray) -> np.ndarray | None:
+        """The one-frame tick: the action (and the QP's answer parked for the filter), or None to ask for the action alone."""
+        if route.peek is None or route.now is None:
+            return None
+        node = filters[0]
+        rows = node.rows(route.now, route.peek(node))
+        spec = node.filter.spec
+        if rows is None:
+            return None
+        a, b = _reachable_rows(rows[0], rows[1], spec)
+        if len(b) > STEP_MAX_ROWS:
+            return None
+        a, b = a.astype("<f4"), b.astype("<f4")
+        started = time.perf_counter()
+        answer = session.step(x, a, b)
+        route.step_round_trips_s.append(time.perf_counter() - started)
+        node.filter.solver.ahead = (a, b, answer)
+        route.policy_instructions.append(answer.policy_ticks * INSTRUCTIONS_PER_TICK)
+        return answer.action
 
     def act(observation: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
         x = np.asarray(observation, dtype=np.float64).reshape(-1)
@@ -197,12 +289,14 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
             return None  # as the runtime does: no action for a non-finite observation
         started = time.perf_counter()
         try:
-            action, count = session.act(x)
+            action = ahead(x) if one_frame else None
+            if action is None:
+                action, count = session.act(x)
+                route.policy_round_trips_s.append(time.perf_counter() - started)
+                route.policy_instructions.append(count)
         except McuSessionError:
             route.unanswered += 1
             raise
-        route.policy_round_trips_s.append(time.perf_counter() - started)
-        route.policy_instructions.append(count)
         if not np.all(np.isfinite(action)):
             return None
         if out is None:
@@ -211,10 +305,18 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         return out
 
     policy.runtime.act = act
+    if one_frame:
+        policy_step = policy.step
+
+        def step(now: float, inputs: Any) -> Any:
+            route.now = now
+            for solver in route.qp_solvers:
+                solver.ahead = None  # an answer is for its own tick only
+            return policy_step(now, inputs)
+
+        policy.step = step
     if filter_on_mcu:
-        for node in nodes:
-            cbf = getattr(node, "filter", None)
-            if cbf is not None and hasattr(cbf, "solver") and hasattr(cbf, "spec"):
-                cbf.solver = McuQp(session, cbf.spec, dual)
-                route.qp_solvers.append(cbf.solver)
+        for cbf in (node.filter for node in filters):
+            cbf.solver = McuQp(session, cbf.spec, dual)
+            route.qp_solvers.append(cbf.solver)
     return route

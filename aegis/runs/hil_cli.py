@@ -155,6 +155,9 @@ def _print_mcu(mcu: dict) -> None:
     table.add_row("instructions per filter QP solve", pair(mcu["instructions_per_qp_solve"], ".0f"))
     table.add_row("instructions per tick", pair(mcu["instructions_per_tick"], ".0f"))
     table.add_row("per tick at 168 MHz (µs)", pair(mcu["us_per_tick_at_168mhz"], ".0f"))
-    table.add_row("round trip: policy / QP (ms, wall)", f"{pair(mcu['policy_round_trip_ms'], '.2f')}; {pair(mcu['qp_round_trip_ms'], '.2f')}")
+    table.add_row("round trip: one frame / policy / QP (ms, wall)",
+                  "; ".join(pair(mcu[key], ".2f") for key in ("one_frame_round_trip_ms", "policy_round_trip_ms", "qp_round_trip_ms")))
+    per_tick = mcu["round_trips_per_tick"]
+    table.add_row("round trips per tick", "—" if per_tick is None else f"{per_tick:.2f} ({mcu['round_trips']['one_frame']} one-frame)")
     table.add_row("answers: policy / QP / unanswered", f"{mcu['policy_answers']} / {mcu['qp_solves']} / {mcu['unanswered']}")
     Console().print(table)

@@ -58,14 +58,15 @@ def build_image(config: Path, overrides: list[str], out_dir: Path) -> dict[str, 
     return {**json.loads(path.read_text()), "path": str(path)}
 
 
-def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any]:
-    """In the stack process: starts the image under QEMU and routes the policy and the filter's QP through it; (session, route)."""
+def attach(nodes: list[Any], image_file: str, one_frame: bool = True) -> tuple[Any, Any]:
+    """In the stack process: starts the image under QEMU and routes the policy and the filter's QP through it; (session, route).
+    ``one_frame``: one frame a tick (the route is bound to the executor by the caller, :meth:`McuRoute.bind`)."""
     from aegis.inference.mcu_session import PilSession, route_through_mcu
 
     image = json.loads(Path(image_file).read_text())
     session = PilSession(image["elf"], image["input_size"], image["output_size"], timeout_s=ANSWER_TIMEOUT_S)
     try:
-        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True)
+        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True, one_frame=one_frame)
     except BaseException:
         session.close()
         raise
@@ -82,6 +83,8 @@ def numbers(session: Any, route: Any) -> dict[str, Any]:
         "qp_instructions": [count for solver in solvers for count in solver.instructions],
         "qp_steps": [count for solver in solvers for count in solver.iterations],
         "qp_round_trips_s": [t for solver in solvers for t in solver.round_trips_s],
+        "step_round_trips_s": list(route.step_round_trips_s),
+        "answered_ahead": [float(sum(solver.answered_ahead for solver in solvers))],
         "unanswered": route.unanswered + sum(solver.unanswered for solver in solvers),
         "firmware_exit_status": exit_status,
     }
@@ -113,6 +116,14 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
             return {"median": None, "max": None}
         return {"median": float(np.median(values)) * scale, "max": float(values.max()) * scale}
 
+    def spread(values: np.ndarray, scale: float = 1.0) -> dict[str, float | int | None]:
+        if values.size == 0:
+            return {"count": 0, "median": None, "p90": None, "p99": None, "max": None}
+        p50, p90, p99 = (float(v) * scale for v in np.percentile(values, [50, 90, 99]))
+        return {"count": int(values.size), "median": p50, "p90": p90, "p99": p99, "max": float(values.max()) * scale}
+
+    frames = {kind: len(merged.get(f"{kind}_round_trips_s", [])) for kind in ("step", "policy", "qp")}
+
     return {
         "image": image.get("elf"),
         "core": "Cortex-M4F (QEMU mps2-an386, -icount shift=0)",
@@ -125,8 +136,12 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
         "instructions_per_tick": stats(per_tick),
         "us_per_tick_at_168mhz": stats(per_tick, 1e6 / MCU_CLOCK_HZ),
         "qp_steps": stats(np.asarray(merged.get("qp_steps", []), float)),
-        "policy_round_trip_ms": stats(np.asarray(merged.get("policy_round_trips_s", []), float), 1e3),
-        "qp_round_trip_ms": stats(np.asarray(merged.get("qp_round_trips_s", []), float), 1e3),
+        "policy_round_trip_ms": spread(np.asarray(merged.get("policy_round_trips_s", []), float), 1e3),
+        "qp_round_trip_ms": spread(np.asarray(merged.get("qp_round_trips_s", []), float), 1e3),
+        "one_frame_round_trip_ms": spread(np.asarray(merged.get("step_round_trips_s", []), float), 1e3),
+        "round_trips": {"one_frame": frames["step"], "observation": frames["policy"], "qp": frames["qp"]},
+        "round_trips_per_tick": (sum(frames.values()) / policy.size) if policy.size else None,
+        "qp_answered_in_the_tick_frame": int(sum(merged.get("answered_ahead", []))),
         "unanswered": unanswered,
         "answer_timeout_s": ANSWER_TIMEOUT_S,
         "firmware_exit_status": exits,

@@ -69,15 +69,19 @@ def run_plan(
     listeners: Sequence[Callable[[str, Any, int], None]] = (),
     show_progress: bool = False,
     prepare: Callable[[list[Node]], None] | None = None,
+    attach: Callable[[Any], None] | None = None,
 ) -> PlanRun:
     """Instantiate ``plan``, run it in lockstep for ``duration_s`` from ``reset(seed)`` with ``listeners`` seeing every
-    message, collect what the nodes counted, and close them. ``prepare`` sees the nodes before the run."""
+    message, collect what the nodes counted, and close them. ``prepare`` sees the nodes before the run, ``attach`` the
+    executor (aegis.inference.mcu_session.McuRoute.bind: the one-frame MCU tick peeks at the filter's inputs)."""
     nodes = plan.instantiate()
     try:
         if prepare is not None:
             prepare(nodes)
         executor = LockstepExecutor(nodes, listeners=list(listeners))
         executor.reset(seed)
+        if attach is not None:
+            attach(executor)
         stats = _run_with_progress(executor, duration_s) if show_progress else executor.run(duration_s)
         node_metrics = [node.metrics() if hasattr(node, "metrics") else {} for node in nodes]
         obstacles = getattr(nodes[0], "obstacles", None)

@@ -139,6 +139,8 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
             bridge.publish(topic, msg)
 
         executor = RealtimeExecutor(nodes, listeners=[send, record], settings=config.realtime)
+        if mcu is not None:
+            mcu[1].bind(executor)  # the one-frame tick: the policy's request carries the filter's rows, read from here
         if not spec.resume:
             _meet_peers(spec, plan, bridge, stop)
         elif spec.link:

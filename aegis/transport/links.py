@@ -17,8 +17,10 @@ A pseudo-terminal does not pace bytes at its baud rate: a frame written to one e
 the other at once. ``pace=True`` makes the sender hold each frame for the time its bytes take on
 a UART at ``baud`` (8N1, 10 bits a byte; :func:`~aegis.transport.framing.wire_time_s`), after the
 previous frame's, before writing it: the receiver then sees the frame when its last byte would have
-arrived. A write never blocks on the reader (a UART does not either): if the pty's buffer is full
-the frame is dropped and counted (``tx_dropped``).
+arrived. The holding is done by a transmitter thread, as a UART's FIFO or DMA sends while the CPU goes
+on: ``send`` returns at once (a sender that slept for its own bytes made the plant of `aegis hil` miss
+thousands of 240 Hz ticks on a loaded machine). A write never blocks on the reader (a UART does not
+either): if the pty's buffer is full the frame is dropped and counted (``tx_dropped``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import select
 import socket
 import termios
 import time
+import threading
 import tty
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from aegis.transport.framing import MAX_PAYLOAD, MAX_SEQ, Frame, FrameDecoder, encode_frame, wire_time_s
@@ -39,8 +43,6 @@ DEFAULT_BAUD = 921600
 RESYNC_WINDOW = 1024
 """A frame this many sequence numbers behind the newest (or more) means the sender restarted."""
 _READ_SIZE = 65536
-SPIN_S = 150e-6
-"""A paced write sleeps until this long before its frame's last byte would have left, then spins."""
 
 
 @dataclass
@@ -188,6 +190,9 @@ class SerialLink(Link):
             raise ValueError("SerialLink needs an open descriptor (SerialLink.open(path) opens a device)")
         os.set_blocking(self.fd, False)
         self._line_free_at = 0.0
+        self._tx: deque[tuple[float, bytes]] = deque()
+        self._tx_ready = threading.Condition()
+        self._tx_thread: threading.Thread | None = None
 
     @classmethod
     def open(cls, path: str, baud: int = DEFAULT_BAUD, pace: bool = False, **kwargs: object) -> SerialLink:
@@ -201,8 +206,42 @@ class SerialLink(Link):
         return cls(fd=fd, baud=baud, pace=pace, **kwargs)  # type: ignore[arg-type]
 
     def write_raw(self, data: bytes) -> bool:
-        if self.pace:
-            self._hold(len(data))
+        if self.pace:  # queued for the transmitter thread, due when its last byte would have left the UART
+            now = time.perf_counter()
+            self._line_free_at = max(now, self._line_free_at) + wire_time_s(len(data), self.baud)
+            with self._tx_ready:
+                if self._tx_thread is None:
+                    self._tx_thread = threading.Thread(target=self._transmit, name="aegis-uart-tx", daemon=True)
+                    self._tx_thread.start()
+                self._tx.append((self._line_free_at, bytes(data)))
+                self._tx_ready.notify()
+            return True
+        return self._write_now(data)
+
+    def _transmit(self) -> None:
+        """The transmitter thread: writes each queued frame at its due time; a frame the pty cannot take is counted dropped."""
+        while True:
+            with self._tx_ready:
+                while not self._tx:
+                    if self.fd < 0:
+                        return
+                    self._tx_ready.wait()
+                due, data = self._tx.popleft()
+            remaining = due - time.perf_counter()
+            if remaining > 0:
+                time.sleep(remaining)  # no spinning: the other end and the simulator need the cores more
+            if self.fd < 0:
+                return
+            try:
+                written = self._write_now(data)
+            except OSError:  # closed under us
+                return
+            if not written:
+                self.stats.sent -= 1
+                self.stats.sent_bytes -= len(data)
+                self.stats.tx_dropped += 1
+
+    def _write_now(self, data: bytes) -> bool:
         try:
             written = os.write(self.fd, data)
         except BlockingIOError:
@@ -219,17 +258,6 @@ class SerialLink(Link):
             except (BlockingIOError, OSError):
                 return False
         return True
-
-    def _hold(self, n_bytes: int) -> None:
-        """Wait until the frame's last byte would have left a UART at ``baud`` (after the previous frame's)."""
-        now = time.perf_counter()
-        done = max(now, self._line_free_at) + wire_time_s(n_bytes, self.baud)
-        self._line_free_at = done
-        remaining = done - now
-        if remaining > SPIN_S:
-            time.sleep(remaining - SPIN_S)  # sleep most of it: the other end may need this core
-        while time.perf_counter() < done:  # the last stretch spun: a sleep overshoots by tens of µs or more
-            pass
 
     def read_raw(self, timeout_s: float = 0.0) -> list[bytes]:
         start = time.monotonic()
@@ -258,9 +286,20 @@ class SerialLink(Link):
         return self.fd
 
     def close(self) -> None:
-        if self.owns_fd and self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        if self._tx_thread is not None:  # let the frames already sent leave the UART (a few ms at most), then stop
+            wait_s = self._line_free_at - time.perf_counter() + 0.05
+            deadline = time.perf_counter() + max(0.0, min(wait_s, 1.0))
+            while self._tx and time.perf_counter() < deadline:
+                time.sleep(0.001)
+        fd, self.fd = self.fd, -1
+        if self._tx_thread is not None:
+            with self._tx_ready:
+                self._tx.clear()
+                self._tx_ready.notify()
+            self._tx_thread.join(1.0)
+            self._tx_thread = None
+        if self.owns_fd and fd >= 0:
+            os.close(fd)
 
 
 @dataclass

@@ -121,6 +121,8 @@ class CbfSafetyFilter:
         self._highest = [hi + check_tolerance * (1.0 + abs(hi)) for hi in self.spec.upper]
         self._rows = ConstraintRows(model.n_inputs)
         self._qp = QpRows(max_rows, model.n_inputs)
+        self._ahead_rows = ConstraintRows(model.n_inputs)
+        self._ahead_qp = QpRows(max_rows, model.n_inputs)
 
     def reset(self) -> None:
         """Forget the solver's warm start."""
@@ -149,6 +151,30 @@ class CbfSafetyFilter:
             return self._filter(state, nominal, environment, neighbours, alpha)
         except Exception as exc:  # noqa: BLE001 - the safety boundary: whatever failed, a fallback layer answers
             return self._fallback(state, nominal, f"error: {type(exc).__name__}: {exc}")
+
+    def rows(
+        self, state: np.ndarray, environment: Environment, neighbours: Neighbours = NO_NEIGHBOURS, alpha: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The candidate rows (a, b) of :meth:`compute`'s QP for this state, whatever the nominal (copies): the QP's K
+        rows as its solver gets them (padded) when there are at most K, else every candidate, of which the QP keeps the
+        K nearest to violation for the nominal (aegis.controllers.cbf.rows.QpRows.load). None when it will not solve
+        (the state, alpha or the rows not finite). Never raises."""
+        model = self.model
+        alpha = model.default_alpha if alpha is None else float(alpha)
+        if not (_finite_vector(state, model.state_size) and alpha > 0.0 and math.isfinite(alpha) and environment.finite and neighbours.finite):
+            return None
+        rows = self._ahead_rows
+        rows.clear()
+        try:
+            model.fill_rows(state, environment, neighbours, alpha, rows)
+        except Exception:  # noqa: BLE001 - compute's fallback answers it; no rows ahead
+            return None
+        if not math.isfinite(sum(rows.b) + sum(rows.a)):
+            return None
+        if len(rows.b) > self._ahead_qp.max_rows:
+            return rows.matrix(), np.array(rows.b)
+        self._ahead_qp.load(rows, np.zeros(model.n_inputs))
+        return self._ahead_qp.a.copy(), self._ahead_qp.b.copy()
 
     def backup(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, FilterReport]:
         """The backup layer's command and report (e-stop if the backup cannot be trusted), chosen by the caller; never raises.

@@ -7,6 +7,11 @@
  *                                                                              uint32 solver iterations, uint32 ticks
  *   id 5 QP problem (AEGIS_PIL_DUAL): nominal[m], a[K][m], b[K], as float32 -> id 6: u[m], slack (float32), uint32 solved,
  *                                                                              uint32 active-set steps, uint32 ticks
+ *   id 7 one tick (AEGIS_PIL_DUAL): uint8 layout 1, uint8 n, uint8 N, uint8 m, float32 observation[n], a[N][m], b[N]
+ *                                  -> id 8: uint8 layout 1, uint8 p, uint8 m, uint8 solved, float32 action[p], u[m],
+ *                                     slack, uint32 active-set steps, uint32 kept-row mask, uint32 ticks to the action,
+ *                                     uint32 ticks in all (the policy's action is the QP's nominal: p == m; of N >= K
+ *                                     candidate rows the K nearest to violation for it are kept, as the host keeps them)
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
@@ -32,6 +37,9 @@
 #define AEGIS_PIL_QP_ANSWER 4u
 #define AEGIS_PIL_DUAL_PROBLEM 5u
 #define AEGIS_PIL_DUAL_ANSWER 6u
+#define AEGIS_PIL_STEP 7u
+#define AEGIS_PIL_STEP_ANSWER 8u
+#define AEGIS_PIL_STEP_LAYOUT 1u
 #define AEGIS_PIL_STOP 0xFF01u
 
 #define UART0_DATA (*(volatile uint32_t *)0x40004000u)
@@ -128,6 +136,89 @@ static void solve_dual(const aegis_wire_frame *request, uint32_t start)
     memcpy(payload + sizeof u + sizeof slack + sizeof solved, &counted, sizeof counted);
     answer(request, AEGIS_PIL_DUAL_ANSWER, payload, sizeof payload, start);
 }
+
+#if ${NAME}_OUTPUT_SIZE == ${QP}_DUAL_INPUTS
+#define AEGIS_PIL_HAS_STEP 1
+#define STEP_MAX_ROWS 32u /* candidate rows a one-frame tick may carry (>= the QP's rows) */
+#define STEP_REQUEST_SIZE(n) (4u + sizeof(float) * (${NAME}_INPUT_SIZE + (n) * (${QP}_DUAL_INPUTS + 1u)))
+
+/* Keeps the QP's rows among n candidates for nominal u: the ${QP}_DUAL_ROWS nearest to violation, by
+ * (a.u - b) / |a| (compared squared with its sign: no square root), the lower index first on a tie, in index order;
+ * returns the bit mask of the kept candidates. */
+static uint32_t keep_rows(const float *ca, const float *cb, unsigned n, const float *u, float *a, float *b)
+{
+    static float key[STEP_MAX_ROWS];
+    uint32_t mask = 0u;
+    unsigned i, j, k;
+    for (i = 0u; i < n; i++) {
+        float s = -cb[i], norm = 1e-24f;
+        for (j = 0u; j < ${QP}_DUAL_INPUTS; j++) {
+            s += ca[i * ${QP}_DUAL_INPUTS + j] * u[j];
+            norm += ca[i * ${QP}_DUAL_INPUTS + j] * ca[i * ${QP}_DUAL_INPUTS + j];
+        }
+        key[i] = s * (s < 0.0f ? -s : s) / norm;
+    }
+    for (k = 0u; k < ${QP}_DUAL_ROWS; k++) {
+        unsigned best = n;
+        for (i = 0u; i < n; i++) {
+            if (!(mask & (1u << i)) && (best == n || key[i] < key[best])) {
+                best = i;
+            }
+        }
+        mask |= 1u << best;
+    }
+    for (i = 0u, k = 0u; i < n; i++) {
+        if (mask & (1u << i)) {
+            memcpy(a + k * ${QP}_DUAL_INPUTS, ca + i * ${QP}_DUAL_INPUTS, sizeof(float) * ${QP}_DUAL_INPUTS);
+            b[k++] = cb[i];
+        }
+    }
+    return mask;
+}
+
+/* One tick in one frame: the policy on the observation, then the QP with its action as the nominal. */
+static void step(const aegis_wire_frame *request, uint32_t start)
+{
+    static float input[${NAME}_INPUT_SIZE];
+    static float action[${NAME}_OUTPUT_SIZE];
+    static float ca[STEP_MAX_ROWS * ${QP}_DUAL_INPUTS], cb[STEP_MAX_ROWS];
+    static float a[${QP}_DUAL_ROWS * ${QP}_DUAL_INPUTS], b[${QP}_DUAL_ROWS], u[${QP}_DUAL_INPUTS];
+    static uint8_t payload[4u + sizeof action + sizeof u + sizeof(float) + 16u];
+    const uint8_t *p = request->payload;
+    unsigned n = p[2];
+    float slack = 0.0f;
+    unsigned steps = 0u;
+    uint32_t counted, policy_ticks, mask;
+    if (p[0] != AEGIS_PIL_STEP_LAYOUT || p[1] != ${NAME}_INPUT_SIZE || n < ${QP}_DUAL_ROWS || n > STEP_MAX_ROWS
+        || p[3] != ${QP}_DUAL_INPUTS || request->payload_len != STEP_REQUEST_SIZE(n)) {
+        return; /* another layout or another build's sizes: not answered (the host counts it unanswered) */
+    }
+    memcpy(input, p + 4u, sizeof input);
+    memcpy(ca, p + 4u + sizeof input, sizeof(float) * n * ${QP}_DUAL_INPUTS);
+    memcpy(cb, p + 4u + sizeof input + sizeof(float) * n * ${QP}_DUAL_INPUTS, sizeof(float) * n);
+    ${name}_infer(input, action);
+    policy_ticks = (start - SYST_CVR) & 0x00FFFFFFu;
+    if (n == ${QP}_DUAL_ROWS) {
+        memcpy(a, ca, sizeof a);
+        memcpy(b, cb, sizeof b);
+        mask = (uint32_t)((1ull << n) - 1u);
+    } else {
+        mask = keep_rows(ca, cb, n, action, a, b);
+    }
+    payload[0] = AEGIS_PIL_STEP_LAYOUT;
+    payload[1] = ${NAME}_OUTPUT_SIZE;
+    payload[2] = ${QP}_DUAL_INPUTS;
+    payload[3] = (uint8_t)(${qp}_dual_solve(action, a, b, u, &slack, &steps) != 0);
+    counted = (uint32_t)steps;
+    memcpy(payload + 4u, action, sizeof action);
+    memcpy(payload + 4u + sizeof action, u, sizeof u);
+    memcpy(payload + 4u + sizeof action + sizeof u, &slack, sizeof slack);
+    memcpy(payload + 4u + sizeof action + sizeof u + sizeof slack, &counted, sizeof counted);
+    memcpy(payload + 4u + sizeof action + sizeof u + sizeof slack + 4u, &mask, sizeof mask);
+    memcpy(payload + 4u + sizeof action + sizeof u + sizeof slack + 8u, &policy_ticks, sizeof policy_ticks);
+    answer(request, AEGIS_PIL_STEP_ANSWER, payload, sizeof payload, start);
+}
+#endif
 #endif
 
 int main(void)
@@ -164,6 +255,11 @@ int main(void)
 #ifdef AEGIS_PIL_DUAL
         else if (frame.msg_id == AEGIS_PIL_DUAL_PROBLEM && frame.payload_len == DUAL_REQUEST_SIZE) {
             solve_dual(&frame, start);
+        }
+#endif
+#ifdef AEGIS_PIL_HAS_STEP
+        else if (frame.msg_id == AEGIS_PIL_STEP && frame.payload_len >= 4u) {
+            step(&frame, start);
         }
 #endif
 #ifdef AEGIS_PIL_QP
