@@ -25,6 +25,7 @@ NODE_TYPES: dict[str, str] = {
     "quadrotor_rate_controller": "aegis.nodes.quadrotor_chain:QuadrotorRateController",
     "quadrotor_mpc": "aegis.nodes.mpc:QuadrotorMpc",
     "diff_drive_mpc": "aegis.nodes.mpc:DiffDriveMpc",
+    "quadrotor_scenario_mpc": "aegis.nodes.scenario_mpc:QuadrotorScenarioMpc",
     "safety_filter": "aegis.nodes.quadrotor_safety_filter:SafetyFilter",
     "diff_drive_safety_filter": "aegis.nodes.diff_drive_safety_filter:DiffDriveSafetyFilter",
     "supervisor": "aegis.nodes.supervisor:Supervisor",

@@ -47,8 +47,8 @@ states rolled out from the new measured state, so that it meets the dynamics and
 capped tick's work is not lost: the iterations continue across ticks. Measured with
 ``aegis bench mpc --models scenario-4x2-k2 --ticks 1800`` (CPU time of the call, a loaded 2-core
 machine): OSQP solved to the end, median 0.41 ms and p99 12.7 ms (1,360 iterations); with the
-budget of 100, median 0.26 ms and p99 1.0 ms, 190 of 1,800 ticks answered by a capped iterate, none
-by a fallback; Clarabel median 1.15 ms, p99 2.1 ms either way.
+budget of 50, median 0.30 ms and p99 0.82 ms (2.7x), 606 of 1,800 ticks answered by a capped
+iterate, one by the shifted plans, none by the backup; Clarabel median 1.3 ms, p99 2.4 ms (docs/campaigns.md).
 
 The file is long (about 500 lines) because the joint QP's set-up, its per-tick updates, the warm
 start and the fallback's checks all work on the same index maps and buffers; split, each part would
@@ -69,12 +69,17 @@ from aegis.controllers.mpc.problem import MpcProblem
 from aegis.controllers.mpc.qp import build_qp, csc_with_positions
 from aegis.controllers.mpc.qp_solvers import ClarabelQp, OsqpQp, QpSolver, SolverName
 
-DEFAULT_MAX_ITERATIONS = 100
-"""Solver iterations per tick, all of its solves together: about 1 ms of OSQP on this QP (2 hypotheses, horizon 20)."""
+DEFAULT_MAX_ITERATIONS = 50
+"""Solver iterations per tick, all of its solves together: about 0.5 ms of OSQP on this QP (2 hypotheses, horizon 20).
+At 100 OSQP's CPU-time p99 was 3.9x its median (aegis.bench.mpc, scenario-4x2-k2); at 50, with rho adapted every 20
+iterations (:data:`OSQP_SETTINGS`), 2.8x, and no tick of the bench fell back further than the shifted plans. Clarabel
+takes 8 to 18 iterations per solve: the cap does not bind it."""
 
-OSQP_SETTINGS = OsqpSettings(eps_abs=1e-3, eps_rel=1e-3, rho=1.0)
+OSQP_SETTINGS = OsqpSettings(eps_abs=1e-3, eps_rel=1e-3, rho=1.0, adaptive_rho_interval=20)
 """The scenario MPC's OSQP settings. At the linear MPC's 1e-4 a third of aegis.bench.mpc's scenario ticks needed over
-100 iterations; at 1e-3 (cvxpygen's default; positions in m: plans within about a millimetre) and rho 1 far fewer did."""
+100 iterations; at 1e-3 (cvxpygen's default; positions in m: plans within about a millimetre) and rho 1 far fewer did.
+rho adapts every 20 iterations (25 elsewhere): within the 50-iteration budget at 20 and 40, so a capped tick's iterate
+has had two updates; with 25 at the same cap, 18 of aegis.bench.mpc's 1,800 ticks fell back to the backup. With adaptation off (rho fixed at 1), nearly every tick ran to the cap."""
 
 Answer = Literal["solver", "capped", "shifted", "backup"]
 """Which plan a tick's command comes from: ``solver`` the solution; ``capped`` the solver's last iterate when the
