@@ -108,8 +108,10 @@ def test_same_seed_gives_the_same_bytes_with_rollouts_in_parallel_too(tiny_model
     settings = tiny(first)
     digest = hashlib.sha256(first.read_bytes()).hexdigest()
     assert report.sha256 == digest
-    train(TrainSettings(**{**settings.__dict__, "out": again, "backend": Backend("local", 2)}))  # rollouts in 2 processes
+    parallel = train(TrainSettings(**{**settings.__dict__, "out": again, "backend": Backend("local", 2)}))  # rollouts in 2 processes
     assert hashlib.sha256(again.read_bytes()).hexdigest() == digest
+    # the held-out episodes ran there while round 0 trained: the same episodes, the same numbers of every round
+    assert parallel.heldout_samples == report.heldout_samples and parallel.iterations == report.iterations
     other = tmp_path / "other.onnx"
     train(tiny(other, seed=1))
     assert hashlib.sha256(other.read_bytes()).hexdigest() != digest

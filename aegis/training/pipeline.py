@@ -11,7 +11,8 @@
    imitation error on held-out expert episodes (never trained on) are reported.
 
 Same config, options and seed give the same file, byte for byte, whatever runs the rollouts (one
-pool of workers serves every stage). With ``dynamics`` every episode's plant draws from that set per
+pool of workers serves every stage; with local workers the held-out episodes run while round 0
+trains, as neither needs the other). With ``dynamics`` every episode's plant draws from that set per
 its seed; with ``overlay`` plant and expert are centred on it; with ``privileged_expert`` the expert is told
 each episode's true plant (aegis.runs.privileged); the contract's producer records all three.
 """
@@ -22,6 +23,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -131,12 +133,15 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
         collect = partial(_collect, setup, settings, folder=folder, report=report, pool=pool)  # one set of workers for every stage
-        heldout = collect(VALIDATION_STREAM, settings.validation_episodes, stage="held-out expert episodes")
         demos = collect(0, settings.episodes, stage="expert demonstrations")
         parts = [Dataset(np.concatenate([e.observations for e in demos]), np.concatenate([e.actions for e in demos]))]
+        heldout, model = _heldout_while_fitting(
+            partial(collect, VALIDATION_STREAM, settings.validation_episodes, stage="held-out expert episodes"),
+            partial(_fit, setup, settings, Dataset.concat(parts), 0, report),
+            overlap=pool is not None,
+        )
         validation = Dataset.concat([Dataset(e.observations, e.actions) for e in heldout])
         rounds: list[IterationReport] = []
-        model = _fit(setup, settings, Dataset.concat(parts), 0, report)
         rounds.append(_round(0, "expert", demos, parts, model, validation, setup))
         for iteration in range(1, settings.iterations + 1):
             policy_file = folder / f"policy_{iteration - 1}.onnx"
@@ -209,6 +214,20 @@ def _collect(
     for i, result in zip(order, results):
         in_order[i] = result
     return in_order
+
+
+def _heldout_while_fitting(
+    collect: Callable[[], list[EpisodeData]], fit: Callable[[], Model], overlap: bool
+) -> tuple[list[EpisodeData], Model]:
+    """The held-out episodes and round 0's fit; with local workers (``overlap``) at once: the held-out episodes need no
+    policy, so the workers run them (a thread here waits on them) while this process trains, instead of idling
+    through it. The same episodes and the same fit either way: neither reads the other's result."""
+    if not overlap:
+        return collect(), fit()
+    with ThreadPoolExecutor(max_workers=1) as side:
+        pending = side.submit(collect)
+        model = fit()
+        return pending.result(), model
 
 
 def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
