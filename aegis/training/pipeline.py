@@ -41,6 +41,7 @@ from aegis.training.export import export_policy, policy_contract
 from aegis.training.lipschitz import certified_bound, empirical_bound, forward, spectral_norms
 from aegis.training.rollout import EpisodeData, run_episode
 from aegis.training.scenarios import training_episodes
+from aegis.training.stage_clock import StageClock, StageTime
 
 VALIDATION_STREAM = 1000
 """Scenario stream of the held-out expert episodes (iterations use 0, 1, 2, ...)."""
@@ -116,6 +117,8 @@ class TrainReport:
     wall_time_s: float
     plant: dict[str, Any] = field(default_factory=dict)
     """The dynamics set and overlay it was trained on, as the contract records them (empty: the config's own plant)."""
+    stages: list[StageTime] = field(default_factory=list)
+    """Per stage: this process's CPU, the local workers' CPU and the wall seconds (aegis.training.stage_clock)."""
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -128,7 +131,8 @@ class TrainReport:
 def train(settings: TrainSettings, progress: Progress | None = None) -> TrainReport:
     """Run the pipeline; write ``settings.out``; return the numbers."""
     started = time.perf_counter()
-    report = progress or (lambda stage, done, total, note: None)
+    clock = StageClock()
+    report = clock.wrap(progress or (lambda stage, done, total, note: None))
     setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation, settings.privileged_expert)
     with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
@@ -151,6 +155,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
             parts.append(Dataset(np.concatenate([e.observations for e in visited]), np.concatenate([e.actions for e in visited])))
             model = _fit(setup, settings, Dataset.concat(parts), iteration, report)
             rounds.append(_round(iteration, "policy", visited, parts, model, validation, setup))
+    report("export and bounds", 0, 1, "")
     data = Dataset.concat(parts)
     weights, mean, std = model
     certified = certified_bound(weights)
@@ -159,6 +164,8 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     rng = np.random.default_rng((settings.seed, 7))
     empirical = empirical_bound(weights, inputs, rng)
     physical = empirical_bound(weights, inputs, np.random.default_rng((settings.seed, 7)), input_gain=1.0 / std, output_scale=setup.action_scale)
+    report("export and bounds", 1, 1, "")
+    stages = clock.stop()
     return TrainReport(
         out=settings.out,
         sha256=sha256_of(settings.out),
@@ -180,6 +187,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
         iterations=rounds,
         wall_time_s=time.perf_counter() - started,
         plant=plant_record(settings),
+        stages=stages,
     )
 
 
