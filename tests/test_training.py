@@ -108,8 +108,18 @@ def test_same_seed_gives_the_same_bytes_with_rollouts_in_parallel_too(tiny_model
     settings = tiny(first)
     digest = hashlib.sha256(first.read_bytes()).hexdigest()
     assert report.sha256 == digest
-    train(TrainSettings(**{**settings.__dict__, "out": again, "backend": Backend("local", 2)}))  # rollouts in 2 processes
+    parallel = train(TrainSettings(**{**settings.__dict__, "out": again, "backend": Backend("local", 2)}))  # rollouts in 2 processes
     assert hashlib.sha256(again.read_bytes()).hexdigest() == digest
+    # the held-out episodes ran there while round 0 trained: the same episodes, the same numbers of every round
+    assert parallel.heldout_samples == report.heldout_samples and parallel.iterations == report.iterations
+    # where the time went: in this process when it ran the episodes itself, in the workers when they did
+    serial_stages = {s.stage: s for s in report.stages}
+    assert list(serial_stages)[:3] == ["set-up", "expert demonstrations", "held-out expert episodes"]
+    assert list(serial_stages)[-1] == "export and bounds" and len(report.stages) == 7  # and training 0, DAgger 1, training 1
+    assert serial_stages["expert demonstrations"].main_cpu_s > serial_stages["expert demonstrations"].workers_cpu_s
+    parallel_stages = {s.stage: s for s in parallel.stages}
+    assert parallel_stages["expert demonstrations"].workers_cpu_s > 0 and parallel_stages["DAgger 1: policy rollouts"].workers_cpu_s > 0
+    assert parallel_stages["expert demonstrations"].main_cpu_s < parallel_stages["expert demonstrations"].workers_cpu_s
     other = tmp_path / "other.onnx"
     train(tiny(other, seed=1))
     assert hashlib.sha256(other.read_bytes()).hexdigest() != digest

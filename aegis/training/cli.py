@@ -210,4 +210,18 @@ def print_report(report: TrainReport, console: Console | None = None) -> None:
     table.add_row("model", str(report.out))
     table.add_row("sha256", report.sha256)
     console.print(table)
+    if report.stages:
+        console.print(stage_table(report))
+
+
+def stage_table(report: TrainReport) -> Table:
+    """Where the time went: per stage, this process's CPU, the local workers' CPU and the wall seconds, and their totals."""
+    table = Table(title="time per stage (CPU s: this process, its workers; wall s)")
+    for column in ("stage", "main CPU", "workers CPU", "wall"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for s in report.stages:
+        table.add_row(escape(s.stage), f"{s.main_cpu_s:.1f}", f"{s.workers_cpu_s:.1f}", f"{s.wall_s:.1f}")
+    totals = [sum(getattr(s, name) for s in report.stages) for name in ("main_cpu_s", "workers_cpu_s", "wall_s")]
+    table.add_row("total", *(f"{t:.1f}" for t in totals))
+    return table
 

@@ -11,7 +11,8 @@
    imitation error on held-out expert episodes (never trained on) are reported.
 
 Same config, options and seed give the same file, byte for byte, whatever runs the rollouts (one
-pool of workers serves every stage). With ``dynamics`` every episode's plant draws from that set per
+pool of workers serves every stage; with local workers the held-out episodes run while round 0
+trains, as neither needs the other). With ``dynamics`` every episode's plant draws from that set per
 its seed; with ``overlay`` plant and expert are centred on it; with ``privileged_expert`` the expert is told
 each episode's true plant (aegis.runs.privileged); the contract's producer records all three.
 """
@@ -22,6 +23,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,6 +41,7 @@ from aegis.training.export import export_policy, policy_contract
 from aegis.training.lipschitz import certified_bound, empirical_bound, forward, spectral_norms
 from aegis.training.rollout import EpisodeData, run_episode
 from aegis.training.scenarios import training_episodes
+from aegis.training.stage_clock import StageClock, StageTime
 
 VALIDATION_STREAM = 1000
 """Scenario stream of the held-out expert episodes (iterations use 0, 1, 2, ...)."""
@@ -114,6 +117,8 @@ class TrainReport:
     wall_time_s: float
     plant: dict[str, Any] = field(default_factory=dict)
     """The dynamics set and overlay it was trained on, as the contract records them (empty: the config's own plant)."""
+    stages: list[StageTime] = field(default_factory=list)
+    """Per stage: this process's CPU, the local workers' CPU and the wall seconds (aegis.training.stage_clock)."""
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -126,17 +131,21 @@ class TrainReport:
 def train(settings: TrainSettings, progress: Progress | None = None) -> TrainReport:
     """Run the pipeline; write ``settings.out``; return the numbers."""
     started = time.perf_counter()
-    report = progress or (lambda stage, done, total, note: None)
+    clock = StageClock()
+    report = clock.wrap(progress or (lambda stage, done, total, note: None))
     setup = expert_setup(settings.config, plant_overrides_of(settings), settings.observation, settings.privileged_expert)
     with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
         collect = partial(_collect, setup, settings, folder=folder, report=report, pool=pool)  # one set of workers for every stage
-        heldout = collect(VALIDATION_STREAM, settings.validation_episodes, stage="held-out expert episodes")
         demos = collect(0, settings.episodes, stage="expert demonstrations")
         parts = [Dataset(np.concatenate([e.observations for e in demos]), np.concatenate([e.actions for e in demos]))]
+        heldout, model = _heldout_while_fitting(
+            partial(collect, VALIDATION_STREAM, settings.validation_episodes, stage="held-out expert episodes"),
+            partial(_fit, setup, settings, Dataset.concat(parts), 0, report),
+            overlap=pool is not None,
+        )
         validation = Dataset.concat([Dataset(e.observations, e.actions) for e in heldout])
         rounds: list[IterationReport] = []
-        model = _fit(setup, settings, Dataset.concat(parts), 0, report)
         rounds.append(_round(0, "expert", demos, parts, model, validation, setup))
         for iteration in range(1, settings.iterations + 1):
             policy_file = folder / f"policy_{iteration - 1}.onnx"
@@ -146,6 +155,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
             parts.append(Dataset(np.concatenate([e.observations for e in visited]), np.concatenate([e.actions for e in visited])))
             model = _fit(setup, settings, Dataset.concat(parts), iteration, report)
             rounds.append(_round(iteration, "policy", visited, parts, model, validation, setup))
+    report("export and bounds", 0, 1, "")
     data = Dataset.concat(parts)
     weights, mean, std = model
     certified = certified_bound(weights)
@@ -154,6 +164,8 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     rng = np.random.default_rng((settings.seed, 7))
     empirical = empirical_bound(weights, inputs, rng)
     physical = empirical_bound(weights, inputs, np.random.default_rng((settings.seed, 7)), input_gain=1.0 / std, output_scale=setup.action_scale)
+    report("export and bounds", 1, 1, "")
+    stages = clock.stop()
     return TrainReport(
         out=settings.out,
         sha256=sha256_of(settings.out),
@@ -175,6 +187,7 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
         iterations=rounds,
         wall_time_s=time.perf_counter() - started,
         plant=plant_record(settings),
+        stages=stages,
     )
 
 
@@ -209,6 +222,20 @@ def _collect(
     for i, result in zip(order, results):
         in_order[i] = result
     return in_order
+
+
+def _heldout_while_fitting(
+    collect: Callable[[], list[EpisodeData]], fit: Callable[[], Model], overlap: bool
+) -> tuple[list[EpisodeData], Model]:
+    """The held-out episodes and round 0's fit; with local workers (``overlap``) at once: the held-out episodes need no
+    policy, so the workers run them (a thread here waits on them) while this process trains, instead of idling
+    through it. The same episodes and the same fit either way: neither reads the other's result."""
+    if not overlap:
+        return collect(), fit()
+    with ThreadPoolExecutor(max_workers=1) as side:
+        pending = side.submit(collect)
+        model = fit()
+        return pending.result(), model
 
 
 def _fit(setup: ExpertSetup, settings: TrainSettings, data: Dataset, iteration: int, report: Progress) -> Model:
