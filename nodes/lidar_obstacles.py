@@ -32,6 +32,7 @@ from pydantic import Field
 from aegis.msgs import LaserScan, Obstacle, Obstacles, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
+from aegis.perception.lidar_layers import LayerObstacles
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -130,23 +131,43 @@ class LidarObstacles(Node):
         return (x, y, yaw), state.pose_covariance, state.frame_id
 
     def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
-        p = self.params
-        height, thickness = p.obstacle_height_m, p.wall_thickness_m
-        obstacles = []
-        for (cx, cy), radius, sigma in zip(found.centres.tolist(), found.radii.tolist(), found.circle_sigma_m.tolist()):
-            diameter = 2.0 * radius
-            obstacles.append(Obstacle(
-                id=len(obstacles), shape="cylinder", position=np.array([cx, cy, 0.5 * height]),
-                size=np.array([diameter, diameter, height]), uncertainty_m=sigma,
-            ))
-        for start, end, normal, sigma in zip(found.starts, found.ends, found.normals, found.segment_sigma_m.tolist()):
-            direction = end - start
-            length = float(np.hypot(direction[0], direction[1]))
-            yaw = math.atan2(direction[1], direction[0]) if length > 1e-9 else math.atan2(normal[1], normal[0]) + 0.5 * math.pi
-            centre = 0.5 * (start + end) + 0.5 * thickness * normal
-            obstacles.append(Obstacle(
-                id=len(obstacles), shape="box", position=np.array([centre[0], centre[1], 0.5 * height]),
-                size=np.array([max(length, 1e-3), thickness, height]),
-                orientation=np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)]), uncertainty_m=sigma,
-            ))
-        return obstacles
+        return obstacles_from_fit(found, 0.0, self.params.obstacle_height_m, self.params.wall_thickness_m)
+
+
+def obstacles_from_fit(found: ScanObstacles, bottom: float, top: float, thickness: float, first_id: int = 0) -> list[Obstacle]:
+    """A planar fit's circles as upright cylinders and its faces as boxes ``thickness`` deep behind them, each standing
+    from z = ``bottom`` to z = ``top`` (world frame; finite, top > bottom), ids counting up from ``first_id``.
+
+    The planar scan's obstacles stand from the ground (0) to ``obstacle_height_m``; a multi-plane lidar's
+    (aegis.perception.lidar_layers) get the bounds of the planes that saw them.
+    """
+    height, z_centre = top - bottom, 0.5 * (top + bottom)
+    obstacles: list[Obstacle] = []
+    for (cx, cy), radius, sigma in zip(found.centres.tolist(), found.radii.tolist(), found.circle_sigma_m.tolist()):
+        diameter = 2.0 * radius
+        obstacles.append(Obstacle(
+            id=first_id + len(obstacles), shape="cylinder", position=np.array([cx, cy, z_centre]),
+            size=np.array([diameter, diameter, height]), uncertainty_m=sigma,
+        ))
+    for start, end, normal, sigma in zip(found.starts, found.ends, found.normals, found.segment_sigma_m.tolist()):
+        direction = end - start
+        length = float(np.hypot(direction[0], direction[1]))
+        yaw = math.atan2(direction[1], direction[0]) if length > 1e-9 else math.atan2(normal[1], normal[0]) + 0.5 * math.pi
+        centre = 0.5 * (start + end) + 0.5 * thickness * normal
+        obstacles.append(Obstacle(
+            id=first_id + len(obstacles), shape="box", position=np.array([centre[0], centre[1], z_centre]),
+            size=np.array([max(length, 1e-3), thickness, height]),
+            orientation=np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)]), uncertainty_m=sigma,
+        ))
+    return obstacles
+
+
+def obstacles_from_layers(layers: list[LayerObstacles], ground_z: float, ceiling_z: float, thickness: float) -> list[Obstacle]:
+    """A multi-plane fit's obstacles (aegis.perception.lidar_layers), each plane's standing between its bounds, an unbounded
+    bottom at ``ground_z`` and an unbounded top at ``ceiling_z``; a plane whose clamped extent is empty gives none."""
+    obstacles: list[Obstacle] = []
+    for layer in layers:
+        bottom, top = max(layer.bottom, ground_z), min(layer.top, ceiling_z)
+        if top > bottom:
+            obstacles += obstacles_from_fit(layer.found, bottom, top, thickness, first_id=len(obstacles))
+    return obstacles
