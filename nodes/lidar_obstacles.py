@@ -27,12 +27,12 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from aegis.msgs import LaserScan, Obstacle, Obstacles, RobotState
+from aegis.msgs import LaserScan, Obstacle, Obstacles, PointCloud, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
-from aegis.perception.lidar_layers import LayerObstacles
+from aegis.perception.lidar_layers import LayerObstacles, detect_layers
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -48,9 +48,28 @@ class LidarObstaclesParams(NodeParams):
     max_circle_radius_m: Positive = Field(1.0, description="largest pillar radius fitted as a circle (m)")
     circle_residual_m: Positive = Field(0.03, description="largest rms residual of a circle fit (m)")
     split_distance_m: Positive = Field(0.05, description="line splitting threshold (m)")
-    obstacle_height_m: Positive = Field(2.0, description="height given to every obstacle (a planar scan has none) (m)")
+    obstacle_height_m: Positive = Field(
+        2.0, description="height given to every obstacle (a planar scan has none), and the top of what the highest plane saw (m)"
+    )
     wall_thickness_m: Positive = Field(0.1, description="depth of the box behind each face seen (m)")
     max_pose_gap_s: Positive = Field(0.1, description="odometry further than this from the scan's stamp is not used (s)")
+    plane_offsets_m: tuple[float, ...] = Field(
+        (),
+        max_length=16,
+        description="a multi-plane lidar's planes along the laser's z (m, ascending; the sim's lidar.plane_offsets_m with "
+        "point_cloud: true): each row of /points fitted alone and bounded in z by its neighbours; empty: the flattened /scan alone",
+    )
+    mount_z_m: float = Field(0.0, description="the laser's origin above the body origin (m): the planes' heights with the odometry's z")
+    plane_margin_m: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="added to each plane-bounded bottom and top, beyond the pose's z sigma (m)"
+    )
+
+    @field_validator("plane_offsets_m")
+    @classmethod
+    def _ascending(cls, offsets: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b <= a for a, b in zip(offsets, offsets[1:])) or not all(map(math.isfinite, offsets)):
+            raise ValueError(f"plane_offsets_m must be finite and strictly ascending, got {list(offsets)}")
+        return offsets
 
     def fit_params(self) -> LidarFitParams:
         return LidarFitParams(
@@ -71,6 +90,7 @@ class LidarObstacles(Node):
     inputs = (
         Port("scan", LaserScan, "/scan", description="planar range scan (laser frame: yaw-only, at mount_xy_m)"),
         Port("state", RobotState, "/odom", description="odometry (pose and covariance; twist in the body frame)"),
+        Port("points", PointCloud, "/points", description="the planes' own returns, organized (with plane_offsets_m)"),
     )
     outputs = (Port("obstacles", Obstacles, "/obstacles", description="obstacles seen, world frame, with uncertainty_m"),)
     Params = LidarObstaclesParams
@@ -84,15 +104,20 @@ class LidarObstacles(Node):
     def reset(self, seed: int | None = None) -> None:
         self.scans = 0
         self.scans_without_pose = 0
+        self.scans_without_points = 0
         self.obstacles_published = 0
 
     def metrics(self) -> dict[str, Any]:
-        """Scans processed, scans dropped for want of a pose at their stamp, obstacles published."""
-        return {
+        """Scans processed, scans dropped for want of a pose at their stamp, obstacles published (and, with planes, scans
+        fitted flattened for want of their cloud)."""
+        counts = {
             "perception_scans": self.scans,
             "perception_scans_without_pose": self.scans_without_pose,
             "perception_obstacles": self.obstacles_published,
         }
+        if self.params.plane_offsets_m:  # scans fitted flattened for want of their cloud
+            counts["perception_scans_without_points"] = self.scans_without_points
+        return counts
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         received = inputs.get("scan")
@@ -105,11 +130,16 @@ class LidarObstacles(Node):
             self.scans_without_pose += 1
             return {}
         xy_yaw, covariance, frame_id = pose
-        found = detect(
-            scan.ranges, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
-            xy_yaw, covariance, self.params.mount_xy_m, self._fit,
-        )
-        msg = Obstacles(stamp=scan.stamp, frame_id=frame_id, obstacles=self._obstacles(found))
+        planes = self._planes(scan, inputs.get("points")) if self.params.plane_offsets_m else None
+        if planes is not None:
+            obstacles = self._layered(scan, planes, xy_yaw, covariance, float(inputs["state"].msg.position[2]))
+        else:
+            found = detect(
+                scan.ranges, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
+                xy_yaw, covariance, self.params.mount_xy_m, self._fit,
+            )
+            obstacles = self._obstacles(found)
+        msg = Obstacles(stamp=scan.stamp, frame_id=frame_id, obstacles=obstacles)
         self.obstacles_published += len(msg.obstacles)
         return {"obstacles": msg}
 
@@ -129,6 +159,26 @@ class LidarObstacles(Node):
             mid = yaw + 0.5 * omega * gap
             x, y, yaw = x + v * gap * math.cos(mid), y + v * gap * math.sin(mid), yaw + omega * gap
         return (x, y, yaw), state.pose_covariance, state.frame_id
+
+    def _planes(self, scan: LaserScan, received: Received | None) -> np.ndarray | None:
+        """Each plane's ranges (planes, beams) from the cloud taken with ``scan``; None (counted) when there is none, it is
+        from another instant, or its shape is not (planes, beams): the flattened scan is used then (every return full height)."""
+        cloud = None if received is None else received.msg
+        if cloud is None or cloud.stamp != scan.stamp or cloud.points.shape[:2] != (len(self.params.plane_offsets_m), scan.ranges.size):
+            self.scans_without_points += 1
+            return None
+        return np.hypot(cloud.points[..., 0], cloud.points[..., 1])
+
+    def _layered(self, scan: LaserScan, planes: np.ndarray, xy_yaw: tuple[float, float, float], covariance: np.ndarray, z: float) -> list[Obstacle]:
+        p = self.params
+        z_var = float(covariance[2, 2])
+        margin = p.plane_margin_m + (math.sqrt(z_var) if math.isfinite(z_var) and z_var > 0 else 0.0)
+        plane_z = z + p.mount_z_m + np.asarray(p.plane_offsets_m)
+        layers = detect_layers(
+            planes, plane_z, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
+            xy_yaw, covariance, p.mount_xy_m, self._fit, margin,
+        )
+        return obstacles_from_layers(layers, 0.0, p.obstacle_height_m, p.wall_thickness_m)
 
     def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
         return obstacles_from_fit(found, 0.0, self.params.obstacle_height_m, self.params.wall_thickness_m)
