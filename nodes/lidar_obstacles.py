@@ -1,4 +1,4 @@
-"""The lidar_obstacles node: a planar LaserScan (/scan) and odometry (/odom) -> world-frame Obstacles with their uncertainty.
+"""The lidar_obstacles node: a LaserScan (/scan; with several planes, their cloud on /points) and odometry -> world-frame Obstacles.
 
 Triggered by each scan. The robot's pose at the scan's stamp is the latest odometry moved to that
 stamp with its own twist (constant forward speed and turn rate over the gap, which is at most
@@ -12,6 +12,13 @@ scan's stamp (when it was measured):
   long as the face and ``obstacle_height_m`` tall;
 - each with ``uncertainty_m``, its 1-sigma position uncertainty (aegis.perception.lidar's doc),
   which the safety filter inflates it by.
+
+With ``plane_offsets_m`` (a multi-plane lidar: the sim's ``lidar.point_cloud``) each row of the organized
+cloud on /points taken at the scan's stamp is fitted alone (aegis.perception.lidar_layers) and what plane
+``k`` saw stands between planes ``k - 1`` and ``k + 1`` (widened by ``plane_margin_m`` and the odometry's
+z sigma; the ground and ``obstacle_height_m`` at the outermost), at the odometry's z plus ``mount_z_m``.
+A scan without its cloud (missing, another stamp, another shape) is fitted flattened, as without planes,
+and counted (``scans_without_points``): every return full height, the conservative reading.
 
 The laser frame is the robot's yaw-only frame at ``mount_xy_m`` (a level scanner, the sim bridge's
 ``lidar.level: true``). What the node cannot use it says by not publishing, counted in its metrics:
