@@ -1,4 +1,4 @@
-"""The lidar_obstacles node: a planar LaserScan (/scan) and odometry (/odom) -> world-frame Obstacles with their uncertainty.
+"""The lidar_obstacles node: a LaserScan (/scan; with several planes, their cloud on /points) and odometry -> world-frame Obstacles.
 
 Triggered by each scan. The robot's pose at the scan's stamp is the latest odometry moved to that
 stamp with its own twist (constant forward speed and turn rate over the gap, which is at most
@@ -12,6 +12,13 @@ scan's stamp (when it was measured):
   long as the face and ``obstacle_height_m`` tall;
 - each with ``uncertainty_m``, its 1-sigma position uncertainty (aegis.perception.lidar's doc),
   which the safety filter inflates it by.
+
+With ``plane_offsets_m`` (a multi-plane lidar: the sim's ``lidar.point_cloud``) each row of the organized
+cloud on /points taken at the scan's stamp is fitted alone (aegis.perception.lidar_layers) and what plane
+``k`` saw stands between planes ``k - 1`` and ``k + 1`` (widened by ``plane_margin_m`` and the odometry's
+z sigma; the ground and ``obstacle_height_m`` at the outermost), at the odometry's z plus ``mount_z_m``.
+A scan without its cloud (missing, another stamp, another shape) is fitted flattened, as without planes,
+and counted (``scans_without_points``): every return full height, the conservative reading.
 
 The laser frame is the robot's yaw-only frame at ``mount_xy_m`` (a level scanner, the sim bridge's
 ``lidar.level: true``). What the node cannot use it says by not publishing, counted in its metrics:
@@ -27,11 +34,12 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from aegis.msgs import LaserScan, Obstacle, Obstacles, RobotState
+from aegis.msgs import LaserScan, Obstacle, Obstacles, PointCloud, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
+from aegis.perception.lidar_layers import LayerObstacles, detect_layers
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -47,9 +55,28 @@ class LidarObstaclesParams(NodeParams):
     max_circle_radius_m: Positive = Field(1.0, description="largest pillar radius fitted as a circle (m)")
     circle_residual_m: Positive = Field(0.03, description="largest rms residual of a circle fit (m)")
     split_distance_m: Positive = Field(0.05, description="line splitting threshold (m)")
-    obstacle_height_m: Positive = Field(2.0, description="height given to every obstacle (a planar scan has none) (m)")
+    obstacle_height_m: Positive = Field(
+        2.0, description="height given to every obstacle (a planar scan has none), and the top of what the highest plane saw (m)"
+    )
     wall_thickness_m: Positive = Field(0.1, description="depth of the box behind each face seen (m)")
     max_pose_gap_s: Positive = Field(0.1, description="odometry further than this from the scan's stamp is not used (s)")
+    plane_offsets_m: tuple[float, ...] = Field(
+        (),
+        max_length=16,
+        description="a multi-plane lidar's planes along the laser's z (m, ascending; the sim's lidar.plane_offsets_m with "
+        "point_cloud: true): each row of /points fitted alone and bounded in z by its neighbours; empty: the flattened /scan alone",
+    )
+    mount_z_m: float = Field(0.0, description="the laser's origin above the body origin (m): the planes' heights with the odometry's z")
+    plane_margin_m: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="added to each plane-bounded bottom and top, beyond the pose's z sigma (m)"
+    )
+
+    @field_validator("plane_offsets_m")
+    @classmethod
+    def _ascending(cls, offsets: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b <= a for a, b in zip(offsets, offsets[1:])) or not all(map(math.isfinite, offsets)):
+            raise ValueError(f"plane_offsets_m must be finite and strictly ascending, got {list(offsets)}")
+        return offsets
 
     def fit_params(self) -> LidarFitParams:
         return LidarFitParams(
@@ -70,6 +97,7 @@ class LidarObstacles(Node):
     inputs = (
         Port("scan", LaserScan, "/scan", description="planar range scan (laser frame: yaw-only, at mount_xy_m)"),
         Port("state", RobotState, "/odom", description="odometry (pose and covariance; twist in the body frame)"),
+        Port("points", PointCloud, "/points", description="the planes' own returns, organized (with plane_offsets_m)"),
     )
     outputs = (Port("obstacles", Obstacles, "/obstacles", description="obstacles seen, world frame, with uncertainty_m"),)
     Params = LidarObstaclesParams
@@ -83,15 +111,20 @@ class LidarObstacles(Node):
     def reset(self, seed: int | None = None) -> None:
         self.scans = 0
         self.scans_without_pose = 0
+        self.scans_without_points = 0
         self.obstacles_published = 0
 
     def metrics(self) -> dict[str, Any]:
-        """Scans processed, scans dropped for want of a pose at their stamp, obstacles published."""
-        return {
+        """Scans processed, scans dropped for want of a pose at their stamp, obstacles published (and, with planes, scans
+        fitted flattened for want of their cloud)."""
+        counts = {
             "perception_scans": self.scans,
             "perception_scans_without_pose": self.scans_without_pose,
             "perception_obstacles": self.obstacles_published,
         }
+        if self.params.plane_offsets_m:  # scans fitted flattened for want of their cloud
+            counts["perception_scans_without_points"] = self.scans_without_points
+        return counts
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         received = inputs.get("scan")
@@ -104,11 +137,16 @@ class LidarObstacles(Node):
             self.scans_without_pose += 1
             return {}
         xy_yaw, covariance, frame_id = pose
-        found = detect(
-            scan.ranges, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
-            xy_yaw, covariance, self.params.mount_xy_m, self._fit,
-        )
-        msg = Obstacles(stamp=scan.stamp, frame_id=frame_id, obstacles=self._obstacles(found))
+        planes = self._planes(scan, inputs.get("points")) if self.params.plane_offsets_m else None
+        if planes is not None:
+            obstacles = self._layered(scan, planes, xy_yaw, covariance, float(inputs["state"].msg.position[2]))
+        else:
+            found = detect(
+                scan.ranges, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
+                xy_yaw, covariance, self.params.mount_xy_m, self._fit,
+            )
+            obstacles = self._obstacles(found)
+        msg = Obstacles(stamp=scan.stamp, frame_id=frame_id, obstacles=obstacles)
         self.obstacles_published += len(msg.obstacles)
         return {"obstacles": msg}
 
@@ -129,24 +167,64 @@ class LidarObstacles(Node):
             x, y, yaw = x + v * gap * math.cos(mid), y + v * gap * math.sin(mid), yaw + omega * gap
         return (x, y, yaw), state.pose_covariance, state.frame_id
 
-    def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
+    def _planes(self, scan: LaserScan, received: Received | None) -> np.ndarray | None:
+        """Each plane's ranges (planes, beams) from the cloud taken with ``scan``; None (counted) when there is none, it is
+        from another instant, or its shape is not (planes, beams): the flattened scan is used then (every return full height)."""
+        cloud = None if received is None else received.msg
+        if cloud is None or cloud.stamp != scan.stamp or cloud.points.shape[:2] != (len(self.params.plane_offsets_m), scan.ranges.size):
+            self.scans_without_points += 1
+            return None
+        return np.hypot(cloud.points[..., 0], cloud.points[..., 1])
+
+    def _layered(self, scan: LaserScan, planes: np.ndarray, xy_yaw: tuple[float, float, float], covariance: np.ndarray, z: float) -> list[Obstacle]:
         p = self.params
-        height, thickness = p.obstacle_height_m, p.wall_thickness_m
-        obstacles = []
-        for (cx, cy), radius, sigma in zip(found.centres.tolist(), found.radii.tolist(), found.circle_sigma_m.tolist()):
-            diameter = 2.0 * radius
-            obstacles.append(Obstacle(
-                id=len(obstacles), shape="cylinder", position=np.array([cx, cy, 0.5 * height]),
-                size=np.array([diameter, diameter, height]), uncertainty_m=sigma,
-            ))
-        for start, end, normal, sigma in zip(found.starts, found.ends, found.normals, found.segment_sigma_m.tolist()):
-            direction = end - start
-            length = float(np.hypot(direction[0], direction[1]))
-            yaw = math.atan2(direction[1], direction[0]) if length > 1e-9 else math.atan2(normal[1], normal[0]) + 0.5 * math.pi
-            centre = 0.5 * (start + end) + 0.5 * thickness * normal
-            obstacles.append(Obstacle(
-                id=len(obstacles), shape="box", position=np.array([centre[0], centre[1], 0.5 * height]),
-                size=np.array([max(length, 1e-3), thickness, height]),
-                orientation=np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)]), uncertainty_m=sigma,
-            ))
-        return obstacles
+        z_var = float(covariance[2, 2])
+        margin = p.plane_margin_m + (math.sqrt(z_var) if math.isfinite(z_var) and z_var > 0 else 0.0)
+        plane_z = z + p.mount_z_m + np.asarray(p.plane_offsets_m)
+        layers = detect_layers(
+            planes, plane_z, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
+            xy_yaw, covariance, p.mount_xy_m, self._fit, margin,
+        )
+        return obstacles_from_layers(layers, 0.0, p.obstacle_height_m, p.wall_thickness_m)
+
+    def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
+        return obstacles_from_fit(found, 0.0, self.params.obstacle_height_m, self.params.wall_thickness_m)
+
+
+def obstacles_from_fit(found: ScanObstacles, bottom: float, top: float, thickness: float, first_id: int = 0) -> list[Obstacle]:
+    """A planar fit's circles as upright cylinders and its faces as boxes ``thickness`` deep behind them, each standing
+    from z = ``bottom`` to z = ``top`` (world frame; finite, top > bottom), ids counting up from ``first_id``.
+
+    The planar scan's obstacles stand from the ground (0) to ``obstacle_height_m``; a multi-plane lidar's
+    (aegis.perception.lidar_layers) get the bounds of the planes that saw them.
+    """
+    height, z_centre = top - bottom, 0.5 * (top + bottom)
+    obstacles: list[Obstacle] = []
+    for (cx, cy), radius, sigma in zip(found.centres.tolist(), found.radii.tolist(), found.circle_sigma_m.tolist()):
+        diameter = 2.0 * radius
+        obstacles.append(Obstacle(
+            id=first_id + len(obstacles), shape="cylinder", position=np.array([cx, cy, z_centre]),
+            size=np.array([diameter, diameter, height]), uncertainty_m=sigma,
+        ))
+    for start, end, normal, sigma in zip(found.starts, found.ends, found.normals, found.segment_sigma_m.tolist()):
+        direction = end - start
+        length = float(np.hypot(direction[0], direction[1]))
+        yaw = math.atan2(direction[1], direction[0]) if length > 1e-9 else math.atan2(normal[1], normal[0]) + 0.5 * math.pi
+        centre = 0.5 * (start + end) + 0.5 * thickness * normal
+        obstacles.append(Obstacle(
+            id=first_id + len(obstacles), shape="box", position=np.array([centre[0], centre[1], z_centre]),
+            size=np.array([max(length, 1e-3), thickness, height]),
+            orientation=np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)]), uncertainty_m=sigma,
+        ))
+    return obstacles
+
+
+def obstacles_from_layers(layers: list[LayerObstacles], ground_z: float, ceiling_z: float, thickness: float) -> list[Obstacle]:
+    """A multi-plane fit's obstacles (aegis.perception.lidar_layers), each plane's standing between its bounds, an unbounded
+    bottom at ``ground_z`` and an unbounded top at ``ceiling_z``; a plane whose clamped extent is empty gives none."""
+    obstacles: list[Obstacle] = []
+    for layer in layers:
+        bottom, top = max(layer.bottom, ground_z), min(layer.top, ceiling_z)
+        if top > bottom:
+            obstacles += obstacles_from_fit(layer.found, bottom, top, thickness, first_id=len(obstacles))
+    return obstacles

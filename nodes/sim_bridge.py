@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from aegis.config import CRAZYFLIE_2X, RobotConfig
-from aegis.msgs import Image, LaserScan, Obstacles, RobotState
+from aegis.msgs import Image, LaserScan, Obstacles, PointCloud, RobotState
 from aegis.sim.command_hold import CommandHold
 from aegis.sim.command_delay import CommandDelay
 from aegis.sim.crash import CrashJudge, CrashParams
@@ -136,6 +136,7 @@ TRUTH_PORT = Port(
 )
 SENSOR_PORTS = (
     Port("scan", LaserScan, "/scan", description="2-D lidar (when configured)"),
+    Port("points", PointCloud, "/points", description="the lidar's planes as an organized cloud (when lidar.point_cloud)"),
     Port("rgb", Image, "/camera/image_raw", description="camera colour image, rgb8 (when configured)"),
     Port("depth", Image, "/camera/depth/image_raw", description="camera z-depth in metres, 32FC1 (when configured)"),
 )
@@ -380,6 +381,8 @@ class SimBridgeBase(Node):
         if self._lidar is not None and tick % self._lidar_every == 0:
             pose = self.world.state()
             measured["scan"] = self._lidar.scan(pose.position, pose.orientation, now, self._sensor_rng)
+            if self._lidar.params.point_cloud:
+                measured["points"] = self._lidar.cloud(now, self._sensor_rng)
         if self._camera is not None and tick % self._camera_every == 0:
             pose = self.world.state()
             measured.update(self._camera.capture(pose.position, pose.orientation, now, self._sensor_rng))

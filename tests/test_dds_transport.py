@@ -50,6 +50,7 @@ ROS2_DDS_TYPE_NAMES = {
     "sensor_msgs/msg/Imu": "sensor_msgs::msg::dds_::Imu_",
     "sensor_msgs/msg/LaserScan": "sensor_msgs::msg::dds_::LaserScan_",
     "sensor_msgs/msg/Image": "sensor_msgs::msg::dds_::Image_",
+    "sensor_msgs/msg/PointCloud2": "sensor_msgs::msg::dds_::PointCloud2_",
     "geometry_msgs/msg/TwistStamped": "geometry_msgs::msg::dds_::TwistStamped_",
     "geometry_msgs/msg/Twist": "geometry_msgs::msg::dds_::Twist_",
     "geometry_msgs/msg/AccelStamped": "geometry_msgs::msg::dds_::AccelStamped_",

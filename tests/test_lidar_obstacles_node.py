@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aegis.msgs import LaserScan, RobotState
+from aegis.msgs import LaserScan, PointCloud, RobotState
 from aegis.node import Received
 from aegis.nodes.lidar_obstacles import LidarObstacles, LidarObstaclesParams
 from aegis.perception.synthetic import render_scan
@@ -77,3 +77,31 @@ def test_a_scan_with_no_returns_publishes_an_empty_list() -> None:
                      range_max=10.0, ranges=np.full(360, np.inf, dtype=np.float32))
     out = node().step(1.0, {"scan": fresh(scan), "state": fresh(odom(0.0, 0.0, 0.0, stamp=1.0))})
     assert out["obstacles"].obstacles == [] and out["obstacles"].stamp == 1.0
+
+
+def test_with_planes_a_sill_seen_by_the_lower_planes_stands_only_up_to_the_first_that_saw_over_it() -> None:
+    """Three planes at -0.06, 0, +0.06 around a drone at z = 1: a sill ahead seen by the lowest plane alone, a wall to the left
+    by all three. The sill's box tops out at the centre plane (+ margin), the wall's spans ground to obstacle_height_m; a
+    cloud from another instant is not used (the flattened scan is, every return full height) and is counted."""
+    sill, wall = (2.0, -0.5, 2.0, 0.5), (-1.0, 3.0, 3.0, 3.0)
+    rows = [render_scan([], segments, (0.0, 0.0, 0.0))[0] for segments in ([sill, wall], [wall], [wall])]
+    flat = scan_of([], [sill, wall], (0.0, 0.0, 0.0), stamp=1.0)
+    angles = flat.angle_min + np.arange(360) * flat.angle_increment
+    points = np.stack([np.array(rows) * np.cos(angles), np.array(rows) * np.sin(angles), np.zeros((3, 360))], axis=-1)
+    state = odom(0.0, 0.0, 0.0, stamp=1.0)
+    state.position[2] = 1.0
+    n = node(plane_offsets_m=(-0.06, 0.0, 0.06), plane_margin_m=0.01, obstacle_height_m=3.0)
+
+    def tops_over(cloud_stamp: float) -> tuple[list[float], list[float]]:
+        cloud = PointCloud(stamp=cloud_stamp, points=points)
+        out = n.step(1.0, {"scan": fresh(flat), "state": fresh(state), "points": fresh(cloud)})["obstacles"]
+        bottoms = [o.position[2] - o.size[2] / 2 for o in out.obstacles]
+        on_sill = [o.position[2] + o.size[2] / 2 for o in out.obstacles if abs(o.position[0] - 2.05) < 0.03]
+        return on_sill, bottoms
+
+    on_sill, bottoms = tops_over(1.0)
+    assert on_sill == [pytest.approx(1.01)] and min(bottoms) == 0.0
+    assert n.metrics()["perception_scans_without_points"] == 0
+    on_sill, _ = tops_over(0.9)
+    assert on_sill and all(top == 3.0 for top in on_sill)  # flattened: full height
+    assert n.metrics()["perception_scans_without_points"] == 1

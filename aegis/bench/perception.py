@@ -10,6 +10,11 @@ every machine. Rows:
 ``lidar_360_node``
     the lidar_obstacles node's whole step on the same scan as a LaserScan with an Odometry
     (pose at the scan's stamp, detect, the Obstacles message).
+``lidar_360x5_node``
+    the node's step with five scan planes (``plane_offsets_m`` as quadrotor_sim's): the same scene
+    scanned five times (noise seeds 0 to 4) as the rows of an organized PointCloud with the
+    flattened LaserScan, each plane fitted alone and bounded by its neighbours
+    (aegis.perception.lidar_layers): about five times the planar fit.
 ``lidar_1080_detect``
     detect on a 1080-beam scan of the same scene (a 0.33 degree scanner).
 ``depth_64x48_node``, ``depth_160x120_node``, ``depth_200x120_node``
@@ -81,7 +86,7 @@ def _samples(call: Callable[[], Any], repeats: int, warmup: int = 50) -> np.ndar
 
 def run_perception_benchmark(repeats: int = 2000) -> list[dict[str, Any]]:
     """One row per input (module doc): name, beams, obstacles found, median_us, p99_us."""
-    from aegis.msgs import LaserScan, RobotState
+    from aegis.msgs import LaserScan, PointCloud, RobotState
     from aegis.node import Received
     from aegis.nodes.lidar_obstacles import LidarObstacles
     from aegis.perception.lidar import detect
@@ -106,6 +111,15 @@ def run_perception_benchmark(repeats: int = 2000) -> list[dict[str, Any]]:
         published = node.step(1.0, inputs)["obstacles"]
         median, p99 = _time(lambda: node.step(1.0, inputs), repeats)
         rows.append({"name": "lidar_360_node", "points": beams, "obstacles": len(published.obstacles), "median_us": median, "p99_us": p99})
+        planes = np.array([husky_goal_scan(beams, seed=k)[0] for k in range(5)])
+        angles = angle_min + np.arange(beams) * increment
+        offsets = (-0.12, -0.06, 0.0, 0.06, 0.12)
+        points = np.stack([planes * np.cos(angles), planes * np.sin(angles), np.broadcast_to(np.array(offsets)[:, None], planes.shape)], axis=-1)
+        layered = LidarObstacles("lidar", LidarObstacles.Params(plane_offsets_m=offsets))
+        inputs = {**inputs, "points": Received(PointCloud(stamp=1.0, points=points), 0.0, False)}
+        published = layered.step(1.0, inputs)["obstacles"]
+        median, p99 = _time(lambda: layered.step(1.0, inputs), repeats)
+        rows.append({"name": "lidar_360x5_node", "points": 5 * beams, "obstacles": len(published.obstacles), "median_us": median, "p99_us": p99})
     return rows + _depth_rows(max(repeats // 10, 5)) + _learned_rows(max(repeats // 4, 12))
 
 

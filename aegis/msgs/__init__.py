@@ -18,6 +18,7 @@ from aegis.msgs.drivers import UnstampedTwist
 from aegis.msgs.fields import messages_equal
 from aegis.msgs.joints import JointCommand, MotorSpeeds, WheelSpeeds
 from aegis.msgs.obstacles import Obstacle, Obstacles
+from aegis.msgs.pointcloud import PointCloud
 from aegis.msgs.policy_report import PolicyReport
 from aegis.msgs.ros_types import ROSBAGS_DISTROS, RosbagsTypes, TypeLookup, rclpy_types, rosbags_types
 from aegis.msgs.sensors import IMAGE_ENCODINGS, Image, LaserScan
@@ -30,6 +31,7 @@ MESSAGE_TYPES: dict[str, type] = {
         RobotState,
         ImuSample,
         LaserScan,
+        PointCloud,
         Image,
         TwistCommand,
         UnstampedTwist,
@@ -64,6 +66,7 @@ __all__ = [
     "MotorSpeeds",
     "Obstacle",
     "Obstacles",
+    "PointCloud",
     "PolicyReport",
     "RobotState",
     "SupervisorStatus",

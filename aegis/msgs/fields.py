@@ -68,7 +68,7 @@ def _values_equal(a: Any, b: Any) -> bool:
             isinstance(a, np.ndarray)
             and isinstance(b, np.ndarray)
             and a.dtype == b.dtype
-            and np.array_equal(a, b)
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")  # NaN: "no value" (a beam with no return), equal to itself
         )
     if dataclasses.is_dataclass(a) and not isinstance(a, type):
         return messages_equal(a, b)

@@ -134,6 +134,23 @@ def test_lidar_planes_see_what_one_plane_misses_above_and_below_and_keep_the_nea
         LidarParams(plane_offsets_m=())
 
 
+def test_lidar_point_cloud_keeps_each_planes_own_returns_in_rows_nan_where_none(client: int) -> None:
+    """The same panel and bar: the cloud's row k is plane k alone, beam i in column i, in the laser frame (z = the plane)."""
+    box(client, (1.0, 0.0, 0.04 + 0.5), (0.05, 0.3, 0.5))
+    box(client, (0.0, 2.0, -0.04 - 0.02), (0.3, 0.05, 0.02))
+    beams = {"num_beams": 4, "angle_min_rad": 0.0, "angle_max_rad": 1.5 * math.pi, "range_max_m": 5.0}
+    lidar = Lidar2D(client, LidarParams(**beams, plane_offsets_m=(-0.06, 0.0, 0.06), point_cloud=True))
+    scan = lidar.scan((0.0, 0.0, 0.0), IDENTITY, stamp=0.5, rng=rng())
+    cloud = lidar.cloud(scan.stamp, rng())
+    assert cloud.stamp == 0.5 and cloud.frame_id == scan.frame_id and cloud.points.shape == (3, 4, 3)
+    np.testing.assert_allclose(cloud.points[2, 0], [0.95, 0.0, 0.06], atol=1e-3)  # only the top plane sees the panel
+    np.testing.assert_allclose(cloud.points[0, 1], [0.0, 1.95, -0.06], atol=1e-3)  # only the bottom one the bar
+    seen = np.isfinite(cloud.points[..., 0])
+    assert seen.sum() == 2 and np.array_equal(np.isfinite(cloud.points).all(axis=-1), seen)
+    with pytest.raises(RuntimeError, match="point_cloud"):
+        Lidar2D(client, LidarParams(**beams)).cloud(0.0, rng())
+
+
 def test_lidar_inside_its_own_body_sees_out_of_it(client: int) -> None:
     wall(client)
     robot = box(client, (0.0, 0.0, 0.0), (0.3, 0.2, 0.1), mass=1.0)

@@ -50,7 +50,7 @@ import pybullet
 from numpy.typing import ArrayLike
 from pydantic import Field, model_validator
 
-from aegis.msgs import LaserScan
+from aegis.msgs import LaserScan, PointCloud
 from aegis.node import NodeParams
 from aegis.sim.sensors._pose import body_pose, yaw_only
 
@@ -82,6 +82,11 @@ class LidarParams(NodeParams):
         max_length=16,
         description="scan planes along the laser's z (m): each beam reads the nearest return over all of them, "
         "a 3-D lidar's height band flattened into one scan as pointcloud_to_laserscan does; (0.0,): one plane",
+    )
+    point_cloud: bool = Field(
+        False,
+        description="also each plane's own returns as an organized PointCloud2 on /points (row k: plane k, column i: "
+        "beam i, laser frame, NaN where no return), as a multi-layer lidar's driver publishes them",
     )
     rate_hz: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(10.0, description="scans per second")
     noise_std_m: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(0.0, description="range noise std (m)")
@@ -145,6 +150,7 @@ class Lidar2D:
         self._uniform = np.empty(n)
         self._mask = np.empty(n, dtype=bool)
         self._links = np.empty(n, dtype=np.int64)
+        self._planes: list[np.ndarray] | None = None
 
     def scan(self, position: ArrayLike, orientation_xyzw: ArrayLike, stamp: float, rng: np.random.Generator) -> LaserScan:
         """A LaserScan stamped ``stamp`` from the body at ``position`` (world, m) with ``orientation_xyzw``.
@@ -158,8 +164,11 @@ class Lidar2D:
         beam_rotation = yaw_only(rotation) if p.level else rotation
         np.matmul(self._beams, beam_rotation.T, out=self._directions)
         ranges = self._ranges
+        self._planes = [] if p.point_cloud else None
         for index, offset in enumerate(p.plane_offsets_m):
             plane_ranges = self._cast_plane(origin + beam_rotation[:, 2] * offset)
+            if self._planes is not None:
+                self._planes.append(plane_ranges.copy())
             if index == 0:
                 ranges[:] = plane_ranges
             else:  # the nearest return over the planes (fmin skips a plane where the robot blocks the beam: NaN)
@@ -187,6 +196,24 @@ class Lidar2D:
             range_max=p.range_max_m,
             ranges=ranges.astype(np.float32),
         )
+
+    def cloud(self, stamp: float, rng: np.random.Generator) -> PointCloud:
+        """The last scan's planes as an organized cloud (``point_cloud``), stamped ``stamp``: each plane's own returns with
+        their own noise and dropouts (``rng``: planes x beams normals then as many uniforms), NaN where a beam has no
+        return, is blocked, dropped or too close; in the laser frame (x along beam 0's zero angle, z the plane offset)."""
+        p = self.params
+        if self._planes is None:
+            raise RuntimeError("Lidar2D.cloud: point_cloud is off, or no scan yet")
+        ranges = np.array(self._planes)  # (planes, beams)
+        ranges += p.noise_std_m * rng.standard_normal(ranges.shape)
+        ranges[rng.random(ranges.shape) < p.dropout_prob] = np.nan
+        with np.errstate(invalid="ignore"):
+            ranges[~((ranges >= p.range_min_m) & (ranges <= p.range_max_m))] = np.nan
+        points = np.empty(ranges.shape + (3,), dtype=np.float32)
+        points[..., 0] = ranges * np.cos(self.angles)
+        points[..., 1] = ranges * np.sin(self.angles)
+        points[..., 2] = np.where(np.isfinite(ranges), np.asarray(p.plane_offsets_m)[:, None], np.nan)
+        return PointCloud(stamp=stamp, frame_id=p.frame_id, points=points)
 
     def _cast_plane(self, origin: np.ndarray) -> np.ndarray:
         """One plane's ranges from ``origin`` along ``self._directions``: +inf no return, NaN a beam the robot blocks."""
