@@ -14,8 +14,11 @@ model y = g u / r, with u the mean vertical thrust commanded over the same windo
 nominal weight (u = 1 hovers the nominal robot). Per window: predict P += q^2 T (the ratio is
 constant up to a slow random walk), H = -g u / r^2, innovation v = y - g u / r, S = H^2 P + R with
 R = (accel_noise_std)^2, and the update r += K v, P = (1 - K H) P with K = P H / S only when v^2 <=
-gate^2 S (PX4's innovation gate: a touchdown or a push is not a mass change). r is held within
-[min_ratio, max_ratio].
+gate^2 S (PX4's innovation gate: a touchdown or a push is not a mass change). A refused window
+bumps P by ``rejection_bump`` x q^2 T instead (PX4's bumpStateVariance), so an estimate that a
+start-up transient threw off re-opens its gate after a few refusals instead of sticking. r is
+held within [min_ratio, max_ratio]. The thrust u is the commanded one passed through the
+motors' first-order lag (``motor_time_constant_s``, the model's), as the rotors realise it.
 
 Frozen (no update, no prediction: the estimate stays as it was) while the measurement is unusable:
 a tick flagged unusable (stale or non-finite odometry, tilt beyond ``max_tilt_rad``, thrust
@@ -41,6 +44,8 @@ class HoverThrustParams:
     min_ratio: float = 0.5
     max_ratio: float = 2.0
     max_tilt_rad: float = math.radians(30.0)  # beyond it the vertical thrust is a small difference: no update
+    rejection_bump: float = 1000.0  # a refused window adds this many windows' process noise to the variance
+    motor_time_constant_s: float = 0.0  # the rotors' lag between commanded and realised thrust (s; 0: none)
 
     def __post_init__(self) -> None:
         if self.window_ticks < 1:
@@ -48,6 +53,8 @@ class HoverThrustParams:
         for name in ("accel_noise_std_mps2", "initial_ratio_std", "gate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HoverThrustParams.{name}: expected > 0, got {getattr(self, name)}")
+        if not (self.ratio_noise_std >= 0 and self.rejection_bump >= 0 and self.motor_time_constant_s >= 0):
+            raise ValueError("HoverThrustParams: ratio_noise_std, rejection_bump and motor_time_constant_s must be >= 0")
         if not self.ratio_noise_std >= 0:
             raise ValueError(f"HoverThrustParams.ratio_noise_std: expected >= 0, got {self.ratio_noise_std}")
         if not 0 < self.min_ratio <= 1.0 <= self.max_ratio:
@@ -69,6 +76,8 @@ class HoverThrustEstimator:
         self._q = params.ratio_noise_std**2 * self._window_s
         self._r = params.accel_noise_std_mps2**2
         self._cos_max_tilt = math.cos(params.max_tilt_rad)
+        tau = params.motor_time_constant_s
+        self._lag = 1.0 - math.exp(-self.dt / tau) if tau > 0 else 1.0
         self.reset()
 
     def reset(self) -> None:
@@ -81,6 +90,7 @@ class HoverThrustEstimator:
         self._start_velocity = math.nan
         self._thrust_sum = 0.0
         self._ticks = 0
+        self._realised = math.nan  # the commanded thrust through the motors' lag
 
     @property
     def std(self) -> float:
@@ -101,7 +111,10 @@ class HoverThrustEstimator:
             self._start_velocity = math.nan
             self._ticks = 0
             self._thrust_sum = 0.0
+            self._realised = math.nan
             return self.ratio
+        self._realised = thrust_z if math.isnan(self._realised) else self._realised + self._lag * (thrust_z - self._realised)
+        thrust_z = self._realised
         if math.isnan(self._start_velocity):  # this tick opens a window: its thrust came before the window's start
             self._start_velocity = velocity_z
             return self.ratio
@@ -125,6 +138,7 @@ class HoverThrustEstimator:
         s = h * h * self.variance + self._r
         if innovation * innovation > p.gate * p.gate * s:
             self.rejected += 1
+            self.variance = min(self.variance + p.rejection_bump * self._q, p.initial_ratio_std**2)
             return
         gain = self.variance * h / s
         self.ratio = min(max(r + gain * innovation, p.min_ratio), p.max_ratio)

@@ -141,16 +141,21 @@ class HoverThrustEstimation(NodeParams):
     ratio_noise_std: Annotated[float, Field(ge=0)] = Field(_HOVER.ratio_noise_std, description="random walk of the ratio (1/sqrt(s))")
     initial_ratio_std: Annotated[float, Field(gt=0)] = Field(_HOVER.initial_ratio_std, description="the ratio's standard deviation at reset")
     gate: Annotated[float, Field(gt=0)] = Field(_HOVER.gate, description="innovation gate (standard deviations): a larger innovation is not fused")
+    rejection_bump: Annotated[float, Field(ge=0)] = Field(
+        _HOVER.rejection_bump, description="a window the gate refuses adds this many windows' process noise to the variance"
+    )
     min_ratio: Annotated[float, Field(gt=0, le=1)] = Field(_HOVER.min_ratio, description="lowest ratio the estimate may take")
     max_ratio: Annotated[float, Field(ge=1)] = Field(_HOVER.max_ratio, description="highest ratio the estimate may take")
     max_tilt_rad: Annotated[float, Field(gt=0, lt=math.pi / 2)] = Field(
         _HOVER.max_tilt_rad, description="tilt beyond which the estimate is frozen (rad)"
     )
 
-    def estimator(self, dt: float, gravity_mps2: float) -> HoverThrustEstimator:
-        """The estimator at control period ``dt`` (s)."""
+    def estimator(self, dt: float, model: QuadrotorModel) -> HoverThrustEstimator:
+        """The estimator at control period ``dt`` (s) for ``model`` (its gravity and motor lag)."""
         settings = self.model_dump(exclude={"enabled", "window_s"})
-        return HoverThrustEstimator(HoverThrustParams(window_ticks=max(1, round(self.window_s / dt)), **settings), dt, gravity_mps2)
+        window = max(1, round(self.window_s / dt))
+        params = HoverThrustParams(window_ticks=window, motor_time_constant_s=model.motor_time_constant_s, **settings)
+        return HoverThrustEstimator(params, dt, model.gravity_mps2)
 
 
 class AttitudeControllerParams(InnerLoopParams):
@@ -185,7 +190,7 @@ class QuadrotorAttitudeController(_InnerLoopNode):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         hover = self.params.hover_thrust
-        self.hover_thrust = hover.estimator(1.0 / self.rate_hz, self.params.gravity_mps2) if hover.enabled else None
+        self.hover_thrust = hover.estimator(1.0 / self.rate_hz, self.model) if hover.enabled else None
         self._thrust_z = 0.0  # the last tick's vertical thrust over the nominal weight
         self._thrust_limited = True  # no thrust of ours yet
 

@@ -132,3 +132,40 @@ def test_the_attitude_node_is_off_by_default_and_reports_its_estimate_when_on() 
     assert metrics["hover_thrust_fused"] >= 3 and metrics["hover_thrust_frozen_ticks"] == 1  # its first tick: no thrust of its own yet
     assert metrics["hover_thrust_ratio"] == pytest.approx(1.0, abs=0.01)
     assert metrics["hover_thrust_mass_kg"] == pytest.approx(CRAZYFLIE_2X.mass_kg, rel=0.01)
+
+
+@pytest.mark.parametrize("bump", [0.0, 1000.0])
+def test_a_refused_estimate_reopens_its_gate_only_with_the_bump(bump: float) -> None:
+    """A start-up transient that looked like a light plant, then a heavy one's steady fall: the gate refuses the
+    heavy windows; bumping the variance on each refusal (PX4's) lets it re-converge, without it the estimate sticks."""
+    estimator = HoverThrustEstimator(HoverThrustParams(window_ticks=4, rejection_bump=bump), DT)
+    vz = 0.0
+    for true_ratio, ticks in ((0.6, 200), (1.3, 2400)):
+        for _ in range(ticks):
+            vz += 9.81 * (1.0 / true_ratio - 1.0) * DT  # the nominal hover thrust on this plant
+            estimator.update(vz, 1.0, 1.0)
+        if true_ratio == 0.6:
+            assert estimator.ratio == pytest.approx(0.6, abs=0.05)
+    assert estimator.rejected > 0
+    if bump:
+        assert estimator.ratio == pytest.approx(1.3, abs=0.02)
+    else:
+        assert estimator.ratio < 0.7
+
+
+def test_the_motor_lag_model_pairs_a_thrust_step_with_the_acceleration_it_really_gives() -> None:
+    """A thrust step through rotors with a 50 ms lag on the model plant: with the lag modelled no window is refused
+    and the ratio stays at 1; pairing the raw command, the step's first windows look like a heavier plant."""
+    tau = 0.05
+    results = {}
+    for modelled in (True, False):
+        estimator = HoverThrustEstimator(HoverThrustParams(motor_time_constant_s=tau if modelled else 0.0), DT)
+        vz, realised, worst = 0.0, 1.0, 0.0
+        for k in range(240):
+            command = 1.0 if k < 60 else 1.3
+            worst = max(worst, abs(estimator.update(vz, command, 1.0) - 1.0))
+            realised += (1.0 - math.exp(-DT / tau)) * (command - realised)
+            vz += 9.81 * (realised - 1.0) * DT
+        results[modelled] = worst
+    assert results[True] < 0.005
+    assert results[False] > 2 * results[True] + 0.01
