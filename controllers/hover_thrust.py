@@ -36,7 +36,7 @@ from dataclasses import dataclass
 class HoverThrustParams:
     """The estimator's settings. Units in each field's comment."""
 
-    window_ticks: int = 12  # control ticks per measurement (the velocity difference's span)
+    window_ticks: int = 24  # control ticks per measurement (the velocity difference's span): 0.1 s at 240 Hz
     accel_noise_std_mps2: float = 0.5  # measurement noise of the window's mean vertical acceleration (m/s^2)
     ratio_noise_std: float = 0.01  # random walk of the ratio (1/sqrt(s))
     initial_ratio_std: float = 0.3  # the ratio's standard deviation at reset

@@ -133,7 +133,7 @@ class HoverThrustEstimation(NodeParams):
 
     enabled: bool = Field(False, description="estimate the thrust ratio in flight and scale the thrust vector by it (off: the model's mass)")
     window_s: Annotated[float, Field(gt=0)] = Field(
-        0.05, description="span of one measurement: the vertical velocity's difference across it, in whole control ticks (s)"
+        0.1, description="span of one measurement: the vertical velocity's difference across it, in whole control ticks (s)"
     )
     accel_noise_std_mps2: Annotated[float, Field(gt=0)] = Field(
         _HOVER.accel_noise_std_mps2, description="measurement noise of a window's mean vertical acceleration (m/s^2)"
