@@ -18,7 +18,7 @@ velocities in the world frame; body rates in the body frame; quaternions (x, y, 
 
 The loops: position P (-> velocity command, limited in speed); velocity PI with anti-windup
 (aegis.controllers.pid.Pid; -> acceleration, limited); thrust vector m (a + g z) limited in tilt,
-its direction and the yaw setpoint give the attitude setpoint and its projection on the body z
+its direction and the yaw setpoint give the attitude setpoint (m scaled by ``thrust_ratio``, 1 unless an estimator sets it) and its projection on the body z
 axis the collective thrust; attitude P on the quaternion error (-> body rates, limited); body-rate
 PI (Pid) -> angular acceleration, times the inertia plus the gyroscopic term -> torques; mixing
 with thrust over torque de-prioritised at the rotor limits. Built once; compute() per control tick.
@@ -93,6 +93,9 @@ class QuadrotorCascade:
         self._tan_max_tilt = math.tan(gains.max_tilt_rad)
         self._min_thrust_n = 0.1 * model.weight_n
         self._max_thrust_n = model.max_thrust_n
+        self.thrust_ratio = 1.0
+        """The plant's mass over the model's (over its thrust coefficient's ratio): scales the thrust vector (a hover-thrust
+        estimate, aegis.controllers.hover_thrust, sets it; 1 flies the model's mass)."""
         self.reset()
 
     def reset(self) -> None:
@@ -105,6 +108,7 @@ class QuadrotorCascade:
         self._thrust = 0.0
         self._rates = [0.0, 0.0, 0.0]
         self._torque = (0.0, 0.0, 0.0)
+        self.thrust_limited = False
 
     def compute(
         self,
@@ -174,8 +178,9 @@ class QuadrotorCascade:
         """
         ax, ay, az = _values(acceleration)
         self._acceleration = (ax, ay, az)
-        mass, gravity = self.model.mass_kg, self.model.gravity_mps2
+        mass, gravity = self.model.mass_kg * self.thrust_ratio, self.model.gravity_mps2
         fx, fy, fz = mass * (ax + gravity * 0.0), mass * (ay + gravity * 0.0), mass * (az + gravity * 1.0)
+        limited = fz < self._min_thrust_n
         fz = max(fz, self._min_thrust_n)  # never ask to push down: keep the thrust axis up
         horizontal = math.hypot(fx, fy)
         limit = fz * self._tan_max_tilt
@@ -193,6 +198,7 @@ class QuadrotorCascade:
         qx, qy, qz, qw = orientation.tolist()
         # the body z axis: quaternion_to_matrix(orientation)[:, 2]
         thrust = fx * (2.0 * (qx * qz + qw * qy)) + fy * (2.0 * (qy * qz - qw * qx)) + fz * (1.0 - 2.0 * (qx * qx + qy * qy))
+        self.thrust_limited = limited or thrust >= self._max_thrust_n
         thrust = min(max(thrust, 0.0), self._max_thrust_n)
         return self._attitude_values((qx, qy, qz, qw), body_rates, attitude, thrust)
 

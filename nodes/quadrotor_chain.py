@@ -26,10 +26,11 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
+from aegis.controllers.hover_thrust import HoverThrustEstimator, HoverThrustParams
 from aegis.controllers.quadrotor_cascade import CascadeGains, QuadrotorCascade
 from aegis.controllers.quadrotor_model import QuadrotorModel, quaternion_to_matrix, yaw_quaternion
 from aegis.msgs import AccelCommand, MotorSpeeds, RobotState, ThrustRatesCommand
-from aegis.node import Node, Port, Received
+from aegis.node import Node, NodeParams, Port, Received
 from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
     reference_function,
@@ -64,7 +65,7 @@ class _CascadeNode(Node):
 class _InnerLoopNode(_CascadeNode):
     """Shared fallbacks of the nodes that drive the motors: blind -> equal speeds below the weight; no command -> brake."""
 
-    # subclasses use AttitudeControllerParams (brake_gain)
+    # subclasses use InnerLoopParams (brake_gain) or its AttitudeControllerParams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,14 +119,61 @@ class QuadrotorPositionController(_CascadeNode):
         return outputs
 
 
-class AttitudeControllerParams(QuadrotorControllerParams):
+class InnerLoopParams(QuadrotorControllerParams):
     brake_gain: Annotated[float, Field(gt=0)] = Field(
         2.0, description="acceleration per m/s of velocity while the acceleration command is missing (1/s)"
     )
 
 
+_HOVER = HoverThrustParams()
+
+
+class HoverThrustEstimation(NodeParams):
+    """The attitude loop's hover-thrust estimator (aegis.controllers.hover_thrust): learns the plant's mass over the model's."""
+
+    enabled: bool = Field(False, description="estimate the thrust ratio in flight and scale the thrust vector by it (off: the model's mass)")
+    window_s: Annotated[float, Field(gt=0)] = Field(
+        0.1, description="span of one measurement: the vertical velocity's difference across it, in whole control ticks (s)"
+    )
+    accel_noise_std_mps2: Annotated[float, Field(gt=0)] = Field(
+        _HOVER.accel_noise_std_mps2, description="measurement noise of a window's mean vertical acceleration (m/s^2)"
+    )
+    ratio_noise_std: Annotated[float, Field(ge=0)] = Field(_HOVER.ratio_noise_std, description="random walk of the ratio (1/sqrt(s))")
+    initial_ratio_std: Annotated[float, Field(gt=0)] = Field(_HOVER.initial_ratio_std, description="the ratio's standard deviation at reset")
+    gate: Annotated[float, Field(gt=0)] = Field(_HOVER.gate, description="innovation gate (standard deviations): a larger innovation is not fused")
+    rejection_bump: Annotated[float, Field(ge=0)] = Field(
+        _HOVER.rejection_bump, description="a window the gate refuses adds this many windows' process noise to the variance"
+    )
+    min_ratio: Annotated[float, Field(gt=0, le=1)] = Field(_HOVER.min_ratio, description="lowest ratio the estimate may take")
+    max_ratio: Annotated[float, Field(ge=1)] = Field(_HOVER.max_ratio, description="highest ratio the estimate may take")
+    max_tilt_rad: Annotated[float, Field(gt=0, lt=math.pi / 2)] = Field(
+        _HOVER.max_tilt_rad, description="tilt beyond which the estimate is frozen (rad)"
+    )
+
+    def estimator(self, dt: float, model: QuadrotorModel) -> HoverThrustEstimator:
+        """The estimator at control period ``dt`` (s) for ``model`` (its gravity and motor lag)."""
+        settings = self.model_dump(exclude={"enabled", "window_s"})
+        window = max(1, round(self.window_s / dt))
+        params = HoverThrustParams(window_ticks=window, motor_time_constant_s=model.motor_time_constant_s, **settings)
+        return HoverThrustEstimator(params, dt, model.gravity_mps2)
+
+
+class AttitudeControllerParams(InnerLoopParams):
+    hover_thrust: HoverThrustEstimation = Field(
+        HoverThrustEstimation(),
+        description="hover-thrust estimator: the thrust vector m r (a + g z) with r estimated from vertical motion (default off)",
+    )
+
+
 class QuadrotorAttitudeController(_InnerLoopNode):
-    """Inner loops: an acceleration command (usually the safety filter's) and odometry in, rotor speeds out."""
+    """Inner loops: an acceleration command (usually the safety filter's) and odometry in, rotor speeds out.
+
+    With ``hover_thrust.enabled`` it estimates the plant's thrust ratio r (its mass over the model's,
+    aegis.controllers.hover_thrust) from the odometry's vertical velocity and its own thrust commands,
+    and realises an acceleration a with the thrust vector m r (a + g z); the estimate is frozen while
+    the odometry is unusable, the body tilts beyond ``hover_thrust.max_tilt_rad`` or the thrust sits at a
+    limit. :meth:`metrics` reports it (``hover_thrust_ratio``, ``hover_thrust_mass_kg``).
+    """
 
     type_name = "quadrotor_attitude_controller"
     inputs = (
@@ -139,17 +187,59 @@ class QuadrotorAttitudeController(_InnerLoopNode):
     Params = AttitudeControllerParams
     default_rate_hz = 240.0  # an onboard inner loop: at 48 Hz the hold alone costs the rate loop 30 degrees of phase
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hover = self.params.hover_thrust
+        self.hover_thrust = hover.estimator(1.0 / self.rate_hz, self.model) if hover.enabled else None
+        self._thrust_z = 0.0  # the last tick's vertical thrust over the nominal weight
+        self._thrust_limited = True  # no thrust of ours yet
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        if self.hover_thrust is not None:
+            self.hover_thrust.reset()
+        self.cascade.thrust_ratio = 1.0
+        self._thrust_z = 0.0
+        self._thrust_limited = True
+
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         state = _usable_state(inputs.get("state"))
         received = inputs.get("acceleration")
         command = received.msg.linear if received is not None and not received.stale else None
+        tilt_cos = 0.0
+        if state is not None:
+            qx, qy, qz, qw = state.orientation.tolist()
+            tilt_cos = 1.0 - 2.0 * (qx * qx + qy * qy)  # the body z axis' vertical component
+            if self.hover_thrust is not None:
+                vx, vy, vz = state.linear_velocity.tolist()  # body frame: its world z component
+                velocity_z = 2.0 * (qx * qz - qw * qy) * vx + 2.0 * (qy * qz + qw * qx) * vy + tilt_cos * vz
+                self.cascade.thrust_ratio = self.hover_thrust.update(velocity_z, self._thrust_z, tilt_cos, True, self._thrust_limited)
+        elif self.hover_thrust is not None:
+            self.hover_thrust.update(math.nan, math.nan, 0.0, usable=False)
         if state is None:
             speeds = self._blind()
         elif command is None or not all(map(math.isfinite, command.tolist())):
             speeds = self._brake(state)
         else:
             speeds = self.cascade.compute_acceleration(state.orientation, state.angular_velocity, command, self.params.yaw_rad)
+        if self.hover_thrust is not None:
+            self._thrust_limited = state is None or self.cascade.thrust_limited
+            self._thrust_z = self.cascade.thrust_setpoint * tilt_cos / self.model.weight_n
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}
+
+    def metrics(self) -> dict[str, Any]:
+        """The hover-thrust estimate, for run summaries (keys prefixed ``hover_thrust_``; empty when the estimator is off)."""
+        estimator = self.hover_thrust
+        if estimator is None:
+            return {}
+        return {
+            "hover_thrust_ratio": round(estimator.ratio, 4),
+            "hover_thrust_ratio_std": round(estimator.std, 4),
+            "hover_thrust_mass_kg": round(estimator.ratio * self.model.mass_kg, 5),
+            "hover_thrust_fused": estimator.fused,
+            "hover_thrust_rejected": estimator.rejected,
+            "hover_thrust_frozen_ticks": estimator.frozen_ticks,
+        }
 
 
 class QuadrotorRateController(_InnerLoopNode):
@@ -168,7 +258,7 @@ class QuadrotorRateController(_InnerLoopNode):
         ),
     )
     outputs = (Port("motors", MotorSpeeds, "/cmd_motors", description="rotor speed command (rad/s)"),)
-    Params = AttitudeControllerParams
+    Params = InnerLoopParams
     default_rate_hz = 240.0
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:

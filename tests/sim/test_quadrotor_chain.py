@@ -15,6 +15,7 @@ from aegis.msgs import ThrustRatesCommand
 from aegis.node import Node, Port
 from aegis.nodes.quadrotor_chain import (
     AttitudeControllerParams,
+    InnerLoopParams,
     QuadrotorAttitudeController,
     QuadrotorPositionController,
     QuadrotorRateController,
@@ -69,7 +70,7 @@ class HoverThrust(Node):
 @pytest.mark.parametrize("with_commander", [True, False], ids=["commanded", "command missing: brakes"])
 def test_rate_controller_holds_level_flight(with_commander: bool) -> None:
     sim = make_plan(load_config(CONFIG, ["scenario=quadrotor_hover"])).instantiate()[0]
-    rates = QuadrotorRateController("rates", AttitudeControllerParams(), rate_hz=240)
+    rates = QuadrotorRateController("rates", InnerLoopParams(), rate_hz=240)
     nodes = [sim, *([HoverThrust("commander")] if with_commander else []), rates]
     positions = odometry(nodes, 2.0)
     assert abs(positions[-1][2] - positions[0][2]) < 0.05
