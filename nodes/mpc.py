@@ -57,37 +57,56 @@ class QuadrotorMpcParams(QuadrotorControllerParams):
     )
 
 
-class QuadrotorMpc(Node):
+PLANNING_OUTPUTS = (
+    Port("nominal", AccelCommand, "/cmd_accel_nominal", description="proposed world-frame acceleration (m/s^2)"),
+    Port("reference", RobotState, "/reference", description="the reference being tracked"),
+)
+"""The quadrotor planning nodes' outputs: the first planned acceleration, for the safety filter, and the reference."""
+
+
+class TranslationalPlanning:
+    """What the quadrotor's planning nodes share: the translational MPC their params describe, the reference over its horizon.
+
+    For a Node whose params carry ``horizon``, the ``safety`` section's limits, the three weights and the
+    reference (QuadrotorControllerParams): ``_planning_setup`` returns the problem and keeps the reference
+    sampling; ``_horizon_reference`` samples it from ``now`` and gives the /reference message of the first sample.
+    """
+
+    def _planning_setup(self) -> Any:
+        from aegis.controllers.mpc import translational_mpc
+
+        p = self.params
+        self.dt = 1.0 / self.rate_hz
+        self.reference = reference_function(p)
+        self._offsets = np.arange(p.horizon + 1) * self.dt
+        self._heading = yaw_quaternion(p.yaw_rad)
+        self._heading_matrix = quaternion_to_matrix(self._heading)
+        return translational_mpc(
+            self.dt, p.horizon, a_max=p.safety.max_accel_mps2, v_max=p.safety.max_speed_mps,
+            position_weight=p.position_weight, velocity_weight=p.velocity_weight, accel_weight=p.accel_weight,
+        )
+
+    def _horizon_reference(self, now: float) -> tuple[list[Any], dict[str, Any]]:
+        """The reference at the horizon's instants from ``now`` (position, velocity, acceleration each), and the outputs holding
+        the /reference message of the first."""
+        samples = [self.reference(now + offset) for offset in self._offsets]
+        position, velocity, _ = samples[0]
+        return samples, {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
+
+
+class QuadrotorMpc(TranslationalPlanning, Node):
     """Plans the next ``horizon`` accelerations toward the reference; proposes the first."""
 
     type_name = "quadrotor_mpc"
     inputs = (Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),)
-    outputs = (
-        Port("nominal", AccelCommand, "/cmd_accel_nominal", description="proposed world-frame acceleration (m/s^2)"),
-        Port("reference", RobotState, "/reference", description="the reference being tracked"),
-    )
+    outputs = PLANNING_OUTPUTS
     Params = QuadrotorMpcParams
     default_rate_hz = 48.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from aegis.controllers.mpc import translational_mpc
-
         p = self.params
-        self.dt = 1.0 / self.rate_hz
-        self.mpc = translational_mpc(
-            self.dt,
-            p.horizon,
-            a_max=p.safety.max_accel_mps2,
-            v_max=p.safety.max_speed_mps,
-            position_weight=p.position_weight,
-            velocity_weight=p.velocity_weight,
-            accel_weight=p.accel_weight,
-        )
-        self.reference = reference_function(p)
-        self._offsets = np.arange(p.horizon + 1) * self.dt
-        self._heading = yaw_quaternion(p.yaw_rad)
-        self._heading_matrix = quaternion_to_matrix(self._heading)
+        self.mpc = self._planning_setup()
         self._thrust_axis = np.array([0.0, 0.0, p.gravity_mps2])
         self._last_plan = np.zeros(3)
         self.mpc_failures = 0
@@ -104,9 +123,7 @@ class QuadrotorMpc(Node):
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         p = self.params
-        samples = [self.reference(now + offset) for offset in self._offsets]
-        position, velocity, _ = samples[0]
-        outputs: dict[str, Any] = {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
+        samples, outputs = self._horizon_reference(now)
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
         if state is None or not state.is_usable():

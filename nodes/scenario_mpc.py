@@ -39,10 +39,11 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from aegis.config import SafetyConfig
-from aegis.controllers.quadrotor_model import quaternion_to_matrix, yaw_quaternion
+from aegis.controllers.quadrotor_model import quaternion_to_matrix
 from aegis.msgs import AccelCommand, Obstacles, RobotState
 from aegis.node import Node, Port, Received
-from aegis.nodes.quadrotor_controller import QuadrotorControllerParams, reference_function, reference_message
+from aegis.nodes.mpc import PLANNING_OUTPUTS, TranslationalPlanning
+from aegis.nodes.quadrotor_controller import QuadrotorControllerParams
 
 Positive = Annotated[float, Field(gt=0)]
 OUT_OF_REACH_M = 1.0e3
@@ -122,7 +123,7 @@ def obstacle_hypotheses(
     return centres, radii
 
 
-class QuadrotorScenarioMpc(Node):
+class QuadrotorScenarioMpc(TranslationalPlanning, Node):
     """Plans ``hypotheses`` trajectories around the perceived obstacles with a shared first segment; proposes its first acceleration."""
 
     type_name = "quadrotor_scenario_mpc"
@@ -130,32 +131,20 @@ class QuadrotorScenarioMpc(Node):
         Port("state", RobotState, "/odom", max_age_s=0.05, description="odometry (twist in the body frame)"),
         Port("obstacles", Obstacles, "/obstacles", description="perceived obstacles with their uncertainty_m"),
     )
-    outputs = (
-        Port("nominal", AccelCommand, "/cmd_accel_nominal", description="proposed world-frame acceleration (m/s^2)"),
-        Port("reference", RobotState, "/reference", description="the reference being tracked"),
-    )
+    outputs = PLANNING_OUTPUTS
     Params = QuadrotorScenarioMpcParams
     default_rate_hz = 48.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from aegis.controllers.mpc.quadrotor import translational_mpc
         from aegis.controllers.mpc.scenario import ScenarioMpc
 
         p = self.params
-        self.dt = 1.0 / self.rate_hz
-        problem = translational_mpc(
-            self.dt, p.horizon, a_max=p.safety.max_accel_mps2, v_max=p.safety.max_speed_mps,
-            position_weight=p.position_weight, velocity_weight=p.velocity_weight, accel_weight=p.accel_weight,
-        ).problem
+        problem = self._planning_setup().problem
         self.mpc = ScenarioMpc(
             problem, p.hypotheses, p.max_obstacles, position_indices=[0, 1], shared_steps=p.shared_steps,
             solver=p.solver, max_iterations=p.max_iterations,
         )
-        self.reference = reference_function(p)
-        self._offsets = np.arange(p.horizon + 1) * self.dt
-        self._heading = yaw_quaternion(p.yaw_rad)
-        self._heading_matrix = quaternion_to_matrix(self._heading)
         self._inflation = p.robot_radius_m + p.margin_m
         self.reset()
 
@@ -180,9 +169,7 @@ class QuadrotorScenarioMpc(Node):
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         from aegis.controllers.mpc import translational_reference
 
-        samples = [self.reference(now + offset) for offset in self._offsets]
-        position, velocity, _ = samples[0]
-        outputs: dict[str, Any] = {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
+        samples, outputs = self._horizon_reference(now)
         received = inputs.get("state")
         state = received.msg if received is not None and not received.stale else None
         if state is None or not state.is_usable():
