@@ -242,9 +242,13 @@ def print_report(rows: Sequence[dict[str, Any]], console: Any = None, sizes: Seq
                 f"{size['per_step_over_flat_variables']:.2f}x",
             )
         console.print(sizes_table)
+    from typing import get_args
+
+    from aegis.controllers.mpc.scenario import Answer
+
     for row in rows:
-        if row.get("answers") is not None:
-            answers = ", ".join(f"{name} {count}" for name, count in sorted(row["answers"].items()))
+        if row.get("answers") is not None:  # every kind of answer, none left out for being 0: the line keeps its shape
+            answers = ", ".join(f"{name} {row['answers'].get(name, 0)}" for name in get_args(Answer))
             console.print(f"{row['name']}: CPU time median {row['cpu_median_us']:.0f} µs, p99 {row['cpu_p99_us']:.0f} µs; answered by {answers}")
     for target in targets(rows):
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
