@@ -33,6 +33,7 @@ from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
     reference_function,
     reference_message,
+    usable_state,
 )
 
 Positive = Annotated[float, Field(gt=0)]
@@ -86,6 +87,12 @@ class TranslationalPlanning:
             position_weight=p.position_weight, velocity_weight=p.velocity_weight, accel_weight=p.accel_weight,
         )
 
+    def _usable_state(self, inputs: Mapping[str, Received | None]) -> RobotState | None:
+        """The fresh, usable odometry; None (counted in ``lost_state_ticks``) otherwise: the node then proposes nothing."""
+        state = usable_state(inputs.get("state"))
+        self.lost_state_ticks += state is None
+        return state
+
     def _horizon_reference(self, now: float) -> tuple[list[Any], dict[str, Any]]:
         """The reference at the horizon's instants from ``now`` (position, velocity, acceleration each), and the outputs holding
         the /reference message of the first."""
@@ -124,10 +131,8 @@ class QuadrotorMpc(TranslationalPlanning, Node):
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         p = self.params
         samples, outputs = self._horizon_reference(now)
-        received = inputs.get("state")
-        state = received.msg if received is not None and not received.stale else None
-        if state is None or not state.is_usable():
-            self.lost_state_ticks += 1
+        state = self._usable_state(inputs)
+        if state is None:
             return outputs
         from aegis.controllers.mpc import translational_reference
 

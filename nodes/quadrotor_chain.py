@@ -35,14 +35,10 @@ from aegis.nodes.quadrotor_controller import (
     QuadrotorControllerParams,
     reference_function,
     reference_message,
+    usable_state,
 )
 
 ACCEL_COMMAND_TIMEOUT_S = 0.1
-
-
-def _usable_state(received: Received | None) -> RobotState | None:
-    state = received.msg if received is not None and not received.stale else None
-    return state if state is not None and state.is_usable() else None
 
 
 class _CascadeNode(Node):
@@ -109,7 +105,7 @@ class QuadrotorPositionController(_CascadeNode):
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         position, velocity, acceleration = self.reference(now)
         outputs: dict[str, Any] = {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
-        state = _usable_state(inputs.get("state"))
+        state = usable_state(inputs.get("state"))
         if state is None:
             self.lost_state_ticks += 1
             return outputs
@@ -203,19 +199,10 @@ class QuadrotorAttitudeController(_InnerLoopNode):
         self._thrust_limited = True
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
-        state = _usable_state(inputs.get("state"))
+        state = usable_state(inputs.get("state"))
         received = inputs.get("acceleration")
         command = received.msg.linear if received is not None and not received.stale else None
-        tilt_cos = 0.0
-        if state is not None:
-            qx, qy, qz, qw = state.orientation.tolist()
-            tilt_cos = 1.0 - 2.0 * (qx * qx + qy * qy)  # the body z axis' vertical component
-            if self.hover_thrust is not None:
-                vx, vy, vz = state.linear_velocity.tolist()  # body frame: its world z component
-                velocity_z = 2.0 * (qx * qz - qw * qy) * vx + 2.0 * (qy * qz + qw * qx) * vy + tilt_cos * vz
-                self.cascade.thrust_ratio = self.hover_thrust.update(velocity_z, self._thrust_z, tilt_cos, True, self._thrust_limited)
-        elif self.hover_thrust is not None:
-            self.hover_thrust.update(math.nan, math.nan, 0.0, usable=False)
+        tilt_cos = self._update_thrust_ratio(state) if self.hover_thrust is not None else 0.0
         if state is None:
             speeds = self._blind()
         elif command is None or not all(map(math.isfinite, command.tolist())):
@@ -226,6 +213,19 @@ class QuadrotorAttitudeController(_InnerLoopNode):
             self._thrust_limited = state is None or self.cascade.thrust_limited
             self._thrust_z = self.cascade.thrust_setpoint * tilt_cos / self.model.weight_n
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}
+
+    def _update_thrust_ratio(self, state: RobotState | None) -> float:
+        """One tick of the hover-thrust estimator (on only): the cascade's thrust ratio from it; the body z axis' vertical
+        component, which this tick's thrust is projected with."""
+        if state is None:
+            self.hover_thrust.update(math.nan, math.nan, 0.0, usable=False)
+            return 0.0
+        qx, qy, qz, qw = state.orientation.tolist()
+        tilt_cos = 1.0 - 2.0 * (qx * qx + qy * qy)  # the body z axis' vertical component
+        vx, vy, vz = state.linear_velocity.tolist()  # body frame: its world z component
+        velocity_z = 2.0 * (qx * qz - qw * qy) * vx + 2.0 * (qy * qz + qw * qx) * vy + tilt_cos * vz
+        self.cascade.thrust_ratio = self.hover_thrust.update(velocity_z, self._thrust_z, tilt_cos, True, self._thrust_limited)
+        return tilt_cos
 
     def metrics(self) -> dict[str, Any]:
         """The hover-thrust estimate, for run summaries (keys prefixed ``hover_thrust_``; empty when the estimator is off)."""
@@ -262,7 +262,7 @@ class QuadrotorRateController(_InnerLoopNode):
     default_rate_hz = 240.0
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
-        state = _usable_state(inputs.get("state"))
+        state = usable_state(inputs.get("state"))
         received = inputs.get("command")
         command = received.msg if received is not None and not received.stale else None
         if state is None:

@@ -194,6 +194,12 @@ class QuadrotorController(Node):
         return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds), "reference": reference}
 
 
+def usable_state(received: Received | None) -> RobotState | None:
+    """The odometry ``received`` carries when it is fresh and usable (finite, a unit quaternion); else None."""
+    state = received.msg if received is not None and not received.stale else None
+    return state if state is not None and state.is_usable() else None
+
+
 def reference_function(p: QuadrotorControllerParams) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The reference as a function of time: the built-in hover / figure-8, or the scenario's."""
     if p.reference == "scenario":

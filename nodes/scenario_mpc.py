@@ -170,10 +170,8 @@ class QuadrotorScenarioMpc(TranslationalPlanning, Node):
         from aegis.controllers.mpc import translational_reference
 
         samples, outputs = self._horizon_reference(now)
-        received = inputs.get("state")
-        state = received.msg if received is not None and not received.stale else None
-        if state is None or not state.is_usable():
-            self.lost_state_ticks += 1
+        state = self._usable_state(inputs)
+        if state is None:
             return outputs
         seen = inputs.get("obstacles")
         if seen is None or seen.stale or seen.msg.problems():

@@ -26,6 +26,19 @@ pytestmark = [
 ]
 
 
+def _oracle_filter_spec():
+    """The QP spec of quadrotor_oracle_sim's safety filter (the plan's nodes built, then closed)."""
+    from aegis.config import load_config
+    from aegis.launch_plan import make_plan
+
+    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_oracle_sim.yaml")).instantiate()
+    spec = next(n for n in nodes if hasattr(getattr(n, "filter", None), "spec")).filter.spec
+    for node in nodes:
+        if hasattr(node, "close"):
+            node.close()
+    return spec
+
+
 def test_the_policy_answers_observation_frames_over_the_uart_as_the_runtime_acts(tmp_path: Path) -> None:
     from aegis.inference.contract import read_contract
     from aegis.inference.runtime import PolicyRuntime
@@ -58,17 +71,11 @@ def test_the_policy_answers_observation_frames_over_the_uart_as_the_runtime_acts
 
 def test_the_filter_qp_solves_on_the_mcu_beside_the_policy(tmp_path: Path) -> None:
     """The policy and the filter's exported QP in one image: QP problems over the UART are solved as the host's OSQP solves them."""
-    from aegis.config import load_config
     from aegis.controllers.cbf.solvers import make_solver
     from aegis.export.filter_qp import export_filter_qp
     from aegis.export.pil import McuQp
-    from aegis.launch_plan import make_plan
 
-    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_oracle_sim.yaml")).instantiate()
-    spec = next(n for n in nodes if hasattr(getattr(n, "filter", None), "spec")).filter.spec
-    for node in nodes:
-        if hasattr(node, "close"):
-            node.close()
+    spec = _oracle_filter_spec()
     report = export_c(QUADROTOR, tmp_path / "c")
     image = build_pil_image(report, tmp_path / "pil", export_filter_qp(spec, tmp_path / "qp"))
     host = make_solver("osqp-direct", spec)
@@ -93,16 +100,10 @@ def test_one_frame_per_tick_answers_as_the_two_frames_do(tmp_path: Path) -> None
     """The combined tick (id 7 -> id 8: observation and candidate rows out, action and filtered command back) gives the
     action of an observation frame and the QP answer of a problem frame whose nominal is that action, bit for bit; with
     more candidates than the QP's rows the MCU keeps the ones the host keeps (QpRows.load with the action)."""
-    from aegis.config import load_config
     from aegis.controllers.cbf.rows import ConstraintRows, QpRows
     from aegis.export.filter_dual import export_filter_dual
-    from aegis.launch_plan import make_plan
 
-    nodes = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_oracle_sim.yaml")).instantiate()
-    spec = next(n for n in nodes if hasattr(getattr(n, "filter", None), "spec")).filter.spec
-    for node in nodes:
-        if hasattr(node, "close"):
-            node.close()
+    spec = _oracle_filter_spec()
     report = export_c(QUADROTOR, tmp_path / "c")
     image = build_pil_image(report, tmp_path / "pil", export_filter_dual(spec, tmp_path / "qp"))
     k, m = spec.max_rows, spec.n_inputs
