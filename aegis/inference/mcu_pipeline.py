@@ -70,6 +70,7 @@ class StepPipeline:
         self._answer = struct.Struct(f"<{session.output_size}fI")
         self._arrived: deque[tuple[float, Any]] = deque()
         self._stop = threading.Event()
+        self._came = threading.Event()
         self._tick = 0
         self._in_flight: _InFlight | None = None
         self.sent = 0
@@ -94,6 +95,14 @@ class StepPipeline:
             if frames:
                 now = time.perf_counter()
                 self._arrived.extend((now, frame) for frame in frames)
+                self._came.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a frame not yet taken (for tools and tests: the loop itself never waits); whether one came."""
+        if self._arrived:
+            return True
+        self._came.clear()
+        return bool(self._arrived) or self._came.wait(timeout_s)
 
     @property
     def in_flight(self) -> bool:
