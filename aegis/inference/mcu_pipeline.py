@@ -32,6 +32,10 @@ from aegis.inference.mcu_step_frame import STEP_ANSWER_ID, STEP_ID, StepAnswer, 
 
 RECEIVE_POLL_S = 0.05
 """The receiver thread looks at its stop event at least this often."""
+BYTE_BATCH_S = 0.0005
+"""After bytes that end no frame the receiver sleeps this long before it reads on: QEMU's UART writes an answer to the pty
+a byte at a time, and a thread woken for each byte would take the interpreter's lock from the loop some 50 times an
+answer. The answers are taken at the next tick, so only the measured round trip can grow by this much."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,9 @@ class StepPipeline:
 
     def _receive(self) -> None:
         """The receiver thread: every frame off the UART with the time it was complete."""
+        stats = self.link.stats
         while not self._stop.is_set():
+            before = stats.received_bytes
             try:
                 frames = self.link.poll(RECEIVE_POLL_S)
             except (OSError, ValueError):  # the link was closed under us: the session is ending
@@ -96,6 +102,8 @@ class StepPipeline:
                 now = time.perf_counter()
                 self._arrived.extend((now, frame) for frame in frames)
                 self._came.set()
+            elif stats.received_bytes != before:  # part of a frame: let the rest come
+                self._stop.wait(BYTE_BATCH_S)
 
     def wait(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for a frame not yet taken (for tools and tests: the loop itself never waits); whether one came."""
