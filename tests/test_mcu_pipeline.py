@@ -121,7 +121,7 @@ def test_pipelined_answers_are_the_blocking_ones_a_tick_later(image) -> None:
             taken.append(pipeline.take())
         pipeline.close()
         assert session.close() == 0
-    assert taken[0] is None and pipeline.missing == 1
+    assert taken[0] is None
     for answer, got in zip(blocking, taken[1:]):
         assert got is not None and got.age_ticks == 1 and got.round_trip_s > 0
         np.testing.assert_array_equal(got.step.u, answer.u)
@@ -156,4 +156,4 @@ def test_a_stalled_mcu_leaves_ticks_without_an_answer_and_its_late_answer_is_dro
         assert session.close() == 0
     assert got.step is None
     np.testing.assert_array_equal(got.action.astype(np.float32), expected)
-    assert pipeline.missing >= 3 and pipeline.sent == 2
+    assert pipeline.sent == 2 and pipeline.unanswered == 1

@@ -10,7 +10,7 @@ is in flight: the firmware answers in order, so a second would only queue behind
 
 Latency: an answer is used at the first policy tick after it arrived, one period after its request when the MCU
 answers within the period (the usual case; :attr:`StepPipeline.ages` counts the periods each answer waited). A
-tick with no answer to take is the caller's explicit fallback (counted in :attr:`StepPipeline.missing`); a request
+tick with no answer to take is the caller's explicit fallback (which the caller counts); a request
 still unanswered ``timeout_s`` after it was sent is given up (:attr:`StepPipeline.unanswered`) and the next tick
 sends a new one; its answer, if it ever comes, is dropped by its stamp. The lockstep path (`aegis bench pil`) does
 not use this: there each answer is waited for, and the flight is Python's bit for bit.
@@ -78,8 +78,6 @@ class StepPipeline:
         self._tick = 0
         self._in_flight: _InFlight | None = None
         self.sent = 0
-        self.missing = 0
-        """Policy ticks with no answer to take (the caller's fallback)."""
         self.unanswered = 0
         """Requests given up after ``timeout_s`` without an answer."""
         self.busy = 0
@@ -118,7 +116,7 @@ class StepPipeline:
 
     def take(self) -> Taken | None:
         """At a policy tick (call once a tick, before :meth:`send`): the answer to the request in flight if it arrived, else
-        None (counted ``missing``); a request older than ``timeout_s`` is given up here (counted ``unanswered``)."""
+        None (the caller's fallback); a request older than ``timeout_s`` is given up here (counted ``unanswered``)."""
         self._tick += 1
         pending, taken = self._in_flight, None
         while self._arrived:
@@ -128,7 +126,6 @@ class StepPipeline:
             taken = self._decode(frame.payload, pending, arrived_at)
             self._in_flight = None
         if taken is None:
-            self.missing += 1
             if pending is not None and time.perf_counter() - pending.sent_at > self.timeout_s:
                 self.unanswered += 1
                 self._in_flight = None

@@ -253,6 +253,8 @@ class McuRoute:
     """The :class:`aegis.inference.mcu_pipeline.StepPipeline` of a pipelined route (the wall-clock loop), else None."""
     taken: Any = None
     """Pipelined: the answer taken at the policy's step in progress (None: none had arrived)."""
+    no_answer: int = 0
+    """Pipelined: policy ticks with no answer to take (no nominal published: the policy's error ticks)."""
 
     def bind(self, executor: Any) -> None:
         """Give the route the executor that will run the nodes (one-frame ticks need to see the filter's inputs)."""
@@ -344,6 +346,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
             pipeline.send(x, *rows) if rows is not None else pipeline.send(x)
         taken, route.taken = route.taken, None
         if taken is None:
+            route.no_answer += 1
             raise McuNoAnswer("no answer from the MCU to take at this tick")
         route.policy_instructions.append(taken.policy_ticks * INSTRUCTIONS_PER_TICK)
         if taken.step is not None:

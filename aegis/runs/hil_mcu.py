@@ -93,7 +93,7 @@ def numbers(session: Any, route: Any) -> dict[str, Any]:
     solvers = route.qp_solvers
     return {
         "answer_ages_ticks": [float(age) for age in pipeline.ages] if pipeline is not None else [],
-        "ticks_without_answer": pipeline.missing if pipeline is not None else 0,
+        "ticks_without_answer": route.no_answer,
         "ticks_busy": pipeline.busy if pipeline is not None else 0,
         "host_qp_solves": sum(solver.host_solves for solver in solvers),
         "policy_instructions": list(route.policy_instructions),
