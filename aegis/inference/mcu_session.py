@@ -24,6 +24,7 @@ import numpy as np
 
 from aegis.controllers.cbf.qp import QpSolution, QpSpec
 from aegis.inference.mcu_step_frame import STEP_ANSWER_ID, STEP_ID, STEP_MAX_ROWS, StepAnswer, parse_step_answer, step_payload
+from aegis.inference.no_action import NoActionYet
 
 QEMU = "qemu-system-arm"
 
@@ -277,7 +278,7 @@ def _reachable_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec) -> tuple[np.ndar
     return a[keep], b[keep]
 
 
-class McuNoAnswer(McuSessionError):
+class McuNoAnswer(McuSessionError, NoActionYet):
     """Pipelined: no answer from the MCU to take at this tick (the policy publishes no nominal; counted)."""
 
 
@@ -367,10 +368,8 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
                 action, count = session.act(x)
                 route.policy_round_trips_s.append(time.perf_counter() - started)
                 route.policy_instructions.append(count)
-        except McuNoAnswer:
-            raise  # counted by the pipeline
-        except McuSessionError:
-            route.unanswered += 1
+        except McuSessionError as exc:
+            route.unanswered += not isinstance(exc, McuNoAnswer)  # a pipelined tick's missing answer is counted as no_answer
             raise
         if not np.all(np.isfinite(action)):
             return None
