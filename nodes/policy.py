@@ -19,7 +19,8 @@ Each tick: the reference at ``now``, one observation frame from odometry and the
 with the first frame after a reset or a gap in odometry), then the runtime. No nominal is published
 (the filter then filters a stop / hover, as for a stale nominal) when odometry is missing, stale or
 not finite (``lost_state_ticks``), when the observation or the action is not finite
-(``nonfinite_ticks``), or when the runtime fails (``error_ticks``). The node never raises in step.
+(``nonfinite_ticks``), or when the runtime fails or has no action yet (``error_ticks``; aegis.inference.no_action).
+The node never raises in step.
 Every tick it publishes a PolicyReport (/policy/report, diagnostic_msgs/DiagnosticArray: WARN or
 ERROR on a tick without a nominal, with the inference latency and the counts); the latency
 statistics and the counts are also in ``metrics()``, which `aegis sim` and `aegis eval` report.
@@ -39,6 +40,7 @@ from pydantic import Field, model_validator
 from aegis.config import CRAZYFLIE_2X, HUSKY, InferenceConfig, RobotConfig
 
 from aegis.config_files import ConfigError
+from aegis.inference.no_action import NoActionYet
 from aegis.inference.observations import ObservationBuilder, PolicyInput, layout_problems
 from aegis.msgs import AccelCommand, PolicyReport, RobotState, TwistCommand
 from aegis.node import Node, NodeParams, Port, Received
@@ -240,6 +242,11 @@ class _PolicyNode(Node):
             self.input_log.append(model_input.copy())
         try:
             action = self.runtime.act(model_input, out=self._action)
+        except NoActionYet as exc:  # by design (an answer still on its way): no nominal, counted, logged once
+            if self.error_ticks == 0:
+                logger.warning("node %s: %s; publishing no nominal (counted as error ticks)", self.name, exc)
+            self.error_ticks += 1
+            return None, "error"
         except Exception:  # noqa: BLE001 - an inference failure must not stop the loop: no nominal, counted, logged once
             if self.error_ticks == 0:
                 logger.exception("node %s: policy inference failed; publishing no nominal", self.name)

@@ -24,6 +24,7 @@ MCU_KEYS = {
     "flash_bytes", "ram_bytes", "policy_answers", "qp_solves", "instructions_per_policy_answer", "instructions_per_qp_solve",
     "instructions_per_tick", "us_per_tick_at_168mhz", "policy_round_trip_ms", "qp_round_trip_ms", "unanswered", "firmware_exit_status",
     "one_frame_round_trip_ms", "round_trips", "round_trips_per_tick", "qp_answered_in_the_tick_frame",
+    "answer_age_ticks", "ticks_without_answer", "ticks_busy", "host_qp_solves",
 }  # fmt: skip
 _missing = [tool for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm") if shutil.which(tool) is None]
 
@@ -62,12 +63,21 @@ def test_the_quadrotor_flies_with_its_policy_and_filter_on_the_mcu(tmp_path: Pat
     assert MCU_KEYS <= set(mcu), sorted(MCU_KEYS - set(mcu))
     # the MCU answered the ticks (48 Hz for at least a second of a loaded machine's wall clock), policy and QP alike; on a
     # loaded machine a few answers can miss the 25 ms bound (docs/hil.md), not many
-    assert mcu["policy_answers"] >= 48 and mcu["qp_solves"] >= 48 and mcu["unanswered"] <= mcu["policy_answers"] // 10
+    assert mcu["policy_answers"] >= 48 and mcu["unanswered"] <= mcu["policy_answers"] // 10
     assert mcu["firmware_exit_status"] == [0]  # the stop frame ended the firmware cleanly
-    # one frame a tick: the policy's request carried the filter's rows, and the filter took that answer (a second frame
-    # only where a tick's nominal was not the policy's action: the first ticks' stale nominal, an unanswered request)
-    assert mcu["round_trips"]["one_frame"] >= 48 and mcu["qp_answered_in_the_tick_frame"] >= mcu["qp_solves"] * 0.9
+    # one frame a tick: the policy's request carried the filter's rows, and the filter took the MCU's command where it met
+    # the rows of the filter's own tick (never a second frame: a solve the answer does not fit is the host's; while the
+    # quadrotor takes off and speeds up the active rows move too much in a period for most answers to fit, docs/hil.md)
+    assert mcu["round_trips"]["one_frame"] >= 48 and mcu["qp_answered_in_the_tick_frame"] == mcu["qp_solves"] > 0
     assert mcu["round_trips_per_tick"] <= 1.1
+    # pipelined (nothing waits for the MCU): an answer is taken at the first tick after it came, one or more ticks after
+    # its request (taken also at a tick whose odometry was lost, and then unused; how many ticks depends on the machine's
+    # load: at load 9.5 one run took most after three); a tick with none to take is counted (the policy's error tick:
+    # no nominal), as is every filter solve the host made because no MCU answer fitted
+    ages = mcu["answer_age_ticks"]
+    assert min(map(int, ages)) >= 1 and sum(ages.values()) >= mcu["policy_answers"]
+    assert mcu["ticks_without_answer"] == summary["policy_error_ticks"] > 0  # tick 0 at least: nothing was asked before it
+    assert mcu["host_qp_solves"] + mcu["qp_solves"] >= mcu["policy_answers"]
     # what the image costs: a 12-64-64-3 float policy and the active-set QP in well under the issue's 64 KB of flash, and a
     # tick (policy + QP) far inside the 48 Hz period at 168 MHz (3.5 M cycles)
     assert mcu["flash_bytes"] <= 64 * 1024

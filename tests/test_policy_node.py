@@ -187,6 +187,29 @@ def test_non_finite_action_publishes_no_nominal_and_is_counted(tmp_path):
     assert node.runtime.nonfinite_actions == 5
 
 
+def test_a_runtime_with_no_action_yet_publishes_no_nominal_counted_and_warned_without_a_traceback(tmp_path, caplog):
+    """The pipelined MCU tick's runtime (aegis hil --mcu) has no action while its answer is on its way: an error tick, by design."""
+    from aegis.inference.no_action import NoActionYet
+
+    node = _quadrotor_node(tmp_path, pd_tracking_policy())
+    real_act, calls = node.runtime.act, []
+
+    def act(x, out=None):
+        calls.append(len(calls))
+        if len(calls) <= 2:
+            raise NoActionYet("no answer from the MCU to take at this tick")
+        return real_act(x, out=out)
+
+    node.runtime.act = act
+    with caplog.at_level("WARNING"):
+        outs = [node.step(i / 48, {"state": _state(position=(0.0, 0.0, 0.5))}) for i in range(3)]
+    assert ["nominal" in out for out in outs] == [False, False, True]
+    assert [out["report"].reason for out in outs] == ["error", "error", "ok"]
+    assert node.metrics()["policy_error_ticks"] == 2
+    warned = [r for r in caplog.records if "no answer from the MCU" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].exc_info is None  # once, one line
+
+
 def test_diff_drive_policy_publishes_a_twist_and_the_heading_of_travel(tmp_path):
     onnx.save(unicycle_tracking_policy(), tmp_path / "policy.onnx")
     node = make_plan(load_config(_policy_config(tmp_path, HUSKY, "diff_drive_policy", "policy.onnx"))).instantiate()[1]

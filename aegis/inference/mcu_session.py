@@ -24,6 +24,7 @@ import numpy as np
 
 from aegis.controllers.cbf.qp import QpSolution, QpSpec
 from aegis.inference.mcu_step_frame import STEP_ANSWER_ID, STEP_ID, STEP_MAX_ROWS, StepAnswer, parse_step_answer, step_payload
+from aegis.inference.no_action import NoActionYet
 
 QEMU = "qemu-system-arm"
 
@@ -141,9 +142,14 @@ class McuQp:
 
     name = "mcu-cvxpygen"
 
-    def __init__(self, session: PilSession, spec: QpSpec, dual: bool = False) -> None:
-        """``dual``: the image has the float active-set solve (aegis.export.filter_dual), not cvxpygen's OSQP."""
+    def __init__(self, session: PilSession, spec: QpSpec, dual: bool = False, host: Any = None, tolerance: float = 1e-4) -> None:
+        """``dual``: the image has the float active-set solve (aegis.export.filter_dual), not cvxpygen's OSQP. ``host``: the
+        filter's own solver, for a pipelined route (never waits for the MCU): a solve the MCU's answer does not fit is the
+        host's (counted ``host_solves``); ``tolerance``: how far (relative to 1 + |b|) that answer may miss a row of this tick."""
         self.session, self.spec, self.dual = session, spec, dual
+        self.host, self.tolerance = host, tolerance
+        self.host_solves = 0
+        """Solves the host's solver made because no MCU answer fitted (pipelined only)."""
         if dual:
             self.name = "mcu-active-set"
         self.instructions: list[float] = []
@@ -171,9 +177,30 @@ class McuQp:
                 and np.array_equal(np.asarray(nominal, "<f4"), answer.action.astype("<f4")))
         return answer if same else None
 
+    def _fits(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> StepAnswer | None:
+        """Pipelined: the answer taken this tick (for the rows of the tick it was asked at) when its nominal is this one and
+        its command meets this tick's rows ``a u + slack >= b`` (within ``tolerance``), as the filter will check it."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is None:
+            return None
+        answer = ahead[2]
+        if not (answer.solved and np.array_equal(np.asarray(nominal, "<f4"), answer.action.astype("<f4"))):
+            return None
+        u, slack = answer.u, answer.slack
+        if not (np.isfinite(u).all() and math.isfinite(slack) and slack >= -self.tolerance):
+            return None
+        surplus = np.asarray(a) @ u + slack - np.asarray(b)
+        return answer if bool(np.all(surplus >= -self.tolerance * (1.0 + np.abs(b)))) else None
+
     def solve(self, nominal: np.ndarray, a: np.ndarray, b: np.ndarray) -> QpSolution:
         started = time.perf_counter()
-        answer = self._answered_ahead(nominal, a, b)
+        if self.host is not None:  # pipelined: the MCU's answer when it fits this tick, else the host's own solve; never waits
+            answer = self._fits(nominal, a, b)
+            if answer is None:
+                self.host_solves += 1
+                return self.host.solve(nominal, a, b)
+        else:
+            answer = self._answered_ahead(nominal, a, b)
         if answer is not None:  # solved on the MCU in the tick's one frame: no round trip of its own
             self.answered_ahead += 1
             self.instructions.append((answer.ticks - answer.policy_ticks) * INSTRUCTIONS_PER_TICK)
@@ -223,6 +250,13 @@ class McuRoute:
     now: float | None = None
     """The policy node's step in progress (its ``now``)."""
 
+    pipeline: Any = None
+    """The :class:`aegis.inference.mcu_pipeline.StepPipeline` of a pipelined route (the wall-clock loop), else None."""
+    taken: Any = None
+    """Pipelined: the answer taken at the policy's step in progress (None: none had arrived)."""
+    no_answer: int = 0
+    """Pipelined: policy ticks with no answer to take (no nominal published: the policy's error ticks)."""
+
     def bind(self, executor: Any) -> None:
         """Give the route the executor that will run the nodes (one-frame ticks need to see the filter's inputs)."""
         self.peek = executor.peek_inputs
@@ -244,7 +278,12 @@ def _reachable_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec) -> tuple[np.ndar
     return a[keep], b[keep]
 
 
-def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool = False, dual: bool = False, one_frame: bool = False) -> McuRoute:
+class McuNoAnswer(McuSessionError, NoActionYet):
+    """Pipelined: no answer from the MCU to take at this tick (the policy publishes no nominal; counted)."""
+
+
+def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool = False, dual: bool = False, one_frame: bool = False,
+                      pipeline: Any = None) -> McuRoute:
     """Makes the plan's policy node infer on the MCU (its runtime's ``act``: the observation goes as a frame, the action
     comes back) and, with ``filter_on_mcu``, every CBF safety filter solve its QP there (``dual``: the image's float
     active-set solve, else cvxpygen's OSQP). The nodes build the observation and the rows as before; nothing else changes.
@@ -254,8 +293,17 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
     executor would hand them now) and the MCU answers the action and the QP's answer with that action as its nominal
     in one frame; the filter's solve at the same tick takes that answer when it solves that very problem (else, as
     for a deadlock escape or a stale nominal, it sends its own QP frame). The filter still checks the answer.
+
+    ``pipeline`` (a :class:`aegis.inference.mcu_pipeline.StepPipeline` on ``session``; needs ``one_frame``): nothing waits
+    for the MCU. Each policy tick takes the answer to the request before (its action is this tick's nominal: one period
+    of latency) and sends this tick's; the filter's solve takes the MCU's command when its nominal is that action and it
+    meets this tick's rows, else solves on the host with its own solver (``host_solves``). A tick with no answer to
+    take publishes no nominal (:class:`McuNoAnswer`: the policy's error tick; the filter holds the last nominal up to
+    its staleness bound, then filters a hover).
     """
-    route = McuRoute(one_frame=one_frame)
+    if pipeline is not None and not one_frame:
+        raise ValueError("a pipelined route needs one frame a tick")
+    route = McuRoute(one_frame=one_frame, pipeline=pipeline)
     policy = next((n for n in nodes if hasattr(getattr(n, "runtime", None), "act")), None)
     if policy is None:
         raise ValueError("no policy node among the nodes: nothing to put on the MCU (use a config whose controller is a policy)")
@@ -283,19 +331,45 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         route.policy_instructions.append(answer.policy_ticks * INSTRUCTIONS_PER_TICK)
         return answer.action
 
+    def pipelined(x: np.ndarray) -> np.ndarray:
+        """The pipelined tick: this tick's request out (with the filter's rows when it will solve them), the answer taken
+        at the step's start back (its QP answer parked for the filter); McuNoAnswer when there was none."""
+        if pipeline.in_flight:
+            pipeline.busy += 1  # the request before is still with the MCU: nothing new this tick
+        else:
+            rows = None
+            if route.peek is not None and route.now is not None:
+                node = filters[0]
+                found = node.rows(route.now, route.peek(node))
+                if found is not None:
+                    a, b = _reachable_rows(found[0], found[1], node.filter.spec)
+                    rows = (a.astype("<f4"), b.astype("<f4")) if len(b) <= STEP_MAX_ROWS else None
+            pipeline.send(x, *rows) if rows is not None else pipeline.send(x)
+        taken, route.taken = route.taken, None
+        if taken is None:
+            route.no_answer += 1
+            raise McuNoAnswer("no answer from the MCU to take at this tick")
+        route.policy_instructions.append(taken.policy_ticks * INSTRUCTIONS_PER_TICK)
+        if taken.step is not None:
+            route.step_round_trips_s.append(taken.round_trip_s)
+            filters[0].filter.solver.ahead = (taken.a, taken.b, taken.step)
+        else:
+            route.policy_round_trips_s.append(taken.round_trip_s)
+        return taken.action
+
     def act(observation: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
         x = np.asarray(observation, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(x)):
             return None  # as the runtime does: no action for a non-finite observation
         started = time.perf_counter()
         try:
-            action = ahead(x) if one_frame else None
+            action = pipelined(x) if pipeline is not None else ahead(x) if one_frame else None
             if action is None:
                 action, count = session.act(x)
                 route.policy_round_trips_s.append(time.perf_counter() - started)
                 route.policy_instructions.append(count)
-        except McuSessionError:
-            route.unanswered += 1
+        except McuSessionError as exc:
+            route.unanswered += not isinstance(exc, McuNoAnswer)  # a pipelined tick's missing answer is counted as no_answer
             raise
         if not np.all(np.isfinite(action)):
             return None
@@ -312,11 +386,14 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
             route.now = now
             for solver in route.qp_solvers:
                 solver.ahead = None  # an answer is for its own tick only
+            if pipeline is not None:
+                route.taken = pipeline.take()  # every tick, so that the answers' ages count the policy's ticks
             return policy_step(now, inputs)
 
         policy.step = step
     if filter_on_mcu:
         for cbf in (node.filter for node in filters):
-            cbf.solver = McuQp(session, cbf.spec, dual)
+            host = cbf.solver if pipeline is not None else None
+            cbf.solver = McuQp(session, cbf.spec, dual, host=host, tolerance=getattr(cbf, "check_tolerance", 1e-4))
             route.qp_solvers.append(cbf.solver)
     return route

@@ -160,4 +160,7 @@ def _print_mcu(mcu: dict) -> None:
     per_tick = mcu["round_trips_per_tick"]
     table.add_row("round trips per tick", "—" if per_tick is None else f"{per_tick:.2f} ({mcu['round_trips']['one_frame']} one-frame)")
     table.add_row("answers: policy / QP / unanswered", f"{mcu['policy_answers']} / {mcu['qp_solves']} / {mcu['unanswered']}")
+    ages = ", ".join(f"{n} after {age}" for age, n in mcu["answer_age_ticks"].items()) or "-"
+    table.add_row("answers taken, ticks after their request", ages)
+    table.add_row("ticks without an answer / QP solved on the host", f"{mcu['ticks_without_answer']} / {mcu['host_qp_solves']}")
     Console().print(table)

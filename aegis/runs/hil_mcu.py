@@ -6,16 +6,19 @@ filter's QP (the float dual active-set solve) linked with the wire frame's C and
 starts it under ``qemu-system-arm -M mps2-an386 -icount shift=0`` with its UART on a pseudo-terminal
 (:class:`aegis.inference.mcu_session.PilSession`) and routes its policy node's inference and its safety filter's
 QP solve through it (:func:`aegis.inference.mcu_session.route_through_mcu`): every tick the policy node sends
-the observation it built from the sensor frames, and the filter the rows it built from the state and the
-obstacles, as wire frames; the MCU's answers are the node's action and the filter's solution. The filter still
-checks the answer, the supervisor gates it and the attitude cascade realises it, in Python, in the stack process.
+one frame with the observation it built from the sensor frames and the rows the filter built from the state and
+the obstacles; the MCU's answer is the node's action and the filter's solution. The filter still checks the
+answer, the supervisor gates it and the attitude cascade realises it, in Python, in the stack process.
 
 Time: QEMU runs the firmware as fast as the host lets it (``-icount shift=0`` counts 1 ns per instruction for
-the SysTick figures, and does not hold QEMU to real time), so the loop waits for each answer the emulator's
-wall time, the pty's latency and Python's frame handling; the summary gives both that round trip and what the
-counted instructions mean at 168 MHz. The summary's ``mcu`` section: the image's flash and RAM, instructions per
-policy answer, per QP solve and per tick (the two together), their time at 168 MHz, the round trips, and the
-requests the MCU left unanswered.
+the SysTick figures, and does not hold QEMU to real time); its answers take the emulator's wall time, the pty's
+latency and Python's frame handling. Nothing waits for them (:mod:`aegis.inference.mcu_pipeline`): the request
+of the policy's tick k is answered at tick k + 1 (one period, 20.8 ms at 48 Hz, of latency on the MCU's chain),
+so the stack's other nodes (the 240 Hz attitude loop) keep their rate; a tick with no answer publishes no nominal
+and the filter solves on the host, both counted. The summary's ``mcu`` section: the image's flash and RAM,
+instructions per policy answer, per QP solve and per tick (the two together), their time at 168 MHz, the round
+trips, the answers' ages in ticks, the ticks without an answer, the host's QP solves and the requests the MCU
+left unanswered.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import numpy as np
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
 MCU_CLOCK_HZ = 168e6
 """The Cortex-M4F parts of the issue (STM32F4) run at 168 MHz: the time an instruction count means, one a cycle."""
-ANSWER_TIMEOUT_S = 0.025
-"""How long the stack waits for one answer before it counts the request unanswered: the policy node then publishes no
-nominal, a QP solve fails (the filter's fallback), and the late answer is dropped (it has an older stamp). Less than
-the plant's 0.1 s command timeout (a Crazyflie's watchdog: the motors cut), so that a stalled emulator costs the stack
-a tick, not the robot its motors; a real M4F answers in well under a millisecond."""
+ANSWER_TIMEOUT_S = 0.1
+"""How old a request may grow before the stack gives it up (counted unanswered; its late answer is dropped by its stamp)
+and sends the next tick's; looked at each policy tick, and until then each tick without an answer publishes no nominal
+and the filter solves on the host. Not shorter: the firmware answers in order and finishes a request it has begun, so a
+request given up early only queues the next one behind it (a 25 ms bound gave up 14 and 85 requests in two runs at load
+7 to 10, and the ticks without an answer rose with them); a frame lost on the UART costs at most these 0.1 s (5 ticks).
+A real M4F answers in well under a millisecond."""
 IMAGE_FILE = "image.json"
 
 
@@ -58,16 +63,22 @@ def build_image(config: Path, overrides: list[str], out_dir: Path) -> dict[str, 
     return {**json.loads(path.read_text()), "path": str(path)}
 
 
-def attach(nodes: list[Any], image_file: str, one_frame: bool = True) -> tuple[Any, Any]:
-    """In the stack process: starts the image under QEMU and routes the policy and the filter's QP through it; (session, route).
-    ``one_frame``: one frame a tick (the route is bound to the executor by the caller, :meth:`McuRoute.bind`)."""
+def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any]:
+    """In the stack process: starts the image under QEMU and routes the policy and the filter's QP through it, one frame a
+    tick, pipelined (nothing waits for the MCU: aegis.inference.mcu_pipeline); (session, route). The caller binds the
+    route to the executor (:meth:`McuRoute.bind`)."""
+    from aegis.inference.mcu_pipeline import StepPipeline
     from aegis.inference.mcu_session import PilSession, route_through_mcu
 
     image = json.loads(Path(image_file).read_text())
     session = PilSession(image["elf"], image["input_size"], image["output_size"], timeout_s=ANSWER_TIMEOUT_S)
+    pipeline = None
     try:
-        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True, one_frame=one_frame)
+        pipeline = StepPipeline(session, ANSWER_TIMEOUT_S)
+        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True, one_frame=True, pipeline=pipeline)
     except BaseException:
+        if pipeline is not None:
+            pipeline.close()
         session.close()
         raise
     return session, route
@@ -75,9 +86,16 @@ def attach(nodes: list[Any], image_file: str, one_frame: bool = True) -> tuple[A
 
 def numbers(session: Any, route: Any) -> dict[str, Any]:
     """What the stack process hands back (its result pickle's ``mcu``): the counts of this life, QEMU's exit status."""
+    pipeline = route.pipeline
+    if pipeline is not None:
+        pipeline.close()  # its receiver thread first: the session's stop frame and close come after
     exit_status = session.close()
     solvers = route.qp_solvers
     return {
+        "answer_ages_ticks": [float(age) for age in pipeline.ages] if pipeline is not None else [],
+        "ticks_without_answer": route.no_answer,
+        "ticks_busy": pipeline.busy if pipeline is not None else 0,
+        "host_qp_solves": sum(solver.host_solves for solver in solvers),
         "policy_instructions": list(route.policy_instructions),
         "policy_round_trips_s": list(route.policy_round_trips_s),
         "qp_instructions": [count for solver in solvers for count in solver.instructions],
@@ -85,7 +103,7 @@ def numbers(session: Any, route: Any) -> dict[str, Any]:
         "qp_round_trips_s": [t for solver in solvers for t in solver.round_trips_s],
         "step_round_trips_s": list(route.step_round_trips_s),
         "answered_ahead": [float(sum(solver.answered_ahead for solver in solvers))],
-        "unanswered": route.unanswered + sum(solver.unanswered for solver in solvers),
+        "unanswered": route.unanswered + sum(solver.unanswered for solver in solvers) + (pipeline.unanswered if pipeline is not None else 0),
         "firmware_exit_status": exit_status,
     }
 
@@ -94,6 +112,7 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
     """The summary's ``mcu``: the image's sizes, and every stack life's counts together (module doc)."""
     merged: dict[str, list[float]] = {}
     unanswered, exits = 0, []
+    counts = {"ticks_without_answer": 0, "ticks_busy": 0, "host_qp_solves": 0}
     for name in names:
         path = groups_dir / f"{name}.pkl"
         if not path.exists():
@@ -106,6 +125,8 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
             if isinstance(values, list):
                 merged.setdefault(key, []).extend(values)
         unanswered += found["unanswered"]
+        for key in counts:
+            counts[key] += int(found.get(key, 0))
         exits.append(found["firmware_exit_status"])
     policy, qp = np.asarray(merged.get("policy_instructions", []), float), np.asarray(merged.get("qp_instructions", []), float)
     ticks = min(policy.size, qp.size)
@@ -144,5 +165,7 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
         "qp_answered_in_the_tick_frame": int(sum(merged.get("answered_ahead", []))),
         "unanswered": unanswered,
         "answer_timeout_s": ANSWER_TIMEOUT_S,
+        "answer_age_ticks": {str(age): int(n) for age, n in zip(*np.unique(np.asarray(merged.get("answer_ages_ticks", []), int), return_counts=True))},
+        **counts,
         "firmware_exit_status": exits,
     }
