@@ -164,9 +164,8 @@ class SupervisorNode(Node):
         self.ticks += 1
         self.gated_ticks += not passed
         self.state_ticks[self.state] += 1
-        status = SupervisorStatus(
-            stamp=now, name=self.name, state=self.state, reason=self.reason, passed=passed,
-            ticks=self.ticks, gated_ticks=self.gated_ticks, transitions=self.transitions,
+        status = SupervisorStatus.of_typed(  # every field typed here: the unchecked constructor, every tick
+            now, self.name, self.state, self.reason, passed, self.ticks, self.gated_ticks, self.transitions
         )
         return {"command": out, "status": status}
 
