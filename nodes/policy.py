@@ -219,10 +219,9 @@ class _PolicyNode(Node):
             action, reason = self._act(PolicyInput(state, position, velocity, acceleration))
             if action is not None:
                 outputs["nominal"] = self._command(now, action)
-        outputs["report"] = PolicyReport(
-            stamp=now, name=self.name, proposed=reason == "ok", reason=reason,
-            latency_s=self.runtime.latency.last_ns * 1e-9 if reason == "ok" else 0.0, ticks=self.ticks,
-            no_nominal_ticks=self.lost_state_ticks + self.nonfinite_ticks + self.error_ticks, providers=self._providers,
+        outputs["report"] = PolicyReport.of_typed(  # every field typed here: the unchecked constructor, every tick
+            now, self.name, reason, self.runtime.latency.last_ns * 1e-9 if reason == "ok" else 0.0, self.ticks,
+            self.lost_state_ticks + self.nonfinite_ticks + self.error_ticks, self._providers,
         )  # fmt: skip
         return outputs
 
@@ -293,7 +292,7 @@ class QuadrotorPolicy(_PolicyNode):
         return self._reference_message_of(now, position, velocity, self._heading, self._heading_matrix)
 
     def _command(self, now: float, action: np.ndarray) -> AccelCommand:
-        return AccelCommand(stamp=now, frame_id="odom", linear=action[:3].copy())
+        return AccelCommand.of_typed(now, "odom", action[:3].copy())  # the runtime's float64 action
 
 
 class DiffDrivePolicy(_PolicyNode):

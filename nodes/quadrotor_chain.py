@@ -212,7 +212,7 @@ class QuadrotorAttitudeController(_InnerLoopNode):
         if self.hover_thrust is not None:
             self._thrust_limited = state is None or self.cascade.thrust_limited
             self._thrust_z = self.cascade.thrust_setpoint * tilt_cos / self.model.weight_n
-        return {"command": MotorSpeeds(stamp=now, frame_id="base_link", velocities=speeds)}
+        return {"command": MotorSpeeds.of_typed(now, "base_link", speeds)}  # the cascade's float64 (4,) speeds
 
     def _update_thrust_ratio(self, state: RobotState | None) -> float:
         """One tick of the hover-thrust estimator (on only): the cascade's thrust ratio from it; the body z axis' vertical

@@ -214,12 +214,6 @@ def reference_function(p: QuadrotorControllerParams) -> Callable[[float], tuple[
 def reference_message(
     now: float, position: np.ndarray, velocity: np.ndarray, heading: np.ndarray, heading_matrix: np.ndarray
 ) -> RobotState:
-    """The reference as published on /reference: world position, velocity in the heading's frame."""
-    return RobotState(
-        stamp=now,
-        frame_id="odom",
-        child_frame_id="reference",
-        position=position,
-        orientation=heading,
-        linear_velocity=velocity @ heading_matrix,
-    )
+    """The reference as published on /reference: world position, velocity in the heading's frame (float64 arrays from
+    aegis.scenario.reference and the node's heading: the unchecked constructor, every tick)."""
+    return RobotState.of_typed(now, "odom", "reference", position, heading, velocity @ heading_matrix)

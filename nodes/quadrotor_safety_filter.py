@@ -165,7 +165,7 @@ class SafetyFilter(SafetyFilterNode):
         return np.zeros(3) if msg is None else msg.linear
 
     def _command(self, now: float, u: np.ndarray) -> AccelCommand:
-        return AccelCommand(stamp=now, frame_id="odom", linear=u)
+        return AccelCommand.of_typed(now, "odom", u)  # the filter's float64 (3,) command
 
 
 def _rotated(q: list[float], v: list[float]) -> list[float]:

@@ -164,9 +164,8 @@ class SupervisorNode(Node):
         self.ticks += 1
         self.gated_ticks += not passed
         self.state_ticks[self.state] += 1
-        status = SupervisorStatus(
-            stamp=now, name=self.name, state=self.state, reason=self.reason, passed=passed,
-            ticks=self.ticks, gated_ticks=self.gated_ticks, transitions=self.transitions,
+        status = SupervisorStatus.of_typed(  # every field typed here: the unchecked constructor, every tick
+            now, self.name, self.state, self.reason, passed, self.ticks, self.gated_ticks, self.transitions
         )
         return {"command": out, "status": status}
 
@@ -294,10 +293,10 @@ class Supervisor(SupervisorNode):
 
     def _limit_problem(self, command: AccelCommand) -> str | None:
         values = command.linear.tolist()
-        if not all(math.isfinite(v) for v in values):
+        if not all(map(math.isfinite, values)):  # map, not a generator: this runs every tick
             return "command not finite"
         limit = self.params.safety.max_accel_mps2 * (1.0 + LIMIT_TOLERANCE)
-        if any(abs(v) > limit for v in values):
+        if max(map(abs, values)) > limit:
             return f"command beyond the acceleration limit ({max(map(abs, values)):.2f} > {self.params.safety.max_accel_mps2:g} m/s^2)"
         return None
 

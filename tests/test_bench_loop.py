@@ -1,9 +1,12 @@
-"""`aegis bench loop`: the rows and keys it writes, the breakdown, the floor, the targets (reported, never asserted), and the recorded plant."""
+"""`aegis bench loop`: the rows and keys it writes, the breakdown, the floor, the steps replayed warm, the targets (reported, never
+asserted), and the recorded plant."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from aegis.bench.loop import ROW_KEYS, ROW_NAMES
 from aegis.bench.recorded_plant import recorded_plant_type
 from aegis.executors.lockstep import LockstepExecutor
 from aegis.msgs import AccelCommand
-from aegis.node import Port
+from aegis.node import Node, Port
 
 pytest.importorskip("pybullet")
 
@@ -75,6 +78,69 @@ def test_a_chain_without_a_policy_or_a_filter_has_no_floor() -> None:
     ran: list[float] = []
     assert measure_floor([plant], ran.append, 1000.0, 0.01, 0.0) is None
     assert ran == []  # nothing to catch: the chain is not even run
+
+
+def test_each_node_s_steps_replay_warm_and_give_the_run_s_outputs(document) -> None:
+    doc, _ = document
+    steps = doc["steps"]
+    assert steps["duration_s"] == 1.0 and steps["passes"] == 3
+    assert [row["node"] for row in steps["nodes"]] == ["controller", "filter", "supervisor", "attitude"]  # the plant is not timed
+    assert len({row["steps"] for row in steps["nodes"]}) == 1 and steps["nodes"][0]["steps"] > 0
+    assert all(0 < row["median_us"] for row in steps["nodes"])
+    assert steps["same_outputs"] and steps["first_difference"] is None  # the chain's nodes are functions of their inputs and reset
+
+
+class Counting(Node):
+    """Publishes how many times it stepped; ``forgetful`` nodes restart from 0 at reset, the others do not (state the replay misses)."""
+
+    type_name = "test_counting"
+    outputs = (Port("command", AccelCommand, "/count"),)
+    default_rate_hz = 1000.0
+    forgetful = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.count = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        if self.forgetful:
+            self.count = 0
+
+    def step(self, now: float, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.count += 1
+        return {"command": AccelCommand(stamp=now, frame_id="odom", linear=np.array([float(self.count), 0.0, 0.0]))}
+
+
+class Remembering(Counting):
+    type_name = "test_remembering"
+    forgetful = False
+
+
+@pytest.mark.parametrize(("node_type", "same"), [(Counting, True), (Remembering, False)])
+def test_a_step_that_replays_otherwise_than_it_ran_is_reported(node_type: type[Counting], same: bool) -> None:
+    from aegis.bench.loop_steps import measure_steps
+
+    plant = recorded_plant_type([Port("a", AccelCommand, "/a")])("plant", {"/a": ([0], [AccelCommand()])}, 1_000_000, rate_hz=1000.0)
+    node = node_type("counter")
+    nodes = [plant, node]
+
+    def run_chain(duration_s: float, warmed: Any) -> None:  # as the bench's run: reset, a warm-up, warmed(), reset, the run
+        for node_ in nodes:
+            node_.reset(0)
+        node.step(0.0, {})
+        warmed()
+        for node_ in nodes:
+            node_.reset(0)
+        for tick in range(round(duration_s * 1000)):
+            node.step(tick / 1000.0, {})
+
+    steps = measure_steps(nodes, run_chain, 0.005, passes=2)
+    assert [row["node"] for row in steps["nodes"]] == ["counter"] and steps["nodes"][0]["steps"] == 10
+    assert steps["same_outputs"] is same
+    assert (steps["first_difference"] is None) is same
+    if not same:
+        assert steps["first_difference"] == "counter at 0.000000 s: command.linear"
+    assert "step" not in vars(node)  # the recording wrapper is gone
 
 
 def test_the_targets_are_reported_for_every_measured_row_not_asserted(document) -> None:

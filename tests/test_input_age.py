@@ -164,3 +164,23 @@ def test_the_ros_shells_latches_count_bad_stamps() -> None:
     queue.put(RobotState(stamp=math.nan), 1_000 * MS)
     queue.put(RobotState(stamp=1.0), 1_000 * MS)
     assert [r.stale for r in queue.get(1_010 * MS)] == [True, False] and queue.bad_stamps == 1
+
+
+def test_received_is_a_frozen_record_of_its_three_fields() -> None:
+    """Its own __init__ (the slots' setters, for speed) keeps what the dataclass promised: frozen, equal and hashed by value, picklable."""
+    import dataclasses
+    import pickle
+
+    from aegis.node import Received
+
+    msg = object()
+    received = Received(msg, 0.25, False)
+    assert (received.msg, received.age_s, received.stale) == (msg, 0.25, False)
+    assert received == Received(msg=msg, age_s=0.25, stale=False) and hash(received) == hash(Received(msg, 0.25, False))
+    assert received != Received(msg, 0.25, True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        received.stale = True  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(Received(1.5, 0.1, True))) == Received(1.5, 0.1, True)
+    assert dataclasses.replace(received, stale=True) == Received(msg, 0.25, True)
+    with pytest.raises(TypeError):
+        Received(msg, 0.25)  # type: ignore[call-arg]

@@ -142,6 +142,48 @@ def test_every_message_round_trips_through_cdr(types: msgs.RosbagsTypes, name: s
     assert messages_equal(wire(msg, types), msg)
 
 
+def typed_pairs() -> list[tuple[Any, Any]]:
+    """(the unchecked per-tick constructor's message, the checked constructor's) for each message with ``of_typed``."""
+    position, velocity, heading = np.array([1.0, -2.0, 0.5]), np.array([0.25, 0.0, -1.5]), np.array([0.0, 0.0, 0.6, 0.8])
+    return [
+        (
+            RobotState.of_typed(3, "odom", "reference", position, heading, velocity),  # an int stamp becomes a float, as checked
+            RobotState(stamp=3, frame_id="odom", child_frame_id="reference", position=position, orientation=heading, linear_velocity=velocity),
+        ),
+        (AccelCommand.of_typed(0.5, "odom", velocity), AccelCommand(stamp=0.5, frame_id="odom", linear=velocity)),
+        (TwistCommand.of_typed(0.5, "base_link", velocity), TwistCommand(stamp=0.5, frame_id="base_link", linear=velocity)),
+        (
+            PolicyReport.of_typed(0.25, "controller", "ok", 2.5e-5, 12, 1, "CPUExecutionProvider"),
+            PolicyReport(stamp=0.25, name="controller", proposed=True, reason="ok", latency_s=2.5e-5, ticks=12, no_nominal_ticks=1,
+                         providers="CPUExecutionProvider"),
+        ),
+        (
+            PolicyReport.of_typed(0.25, "controller", "lost_state", 0.0, 12, 2, "CPUExecutionProvider"),
+            PolicyReport(stamp=0.25, name="controller", proposed=False, reason="lost_state", latency_s=0.0, ticks=12, no_nominal_ticks=2,
+                         providers="CPUExecutionProvider"),
+        ),
+        (
+            SupervisorStatus.of_typed(1.5, "supervisor", "degraded", "odometry stale", False, 480, 12, 3),
+            SupervisorStatus(stamp=1.5, name="supervisor", state="degraded", reason="odometry stale", passed=False, ticks=480,
+                             gated_ticks=12, transitions=3),
+        ),
+        (MotorSpeeds.of_typed(0.75, "base_link", np.full(4, 1800.0)), MotorSpeeds(stamp=0.75, frame_id="base_link", velocities=np.full(4, 1800.0))),
+        (WheelSpeeds.of_typed(0.75, "base_link", np.array([1.0, 2.0])), WheelSpeeds(stamp=0.75, frame_id="base_link", velocities=np.array([1.0, 2.0]))),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(typed_pairs())))
+def test_per_tick_constructors_build_what_the_checked_ones_build(types: msgs.RosbagsTypes, index: int) -> None:
+    fast, checked = typed_pairs()[index]
+    assert messages_equal(fast, checked)
+    assert [type(getattr(fast, f.name)) for f in dataclasses.fields(fast)] == [type(getattr(checked, f.name)) for f in dataclasses.fields(checked)]
+    assert messages_equal(wire(fast, types), checked)
+    again = typed_pairs()[index][0]
+    for name in ("angular_velocity", "pose_covariance", "twist_covariance", "angular"):  # the zero defaults: fresh arrays, never shared
+        if hasattr(fast, name):
+            assert getattr(fast, name) is not getattr(again, name)
+
+
 @pytest.mark.parametrize("name", sorted(MESSAGE_TYPES))
 def test_ros_type_exists_in_both_distros(name: str) -> None:
     for distro in DISTROS:

@@ -79,7 +79,7 @@ BENCHMARKS = (
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",
         "Run the quadrotor_oracle_sim chain (policy, safety filter, supervisor, attitude cascade) at --rate on the realtime executor, fed "
         "by a recorded flight's plant messages: median and p99 tick, deadline-miss rate and jitter per scheduler, and "
-        "where the tick's time goes.",
+        "where the tick's time goes, the bare inference and QP calls (the floor), and each node's steps replayed warm.",
     ),
 )
 """`aegis bench NAME`: (name, module with add_arguments and run_from_args, help, description)."""

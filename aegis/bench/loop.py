@@ -26,10 +26,12 @@ inputs as Received, delivery, timing), each node's math (inference, observation,
 and the rest of its step (reference, messages, reports: the node layer). The floor
 (:mod:`aegis.bench.loop_floor`): the bare ONNX call and the bare QP solve caught from the chain and
 timed alone, back to back (warm) and once per period after the executor's sleep (at rate): what
-no node layer can go below.
+no node layer can go below. The steps (:mod:`aegis.bench.loop_steps`): each node's steps of a short run
+replayed back to back on their recorded inputs, warm, checked against the run's outputs: what each
+node's own code costs, steadier than anything timed at the rate.
 
-The file is long (a little over 400 lines) because the timed runs, the breakdown's probes and the rich and JSON
-report of all three parts stay together: one benchmark, one place. Targets from the issue (printed, met or not; never asserted): median <= 60 µs, p99 <= 150 µs and
+The file is long (about 450 lines) because the timed runs, the breakdown's probes and the rich and JSON
+report of all four parts stay together: one benchmark, one place. Targets from the issue (printed, met or not; never asserted): median <= 60 µs, p99 <= 150 µs and
 deadline misses < 0.1 % at 1 kHz for 60 s on two cores.
 """
 
@@ -46,6 +48,7 @@ from typing import Any
 
 from aegis.bench import machine, write_document
 from aegis.bench.loop_floor import measure_floor
+from aegis.bench.loop_steps import PASSES, measure_steps
 from aegis.bench.recorded_plant import close_nodes, record_plant, recorded_plant
 from aegis.cli_options import positive_float
 from aegis.config import RealtimeConfig, load_config
@@ -74,6 +77,8 @@ WARMUP_S = 0.5
 BREAKDOWN_S = 5.0
 FLOOR_S = 2.0
 """Seconds per floor part and way of timing (at most the bench's duration)."""
+STEPS_S = 2.0
+"""Seconds of the chain's steps recorded and replayed warm (at most the bench's duration)."""
 PROBES: dict[str, tuple[tuple[str, str], ...]] = {
     "quadrotor_policy": (("runtime.act", "inference"), ("builder.build", "observation")),
     "safety_filter": (
@@ -129,7 +134,7 @@ def run_loop_benchmark(
     with tempfile.TemporaryDirectory(prefix="aegis-bench-loop-") as scratch:
         fast_plan = make_plan(load_config(path, [*overrides, *_at_rate(plan, rate_hz, Path(scratch))]))
         nodes = [recorded_plant(plan, recording, rate_hz), *(launch.instantiate() for launch in fast_plan.nodes[1:])]
-    rows, breakdown, floor = [], None, None
+    rows, breakdown, floor, steps = [], None, None, None
     try:
         for name, row_settings in (("tick", base), ("tick_fifo", base.model_copy(update={"priority": fifo_priority}))):
             refused = _refused_priority(row_settings.priority)
@@ -148,9 +153,14 @@ def run_loop_benchmark(
             seconds = min(FLOOR_S, duration_s)
             say(f"floor: the bare inference and QP calls, {seconds:g} s each warm and at {rate_hz:g} Hz")
             floor = measure_floor(nodes, lambda run_s: _timed_run(nodes, base, run_s, stop, spin_s), rate_hz, seconds, spin_s, stop)
+        if breakdown_s > 0 and not (stop is not None and stop.is_set()):
+            seconds = min(STEPS_S, duration_s)
+            say(f"steps: each node's steps of {seconds:g} s at {rate_hz:g} Hz, replayed warm {PASSES} times")
+            run = lambda run_s, warmed: _timed_run(nodes, base, run_s, stop, spin_s, warmed)  # noqa: E731
+            steps = measure_steps(nodes, run, seconds, stop=stop)
     finally:
         close_nodes(nodes)
-    return report(rows, breakdown, path, rate_hz, duration_s, spin_s, floor)
+    return report(rows, breakdown, path, rate_hz, duration_s, spin_s, floor, steps)
 
 
 def _at_rate(plan: LaunchPlan, rate_hz: float, scratch: Path) -> list[str]:
@@ -329,8 +339,9 @@ def report(
     duration_s: float,
     spin_s: float = SPIN_S,
     floor: dict[str, Any] | None = None,
+    steps: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document: rows, breakdown, floor, targets, what was measured and the machine."""
+    """The JSON document: rows, breakdown, floor, steps, targets, what was measured and the machine."""
     return {
         "benchmark": "loop",
         "config": str(config),
@@ -341,6 +352,7 @@ def report(
         "rows": list(rows),
         "breakdown": breakdown,
         "floor": floor,
+        "steps": steps,
         "targets": targets(rows),
         "machine": machine(),
     }
@@ -387,6 +399,16 @@ def print_report(document: dict[str, Any], console: Any = None) -> None:
         for part in floor["parts"]:
             bare.add_row(part["part"], f"{part['warm_median_us']:.1f}", f"{part['at_rate_median_us']:.1f}", f"{part['at_rate_p99_us']:.1f}")
         console.print(bare)
+    steps = document.get("steps")
+    if steps:
+        warm = Table(title=f"each node's steps replayed warm ({steps['passes']} passes over {steps['duration_s']:g} s of the run)")
+        for column in ("node", "steps", "median µs", "mean µs"):
+            warm.add_column(column, justify="left" if column == "node" else "right")
+        for row in steps["nodes"]:
+            warm.add_row(row["node"], f"{row['steps']:,}", f"{row['median_us']:.1f}", f"{row['mean_us']:.1f}")
+        console.print(warm)
+        same = "yes" if steps["same_outputs"] else f"no: first at {steps['first_difference']}"
+        console.print(f"replayed steps gave the run's outputs (measured fields aside): {same}")
     console.print(f"plant: {document['plant']}")
     for target in document["targets"]:
         value = target["value"]

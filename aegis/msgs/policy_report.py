@@ -51,6 +51,18 @@ class PolicyReport:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{owner}.{name}: expected a non-negative int, got {value!r}")
 
+    @classmethod
+    def of_typed(
+        cls, stamp: float, name: str, reason: str, latency_s: float, ticks: int, no_nominal_ticks: int, providers: str
+    ) -> PolicyReport:
+        """A report (no frame; proposed when ``reason`` is "ok") from values that already have their types (a reason of
+        REASONS, float latency, non-negative int counts), skipping __post_init__'s checks: for the policy's every tick;
+        anything else goes through the checked constructor."""
+        report = object.__new__(cls)
+        report.stamp, report.frame_id, report.name, report.proposed, report.reason = float(stamp), "", name, reason == "ok", reason
+        report.latency_s, report.ticks, report.no_nominal_ticks, report.providers = latency_s, ticks, no_nominal_ticks, providers
+        return report
+
     @property
     def level(self) -> int:
         """OK when a nominal went out, ERROR when inference failed, WARN otherwise."""

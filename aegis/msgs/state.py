@@ -27,6 +27,9 @@ def _identity_quaternion() -> np.ndarray:
     return np.array([0.0, 0.0, 0.0, 1.0])
 
 
+_new, _zeros = object.__new__, np.zeros
+
+
 @dataclass(slots=True, kw_only=True)
 class RobotState:
     """Pose and velocity of a robot body, as nav_msgs/Odometry carries them.
@@ -58,6 +61,19 @@ class RobotState:
         self.angular_velocity = as_array(owner, "angular_velocity", self.angular_velocity, (3,))
         self.pose_covariance = as_array(owner, "pose_covariance", self.pose_covariance, (6, 6))
         self.twist_covariance = as_array(owner, "twist_covariance", self.twist_covariance, (6, 6))
+
+    @classmethod
+    def of_typed(
+        cls, stamp: float, frame_id: str, child_frame_id: str, position: np.ndarray, orientation: np.ndarray, linear_velocity: np.ndarray
+    ) -> RobotState:
+        """A state from float64 arrays of the right shapes (position and linear_velocity (3,), orientation (4,)), skipping
+        __post_init__'s checks; angular velocity and covariances zero. For a node's every tick (the /reference at 1 kHz:
+        about 1.4 µs instead of 5.5 under load); anything else goes through the checked constructor."""
+        state = _new(cls)
+        state.stamp, state.frame_id, state.child_frame_id = float(stamp), frame_id, child_frame_id
+        state.position, state.orientation, state.linear_velocity, state.angular_velocity = position, orientation, linear_velocity, _zeros(3)
+        state.pose_covariance, state.twist_covariance = _zeros((6, 6)), _zeros((6, 6))
+        return state
 
     def to_ros(self, types: TypeLookup) -> Any:
         """nav_msgs/msg/Odometry."""

@@ -71,6 +71,18 @@ class SupervisorStatus:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{owner}.{name}: expected a non-negative int, got {value!r}")
 
+    @classmethod
+    def of_typed(
+        cls, stamp: float, name: str, state: str, reason: str, passed: bool, ticks: int, gated_ticks: int, transitions: int
+    ) -> SupervisorStatus:
+        """A status (no frame) from values that already have their types (a state of SUPERVISOR_STATES, a bool, non-negative
+        int counts), skipping __post_init__'s checks: for the supervisor's every tick; anything else goes through the
+        checked constructor."""
+        status = object.__new__(cls)
+        status.stamp, status.frame_id, status.name, status.state, status.reason = float(stamp), "", name, state, reason
+        status.passed, status.ticks, status.gated_ticks, status.transitions = passed, ticks, gated_ticks, transitions
+        return status
+
     @property
     def level(self) -> int:
         """OK running, ERROR in estop, WARN otherwise (initialising, armed, degraded: never silent)."""

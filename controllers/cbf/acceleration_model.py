@@ -76,11 +76,12 @@ class AccelerationModel:
         """No command given, acceleration and bias zero."""
         # The commands kept, oldest first, from index _first on (older ones are dropped by moving _first; the store is
         # compacted now and then): when each was sent (a list, for bisection) and its value, as rows of a list (the
-        # short spans' floats) and of an array (the predictions'), which also holds the send times.
+        # short spans' floats) and as columns of an array (the predictions': one contiguous row per axis, as the
+        # predictions' scratch has it), which also holds the send times.
         self._sent: list[float] = []
         self._values: list[list[float]] = []
         self._sent_array = np.zeros(_INITIAL_CAPACITY)
-        self._value_array = np.zeros((_INITIAL_CAPACITY, 3))
+        self._value_array = np.zeros((3, _INITIAL_CAPACITY))
         self._first = 0
         # The modelled acceleration at each tick's time, oldest first, from index _history_first on.
         self._history_times: list[float] = []
@@ -107,15 +108,15 @@ class AccelerationModel:
         self._sent.append(now)
         self._values.append(values)
         self._sent_array[count] = now
-        self._value_array[count] = values
+        self._value_array[:, count] = values
 
     def _grow(self) -> None:
         """Double the array store (full, with nothing left to drop)."""
         sent, values = self._sent_array, self._value_array
         self._sent_array = np.zeros(2 * len(sent))
-        self._value_array = np.zeros((2 * len(sent), 3))
+        self._value_array = np.zeros((3, 2 * len(sent)))
         self._sent_array[: len(sent)] = sent
-        self._value_array[: len(sent)] = values
+        self._value_array[:, : len(sent)] = values
 
     def advance(self, now: float) -> None:
         """Run the model up to ``now`` (call once per tick, before observe and predict; ``now`` never decreases)."""
@@ -140,7 +141,7 @@ class AccelerationModel:
         if first > _COMPACT_AFTER and 2 * first > len(sent):
             kept = len(sent) - first
             self._sent_array[:kept] = self._sent_array[first : len(sent)]  # numpy copies overlapping slices safely
-            self._value_array[:kept] = self._value_array[first : len(sent)]
+            self._value_array[:, :kept] = self._value_array[:, first : len(sent)]
             del sent[:first], self._values[:first]
             first = 0
         self._first = first
@@ -251,8 +252,8 @@ class AccelerationModel:
             np.multiply(left, self._minus_inverse_lag, out=work[2])
             np.expm1(work[2], out=work[2])
             values = self._value_array
-            before = values[lo - 1 : hi - 1] if lo > first else np.vstack((np.zeros(3), values[lo : hi - 1]))
-            changes = (values[lo:hi] - before).T
+            before = values[:, lo - 1 : hi - 1] if lo > first else np.hstack((np.zeros((3, 1)), values[:, lo : hi - 1]))
+            changes = values[:, lo:hi] - before  # per axis and command, contiguous: the product below runs on plain rows
             sums = (work * changes).sum(axis=2).tolist()
         out_p, out_v, out_a = [], [], []
         for i, (p_i, v_i, a_i, tau, command, bias_i) in enumerate(zip(position, velocity, a, self._lags, acting, self.bias.tolist())):
