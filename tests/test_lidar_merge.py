@@ -87,8 +87,8 @@ def test_two_separate_pillars_stay_two_each_joined_over_its_planes() -> None:
 
 def test_a_ball_in_the_upper_planes_is_one_cylinder_that_ends_below_them() -> None:
     """A sphere above the path seen by the top two planes (its slices: two circles of different radii): one obstacle,
-    the larger slice's radius, bounded below by the plane under them."""
-    centre_z, radius = 1.2, 0.15
+    the larger slice's radius (its slices differ by 4 cm), bounded below by the plane under them."""
+    centre_z, radius = 1.2, 0.2
     circles = []
     for z in PLANE_Z:
         if abs(z - centre_z) < radius:
