@@ -36,7 +36,11 @@ than its largest circle's diameter gives the circle around every copy (the circl
 radius reaching the farthest rim or face-box corner); any other group gives the box around every copy
 in the frame of its longest face (along the face and across it). Its
 uncertainty is the largest of the copies'. The distances use a circle's circumscribed octagon, which
-over-states a circle's reach by at most 8 % of its radius.
+over-states a circle's reach by at most 8 % of its radius (between two circles the distance is exact).
+
+Every footprint is a rounded rectangle (centre, direction, half length, half depth, rounding radius:
+a circle has no length or depth, a face's box no rounding), so every candidate pair's distance is one
+vectorised expression; pairs whose bounding boxes lie farther apart than the tolerance are not tried.
 
 Pure numpy, no messages; lengths in m, world frame.
 """
@@ -73,128 +77,134 @@ class MergedObstacle:
 
 
 @dataclass(frozen=True)
-class _Copy:
-    """One plane's obstacle: its footprint's vertices (a box's corners, a circle's octagon), a circle's centre and radius
-    (radius 0 for a face), a face's direction (unit, along it), sigma, z bounds and plane."""
+class Footprints:
+    """Every plane's copies as rounded rectangles, one row each: ``centre`` (n, 2), unit ``direction`` (n, 2) along a
+    face, ``half_length``, ``half_depth``, ``radius`` (n,) (a circle: radius only; a face's box: no radius), ``vertices``
+    (n, 8, 2: a box's corners twice, a circle's octagon), ``sigma``, ``bottom``, ``top`` (n,) and ``plane`` (n,)."""
 
-    vertices: np.ndarray
     centre: np.ndarray
-    radius: float
-    direction: np.ndarray | None
-    length: float
-    sigma: float
-    bottom: float
-    top: float
-    plane: int
-    half_depth: float = 0.0
+    direction: np.ndarray
+    half_length: np.ndarray
+    half_depth: np.ndarray
+    radius: np.ndarray
+    vertices: np.ndarray
+    sigma: np.ndarray
+    bottom: np.ndarray
+    top: np.ndarray
+    plane: np.ndarray
 
-    def box(self) -> tuple[float, float, float, float]:
-        """The axis-aligned bounds (x min, y min, x max, y max) of the footprint's vertices."""
-        low, high = self.vertices.min(axis=0), self.vertices.max(axis=0)
-        return float(low[0]), float(low[1]), float(high[0]), float(high[1])
+    @property
+    def circle(self) -> np.ndarray:
+        return self.radius > 0.0
 
 
-def _copies(layers: list[LayerObstacles], thickness: float) -> list[_Copy]:
-    copies: list[_Copy] = []
+def footprints(layers: list[LayerObstacles], thickness: float) -> Footprints:
+    """The copies of every plane (circles first, then faces, plane by plane) as :class:`Footprints`."""
+    parts: list[tuple[np.ndarray, ...]] = []
     for plane, layer in enumerate(layers):
         found = layer.found
-        for centre, radius, sigma in zip(found.centres, found.radii.tolist(), found.circle_sigma_m.tolist()):
-            c = np.asarray(centre, dtype=np.float64)
-            copies.append(_Copy(c + radius * _OCTAGON, c, radius, None, 0.0, sigma, layer.bottom, layer.top, plane))
-        for start, end, normal, sigma in zip(found.starts, found.ends, found.normals, found.segment_sigma_m.tolist()):
-            depth = thickness * np.asarray(normal, dtype=np.float64)
-            direction = end - start
-            length = float(np.hypot(direction[0], direction[1]))
-            unit = direction / length if length > 1e-9 else np.array([-normal[1], normal[0]], dtype=np.float64)
-            vertices = np.array([start, end, end + depth, start + depth], dtype=np.float64)
-            copies.append(_Copy(vertices, vertices.mean(axis=0), 0.0, unit, length, sigma, layer.bottom, layer.top, plane, 0.5 * thickness))
-    return copies
+        n = len(found.radii)
+        if n:
+            centre = np.asarray(found.centres, dtype=np.float64).reshape(n, 2)
+            radius = np.asarray(found.radii, dtype=np.float64)
+            vertices = centre[:, None, :] + radius[:, None, None] * _OCTAGON[None]
+            direction = np.tile([1.0, 0.0], (n, 1))
+            parts.append((centre, direction, np.zeros(n), np.zeros(n), radius, vertices, np.asarray(found.circle_sigma_m, dtype=np.float64),
+                          np.full(n, layer.bottom), np.full(n, layer.top), np.full(n, plane)))
+        m = len(found.starts)
+        if m:
+            start, end = np.asarray(found.starts, dtype=np.float64), np.asarray(found.ends, dtype=np.float64)
+            normal = np.asarray(found.normals, dtype=np.float64)
+            chord = end - start
+            length = np.hypot(chord[:, 0], chord[:, 1])
+            along = np.where(length[:, None] > 1e-9, chord / np.maximum(length, 1e-9)[:, None], np.column_stack([-normal[:, 1], normal[:, 0]]))
+            depth = thickness * normal
+            corners = np.stack([start, end, end + depth, start + depth], axis=1)
+            parts.append((corners.mean(axis=1), along, 0.5 * length, np.full(m, 0.5 * thickness), np.zeros(m),
+                          np.concatenate([corners, corners], axis=1), np.asarray(found.segment_sigma_m, dtype=np.float64),
+                          np.full(m, layer.bottom), np.full(m, layer.top), np.full(m, plane)))
+    if not parts:
+        empty = np.zeros(0)
+        return Footprints(np.zeros((0, 2)), np.zeros((0, 2)), empty, empty, empty, np.zeros((0, 8, 2)), empty, empty, empty, np.zeros(0, int))
+    columns = [np.concatenate(column) for column in zip(*parts)]
+    return Footprints(*columns)
 
 
-def _distances_to(points: np.ndarray, copy: _Copy) -> np.ndarray:
-    """Each point's distance to ``copy``'s footprint (0 inside): to the disc for a circle, to the rectangle for a face."""
-    if copy.direction is None:
-        return np.maximum(np.hypot(*(points - copy.centre).T) - copy.radius, 0.0)
-    u = copy.direction
-    n = np.array([-u[1], u[0]])
-    rel = points - copy.centre
-    out_u = np.maximum(np.abs(rel @ u) - 0.5 * copy.length, 0.0)
-    out_n = np.maximum(np.abs(rel @ n) - copy.half_depth, 0.0)
-    return np.hypot(out_u, out_n)
+def _reach_out(points: np.ndarray, f: Footprints, j: np.ndarray) -> np.ndarray:
+    """How far the farthest of each row's points (pairs, 8, 2) lies outside footprint ``j`` of that row (0: all inside)."""
+    rel = points - f.centre[j][:, None, :]
+    u = f.direction[j][:, None, :]
+    along = np.abs(rel[..., 0] * u[..., 0] + rel[..., 1] * u[..., 1]) - f.half_length[j][:, None]
+    across = np.abs(rel[..., 1] * u[..., 0] - rel[..., 0] * u[..., 1]) - f.half_depth[j][:, None]
+    outside = np.hypot(np.maximum(along, 0.0), np.maximum(across, 0.0)) - f.radius[j][:, None]
+    return np.maximum(outside, 0.0).max(axis=1)
 
 
-def hausdorff(a: _Copy, b: _Copy) -> float:
-    """The Hausdorff distance between two footprints: for convex sets the farthest vertex of either from the other."""
-    return float(max(_distances_to(a.vertices, b).max(), _distances_to(b.vertices, a).max()))
+def differences(f: Footprints, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """How unlike copies ``i`` and ``j`` are (pairwise): the Hausdorff distance between their footprints, for convex sets
+    the farthest vertex of either from the other; exact between two circles."""
+    d = np.maximum(_reach_out(f.vertices[i], f, j), _reach_out(f.vertices[j], f, i))
+    circles = f.circle[i] & f.circle[j]
+    if np.any(circles):
+        gap = np.hypot(*(f.centre[i[circles]] - f.centre[j[circles]]).T)
+        d[circles] = gap + np.abs(f.radius[i[circles]] - f.radius[j[circles]])
+    return d
 
 
-def _difference(a: _Copy, b: _Copy) -> float:
-    """How unlike two copies are: the Hausdorff distance between their footprints (exact between two circles)."""
-    if a.direction is None and b.direction is None:
-        return float(np.hypot(*(a.centre - b.centre))) + abs(a.radius - b.radius)
-    return hausdorff(a, b)
-
-
-def _merged(group: list[_Copy]) -> MergedObstacle:
-    sigma = max(c.sigma for c in group)
-    bottom, top = min(c.bottom for c in group), max(c.top for c in group)
-    planes = tuple(sorted({c.plane for c in group}))
-    faces = [c for c in group if c.direction is not None]
-    circles = [c for c in group if c.direction is None]
-    if circles and all(f.length <= 2.0 * max(c.radius for c in circles) for f in faces):  # a round thing: a circle around all
-        centre = np.mean([c.centre for c in circles], axis=0)
-        radius = max(float(np.hypot(*(c.centre - centre))) + c.radius for c in circles)
-        for f in faces:
-            radius = max(radius, float(np.hypot(*(f.vertices - centre).T).max()))
+def _merged(f: Footprints, rows: list[int]) -> MergedObstacle:
+    sigma = float(f.sigma[rows].max())
+    bottom, top = float(f.bottom[rows].min()), float(f.top[rows].max())
+    planes = tuple(sorted({int(f.plane[k]) for k in rows}))
+    circles = [k for k in rows if f.radius[k] > 0.0]
+    faces = [k for k in rows if f.radius[k] == 0.0]
+    if circles and all(2.0 * f.half_length[k] <= 2.0 * f.radius[circles].max() for k in faces):  # round: a circle around all
+        centre = f.centre[circles].mean(axis=0)
+        radius = float((np.hypot(*(f.centre[circles] - centre).T) + f.radius[circles]).max())
+        if faces:
+            radius = max(radius, float(np.hypot(*(f.vertices[faces].reshape(-1, 2) - centre).T).max()))
         return MergedObstacle("circle", (float(centre[0]), float(centre[1])), radius, 0.0, 0.0, 0.0, sigma, bottom, top, planes)
-    u = max(faces, key=lambda c: c.length).direction
+    u = f.direction[max(faces, key=lambda k: f.half_length[k])]
     n = np.array([-u[1], u[0]])
-    lows, highs = [], []
-    for c in group:
-        if c.direction is None:  # a circle's exact extent along u and n
-            along, across = float(c.centre @ u), float(c.centre @ n)
-            lows.append((along - c.radius, across - c.radius))
-            highs.append((along + c.radius, across + c.radius))
-        else:
-            along, across = c.vertices @ u, c.vertices @ n
-            lows.append((float(along.min()), float(across.min())))
-            highs.append((float(along.max()), float(across.max())))
-    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
-    mid = 0.5 * (low + high)
-    centre = mid[0] * u + mid[1] * n
+    points = f.vertices[faces].reshape(-1, 2)
+    along, across = points @ u, points @ n
+    low, high = [float(along.min()), float(across.min())], [float(along.max()), float(across.max())]
+    for k in circles:  # a circle's exact extent along u and n
+        a, c, r = float(f.centre[k] @ u), float(f.centre[k] @ n), float(f.radius[k])
+        low, high = [min(low[0], a - r), min(low[1], c - r)], [max(high[0], a + r), max(high[1], c + r)]
+    mid_along, mid_across = 0.5 * (low[0] + high[0]), 0.5 * (low[1] + high[1])
+    centre = mid_along * u + mid_across * n
     return MergedObstacle(
-        "box", (float(centre[0]), float(centre[1])), 0.0, float(high[0] - low[0]), float(high[1] - low[1]),
-        math.atan2(u[1], u[0]), sigma, bottom, top, planes,
+        "box", (float(centre[0]), float(centre[1])), 0.0, high[0] - low[0], high[1] - low[1], math.atan2(u[1], u[0]),
+        sigma, bottom, top, planes,
     )
 
 
 def merge_layers(layers: list[LayerObstacles], thickness: float, merge_distance_m: float) -> list[MergedObstacle]:
     """The planes' obstacles (``layers[k]`` plane ``k``, ascending) with each thing's copies joined (module doc); a face's
     box is ``thickness`` deep behind it. Each copy is in exactly one result; the order follows the first copy of each."""
-    copies = _copies(layers, thickness)
-    parent = list(range(len(copies)))
+    f = footprints(layers, thickness)
+    n = len(f.radius)
+    if n == 0:
+        return []
+    low, high = f.vertices.min(axis=1), f.vertices.max(axis=1)
+    reach = merge_distance_m + f.sigma[:, None] + f.sigma[None, :]
+    gap = np.maximum(np.maximum(low[None, :, 0] - high[:, None, 0], low[:, None, 0] - high[None, :, 0]),
+                     np.maximum(low[None, :, 1] - high[:, None, 1], low[:, None, 1] - high[None, :, 1]))
+    # candidates: plane k with plane k + 1, bounding boxes within reach (Hausdorff >= their gap)
+    i, j = np.nonzero((f.plane[None, :] == f.plane[:, None] + 1) & (gap <= reach))
+    parent = list(range(n))
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
 
-    boxes = [c.box() for c in copies]
-    by_plane: dict[int, list[int]] = {}
-    for i, c in enumerate(copies):
-        by_plane.setdefault(c.plane, []).append(i)
-    for plane, lower in by_plane.items():
-        for i in lower:
-            for j in by_plane.get(plane + 1, ()):
-                a, b = copies[i], copies[j]
-                reach = merge_distance_m + a.sigma + b.sigma
-                (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[i], boxes[j]
-                if max(bx0 - ax1, ax0 - bx1, by0 - ay1, ay0 - by1) > reach:
-                    continue  # bounding boxes farther apart than reach: so are the footprints, and Hausdorff >= that gap
-                if _difference(a, b) <= reach:
-                    parent[root(j)] = root(i)
-    groups: dict[int, list[_Copy]] = {}
-    for i, c in enumerate(copies):
-        groups.setdefault(root(i), []).append(c)
-    return [_merged(group) for group in groups.values()]
+    if i.size:
+        alike = differences(f, i, j) <= reach[i, j]
+        for a, b in zip(i[alike].tolist(), j[alike].tolist()):
+            parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for k in range(n):
+        groups.setdefault(root(k), []).append(k)
+    return [_merged(f, rows) for rows in groups.values()]
