@@ -17,6 +17,10 @@ With ``plane_offsets_m`` (a multi-plane lidar: the sim's ``lidar.point_cloud``) 
 cloud on /points taken at the scan's stamp is fitted alone (aegis.perception.lidar_layers) and what plane
 ``k`` saw stands between planes ``k - 1`` and ``k + 1`` (widened by ``plane_margin_m`` and the odometry's
 z sigma; the ground and ``obstacle_height_m`` at the outermost), at the odometry's z plus ``mount_z_m``.
+The planes' copies of one thing (adjacent planes, footprints within ``merge_distance_m`` plus their
+uncertainties of each other) are then one obstacle from the lowest copy's bottom to the highest's top
+(aegis.perception.lidar_merge): a wall seen by five planes is one box from the ground up, not five
+stacked boxes that would take five of the safety filter's rows.
 A scan without its cloud (missing, another stamp, another shape) is fitted flattened, as without planes,
 and counted (``scans_without_points``): every return full height, the conservative reading.
 
@@ -39,7 +43,7 @@ from pydantic import Field, field_validator
 from aegis.msgs import LaserScan, Obstacle, Obstacles, PointCloud, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
-from aegis.perception.lidar_layers import LayerObstacles, detect_layers
+from aegis.perception.lidar_layers import detect_layers
 from aegis.perception.lidar_merge import MergedObstacle, merge_layers
 
 Positive = Annotated[float, Field(gt=0)]
@@ -201,8 +205,8 @@ def obstacles_from_fit(found: ScanObstacles, bottom: float, top: float, thicknes
     """A planar fit's circles as upright cylinders and its faces as boxes ``thickness`` deep behind them, each standing
     from z = ``bottom`` to z = ``top`` (world frame; finite, top > bottom), ids counting up from ``first_id``.
 
-    The planar scan's obstacles stand from the ground (0) to ``obstacle_height_m``; a multi-plane lidar's
-    (aegis.perception.lidar_layers) get the bounds of the planes that saw them.
+    The planar scan's obstacles stand from the ground (0) to ``obstacle_height_m``; a multi-plane lidar's are
+    :func:`obstacles_from_merged`.
     """
     height, z_centre = top - bottom, 0.5 * (top + bottom)
     obstacles: list[Obstacle] = []
@@ -222,17 +226,6 @@ def obstacles_from_fit(found: ScanObstacles, bottom: float, top: float, thicknes
             size=np.array([max(length, 1e-3), thickness, height]),
             orientation=np.array([0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)]), uncertainty_m=sigma,
         ))
-    return obstacles
-
-
-def obstacles_from_layers(layers: list[LayerObstacles], ground_z: float, ceiling_z: float, thickness: float) -> list[Obstacle]:
-    """A multi-plane fit's obstacles (aegis.perception.lidar_layers), each plane's standing between its bounds, an unbounded
-    bottom at ``ground_z`` and an unbounded top at ``ceiling_z``; a plane whose clamped extent is empty gives none."""
-    obstacles: list[Obstacle] = []
-    for layer in layers:
-        bottom, top = max(layer.bottom, ground_z), min(layer.top, ceiling_z)
-        if top > bottom:
-            obstacles += obstacles_from_fit(layer.found, bottom, top, thickness, first_id=len(obstacles))
     return obstacles
 
 
