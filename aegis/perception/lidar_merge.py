@@ -151,32 +151,57 @@ def differences(f: Footprints, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return d
 
 
-def _merged(f: Footprints, rows: list[int]) -> MergedObstacle:
-    sigma = float(f.sigma[rows].max())
-    bottom, top = float(f.bottom[rows].min()), float(f.top[rows].max())
-    planes = tuple(sorted({int(f.plane[k]) for k in rows}))
+def _merged(f: _Lists, rows: list[int]) -> MergedObstacle:
+    """The obstacle around copies ``rows`` (module doc), in plain floats: a group is a few copies."""
+    sigma = max(f.sigma[k] for k in rows)
+    bottom, top = min(f.bottom[k] for k in rows), max(f.top[k] for k in rows)
+    planes = tuple(sorted({f.plane[k] for k in rows}))
     circles = [k for k in rows if f.radius[k] > 0.0]
     faces = [k for k in rows if f.radius[k] == 0.0]
-    if circles and all(2.0 * f.half_length[k] <= 2.0 * f.radius[circles].max() for k in faces):  # round: a circle around all
-        centre = f.centre[circles].mean(axis=0)
-        radius = float((np.hypot(*(f.centre[circles] - centre).T) + f.radius[circles]).max())
-        if faces:
-            radius = max(radius, float(np.hypot(*(f.vertices[faces].reshape(-1, 2) - centre).T).max()))
-        return MergedObstacle("circle", (float(centre[0]), float(centre[1])), radius, 0.0, 0.0, 0.0, sigma, bottom, top, planes)
-    u = f.direction[max(faces, key=lambda k: f.half_length[k])]
-    n = np.array([-u[1], u[0]])
-    points = f.vertices[faces].reshape(-1, 2)
-    along, across = points @ u, points @ n
-    low, high = [float(along.min()), float(across.min())], [float(along.max()), float(across.max())]
+    if circles and all(f.half_length[k] <= max(f.radius[c] for c in circles) for k in faces):  # round: a circle around all
+        cx = sum(f.centre[k][0] for k in circles) / len(circles)
+        cy = sum(f.centre[k][1] for k in circles) / len(circles)
+        radius = max(math.hypot(f.centre[k][0] - cx, f.centre[k][1] - cy) + f.radius[k] for k in circles)
+        for k in faces:
+            radius = max(radius, *(math.hypot(x - cx, y - cy) for x, y in f.vertices[k][:4]))
+        return MergedObstacle("circle", (cx, cy), radius, 0.0, 0.0, 0.0, sigma, bottom, top, planes)
+    ux, uy = f.direction[max(faces, key=lambda k: f.half_length[k])]
+    nx, ny = -uy, ux
+    low_u = low_n = math.inf
+    high_u = high_n = -math.inf
+    for k in faces:
+        for x, y in f.vertices[k][:4]:
+            along, across = x * ux + y * uy, x * nx + y * ny
+            low_u, high_u, low_n, high_n = min(low_u, along), max(high_u, along), min(low_n, across), max(high_n, across)
     for k in circles:  # a circle's exact extent along u and n
-        a, c, r = float(f.centre[k] @ u), float(f.centre[k] @ n), float(f.radius[k])
-        low, high = [min(low[0], a - r), min(low[1], c - r)], [max(high[0], a + r), max(high[1], c + r)]
-    mid_along, mid_across = 0.5 * (low[0] + high[0]), 0.5 * (low[1] + high[1])
-    centre = mid_along * u + mid_across * n
+        (x, y), r = f.centre[k], f.radius[k]
+        along, across = x * ux + y * uy, x * nx + y * ny
+        low_u, high_u, low_n, high_n = min(low_u, along - r), max(high_u, along + r), min(low_n, across - r), max(high_n, across + r)
+    mid_u, mid_n = 0.5 * (low_u + high_u), 0.5 * (low_n + high_n)
     return MergedObstacle(
-        "box", (float(centre[0]), float(centre[1])), 0.0, high[0] - low[0], high[1] - low[1], math.atan2(u[1], u[0]),
+        "box", (mid_u * ux + mid_n * nx, mid_u * uy + mid_n * ny), 0.0, high_u - low_u, high_n - low_n, math.atan2(uy, ux),
         sigma, bottom, top, planes,
     )
+
+
+@dataclass(frozen=True)
+class _Lists:
+    """:class:`Footprints` as Python lists, for the few copies of each group."""
+
+    centre: list
+    direction: list
+    half_length: list
+    radius: list
+    vertices: list
+    sigma: list
+    bottom: list
+    top: list
+    plane: list
+
+    @classmethod
+    def of(cls, f: Footprints) -> _Lists:
+        return cls(f.centre.tolist(), f.direction.tolist(), f.half_length.tolist(), f.radius.tolist(), f.vertices.tolist(),
+                   f.sigma.tolist(), f.bottom.tolist(), f.top.tolist(), f.plane.tolist())
 
 
 def merge_layers(layers: list[LayerObstacles], thickness: float, merge_distance_m: float) -> list[MergedObstacle]:
@@ -207,4 +232,5 @@ def merge_layers(layers: list[LayerObstacles], thickness: float, merge_distance_
     groups: dict[int, list[int]] = {}
     for k in range(n):
         groups.setdefault(root(k), []).append(k)
-    return [_merged(f, rows) for rows in groups.values()]
+    lists = _Lists.of(f)
+    return [_merged(lists, rows) for rows in groups.values()]
