@@ -97,3 +97,37 @@ def test_a_ball_in_the_upper_planes_is_one_cylinder_that_ends_below_them() -> No
     (one,) = result
     assert one.shape == "circle" and one.planes == (3, 4)
     assert one.bottom == pytest.approx(1.0 - MARGIN) and one.top == np.inf
+
+
+def _inside(m, points: np.ndarray) -> bool:
+    """Whether every point lies in merged obstacle ``m``'s footprint (1e-9 slack)."""
+    rel = points - np.array(m.centre)
+    if m.shape == "circle":
+        return bool(np.all(np.hypot(rel[:, 0], rel[:, 1]) <= m.radius + 1e-9))
+    u = np.array([math.cos(m.yaw), math.sin(m.yaw)])
+    n = np.array([-u[1], u[0]])
+    return bool(np.all(np.abs(rel @ u) <= m.length / 2 + 1e-9) and np.all(np.abs(rel @ n) <= m.depth / 2 + 1e-9))
+
+
+def test_every_copy_lies_inside_one_merged_obstacle_that_spans_its_heights() -> None:
+    """Conservative: on random scenes of pillars and faces, each ending between the planes (seed 0), every plane's circle
+    (its rim) and face (the box behind it) lies inside a merged obstacle that spans at least that plane's z bounds."""
+    rng = np.random.default_rng(0)
+    rim = np.column_stack([np.cos(np.linspace(0, 2 * math.pi, 16)), np.sin(np.linspace(0, 2 * math.pi, 16))])
+    merged_count = copies = 0
+    for _ in range(20):
+        circles = [((*rng.uniform(-3, 3, 2), rng.uniform(0.1, 0.4)), rng.uniform(0.8, 1.0), rng.uniform(1.0, 1.2)) for _ in range(4)]
+        faces = []
+        for _ in range(3):
+            a = rng.uniform(-3, 3, 2)
+            faces.append(((*a, *(a + rng.uniform(-1, 1, 2))), rng.uniform(0.8, 1.0), rng.uniform(1.0, 1.2)))
+        layers, result = merged(circles=circles, surfaces=faces)
+        merged_count += len(result)
+        for layer in layers:
+            f = layer.found
+            shapes = [c + r * rim for c, r in zip(f.centres, f.radii)]
+            shapes += [np.array([s, e, e + THICKNESS * n, s + THICKNESS * n]) for s, e, n in zip(f.starts, f.ends, f.normals)]
+            for points in shapes:
+                copies += 1
+                assert any(m.bottom <= layer.bottom and m.top >= layer.top and _inside(m, points) for m in result)
+    assert merged_count < copies  # and copies were joined
