@@ -17,6 +17,10 @@ With ``plane_offsets_m`` (a multi-plane lidar: the sim's ``lidar.point_cloud``) 
 cloud on /points taken at the scan's stamp is fitted alone (aegis.perception.lidar_layers) and what plane
 ``k`` saw stands between planes ``k - 1`` and ``k + 1`` (widened by ``plane_margin_m`` and the odometry's
 z sigma; the ground and ``obstacle_height_m`` at the outermost), at the odometry's z plus ``mount_z_m``.
+The planes' copies of one thing (adjacent planes, footprints within ``merge_distance_m`` plus their
+uncertainties of each other) are then one obstacle from the lowest copy's bottom to the highest's top
+(aegis.perception.lidar_merge): a wall seen by five planes is one box from the ground up, not five
+stacked boxes that would take five of the safety filter's rows.
 A scan without its cloud (missing, another stamp, another shape) is fitted flattened, as without planes,
 and counted (``scans_without_points``): every return full height, the conservative reading.
 
@@ -39,7 +43,8 @@ from pydantic import Field, field_validator
 from aegis.msgs import LaserScan, Obstacle, Obstacles, PointCloud, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
-from aegis.perception.lidar_layers import LayerObstacles, detect_layers
+from aegis.perception.lidar_layers import detect_layers
+from aegis.perception.lidar_merge import MergedObstacle, merge_layers
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -69,6 +74,11 @@ class LidarObstaclesParams(NodeParams):
     mount_z_m: float = Field(0.0, description="the laser's origin above the body origin (m): the planes' heights with the odometry's z")
     plane_margin_m: Annotated[float, Field(ge=0)] = Field(
         0.01, description="added to each plane-bounded bottom and top, beyond the pose's z sigma (m)"
+    )
+    merge_distance_m: Annotated[float, Field(ge=0)] = Field(
+        0.05,
+        description="with plane_offsets_m: copies in adjacent planes whose footprints lie within this (plus both "
+        "uncertainties) of each other, as Hausdorff distance, are one obstacle spanning their planes (m)",
     )
 
     @field_validator("plane_offsets_m")
@@ -185,7 +195,7 @@ class LidarObstacles(Node):
             planes, plane_z, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
             xy_yaw, covariance, p.mount_xy_m, self._fit, margin,
         )
-        return obstacles_from_layers(layers, 0.0, p.obstacle_height_m, p.wall_thickness_m)
+        return obstacles_from_merged(merge_layers(layers, p.wall_thickness_m, p.merge_distance_m), 0.0, p.obstacle_height_m)
 
     def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
         return obstacles_from_fit(found, 0.0, self.params.obstacle_height_m, self.params.wall_thickness_m)
@@ -195,8 +205,8 @@ def obstacles_from_fit(found: ScanObstacles, bottom: float, top: float, thicknes
     """A planar fit's circles as upright cylinders and its faces as boxes ``thickness`` deep behind them, each standing
     from z = ``bottom`` to z = ``top`` (world frame; finite, top > bottom), ids counting up from ``first_id``.
 
-    The planar scan's obstacles stand from the ground (0) to ``obstacle_height_m``; a multi-plane lidar's
-    (aegis.perception.lidar_layers) get the bounds of the planes that saw them.
+    The planar scan's obstacles stand from the ground (0) to ``obstacle_height_m``; a multi-plane lidar's are
+    :func:`obstacles_from_merged`.
     """
     height, z_centre = top - bottom, 0.5 * (top + bottom)
     obstacles: list[Obstacle] = []
@@ -219,12 +229,25 @@ def obstacles_from_fit(found: ScanObstacles, bottom: float, top: float, thicknes
     return obstacles
 
 
-def obstacles_from_layers(layers: list[LayerObstacles], ground_z: float, ceiling_z: float, thickness: float) -> list[Obstacle]:
-    """A multi-plane fit's obstacles (aegis.perception.lidar_layers), each plane's standing between its bounds, an unbounded
-    bottom at ``ground_z`` and an unbounded top at ``ceiling_z``; a plane whose clamped extent is empty gives none."""
+def obstacles_from_merged(merged: list[MergedObstacle], ground_z: float, ceiling_z: float) -> list[Obstacle]:
+    """A multi-plane fit's obstacles after the planes' copies are joined (aegis.perception.lidar_merge): circles as
+    upright cylinders, the rest as yawed boxes, each from its bottom (an unbounded one at ``ground_z``) to its top (an
+    unbounded one at ``ceiling_z``); one whose clamped extent is empty gives none."""
     obstacles: list[Obstacle] = []
-    for layer in layers:
-        bottom, top = max(layer.bottom, ground_z), min(layer.top, ceiling_z)
-        if top > bottom:
-            obstacles += obstacles_from_fit(layer.found, bottom, top, thickness, first_id=len(obstacles))
+    for m in merged:
+        bottom, top = max(m.bottom, ground_z), min(m.top, ceiling_z)
+        if not top > bottom:
+            continue
+        position = np.array([m.centre[0], m.centre[1], 0.5 * (bottom + top)])
+        if m.shape == "circle":
+            diameter = 2.0 * m.radius
+            obstacles.append(Obstacle(
+                id=len(obstacles), shape="cylinder", position=position, size=np.array([diameter, diameter, top - bottom]),
+                uncertainty_m=m.sigma_m,
+            ))
+        else:
+            obstacles.append(Obstacle(
+                id=len(obstacles), shape="box", position=position, size=np.array([max(m.length, 1e-3), m.depth, top - bottom]),
+                orientation=np.array([0.0, 0.0, math.sin(0.5 * m.yaw), math.cos(0.5 * m.yaw)]), uncertainty_m=m.sigma_m,
+            ))
     return obstacles

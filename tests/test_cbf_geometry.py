@@ -1,8 +1,8 @@
 """Barrier geometry: distances against the scenario's exact signed distances, gradients and curvature by finite differences.
 
-Spheres and yaw-rotated boxes must match aegis.scenario.geometry.signed_distance exactly; upright
-cylinders are infinitely tall for the filter, so they match beside the cylinder and are never
-larger (conservative) above or below it. Gradient and ``v' H v`` are checked against central
+Spheres and yaw-rotated boxes must match aegis.scenario.geometry.signed_distance exactly; an upright
+cylinder is the capsule around it for the filter (infinitely tall when its height is not finite), so
+it matches beside the cylinder and is never larger (conservative) above or below it, yet bounded there. Gradient and ``v' H v`` are checked against central
 differences at random points outside each obstacle (fixed seed).
 """
 
@@ -50,6 +50,9 @@ def test_cylinder_is_exact_beside_it_and_conservative_above_and_below() -> None:
         if abs(point[2] - CYLINDER.position[2]) <= half_height and exact >= 0:
             assert h == pytest.approx(exact, abs=1e-12)
         assert h <= exact + 1e-12
+    # bounded: on its axis 1 m above the top cap the capsule's distance is 1 m less its radius (a robot may pass over it)
+    top = np.array([CYLINDER.position[0], CYLINDER.position[1], CYLINDER.position[2] + half_height + 1.0])
+    assert box_distance(*top, 0.0, 0.0, 0.0, shape)[0] == pytest.approx(1.0 - CYLINDER.size[0] / 2)
 
 
 @pytest.mark.parametrize("obstacle", [SPHERE, CYLINDER, BOX], ids=["sphere", "cylinder", "box"])

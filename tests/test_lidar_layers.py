@@ -81,15 +81,17 @@ def test_bounds_need_ascending_planes_and_an_unknown_height_gives_nothing() -> N
     assert detect_layers(ranges, PLANE_Z + np.nan, angle_min, increment, RANGE_MIN, RANGE_MAX, (0.0, 0.0, 0.0)) == []
 
 
-def test_the_node_stands_each_planes_obstacles_between_its_bounds_clamped_to_ground_and_ceiling() -> None:
-    from aegis.nodes.lidar_obstacles import obstacles_from_layers
+def test_the_node_stands_each_merged_obstacle_between_its_bounds_clamped_to_ground_and_ceiling() -> None:
+    from aegis.nodes.lidar_obstacles import obstacles_from_merged
+    from aegis.perception.lidar_merge import merge_layers
 
-    obstacles = obstacles_from_layers(run([SILL, LINTEL, WALL]), 0.0, 4.0, 0.1)
+    obstacles = obstacles_from_merged(merge_layers(run([SILL, LINTEL, WALL]), 0.1, 0.05), 0.0, 4.0)
     ids = [o.id for o in obstacles]
     assert ids == list(range(len(obstacles)))  # unique Marker ids
     spans = {(round(o.position[2] - o.size[2] / 2, 6), round(o.position[2] + o.size[2] / 2, 6)) for o in obstacles}
-    assert (0.0, 0.95) in spans and (0.87, 1.01) in spans  # the sill: plane -0.12 from the ground, plane -0.06 between its neighbours
-    assert (1.05, 4.0) in spans  # the lintel, plane +0.12, up to the ceiling
-    assert all(o.shape == "box" for o in obstacles)
+    assert spans == {(0.0, 1.01), (1.05, 4.0), (0.0, 4.0)}  # the sill (planes -0.12, -0.06), the lintel (+0.12), the wall (all)
+    assert all(o.shape == "box" for o in obstacles) and len(obstacles) == 3
     # bounds clamped to nothing: a ceiling below the lowest plane's top leaves only what lies under it
-    assert all(o.position[2] + o.size[2] / 2 <= 0.9 + 1e-9 for o in obstacles_from_layers(run([WALL]), 0.0, 0.9, 0.1))
+    low = obstacles_from_merged(merge_layers(run([WALL]), 0.1, 0.05), 0.0, 0.9)
+    assert len(low) == 1 and low[0].position[2] + low[0].size[2] / 2 == pytest.approx(0.9)
+    assert obstacles_from_merged(merge_layers(run([LINTEL]), 0.1, 0.05), 0.0, 0.9) == []  # the lintel starts above 0.9

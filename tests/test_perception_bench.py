@@ -24,7 +24,10 @@ def test_aegis_bench_perception_writes_the_rows_and_the_target(tmp_path: Path, c
         assert math.isfinite(row["median_us"]) and row["p99_us"] >= row["median_us"] > 0
     # the fixed scan: two pillars, the near faces of two boxes and the yard's walls cut by their shadows
     assert rows["lidar_360_detect"]["obstacles"] == rows["lidar_360_node"]["obstacles"] >= 6
-    assert rows["lidar_360x5_node"]["obstacles"] >= 5 * 6 - 2 and rows["lidar_360x5_node"]["points"] == 1800  # each plane's own
+    # five planes of the same scene: each thing's copies merged into one obstacle over the planes (aegis.perception.lidar_merge),
+    # not five (a few stay apart where one plane's fit differs: a corner seen as a circle in one plane, a face in the next)
+    planar, planes = rows["lidar_360_node"]["obstacles"], rows["lidar_360x5_node"]["obstacles"]
+    assert planar <= planes < 2 * planar and rows["lidar_360x5_node"]["points"] == 1800
     # the rendered image: the first box and the far pillar in view, each found (the 64x48 one may merge or lose a thin edge)
     assert rows["depth_160x120_node"]["obstacles"] >= 2 and rows["depth_200x120_node"]["points"] == 24000
     # the learned rows: 16 sectors per frame, some of them on the scene's obstacles; the cascade's escalations a fraction

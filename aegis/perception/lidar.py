@@ -18,7 +18,10 @@ The pipeline (:func:`detect`):
 3. **Circles**: every cluster of at least 3 points gets an algebraic (Kasa) circle fit, all
    clusters at once from per-cluster sums (``np.add.reduceat``). A fit is kept when the radius is
    within [min, max], the rms residual within ``circle_residual_m`` and the arc bulges toward the
-   sensor (its centre farther than its points): a pillar.
+   sensor (its centre farther than its points, and beyond their centroid as seen from the sensor: a
+   pillar's visible arc always has its centroid between the sensor and the centre; a flat face seen
+   from a few centimetres, wide in angle, can fit a circle centred on the sensor's side that passed
+   the range test and stood around the robot): a pillar.
 4. **Segments**: every other cluster is split by iterative end-point fit (a split where a point is
    more than ``split_distance_m`` from the chord) and each piece gets a total-least-squares line
    (aegis.perception.lidar_faces). A face ends one return spacing past its end return, or farther,
@@ -233,6 +236,8 @@ def detect(
     centres, radii, rms, fitted = fit_circles(xy_clusters, packed, counts)
     mean_range = np.add.reduceat(np.hypot(*(xy_clusters - sensor).T), packed) / counts
     centre_range = np.hypot(*(centres - sensor).T) if len(centres) else np.zeros(0)
+    centroids = np.add.reduceat(xy_clusters, packed, axis=0) / counts[:, None]
+    beyond = np.einsum("ij,ij->i", centres - centroids, centroids - sensor) > 0.0 if len(centres) else np.zeros(0, bool)
     with np.errstate(invalid="ignore"):
         pillar = (
             fitted
@@ -241,6 +246,7 @@ def detect(
             & (rms <= params.circle_residual_m)
             & (centre_range > mean_range)
             & (centre_range > radii)
+            & beyond
         )
     sigma_xy, sigma_yaw = pose_sigmas(pose_covariance)
     pose_var = sigma_xy**2

@@ -95,7 +95,7 @@ def escape_direction(
     candidates = []
     for axis in range(2 if planar else 3):
         if axis == along or not math.isfinite(extent[axis]):
-            continue  # not lateral, or no edge that way (an upright cylinder has no caps)
+            continue  # not lateral, or no edge that way (a cylinder of infinite height has no caps)
         offset = local[axis]
         side = math.copysign(1.0, offset) if abs(offset) > 1e-9 else (1.0 if axis != 2 else 1.0)
         if abs(offset) <= 1e-9 and axis != 2:  # exactly head-on: the left of the pull (a fixed rule)

@@ -14,7 +14,7 @@ then obeys ``h'' + 2 alpha h' + alpha^2 h >= 0``, critically damped) is linear i
 
 Sources, each one row (h is the distance minus the robot's radius, see aegis.controllers.cbf.environment):
 
-- obstacles: rounded boxes (spheres, upright cylinders without caps, yaw-rotated boxes);
+- obstacles: rounded boxes (spheres, upright cylinders as capsules, yaw-rotated boxes);
 - walls (geofence half-spaces): ``h = n . p - offset - radius``, H = 0;
 - neighbours (other robots), spheres of their radius plus ours moving at their velocity ``w``: the same
   row with the relative velocity ``v - w``, its right-hand side times ``neighbour_share``. With

@@ -5,9 +5,11 @@ Every obstacle shape becomes one "rounded box": a box with centre ``c``, yaw, ha
 minus ``r``:
 
 - sphere of diameter d: ``e = (0, 0, 0)``, ``r = d / 2`` (the distance to the centre minus the radius);
-- cylinder (upright, diameter d): ``e = (0, 0, inf)``, ``r = d / 2``: the horizontal distance to
-  its axis minus the radius. The caps are ignored: the cylinder is treated as infinitely tall,
-  which is conservative (a robot may not pass over or under it);
+- cylinder (upright, diameter d, height l): ``e = (0, 0, l / 2)``, ``r = d / 2``: the capsule around
+  it, the distance to its axis segment minus the radius. Beside the cylinder (between its caps) that
+  is exact; above or below it the capsule reaches ``d / 2`` beyond the cap, which is conservative
+  (it contains the cylinder) and lets a robot pass over or under a bounded one (a perceived ball or
+  post). A cylinder of infinite or non-finite height: ``e = (0, 0, inf)``, infinitely tall;
 - box (Marker.scale extents, yaw about +z): ``e = extents / 2``, ``r = 0``; exact, caps included.
 
 The distance to a convex set is continuously differentiable outside it, which is where the barrier
@@ -66,7 +68,7 @@ def obstacle_tuple(obstacle: ObstacleLike) -> ObstacleTuple:
     if shape == "sphere":
         return (cx, cy, cz, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5 * sx)
     if shape == "cylinder":
-        return (cx, cy, cz, 1.0, 0.0, 0.0, 0.0, math.inf, 0.5 * sx)
+        return (cx, cy, cz, 1.0, 0.0, 0.0, 0.0, 0.5 * sz if math.isfinite(sz) else math.inf, 0.5 * sx)
     if shape == "box":
         return (cx, cy, cz, math.cos(yaw), math.sin(yaw), 0.5 * sx, 0.5 * sy, 0.5 * sz, 0.0)
     raise ValueError(f"unknown obstacle shape {shape!r} (known: sphere, cylinder, box)")
