@@ -98,7 +98,10 @@ def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldou
     """
     from aegis.inference.depth_model import DepthCascade
 
-    cascade = DepthCascade(cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us)
+    cascade = DepthCascade(
+        cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us,
+        large_median_us=window.median_us, whole_median_us=large.median_us,
+    )
     predictors = {"depth_cheap": cheap.predict, "depth_large": large.predict, "depth_cascade": cascade.predict}
     for depth in heldout.depth[:50]:
         for predict in predictors.values():
