@@ -11,8 +11,9 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
   one (sigma / range, :func:`aegis.inference.depth_model.unsure_scores`);
 * on the held-out frames, times per frame, in turns (the large model, then the cascade with each
   rule, so the machine's load falls on them alike; ``--rounds`` passes after a warm-up), the
-  cascades' stages: the cheap call, the window call by its number of sectors, and the rest (the
-  decision and bookkeeping: the frame's time less the two calls), and each rule's accuracy;
+  cascades' stages: the cheap call, the window call by its number of sectors, the whole large model
+  (when it is the cheaper way to the unsure sectors), and the rest (the decision and bookkeeping: the
+  frame's time less the calls), and each rule's accuracy;
 * counts the columns the window calls compute, and what windows merged over runs of adjacent
   unsure sectors (one window over a run's bands and the network's margin each side) would compute.
 
@@ -80,11 +81,11 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     }
     validation_refined["sigma (chosen here)"] = choose_threshold(val_cheap, val_large, validation.ranges)
 
-    stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": []} for rule in RULES}
+    stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in RULES}
     cascades = {
         rule: DepthCascade(
             _timed(cheap.predict, stages[rule]["cheap"]), _timed(window.predict_sectors, stages[rule]["window"]), window.p99_us,
-            thresholds[rule], budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us, relative=rule != "sigma",
+            thresholds[rule], budget_us=1e9, whole=_timed(large.predict, stages[rule]["whole"]), whole_p99_us=large.p99_us, relative=rule != "sigma",
             large_median_us=window.median_us, whole_median_us=large.median_us,
         )
         for rule in RULES
@@ -95,13 +96,15 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
             cascade.predict(depth)
     for rule, cascade in cascades.items():
         cascade.reset()
-        stages[rule]["cheap"].clear(), stages[rule]["window"].clear()
+        for times in stages[rule].values():
+            times.clear()
     n = len(heldout.depth)
     clock = time.perf_counter_ns
     large_us = np.empty(n * rounds)
     frame_us = {rule: np.empty(n * rounds) for rule in RULES}
     window_n = {rule: np.zeros(n * rounds, dtype=int) for rule in RULES}
     window_us = {rule: np.zeros(n * rounds) for rule in RULES}
+    whole_us = {rule: np.zeros(n * rounds) for rule in RULES}
     ranges = {rule: np.empty_like(heldout.ranges) for rule in RULES}
     columns = {rule: [0, 0] for rule in RULES}  # per-sector windows, merged windows
     heldout_cheap = answers(cheap, heldout)
@@ -116,13 +119,15 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
             large.predict(depth)
             large_us[r * n + i] = (clock() - started) / 1e3
             for rule, cascade in cascades.items():
-                before = (cascade.counts.sectors_refined, len(stages[rule]["window"]))
+                before = (cascade.counts.sectors_refined, len(stages[rule]["window"]), len(stages[rule]["whole"]))
                 started = clock()
                 answer = cascade.predict(depth)
                 frame_us[rule][r * n + i] = (clock() - started) / 1e3
                 if len(stages[rule]["window"]) > before[1]:
                     window_us[rule][r * n + i] = stages[rule]["window"][-1]
                     window_n[rule][r * n + i] = cascade.counts.sectors_refined - before[0]
+                if len(stages[rule]["whole"]) > before[2]:
+                    whole_us[rule][r * n + i] = stages[rule]["whole"][-1]
                 ranges[rule][i] = answer[0]
     report: dict[str, Any] = {
         "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined,
@@ -131,7 +136,7 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     }
     for rule in RULES:
         cheap_us = np.array(stages[rule]["cheap"])
-        rest = frame_us[rule] - cheap_us - window_us[rule]
+        rest = frame_us[rule] - cheap_us - window_us[rule] - whole_us[rule]
         by_size = {}
         for size in range(1, cheap.spec.sectors + 1):
             calls = window_us[rule][window_n[rule] == size]
@@ -143,9 +148,9 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
             **accuracy(ranges[rule], heldout.ranges),
             "mean_us": float(frame_us[rule].mean()), "median_us": float(np.median(frame_us[rule])),
             "cheap_mean_us": float(cheap_us.mean()), "cheap_median_us": float(np.median(cheap_us)),
-            "window_mean_us": float(window_us[rule].mean()), "rest_mean_us": float(rest.mean()), "rest_median_us": float(np.median(rest)),
+            "window_mean_us": float(window_us[rule].mean()), "whole_mean_us": float(whole_us[rule].mean()), "whole_median_us": float(np.median(whole_us[rule][whole_us[rule] > 0])) if (whole_us[rule] > 0).any() else 0.0, "rest_mean_us": float(rest.mean()), "rest_median_us": float(np.median(rest)),
             "window_by_sectors": by_size,
-            "frames_refined": float((window_n[rule] > 0).mean()), "sectors_refined": counts.sectors_refined / max(n * rounds * cheap.spec.sectors, 1),
+            "frames_refined": float(((window_n[rule] > 0) | (whole_us[rule] > 0)).mean()), "sectors_refined": counts.sectors_refined / max(n * rounds * cheap.spec.sectors, 1),
             "whole_frames": counts.whole_frames,
             "columns_per_frame": columns[rule][0] / n, "merged_columns_per_frame": columns[rule][1] / n,
         }
@@ -165,7 +170,7 @@ def print_profile(report: dict[str, Any]) -> None:
               f"({row['mean_us'] / large['mean_us']:.0%} of large), median {row['median_us']:.0f} µs; refined {row['sectors_refined']:.1%} of sectors "
               f"on {row['frames_refined']:.1%} of frames ({row['whole_frames']} by the whole large model)")
         print(f"  mean per frame: cheap {row['cheap_mean_us']:.0f} µs (median {row['cheap_median_us']:.0f}), window {row['window_mean_us']:.0f}, "
-              f"rest {row['rest_mean_us']:.0f} (median {row['rest_median_us']:.1f})")
+              f"whole large model {row['whole_mean_us']:.0f} (median of a call {row['whole_median_us']:.0f}), rest {row['rest_mean_us']:.0f} (median {row['rest_median_us']:.1f})")
         for size, w in row["window_by_sectors"].items():
             print(f"  window call of {size} sectors: {w['frames']:.1%} of frames, median {w['median_us']:.0f} µs, mean {w['mean_us']:.0f}, "
                   f"{w['per_frame_us']:.1f} µs per frame")
