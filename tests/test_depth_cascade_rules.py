@@ -93,3 +93,24 @@ def test_the_window_models_median_is_monotone_in_the_sectors_and_starts_at_its_p
     for _ in range(25):
         window.predict_sectors(depth, np.array([4]))
     assert window.median_us(1) == window.latency[0].percentile_us(50.0) and window.median_us(2) >= window.median_us(1)
+
+
+def test_a_spec_says_whether_its_threshold_is_relative_and_older_specs_read_as_sigma() -> None:
+    from aegis.inference.depth_model import SectorSpec
+
+    spec = SectorSpec(80, 48, 2, 16, 5.0, 58.0, (0.35, 0.0, 0.45), 0.2, cascade_sigma_threshold_m=0.064, cascade_relative=True)
+    assert SectorSpec.from_json(spec.to_json()) == spec
+    old = spec.to_json().replace(', "cascade_relative": true', "").replace('"cascade_relative": true, ', "")
+    assert "cascade_relative" not in old and SectorSpec.from_json(old).cascade_relative is False
+
+
+def test_the_node_takes_the_cheap_models_rule_unless_a_sigma_threshold_is_set() -> None:
+    from aegis.inference.depth_model import read_sector_spec
+    from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
+
+    mount = {"fov_deg": 58.0, "mount_xyz_m": (0.35, 0.0, 0.45), "mount_pitch_rad": 0.2, "max_range_m": 5.0}
+    spec = read_sector_spec(MODELS / "husky_depth_cheap.onnx")
+    cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade"))._learned[1]
+    assert cascade.relative is spec.cascade_relative and cascade.sigma_threshold_m == spec.cascade_sigma_threshold_m
+    cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", sigma_threshold_m=0.2))._learned[1]
+    assert cascade.relative is False and cascade.sigma_threshold_m == 0.2

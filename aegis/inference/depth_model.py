@@ -72,9 +72,13 @@ class SectorSpec:
     mount_xyz_m: tuple[float, float, float]
     mount_pitch_rad: float
     cascade_sigma_threshold_m: float | None = None
-    """A cheap model's sector sigma above which the cascade refines that sector, chosen on validation data at training (None: not a cheap stage)."""
+    """A cheap model's sector sigma above which the cascade refines that sector, chosen on validation data at training (None: not a cheap stage);
+    with :attr:`cascade_relative`, a ratio: its sigma / range."""
     window_px: int | None = None
     """A window model (the cascade's second stage): it reads this many full-resolution columns and their bearings, and answers per column (None: a whole-image model)."""
+
+    cascade_relative: bool = False
+    """The cascade's threshold is on the sector's sigma / range (:func:`unsure_scores`), not its sigma (``aegis train-depth --escalation relative``)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

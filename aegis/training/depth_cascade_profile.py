@@ -6,9 +6,9 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
 
 * picks each escalation rule's threshold on the VALIDATION frames exactly as training does
   (:func:`aegis.training.depth_train.choose_threshold`: the fewest sectors refined keeping the error
-  within 2 mm of the large model's), on the ONNX models' answers: the rule the cheap model ships
-  (its sigma above ``cascade_sigma_threshold_m``; the threshold it carries is used) and the relative
-  one (sigma / range, :func:`aegis.inference.depth_model.unsure_scores`);
+  within 2 mm of the large model's), on the ONNX models' answers: the sigma rule and the relative one
+  (sigma / range, :func:`aegis.inference.depth_model.unsure_scores`); the threshold and rule the cheap
+  model carries are printed beside them;
 * on the held-out frames, times per frame, in turns (the large model, then the cascade with each
   rule, so the machine's load falls on them alike; ``--rounds`` passes after a warm-up), the
   cascades' stages: the cheap call, the window call by its number of sectors, the whole large model
@@ -64,8 +64,7 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
 
     paths = model_paths(models_dir, robot)
     cheap, large, window = DepthSectorModel(paths["cheap"]), DepthSectorModel(paths["large"]), DepthWindowModel(paths["window"])
-    shipped = cheap.spec.cascade_sigma_threshold_m
-    if shipped is None:
+    if cheap.spec.cascade_sigma_threshold_m is None:
         raise ValueError(f"{paths['cheap']}: carries no cascade threshold (not a cheap stage made by aegis train-depth)")
     validation = generate(frames, seed + SEED_OFFSETS["validation"], rig=RIGS[robot])
     heldout = generate(frames, seed + SEED_OFFSETS["heldout"], rig=RIGS[robot])
@@ -75,11 +74,9 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
         return np.array([a[0] for a in out]), np.array([a[1] for a in out])
 
     val_cheap, val_large = answers(cheap, validation), answers(large, validation)
-    thresholds = {"sigma": shipped, "sigma/range": choose_threshold(val_cheap, val_large, validation.ranges, relative=True)}
-    validation_refined = {
-        rule: float((unsure_scores(*val_cheap, rule != "sigma") > thresholds[rule]).mean()) for rule in RULES
-    }
-    validation_refined["sigma (chosen here)"] = choose_threshold(val_cheap, val_large, validation.ranges)
+    thresholds = {rule: choose_threshold(val_cheap, val_large, validation.ranges, relative=rule != "sigma") for rule in RULES}
+    validation_refined = {rule: float((unsure_scores(*val_cheap, rule != "sigma") > thresholds[rule]).mean()) for rule in RULES}
+    shipped = {"threshold": cheap.spec.cascade_sigma_threshold_m, "rule": "sigma/range" if cheap.spec.cascade_relative else "sigma"}
 
     stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in RULES}
     cascades = {
@@ -130,7 +127,7 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
                     whole_us[rule][r * n + i] = stages[rule]["whole"][-1]
                 ranges[rule][i] = answer[0]
     report: dict[str, Any] = {
-        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined,
+        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined, "shipped": shipped,
         "large": {"mean_us": float(large_us.mean()), "median_us": float(np.median(large_us)), **accuracy(answers(large, heldout)[0], heldout.ranges)},
         "rules": {},
     }
@@ -162,9 +159,10 @@ def print_profile(report: dict[str, Any]) -> None:
     large = report["large"]
     print(f"{report['frames']} held-out frames x {report['rounds']} rounds ({report['robot']}, seed {report['seed']}); "
           f"large: mean {large['mean_us']:.0f} µs, median {large['median_us']:.0f} µs, MAE {100 * large['mae_m']:.2f} cm, within 10 cm {large['within_10cm']:.1%}")
-    print(f"validation: sigma threshold shipped {report['thresholds']['sigma']:.3f} m (chosen here {report['validation_refined']['sigma (chosen here)']:.3f}), "
-          f"refining {report['validation_refined']['sigma']:.1%} of sectors; sigma/range threshold {report['thresholds']['sigma/range']:.4f}, "
-          f"refining {report['validation_refined']['sigma/range']:.1%}")
+    shipped = report["shipped"]
+    print(f"validation: sigma threshold {report['thresholds']['sigma']:.3f} m, refining {report['validation_refined']['sigma']:.1%} of sectors; "
+          f"sigma/range threshold {report['thresholds']['sigma/range']:.4f}, refining {report['validation_refined']['sigma/range']:.1%} "
+          f"(the cheap model carries {shipped['rule']} {shipped['threshold']:.4g})")
     for rule, row in report["rules"].items():
         print(f"rule {rule}: MAE {100 * row['mae_m']:.2f} cm, within 10 cm {row['within_10cm']:.1%}; mean {row['mean_us']:.0f} µs "
               f"({row['mean_us'] / large['mean_us']:.0%} of large), median {row['median_us']:.0f} µs; refined {row['sectors_refined']:.1%} of sectors "

@@ -235,8 +235,11 @@ def choose_threshold(
     return 0.0
 
 
-def export(model: Any, name: str, path: Path, seed: int, command: str, threshold_m: float | None, notes: str = "", rig: DepthRig = RIGS["husky"]) -> Path:
-    """Write the network as ONNX with its contract and its :class:`SectorSpec` in the metadata."""
+def export(
+    model: Any, name: str, path: Path, seed: int, command: str, threshold_m: float | None, notes: str = "", rig: DepthRig = RIGS["husky"],
+    relative: bool = False,
+) -> Path:
+    """Write the network as ONNX with its contract and its :class:`SectorSpec` in the metadata (``relative``: the threshold is on sigma / range)."""
     factor = ARCHITECTURES[name]
     pixels = (rig.camera.height_px // factor) * (rig.camera.width_px // factor)
     contract = PolicyContract(
@@ -257,7 +260,7 @@ def export(model: Any, name: str, path: Path, seed: int, command: str, threshold
         producer=Producer(name="aegis train-depth", version=aegis.__version__, command=command, seed=seed, notes=notes),
         description=f"depth-sector CNN ({name}): a depth image -> {SECTORS} sector ranges and their uncertainty",
     )
-    spec = _rig_spec(rig, factor=factor, cascade_sigma_threshold_m=threshold_m)
+    spec = _rig_spec(rig, factor=factor, cascade_sigma_threshold_m=threshold_m, **({"cascade_relative": True} if relative else {}))
     return _save(model, pixels, path, contract, spec)
 
 
