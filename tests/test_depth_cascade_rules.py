@@ -114,3 +114,19 @@ def test_the_node_takes_the_cheap_models_rule_unless_a_sigma_threshold_is_set() 
     assert cascade.relative is spec.cascade_relative and cascade.sigma_threshold_m == spec.cascade_sigma_threshold_m
     cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", sigma_threshold_m=0.2))._learned[1]
     assert cascade.relative is False and cascade.sigma_threshold_m == 0.2
+
+
+def test_fewest_refined_takes_the_most_unsure_first_until_within_2_mm() -> None:
+    from aegis.training.depth_cascade_profile import fewest_refined, signals
+
+    labels = np.full((4, 16), 2.0)
+    cheap_ranges = labels.copy()
+    cheap_ranges[0, :4] = 2.5  # 4 sectors 50 cm off: 3.1 cm of mean error; the large model is exact
+    score = np.zeros_like(labels)
+    score[0, :4] = [0.4, 0.3, 0.2, 0.1]
+    refined = fewest_refined((cheap_ranges, score), labels.copy(), labels, score)
+    # refining 3 of them leaves 0.5 / 64 = 7.8 mm, all 4: 0; the fewest within 2 mm is all 4, in score order
+    assert refined.sum() == 4 and refined[0, :4].all()
+    score[0, 3] = -1.0  # the wrong one ranked last: still all 4, after 60 other sectors that change nothing
+    assert fewest_refined((cheap_ranges, score), labels.copy(), labels, score)[0, 3]
+    assert set(signals(cheap_ranges, score)) >= {"sigma", "sigma/range", "-range"}

@@ -14,6 +14,8 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
   cascades' stages: the cheap call, the window call by its number of sectors, the whole large model
   (when it is the cheaper way to the unsure sectors), and the rest (the decision and bookkeeping: the
   frame's time less the calls), and each rule's accuracy;
+* ranks candidate signals of where the large network helps (:func:`signals`) on the validation frames:
+  the fewest sectors, most unsure first, that keep the error within 2 mm, and on how many frames;
 * counts the columns the window calls compute, and what windows merged over runs of adjacent
   unsure sectors (one window over a run's bands and the network's margin each side) would compute.
 
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aegis.inference.depth_model import RANGE_FLOOR_M
 
 RULES = ("sigma", "sigma/range")
 
@@ -55,6 +59,31 @@ def merged_columns(sectors: np.ndarray, band: int, margin: int, width_px: int) -
     return int(sum(min(width_px, (run[-1] + 1) * band + margin) - max(0, run[0] * band - margin) for run in runs))
 
 
+def signals(ranges: np.ndarray, sigmas: np.ndarray) -> dict[str, np.ndarray]:
+    """Candidate signals of where the large network helps, per sector, from the cheap model's answers (frames x sectors): larger, more unsure."""
+    floor = np.maximum(ranges, RANGE_FLOOR_M)
+    padded_sigmas, padded_ranges = np.pad(sigmas, ((0, 0), (1, 1)), mode="edge"), np.pad(ranges, ((0, 0), (1, 1)), mode="edge")
+    jump = np.maximum(np.abs(padded_ranges[:, :-2] - ranges), np.abs(padded_ranges[:, 2:] - ranges))
+    return {
+        "sigma": sigmas, "-range": -ranges, "sigma/range": sigmas / floor, "sigma/range^0.5": sigmas / np.sqrt(floor),
+        "sigma*(5-range)": sigmas * (5.0 + RANGE_FLOOR_M - ranges), "sigma+neighbours/2": sigmas + 0.5 * np.maximum(padded_sigmas[:, :-2], padded_sigmas[:, 2:]),
+        "range jump": jump,
+    }
+
+
+def fewest_refined(cheap: tuple[np.ndarray, np.ndarray], large: np.ndarray, labels: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Which sectors to refine, most unsure by ``score`` first, so that the fewest keep the error within training's 2 mm of the large model's."""
+    from aegis.training.depth_train import TOLERANCE_M
+
+    order = np.argsort(-score.ravel(), kind="stable")
+    change = (np.abs(large - labels) - np.abs(cheap[0] - labels)).ravel()[order]
+    error = np.abs(cheap[0] - labels).mean() + np.cumsum(change) / change.size
+    within = np.flatnonzero(error <= np.abs(large - labels).mean() + TOLERANCE_M)
+    refined = np.zeros(score.size, dtype=bool)
+    refined[order[: within[0] + 1 if within.size else score.size]] = True
+    return refined.reshape(score.shape)
+
+
 def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "husky") -> dict[str, Any]:
     """The module docstring's measurements; a dict of the thresholds, the stage times and the accuracies."""
     from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel, unsure_scores
@@ -76,6 +105,12 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     val_cheap, val_large = answers(cheap, validation), answers(large, validation)
     thresholds = {rule: choose_threshold(val_cheap, val_large, validation.ranges, relative=rule != "sigma") for rule in RULES}
     validation_refined = {rule: float((unsure_scores(*val_cheap, rule != "sigma") > thresholds[rule]).mean()) for rule in RULES}
+    gain = np.abs(val_cheap[0] - validation.ranges) - np.abs(val_large[0] - validation.ranges)
+    signal_rows = {}
+    for name, score in signals(*val_cheap).items():
+        refined = fewest_refined(val_cheap, val_large[0], validation.ranges, score)
+        signal_rows[name] = {"sectors": float(refined.mean()), "frames": float(refined.any(axis=1).mean()),
+                             "gain_correlation": float(np.corrcoef(score.ravel(), gain.ravel())[0, 1])}
     shipped = {"threshold": cheap.spec.cascade_sigma_threshold_m, "rule": "sigma/range" if cheap.spec.cascade_relative else "sigma"}
 
     stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in RULES}
@@ -127,7 +162,7 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
                     whole_us[rule][r * n + i] = stages[rule]["whole"][-1]
                 ranges[rule][i] = answer[0]
     report: dict[str, Any] = {
-        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined, "shipped": shipped,
+        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined, "shipped": shipped, "signals": signal_rows,
         "large": {"mean_us": float(large_us.mean()), "median_us": float(np.median(large_us)), **accuracy(answers(large, heldout)[0], heldout.ranges)},
         "rules": {},
     }
@@ -163,6 +198,9 @@ def print_profile(report: dict[str, Any]) -> None:
     print(f"validation: sigma threshold {report['thresholds']['sigma']:.3f} m, refining {report['validation_refined']['sigma']:.1%} of sectors; "
           f"sigma/range threshold {report['thresholds']['sigma/range']:.4f}, refining {report['validation_refined']['sigma/range']:.1%} "
           f"(the cheap model carries {shipped['rule']} {shipped['threshold']:.4g})")
+    for name, row in report["signals"].items():
+        print(f"validation signal {name}: the fewest sectors for 2 mm {row['sectors']:.1%} on {row['frames']:.1%} of frames; "
+              f"correlation with the large model's gain {row['gain_correlation']:+.2f}")
     for rule, row in report["rules"].items():
         print(f"rule {rule}: MAE {100 * row['mae_m']:.2f} cm, within 10 cm {row['within_10cm']:.1%}; mean {row['mean_us']:.0f} µs "
               f"({row['mean_us'] / large['mean_us']:.0%} of large), median {row['median_us']:.0f} µs; refined {row['sectors_refined']:.1%} of sectors "

@@ -56,6 +56,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     command = "aegis train-depth " + shlex.join(
         [f"--out-dir={args.out_dir}", f"--seed={args.seed}", f"--frames={args.frames}", f"--validation-frames={args.validation_frames}",
          f"--heldout-frames={args.heldout_frames}", f"--epochs={args.epochs}"] + ([f"--robot={args.robot}"] if args.robot != "husky" else [])
+        + ([f"--escalation={args.escalation}"] if args.escalation != "sigma" else [])
     )
     settings = DepthTrainSettings(
         out_dir=args.out_dir, seed=args.seed, frames=args.frames, validation_frames=args.validation_frames,
