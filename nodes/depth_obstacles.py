@@ -100,7 +100,8 @@ class DepthObstaclesParams(NodeParams):
         10000.0, description="the cascade's time per frame (µs): the large network's one call takes as many unsure sectors as what is left covers the p99 of a call on that many (default: a third of a 30 Hz frame)"
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
-        None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's, chosen at training)"
+        None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's threshold and rule, "
+        "chosen at training: its sigma, or its sigma / range when the model says so)"
     )
     max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
         0.1, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
@@ -170,7 +171,11 @@ class DepthObstacles(Node):
         large = load("large", p.large_model)  # the whole frame: cheaper than the windows when most sectors are unsure
         if (large.spec.width_px, large.spec.height_px, large.spec.sectors) != (cheap.spec.width_px, cheap.spec.height_px, cheap.spec.sectors):
             raise ConfigError(f"nodes.{self.name}.params.large_model {large.path}: made for another image or sectors than the cheap model {cheap.path}")
-        cascade = DepthCascade(cheap.predict, window.predict_sectors, window.p99_us, threshold, p.budget_us, whole=large.predict, whole_p99_us=large.p99_us)
+        cascade = DepthCascade(
+            cheap.predict, window.predict_sectors, window.p99_us, threshold, p.budget_us, whole=large.predict, whole_p99_us=large.p99_us,
+            large_median_us=window.median_us, whole_median_us=large.median_us,
+            relative=cheap.spec.cascade_relative and p.sigma_threshold_m is None,  # a configured threshold is a sigma (m)
+        )
         return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 
     def reset(self, seed: int | None = None) -> None:

@@ -127,12 +127,12 @@ def _fake_cascade(budget_us: float, sigmas: np.ndarray) -> tuple[DepthCascade, l
     return DepthCascade(cheap, large, lambda n: 15.0 + 35.0 * n, sigma_threshold_m=0.2, budget_us=budget_us, clock_ns=clock), calls
 
 
-def test_cascade_refines_only_the_unsure_sectors_most_unsure_first_in_one_call() -> None:
+def test_cascade_refines_only_the_unsure_sectors_in_one_call() -> None:
     sigmas = np.full(16, 0.1)
     sigmas[[3, 9, 12]] = [0.3, 0.6, 0.4]
     cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=sigmas)
     ranges, out_sigmas, stage = cascade.predict(np.zeros((48, 80)))
-    assert stage == "large" and calls == ["cheap", [9, 12, 3]]
+    assert stage == "large" and calls == ["cheap", [3, 9, 12]]  # all fit: in sector order, unsorted (most unsure first only when the budget binds)
     assert np.flatnonzero(ranges == 2.0).tolist() == [3, 9, 12] and out_sigmas[9] == 0.05 and out_sigmas[0] == 0.1
     assert cascade.counts.sectors_refined == 3 and cascade.counts.large == 1
     cascade, calls = _fake_cascade(budget_us=1000.0, sigmas=np.full(16, 0.1))
@@ -328,8 +328,9 @@ def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_pa
     from aegis.inference.contract import read_contract
 
     report = tmp_path / "report.json"
-    args = ["train-depth", "--out-dir", str(tmp_path), "--frames", "24", "--validation-frames", "8", "--heldout-frames", "8", "--epochs", "1"]
+    args = ["train-depth", "--out-dir", str(tmp_path), "--frames", "24", "--validation-frames", "8", "--heldout-frames", "8", "--epochs", "1", "--escalation", "relative"]
     assert main([*args, "--json", str(report)]) == 0
+    assert read_sector_spec(tmp_path / "husky_depth_cheap.onnx").cascade_relative and json.loads(report.read_text())["relative"]
     rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
     assert set(rows) == {"depth_cheap", "depth_large", "depth_cascade"} and all(0 <= r["mae_m"] <= 5 for r in rows.values())
     window = DepthWindowModel(tmp_path / "husky_depth_window.onnx")
@@ -342,6 +343,7 @@ def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_pa
     for name in ("cheap", "large"):
         contract = read_contract(tmp_path / f"husky_depth_{name}.onnx")
         assert contract.producer.command.startswith("aegis train-depth ") and "--frames=24" in contract.producer.command
+        assert "--escalation=relative" in contract.producer.command  # the command that makes the file again
         assert DepthSectorModel(tmp_path / f"husky_depth_{name}.onnx").predict(np.full((48, 80), np.inf, dtype=np.float32)) is not None
 
 

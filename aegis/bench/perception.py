@@ -157,7 +157,8 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     window = DepthWindowModel(share_dir() / "models" / "husky_depth_window.onnx")
     cascade = DepthCascade(
         models["cheap"].predict, window.predict_sectors, window.p99_us, threshold, budget_us=10000.0,
-        whole=models["large"].predict, whole_p99_us=models["large"].p99_us,
+        whole=models["large"].predict, whole_p99_us=models["large"].p99_us, large_median_us=window.median_us, whole_median_us=models["large"].median_us,
+        relative=models["cheap"].spec.cascade_relative,
     )
     sector = iter(range(1 << 62))
 

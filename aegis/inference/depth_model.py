@@ -24,11 +24,16 @@ model's time on a third of the frames and stayed 0.7 cm less accurate). The deci
 from a clock the cascade is given (``time.perf_counter_ns`` by default): this is a measurement of
 the stage, so a run's refinements can differ with the machine's load, never its deadline. The
 report counts which stage answered each frame and the sectors refined or left for the budget.
+
+The file is long (over 400 lines) because its three parts read one metadata entry and share the way
+their times are kept (a p99 for the budget, a median for the cheaper way, recomputed every
+:data:`P99_EVERY` calls); the cascade's next split is :class:`DepthCascade` and :func:`escalate` into a file of their own.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +53,8 @@ PROBE_FRAMES = 50
 """Frames run at load to estimate a model's time before its own calls give a p99."""
 PROBE_CALLS = 10
 """Calls of each size (1 to K sectors) run at load to estimate a window model's time before its own calls give a p99."""
+RANGE_FLOOR_M = 0.1
+"""The least range a relative score (sigma / range) divides by: a sector's range can be near 0 (an obstacle at the bumper)."""
 SECTORS_KEY = "aegis.depth_sectors"
 """The ONNX metadata key of a depth-sector model's :class:`SectorSpec` (JSON)."""
 
@@ -65,9 +72,13 @@ class SectorSpec:
     mount_xyz_m: tuple[float, float, float]
     mount_pitch_rad: float
     cascade_sigma_threshold_m: float | None = None
-    """A cheap model's sector sigma above which the cascade refines that sector, chosen on validation data at training (None: not a cheap stage)."""
+    """A cheap model's sector sigma above which the cascade refines that sector, chosen on validation data at training (None: not a cheap stage);
+    with :attr:`cascade_relative`, a ratio: its sigma / range."""
     window_px: int | None = None
     """A window model (the cascade's second stage): it reads this many full-resolution columns and their bearings, and answers per column (None: a whole-image model)."""
+
+    cascade_relative: bool = False
+    """The cascade's threshold is on the sector's sigma / range (:func:`unsure_scores`), not its sigma (``aegis train-depth --escalation relative``)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -130,6 +141,7 @@ class DepthSectorModel:
         self.runtime.reset_stats()
         self.latency.reset()
         self._p99_us, self._p99_at = 2.0 * self.probe_us, 0
+        self._median_us, self._median_at = self.probe_us, 0
 
     def predict(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(ranges, sigmas), each (K,) in metres, for one depth image at the camera's size; None if the network's output is not finite."""
@@ -153,6 +165,16 @@ class DepthSectorModel:
         if latency.count - self._p99_at >= P99_EVERY or self._p99_at < 20:
             self._p99_us, self._p99_at = latency.percentile_us(99.0), latency.count
         return self._p99_us
+
+    def median_us(self) -> float:
+        """This model's median per frame (µs) over its recent frames once there are 20 (before that, its mean at load), recomputed every
+        :data:`P99_EVERY` frames: the cascade's measure of which way to the unsure sectors is cheaper (a p99 is the load's, not the work's)."""
+        latency = self.latency
+        if latency.count < 20:
+            return self.probe_us
+        if latency.count - self._median_at >= P99_EVERY or self._median_at < 20:
+            self._median_us, self._median_at = latency.percentile_us(50.0), latency.count
+        return self._median_us
 
 
 class DepthWindowModel:
@@ -219,6 +241,9 @@ class DepthWindowModel:
         self._measured = np.full(spec.sectors, np.nan)
         self._p99_us = 2.0 * np.maximum.accumulate(self.probe_us)
         self._p99_at = np.zeros(spec.sectors, dtype=int)
+        self._measured_median = np.full(spec.sectors, np.nan)
+        self._median_us = np.maximum.accumulate(self.probe_us)
+        self._median_at = np.zeros(spec.sectors, dtype=int)
 
     def predict_sectors(self, depth: np.ndarray, sectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ranges, sigmas) in metres of the given sectors of a depth image, in their order, from ONE onnxruntime call; NaN where not finite."""
@@ -275,6 +300,23 @@ class DepthWindowModel:
             self._p99_us = np.maximum.accumulate(np.where(np.isnan(self._measured), 2.0 * self.probe_us, self._measured))
         return float(self._p99_us[i])
 
+    def median_us(self, sectors: int = 1) -> float:
+        """The median of a call of ``sectors`` sectors (µs), never less than a smaller call's: over its recent calls once there are 20
+        (before that, its mean at load), recomputed every :data:`P99_EVERY` calls of a size."""
+        i = sectors - 1
+        latency = self.latency[i]
+        if latency.count >= 20 and (latency.count - self._median_at[i] >= P99_EVERY or self._median_at[i] < 20):
+            self._median_at[i] = latency.count
+            self._measured_median[i] = latency.percentile_us(50.0)
+            self._median_us = np.maximum.accumulate(np.where(np.isnan(self._measured_median), self.probe_us, self._measured_median))
+        return float(self._median_us[i])
+
+
+def unsure_scores(ranges: np.ndarray, sigmas: np.ndarray, relative: bool) -> np.ndarray:
+    """The cascade's unsureness of each sector: the cheap sigma (m), or with ``relative`` the sigma over the range (at least
+    :data:`RANGE_FLOOR_M`): a relative error, which on the validation frames picks where the large network helps better than the sigma."""
+    return sigmas / np.maximum(ranges, RANGE_FLOOR_M) if relative else sigmas
+
 
 def escalate(sigma_m: float, sigma_threshold_m: float, spent_us: float, budget_us: float, large_p99_us: float) -> tuple[bool, str]:
     """Whether to run the large network on a sector, and why: ("large", "confident", or "budget": unsure but no time left).
@@ -311,8 +353,11 @@ class CascadeCounts:
 
 class DepthCascade:
     """Cheap model every frame; the large network, in ONE call, on the sectors the cheap one is unsure of: the most unsure first, as many as
-    the budget left covers the p99 of a call of that many. Given the whole large model (``whole``), it runs that instead when its p99
-    is below that of a window call on every unsure sector and fits the budget (many unsure sectors: their windows' columns outnumber the image's)."""
+    the budget left covers the p99 of a call of that many. Given the whole large model (``whole``), it runs that instead when it is the
+    cheaper way to every unsure sector and its p99 fits the budget (many unsure sectors: their windows' columns outnumber the image's);
+    cheaper by the medians when given (``large_median_us``, ``whole_median_us``: the work), else by the p99s (the load's spikes too).
+    With ``relative`` a sector is unsure where its sigma / range (:func:`unsure_scores`) is above the threshold, not its sigma.
+    The sectors of one call are in sector order, sorted most unsure first only when the budget cannot take them all."""
 
     def __init__(
         self,
@@ -324,8 +369,16 @@ class DepthCascade:
         clock_ns: Callable[[], int] = time.perf_counter_ns,
         whole: Predictor | None = None,
         whole_p99_us: Callable[[], float] | None = None,
+        relative: bool = False,
+        large_median_us: Callable[[int], float] | None = None,
+        whole_median_us: Callable[[], float] | None = None,
     ) -> None:
         self.cheap, self.large, self.large_p99_us = cheap, large, large_p99_us
+        self.large_median_us, self.whole_median_us = large_median_us, whole_median_us
+        """Given both, the cheaper way to the unsure sectors (the windows or the whole large model) is the one with the lower median:
+        p99s at load are the machine's spikes (they sent half the held-out frames to the whole model); without them, the p99s decide."""
+        self.relative = relative
+        """Unsure where sigma / range (:func:`unsure_scores`) is above the threshold rather than the sigma: the threshold is then a ratio."""
         self.whole, self.whole_p99_us = whole, whole_p99_us
         self.sigma_threshold_m = sigma_threshold_m
         self.budget_us = budget_us
@@ -353,27 +406,33 @@ class DepthCascade:
             return None
         ranges, sigmas = answer
         counts, threshold = self.counts, self.sigma_threshold_m
-        unsure = np.flatnonzero(sigmas > threshold)
+        scores = sigmas / np.maximum(ranges, RANGE_FLOOR_M) if self.relative else sigmas  # unsure_scores, inlined: every frame
+        unsure = (scores > threshold).nonzero()[0]
         stage = "cheap"
         if unsure.size:
-            order = unsure[np.argsort(-sigmas[unsure], kind="stable")]
             spent_us = (clock() - start) / 1e3
+            order = unsure  # in sector order while every unsure sector fits (the usual case: no sort needed)
             n = order.size  # the most unsure sectors whose one call's p99 fits in what is left
-            whole = self._whole_frame(depth, order, float(sigmas[order[-1]]), spent_us) if self.whole is not None else None
+            whole = self._whole_frame(depth, order, spent_us) if self.whole is not None else None
             if whole is not None:
                 ranges[order], sigmas[order] = whole[0][order], whole[1][order]
                 counts.sectors_refined += order.size
                 counts.whole_frames += 1
-            else:
-                while n and not escalate(float(sigmas[order[n - 1]]), threshold, spent_us, self.budget_us, self.large_p99_us(n))[0]:
+            elif not self.budget_us - spent_us >= self.large_p99_us(n):  # escalate()'s budget test for all of them: not all fit
+                order = unsure[np.argsort(-scores[unsure], kind="stable")]
+                while n and not escalate(float(scores[order[n - 1]]), threshold, spent_us, self.budget_us, self.large_p99_us(n))[0]:
                     n -= 1
             if n and whole is None:
                 chosen = order[:n]
                 refined_ranges, refined_sigmas = self.large(depth, chosen)
-                good = np.isfinite(refined_ranges) & np.isfinite(refined_sigmas)
-                counts.failed += int(n - good.sum())  # the large network's output was not finite there: the cheap answer stands
-                ranges[chosen[good]], sigmas[chosen[good]] = refined_ranges[good], refined_sigmas[good]
-                counts.sectors_refined += int(good.sum())
+                if math.isfinite(refined_ranges.dot(refined_sigmas)):  # one call: a NaN or inf anywhere makes the product not finite
+                    ranges[chosen], sigmas[chosen] = refined_ranges, refined_sigmas
+                    counts.sectors_refined += n
+                else:
+                    good = np.isfinite(refined_ranges) & np.isfinite(refined_sigmas)
+                    counts.failed += int(n - good.sum())  # the large network's output was not finite there: the cheap answer stands
+                    ranges[chosen[good]], sigmas[chosen[good]] = refined_ranges[good], refined_sigmas[good]
+                    counts.sectors_refined += int(good.sum())
             skipped = order.size - n
             counts.sectors_budget += skipped
             stage = "cheap_budget" if skipped else "large"
@@ -386,11 +445,15 @@ class DepthCascade:
         self.frame_us.append((clock() - start) / 1e3)
         return ranges, sigmas, stage
 
-    def _whole_frame(self, depth: np.ndarray, order: np.ndarray, least_sigma_m: float, spent_us: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def _whole_frame(self, depth: np.ndarray, order: np.ndarray, spent_us: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The whole large model's answer when it is the cheaper way to every unsure sector and fits the budget; else None."""
         assert self.whole is not None and self.whole_p99_us is not None
         p99 = self.whole_p99_us()
-        if not p99 < self.large_p99_us(order.size) or not escalate(least_sigma_m, self.sigma_threshold_m, spent_us, self.budget_us, p99)[0]:
+        if self.large_median_us is not None and self.whole_median_us is not None:
+            cheaper = self.whole_median_us() < self.large_median_us(order.size)
+        else:
+            cheaper = p99 < self.large_p99_us(order.size)
+        if not cheaper or not self.budget_us - spent_us >= p99:  # every sector in order is unsure: escalate()'s budget test
             return None
         answer = self.whole(depth)
         if answer is None:  # not finite: the windows may still answer

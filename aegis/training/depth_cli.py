@@ -37,6 +37,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="seed of the datasets, initial weights and shuffles (default: 0)")
     parser.add_argument("--frames", type=positive_int, default=2000, help="training frames (default: 2000)")
     parser.add_argument("--validation-frames", type=positive_int, default=400, help="frames the cascade threshold is picked on (default: 400)")
+    parser.add_argument(
+        "--escalation", choices=("sigma", "relative"), default="sigma",
+        help="the cascade's rule: a sector's cheap sigma above the threshold, or its sigma / range (default: sigma)",
+    )
     parser.add_argument("--heldout-frames", type=positive_int, default=400, help="frames the report measures on (default: 400)")
     parser.add_argument("--epochs", type=non_negative_int, default=25, help="epochs per model (default: 25)")
     parser.add_argument("--json", type=output_file, default=None, help="also write the report as JSON")
@@ -52,10 +56,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     command = "aegis train-depth " + shlex.join(
         [f"--out-dir={args.out_dir}", f"--seed={args.seed}", f"--frames={args.frames}", f"--validation-frames={args.validation_frames}",
          f"--heldout-frames={args.heldout_frames}", f"--epochs={args.epochs}"] + ([f"--robot={args.robot}"] if args.robot != "husky" else [])
+        + ([f"--escalation={args.escalation}"] if args.escalation != "sigma" else [])
     )
     settings = DepthTrainSettings(
         out_dir=args.out_dir, seed=args.seed, frames=args.frames, validation_frames=args.validation_frames,
-        heldout_frames=args.heldout_frames, epochs=args.epochs, command=command, robot=args.robot,
+        heldout_frames=args.heldout_frames, epochs=args.epochs, command=command, robot=args.robot, escalation=args.escalation,
     )
     err = Console(stderr=True)
     report = run(settings, say=lambda line: err.print(line, highlight=False))
@@ -66,9 +71,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threshold(report: dict) -> str:
+    return f"sigma / range {report['threshold_m']:.4f}" if report.get("relative") else f"sigma {report['threshold_m']:.3f} m"
+
+
 def print_report(report: dict, console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"depth sectors on {report['frames']['heldout']} held-out frames (cascade threshold sigma {report['threshold_m']:.3f} m)")
+    table = Table(title=f"depth sectors on {report['frames']['heldout']} held-out frames (cascade threshold {_threshold(report)})")
     for column in ("model", "MAE m", "within 10 cm", "within 25 cm", "median µs", "mean µs", "p99 µs", "escalated", "sectors refined"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in report["rows"]:

@@ -44,6 +44,8 @@ class DepthTrainSettings:
     heldout_frames: int = 400
     epochs: int = 25
     command: str = ""
+    escalation: str = "sigma"
+    """The cascade's escalation rule: "sigma" (a sector's cheap sigma above the threshold) or "relative" (its sigma / range)."""
     robot: str = "husky"
     """The rig (aegis.training.depth_dataset.RIGS): its camera, scenes and the models' file prefix."""
 
@@ -70,26 +72,27 @@ def run(settings: DepthTrainSettings, say: Callable[[str], None] = lambda line: 
             progress=lambda epoch, loss, name=name: say(f"{name}: epoch {epoch}/{settings.epochs}, loss {loss:.3f}"), rig=rig,
         )
         validation[name] = predict_torch(networks[name], data["validation"], factor)
-    threshold = choose_threshold(validation["cheap"], validation["large"], data["validation"].ranges)
-    say(f"cascade threshold (validation): sigma {threshold:.3f} m")
+    relative = settings.escalation == "relative"
+    threshold = choose_threshold(validation["cheap"], validation["large"], data["validation"].ranges, relative=relative)
+    say(f"cascade threshold (validation): sigma / range {threshold:.4f}" if relative else f"cascade threshold (validation): sigma {threshold:.3f} m")
     paths = model_paths(settings.out_dir, settings.robot)
     notes = (
         f"trained on {settings.frames} frames of the {'Husky' if rig.name == 'husky' else rig.name} layout families (seed {settings.seed}), "
         f"threshold picked on {settings.validation_frames}, measured on {settings.heldout_frames} held-out frames"
     )
     for name in ARCHITECTURES:
-        export(networks[name], name, paths[name], settings.seed, settings.command, threshold if name == "cheap" else None, notes, rig)
+        export(networks[name], name, paths[name], settings.seed, settings.command, threshold if name == "cheap" else None, notes, rig, relative)
     export_window(networks["large"], paths["window"], settings.seed, settings.command, notes, rig)
-    report: dict[str, Any] = {"seed": settings.seed, "frames": {k: len(v) for k, v in data.items()}, "threshold_m": threshold, "rows": []}
+    report: dict[str, Any] = {"seed": settings.seed, "frames": {k: len(v) for k, v in data.items()}, "threshold_m": threshold, "relative": relative, "rows": []}
     models = {name: DepthSectorModel(paths[name]) for name in ARCHITECTURES}
     window = DepthWindowModel(paths["window"])
-    report["rows"] = heldout_rows(models["cheap"], models["large"], window, threshold, data["heldout"])
+    report["rows"] = heldout_rows(models["cheap"], models["large"], window, threshold, data["heldout"], relative=relative)
     report["files"] = {name: str(path) for name, path in paths.items()}
     report["wall_time_s"] = time.perf_counter() - started
     return report
 
 
-def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1) -> list[dict[str, Any]]:
+def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1, relative: bool = False) -> list[dict[str, Any]]:
     """Accuracy and time per frame of the cheap model, the large one and the cascade on labelled frames (one row each).
 
     Time: ``rounds`` passes over the frames, each timing the three in turn on the same frame
@@ -98,7 +101,10 @@ def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldou
     """
     from aegis.inference.depth_model import DepthCascade
 
-    cascade = DepthCascade(cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us)
+    cascade = DepthCascade(
+        cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us,
+        large_median_us=window.median_us, whole_median_us=large.median_us, relative=relative,
+    )
     predictors = {"depth_cheap": cheap.predict, "depth_large": large.predict, "depth_cascade": cascade.predict}
     for depth in heldout.depth[:50]:
         for predict in predictors.values():

@@ -50,7 +50,7 @@ import numpy as np
 
 import aegis
 from aegis.inference.contract import ActionField, Normalization, ObservationField, PolicyContract, Producer
-from aegis.inference.depth_model import SECTORS_KEY, SectorSpec
+from aegis.inference.depth_model import SECTORS_KEY, SectorSpec, unsure_scores
 from aegis.perception.depth import camera_matrix
 from aegis.perception.depth_sectors import model_input
 from aegis.training.depth_dataset import HUSKY_CAMERA, MAX_RANGE_M, RIGS, SECTORS, DepthDataset, DepthRig
@@ -212,26 +212,34 @@ def accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"mae_m": float(error.mean()), "within_10cm": float((error <= 0.10).mean()), "within_25cm": float((error <= 0.25).mean())}
 
 
-def cascade_answers(cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], threshold_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """(ranges, refined) of the cascade with an unlimited budget: the large answer in each sector whose cheap sigma is above the threshold."""
-    refined = cheap[1] > threshold_m
+def cascade_answers(
+    cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], threshold_m: float, relative: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ranges, refined) of the cascade with an unlimited budget: the large answer in each sector whose cheap sigma (with
+    ``relative``: sigma / range, :func:`aegis.inference.depth_model.unsure_scores`) is above the threshold."""
+    refined = unsure_scores(cheap[0], cheap[1], relative) > threshold_m
     return np.where(refined, large[0], cheap[0]), refined
 
 
 def choose_threshold(
-    cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], labels: np.ndarray, tolerance_m: float = TOLERANCE_M
+    cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], labels: np.ndarray, tolerance_m: float = TOLERANCE_M,
+    relative: bool = False,
 ) -> float:
-    """The largest sector sigma threshold (fewest sectors refined) whose cascade error is within ``tolerance_m`` of the large model's."""
+    """The largest sector sigma threshold (fewest sectors refined) whose cascade error is within ``tolerance_m`` of the large model's
+    (with ``relative``: the largest sigma / range threshold, to 4 decimals)."""
     target = accuracy(large[0], labels)["mae_m"] + tolerance_m
-    candidates = np.unique(np.round(cheap[1], 3))[::-1]
+    candidates = np.unique(np.round(unsure_scores(cheap[0], cheap[1], relative), 4 if relative else 3))[::-1]
     for threshold in candidates:
-        if accuracy(cascade_answers(cheap, large, float(threshold))[0], labels)["mae_m"] <= target:
+        if accuracy(cascade_answers(cheap, large, float(threshold), relative)[0], labels)["mae_m"] <= target:
             return float(threshold)
     return 0.0
 
 
-def export(model: Any, name: str, path: Path, seed: int, command: str, threshold_m: float | None, notes: str = "", rig: DepthRig = RIGS["husky"]) -> Path:
-    """Write the network as ONNX with its contract and its :class:`SectorSpec` in the metadata."""
+def export(
+    model: Any, name: str, path: Path, seed: int, command: str, threshold_m: float | None, notes: str = "", rig: DepthRig = RIGS["husky"],
+    relative: bool = False,
+) -> Path:
+    """Write the network as ONNX with its contract and its :class:`SectorSpec` in the metadata (``relative``: the threshold is on sigma / range)."""
     factor = ARCHITECTURES[name]
     pixels = (rig.camera.height_px // factor) * (rig.camera.width_px // factor)
     contract = PolicyContract(
@@ -252,7 +260,7 @@ def export(model: Any, name: str, path: Path, seed: int, command: str, threshold
         producer=Producer(name="aegis train-depth", version=aegis.__version__, command=command, seed=seed, notes=notes),
         description=f"depth-sector CNN ({name}): a depth image -> {SECTORS} sector ranges and their uncertainty",
     )
-    spec = _rig_spec(rig, factor=factor, cascade_sigma_threshold_m=threshold_m)
+    spec = _rig_spec(rig, factor=factor, cascade_sigma_threshold_m=threshold_m, **({"cascade_relative": True} if relative else {}))
     return _save(model, pixels, path, contract, spec)
 
 

@@ -1,0 +1,238 @@
+"""`python -m aegis.training.depth_cascade_profile`: where the depth cascade's time goes on held-out frames, and what a better escalation rule saves.
+
+For issue 13's target (the cascade at <= 50 % of the large model's mean time, aegis.training.depth_eval):
+this renders the validation and held-out frames of ``aegis train-depth`` (the same seeds as
+aegis.training.depth_eval), loads the shipped cheap, large and window models as the node does, and
+
+* picks each escalation rule's threshold on the VALIDATION frames exactly as training does
+  (:func:`aegis.training.depth_train.choose_threshold`: the fewest sectors refined keeping the error
+  within 2 mm of the large model's), on the ONNX models' answers: the sigma rule and the relative one
+  (sigma / range, :func:`aegis.inference.depth_model.unsure_scores`); the threshold and rule the cheap
+  model carries are printed beside them;
+* on the held-out frames, times per frame, in turns (the large model, then the cascade with each
+  rule, so the machine's load falls on them alike; ``--rounds`` passes after a warm-up), the
+  cascades' stages: the cheap call, the window call by its number of sectors, the whole large model
+  (when it is the cheaper way to the unsure sectors), and the rest (the decision and bookkeeping: the
+  frame's time less the calls), and each rule's accuracy;
+* ranks candidate signals of where the large network helps (:func:`signals`) on the validation frames:
+  the fewest sectors, most unsure first, that keep the error within 2 mm, and on how many frames;
+* counts the columns the window calls compute, and what windows merged over runs of adjacent
+  unsure sectors (one window over a run's bands and the network's margin each side) would compute.
+
+Printed, never asserted: the times are the machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aegis.inference.depth_model import RANGE_FLOOR_M
+
+RULES = ("sigma", "sigma/range")
+
+
+def _timed(predict: Any, into: list[float]) -> Any:
+    """``predict`` that appends its time (µs) to ``into``."""
+    clock = time.perf_counter_ns
+
+    def call(*args: Any) -> Any:
+        started = clock()
+        answer = predict(*args)
+        into.append((clock() - started) / 1e3)
+        return answer
+
+    return call
+
+
+def merged_columns(sectors: np.ndarray, band: int, margin: int, width_px: int) -> int:
+    """Columns computed by one window per run of adjacent sectors (their bands plus ``margin`` each side, within the image)."""
+    if not sectors.size:
+        return 0
+    sectors = np.sort(sectors)
+    runs = np.split(sectors, np.flatnonzero(np.diff(sectors) > 1) + 1)
+    return int(sum(min(width_px, (run[-1] + 1) * band + margin) - max(0, run[0] * band - margin) for run in runs))
+
+
+def signals(ranges: np.ndarray, sigmas: np.ndarray) -> dict[str, np.ndarray]:
+    """Candidate signals of where the large network helps, per sector, from the cheap model's answers (frames x sectors): larger, more unsure."""
+    floor = np.maximum(ranges, RANGE_FLOOR_M)
+    padded_sigmas, padded_ranges = np.pad(sigmas, ((0, 0), (1, 1)), mode="edge"), np.pad(ranges, ((0, 0), (1, 1)), mode="edge")
+    jump = np.maximum(np.abs(padded_ranges[:, :-2] - ranges), np.abs(padded_ranges[:, 2:] - ranges))
+    return {
+        "sigma": sigmas, "-range": -ranges, "sigma/range": sigmas / floor, "sigma/range^0.5": sigmas / np.sqrt(floor),
+        "sigma*(5-range)": sigmas * (5.0 + RANGE_FLOOR_M - ranges), "sigma+neighbours/2": sigmas + 0.5 * np.maximum(padded_sigmas[:, :-2], padded_sigmas[:, 2:]),
+        "range jump": jump,
+    }
+
+
+def fewest_refined(cheap: tuple[np.ndarray, np.ndarray], large: np.ndarray, labels: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Which sectors to refine, most unsure by ``score`` first, so that the fewest keep the error within training's 2 mm of the large model's."""
+    from aegis.training.depth_train import TOLERANCE_M
+
+    order = np.argsort(-score.ravel(), kind="stable")
+    change = (np.abs(large - labels) - np.abs(cheap[0] - labels)).ravel()[order]
+    error = np.abs(cheap[0] - labels).mean() + np.cumsum(change) / change.size
+    within = np.flatnonzero(error <= np.abs(large - labels).mean() + TOLERANCE_M)
+    refined = np.zeros(score.size, dtype=bool)
+    refined[order[: within[0] + 1 if within.size else score.size]] = True
+    return refined.reshape(score.shape)
+
+
+def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "husky") -> dict[str, Any]:
+    """The module docstring's measurements; a dict of the thresholds, the stage times and the accuracies."""
+    from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel, unsure_scores
+    from aegis.training.depth_dataset import RIGS, generate
+    from aegis.training.depth_pipeline import SEED_OFFSETS, model_paths
+    from aegis.training.depth_train import accuracy, choose_threshold
+
+    paths = model_paths(models_dir, robot)
+    cheap, large, window = DepthSectorModel(paths["cheap"]), DepthSectorModel(paths["large"]), DepthWindowModel(paths["window"])
+    if cheap.spec.cascade_sigma_threshold_m is None:
+        raise ValueError(f"{paths['cheap']}: carries no cascade threshold (not a cheap stage made by aegis train-depth)")
+    validation = generate(frames, seed + SEED_OFFSETS["validation"], rig=RIGS[robot])
+    heldout = generate(frames, seed + SEED_OFFSETS["heldout"], rig=RIGS[robot])
+
+    def answers(model: DepthSectorModel, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        out = [model.predict(depth) for depth in data.depth]
+        return np.array([a[0] for a in out]), np.array([a[1] for a in out])
+
+    val_cheap, val_large = answers(cheap, validation), answers(large, validation)
+    thresholds = {rule: choose_threshold(val_cheap, val_large, validation.ranges, relative=rule != "sigma") for rule in RULES}
+    validation_refined = {rule: float((unsure_scores(*val_cheap, rule != "sigma") > thresholds[rule]).mean()) for rule in RULES}
+    gain = np.abs(val_cheap[0] - validation.ranges) - np.abs(val_large[0] - validation.ranges)
+    signal_rows = {}
+    for name, score in signals(*val_cheap).items():
+        refined = fewest_refined(val_cheap, val_large[0], validation.ranges, score)
+        signal_rows[name] = {"sectors": float(refined.mean()), "frames": float(refined.any(axis=1).mean()),
+                             "gain_correlation": float(np.corrcoef(score.ravel(), gain.ravel())[0, 1])}
+    shipped = {"threshold": cheap.spec.cascade_sigma_threshold_m, "rule": "sigma/range" if cheap.spec.cascade_relative else "sigma"}
+
+    stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in RULES}
+    cascades = {
+        rule: DepthCascade(
+            _timed(cheap.predict, stages[rule]["cheap"]), _timed(window.predict_sectors, stages[rule]["window"]), window.p99_us,
+            thresholds[rule], budget_us=1e9, whole=_timed(large.predict, stages[rule]["whole"]), whole_p99_us=large.p99_us, relative=rule != "sigma",
+            large_median_us=window.median_us, whole_median_us=large.median_us,
+        )
+        for rule in RULES
+    }
+    for depth in heldout.depth[:50]:  # warm-up, as depth_pipeline.heldout_rows
+        large.predict(depth)
+        for cascade in cascades.values():
+            cascade.predict(depth)
+    for rule, cascade in cascades.items():
+        cascade.reset()
+        for times in stages[rule].values():
+            times.clear()
+    n = len(heldout.depth)
+    clock = time.perf_counter_ns
+    large_us = np.empty(n * rounds)
+    frame_us = {rule: np.empty(n * rounds) for rule in RULES}
+    window_n = {rule: np.zeros(n * rounds, dtype=int) for rule in RULES}
+    window_us = {rule: np.zeros(n * rounds) for rule in RULES}
+    whole_us = {rule: np.zeros(n * rounds) for rule in RULES}
+    ranges = {rule: np.empty_like(heldout.ranges) for rule in RULES}
+    columns = {rule: [0, 0] for rule in RULES}  # per-sector windows, merged windows
+    heldout_cheap = answers(cheap, heldout)
+    for rule in RULES:
+        for unsure in unsure_scores(*heldout_cheap, rule != "sigma") > thresholds[rule]:
+            sectors = np.flatnonzero(unsure)
+            columns[rule][0] += sectors.size * window.width
+            columns[rule][1] += merged_columns(sectors, window.band, (window.width - window.band) // 2, cheap.spec.width_px)
+    for r in range(rounds):
+        for i, depth in enumerate(heldout.depth):
+            started = clock()
+            large.predict(depth)
+            large_us[r * n + i] = (clock() - started) / 1e3
+            for rule, cascade in cascades.items():
+                before = (cascade.counts.sectors_refined, len(stages[rule]["window"]), len(stages[rule]["whole"]))
+                started = clock()
+                answer = cascade.predict(depth)
+                frame_us[rule][r * n + i] = (clock() - started) / 1e3
+                if len(stages[rule]["window"]) > before[1]:
+                    window_us[rule][r * n + i] = stages[rule]["window"][-1]
+                    window_n[rule][r * n + i] = cascade.counts.sectors_refined - before[0]
+                if len(stages[rule]["whole"]) > before[2]:
+                    whole_us[rule][r * n + i] = stages[rule]["whole"][-1]
+                ranges[rule][i] = answer[0]
+    report: dict[str, Any] = {
+        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined, "shipped": shipped, "signals": signal_rows,
+        "large": {"mean_us": float(large_us.mean()), "median_us": float(np.median(large_us)), **accuracy(answers(large, heldout)[0], heldout.ranges)},
+        "rules": {},
+    }
+    for rule in RULES:
+        cheap_us = np.array(stages[rule]["cheap"])
+        rest = frame_us[rule] - cheap_us - window_us[rule] - whole_us[rule]
+        by_size = {}
+        for size in range(1, cheap.spec.sectors + 1):
+            calls = window_us[rule][window_n[rule] == size]
+            if calls.size:
+                by_size[size] = {"frames": float(calls.size / (n * rounds)), "median_us": float(np.median(calls)), "mean_us": float(calls.mean()),
+                                 "per_frame_us": float(calls.sum() / (n * rounds))}
+        counts = cascades[rule].counts
+        report["rules"][rule] = {
+            **accuracy(ranges[rule], heldout.ranges),
+            "mean_us": float(frame_us[rule].mean()), "median_us": float(np.median(frame_us[rule])),
+            "cheap_mean_us": float(cheap_us.mean()), "cheap_median_us": float(np.median(cheap_us)),
+            "window_mean_us": float(window_us[rule].mean()), "whole_mean_us": float(whole_us[rule].mean()), "whole_median_us": float(np.median(whole_us[rule][whole_us[rule] > 0])) if (whole_us[rule] > 0).any() else 0.0, "rest_mean_us": float(rest.mean()), "rest_median_us": float(np.median(rest)),
+            "window_by_sectors": by_size,
+            "frames_refined": float(((window_n[rule] > 0) | (whole_us[rule] > 0)).mean()), "sectors_refined": counts.sectors_refined / max(n * rounds * cheap.spec.sectors, 1),
+            "whole_frames": counts.whole_frames,
+            "columns_per_frame": columns[rule][0] / n, "merged_columns_per_frame": columns[rule][1] / n,
+        }
+    return report
+
+
+def print_profile(report: dict[str, Any]) -> None:
+    """The report as lines of text."""
+    large = report["large"]
+    print(f"{report['frames']} held-out frames x {report['rounds']} rounds ({report['robot']}, seed {report['seed']}); "
+          f"large: mean {large['mean_us']:.0f} µs, median {large['median_us']:.0f} µs, MAE {100 * large['mae_m']:.2f} cm, within 10 cm {large['within_10cm']:.1%}")
+    shipped = report["shipped"]
+    print(f"validation: sigma threshold {report['thresholds']['sigma']:.3f} m, refining {report['validation_refined']['sigma']:.1%} of sectors; "
+          f"sigma/range threshold {report['thresholds']['sigma/range']:.4f}, refining {report['validation_refined']['sigma/range']:.1%} "
+          f"(the cheap model carries {shipped['rule']} {shipped['threshold']:.4g})")
+    for name, row in report["signals"].items():
+        print(f"validation signal {name}: the fewest sectors for 2 mm {row['sectors']:.1%} on {row['frames']:.1%} of frames; "
+              f"correlation with the large model's gain {row['gain_correlation']:+.2f}")
+    for rule, row in report["rules"].items():
+        print(f"rule {rule}: MAE {100 * row['mae_m']:.2f} cm, within 10 cm {row['within_10cm']:.1%}; mean {row['mean_us']:.0f} µs "
+              f"({row['mean_us'] / large['mean_us']:.0%} of large), median {row['median_us']:.0f} µs; refined {row['sectors_refined']:.1%} of sectors "
+              f"on {row['frames_refined']:.1%} of frames ({row['whole_frames']} by the whole large model)")
+        print(f"  mean per frame: cheap {row['cheap_mean_us']:.0f} µs (median {row['cheap_median_us']:.0f}), window {row['window_mean_us']:.0f}, "
+              f"whole large model {row['whole_mean_us']:.0f} (median of a call {row['whole_median_us']:.0f}), rest {row['rest_mean_us']:.0f} (median {row['rest_median_us']:.1f})")
+        for size, w in row["window_by_sectors"].items():
+            print(f"  window call of {size} sectors: {w['frames']:.1%} of frames, median {w['median_us']:.0f} µs, mean {w['mean_us']:.0f}, "
+                  f"{w['per_frame_us']:.1f} µs per frame")
+        print(f"  window columns per frame {row['columns_per_frame']:.1f}; merged over runs of adjacent sectors {row['merged_columns_per_frame']:.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from aegis.cli_options import positive_int, seed
+    from aegis.paths import share_dir
+    from aegis.training.depth_cli import ROBOTS
+
+    parser = argparse.ArgumentParser(prog="python -m aegis.training.depth_cascade_profile", description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=None, help="folder of ROBOT_depth_{cheap,large,window}.onnx (default: the shipped models)")
+    parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models and frames (default: husky)")
+    parser.add_argument("--seed", type=seed, default=0, help="the training seed whose validation and held-out frames to render (default: 0)")
+    parser.add_argument("--frames", type=positive_int, default=400, help="validation and held-out frames each (default: 400, as aegis train-depth)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing passes over the held-out frames (default: 3)")
+    args = parser.parse_args(argv)
+    try:
+        report = run(args.models_dir or share_dir() / "models", args.seed, args.frames, args.rounds, args.robot)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return 2
+    print_profile(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
