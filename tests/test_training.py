@@ -66,6 +66,21 @@ def test_projection_keeps_every_layer_within_its_bound_and_certified_covers_empi
     assert physical.value <= certified_bound(weights, input_gain=gain, output_scale=scale)
 
 
+def test_jacobians_match_finite_differences_and_one_pass_bounds_both_maps_as_two_calls_do() -> None:
+    from aegis.training.lipschitz import empirical_bounds, jacobians
+
+    rng = np.random.default_rng(3)
+    weights = [(rng.standard_normal((16, 5)), rng.standard_normal(16)), (rng.standard_normal((16, 16)) * 0.3, rng.standard_normal(16)),
+               (rng.standard_normal((2, 16)) * 0.3, rng.standard_normal(2))]  # fmt: skip
+    x, step = rng.standard_normal((50, 5)), 1e-6
+    numeric = np.stack([(forward(weights, x + step * e) - forward(weights, x - step * e)) / (2 * step) for e in np.eye(5)], axis=2)
+    assert np.allclose(jacobians(weights, x), numeric, atol=1e-6)
+    gain, scale = np.linspace(0.5, 3.0, 5), np.array([8.0, 2.0])
+    network, physical = empirical_bounds(weights, x, np.random.default_rng(1), [(None, None), (gain, scale)], pairs=500)
+    assert network == empirical_bound(weights, x, np.random.default_rng(1), pairs=500)
+    assert physical == empirical_bound(weights, x, np.random.default_rng(1), pairs=500, input_gain=gain, output_scale=scale)
+
+
 def test_bc_reduces_the_imitation_error_on_heldout_expert_data(tmp_path: Path) -> None:
     setup = expert_setup(QUADROTOR_EXPERT)
     train_eps = training_episodes("quadrotor", setup.config.scenario, 4, seed=0, stream=0, folder=tmp_path, max_duration_s=4.0)
