@@ -34,12 +34,13 @@ class StageTime:
 
 
 def critical_path_s(stages: Sequence[StageTime], workers: int) -> float:
-    """Estimated wall seconds on ``workers`` free cores: per stage the longer of this process's CPU and the workers' CPU
-    spread evenly over ``workers`` (the stages run one after another; within one, this process and the workers run side
-    by side). A lower bound: it leaves out a stage's last episodes running on fewer workers than there are, and waits."""
+    """Estimated wall seconds on ``workers`` free cores (one per worker process): per stage the longer of this process's CPU
+    and all the stage's CPU, this process's and the workers', spread evenly over the cores (the stages run one after
+    another; within one, this process and the workers share the cores). A lower bound: it leaves out a stage's last
+    episodes running on fewer workers than there are, and waits."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    return float(sum(max(s.main_cpu_s, s.workers_cpu_s / workers) for s in stages))
+    return float(sum(max(s.main_cpu_s, (s.main_cpu_s + s.workers_cpu_s) / workers) for s in stages))
 
 
 def children_cpu_s() -> float:
