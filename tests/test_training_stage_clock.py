@@ -1,4 +1,4 @@
-"""The training run's time table: the wall estimate on W free cores from the stages' CPU seconds (aegis.training.stage_clock)."""
+"""The training run's time: the wall estimate on W free cores from the stages' CPU seconds (aegis.training.stage_clock), and `aegis bench bc`."""
 
 from __future__ import annotations
 
@@ -20,3 +20,19 @@ def test_the_estimate_takes_per_stage_the_longer_of_the_main_process_and_all_the
     assert critical_path_s([], 2) == 0.0
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         critical_path_s(stages, 0)
+
+
+def test_bench_bc_times_behaviour_cloning_per_batch_size_and_refuses_bad_sizes_in_one_line(tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
+    import json
+
+    from aegis.cli import main
+
+    out = tmp_path / "bc.json"
+    assert main(["bench", "bc", "--batch-sizes", "64,128", "--samples", "512", "--epochs", "1", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["batch_size"], r["steps_per_epoch"]) for r in rows] == [(64, 8), (128, 4)]
+    assert rows[0]["ratio"] == 1.0 and all(r["cpu_ms_per_step"] > 0 for r in rows)
+    assert "CPU ms / step" in capsys.readouterr().out
+    assert main(["bench", "bc", "--batch-sizes", "64,x"]) == 2
+    assert "--batch-sizes '64,x': give sizes separated by commas" in capsys.readouterr().err
