@@ -66,6 +66,21 @@ def test_projection_keeps_every_layer_within_its_bound_and_certified_covers_empi
     assert physical.value <= certified_bound(weights, input_gain=gain, output_scale=scale)
 
 
+def test_jacobians_match_finite_differences_and_one_pass_bounds_both_maps_as_two_calls_do() -> None:
+    from aegis.training.lipschitz import empirical_bounds, jacobians
+
+    rng = np.random.default_rng(3)
+    weights = [(rng.standard_normal((16, 5)), rng.standard_normal(16)), (rng.standard_normal((16, 16)) * 0.3, rng.standard_normal(16)),
+               (rng.standard_normal((2, 16)) * 0.3, rng.standard_normal(2))]  # fmt: skip
+    x, step = rng.standard_normal((50, 5)), 1e-6
+    numeric = np.stack([(forward(weights, x + step * e) - forward(weights, x - step * e)) / (2 * step) for e in np.eye(5)], axis=2)
+    assert np.allclose(jacobians(weights, x), numeric, atol=1e-6)
+    gain, scale = np.linspace(0.5, 3.0, 5), np.array([8.0, 2.0])
+    network, physical = empirical_bounds(weights, x, np.random.default_rng(1), [(None, None), (gain, scale)], pairs=500)
+    assert network == empirical_bound(weights, x, np.random.default_rng(1), pairs=500)
+    assert physical == empirical_bound(weights, x, np.random.default_rng(1), pairs=500, input_gain=gain, output_scale=scale)
+
+
 def test_bc_reduces_the_imitation_error_on_heldout_expert_data(tmp_path: Path) -> None:
     setup = expert_setup(QUADROTOR_EXPERT)
     train_eps = training_episodes("quadrotor", setup.config.scenario, 4, seed=0, stream=0, folder=tmp_path, max_duration_s=4.0)
@@ -175,9 +190,12 @@ def test_aegis_train_writes_the_model_its_report_and_the_command_that_reproduces
     written = json.loads(report.read_text())
     assert written["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and written["seed"] == 3
     assert written["certified_bound"] >= max(written["empirical_gradient"], written["empirical_ratio"])
+    stages, cores = written["stages"], written["cores"]  # the CPU count here (at most 15, the DAgger episodes of a stage)
+    assert written["critical_path_s"] == pytest.approx(sum(max(s["main_cpu_s"], (s["main_cpu_s"] + s["workers_cpu_s"]) / cores) for s in stages), abs=1e-2)
     command = read_contract(out).producer.command
     assert command.startswith(f"aegis train {QUADROTOR_EXPERT} --out {out} --seed 3 --iterations 0 --episodes 2 ")
-    assert "sha256" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "sha256" in printed and f"estimated wall time on {cores} free core" in printed
     assert main(["train", str(REPO / "hw_configs" / "husky_oracle_sim.yaml"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "husky_oracle_sim.yaml: a training config needs exactly one expert node" in capsys.readouterr().err
 

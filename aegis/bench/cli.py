@@ -74,6 +74,13 @@ BENCHMARKS = (
         "(a cluster), each with --workers cores: wall time, episodes per second per core, and whether the rows match.",
     ),
     (
+        "bc",
+        "aegis.training.bc_bench",  # training owns it: aegis.bench and aegis.training are one layer
+        "behaviour cloning's CPU per Adam step and per epoch at several batch sizes (the fits of aegis train)",
+        "Run aegis train's behaviour cloning (MLP, Adam, the spectral-norm projection) on synthetic rows at each batch "
+        "size in turns: CPU ms per step, CPU s per epoch and its ratio to the first size. Needs torch.",
+    ),
+    (
         "loop",
         "aegis.bench.loop",
         "the quadrotor chain's control tick at 1 kHz on the wall clock (realtime executor), with and without SCHED_FIFO",

@@ -212,6 +212,9 @@ def print_report(report: TrainReport, console: Console | None = None) -> None:
     console.print(table)
     if report.stages:
         console.print(stage_table(report))
+    if report.critical_path_s is not None:
+        cores = f"{report.cores} free core" + ("s" if report.cores != 1 else "")
+        console.print(f"estimated wall time on {cores}: {report.critical_path_s:.1f} s (per stage, the longer of main CPU and (main + workers CPU) / {report.cores})")
 
 
 def stage_table(report: TrainReport) -> Table:

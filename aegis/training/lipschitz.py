@@ -51,18 +51,24 @@ def forward(weights: Weights, x: np.ndarray) -> np.ndarray:
 def jacobians(weights: Weights, x: np.ndarray) -> np.ndarray:
     """df/dx at each row of ``x`` (B, in): (B, out, in).
 
-    Batched matrix products (BLAS), not einsum: at 40,000 training states einsum's loop took seconds.
+    Reverse mode: the forward pass keeps each layer's slope, then the output rows are carried back
+    through the layers as one (B * out, width) @ W product per layer (BLAS), a few outputs against
+    the many inputs and hidden units a forward-mode product carries (4x fewer flops at 12-64-64-3).
     """
     h = np.asarray(x, dtype=np.float64)
-    jac = None
-    for i, (w, b) in enumerate(weights):
-        w = np.asarray(w, dtype=np.float64)
+    layers = [np.asarray(w, dtype=np.float64) for w, _ in weights]
+    slopes = []
+    for i, (w, (_, b)) in enumerate(zip(layers, weights)):
         z = h @ w.T + np.asarray(b, dtype=np.float64)
-        last = i == len(weights) - 1
+        last = i == len(layers) - 1
         h = np.tanh(z) if last else np.maximum(z, 0.0)
-        slope = 1.0 - h * h if last else (z > 0.0).astype(np.float64)
-        jac = slope[:, :, None] * (w[None] if jac is None else w @ jac)  # the first layer's Jacobian is W itself
-    return jac
+        slopes.append(1.0 - h * h if last else (z > 0.0).astype(np.float64))
+    rows, n_out = h.shape
+    back = slopes[-1][:, :, None] * layers[-1][None]  # (B, out, width): d f / d (last hidden layer)
+    for w, slope in zip(layers[-2::-1], slopes[-2::-1]):
+        back = (back * slope[:, None, :]).reshape(rows * n_out, -1) @ w
+        back = back.reshape(rows, n_out, -1)
+    return back
 
 
 JACOBIAN_CHUNK = 2048
@@ -98,21 +104,41 @@ def empirical_bound(
     normalised units), where the local slope shows. With ``input_gain``/``output_scale`` the
     numbers are for the physical map (distances in physical units on both sides).
     """
+    return empirical_bounds(weights, points, rng, [(input_gain, output_scale)], pairs)[0]
+
+
+def empirical_bounds(
+    weights: Weights,
+    points: np.ndarray,
+    rng: np.random.Generator,
+    maps: Sequence[tuple[np.ndarray | None, np.ndarray | None]],
+    pairs: int = 20000,
+) -> list[EmpiricalBound]:
+    """:func:`empirical_bound` for several (input_gain, output_scale) maps of one network at once, on the same points and
+    pairs: the Jacobians and the pairs' forward passes, the expensive part, are computed once for all of them."""
     points = np.asarray(points, dtype=np.float64)
-    gain = np.ones(points.shape[1]) if input_gain is None else np.asarray(input_gain, dtype=np.float64)
-    scale = np.ones(len(weights[-1][1])) if output_scale is None else np.asarray(output_scale, dtype=np.float64)
-    gradient = 0.0
+    n_in, n_out = points.shape[1], len(weights[-1][1])
+    scaled = [
+        (np.ones(n_in) if gain is None else np.asarray(gain, dtype=np.float64), np.ones(n_out) if scale is None else np.asarray(scale, dtype=np.float64))
+        for gain, scale in maps
+    ]
+    gradients = [0.0] * len(scaled)
     for start in range(0, len(points), JACOBIAN_CHUNK):  # in chunks: the whole batch's (B, width, in) arrays were 250 MB each
-        jac = scale[None, :, None] * jacobians(weights, points[start : start + JACOBIAN_CHUNK]) * gain[None, None, :]
-        gradient = max(gradient, float(np.linalg.norm(jac, ord=2, axis=(1, 2)).max()))
+        jac = jacobians(weights, points[start : start + JACOBIAN_CHUNK])
+        for k, (gain, scale) in enumerate(scaled):
+            gradients[k] = max(gradients[k], float(np.linalg.norm(scale[None, :, None] * jac * gain[None, None, :], ord=2, axis=(1, 2)).max()))
     half = pairs // 2
     a = points[rng.integers(len(points), size=pairs)]
     b = np.concatenate([
         points[rng.integers(len(points), size=half)],
         a[half:] + rng.standard_normal((pairs - half, points.shape[1])) * rng.uniform(0.01, 0.1, size=(pairs - half, 1)),
     ])
-    distance_in = np.linalg.norm((a - b) / gain, axis=1)  # physical distance: normalised / gain
-    distance_out = np.linalg.norm((forward(weights, a) - forward(weights, b)) * scale, axis=1)
-    keep = distance_in > 1e-9
-    ratio = float((distance_out[keep] / distance_in[keep]).max()) if keep.any() else 0.0
-    return EmpiricalBound(gradient, ratio, len(points), int(keep.sum()))
+    difference = forward(weights, a) - forward(weights, b)
+    bounds = []
+    for gradient, (gain, scale) in zip(gradients, scaled):
+        distance_in = np.linalg.norm((a - b) / gain, axis=1)  # physical distance: normalised / gain
+        distance_out = np.linalg.norm(difference * scale, axis=1)
+        keep = distance_in > 1e-9
+        ratio = float((distance_out[keep] / distance_in[keep]).max()) if keep.any() else 0.0
+        bounds.append(EmpiricalBound(gradient, ratio, len(points), int(keep.sum())))
+    return bounds

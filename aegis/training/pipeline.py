@@ -38,10 +38,10 @@ from aegis.training.bc import BcSettings, train_bc
 from aegis.training.dataset import Dataset, imitation_error
 from aegis.training.expert import ExpertSetup, expert_setup
 from aegis.training.export import export_policy, policy_contract
-from aegis.training.lipschitz import certified_bound, empirical_bound, forward, spectral_norms
+from aegis.training.lipschitz import certified_bound, empirical_bounds, forward, spectral_norms
 from aegis.training.rollout import EpisodeData, run_episode
 from aegis.training.scenarios import training_episodes
-from aegis.training.stage_clock import StageClock, StageTime
+from aegis.training.stage_clock import StageClock, StageTime, critical_path_s
 
 VALIDATION_STREAM = 1000
 """Scenario stream of the held-out expert episodes (iterations use 0, 1, 2, ...)."""
@@ -119,6 +119,10 @@ class TrainReport:
     """The dynamics set and overlay it was trained on, as the contract records them (empty: the config's own plant)."""
     stages: list[StageTime] = field(default_factory=list)
     """Per stage: this process's CPU, the local workers' CPU and the wall seconds (aegis.training.stage_clock)."""
+    cores: int | None = None
+    """The cores the rollouts ran on here (local workers; 1 when one after another in this process); None with Ray, whose workers' CPU is not read."""
+    critical_path_s: float | None = None
+    """Estimated wall seconds on ``cores`` free cores, from the stages' CPU (aegis.training.stage_clock.critical_path_s)."""
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -161,11 +165,11 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     certified = certified_bound(weights)
     _export(setup, settings, model, settings.out, settings.command)
     inputs = (data.observations - mean) / std
-    rng = np.random.default_rng((settings.seed, 7))
-    empirical = empirical_bound(weights, inputs, rng)
-    physical = empirical_bound(weights, inputs, np.random.default_rng((settings.seed, 7)), input_gain=1.0 / std, output_scale=setup.action_scale)
+    # the network's map and the physical one on the same points and pairs, their Jacobians and forward passes computed once
+    empirical, physical = empirical_bounds(weights, inputs, np.random.default_rng((settings.seed, 7)), [(None, None), (1.0 / std, setup.action_scale)])
     report("export and bounds", 1, 1, "")
     stages = clock.stop()
+    cores = None if settings.backend.kind == "ray" else max(1, settings.backend.workers)
     return TrainReport(
         out=settings.out,
         sha256=sha256_of(settings.out),
@@ -188,6 +192,8 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
         wall_time_s=time.perf_counter() - started,
         plant=plant_record(settings),
         stages=stages,
+        cores=cores,
+        critical_path_s=None if cores is None else round(critical_path_s(stages, cores), 3),
     )
 
 

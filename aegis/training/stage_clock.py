@@ -6,6 +6,9 @@ workers' is the user + system time of this process's live child processes, read 
 ``/proc/PID/stat`` (Linux; elsewhere, and for Ray's workers, which are not children, it reads 0).
 A stage that overlaps another (the held-out episodes while round 0 trains) is counted in the
 interval where its time falls, so per-stage numbers are a profile and the totals are exact.
+
+On a shared machine the wall column follows the load more than the code; :func:`critical_path_s`
+estimates the wall time on W free cores from the CPU columns instead.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,16 @@ class StageTime:
     main_cpu_s: float
     workers_cpu_s: float
     wall_s: float
+
+
+def critical_path_s(stages: Sequence[StageTime], workers: int) -> float:
+    """Estimated wall seconds on ``workers`` free cores (one per worker process): per stage the longer of this process's CPU
+    and all the stage's CPU, this process's and the workers', spread evenly over the cores (the stages run one after
+    another; within one, this process and the workers share the cores). A lower bound: it leaves out a stage's last
+    episodes running on fewer workers than there are, and waits."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return float(sum(max(s.main_cpu_s, (s.main_cpu_s + s.workers_cpu_s) / workers) for s in stages))
 
 
 def children_cpu_s() -> float:
