@@ -380,9 +380,10 @@ class SimBridgeBase(Node):
                     measured["imu"] = biased_imu(measured["imu"], *self._imu_bias)
         if self._lidar is not None and tick % self._lidar_every == 0:
             pose = self.world.state()
-            measured["scan"] = self._lidar.scan(pose.position, pose.orientation, now, self._sensor_rng)
-            if self._lidar.params.point_cloud:
-                measured["points"] = self._lidar.cloud(now, self._sensor_rng)
+            scan = self._lidar.scan(pose.position, pose.orientation, now, self._sensor_rng)
+            if self._lidar.params.point_cloud:  # the cloud published first: lidar_obstacles runs on the scan and
+                measured["points"] = self._lidar.cloud(now, self._sensor_rng)  # wants its cloud there (over DDS too)
+            measured["scan"] = scan
         if self._camera is not None and tick % self._camera_every == 0:
             pose = self.world.state()
             measured.update(self._camera.capture(pose.position, pose.orientation, now, self._sensor_rng))
