@@ -24,7 +24,6 @@ Printed, never asserted: the times are the machine's.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -214,21 +213,15 @@ def print_profile(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aegis.cli_options import positive_int, seed
-    from aegis.paths import share_dir
-    from aegis.training.depth_cli import ROBOTS
+    from aegis.training.depth_cli import run_shipped_models_tool, shipped_models_parser
 
-    parser = argparse.ArgumentParser(prog="python -m aegis.training.depth_cascade_profile", description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path, default=None, help="folder of ROBOT_depth_{cheap,large,window}.onnx (default: the shipped models)")
-    parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models and frames (default: husky)")
-    parser.add_argument("--seed", type=seed, default=0, help="the training seed whose validation and held-out frames to render (default: 0)")
-    parser.add_argument("--frames", type=positive_int, default=400, help="validation and held-out frames each (default: 400, as aegis train-depth)")
-    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing passes over the held-out frames (default: 3)")
+    parser = shipped_models_parser(
+        "python -m aegis.training.depth_cascade_profile", __doc__.splitlines()[0],
+        "validation and held-out frames each (default: 400, as aegis train-depth)",
+    )
     args = parser.parse_args(argv)
-    try:
-        report = run(args.models_dir or share_dir() / "models", args.seed, args.frames, args.rounds, args.robot)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"aegis: error: {exc}", file=sys.stderr)
+    report = run_shipped_models_tool(run, args)
+    if report is None:
         return 2
     print_profile(report)
     return 0

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +19,30 @@ ROBOTS = ("husky", "quadrotor")
 """The rigs of aegis.training.depth_dataset.RIGS, named here so that `aegis --help` does not import pybullet (a test checks they agree)."""
 
 TORCH_MISSING = "aegis train-depth needs torch (the [train] extra): pip install 'aegis[train]', or `make train-deps` in a checkout"
+
+
+def shipped_models_parser(prog: str, description: str, frames_help: str) -> argparse.ArgumentParser:
+    """The command line the tools that measure trained depth-sector models share (depth_eval, depth_cascade_profile):
+    which models, whose frames, how many, how many timing passes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--models-dir", type=Path, default=None, help="folder of ROBOT_depth_{cheap,large,window}.onnx (default: the shipped models)")
+    parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models and frames (default: husky)")
+    parser.add_argument("--seed", type=seed, default=0, help="the training seed whose frames to render (default: 0, the shipped models')")
+    parser.add_argument("--frames", type=positive_int, default=400, help=frames_help)
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing passes over the held-out frames (default: 3)")
+    return parser
+
+
+def run_shipped_models_tool(run: Callable[..., dict], args: argparse.Namespace) -> dict | None:
+    """``run(models_dir, seed, frames, rounds, robot)`` with the parsed arguments; None after one error line on stderr."""
+    from aegis.paths import share_dir
+
+    try:
+        return run(args.models_dir or share_dir() / "models", args.seed, args.frames, args.rounds, args.robot)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"aegis: error: {exc}", file=sys.stderr)
+        return None
+
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -17,7 +17,6 @@ and the time half as the cascade's mean per frame <= 50 % of the large model's m
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -64,22 +63,15 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from aegis.cli_options import positive_int, seed
-    from aegis.paths import share_dir
-    from aegis.training.depth_cli import ROBOTS, print_report
+    from aegis.training.depth_cli import print_report, run_shipped_models_tool, shipped_models_parser
 
-    parser = argparse.ArgumentParser(prog="python -m aegis.training.depth_eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path, default=None, help="folder of ROBOT_depth_{cheap,large,window}.onnx (default: the shipped models)")
-    parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models and held-out frames (default: husky)")
-    parser.add_argument("--seed", type=seed, default=0, help="the training seed whose held-out frames to render (default: 0, the shipped models')")
-    parser.add_argument("--frames", type=positive_int, default=400, help="held-out frames (default: 400, as aegis train-depth)")
-    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing passes over the frames (default: 3)")
+    parser = shipped_models_parser(
+        "python -m aegis.training.depth_eval", __doc__.splitlines()[0], "held-out frames (default: 400, as aegis train-depth)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     args = parser.parse_args(argv)
-    try:
-        report = run(args.models_dir or share_dir() / "models", args.seed, args.frames, args.rounds, args.robot)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"aegis: error: {exc}", file=sys.stderr)
+    report = run_shipped_models_tool(run, args)
+    if report is None:
         return 2
     console = Console()
     print_report({**report, "files": {}}, console)
