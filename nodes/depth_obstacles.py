@@ -142,7 +142,8 @@ class DepthObstacles(Node):
 
     def _load_learned(self) -> tuple[Any, Any, SectorMemory]:
         """(cheap model or None, cascade or the large model, sector memory), checked against this node's camera geometry."""
-        from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel
+        from aegis.inference.depth_cascade import DepthCascade
+        from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
         from aegis.paths import share_dir
 
         p = self.params

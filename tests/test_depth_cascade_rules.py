@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from aegis.inference.depth_model import RANGE_FLOOR_M, DepthCascade, DepthWindowModel, unsure_scores
+from aegis.inference.depth_cascade import RANGE_FLOOR_M, DepthCascade, unsure_scores
+from aegis.inference.depth_model import DepthWindowModel
 from aegis.paths import share_dir
 from aegis.training.depth_cascade_profile import merged_columns
 from aegis.training.depth_train import accuracy, cascade_answers, choose_threshold

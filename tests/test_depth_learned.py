@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel, escalate, read_sector_spec
+from aegis.inference.depth_cascade import DepthCascade, escalate
+from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel, read_sector_spec
 from aegis.msgs import Image, RobotState
 from aegis.node import Received
 from aegis.paths import share_dir

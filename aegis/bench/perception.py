@@ -130,7 +130,8 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
 
     import pybullet
 
-    from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel
+    from aegis.inference.depth_cascade import DepthCascade
+    from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
     from aegis.paths import share_dir
     from aegis.scenario.loader import load_scenario, shipped_scenario
     from aegis.sim.obstacles import spawn_obstacles

@@ -7,7 +7,7 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
 * picks each escalation rule's threshold on the VALIDATION frames exactly as training does
   (:func:`aegis.training.depth_train.choose_threshold`: the fewest sectors refined keeping the error
   within 2 mm of the large model's), on the ONNX models' answers: the sigma rule and the relative one
-  (sigma / range, :func:`aegis.inference.depth_model.unsure_scores`); the threshold and rule the cheap
+  (sigma / range, :func:`aegis.inference.depth_cascade.unsure_scores`); the threshold and rule the cheap
   model carries are printed beside them;
 * on the held-out frames, times per frame, in turns (the large model, then the cascade with each
   rule, so the machine's load falls on them alike; ``--rounds`` passes after a warm-up), the
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.inference.depth_model import RANGE_FLOOR_M
+from aegis.inference.depth_cascade import RANGE_FLOOR_M
 
 RULES = ("sigma", "sigma/range")
 
@@ -85,7 +85,8 @@ def fewest_refined(cheap: tuple[np.ndarray, np.ndarray], large: np.ndarray, labe
 
 def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "husky") -> dict[str, Any]:
     """The module docstring's measurements; a dict of the thresholds, the stage times and the accuracies."""
-    from aegis.inference.depth_model import DepthCascade, DepthSectorModel, DepthWindowModel, unsure_scores
+    from aegis.inference.depth_cascade import DepthCascade, unsure_scores
+    from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
     from aegis.training.depth_dataset import RIGS, generate
     from aegis.training.depth_pipeline import SEED_OFFSETS, model_paths
     from aegis.training.depth_train import accuracy, choose_threshold

@@ -6,7 +6,7 @@ and written into the model cards; never seen before). The exported models are th
 through :class:`aegis.inference.depth_model.DepthSectorModel` (the contract and the policy runtime,
 as the node loads them) and measured on the held-out frames: accuracy of each (mean absolute error
 per sector, within 10 / 25 cm) and latency per frame (preprocessing and the ONNX call, mean and p99
-µs, one thread), then the cascade (:class:`aegis.inference.depth_model.DepthCascade` with a budget
+µs, one thread), then the cascade (:class:`aegis.inference.depth_cascade.DepthCascade` with a budget
 large enough never to bind) with the share of frames and of sectors the large network refined.
 """
 
@@ -99,7 +99,7 @@ def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldou
     (interleaved, so a change of the machine's load falls on all three alike), after a warm-up pass
     over the first 50; the cascade with a budget that never binds (its escalation is the threshold's).
     """
-    from aegis.inference.depth_model import DepthCascade
+    from aegis.inference.depth_cascade import DepthCascade
 
     cascade = DepthCascade(
         cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us,

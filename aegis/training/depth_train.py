@@ -50,7 +50,8 @@ import numpy as np
 
 import aegis
 from aegis.inference.contract import ActionField, Normalization, ObservationField, PolicyContract, Producer
-from aegis.inference.depth_model import SECTORS_KEY, SectorSpec, unsure_scores
+from aegis.inference.depth_cascade import unsure_scores
+from aegis.inference.depth_model import SECTORS_KEY, SectorSpec
 from aegis.perception.depth import camera_matrix
 from aegis.perception.depth_sectors import model_input
 from aegis.training.depth_dataset import HUSKY_CAMERA, MAX_RANGE_M, RIGS, SECTORS, DepthDataset, DepthRig
@@ -216,7 +217,7 @@ def cascade_answers(
     cheap: tuple[np.ndarray, np.ndarray], large: tuple[np.ndarray, np.ndarray], threshold_m: float, relative: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ranges, refined) of the cascade with an unlimited budget: the large answer in each sector whose cheap sigma (with
-    ``relative``: sigma / range, :func:`aegis.inference.depth_model.unsure_scores`) is above the threshold."""
+    ``relative``: sigma / range, :func:`aegis.inference.depth_cascade.unsure_scores`) is above the threshold."""
     refined = unsure_scores(cheap[0], cheap[1], relative) > threshold_m
     return np.where(refined, large[0], cheap[0]), refined
 
