@@ -9,7 +9,7 @@ import pytest
 
 from aegis.config import load_config
 from aegis.launch_plan import make_plan
-from aegis.msgs import ImuSample, MotorSpeeds, Obstacles, RobotState
+from aegis.msgs import ImuSample, MotorSpeeds, Obstacles, PointCloud, RobotState
 from aegis.msgs.diagnostics import LoopDiagnostics
 from aegis.transport.links import SerialLink, UdpLink, open_pty
 from aegis.transport.wire_bridge import TableMismatch, WireBridge, wire_topics
@@ -106,3 +106,28 @@ def test_waiting_on_a_pty_whose_other_end_is_gone_blocks_instead_of_spinning(pla
         assert plant.wait(0.2) is False
         assert time.monotonic() - started >= 0.19
         assert plant.take() == []
+
+
+def test_a_message_longer_than_the_wire_s_frames_is_not_sent_and_said_while_the_rest_cross() -> None:
+    """quadrotor_sim's multi-plane cloud (5 planes x 360 beams, about 21.7 kB of CDR) does not fit a 4 kB frame: sent, the far
+    decoder would drop it and on a serial line its bytes would hold up the odometry behind it. It stays home, counted, said in
+    rejected(); the small messages after it cross (lidar_obstacles then fits the flattened /scan, counted there)."""
+    plan = make_plan(load_config(ROOT / "hw_configs" / "quadrotor_sim.yaml"))
+    fd, path = open_pty()
+    with WireBridge(plan, PLANT, SerialLink(fd=fd)) as plant, WireBridge(plan, _stack_groups(plan), SerialLink.open(path)) as stack:
+        stack.say_hello()
+        assert plant.wait_for_peers(5.0) and stack.wait_for_peers(5.0)
+        cloud = PointCloud(stamp=1.0, points=np.ones((5, 360, 3), dtype=np.float32))
+        assert not plant.publish("/points", cloud) and not plant.publish("/points", cloud)
+        assert plant.oversize == {"/points": 2}
+        reason = plant.rejected()["/points"]
+        assert "2 message(s)" in reason and "4,096" in reason
+        assert plant.publish("/points", PointCloud(stamp=1.0, points=np.ones((1, 8, 3), dtype=np.float32)))  # a small cloud fits
+        assert plant.publish("/mocap", RobotState(stamp=1.0, position=[0.5, -1.0, 1.2]))
+        got: list = []
+        for _ in range(50):
+            got += stack.take(0.05)
+            if len(got) >= 2:
+                break
+        assert [topic for topic, _ in got] == ["/points", "/mocap"] and got[0][1].points.shape == (1, 8, 3)
+        assert stack.rejected() == {}

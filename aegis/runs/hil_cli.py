@@ -104,6 +104,9 @@ def _cmd_hil(args: argparse.Namespace) -> int:
 
     print_summary(summary)
     _print_link(summary["link"])
+    for process, group in summary.get("processes", {}).items():  # what an end could not send or read: said, never dropped silently
+        for reason in group.get("rejected", {}).values():
+            Console().print(f"{process}: {reason}", highlight=False)
     if "mcu" in summary:
         _print_mcu(summary["mcu"])
     return 0

@@ -95,15 +95,24 @@ class WireBridge:
         self._in = {t.topic for t in self.topics if t.direction == "in"}
         self.local_nodes = frozenset(n.name for n in plan.nodes if n.process in self.here)
         self._rejections: dict[str, str] = {}
+        self.oversize: dict[str, int] = {}
+        """Messages per topic too long for one of the link's frames: not sent, and said in :meth:`rejected`."""
         self.peer_seen = False
         self._last_hello = 0.0
         self._waiting: list[Any] = []
 
     def publish(self, topic: str, msg: Any) -> bool:
-        """Send ``msg`` if ``topic`` crosses to the other end (True); False for a topic that stays here."""
+        """Send ``msg`` if ``topic`` crosses to the other end (True); False for a topic that stays here, or a message longer
+        than the link's frames carry (counted in :attr:`oversize`: a multi-plane lidar's cloud, 20 kB, against 4 kB frames)."""
         if topic not in self._out or is_local_report(topic, msg, self.local_nodes) is False:
             return False
         msg_id, stamp_ns, payload, flags = self.table.encode(topic, msg)
+        if len(payload) > self.link.max_payload:  # the far end's decoder would drop it, and on a serial line its bytes
+            count = self.oversize[topic] = self.oversize.get(topic, 0) + 1  # would hold up every frame behind it
+            self._rejections[topic] = (
+                f"{topic}: {count} message(s) of {len(payload):,} bytes not sent: the wire's frames carry at most {self.link.max_payload:,}"
+            )
+            return False
         self.link.send(msg_id, payload, stamp_ns, flags)
         return True
 
