@@ -153,14 +153,7 @@ class NodeGraph:
 
     def publish_output(self, now_ns: int, topic: str, msg: Any) -> None:
         """Publish ``msg`` on ``topic`` at ``now_ns`` and queue the nodes it triggers."""
-        self.latest[topic] = (msg, now_ns)  # publish's body, inline: a call per message costs as much as the work
-        queues = self._queues.get(topic)
-        if queues is not None:
-            for queue in queues:
-                queue.append((msg, now_ns))
-        self.messages += 1
-        for listener in self.listeners:
-            listener(topic, msg, now_ns)
+        self.publish(now_ns, topic, msg)
         triggered = self._triggered_by.get(topic)
         if triggered:
             self.pending.extend(triggered)
