@@ -45,6 +45,8 @@ DEFAULT_BAUD = 921600
 RESYNC_WINDOW = 1024
 """A frame this many sequence numbers behind the newest (or more) means the sender restarted."""
 _READ_SIZE = 65536
+_TTY_READ_BUFFER = 4096
+"""Linux's tty line discipline holds this many received bytes (N_TTY_BUF_SIZE): a shorter read emptied it."""
 _PR_SET_TIMERSLACK = 29
 TX_TIMER_SLACK_NS = 1
 """The transmitter thread's timer slack (Linux): how late the kernel may end its sleeps to batch wake-ups (50 µs by default)."""
@@ -300,6 +302,8 @@ class SerialLink(Link):
             if not chunk:
                 break
             chunks.append(chunk)
+            if len(chunk) < _TTY_READ_BUFFER:  # the line discipline's buffer is empty: another read would only raise EAGAIN
+                break
         return chunks
 
     def fileno(self) -> int:
