@@ -35,7 +35,7 @@ def test_the_command_line_writes_rows_and_the_target(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--exchanges: must be >= 1" in bad.stderr
 
 
-def test_the_stages_add_up_to_the_round_trip_and_no_frame_is_written_early() -> None:
+def test_the_stages_add_up_to_the_round_trip_and_no_frame_is_written_early(tmp_path: Path) -> None:
     times = stage_times(20, rate_hz=200.0)
     assert list(times) == [*STAGES, "round trip"] and all(v.size == 20 for v in times.values())
     total = sum(times[name] for name in STAGES)
@@ -43,3 +43,8 @@ def test_the_stages_add_up_to_the_round_trip_and_no_frame_is_written_early() -> 
     assert np.allclose(times["sensor frame on the wire"], 78 * 10 / 921600 * 1e6) and np.allclose(times["command frame on the wire"], 42 * 10 / 921600 * 1e6)
     for name in ("transmitter late (sensor)", "transmitter late (command)", "pty hand-over (sensor)", "pty hand-over (command)"):
         assert (times[name] >= 0).all(), name  # written no earlier than its last byte left the UART, read after it was written
+    out = tmp_path / "stages.json"
+    done = subprocess.run([sys.executable, "-m", "aegis.cli", "bench", "link-stages", "--exchanges", "5", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "pty hand-over (sensor)" in done.stdout
+    assert [row["stage"] for row in json.loads(out.read_text())["stages"]] == [*STAGES, "round trip"]

@@ -230,8 +230,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchanges", type=_positive_int, default=3000, metavar="N", help="timed round trips per row (default 3000)")
     parser.add_argument("--rate", type=_positive_float, default=500.0, metavar="HZ", help="exchanges a second at most (default 500)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows, target and machine as JSON")
-    parser.add_argument("--stages", action="store_true",
-                        help="then time the paced serial exchange again, cut into stages (encode, wire, transmitter, pty, decode; aegis.bench.link_stages)")
 
 
 def _positive_int(text: str) -> int:
@@ -252,17 +250,9 @@ def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[st
     links = ["serial", "udp"] if args.link == "both" else [args.link]
     rows = run_link_benchmark(links, args.exchanges, args.rate)
     print_report(rows, console)
-    stages = None
-    if args.stages:
-        from rich.console import Console
-
-        from aegis.bench.link_stages import print_stages, stage_times, summarise
-
-        stages = summarise(stage_times(args.exchanges, args.rate))
-        print_stages(stages, console or Console())
     if args.json is not None:
         from importlib.metadata import version
 
         write_document({"benchmark": "link", "rows": rows, "targets": targets(rows), "exchanges": args.exchanges,
-                        "rate_hz": args.rate, "machine": machine(cobs=version("cobs")), **({"stages": stages} if stages else {})}, args.json)
+                        "rate_hz": args.rate, "machine": machine(cobs=version("cobs"))}, args.json)
     return rows

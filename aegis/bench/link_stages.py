@@ -1,4 +1,4 @@
-"""Where the paced serial round trip's time goes: `aegis bench link --stages`, the exchange of aegis.bench.link cut into stages.
+"""Where the paced serial round trip's time goes: `aegis bench link-stages`, the exchange of aegis.bench.link cut into stages.
 
 The same exchange as the ``serial, paced, fixed`` row (an Odometry frame out, a MotorSpeeds frame back,
 two processes, a pty paced at 921600 baud), with both ends stamping its steps on the one monotonic
@@ -186,3 +186,23 @@ def print_stages(rows: list[dict[str, Any]], console: Any) -> None:
     for row in rows:
         table.add_row(row["stage"], *(f"{row[key]:.0f}" for key in ("median_us", "p90_us", "p99_us", "max_us")))
     console.print(table)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from aegis.bench.link import _positive_float, _positive_int
+
+    parser.add_argument("--exchanges", type=_positive_int, default=1000, metavar="N", help="timed round trips (default 1000)")
+    parser.add_argument("--rate", type=_positive_float, default=500.0, metavar="HZ", help="exchanges a second at most (default 500)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the stages and machine as JSON")
+
+
+def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[str, Any]]:
+    from rich.console import Console
+
+    from aegis.bench import machine, write_document
+
+    rows = summarise(stage_times(args.exchanges, args.rate))
+    print_stages(rows, console or Console())
+    if args.json is not None:
+        write_document({"benchmark": "link-stages", "stages": rows, "exchanges": args.exchanges, "rate_hz": args.rate, "machine": machine()}, args.json)
+    return rows
