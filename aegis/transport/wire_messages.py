@@ -68,8 +68,11 @@ class FixedLayout:
 
 
 
+_ODOM_FRAMES = (RobotState().frame_id, RobotState().child_frame_id)
+
+
 def _odometry(stamp: float, v: np.ndarray) -> RobotState:
-    state = RobotState.of_typed(stamp, "odom", "base_link", v[0:3], v[3:7], v[7:10])  # the defaults' frames, unchecked: shapes fit
+    state = RobotState.of_typed(stamp, _ODOM_FRAMES[0], _ODOM_FRAMES[1], v[0:3], v[3:7], v[7:10])  # the defaults' frames; shapes fit
     state.angular_velocity = v[10:13]
     return state
 
@@ -84,8 +87,9 @@ def _linear_angular(cls: type) -> FixedLayout:
 
 
 def _speeds(cls: type) -> FixedLayout:
-    names = cls().names
-    return FixedLayout((("velocities", len(names)),), lambda m: m.velocities.tolist(), lambda stamp, v: cls(stamp=stamp, velocities=v))
+    default = cls()
+    return FixedLayout((("velocities", len(default.names)),), lambda m: m.velocities.tolist(),
+                       lambda stamp, v: cls.of_typed(stamp, default.frame_id, v))  # unchecked: decode checked the length
 
 
 FIXED_LAYOUTS: dict[type, FixedLayout] = {
