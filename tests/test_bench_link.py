@@ -46,5 +46,6 @@ def test_the_stages_add_up_to_the_round_trip_and_no_frame_is_written_early(tmp_p
     out = tmp_path / "stages.json"
     done = subprocess.run([sys.executable, "-m", "aegis.cli", "bench", "link-stages", "--exchanges", "5", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, check=True)
-    assert "pty hand-over (sensor)" in done.stdout
-    assert [row["stage"] for row in json.loads(out.read_text())["stages"]] == [*STAGES, "round trip"]
+    assert "pty hand-over (sensor)" in done.stdout and "load average" in done.stdout
+    document = json.loads(out.read_text())
+    assert [row["stage"] for row in document["stages"]] == [*STAGES, "round trip"] and len(document["load_average"]) == 2

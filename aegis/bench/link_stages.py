@@ -201,8 +201,22 @@ def run_from_args(args: argparse.Namespace, console: Any = None) -> list[dict[st
 
     from aegis.bench import machine, write_document
 
+    console = console or Console()
+    load = [_load_average()]
     rows = summarise(stage_times(args.exchanges, args.rate))
-    print_stages(rows, console or Console())
+    load.append(_load_average())
+    print_stages(rows, console)
+    if None not in load:
+        console.print(f"load average (1 min, /proc/loadavg) {load[0]:.2f} before -> {load[1]:.2f} after: the tails are the machine's")
     if args.json is not None:
-        write_document({"benchmark": "link-stages", "stages": rows, "exchanges": args.exchanges, "rate_hz": args.rate, "machine": machine()}, args.json)
+        write_document({"benchmark": "link-stages", "stages": rows, "exchanges": args.exchanges, "rate_hz": args.rate,
+                        "load_average": load, "machine": machine()}, args.json)
     return rows
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (Linux), None elsewhere: on a shared machine it says what the tails measured."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
