@@ -66,8 +66,6 @@ class FixedLayout:
         return 4 * self.count
 
 
-
-
 _ODOM_FRAMES = (RobotState().frame_id, RobotState().child_frame_id)
 
 
