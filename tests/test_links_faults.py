@@ -17,7 +17,7 @@ import pytest
 
 from aegis.config_files import ConfigError
 from aegis.transport.faults import FaultProxy, FaultTimeline, load_timeline
-from aegis.transport.framing import Frame
+from aegis.transport.framing import Frame, encode_frame, wire_time_s
 from aegis.transport.links import Link, SerialLink, UdpLink, open_pty
 
 N = 200
@@ -261,6 +261,30 @@ def test_a_pty_link_between_two_processes(tmp_path: Path) -> None:
     finally:
         child.kill()
         here.close()
+
+
+def test_a_paced_serial_link_shows_no_frame_before_its_bytes_could_have_crossed() -> None:
+    """Back-to-back frames on a paced pty: each one is read no earlier than its bytes, and all before it, take at the baud rate."""
+    fd, path = open_pty()
+    sender, receiver = SerialLink(fd=fd, pace=True), SerialLink.open(path)
+    payloads = [bytes([i + 1]) * (52 + i % 5) for i in range(40)]
+    try:
+        wire = [wire_time_s(len(encode_frame(3, i, i, p)), sender.baud) for i, p in enumerate(payloads)]
+        start = time.perf_counter()
+        for i, payload in enumerate(payloads):
+            sender.send(3, payload, stamp_ns=i)
+        seen_at: dict[int, float] = {}
+        deadline = time.monotonic() + 5.0
+        while len(seen_at) < len(payloads) and time.monotonic() < deadline:
+            frames = receiver.poll(0.0005)
+            read_by = time.perf_counter()  # the frames were on the line by now, and not when the poll before this one read
+            seen_at.update((f.stamp_ns, read_by) for f in frames)
+        assert sorted(seen_at) == list(range(len(payloads)))
+        for i in range(len(payloads)):
+            assert seen_at[i] - start >= sum(wire[: i + 1]), f"frame {i} seen before its bytes could have crossed"
+    finally:
+        sender.close()
+        receiver.close()
 
 
 def test_timeline_files_are_validated_with_keys_named(tmp_path: Path) -> None:

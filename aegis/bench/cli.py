@@ -52,6 +52,15 @@ BENCHMARKS = (
         "over UDP on loopback: round trip median, p99 and max, the frame sizes and the wire time the baud rate implies.",
     ),
     (
+        "link-stages",
+        "aegis.bench.link_stages",
+        "the paced serial round trip of `bench link` cut into stages: encode, wire time, transmitter lateness, pty hand-over, decode",
+        "Time the serial, paced, fixed exchange of `aegis bench link` with both processes stamping its steps on one clock: "
+        "per stage (the plant's encode, the sensor frame's wire time, how late the transmitter wrote it, the pty's hand-over "
+        "to the controller, its read and check, decode, encode, the command's wire time and hand-over, the plant's read and "
+        "decode) median, p90, p99 and max; the stages add up to the round trip.",
+    ),
+    (
         "pil",
         "aegis.bench.pil",
         "the quadrotor chain flown in lockstep with its policy on the emulated Cortex-M4F (UART wire frames) beside Python",

@@ -160,9 +160,14 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         frames: list[Frame] = []
+        data = bytes(data)
+        if not self._buffer and not self._discarding and data.endswith(DELIMITER):
+            for raw in data.split(DELIMITER)[:-1]:  # whole frames, nothing held over: the usual read; check_frame counts oversize ones
+                if raw:
+                    self._take(raw, frames)
+            return frames
         limit = _encoded_limit(self.max_payload)
         start = 0
-        data = bytes(data)
         while True:
             end = data.find(0, start)
             piece = data[start:] if end < 0 else data[start:end]

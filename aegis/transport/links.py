@@ -25,10 +25,12 @@ either): if the pty's buffer is full the frame is dropped and counted (``tx_drop
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import select
 import socket
+import sys
 import termios
 import time
 import threading
@@ -43,6 +45,11 @@ DEFAULT_BAUD = 921600
 RESYNC_WINDOW = 1024
 """A frame this many sequence numbers behind the newest (or more) means the sender restarted."""
 _READ_SIZE = 65536
+_TTY_READ_BUFFER = 4096
+"""Linux's tty line discipline holds this many received bytes (N_TTY_BUF_SIZE): a shorter read emptied it."""
+_PR_SET_TIMERSLACK = 29
+TX_TIMER_SLACK_NS = 1
+"""The transmitter thread's timer slack (Linux): how late the kernel may end its sleeps to batch wake-ups (50 µs by default)."""
 
 
 @dataclass
@@ -154,6 +161,20 @@ def _readable(fd: int, timeout_s: float) -> bool:
     return bool(select.select([fd], [], [], max(0.0, timeout_s))[0])
 
 
+def _fine_timer_slack() -> None:
+    """Let the calling thread's sleeps end when due (Linux prctl PR_SET_TIMERSLACK), not up to 50 µs later; elsewhere nothing.
+
+    A UART's last byte leaves at its time: with the default slack every paced frame reached the other end
+    about 50 µs late, twice a round trip (docs/wire-format.md, "Where the round trip's time goes").
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, TX_TIMER_SLACK_NS, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def configure_serial(fd: int, baud: int = DEFAULT_BAUD) -> None:
     """Raw mode (no echo, no line editing, no CR/LF mapping, 8 bits) at ``baud`` on a tty descriptor."""
     speed = getattr(termios, f"B{baud}", None)
@@ -220,6 +241,7 @@ class SerialLink(Link):
 
     def _transmit(self) -> None:
         """The transmitter thread: writes each queued frame at its due time; a frame the pty cannot take is counted dropped."""
+        _fine_timer_slack()
         while True:
             with self._tx_ready:
                 while not self._tx:
@@ -280,6 +302,8 @@ class SerialLink(Link):
             if not chunk:
                 break
             chunks.append(chunk)
+            if len(chunk) < _TTY_READ_BUFFER:  # the line discipline's buffer is empty: another read would only raise EAGAIN
+                break
         return chunks
 
     def fileno(self) -> int:

@@ -22,6 +22,7 @@ The payload is one of two encodings, said by the frame's flags (docs/wire-format
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from aegis.msgs.stamp import stamp_to_ns
 from aegis.transport.framing import FLAG_CDR, Frame
 
 _F32 = np.dtype("<f4")
+_PACKERS: dict[int, struct.Struct] = {}
 FIRST_MSG_ID = 1
 LAST_MSG_ID = 0xFEFF
 """Ids 0xFF00..0xFFFF are reserved for the link's own frames (a future hello / heartbeat)."""
@@ -50,8 +52,10 @@ class FixedLayout:
     """A message's fixed layout: its float32 fields in order (name, count), and how to get them from and back into the message."""
 
     fields: tuple[tuple[str, int], ...]
-    pack_values: Callable[[Any], Iterable[float]]
+    pack_values: Callable[[Any], list[float]]
+    """The message's numbers in layout order."""
     build: Callable[[float, np.ndarray], Any]
+    """The message from its stamp and the payload's numbers as one float64 array (its fields may be views of it)."""
 
     @property
     def count(self) -> int:
@@ -62,44 +66,39 @@ class FixedLayout:
         return 4 * self.count
 
 
-def _split(values: np.ndarray, sizes: Iterable[int]) -> list[np.ndarray]:
-    out, start = [], 0
-    for n in sizes:
-        out.append(values[start : start + n].astype(np.float64))
-        start += n
-    return out
+_ODOM_FRAMES = (RobotState().frame_id, RobotState().child_frame_id)
 
 
 def _odometry(stamp: float, v: np.ndarray) -> RobotState:
-    p, q, lv, av = _split(v, (3, 4, 3, 3))
-    return RobotState(stamp=stamp, position=p, orientation=q, linear_velocity=lv, angular_velocity=av)
+    state = RobotState.of_typed(stamp, _ODOM_FRAMES[0], _ODOM_FRAMES[1], v[0:3], v[3:7], v[7:10])  # the defaults' frames; shapes fit
+    state.angular_velocity = v[10:13]
+    return state
 
 
 def _imu(stamp: float, v: np.ndarray) -> ImuSample:
-    q, av, la = _split(v, (4, 3, 3))
-    return ImuSample(stamp=stamp, orientation=q, angular_velocity=av, linear_acceleration=la)
+    return ImuSample(stamp=stamp, orientation=v[0:4], angular_velocity=v[4:7], linear_acceleration=v[7:10])
 
 
 def _linear_angular(cls: type) -> FixedLayout:
-    return FixedLayout((("linear", 3), ("angular", 3)), lambda m: (*m.linear.tolist(), *m.angular.tolist()),
-                       lambda stamp, v: cls(stamp=stamp, linear=v[:3].astype(np.float64), angular=v[3:].astype(np.float64)))
+    return FixedLayout((("linear", 3), ("angular", 3)), lambda m: m.linear.tolist() + m.angular.tolist(),
+                       lambda stamp, v: cls(stamp=stamp, linear=v[0:3], angular=v[3:6]))
 
 
 def _speeds(cls: type) -> FixedLayout:
-    names = cls().names
-    return FixedLayout((("velocities", len(names)),), lambda m: m.velocities.tolist(),
-                       lambda stamp, v: cls(stamp=stamp, velocities=v.astype(np.float64)))
+    default = cls()
+    return FixedLayout((("velocities", len(default.names)),), lambda m: m.velocities.tolist(),
+                       lambda stamp, v: cls.of_typed(stamp, default.frame_id, v))  # unchecked: decode checked the length
 
 
 FIXED_LAYOUTS: dict[type, FixedLayout] = {
     RobotState: FixedLayout(
         (("position", 3), ("orientation_xyzw", 4), ("linear_velocity_body", 3), ("angular_velocity_body", 3)),
-        lambda m: (*m.position.tolist(), *m.orientation.tolist(), *m.linear_velocity.tolist(), *m.angular_velocity.tolist()),
+        lambda m: m.position.tolist() + m.orientation.tolist() + m.linear_velocity.tolist() + m.angular_velocity.tolist(),
         _odometry,
     ),
     ImuSample: FixedLayout(
         (("orientation_xyzw", 4), ("angular_velocity", 3), ("linear_acceleration", 3)),
-        lambda m: (*m.orientation.tolist(), *m.angular_velocity.tolist(), *m.linear_acceleration.tolist()),
+        lambda m: m.orientation.tolist() + m.angular_velocity.tolist() + m.linear_acceleration.tolist(),
         _imu,
     ),
     AccelCommand: _linear_angular(AccelCommand),
@@ -174,8 +173,12 @@ class MessageTable:
         if entry.encoding == "cdr":
             return entry.msg_id, stamp_ns, self._cdr(entry.msg_type).encode(msg), FLAG_CDR
         values = FIXED_LAYOUTS[entry.msg_type].pack_values(msg)
-        with np.errstate(over="ignore"):  # beyond float32's range is an infinity: the receiver judges it as it would a NaN
-            payload = np.asarray(values, dtype=np.float64).astype(_F32).tobytes()
+        packer = _PACKERS.get(len(values)) or _PACKERS.setdefault(len(values), struct.Struct(f"<{len(values)}f"))
+        try:
+            payload = packer.pack(*values)  # one C call: in the link's processes, woken for each frame, fewer than numpy's
+        except OverflowError:  # beyond float32's range is an infinity: the receiver judges it as it would a NaN
+            with np.errstate(over="ignore"):
+                payload = np.asarray(values, dtype=np.float64).astype(_F32).tobytes()
         return entry.msg_id, stamp_ns, payload, 0
 
     def decode(self, frame: Frame) -> tuple[str, Any]:
@@ -196,5 +199,5 @@ class MessageTable:
         layout = FIXED_LAYOUTS[entry.msg_type]
         if len(frame.payload) != layout.size:
             raise PayloadError(f"{entry.topic}: {len(frame.payload)} payload bytes, its fixed layout has {layout.size}")
-        values = np.frombuffer(frame.payload, dtype=_F32)
-        return entry.topic, FIXED_LAYOUTS[entry.msg_type].build(stamp, values)
+        values = np.frombuffer(frame.payload, dtype=_F32).astype(np.float64)  # one array; the message's fields are views of it
+        return entry.topic, layout.build(stamp, values)
