@@ -124,11 +124,10 @@ def _adam_step(torch, optimiser) -> None:  # noqa: ANN001 - torch is imported la
     states = [optimiser.state[p] for p in params]
     beta1, beta2 = group["betas"]
     with torch.no_grad():
-        adam(
+        adam(  # the arguments torch >= 2.2 takes; the rest (fused, grad_scale, has_complex, ...) keep their defaults, as for this optimiser
             params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], [s["step"] for s in states],
-            foreach=False, capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None, has_complex=False,
-            decoupled_weight_decay=False, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
-            eps=group["eps"], maximize=False,
+            foreach=False, capturable=False, differentiable=False, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
         )  # fmt: skip
 
 
