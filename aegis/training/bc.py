@@ -152,9 +152,11 @@ def _share_buffers(torch, linears: Sequence):  # noqa: ANN001, ANN202 - torch is
     Adam then updates a few tensors with one call per operation instead of one per parameter. The
     arithmetic is element-wise and the same, and so are the bits, as long as each element falls in the
     same part of torch's loops as it did in its own tensor: the vectorised body (blocks of 2 vectors)
-    or the scalar tail (lerp and addcmul round differently in the two). A parameter is therefore
-    joined to the next only while its size is a multiple of :data:`VECTOR_BLOCK` (in the 12-64-64-3
-    policy all are, up to the last bias: one tensor; a view then also starts on a 256-byte boundary).
+    or the scalar tail, which may round differently (a fused multiply-add in one, not the other). A
+    parameter is therefore joined to the next only while its size is a multiple of :data:`VECTOR_BLOCK`
+    (in the 12-64-64-3 policy all are, up to the last bias: one tensor; a view then also starts on a
+    256-byte boundary). On the development machine one tensor for any widths gave the same bits too;
+    the split costs nothing and does not rely on that.
     Each flat tensor's gradient is a flat buffer too, whose views are the parameters' gradients: backward
     adds into them (zeroed before each step: 0 + g is g), and Adam reads them with no copy.
     Returns the flat leaf tensors and [(W, b), ...] per layer.
