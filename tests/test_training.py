@@ -66,6 +66,59 @@ def test_projection_keeps_every_layer_within_its_bound_and_certified_covers_empi
     assert physical.value <= certified_bound(weights, input_gain=gain, output_scale=scale)
 
 
+def plain_bc(inputs: np.ndarray, targets: np.ndarray, settings: BcSettings, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Behaviour cloning written the plain way (the loop train_bc had before its per-step overhead was cut): the specification."""
+    from aegis.training.bc import PROJECTION_MARGIN, _mlp, project
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+        y = torch.from_numpy(np.ascontiguousarray(np.clip(targets, -1.0, 1.0), dtype=np.float32))
+        model = _mlp(torch, x.shape[1], settings.hidden, y.shape[1])
+        linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+        bound = settings.layer_bound * (1.0 - PROJECTION_MARGIN)
+        project(linears, bound)
+        optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+        steps = max(1, -(-len(x) // settings.batch_size))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs * steps)
+        shuffle = torch.Generator().manual_seed(seed)
+        for _ in range(settings.epochs):
+            order = torch.randperm(len(x), generator=shuffle)
+            for start in range(0, len(x), settings.batch_size):
+                batch = order[start : start + settings.batch_size]
+                loss = torch.nn.functional.mse_loss(model(x[batch]), y[batch])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                with torch.no_grad():
+                    for layer in linears:
+                        norm = torch.linalg.matrix_norm(layer.weight, ord=2)
+                        if norm > bound:
+                            layer.weight.mul_(bound / norm)
+        return [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in linears]
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "n_in", "n_out", "batch_size"),
+    [((64, 64), 12, 3, 256), ((48, 40), 7, 2, 100), ((64, 64), 12, 3, 10)],
+    ids=["policy widths, one flat buffer", "odd widths, several buffers", "batch 10, slices off 64-byte boundaries"],
+)
+def test_bc_writes_bit_for_bit_the_weights_of_the_plain_loop(hidden: tuple[int, ...], n_in: int, n_out: int, batch_size: int) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((700, n_in))
+    steep = np.tanh(x @ rng.standard_normal((n_in, n_out)) * 3.0)  # the projection scales layers on most steps
+    settings = BcSettings(hidden=hidden, lipschitz=2.0, epochs=3, batch_size=batch_size)
+    fast, plain = train_bc(x, steep, settings, seed=1).weights, plain_bc(x, steep, settings, seed=1)
+    assert [(w.tobytes(), b.tobytes()) for w, b in fast] == [(w.tobytes(), b.tobytes()) for w, b in plain]
+    assert max(spectral_norms(fast)) > 0.99 * settings.layer_bound  # the bound was active
+
+
 def test_jacobians_match_finite_differences_and_one_pass_bounds_both_maps_as_two_calls_do() -> None:
     from aegis.training.lipschitz import empirical_bounds, jacobians
 
