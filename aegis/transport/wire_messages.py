@@ -25,6 +25,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +36,6 @@ from aegis.msgs.stamp import stamp_to_ns
 from aegis.transport.framing import FLAG_CDR, Frame
 
 _F32 = np.dtype("<f4")
-_PACKERS: dict[int, struct.Struct] = {}
 FIRST_MSG_ID = 1
 LAST_MSG_ID = 0xFEFF
 """Ids 0xFF00..0xFFFF are reserved for the link's own frames (a future hello / heartbeat)."""
@@ -65,14 +65,17 @@ class FixedLayout:
     def size(self) -> int:
         return 4 * self.count
 
+    @cached_property
+    def packer(self) -> struct.Struct:
+        """The payload's float32s, little-endian, in one C call."""
+        return struct.Struct(f"<{self.count}f")
+
 
 _ODOM_FRAMES = (RobotState().frame_id, RobotState().child_frame_id)
 
 
 def _odometry(stamp: float, v: np.ndarray) -> RobotState:
-    state = RobotState.of_typed(stamp, _ODOM_FRAMES[0], _ODOM_FRAMES[1], v[0:3], v[3:7], v[7:10])  # the defaults' frames; shapes fit
-    state.angular_velocity = v[10:13]
-    return state
+    return RobotState.of_typed(stamp, *_ODOM_FRAMES, v[0:3], v[3:7], v[7:10], v[10:13])  # the defaults' frames; shapes fit
 
 
 def _imu(stamp: float, v: np.ndarray) -> ImuSample:
@@ -172,10 +175,10 @@ class MessageTable:
         stamp_ns = max(0, stamp_to_ns(msg.stamp))
         if entry.encoding == "cdr":
             return entry.msg_id, stamp_ns, self._cdr(entry.msg_type).encode(msg), FLAG_CDR
-        values = FIXED_LAYOUTS[entry.msg_type].pack_values(msg)
-        packer = _PACKERS.get(len(values)) or _PACKERS.setdefault(len(values), struct.Struct(f"<{len(values)}f"))
+        layout = FIXED_LAYOUTS[entry.msg_type]
+        values = layout.pack_values(msg)
         try:
-            payload = packer.pack(*values)  # one C call: in the link's processes, woken for each frame, fewer than numpy's
+            payload = layout.packer.pack(*values)  # one C call: in the link's processes, woken for each frame, fewer than numpy's
         except OverflowError:  # beyond float32's range is an infinity: the receiver judges it as it would a NaN
             with np.errstate(over="ignore"):
                 payload = np.asarray(values, dtype=np.float64).astype(_F32).tobytes()
