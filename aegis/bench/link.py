@@ -28,6 +28,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +100,36 @@ def _wire_bytes(table: Any, topic: str, msg: Any) -> int:
     return len(encode_frame(msg_id, 0, stamp_ns, payload, flags))
 
 
-def _start_controller(kind: str, where: str, encoding: str, pace: bool, timeout_s: float) -> subprocess.Popen[bytes]:
+@contextmanager
+def controller_process(link: Any, module: str, args: list[str], what: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The peer process running ``module``'s ``controller_main(args)``, up once its hello frame came over ``link``.
+
+    When the block ends it is told to stop (and killed if it has not); the link is closed either way.
+    ``what`` names it in the error when it does not come up."""
     import aegis
 
     root = str(Path(aegis.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    code = "import sys; from aegis.bench.link import controller_main; controller_main(sys.argv[1:])"
-    command = [sys.executable, "-c", code, "--link", kind, "--where", where, "--encoding", encoding, "--timeout", str(timeout_s),
-               *(["--pace"] if pace else [])]
-    return subprocess.Popen(command, env=env)
+    code = f"import sys; from {module} import controller_main; controller_main(sys.argv[1:])"
+    peer = subprocess.Popen([sys.executable, "-c", code, *args], env=env)
+    try:
+        deadline = time.monotonic() + 30.0
+        while not any(f.msg_id == HELLO_ID for f in link.poll(0.2)):
+            if time.monotonic() > deadline or peer.poll() is not None:
+                raise SystemExit(f"{what} did not come up")
+        yield peer
+        link.send(STOP_ID, b"", 0)
+        peer.wait(10)
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+        link.close()
+
+
+def sleep_until(when: float) -> None:
+    """Sleep until ``time.perf_counter()`` reaches ``when``, in steps of at most 0.5 ms."""
+    while time.perf_counter() < when:
+        time.sleep(min(0.0005, max(0.0, when - time.perf_counter())))
 
 
 def exchange_row(kind: str, encoding: str, pace: bool, exchanges: int, rate_hz: float, baud: int = 921600) -> dict[str, Any]:
@@ -123,21 +146,15 @@ def exchange_row(kind: str, encoding: str, pace: bool, exchanges: int, rate_hz: 
     else:
         link = UdpLink()
         where = str(link.port)
-    timeout_s = 60.0 + exchanges * 0.05
-    peer = _start_controller(kind, where, encoding, pace, timeout_s)
+    args = ["--link", kind, "--where", where, "--encoding", encoding, "--timeout", str(60.0 + exchanges * 0.05), *(["--pace"] if pace else [])]
     odom = RobotState(position=[1.0, 2.0, 1.0], orientation=[0.0, 0.0, 0.0, 1.0], linear_velocity=[0.5, 0.0, 0.0])
     round_trips: list[int] = []
     missing = 0
-    try:
-        deadline = time.monotonic() + 30.0
-        while not any(f.msg_id == HELLO_ID for f in link.poll(0.2)):
-            if time.monotonic() > deadline or peer.poll() is not None:
-                raise SystemExit(f"aegis bench link: the {kind} controller process did not come up")
+    with controller_process(link, "aegis.bench.link", args, f"aegis bench link: the {kind} controller process"):
         period = 1.0 / rate_hz
         next_start = time.perf_counter()
         for index in range(exchanges + WARMUP):
-            while time.perf_counter() < next_start:
-                time.sleep(min(0.0005, max(0.0, next_start - time.perf_counter())))
+            sleep_until(next_start)
             next_start += period
             start = time.perf_counter_ns()
             odom.stamp = index * 1e-3
@@ -158,12 +175,6 @@ def exchange_row(kind: str, encoding: str, pace: bool, exchanges: int, rate_hz: 
             else:
                 missing += 1
             next_start = max(next_start, time.perf_counter())
-        link.send(STOP_ID, b"", 0)
-        peer.wait(10)
-    finally:
-        if peer.poll() is None:
-            peer.kill()
-        link.close()
     sensor_bytes = _wire_bytes(table, ODOM, odom)
     command_bytes = _wire_bytes(table, COMMAND, MotorSpeeds())
     values = np.asarray(round_trips, dtype=float) / 1e3

@@ -28,8 +28,6 @@ import argparse
 import json
 import os
 import select
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.bench.link import COMMAND, HELLO_ID, ODOM, STOP_ID, WARMUP, _framed, _table, _wire_bytes
+from aegis.bench.link import COMMAND, HELLO_ID, ODOM, STOP_ID, WARMUP, _framed, _table, _wire_bytes, controller_process, sleep_until
 
 STAGES = ("plant encode", "sensor frame on the wire", "transmitter late (sensor)", "pty hand-over (sensor)",
           "controller read + check", "controller decode", "controller encode", "command frame on the wire",
@@ -114,28 +112,18 @@ def stage_times(exchanges: int, rate_hz: float = 500.0, baud: int = 921600) -> d
     from aegis.transport.framing import wire_time_s
     from aegis.transport.links import open_pty
 
-    import aegis
-
     table = _table("fixed")
     fd, path = open_pty(baud)
     link = _traced_link(fd)
-    root = str(Path(aegis.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "controller.json"
-        code = "import sys; from aegis.bench.link_stages import controller_main; controller_main(sys.argv[1:])"
-        peer = subprocess.Popen([sys.executable, "-c", code, "--where", path, "--out", str(out), "--timeout", str(60.0 + exchanges * 0.05)], env=env)
+        args = ["--where", path, "--out", str(out), "--timeout", str(60.0 + exchanges * 0.05)]
         odom = RobotState(position=[1.0, 2.0, 1.0], orientation=[0.0, 0.0, 0.0, 1.0], linear_velocity=[0.5, 0.0, 0.0])
         plant: list[tuple[int, float, float, float, int]] = []
-        try:
-            deadline = time.monotonic() + 30.0
-            while not any(f.msg_id == HELLO_ID for f in link.poll(0.2)):
-                if time.monotonic() > deadline or peer.poll() is not None:
-                    raise SystemExit("aegis bench link --stages: the controller process did not come up")
+        with controller_process(link, "aegis.bench.link_stages", args, "aegis bench link-stages: the controller process"):
             next_start = time.perf_counter()
             for index in range(exchanges + WARMUP):
-                while time.perf_counter() < next_start:
-                    time.sleep(min(0.0005, max(0.0, next_start - time.perf_counter())))
+                sleep_until(next_start)
                 next_start += 1.0 / rate_hz
                 start = time.perf_counter()
                 odom.stamp = index * 1e-3
@@ -150,12 +138,6 @@ def stage_times(exchanges: int, rate_hz: float = 500.0, baud: int = 921600) -> d
                 if answered and index >= WARMUP:
                     plant.append((index, start, link.readable_at, time.perf_counter(), sent))
                 next_start = max(next_start, time.perf_counter())
-            link.send(STOP_ID, b"", 0)
-            peer.wait(10)
-        finally:
-            if peer.poll() is None:
-                peer.kill()
-            link.close()
         controller = json.loads(out.read_text())
     sensor_wire, command_wire = (wire_time_s(_wire_bytes(table, topic, msg), baud) for topic, msg in ((ODOM, odom), (COMMAND, MotorSpeeds())))
     by_index = {int(step[0]): (i, step) for i, step in enumerate(controller["steps"])}
