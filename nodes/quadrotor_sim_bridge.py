@@ -142,23 +142,10 @@ class SimBridge(SimBridgeBase):
 
     def _sense(self, now: float) -> dict[str, Any]:
         state = self.world.state()
+        # the world's fresh float64 arrays: the unchecked constructors (every physics step)
         outputs: dict[str, Any] = {
-            "state": RobotState(
-                stamp=now,
-                frame_id="odom",
-                child_frame_id="base_link",
-                position=state.position,
-                orientation=state.orientation,
-                linear_velocity=state.velocity_body,
-                angular_velocity=state.body_rates,
-            )
+            "state": RobotState.of_typed(now, "odom", "base_link", state.position, state.orientation, state.velocity_body, state.body_rates)
         }
         if self.params.imu:
-            outputs["imu"] = ImuSample(
-                stamp=now,
-                frame_id="base_link",
-                orientation=state.orientation,
-                angular_velocity=state.body_rates,
-                linear_acceleration=state.specific_force_body,
-            )
+            outputs["imu"] = ImuSample.of_typed(now, "base_link", state.orientation, state.body_rates, state.specific_force_body)
         return outputs

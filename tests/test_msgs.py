@@ -150,6 +150,21 @@ def typed_pairs() -> list[tuple[Any, Any]]:
             RobotState.of_typed(3, "odom", "reference", position, heading, velocity),  # an int stamp becomes a float, as checked
             RobotState(stamp=3, frame_id="odom", child_frame_id="reference", position=position, orientation=heading, linear_velocity=velocity),
         ),
+        (
+            RobotState.of_typed(2.0, "odom", "base_link", position, heading, velocity, -velocity, np.eye(6) * 1e-4, np.eye(6) * 4e-4),
+            RobotState(stamp=2.0, frame_id="odom", child_frame_id="base_link", position=position, orientation=heading, linear_velocity=velocity,
+                       angular_velocity=-velocity, pose_covariance=np.eye(6) * 1e-4, twist_covariance=np.eye(6) * 4e-4),
+        ),
+        (
+            ImuSample.of_typed(0.5, "base_link", heading, velocity, position),
+            ImuSample(stamp=0.5, frame_id="base_link", orientation=heading, angular_velocity=velocity, linear_acceleration=position),
+        ),
+        (
+            ImuSample.of_typed(1, "base_link", heading, velocity, position, np.eye(3) * 1e-5, np.full((3, 3), -1.0), np.eye(3) * 4e-4),
+            ImuSample(stamp=1, frame_id="base_link", orientation=heading, angular_velocity=velocity, linear_acceleration=position,
+                      orientation_covariance=np.eye(3) * 1e-5, angular_velocity_covariance=np.full((3, 3), -1.0),
+                      linear_acceleration_covariance=np.eye(3) * 4e-4),
+        ),
         (AccelCommand.of_typed(0.5, "odom", velocity), AccelCommand(stamp=0.5, frame_id="odom", linear=velocity)),
         (TwistCommand.of_typed(0.5, "base_link", velocity), TwistCommand(stamp=0.5, frame_id="base_link", linear=velocity)),
         (
@@ -179,7 +194,8 @@ def test_per_tick_constructors_build_what_the_checked_ones_build(types: msgs.Ros
     assert [type(getattr(fast, f.name)) for f in dataclasses.fields(fast)] == [type(getattr(checked, f.name)) for f in dataclasses.fields(checked)]
     assert messages_equal(wire(fast, types), checked)
     again = typed_pairs()[index][0]
-    for name in ("angular_velocity", "pose_covariance", "twist_covariance", "angular"):  # the zero defaults: fresh arrays, never shared
+    for name in ("angular_velocity", "pose_covariance", "twist_covariance", "angular", "orientation_covariance",
+                 "angular_velocity_covariance", "linear_acceleration_covariance"):  # the zero defaults: fresh arrays, never shared
         if hasattr(fast, name):
             assert getattr(fast, name) is not getattr(again, name)
 

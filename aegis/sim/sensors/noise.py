@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -61,16 +62,19 @@ class NoiseParams(NodeParams):
 def noisy_state(state: RobotState, noise: NoiseParams, rng: np.random.Generator) -> RobotState:
     """A copy of ``state`` with noise on position, orientation and twist (``state`` is not changed)."""
     d = rng.standard_normal(STATE_DRAWS)
-    pose_var = np.repeat([noise.position_std_m**2, noise.orientation_std_rad**2], 3)
-    twist_var = np.repeat([noise.velocity_std_mps**2, noise.angular_velocity_std_radps**2], 3)
-    return dataclasses.replace(
-        state,
-        position=state.position + noise.position_std_m * d[0:3],
-        orientation=perturb_quaternion(state.orientation, noise.orientation_std_rad * d[3:6]),
-        linear_velocity=state.linear_velocity + noise.velocity_std_mps * d[6:9],
-        angular_velocity=state.angular_velocity + noise.angular_velocity_std_radps * d[9:12],
-        pose_covariance=state.pose_covariance + np.diag(pose_var),
-        twist_covariance=state.twist_covariance + np.diag(twist_var),
+    pose_added, twist_added = _state_variances(
+        noise.position_std_m, noise.orientation_std_rad, noise.velocity_std_mps, noise.angular_velocity_std_radps
+    )
+    return RobotState.of_typed(  # the fields' shapes and dtype are the validated message's: the unchecked constructor
+        state.stamp,
+        state.frame_id,
+        state.child_frame_id,
+        state.position + noise.position_std_m * d[0:3],
+        perturb_quaternion(state.orientation, noise.orientation_std_rad * d[3:6]),
+        state.linear_velocity + noise.velocity_std_mps * d[6:9],
+        state.angular_velocity + noise.angular_velocity_std_radps * d[9:12],
+        state.pose_covariance + pose_added,
+        state.twist_covariance + twist_added,
     )
 
 
@@ -80,20 +84,30 @@ def noisy_imu(sample: ImuSample, noise: NoiseParams, rng: np.random.Generator) -
     orientation, orientation_cov = sample.orientation.copy(), sample.orientation_covariance.copy()
     if orientation_cov[0, 0] != -1.0:
         orientation = perturb_quaternion(orientation, noise.imu_orientation_std_rad * d[0:3])
-        orientation_cov += np.eye(3) * noise.imu_orientation_std_rad**2
+        orientation_cov += _isotropic(noise.imu_orientation_std_rad)
     gyro, gyro_cov = _noisy_vector(sample.angular_velocity, sample.angular_velocity_covariance, noise.gyro_std_radps, d[3:6])
     accel, accel_cov = _noisy_vector(
         sample.linear_acceleration, sample.linear_acceleration_covariance, noise.accel_std_mps2, d[6:9]
     )
-    return dataclasses.replace(
-        sample,
-        orientation=orientation,
-        orientation_covariance=orientation_cov,
-        angular_velocity=gyro,
-        angular_velocity_covariance=gyro_cov,
-        linear_acceleration=accel,
-        linear_acceleration_covariance=accel_cov,
-    )
+    return ImuSample.of_typed(sample.stamp, sample.frame_id, orientation, gyro, accel, orientation_cov, gyro_cov, accel_cov)
+
+
+@lru_cache(maxsize=16)
+def _state_variances(position: float, orientation: float, velocity: float, angular_velocity: float) -> tuple[np.ndarray, np.ndarray]:
+    """The variances noisy_state adds to the pose and twist covariances' diagonals (6, 6 each), computed once per set of stds."""
+    pose = np.diag(np.repeat([position**2, orientation**2], 3))
+    twist = np.diag(np.repeat([velocity**2, angular_velocity**2], 3))
+    pose.setflags(write=False)
+    twist.setflags(write=False)
+    return pose, twist
+
+
+@lru_cache(maxsize=16)
+def _isotropic(std: float) -> np.ndarray:
+    """std^2 I (3, 3), computed once per std (read-only)."""
+    variance = np.eye(3) * std**2
+    variance.setflags(write=False)
+    return variance
 
 
 def draw_imu_bias(noise: NoiseParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -112,18 +126,18 @@ def biased_imu(sample: ImuSample, accel_bias: np.ndarray, gyro_bias: np.ndarray)
 def _noisy_vector(value: np.ndarray, covariance: np.ndarray, std: float, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if covariance[0, 0] == -1.0:  # sensor_msgs/Imu: not measured
         return value.copy(), covariance.copy()
-    return value + std * normals, covariance + np.eye(3) * std**2
+    return value + std * normals, covariance + _isotropic(std)
 
 
 def perturb_quaternion(q: np.ndarray, rotation_vector: np.ndarray) -> np.ndarray:
     """``q * exp(rotation_vector / 2)``: ``q`` (x, y, z, w) turned by a body-frame rotation vector (rad); exact for 0."""
-    rx, ry, rz = rotation_vector
+    rx, ry, rz = rotation_vector.tolist()  # Python floats: the same IEEE arithmetic as numpy's scalars, without their overhead
     angle = math.sqrt(rx * rx + ry * ry + rz * rz)
     if angle == 0.0:
         return np.array(q, dtype=np.float64)
     s = math.sin(0.5 * angle) / angle
     bx, by, bz, bw = rx * s, ry * s, rz * s, math.cos(0.5 * angle)
-    ax, ay, az, aw = q
+    ax, ay, az, aw = q.tolist()
     return np.array(
         [
             aw * bx + ax * bw + ay * bz - az * by,
