@@ -93,12 +93,12 @@ class TranslationalPlanning:
         self.lost_state_ticks += state is None
         return state
 
-    def _horizon_reference(self, now: float) -> tuple[list[Any], dict[str, Any]]:
-        """The reference at the horizon's instants from ``now`` (position, velocity, acceleration each), and the outputs holding
-        the /reference message of the first."""
-        samples = [self.reference(now + offset) for offset in self._offsets]
-        position, velocity, _ = samples[0]
-        return samples, {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
+    def _horizon_reference(self, now: float) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
+        """The reference at the horizon's instants from ``now`` (positions, velocities, accelerations, (N+1, 3) each), and the
+        outputs holding the /reference message of the first."""
+        table = self.reference.table((now + self._offsets).tolist())
+        position, velocity = table[0][0].copy(), table[1][0].copy()
+        return table, {"reference": reference_message(now, position, velocity, self._heading, self._heading_matrix)}
 
 
 class QuadrotorMpc(TranslationalPlanning, Node):
@@ -130,7 +130,7 @@ class QuadrotorMpc(TranslationalPlanning, Node):
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         p = self.params
-        samples, outputs = self._horizon_reference(now)
+        table, outputs = self._horizon_reference(now)
         state = self._usable_state(inputs)
         if state is None:
             return outputs
@@ -141,7 +141,7 @@ class QuadrotorMpc(TranslationalPlanning, Node):
             position = position + velocity * p.dead_time_s + 0.5 * self._last_plan * p.dead_time_s**2
             velocity = velocity + self._last_plan * p.dead_time_s
         x0 = np.concatenate([position, velocity])
-        x_ref, u_ref = translational_reference(*(np.array(column) for column in zip(*samples)))
+        x_ref, u_ref = translational_reference(*table)
         u0, info = self.mpc.compute(x0, x_ref, u_ref)
         self.relaxed_ticks += bool(info.relaxed)
         if not info.ok or not np.all(np.isfinite(u0)):

@@ -23,7 +23,7 @@ reference's velocity is continuous where the figure-8 starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -126,6 +126,11 @@ class Figure8:
             return w * ramp * (x**3 - 0.5 * x**4), w * (3 * x**2 - 2 * x**3), w / ramp * (6 * x - 6 * x**2)
         return w * (0.5 * ramp + s - ramp), w, 0.0
 
+    def table(self, times: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, velocities, accelerations at ``times``, (k, 3) each: the calls' results stacked."""
+        samples = [self(t) for t in times]
+        return np.array([s[0] for s in samples]), np.array([s[1] for s in samples]), np.array([s[2] for s in samples])
+
     def __call__(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         phi, dphi, ddphi = self.phase(t)
         a = self.size
@@ -200,15 +205,32 @@ def usable_state(received: Received | None) -> RobotState | None:
     return state if state is not None and state.is_usable() else None
 
 
-def reference_function(p: QuadrotorControllerParams) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def reference_function(p: QuadrotorControllerParams) -> ScenarioReference | Figure8:
     """The reference as a function of time: the built-in hover / figure-8, or the scenario's."""
     if p.reference == "scenario":
-        from aegis.scenario import load_scenario, reference_at
+        from aegis.scenario import load_scenario
 
-        scenario_reference = load_scenario(p.scenario).task(p.scenario_robot).reference
-        return lambda t: reference_at(scenario_reference, t)
+        return ScenarioReference(load_scenario(p.scenario).task(p.scenario_robot).reference)
     start = p.figure8_start_s if p.reference == "figure8" else math.inf
     return Figure8(p.hover_position_m, p.figure8_size_m, p.figure8_period_s, start)
+
+
+class ScenarioReference:
+    """A scenario's reference as a function of time (aegis.scenario.reference_at), and over many times at once (``table``)."""
+
+    def __init__(self, reference: Any) -> None:
+        self.reference = reference
+
+    def __call__(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from aegis.scenario import reference_at
+
+        return reference_at(self.reference, t)
+
+    def table(self, times: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, velocities, accelerations at ``times``, (k, 3) each: the calls' results stacked."""
+        from aegis.scenario import reference_table
+
+        return reference_table(self.reference, times)
 
 
 def reference_message(

@@ -169,7 +169,7 @@ class QuadrotorScenarioMpc(TranslationalPlanning, Node):
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
         from aegis.controllers.mpc import translational_reference
 
-        samples, outputs = self._horizon_reference(now)
+        table, outputs = self._horizon_reference(now)
         state = self._usable_state(inputs)
         if state is None:
             return outputs
@@ -180,7 +180,7 @@ class QuadrotorScenarioMpc(TranslationalPlanning, Node):
         p = self.params
         x0 = np.concatenate([state.position, quaternion_to_matrix(state.orientation) @ state.linear_velocity])
         centres, radii = obstacle_hypotheses(seen.msg, x0[:2], p.hypotheses, p.max_obstacles, p.hypothesis_sigmas, self._inflation)
-        x_ref, u_ref = translational_reference(*(np.array(column) for column in zip(*samples)))
+        x_ref, u_ref = translational_reference(*table)
         u0, info = self.mpc.compute(x0, x_ref, centres, radii, u_ref=u_ref)
         self.answers[info.answer] += 1
         if not info.ok or not np.all(np.isfinite(u0)):

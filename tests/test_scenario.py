@@ -28,6 +28,7 @@ from aegis.scenario import (
     load_scenario,
     obstacles_msg,
     reference_at,
+    reference_table,
     resolve_scenario_path,
     sample_randomization,
     shipped_scenario,
@@ -284,6 +285,18 @@ def _corner_times(reference) -> np.ndarray:
         points = np.vstack([points, points[:1]])
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
     return np.concatenate([arc, arc[-1] + arc]) / reference.speed_mps
+
+
+@pytest.mark.parametrize("name", REFERENCES)
+def test_reference_table_is_reference_at_stacked_bit_for_bit(name: str) -> None:
+    """An MPC samples its horizon with reference_table: the very numbers reference_at gives, at any times."""
+    reference = REFERENCES[name]
+    times = (0.37 + np.arange(21) / 48.0).tolist() + np.random.default_rng(3).uniform(-1.0, 40.0, 30).tolist()
+    table = reference_table(reference, times)
+    for column, stacked in enumerate(table):
+        expected = np.array([reference_at(reference, t)[column] for t in times])
+        assert stacked.shape == (len(times), 3) and stacked.dtype == np.float64
+        assert np.array_equal(stacked, expected), f"{name}: column {column}"
 
 
 @pytest.mark.parametrize("name", REFERENCES)

@@ -30,7 +30,7 @@ from aegis.scenario.loader import (
     validate_scenario,
 )
 from aegis.scenario.randomization import sample_randomization
-from aegis.scenario.reference import ReferenceState, reference_at, reference_extremes
+from aegis.scenario.reference import ReferenceState, reference_at, reference_extremes, reference_table
 from aegis.scenario.schema import (
     Disturbances,
     Figure8,
@@ -76,6 +76,7 @@ __all__ = [
     "load_scenario",
     "obstacles_msg",
     "reference_at",
+    "reference_table",
     "reference_extremes",
     "resolve_scenario_for",
     "resolve_scenario_path",

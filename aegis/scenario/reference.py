@@ -32,6 +32,18 @@ def reference_at(reference: Reference, t: float) -> ReferenceState:
     raise TypeError(f"not a reference: {type(reference).__name__}")
 
 
+def reference_table(reference: Reference, times: list[float]) -> ReferenceState:
+    """:func:`reference_at` at each of ``times``, stacked: positions, velocities, accelerations, (k, 3) each.
+
+    The same numbers as stacking ``reference_at`` (an MPC samples its horizon so every tick); the figure-8's
+    on floats, one array per column instead of three per instant.
+    """
+    if isinstance(reference, Figure8):
+        return _figure8_table(reference, times)
+    samples = [reference_at(reference, t) for t in times]
+    return np.array([s[0] for s in samples]), np.array([s[1] for s in samples]), np.array([s[2] for s in samples])
+
+
 def reference_extremes(reference: Reference) -> list[tuple[str, np.ndarray]]:
     """(key, point) pairs attaining the path's smallest and largest x, y and z: they lie in a box iff the path does."""
     if isinstance(reference, Hover):
@@ -58,6 +70,21 @@ def _figure8_at(ref: Figure8, t: float) -> ReferenceState:
     velocity = np.array([ax * w * c1, 2.0 * ay * w * c2, 0.0])
     acceleration = np.array([-ax * w * w * s1, -4.0 * ay * w * w * s2, 0.0])
     return position, velocity, acceleration
+
+
+def _figure8_table(ref: Figure8, times: list[float]) -> ReferenceState:
+    """:func:`_figure8_at` at each of ``times`` (floats), stacked: the same operations in the same order."""
+    w = 2.0 * math.pi / ref.period_s
+    ax, ay = ref.x_amplitude_m, ref.y_amplitude_m
+    cx, cy, cz = (float(c) for c in ref.center)
+    sin, cos = math.sin, math.cos
+    positions, velocities, accelerations = [], [], []
+    for t in times:
+        s1, c1, s2, c2 = sin(w * t), cos(w * t), sin(2 * w * t), cos(2 * w * t)
+        positions.append((cx + ax * s1, cy + ay * s2, cz + 0.0))
+        velocities.append((ax * w * c1, 2.0 * ay * w * c2, 0.0))
+        accelerations.append((-ax * w * w * s1, -4.0 * ay * w * w * s2, 0.0))
+    return np.array(positions), np.array(velocities), np.array(accelerations)
 
 
 @lru_cache(maxsize=64)
