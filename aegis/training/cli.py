@@ -50,6 +50,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from aegis.training.bc import BcSettings  # numpy only: torch is imported when a fit starts
+
     parser.add_argument("config", help="hw_config with one MPC expert in the chain (e.g. hw_configs/quadrotor_mpc_sim.yaml)")
     parser.add_argument("--out", type=output_file, required=True, help="ONNX file to write (e.g. models/NAME.onnx)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of every draw: scenarios, runs, initial weights, shuffles (default: 0)")
@@ -62,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", default="64,64", help="hidden layer widths (default: 64,64)")
     parser.add_argument("--lipschitz", type=positive_float, default=4.0, help="bound of the network map, split evenly over its layers (default: 4)")
     parser.add_argument("--learning-rate", type=positive_float, default=2e-3, help="Adam's initial learning rate, cosine-annealed (default: 0.002)")
-    parser.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size (default: 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=BcSettings.batch_size, help=f"minibatch size (default: {BcSettings.batch_size})")
     parser.add_argument(
         "--observation",
         default=None,
