@@ -19,8 +19,10 @@ each episode's true plant (aegis.runs.privileged); the contract's producer recor
 
 from __future__ import annotations
 
+import importlib
 import math
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -141,6 +143,8 @@ def train(settings: TrainSettings, progress: Progress | None = None) -> TrainRep
     with tempfile.TemporaryDirectory(prefix="aegis-train-") as work, job_pool(settings.backend) as pool:
         folder = Path(work)
         collect = partial(_collect, setup, settings, folder=folder, report=report, pool=pool)  # one set of workers for every stage
+        if pool is not None:  # this process waits through the demonstrations: torch's import (about 1 s) is done there, not before round 0's fit
+            threading.Thread(target=_import_torch, name="import-torch", daemon=True).start()
         demos = collect(0, settings.episodes, stage="expert demonstrations")
         parts = [Dataset(np.concatenate([e.observations for e in demos]), np.concatenate([e.actions for e in demos]))]
         heldout, model = _heldout_while_fitting(
@@ -228,6 +232,14 @@ def _collect(
     for i, result in zip(order, results):
         in_order[i] = result
     return in_order
+
+
+def _import_torch() -> None:
+    """Import torch ahead of the first fit; a missing or broken torch is reported by the fit itself, as without this."""
+    try:
+        importlib.import_module("torch")
+    except Exception:  # noqa: BLE001 - the fit raises the real error with its own message
+        pass
 
 
 def _heldout_while_fitting(
