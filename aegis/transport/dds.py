@@ -6,7 +6,7 @@ puts there:
 - topic ``rt/<namespace>/<topic>`` and type ``<pkg>::msg::dds_::<Type>_``
   (:mod:`aegis.transport.ros_names`);
 - payload: the message's CDR as rosbags' ``serialize_cdr`` writes it from the ROS 2 message
-  definitions (the 4-byte encapsulation header ``00 01 00 00``, CDR_LE, i.e. XCDR1
+  definitions (an Odometry's written and read directly, the same bytes: :mod:`aegis.transport.odometry_cdr`; the 4-byte encapsulation header ``00 01 00 00``, CDR_LE, i.e. XCDR1
   little-endian, then the fields aligned from after the header), padded with zero bytes to a
   multiple of 4 as rmw_cyclonedds pads it; data representation XCDR1 only, as rmw_cyclonedds's
   type support allows;
@@ -90,17 +90,36 @@ class _Codec:
         types.lookup(self.ros_type)  # refuses a type this distro lacks, naming it
         self._serialize = types.typestore.serialize_cdr
         self._deserialize = types.typestore.deserialize_cdr
+        self._direct = _direct_codec(self.msg_class)
 
     def encode(self, msg: Any) -> bytes:
         if self.msg_class is not None:
             if not isinstance(msg, self.msg_class):
                 raise TypeError(f"expected a {self.msg_class.__name__}, got {type(msg).__name__}")
+            if self._direct is not None:
+                return self._direct[0](msg)
             msg = msg.to_ros(self.types)
         return pad4(bytes(self._serialize(msg, self.ros_type)))
 
     def decode(self, data: bytes) -> Any:
+        if self._direct is not None:
+            msg = self._direct[1](data)
+            if msg is not None:
+                return msg
         ros_msg = self._deserialize(data, self.ros_type)
         return ros_msg if self.msg_class is None else self.msg_class.from_ros(ros_msg)
+
+
+def _direct_codec(msg_class: type | None) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]] | None:
+    """(encode, decode) straight between a message class and its CDR, where one exists (the 1 kHz odometry:
+    aegis.transport.odometry_cdr, checked against rosbags byte for byte); None: through rosbags' message objects."""
+    from aegis.msgs import RobotState
+
+    if msg_class is RobotState:
+        from aegis.transport.odometry_cdr import decode_odometry, encode_odometry
+
+        return encode_odometry, decode_odometry
+    return None
 
 
 CdrCodec = _Codec
