@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_sensor_frame_is_answered(kind: str, encoding: str, pace: bool) -> None:
     row = exchange_row(kind, encoding, pace, exchanges=20, rate_hz=200.0)
     assert row["exchanges"] == 20 and row["unanswered"] == 0
-    assert (row["sensor_frame_bytes"], row["command_frame_bytes"]) == ((78, 42) if encoding == "fixed" else (750, 154))
+    assert (row["sensor_frame_bytes"], row["command_frame_bytes"]) == ((74, 38) if encoding == "fixed" else (746, 150))
     assert (row["wire_us"] is None) == (kind == "udp")
 
 
@@ -40,7 +40,7 @@ def test_the_stages_add_up_to_the_round_trip_and_no_frame_is_written_early(tmp_p
     assert list(times) == [*STAGES, "round trip"] and all(v.size == 20 for v in times.values())
     total = sum(times[name] for name in STAGES)
     assert np.allclose(total, times["round trip"], atol=0.01)  # µs: float rounding only
-    assert np.allclose(times["sensor frame on the wire"], 78 * 10 / 921600 * 1e6) and np.allclose(times["command frame on the wire"], 42 * 10 / 921600 * 1e6)
+    assert np.allclose(times["sensor frame on the wire"], 74 * 10 / 921600 * 1e6) and np.allclose(times["command frame on the wire"], 38 * 10 / 921600 * 1e6)
     for name in ("transmitter late (sensor)", "transmitter late (command)", "pty hand-over (sensor)", "pty hand-over (command)"):
         assert (times[name] >= 0).all(), name  # written no earlier than its last byte left the UART, read after it was written
     out = tmp_path / "stages.json"

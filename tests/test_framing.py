@@ -15,6 +15,7 @@ from aegis.msgs import AccelCommand, ImuSample, MotorSpeeds, Obstacle, Obstacles
 from aegis.transport.framing import (
     FLAG_CDR,
     HEADER_SIZE,
+    PROTOCOL_VERSION,
     Frame,
     FrameDecoder,
     check_frame,
@@ -40,14 +41,28 @@ def _wire(frame: Frame) -> bytes:
 
 
 def test_the_layout_is_the_documented_one() -> None:
-    """Header fields at the documented offsets, little-endian; CRC-32 (zlib) of everything before it; COBS then one zero."""
+    """Version 2: a 16-byte header at the documented offsets, little-endian; CRC-32 (zlib) of everything before it; COBS then one zero."""
     body = pack_frame(msg_id=0x0102, seq=7, stamp_ns=1_500_000_000, payload=b"\x00\x01\x02", flags=FLAG_CDR)
-    assert HEADER_SIZE == 20
-    assert body[:20] == bytes([1, 1, 0x02, 0x01, 7, 0, 0, 0]) + struct.pack("<Q", 1_500_000_000) + bytes([3, 0, 0, 0])
-    assert body[20:23] == b"\x00\x01\x02"
-    assert struct.unpack("<I", body[23:]) == (zlib.crc32(body[:23]),)
+    assert (HEADER_SIZE, PROTOCOL_VERSION) == (16, 2)
+    assert body[:16] == bytes([2, 1, 0x02, 0x01, 7, 0, 0, 0]) + struct.pack("<Q", 1_500_000_000)
+    assert body[16:19] == b"\x00\x01\x02"
+    assert struct.unpack("<I", body[19:]) == (zlib.crc32(body[:19]),)
     wire = encode_frame(0x0102, 7, 1_500_000_000, b"\x00\x01\x02", FLAG_CDR)
     assert wire[-1] == 0 and 0 not in wire[:-1] and cobs.decode(wire[:-1]) == body
+
+
+def _with_crc(body: bytes) -> bytes:
+    """``body`` (a frame without its CRC) with its CRC-32 appended: a frame the CRC check passes whatever its header says."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_a_version_1_frame_is_refused_as_a_bad_version() -> None:
+    """Version 1's 20-byte header (payload_len and reserved after the stamp), with a good CRC: rejected as ``version``, not delivered."""
+    v1 = _with_crc(struct.pack("<BBHIQHH", 1, 0, 2, 7, 1_500_000_000, 8, 0) + bytes(8))
+    assert check_frame(cobs.encode(v1)) == "version"
+    # the shortest version 2 frame (no payload) is delivered; a byte fewer is short, whatever it holds
+    assert check_frame(cobs.encode(_with_crc(struct.pack("<BBHIQ", 2, 0, 1, 0, 0)))) == Frame(1, 0, 0, b"")
+    assert check_frame(cobs.encode(_with_crc(struct.pack("<BBHIQ", 2, 0, 1, 0, 0)[:-1]))) == "short"
 
 
 @given(st.lists(frames, max_size=8), st.integers(1, 64))
@@ -104,11 +119,11 @@ def test_rejections_are_counted_by_reason() -> None:
     decoder = FrameDecoder(max_payload=16)
     good = encode_frame(1, 0, 0, b"ok")
     body = bytearray(pack_frame(1, 0, 0, b"ok"))
-    body[0] = 2  # version 2, with a CRC that matches it
+    body[0] = 1  # version 1, with a CRC that matches it
     body[-4:] = struct.pack("<I", zlib.crc32(body[:-4]))
-    bad_len = bytearray(pack_frame(1, 0, 0, b"ok"))
-    bad_len[16] = 3
-    bad_len[-4:] = struct.pack("<I", zlib.crc32(bad_len[:-4]))
+    bad_flags = bytearray(pack_frame(1, 0, 0, b"ok"))
+    bad_flags[1] = 0x02  # a flag version 2 does not define
+    bad_flags[-4:] = struct.pack("<I", zlib.crc32(bad_flags[:-4]))
     stream = (
         good
         + b"\x05ab\x00"  # COBS code past the end
@@ -116,7 +131,7 @@ def test_rejections_are_counted_by_reason() -> None:
         + b"\x01" * 200 + b"\x00"  # too long for max_payload=16
         + good[:-3] + b"\x7f" + good[-2:]  # a flipped byte
         + cobs.encode(bytes(body)) + b"\x00"
-        + cobs.encode(bytes(bad_len)) + b"\x00"
+        + cobs.encode(bytes(bad_flags)) + b"\x00"
         + b"\x00\x00"  # empty frames: padding, not counted
         + good
     )

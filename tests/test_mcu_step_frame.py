@@ -47,7 +47,7 @@ def test_an_answer_round_trips_with_its_counts() -> None:
 def test_another_protocol_or_layout_version_is_refused() -> None:
     payload = step_answer_payload(np.zeros(3), np.zeros(3), 0.0, True, 0, 1, 1, 2)
     frame = bytearray(pack_frame(STEP_ANSWER_ID, 1, 1, payload))
-    frame[0] = 2  # the frame's protocol version
+    frame[0] = 3  # a frame protocol version this end does not speak
     frame[-4:] = crc32(bytes(frame[:-4])).to_bytes(4, "little")
     with pytest.raises(StepFrameError, match=r"^step answer: frame rejected \(version\)$"):
         decode_step_wire(cobs.encode(bytes(frame)), 3, 3)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cobs import cobs
 
 from aegis.export.toolchain import host_cc
 from aegis.export.wire_c import build_wire_host_tool
-from aegis.transport.framing import FrameDecoder, encode_frame
+from aegis.transport.framing import FrameDecoder, encode_frame, pack_frame
 
 MAX_PAYLOAD = 256
 pytestmark = pytest.mark.skipif(host_cc() is None, reason="needs a host C compiler")
@@ -21,8 +24,12 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wire_host_tool(tmp_path_factory.mktemp("wire_c"), max_payload=MAX_PAYLOAD)
 
 
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
 def _stream(seed: int) -> bytes:
-    """Good frames of every size around COBS's 254-byte blocks, corrupted ones, oversized ones and noise, back to back."""
+    """Good frames of every size around COBS's 254-byte blocks, corrupted, oversized, short, version 1 and unknown-flag ones and noise, back to back."""
     rng = np.random.default_rng(seed)
     parts = []
     for i in range(400):
@@ -41,6 +48,15 @@ def _stream(seed: int) -> bytes:
             wire = bytearray(rng.integers(0, 256, int(rng.integers(1, 40)), dtype=np.uint8).tobytes()) + b"\x00"
         elif kind < 0.22:
             wire = bytearray(rng.integers(1, 256, 600, dtype=np.uint8).tobytes()) + b"\x00"  # past the receiver's buffer
+        elif kind < 0.26:  # a version 1 frame (20-byte header: payload_len, reserved), its CRC right
+            v1 = struct.pack("<BBHIQHH", 1, 0, int(rng.integers(0, 65536)), i, 0, min(size, 60), 0) + bytes(payload[:60])
+            wire = bytearray(cobs.encode(_with_crc(v1)) + b"\x00")
+        elif kind < 0.29:  # a flag version 2 does not define, its CRC right
+            body = bytearray(pack_frame(1, i, 0, bytes(payload[:60])))
+            body[1] |= 1 << int(rng.integers(1, 8))
+            wire = bytearray(cobs.encode(_with_crc(bytes(body[:-4]))) + b"\x00")
+        elif kind < 0.31:  # shorter than a header and a CRC, its "CRC" right
+            wire = bytearray(cobs.encode(_with_crc(bytes(payload[: int(rng.integers(0, 16))]))) + b"\x00")
         parts.append(bytes(wire))
     return b"".join(parts)
 
@@ -57,7 +73,7 @@ def test_the_c_receiver_accepts_and_rejects_exactly_what_python_does(tool: Path,
         expected.append(f"E {encode_frame(f.msg_id, f.seq, f.stamp_ns, f.payload, f.flags).hex()}")
     r = decoder.rejected
     expected.append(f"R {r.cobs} {r.short} {r.oversize} {r.crc} {r.version} {r.malformed} {decoder.accepted}")
-    assert len(frames) > 200 and r.crc > 20 and r.oversize > 10
+    assert len(frames) > 200 and r.crc > 20 and r.oversize > 10 and r.version > 5 and r.malformed > 5 and r.short > 3
     assert out == expected
 
 

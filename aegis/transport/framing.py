@@ -1,18 +1,21 @@
-"""The aegis wire frame for serial lines and UDP: a 20-byte header, a payload and a CRC-32, COBS-encoded, ended by a zero byte.
+"""The aegis wire frame for serial lines and UDP: a 16-byte header, a payload and a CRC-32, COBS-encoded, ended by a zero byte.
 
 The format is written for a robot's firmware to implement in C (docs/wire-format.md is its
 specification; this module is the reference). Before COBS, a frame is, little-endian::
 
     offset  size  field
-    0       1     version        PROTOCOL_VERSION (1); any other is rejected
+    0       1     version        PROTOCOL_VERSION (2); any other is rejected
     1       1     flags          bit 0: the payload is the message's XCDR1 CDR (else its fixed layout); others 0
     2       2     msg_id         which message (topic and type) the payload is, from the link's message table
     4       4     seq            the sender's frame counter, +1 per frame sent on the link, wrapping at 2**32
     8       8     stamp_ns       the message's time stamp in ns (its header stamp)
-    16      2     payload_len    bytes of payload that follow
-    18      2     reserved       0
-    20      n     payload
-    20+n    4     crc            CRC-32 (IEEE 802.3, zlib's) of bytes [0, 20+n)
+    16      n     payload        n = the decoded frame's length - 16 - 4
+    16+n    4     crc            CRC-32 (IEEE 802.3, zlib's) of bytes [0, 16+n)
+
+Version 1 had a 20-byte header, with ``payload_len`` (2) and ``reserved`` (2) after the stamp: the
+first repeated what the decoded frame's length already says and the second carried nothing, so
+version 2 drops both, 4 bytes a frame (87 µs a sensor frame and its command at 921600 baud). A
+version 1 frame is rejected as ``version``.
 
 On the wire: ``cobs(frame) + b"\\0"``. COBS (Consistent Overhead Byte Stuffing) removes every zero
 byte from the frame at a cost of one byte in 254, so the zero byte delimits frames: a receiver that
@@ -20,10 +23,9 @@ joins a stream in the middle, or loses bytes, resynchronises at the next zero. O
 carries the same bytes (one or more whole frames).
 
 A receiver (:class:`FrameDecoder`) checks, in order: the COBS encoding, the length (at least a
-header and a CRC, at most ``max_payload``), the CRC, the version, the reserved bytes and
-``payload_len`` against the frame's length; only then does a frame reach the caller. Anything
-else is counted under its reason in :class:`RejectCounts` and dropped: the decoder never raises on
-received bytes.
+header and a CRC, at most ``max_payload``), the CRC, the version and the flags; only then does a
+frame reach the caller. Anything else is counted under its reason in :class:`RejectCounts` and
+dropped: the decoder never raises on received bytes.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from dataclasses import dataclass, field, fields
 
 from cobs import cobs
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""Version 1 (a 20-byte header with payload_len and reserved) is rejected as ``version``: docs/wire-format.md."""
 FLAG_CDR = 0x01
 """flags bit 0: the payload is the ROS 2 message's CDR (XCDR1, with its encapsulation header), not its fixed layout."""
 KNOWN_FLAGS = FLAG_CDR
-HEADER = struct.Struct("<BBHIQHH")
-HEADER_SIZE = HEADER.size  # 20
+HEADER = struct.Struct("<BBHIQ")
+HEADER_SIZE = HEADER.size  # 16
 CRC = struct.Struct("<I")
 CRC_SIZE = CRC.size
 DELIMITER = b"\x00"
@@ -47,6 +50,8 @@ MAX_PAYLOAD = 4096
 """The default largest payload a decoder accepts (a firmware picks its own; docs/wire-format.md)."""
 MAX_MSG_ID = 0xFFFF
 MAX_SEQ = 0xFFFFFFFF
+MAX_FRAME_PAYLOAD = 0xFFFF
+"""The longest payload a sender may frame (the C frame's payload_len is a uint16_t); a receiver's ``max_payload`` is smaller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +78,11 @@ def pack_frame(msg_id: int, seq: int, stamp_ns: int, payload: bytes, flags: int 
     """The frame before COBS: header, payload, CRC. Out-of-range fields raise ValueError (a sender's bug, not the wire's)."""
     if not 0 <= msg_id <= MAX_MSG_ID:
         raise ValueError(f"msg_id {msg_id} is outside 0..{MAX_MSG_ID}")
-    if not 0 <= len(payload) <= 0xFFFF:
-        raise ValueError(f"payload of {len(payload)} bytes: at most 65535 fit a frame")
+    if not 0 <= len(payload) <= MAX_FRAME_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes: at most {MAX_FRAME_PAYLOAD} fit a frame")
     if flags & ~KNOWN_FLAGS:
         raise ValueError(f"flags 0x{flags:02x} set bits this protocol version does not define")
-    body = HEADER.pack(PROTOCOL_VERSION, flags, msg_id, seq & MAX_SEQ, stamp_ns & 0xFFFFFFFFFFFFFFFF, len(payload), 0) + bytes(payload)
+    body = HEADER.pack(PROTOCOL_VERSION, flags, msg_id, seq & MAX_SEQ, stamp_ns & 0xFFFFFFFFFFFFFFFF) + bytes(payload)
     return body + CRC.pack(crc32(body))
 
 
@@ -101,7 +106,7 @@ class RejectCounts:
     version: int = 0
     """A protocol version this decoder does not speak."""
     malformed: int = 0
-    """CRC right but the header is inconsistent: payload_len disagrees with the length, unknown flags, reserved not 0."""
+    """CRC and version right but a flag this version does not define is set."""
     truncated: int = 0
     """A datagram that ended inside a frame (UDP: no delimiter at its end)."""
 
@@ -128,12 +133,12 @@ def check_frame(raw: bytes, max_payload: int = MAX_PAYLOAD) -> Frame | str:
     (crc,) = CRC.unpack_from(body, len(body) - CRC_SIZE)
     if crc32(memoryview(body)[: len(body) - CRC_SIZE]) != crc:
         return "crc"
-    version, flags, msg_id, seq, stamp_ns, payload_len, reserved = HEADER.unpack_from(body)
+    version, flags, msg_id, seq, stamp_ns = HEADER.unpack_from(body)
     if version != PROTOCOL_VERSION:
         return "version"
-    if payload_len != len(body) - HEADER_SIZE - CRC_SIZE or reserved != 0 or flags & ~KNOWN_FLAGS:
+    if flags & ~KNOWN_FLAGS:
         return "malformed"
-    return Frame(msg_id, seq, stamp_ns, body[HEADER_SIZE : HEADER_SIZE + payload_len], flags)
+    return Frame(msg_id, seq, stamp_ns, body[HEADER_SIZE : len(body) - CRC_SIZE], flags)
 
 
 def _encoded_limit(max_payload: int) -> int:

@@ -50,6 +50,11 @@ _TTY_READ_BUFFER = 4096
 _PR_SET_TIMERSLACK = 29
 TX_TIMER_SLACK_NS = 1
 """The transmitter thread's timer slack (Linux): how late the kernel may end its sleeps to batch wake-ups (50 µs by default)."""
+TX_WAKE_EARLY_S = 60e-6
+"""The transmitter thread sleeps until this long before a frame is due and spins the rest: a sleep ends about 45 µs
+after its time on the machine this was measured on (the kernel's and the virtual machine's wake-up, with 1 ns of
+slack), so a sleep to the due time wrote every frame that late. The spin is bounded by this (a sleep that ends later
+spins not at all) and never writes before the due time (docs/wire-format.md, "Where the round trip's time goes")."""
 
 
 @dataclass
@@ -250,8 +255,10 @@ class SerialLink(Link):
                     self._tx_ready.wait()
                 due, data = self._tx.popleft()
             remaining = due - time.perf_counter()
-            if remaining > 0:
-                time.sleep(remaining)  # no spinning: the other end and the simulator need the cores more
+            if remaining > TX_WAKE_EARLY_S:
+                time.sleep(remaining - TX_WAKE_EARLY_S)  # most of the wait asleep: the other end and the simulator need the cores
+            while time.perf_counter() < due:  # the last µs (at most TX_WAKE_EARLY_S): a sleep ends ~45 µs late
+                pass
             if self.fd < 0:
                 return
             try:

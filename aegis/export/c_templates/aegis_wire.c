@@ -99,7 +99,7 @@ int aegis_wire_check(const uint8_t *body, size_t length, aegis_wire_frame *frame
     if (body[0] != AEGIS_WIRE_VERSION) {
         return AEGIS_WIRE_REJECT_VERSION;
     }
-    if ((size_t)(body[16] | (body[17] << 8)) != payload_len || body[18] != 0 || body[19] != 0 || (body[1] & ~AEGIS_WIRE_FLAG_CDR) != 0) {
+    if ((body[1] & ~AEGIS_WIRE_FLAG_CDR) != 0) {
         return AEGIS_WIRE_REJECT_MALFORMED;
     }
     frame->flags = body[1];
@@ -126,10 +126,6 @@ size_t aegis_wire_encode(const aegis_wire_frame *frame, uint8_t *out, size_t cap
     write_u32(body + 4, frame->seq);
     write_u32(body + 8, (uint32_t)frame->stamp_ns);
     write_u32(body + 12, (uint32_t)(frame->stamp_ns >> 32));
-    body[16] = (uint8_t)frame->payload_len;
-    body[17] = (uint8_t)(frame->payload_len >> 8);
-    body[18] = 0;
-    body[19] = 0;
     if (frame->payload_len > 0) {
         memcpy(body + AEGIS_WIRE_HEADER_SIZE, frame->payload, frame->payload_len);
     }

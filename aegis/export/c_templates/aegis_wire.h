@@ -1,4 +1,4 @@
-/* aegis_wire.h: the aegis wire frame (docs/wire-format.md) in C99 for firmware: COBS, CRC-32, the 20-byte header.
+/* aegis_wire.h: the aegis wire frame (docs/wire-format.md) in C99 for firmware: COBS, CRC-32, the 16-byte header (protocol version 2).
  *
  * No malloc and no C library beyond memcpy; one receiver is a struct the caller owns. A frame's payload
  * points into the receiver's buffer and is valid until the next byte completes another frame.
@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AEGIS_WIRE_VERSION 1u
+#define AEGIS_WIRE_VERSION 2u /* version 1's 20-byte header (payload_len, reserved) is rejected as a bad version */
 #define AEGIS_WIRE_FLAG_CDR 0x01u
-#define AEGIS_WIRE_HEADER_SIZE 20u
+#define AEGIS_WIRE_HEADER_SIZE 16u
 #define AEGIS_WIRE_CRC_SIZE 4u
 #ifndef AEGIS_WIRE_MAX_PAYLOAD
 #define AEGIS_WIRE_MAX_PAYLOAD 256u
@@ -37,7 +37,7 @@ typedef struct {
     uint16_t msg_id;
     uint32_t seq;
     uint64_t stamp_ns;
-    uint16_t payload_len;
+    uint16_t payload_len; /* not on the wire: the decoded frame's length less the header and the CRC */
     const uint8_t *payload;
 } aegis_wire_frame;
 
