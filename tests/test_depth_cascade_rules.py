@@ -131,3 +131,16 @@ def test_fewest_refined_takes_the_most_unsure_first_until_within_2_mm() -> None:
     score[0, 3] = -1.0  # the wrong one ranked last: still all 4, after 60 other sectors that change nothing
     assert fewest_refined((cheap_ranges, score), labels.copy(), labels, score)[0, 3]
     assert set(signals(cheap_ranges, score)) >= {"sigma", "sigma/range", "-range"}
+
+
+def test_the_oracle_counts_the_fewest_sectors_and_whole_frames_within_the_tolerance() -> None:
+    from aegis.training.depth_cascade_profile import oracle_shares
+
+    labels = np.full((4, 16), 2.0)
+    cheap_ranges = labels.copy()
+    cheap_ranges[0, :2] = 2.64  # 2 sectors of frame 0, 64 cm off each: 20 mm of mean error (1.28 / 64)
+    cheap_ranges[1, 0] = 2.32  # 1 sector of frame 1, 32 cm: 5 mm more
+    # within 6 mm of the exact large model: frame 0's 2 sectors (5 mm left), 1 frame of 4; within 3 mm: all 3, 2 frames
+    assert oracle_shares(cheap_ranges, labels.copy(), labels, 0.006) == {"sectors": 2 / 64, "frames": 1 / 4}
+    assert oracle_shares(cheap_ranges, labels.copy(), labels, 0.003) == {"sectors": 3 / 64, "frames": 2 / 4}
+    assert oracle_shares(labels.copy(), labels.copy(), labels, 0.003) == {"sectors": 0.0, "frames": 0.0}
