@@ -16,8 +16,10 @@ sector pooling. :func:`lean_sector_model` rewrites one with the same weights:
   column) and the two activations run on 2 x K values, not 2 x W;
 * the contract and the sector spec (the file's metadata) are copied as they are.
 
-The answers equal the exported graph's to float rounding (tests/test_depth_lean.py). The window
-model (a batch of sector windows with their bearings as input) is left as it is.
+The answers equal the exported graph's to float rounding (tests/test_depth_lean.py). ``aegis
+train-depth`` writes its cheap model this way; the large one stays as exported (large_from_onnx reads
+its initializers back by name to make the window model again, and a lean graph saves little of its
+time), and the window model (a batch of sector windows with their bearings as input) is left as it is.
 ``python -m aegis.training.depth_lean --models-dir DIR --out DIR`` writes lean copies of a robot's
 cheap and large models, and copies its window model, so that aegis.training.depth_eval can measure them.
 """
