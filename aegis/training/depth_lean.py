@@ -68,13 +68,29 @@ def _conv_chain(graph: Any, weights: dict[str, np.ndarray]) -> list[tuple[np.nda
     return chain
 
 
+def _min_sigma(graph: Any, weights: dict[str, np.ndarray]) -> float:
+    """The sigma floor the exported graph adds to its softplus (the constant of the Add that reads the Softplus); ValueError if none."""
+    from onnx import numpy_helper
+
+    constants = dict(weights)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    softplus = {node.output[0] for node in graph.node if node.op_type == "Softplus"}
+    for node in graph.node:
+        if node.op_type == "Add" and softplus & set(node.input):
+            [other] = [name for name in node.input if name not in softplus]
+            if other in constants and constants[other].size == 1:
+                return float(constants[other])
+    raise ValueError("no constant added to the sigma's softplus (not a depth-sector model from aegis train-depth)")
+
+
 def lean_sector_model(path: str | Path) -> Any:
     """The lean graph of a depth-sector model file (module docstring) as an onnx ModelProto, its metadata copied; ValueError if not one."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from aegis.inference.depth_model import read_sector_spec
-    from aegis.training.depth_train import MIN_SIGMA_M
 
     spec = read_sector_spec(path)
     if spec.window_px is not None:
@@ -101,7 +117,7 @@ def lean_sector_model(path: str | Path) -> Any:
         "image_shape": np.array([1, 1, height, columns], np.int64), "w0": np.ascontiguousarray(w0[:, :1]) if fold else w0, "b0": b0,
         **({"bearing_share": share} if fold else {"bearing": bearing[None, None]}),
         "sector_first": np.array(first, np.int64), "max_range": np.array(spec.max_range_m, np.float32),
-        "min_sigma": np.array(MIN_SIGMA_M, np.float32), "pooled_shape": np.array([2, 1, columns], np.int64),
+        "min_sigma": np.array(_min_sigma(model.graph, weights), np.float32), "pooled_shape": np.array([2, 1, columns], np.int64),
         "out_shape": np.array([1, 2 * spec.sectors], np.int64),
     }
     node = helper.make_node
@@ -151,9 +167,8 @@ def write_lean_models(models_dir: Path, out_dir: Path, robot: str = "husky") -> 
     """Lean copies of ``robot``'s cheap and large models in ``out_dir`` (the window model copied as it is): the written paths."""
     import onnx
 
-    from aegis.training.depth_pipeline import model_paths
-
-    sources, targets = model_paths(models_dir, robot), model_paths(out_dir, robot)
+    names = ("cheap", "large", "window")  # as aegis.training.depth_pipeline.model_paths names them (not imported: it imports depth_train, which imports this)
+    sources, targets = ({name: folder / f"{robot}_depth_{name}.onnx" for name in names} for folder in (models_dir, out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, source in sources.items():
         if name == "window":
@@ -164,11 +179,11 @@ def write_lean_models(models_dir: Path, out_dir: Path, robot: str = "husky") -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aegis.training.depth_cli import ROBOTS
+    from aegis.training.depth_dataset import RIGS
 
     parser = argparse.ArgumentParser(prog="python -m aegis.training.depth_lean", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=None, help="folder of ROBOT_depth_{cheap,large,window}.onnx (default: the shipped models)")
-    parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models (default: husky)")
+    parser.add_argument("--robot", choices=tuple(RIGS), default="husky", help="whose models (default: husky)")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the lean models into (not the models' own)")
     args = parser.parse_args(argv)
     from aegis.paths import share_dir
