@@ -131,3 +131,31 @@ def test_fewest_refined_takes_the_most_unsure_first_until_within_2_mm() -> None:
     score[0, 3] = -1.0  # the wrong one ranked last: still all 4, after 60 other sectors that change nothing
     assert fewest_refined((cheap_ranges, score), labels.copy(), labels, score)[0, 3]
     assert set(signals(cheap_ranges, score)) >= {"sigma", "sigma/range", "-range"}
+
+
+def test_the_oracle_counts_the_fewest_sectors_and_whole_frames_within_the_tolerance() -> None:
+    from aegis.training.depth_cascade_profile import oracle_shares
+
+    labels = np.full((4, 16), 2.0)
+    cheap_ranges = labels.copy()
+    cheap_ranges[0, :2] = 2.64  # 2 sectors of frame 0, 64 cm off each: 20 mm of mean error (1.28 / 64)
+    cheap_ranges[1, 0] = 2.32  # 1 sector of frame 1, 32 cm: 5 mm more
+    # within 6 mm of the exact large model: frame 0's 2 sectors (5 mm left), 1 frame of 4; within 3 mm: all 3, 2 frames
+    assert oracle_shares(cheap_ranges, labels.copy(), labels, 0.006) == {"sectors": 2 / 64, "frames": 1 / 4}
+    assert oracle_shares(cheap_ranges, labels.copy(), labels, 0.003) == {"sectors": 3 / 64, "frames": 2 / 4}
+    assert oracle_shares(labels.copy(), labels.copy(), labels, 0.003) == {"sectors": 0.0, "frames": 0.0}
+
+
+def test_a_cap_keeps_the_most_unsure_and_the_threshold_is_the_largest_meeting_depth_evals_criteria() -> None:
+    from aegis.training.depth_cascade_profile import capped_refined, eval_threshold, meets
+
+    scores = np.array([[0.9, 0.5, 0.7, 0.1], [0.2, 0.3, 0.1, 0.0]])
+    assert capped_refined(scores, 0.4, None).tolist() == [[True, True, True, False], [False] * 4]
+    assert capped_refined(scores, 0.4, 2).tolist() == [[True, False, True, False], [False] * 4]  # the two most unsure
+    labels = np.full((2, 4), 2.0)
+    large = labels.copy()  # exact
+    cheap = labels.copy()
+    cheap[0, 0], cheap[0, 2] = 2.2, 2.1  # 30 cm of error in the two most unsure sectors: 37.5 mm of mean error
+    assert not meets(cheap, large, labels)
+    assert eval_threshold(scores, cheap, large, labels, None) == 0.5  # refining the sectors above 0.5 (0.9, 0.7) fixes both
+    assert eval_threshold(scores, cheap, large, labels, 1) is None  # one a frame leaves the 10 cm of frame 0's second: 12.5 mm

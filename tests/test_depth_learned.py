@@ -332,6 +332,9 @@ def test_aegis_train_depth_writes_both_models_with_contracts_and_a_report(tmp_pa
     args = ["train-depth", "--out-dir", str(tmp_path), "--frames", "24", "--validation-frames", "8", "--heldout-frames", "8", "--epochs", "1", "--escalation", "relative"]
     assert main([*args, "--json", str(report)]) == 0
     assert read_sector_spec(tmp_path / "husky_depth_cheap.onnx").cascade_relative and json.loads(report.read_text())["relative"]
+    import onnx
+
+    assert "Expand" not in {node.op_type for node in onnx.load(str(tmp_path / "husky_depth_cheap.onnx")).graph.node}  # the cheap model's lean graph
     rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
     assert set(rows) == {"depth_cheap", "depth_large", "depth_cascade"} and all(0 <= r["mae_m"] <= 5 for r in rows.values())
     window = DepthWindowModel(tmp_path / "husky_depth_window.onnx")

@@ -96,7 +96,8 @@ def model_input(depth: np.ndarray, max_range_m: float, factor: int = 1, out: np.
     """A depth image (m; NaN holes, +inf no return) as a model's flat float32 input: clipped, holes 0, block-min by ``factor``.
 
     A few ufunc calls (fmin skips NaN, fmax turns it into 0) into ``out`` when given: this runs on
-    every learned frame, and its time is a third of the cheap model's.
+    every learned frame, and its time is a third of the cheap model's. The block min reduces the block's
+    rows first (whole rows: contiguous), then its columns: 2 fmin calls at factor 2 instead of 4, the same values.
     """
     z = np.asarray(depth, dtype=np.float32)
     h, w = z.shape
@@ -105,11 +106,12 @@ def model_input(depth: np.ndarray, max_range_m: float, factor: int = 1, out: np.
     target = np.empty(z.size // factor**2, dtype=np.float32) if out is None else out
     flat = target.reshape(z.shape[0] // factor, z.shape[1] // factor)
     if factor > 1:  # the nearest of each block; fmin skips NaN: NaN only where the whole block is holes
-        np.fmin(z[::factor, ::factor], z[::factor, 1::factor], out=flat)
-        for i in range(factor):
-            for j in range(factor):
-                if i or j > 1:
-                    np.fmin(flat, z[i::factor, j::factor], out=flat)
+        rows = np.fmin(z[::factor], z[1::factor])  # first the block's rows (whole rows: contiguous), then its columns: 2 (factor) calls, not 4
+        for i in range(2, factor):
+            np.fmin(rows, z[i::factor], out=rows)
+        np.fmin(rows[:, ::factor], rows[:, 1::factor], out=flat)
+        for j in range(2, factor):
+            np.fmin(flat, rows[:, j::factor], out=flat)
         z = flat
     np.fmax(z, 0.0, out=flat)  # holes (NaN) and anything negative: 0
     np.minimum(flat, max_range_m, out=flat)  # no return (+inf) and beyond range: max range

@@ -17,7 +17,14 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
 * ranks candidate signals of where the large network helps (:func:`signals`) on the validation frames:
   the fewest sectors, most unsure first, that keep the error within 2 mm, and on how many frames;
 * counts the columns the window calls compute, and what windows merged over runs of adjacent
-  unsure sectors (one window over a run's bands and the network's margin each side) would compute.
+  unsure sectors (one window over a run's bands and the network's margin each side) would compute;
+* prints each rule's floor (the cheap call and the rest on every frame, the cheapest window call on
+  every frame it refines) and, on the validation frames, the oracle (:func:`oracle_shares`): the
+  fewest sectors or whole frames, chosen by the labels, whose large answers meet depth_eval's 3 mm;
+* for each rule, with no cap and with at most 1, 2 or 3 sectors a frame (the most unsure), the largest
+  threshold whose answers meet depth_eval's two accuracy criteria on the VALIDATION frames
+  (:func:`eval_threshold`; training's :func:`choose_threshold` keeps 2 mm instead), and what it does
+  on the held-out frames: accuracy, met or not, the sectors and frames it refines.
 
 Printed, never asserted: the times are the machine's.
 """
@@ -32,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from aegis.inference.depth_cascade import RANGE_FLOOR_M
+from aegis.training.depth_eval import MAE_TOLERANCE_M, TIME_FRACTION
 
 RULES = ("sigma", "sigma/range")
 
@@ -68,6 +76,44 @@ def signals(ranges: np.ndarray, sigmas: np.ndarray) -> dict[str, np.ndarray]:
         "sigma*(5-range)": sigmas * (5.0 + RANGE_FLOOR_M - ranges), "sigma+neighbours/2": sigmas + 0.5 * np.maximum(padded_sigmas[:, :-2], padded_sigmas[:, 2:]),
         "range jump": jump,
     }
+
+
+def oracle_shares(cheap_ranges: np.ndarray, large_ranges: np.ndarray, labels: np.ndarray, tolerance_m: float) -> dict[str, float]:
+    """The fewest sectors, and the fewest whole frames, whose large answer brings the mean error within ``tolerance_m`` of the large
+    model's, chosen by the labels (an oracle: no rule can do better; the cascade's time floor for its refinements), as shares."""
+    gain = np.abs(cheap_ranges - labels) - np.abs(large_ranges - labels)
+    need = np.abs(cheap_ranges - labels).mean() - (np.abs(large_ranges - labels).mean() + tolerance_m)
+    if need <= 0:
+        return {"sectors": 0.0, "frames": 0.0}
+    sectors = np.cumsum(np.sort(gain.ravel())[::-1]) / gain.size
+    frames = np.cumsum(np.sort(gain.sum(axis=1))[::-1]) / gain.size
+    return {"sectors": float((np.searchsorted(sectors, need) + 1) / gain.size), "frames": float((np.searchsorted(frames, need) + 1) / gain.shape[0])}
+
+
+def capped_refined(scores: np.ndarray, threshold: float, cap: int | None) -> np.ndarray:
+    """Which sectors a rule refines: score above ``threshold``, at most ``cap`` per frame (the highest scores; None: no cap)."""
+    refined = scores > threshold
+    if cap is not None:
+        rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+        refined &= rank < cap
+    return refined
+
+
+def meets(predicted: np.ndarray, large: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether answers meet depth_eval's two accuracy criteria against the large model's answers on the same labels."""
+    from aegis.training.depth_eval import WITHIN_10CM_TOLERANCE
+    from aegis.training.depth_train import accuracy
+
+    mine, theirs = accuracy(predicted, labels), accuracy(large, labels)
+    return mine["mae_m"] <= theirs["mae_m"] + MAE_TOLERANCE_M and mine["within_10cm"] >= theirs["within_10cm"] - WITHIN_10CM_TOLERANCE
+
+
+def eval_threshold(scores: np.ndarray, cheap_ranges: np.ndarray, large_ranges: np.ndarray, labels: np.ndarray, cap: int | None) -> float | None:
+    """The largest threshold (of the scores, to 4 digits) whose answers meet depth_eval's two criteria with at most ``cap`` sectors a frame; None: none does."""
+    for threshold in np.unique(np.round(scores, 4))[::-1]:
+        if meets(np.where(capped_refined(scores, float(threshold), cap), large_ranges, cheap_ranges), large_ranges, labels):
+            return float(threshold)
+    return None
 
 
 def fewest_refined(cheap: tuple[np.ndarray, np.ndarray], large: np.ndarray, labels: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -111,6 +157,21 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
         refined = fewest_refined(val_cheap, val_large[0], validation.ranges, score)
         signal_rows[name] = {"sectors": float(refined.mean()), "frames": float(refined.any(axis=1).mean()),
                              "gain_correlation": float(np.corrcoef(score.ravel(), gain.ravel())[0, 1])}
+    oracle = oracle_shares(val_cheap[0], val_large[0], validation.ranges, MAE_TOLERANCE_M)
+    heldout_large = answers(large, heldout)
+    heldout_cheap = answers(cheap, heldout)
+    criteria_rows = []  # each rule's threshold chosen on the validation frames for depth_eval's own criteria, with and without a cap, then on the held-out ones
+    for rule in RULES:
+        val_scores, held_scores = unsure_scores(*val_cheap, rule != "sigma"), unsure_scores(*heldout_cheap, rule != "sigma")
+        for cap in (None, 1, 2, 3):
+            threshold = eval_threshold(val_scores, val_cheap[0], val_large[0], validation.ranges, cap)
+            row: dict[str, Any] = {"rule": rule, "cap": cap, "threshold": threshold}
+            if threshold is not None:
+                refined = capped_refined(held_scores, threshold, cap)
+                answer = np.where(refined, heldout_large[0], heldout_cheap[0])
+                row.update({**accuracy(answer, heldout.ranges), "met": meets(answer, heldout_large[0], heldout.ranges),
+                            "sectors": float(refined.mean()), "frames": float(refined.any(axis=1).mean())})
+            criteria_rows.append(row)
     shipped = {"threshold": cheap.spec.cascade_sigma_threshold_m, "rule": "sigma/range" if cheap.spec.cascade_relative else "sigma"}
 
     stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in RULES}
@@ -139,7 +200,6 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     whole_us = {rule: np.zeros(n * rounds) for rule in RULES}
     ranges = {rule: np.empty_like(heldout.ranges) for rule in RULES}
     columns = {rule: [0, 0] for rule in RULES}  # per-sector windows, merged windows
-    heldout_cheap = answers(cheap, heldout)
     for rule in RULES:
         for unsure in unsure_scores(*heldout_cheap, rule != "sigma") > thresholds[rule]:
             sectors = np.flatnonzero(unsure)
@@ -162,8 +222,8 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
                     whole_us[rule][r * n + i] = stages[rule]["whole"][-1]
                 ranges[rule][i] = answer[0]
     report: dict[str, Any] = {
-        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined, "shipped": shipped, "signals": signal_rows,
-        "large": {"mean_us": float(large_us.mean()), "median_us": float(np.median(large_us)), **accuracy(answers(large, heldout)[0], heldout.ranges)},
+        "robot": robot, "seed": seed, "frames": frames, "rounds": rounds, "thresholds": thresholds, "validation_refined": validation_refined, "shipped": shipped, "signals": signal_rows, "oracle": oracle, "criteria_thresholds": criteria_rows,
+        "large": {"mean_us": float(large_us.mean()), "median_us": float(np.median(large_us)), **accuracy(heldout_large[0], heldout.ranges)},
         "rules": {},
     }
     for rule in RULES:
@@ -184,6 +244,8 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
             "window_by_sectors": by_size,
             "frames_refined": float(((window_n[rule] > 0) | (whole_us[rule] > 0)).mean()), "sectors_refined": counts.sectors_refined / max(n * rounds * cheap.spec.sectors, 1),
             "whole_frames": counts.whole_frames,
+            "floor_us": float(cheap_us.mean() + rest.mean() + ((window_n[rule] > 0) | (whole_us[rule] > 0)).mean() * by_size.get(1, {"median_us": np.nan})["median_us"]),
+            "floor_median_us": float(np.median(cheap_us) + np.median(rest) + ((window_n[rule] > 0) | (whole_us[rule] > 0)).mean() * by_size.get(1, {"median_us": np.nan})["median_us"]),
             "columns_per_frame": columns[rule][0] / n, "merged_columns_per_frame": columns[rule][1] / n,
         }
     return report
@@ -201,6 +263,16 @@ def print_profile(report: dict[str, Any]) -> None:
     for name, row in report["signals"].items():
         print(f"validation signal {name}: the fewest sectors for 2 mm {row['sectors']:.1%} on {row['frames']:.1%} of frames; "
               f"correlation with the large model's gain {row['gain_correlation']:+.2f}")
+    oracle = report["oracle"]
+    print(f"validation oracle (by the labels): the large answer on {oracle['sectors']:.1%} of sectors, or on {oracle['frames']:.1%} of frames whole, "
+          f"brings the error within {1000 * MAE_TOLERANCE_M:.0f} mm of the large model's")
+    for row in report["criteria_thresholds"]:
+        cap = "no cap" if row["cap"] is None else f"at most {row['cap']} a frame"
+        if row["threshold"] is None:
+            print(f"depth_eval's criteria on the validation frames, {row['rule']}, {cap}: no threshold meets them")
+            continue
+        print(f"depth_eval's criteria on the validation frames, {row['rule']}, {cap}: threshold {row['threshold']:.4g}; held-out MAE {100 * row['mae_m']:.2f} cm, "
+              f"within 10 cm {row['within_10cm']:.1%} ({'met' if row['met'] else 'NOT met'}), refining {row['sectors']:.1%} of sectors on {row['frames']:.1%} of frames")
     for rule, row in report["rules"].items():
         print(f"rule {rule}: MAE {100 * row['mae_m']:.2f} cm, within 10 cm {row['within_10cm']:.1%}; mean {row['mean_us']:.0f} µs "
               f"({row['mean_us'] / large['mean_us']:.0%} of large), median {row['median_us']:.0f} µs; refined {row['sectors_refined']:.1%} of sectors "
@@ -211,6 +283,9 @@ def print_profile(report: dict[str, Any]) -> None:
             print(f"  window call of {size} sectors: {w['frames']:.1%} of frames, median {w['median_us']:.0f} µs, mean {w['mean_us']:.0f}, "
                   f"{w['per_frame_us']:.1f} µs per frame")
         print(f"  window columns per frame {row['columns_per_frame']:.1f}; merged over runs of adjacent sectors {row['merged_columns_per_frame']:.1f}")
+        print(f"  floor of this rule: the cheap call and the rest on every frame, a window call of 1 sector (its median) on each refined frame: "
+              f"{row['floor_us']:.0f} µs ({row['floor_us'] / large['mean_us']:.0%} of large's mean; the target is {TIME_FRACTION:.0%}); by the medians "
+              f"{row['floor_median_us']:.0f} µs ({row['floor_median_us'] / large['median_us']:.0%} of large's)")
 
 
 def main(argv: list[str] | None = None) -> int:

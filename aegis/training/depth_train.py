@@ -35,6 +35,7 @@ the cheap model's :class:`aegis.inference.depth_model.SectorSpec` (``cascade_sig
 :func:`window_network` and :func:`export_window` make the large network's window model, the
 cascade's per-sector second stage (the same weights on one sector's columns), with a dynamic batch
 dimension so that the cascade refines all of a frame's unsure sectors in one onnxruntime call;
+the cheap model is written as its lean graph (aegis.training.depth_lean: the same answers in fewer nodes);
 :func:`large_from_onnx` reads a large model's weights back from its file (to re-export its window model).
 """
 
@@ -262,7 +263,14 @@ def export(
         description=f"depth-sector CNN ({name}): a depth image -> {SECTORS} sector ranges and their uncertainty",
     )
     spec = _rig_spec(rig, factor=factor, cascade_sigma_threshold_m=threshold_m, **({"cascade_relative": True} if relative else {}))
-    return _save(model, pixels, path, contract, spec)
+    _save(model, pixels, path, contract, spec)
+    if name == "cheap":  # the cascade's every-frame stage: its lean graph (the same answers in fewer nodes); the large file stays as exported,
+        import onnx  # whose initializers large_from_onnx reads back by name
+
+        from aegis.training.depth_lean import lean_sector_model
+
+        onnx.save(lean_sector_model(path), str(path))
+    return path
 
 
 def _rig_spec(rig: DepthRig, **model_keys: Any) -> SectorSpec:
