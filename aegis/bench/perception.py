@@ -11,7 +11,7 @@ every machine. Rows:
     the lidar_obstacles node's whole step on the same scan as a LaserScan with an Odometry
     (pose at the scan's stamp, detect, the Obstacles message).
 ``lidar_360x5_node``
-    the node's step with five scan planes (``plane_offsets_m`` as quadrotor_sim's): the same scene
+    the node's step with five scan planes (``plane_offsets_m`` -12 to +12 cm 6 cm apart: quadrotor_sim's before it took nine): the same scene
     scanned five times (noise seeds 0 to 4) as the rows of an organized PointCloud with the
     flattened LaserScan, each plane fitted alone and bounded by its neighbours
     (aegis.perception.lidar_layers), then each thing's copies merged over the planes
