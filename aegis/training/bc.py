@@ -41,7 +41,7 @@ class BcSettings:
     epochs: int = 40
     batch_size: int = 512
     """512 since the step's cost is mostly per-step overhead: 0.59x the CPU per epoch of 256, a policy that flies alike
-    (docs/policies-and-training.md#training-time); the shipped models' commands name the 256 they were trained with."""
+    (docs/policies-and-training.md#batch-512-is-the-default-now); the shipped models' commands name the 256 they were trained with."""
     learning_rate: float = 2e-3
 
     @property
