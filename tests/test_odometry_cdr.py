@@ -42,6 +42,7 @@ def test_encode_and_decode_agree_with_rosbags_byte_for_byte(stamp, frame, child,
     decoded = decode_odometry(data)
     assert messages_equal(decoded, RobotState.from_ros(TYPES.typestore.deserialize_cdr(data, ODOMETRY)))
     assert messages_equal(decoded, CdrCodec(TYPES, RobotState).decode(data))
+    assert messages_equal(decode_odometry(memoryview(bytearray(data))), decoded)  # a frame's payload may come as a view
 
 
 def test_the_codec_takes_the_direct_path_and_falls_back_to_rosbags_for_what_it_does_not_read() -> None:

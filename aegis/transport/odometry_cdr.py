@@ -62,8 +62,10 @@ def encode_odometry(state: RobotState) -> bytes:
     return ENCAPSULATION + _STAMP.pack(sec, nanosec) + strings + values.astype("<f8", copy=False).tobytes()
 
 
-def decode_odometry(data: bytes) -> RobotState | None:
+def decode_odometry(data: bytes | bytearray | memoryview) -> RobotState | None:
     """The RobotState of an Odometry's little-endian CDR, or None where this layout does not apply (the caller asks rosbags)."""
+    if type(data) is not bytes:
+        data = bytes(data)  # a frame's payload may be a view: the strings' decode needs bytes
     if data[:4] != ENCAPSULATION or len(data) < 4 + _STAMP.size + 2 * _LENGTH.size:
         return None
     sec, nanosec = _STAMP.unpack_from(data, 4)
