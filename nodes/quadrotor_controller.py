@@ -219,18 +219,17 @@ class ScenarioReference:
     """A scenario's reference as a function of time (aegis.scenario.reference_at), and over many times at once (``table``)."""
 
     def __init__(self, reference: Any) -> None:
+        from aegis.scenario import reference_at, reference_table
+
         self.reference = reference
+        self._at, self._table = reference_at, reference_table  # resolved once: called every tick
 
     def __call__(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from aegis.scenario import reference_at
-
-        return reference_at(self.reference, t)
+        return self._at(self.reference, t)
 
     def table(self, times: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities, accelerations at ``times``, (k, 3) each: the calls' results stacked."""
-        from aegis.scenario import reference_table
-
-        return reference_table(self.reference, times)
+        return self._table(self.reference, times)
 
 
 def reference_message(
