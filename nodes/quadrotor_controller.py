@@ -128,8 +128,9 @@ class Figure8:
 
     def table(self, times: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities, accelerations at ``times``, (k, 3) each: the calls' results stacked."""
-        samples = [self(t) for t in times]
-        return np.array([s[0] for s in samples]), np.array([s[1] for s in samples]), np.array([s[2] for s in samples])
+        from aegis.scenario.reference import stacked
+
+        return stacked([self(t) for t in times])
 
     def __call__(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         phi, dphi, ddphi = self.phase(t)

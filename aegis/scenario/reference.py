@@ -40,7 +40,11 @@ def reference_table(reference: Reference, times: list[float]) -> ReferenceState:
     """
     if isinstance(reference, Figure8):
         return _figure8_table(reference, times)
-    samples = [reference_at(reference, t) for t in times]
+    return stacked([reference_at(reference, t) for t in times])
+
+
+def stacked(samples: list[ReferenceState]) -> ReferenceState:
+    """Samples (position, velocity, acceleration) stacked into positions, velocities, accelerations, (k, 3) each."""
     return np.array([s[0] for s in samples]), np.array([s[1] for s in samples]), np.array([s[2] for s in samples])
 
 
