@@ -24,7 +24,7 @@ MCU_KEYS = {
     "flash_bytes", "ram_bytes", "policy_answers", "qp_solves", "instructions_per_policy_answer", "instructions_per_qp_solve",
     "instructions_per_tick", "us_per_tick_at_168mhz", "policy_round_trip_ms", "qp_round_trip_ms", "unanswered", "firmware_exit_status",
     "one_frame_round_trip_ms", "round_trips", "round_trips_per_tick", "qp_answered_in_the_tick_frame",
-    "answer_age_ticks", "ticks_without_answer", "ticks_busy", "host_qp_solves",
+    "answer_age_ticks", "ticks_without_answer", "ticks_busy", "host_qp_solves", "route", "emulator_scheduling",
 }  # fmt: skip
 _missing = [tool for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm") if shutil.which(tool) is None]
 
@@ -36,6 +36,28 @@ def _hil(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 def _said(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if not line.startswith("pybullet build time")]
+
+
+def _stack_nodes(*overrides: str) -> list:
+    from aegis.config import load_config
+    from aegis.launch_plan import make_plan
+
+    plan = make_plan(load_config(REPO / CONFIG, list(overrides)))
+    return [launch.instantiate() for launch in plan.nodes if launch.process != "plant"]
+
+
+def test_the_policy_waits_for_the_mcu_only_where_no_faster_loop_shares_its_process() -> None:
+    """The shipped layout has the 240 Hz attitude loop in the stack: a wait would hold it, so the route is pipelined; with the
+    attitude loop beside the plant (a flight controller's own inner loop) the 48 Hz policy, filter and supervisor may wait."""
+    from aegis.runs.hil_mcu import waits_in_the_tick
+
+    shipped, beside_the_plant = _stack_nodes(), _stack_nodes("nodes.attitude.process=plant")
+    assert any(node.rate_hz == 240 for node in shipped) and not waits_in_the_tick(shipped)
+    assert {node.rate_hz for node in beside_the_plant} == {48} and waits_in_the_tick(beside_the_plant)
+    assert not waits_in_the_tick([node for node in beside_the_plant if not hasattr(getattr(node, "runtime", None), "act")])  # no policy
+    for node in shipped + beside_the_plant:
+        if hasattr(node, "close"):
+            node.close()
 
 
 def test_mcu_with_a_campaign_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -83,3 +105,23 @@ def test_the_quadrotor_flies_with_its_policy_and_filter_on_the_mcu(tmp_path: Pat
     assert mcu["flash_bytes"] <= 64 * 1024
     assert mcu["instructions_per_tick"]["max"] < 200_000
     assert "instructions per tick" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_missing), reason=f"needs {', '.join(_missing)} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+def test_with_the_attitude_loop_beside_the_plant_each_tick_waits_for_its_own_answer(tmp_path: Path) -> None:
+    """The policy's tick takes the answer to its own request (no answer a tick late, none pipelined), the filter at the same
+    instant takes the MCU's QP answer, and QEMU's threads were put on one core (or the refusal said)."""
+    out = tmp_path / "out"
+    result = _hil(CONFIG, "--mcu", "--duration", "4", "--out", str(out), "--set", "nodes.attitude.process=plant")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["collisions"] == 0 and summary["crashes"] == 0
+    mcu = summary["mcu"]
+    assert mcu["route"] == "waits in the tick" and mcu["answer_age_ticks"] == {} and mcu["ticks_busy"] == 0
+    assert mcu["round_trips"]["one_frame"] >= 48 and mcu["unanswered"] <= mcu["policy_answers"] // 10
+    assert mcu["ticks_without_answer"] == 0 and mcu["host_qp_solves"] == 0  # a waiting route never falls back to the host's QP
+    assert mcu["qp_answered_in_the_tick_frame"] >= mcu["qp_solves"] - mcu["round_trips"]["qp"] > 0
+    assert set(mcu["emulator_scheduling"]) == {"priority", "cpu_affinity"}
+    assert all(outcome.startswith(("applied: ", "refused: ")) for outcome in mcu["emulator_scheduling"].values())
+    assert "waits in the tick" in result.stdout

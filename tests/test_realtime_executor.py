@@ -433,3 +433,35 @@ def test_the_supervisor_reads_every_nodes_loop_diagnostics_and_degrades_on_one_o
     assert statuses[0].state == "running"
     assert statuses[-1].state == "degraded" and statuses[-1].reason.startswith("node late missed")
     assert supervisor.metrics()["supervisor_loop_faults"] >= 1
+
+
+def test_another_processes_threads_get_the_settings_or_say_why_not(monkeypatch, caplog) -> None:
+    """apply_to_threads (an emulator the loop waits on, aegis hil --mcu): every thread the process has gets the CPU, and
+    SCHED_FIFO where permitted; a refusal is an outcome and a warning, never an exception; a gone process is refused."""
+    import subprocess
+    import sys
+
+    from aegis.executors.os_settings import apply_to_threads
+
+    child = subprocess.Popen([sys.executable, "-c", "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); time.sleep(30)"])
+    try:
+        time.sleep(0.3)  # its second thread started
+        cpu = max(os.sched_getaffinity(0))
+        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        applied = apply_to_threads(child.pid, None, [cpu])
+        assert applied.outcomes["cpu_affinity"] == f"applied: CPU(s) {cpu}, {len(threads)} threads" and len(threads) >= 2
+        assert all(os.sched_getaffinity(tid) == {cpu} for tid in threads) and applied.outcomes["priority"] == "off"
+
+        def refuse(*args):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "sched_setscheduler", refuse)
+        with caplog.at_level(logging.WARNING):
+            refused = apply_to_threads(child.pid, 10, None)
+        assert refused.outcomes["priority"].startswith("refused: Operation not permitted") and "CAP_SYS_NICE" in refused.outcomes["priority"]
+        assert any(f"process {child.pid}" in r.message for r in caplog.records)
+    finally:
+        child.kill()
+        child.wait()
+    gone = apply_to_threads(child.pid, 10, [cpu])
+    assert gone.outcomes["priority"].startswith("refused: no threads of process") and set(gone.refused) == {"priority", "cpu_affinity"}

@@ -9,7 +9,8 @@ unlocked), so a benchmark can compare configurations in one process. Linux only;
 requested setting is refused as unsupported.
 
 Priority and affinity are set on the calling thread (``pid`` 0): call from the thread that runs
-the loop. Memory locking is process-wide (``mlockall(MCL_CURRENT | MCL_FUTURE)``): page faults in
+the loop; :func:`apply_to_threads` sets them on every thread of another process (an emulator the loop
+waits on). Memory locking is process-wide (``mlockall(MCL_CURRENT | MCL_FUTURE)``): page faults in
 the loop are gone, and so is any allocation past RLIMIT_MEMLOCK, which real-time hosts set to
 unlimited.
 """
@@ -64,6 +65,24 @@ def apply_settings(priority: int | None, cpu_affinity: Sequence[int] | None, loc
     return applied
 
 
+def apply_to_threads(pid: int, priority: int | None, cpu_affinity: Sequence[int] | None) -> AppliedSettings:
+    """SCHED_FIFO at ``priority`` and the CPUs ``cpu_affinity`` for every thread process ``pid`` has now (Linux's
+    /proc/PID/task); outcomes and refusals as :func:`apply_settings` (never raises; memory locking is not another's to ask)."""
+    applied = AppliedSettings({"priority": OFF, "cpu_affinity": OFF, "lock_memory": OFF})
+    try:
+        threads = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task"))
+    except OSError as exc:
+        threads, reason = [], f"refused: no threads of process {pid} to set ({_reason(exc)})"
+        applied.outcomes.update({k: reason for k, wanted in (("priority", priority), ("cpu_affinity", cpu_affinity)) if wanted is not None})
+    if threads and cpu_affinity is not None:
+        _try(applied, "cpu_affinity", lambda: [_set_affinity(applied, cpu_affinity, tid) for tid in threads][-1] + f", {len(threads)} threads")
+    if threads and priority is not None:
+        _try(applied, "priority", lambda: [_set_fifo(applied, priority, tid) for tid in threads][-1] + f", {len(threads)} threads")
+    for name, outcome in applied.refused.items():
+        logger.warning("real-time setting %s for process %d %s; it runs without it", name, pid, outcome)
+    return applied
+
+
 def _try(applied: AppliedSettings, name: str, action: Callable[[], str]) -> None:
     try:
         applied.outcomes[name] = "applied: " + action()
@@ -77,27 +96,27 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _set_affinity(applied: AppliedSettings, cpus: Sequence[int]) -> str:
-    previous = os.sched_getaffinity(0)
+def _set_affinity(applied: AppliedSettings, cpus: Sequence[int], tid: int = 0) -> str:
+    previous = os.sched_getaffinity(tid)
     wanted = set(cpus)
     unavailable = sorted(wanted - previous)
     if unavailable:
         raise ValueError(f"CPU(s) {', '.join(map(str, unavailable))} not available to this process (it may use {_cpu_list(previous)})")
-    os.sched_setaffinity(0, wanted)
-    applied._undo.append(lambda: os.sched_setaffinity(0, previous))
+    os.sched_setaffinity(tid, wanted)
+    applied._undo.append(lambda: os.sched_setaffinity(tid, previous))
     return f"CPU(s) {_cpu_list(wanted)}"
 
 
-def _set_fifo(applied: AppliedSettings, priority: int) -> str:
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+def _set_fifo(applied: AppliedSettings, priority: int, tid: int = 0) -> str:
+    policy, param = os.sched_getscheduler(tid), os.sched_getparam(tid)
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
     except PermissionError as exc:
         raise PermissionError(
             f"{exc.strerror or exc}: SCHED_FIFO priority {priority} needs CAP_SYS_NICE or an rtprio limit >= {priority} "
             f"(ulimit -r; in a container, --cap-add SYS_NICE)"
         ) from None
-    applied._undo.append(lambda: os.sched_setscheduler(0, policy, param))
+    applied._undo.append(lambda: os.sched_setscheduler(tid, policy, param))
     return f"SCHED_FIFO priority {priority}"
 
 

@@ -154,6 +154,8 @@ def _print_mcu(mcu: dict) -> None:
         return "-" if stats["median"] is None else f"{stats['median']:{fmt}} / {stats['max']:{fmt}}"
 
     table = Table("MCU (median / max)", "value", title=f"{mcu['core']}: flash {mcu['flash_bytes']} B, RAM {mcu['ram_bytes']} B + stack")
+    table.add_row("the stack and the MCU's answer", "waits in the tick" if mcu.get("route") == "waits in the tick"
+                  else "pipelined: taken at the next tick (a faster loop shares the stack's thread)")
     table.add_row("instructions per policy answer", pair(mcu["instructions_per_policy_answer"], ".0f"))
     table.add_row("instructions per filter QP solve", pair(mcu["instructions_per_qp_solve"], ".0f"))
     table.add_row("instructions per tick", pair(mcu["instructions_per_tick"], ".0f"))

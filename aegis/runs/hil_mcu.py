@@ -12,10 +12,16 @@ answer, the supervisor gates it and the attitude cascade realises it, in Python,
 
 Time: QEMU runs the firmware as fast as the host lets it (``-icount shift=0`` counts 1 ns per instruction for
 the SysTick figures, and does not hold QEMU to real time); its answers take the emulator's wall time, the pty's
-latency and Python's frame handling. Nothing waits for them (:mod:`aegis.inference.mcu_pipeline`): the request
-of the policy's tick k is answered at tick k + 1 (one period, 20.8 ms at 48 Hz, of latency on the MCU's chain),
-so the stack's other nodes (the 240 Hz attitude loop) keep their rate; a tick with no answer publishes no nominal
-and the filter solves on the host, both counted. The summary's ``mcu`` section: the image's flash and RAM,
+latency and Python's frame handling (:func:`waits_in_the_tick` chooses how the stack meets that):
+
+- nothing in the stack process ticks faster than the policy (the attitude loop runs beside the plant, as a flight
+  controller's own inner loop does: ``--set nodes.attitude.process=plant``): the policy's tick waits for the MCU's
+  one-frame answer (up to ``ANSWER_TIMEOUT_S``), the filter at the same instant takes its QP answer, and the MCU's
+  chain acts in the tick it was asked in, one round trip after its observation, as the Python chain does;
+- a faster node shares the process (the shipped layout: the 240 Hz attitude loop in the stack): nothing waits
+  (:mod:`aegis.inference.mcu_pipeline`), since a wait would hold that loop: the request of the policy's tick k is
+  answered at tick k + 1 (one period, 20.8 ms at 48 Hz, of latency on the MCU's chain); a tick with no answer
+  publishes no nominal and the filter solves on the host, both counted. The summary's ``mcu`` section: the image's flash and RAM,
 instructions per policy answer, per QP solve and per tick (the two together), their time at 168 MHz, the round
 trips, the answers' ages in ticks, the ticks without an answer, the host's QP solves and the requests the MCU
 left unanswered.
@@ -24,6 +30,7 @@ left unanswered.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -43,6 +50,11 @@ and the filter solves on the host. Not shorter: the firmware answers in order an
 request given up early only queues the next one behind it (a 25 ms bound gave up 14 and 85 requests in two runs at load
 7 to 10, and the ticks without an answer rose with them); a frame lost on the UART costs at most these 0.1 s (5 ticks).
 A real M4F answers in well under a millisecond."""
+EMULATOR_PRIORITY = 10
+"""SCHED_FIFO priority of QEMU's threads in a wall-clock run, all on one core (:func:`attach`): QEMU hands each byte of the
+UART between its main loop and its CPU thread; with the threads on different cores, or waiting behind the plant and the
+stack for a time slice, a one-frame tick's round trip took 13-34 ms at the median, held 8.0-8.5 ms (`python -m
+aegis.bench.pil_round_trip`, docs/hil.md). Below the executor's own ``realtime.priority`` when one is set (50 in the docs)."""
 IMAGE_FILE = "image.json"
 
 
@@ -63,10 +75,30 @@ def build_image(config: Path, overrides: list[str], out_dir: Path) -> dict[str, 
     return {**json.loads(path.read_text()), "path": str(path)}
 
 
-def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any]:
+def waits_in_the_tick(nodes: list[Any]) -> bool:
+    """Whether the policy's tick may wait for the MCU's answer: no node of the process ticks faster than the policy (a wait
+    of one round trip then holds no other loop; the filter and the supervisor at the policy's instants need its answer
+    anyway). False when a faster loop (the 240 Hz attitude cascade) shares the thread: then nothing waits (module doc)."""
+    policy = next((n for n in nodes if hasattr(getattr(n, "runtime", None), "act")), None)
+    if policy is None or policy.rate_hz is None:
+        return False
+    return all(node.rate_hz is not None and node.rate_hz <= policy.rate_hz for node in nodes)
+
+
+def hold_emulator(pid: int) -> dict[str, str]:
+    """QEMU's threads on this process's last CPU under SCHED_FIFO at :data:`EMULATOR_PRIORITY` when the OS permits (each
+    outcome, or the refusal, which is logged as a warning and goes into the summary's ``mcu``)."""
+    from aegis.executors.os_settings import apply_to_threads
+
+    outcomes = apply_to_threads(pid, EMULATOR_PRIORITY, [max(os.sched_getaffinity(0))]).outcomes
+    return {key: value for key, value in outcomes.items() if key != "lock_memory"}
+
+
+def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any, dict[str, str]]:
     """In the stack process: starts the image under QEMU and routes the policy and the filter's QP through it, one frame a
-    tick, pipelined (nothing waits for the MCU: aegis.inference.mcu_pipeline); (session, route). The caller binds the
-    route to the executor (:meth:`McuRoute.bind`)."""
+    tick; waiting for each answer in its own tick when :func:`waits_in_the_tick`, else pipelined (nothing waits for the
+    MCU: aegis.inference.mcu_pipeline), QEMU's threads held on one core (:func:`hold_emulator`); (session, route, their
+    scheduling). The caller binds the route to the executor (:meth:`McuRoute.bind`)."""
     from aegis.inference.mcu_pipeline import StepPipeline
     from aegis.inference.mcu_session import PilSession, route_through_mcu
 
@@ -74,24 +106,29 @@ def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any]:
     session = PilSession(image["elf"], image["input_size"], image["output_size"], timeout_s=ANSWER_TIMEOUT_S)
     pipeline = None
     try:
-        pipeline = StepPipeline(session, ANSWER_TIMEOUT_S)
+        scheduling = hold_emulator(session.process.pid)
+        if not waits_in_the_tick(nodes):
+            pipeline = StepPipeline(session, ANSWER_TIMEOUT_S)
         route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True, one_frame=True, pipeline=pipeline)
     except BaseException:
         if pipeline is not None:
             pipeline.close()
         session.close()
         raise
-    return session, route
+    return session, route, scheduling
 
 
-def numbers(session: Any, route: Any) -> dict[str, Any]:
-    """What the stack process hands back (its result pickle's ``mcu``): the counts of this life, QEMU's exit status."""
+def numbers(session: Any, route: Any, scheduling: dict[str, str]) -> dict[str, Any]:
+    """What the stack process hands back (its result pickle's ``mcu``): the counts of this life, QEMU's exit status and
+    threads' scheduling."""
     pipeline = route.pipeline
     if pipeline is not None:
         pipeline.close()  # its receiver thread first: the session's stop frame and close come after
     exit_status = session.close()
     solvers = route.qp_solvers
     return {
+        "waits_in_the_tick": pipeline is None,
+        "emulator_scheduling": scheduling,
         "answer_ages_ticks": [float(age) for age in pipeline.ages] if pipeline is not None else [],
         "ticks_without_answer": route.no_answer,
         "ticks_busy": pipeline.busy if pipeline is not None else 0,
@@ -111,7 +148,7 @@ def numbers(session: Any, route: Any) -> dict[str, Any]:
 def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> dict[str, Any]:
     """The summary's ``mcu``: the image's sizes, and every stack life's counts together (module doc)."""
     merged: dict[str, list[float]] = {}
-    unanswered, exits = 0, []
+    unanswered, exits, waits, scheduling = 0, [], [], {}
     counts = {"ticks_without_answer": 0, "ticks_busy": 0, "host_qp_solves": 0}
     for name in names:
         path = groups_dir / f"{name}.pkl"
@@ -128,6 +165,8 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
         for key in counts:
             counts[key] += int(found.get(key, 0))
         exits.append(found["firmware_exit_status"])
+        waits.append(bool(found.get("waits_in_the_tick")))
+        scheduling = found.get("emulator_scheduling") or scheduling
     policy, qp = np.asarray(merged.get("policy_instructions", []), float), np.asarray(merged.get("qp_instructions", []), float)
     ticks = min(policy.size, qp.size)
     per_tick = policy[:ticks] + qp[:ticks]  # each tick: one policy answer, then one QP solve (the filter runs after it)
@@ -148,6 +187,8 @@ def mcu_section(groups_dir: Path, names: list[str], image: dict[str, Any]) -> di
     return {
         "image": image.get("elf"),
         "core": "Cortex-M4F (QEMU mps2-an386, -icount shift=0)",
+        "route": "waits in the tick" if waits and all(waits) else "pipelined",
+        "emulator_scheduling": scheduling,
         "flash_bytes": image.get("flash_bytes"),
         "ram_bytes": image.get("ram_bytes"),
         "policy_answers": int(policy.size),
