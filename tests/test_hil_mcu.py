@@ -120,8 +120,10 @@ def test_with_the_attitude_loop_beside_the_plant_each_tick_waits_for_its_own_ans
     mcu = summary["mcu"]
     assert mcu["route"] == "waits in the tick" and mcu["answer_age_ticks"] == {} and mcu["ticks_busy"] == 0
     assert mcu["round_trips"]["one_frame"] >= 48 and mcu["unanswered"] <= mcu["policy_answers"] // 10
-    assert mcu["ticks_without_answer"] == 0 and mcu["host_qp_solves"] == 0  # a waiting route never falls back to the host's QP
-    assert mcu["qp_answered_in_the_tick_frame"] >= mcu["qp_solves"] - mcu["round_trips"]["qp"] > 0
+    assert mcu["ticks_without_answer"] == 0 and mcu["round_trips"]["qp"] == 0  # no QP frame of its own: one frame a tick
+    # the MCU's command is for this tick's own rows (only those that can bind were sent): the filter takes it where it meets
+    # them all, which in the same tick it does but for a deadlock escape or more binding rows than the QP keeps
+    assert mcu["qp_answered_in_the_tick_frame"] == mcu["qp_solves"] > 0 and mcu["host_qp_solves"] <= mcu["qp_solves"] // 10
     assert set(mcu["emulator_scheduling"]) == {"priority", "cpu_affinity"}
     assert all(outcome.startswith(("applied: ", "refused: ")) for outcome in mcu["emulator_scheduling"].values())
     assert "waits in the tick" in result.stdout

@@ -157,3 +157,20 @@ def test_a_stalled_mcu_leaves_ticks_without_an_answer_and_its_late_answer_is_dro
     assert got.step is None
     np.testing.assert_array_equal(got.action.astype(np.float32), expected)
     assert pipeline.sent == 2 and pipeline.unanswered == 1
+
+
+def test_a_wall_clock_request_carries_only_the_rows_that_can_bind() -> None:
+    """A row every command in the input box meets (a u >= b for all u in [lower, upper]) never binds: the wall-clock route
+    leaves it out (fewer bytes on the UART); with none left it sends one padding row (a = 0, b = -1); lockstep sends all."""
+    from aegis.inference.mcu_session import _can_bind, _reachable_rows
+
+    spec = QpSpec(weights=(1.0, 1.0, 1.0), lower=(-8.0, -8.0, -8.0), upper=(8.0, 8.0, 8.0), max_rows=8)
+    a = np.array([[6.637, 0.0, 0.0], [0.0, 6.637, 0.0], [-0.327, -6.629, 0.0], [0.0, 0.0, 19.487]])
+    b = np.array([-83.392, -53.0, -8.885, -27.628])  # the first two: min over the box -53.096 >= b, met everywhere
+    assert _can_bind(a, b, spec).tolist() == [False, True, True, True]  # -53.096 < -53.0: the second can bind, just
+    sent_a, sent_b = _reachable_rows(a, b, spec, binding_only=True)
+    np.testing.assert_array_equal(sent_a, a[1:]) and np.testing.assert_array_equal(sent_b, b[1:])
+    all_a, all_b = _reachable_rows(a, b, spec)
+    np.testing.assert_array_equal(all_a, a) and np.testing.assert_array_equal(all_b, b)
+    none_a, none_b = _reachable_rows(a[:1], b[:1], spec, binding_only=True)
+    assert none_a.tolist() == [[0.0, 0.0, 0.0]] and none_b.tolist() == [-1.0]

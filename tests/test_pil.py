@@ -139,3 +139,34 @@ def test_one_frame_per_tick_answers_as_the_two_frames_do(tmp_path: Path) -> None
         assert 0 < answer.policy_ticks < answer.ticks
     assert any(not np.allclose(answer.u, answer.action, atol=1e-6) for answer in one)  # some rows bind: the QP did something
     assert image.sizes.flash <= FLASH_TARGET
+
+
+def test_fewer_rows_than_the_qp_keeps_are_padded_by_the_mcu_as_the_host_pads_them(tmp_path: Path) -> None:
+    """A one-frame tick may carry fewer candidates than the QP's K rows (the wall-clock route sends only the rows that can
+    bind): the MCU pads them with a = 0, b = -1, so the answer is the padded request's bit for bit; the mask names the sent."""
+    from aegis.export.filter_dual import export_filter_dual
+
+    spec = _oracle_filter_spec()
+    report = export_c(QUADROTOR, tmp_path / "c")
+    image = build_pil_image(report, tmp_path / "pil", export_filter_dual(spec, tmp_path / "qp"))
+    k, m = spec.max_rows, spec.n_inputs
+    rng = np.random.default_rng(11)
+    ticks = []
+    for live in (1, 3, k - 1):
+        a, b = rng.normal(size=(live, m)).astype(np.float32), (rng.normal(size=live) * 4).astype(np.float32)
+        ticks.append((rng.normal(size=report.input_size).astype(np.float32), a, b))
+    with PilSession(image, report.input_size, report.output_size) as session:
+        short = [session.step(observation, a, b) for observation, a, b in ticks]
+        assert session.close() == 0
+    with PilSession(image, report.input_size, report.output_size) as session:  # a fresh image: the same warm starts
+        padded = []
+        for observation, a, b in ticks:
+            full_a, full_b = np.zeros((k, m), np.float32), np.full(k, -1.0, np.float32)
+            full_a[: len(b)], full_b[: len(b)] = a, b
+            padded.append(session.step(observation, full_a, full_b))
+        assert session.close() == 0
+    for (_, _, b), one, other in zip(ticks, short, padded):
+        assert one.kept == (1 << len(b)) - 1 and other.kept == (1 << k) - 1
+        np.testing.assert_array_equal(one.u.view(np.uint32), other.u.view(np.uint32))
+        np.testing.assert_array_equal(one.action.view(np.uint32), other.action.view(np.uint32))
+        assert (one.slack, one.solved, one.steps) == (other.slack, other.solved, other.steps)

@@ -7,7 +7,8 @@ makes QEMU's virtual clock advance 1 ns per instruction, so the SysTick count th
 clock: one tick every 40 instructions) gives the instructions each answer took, to within 40. :class:`McuQp` is
 a filter solve path (aegis.controllers.cbf.qp.QpSolver) that solves on the MCU; :func:`route_through_mcu` puts
 a plan's policy node and safety filter on it (`aegis bench pil` in lockstep, `aegis hil --mcu` at wall clock).
-It lives with the inference runtimes, below the runs and the export, so that both can use it.
+It lives with the inference runtimes, below the runs and the export, so that both can use it. A long module: the
+session, its QP path and the route that uses both change together.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from aegis.controllers.cbf.qp import QpSolution, QpSpec
+from aegis.controllers.cbf.qp import INACTIVE_ROW_B, QpSolution, QpSpec
 from aegis.inference.mcu_step_frame import STEP_ANSWER_ID, STEP_ID, STEP_MAX_ROWS, StepAnswer, parse_step_answer, step_payload
 from aegis.inference.no_action import NoActionYet
 
@@ -262,12 +263,26 @@ class McuRoute:
         self.peek = executor.peek_inputs
 
 
-def _reachable_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate rows that the QP could keep for some nominal inside the input bounds: of N > K candidates it keeps
-    the K nearest to violation, (a.u - b) / |a|, so a row whose nearest over the bounds' box is farther than the K-th
-    smallest of the rows' farthest cannot be kept (fewer bytes on the UART: QEMU's takes tens of µs a byte). A nominal
-    outside the box may choose otherwise: the MCU then keeps other rows than the host, and the host sends its own QP."""
+def _can_bind(a: np.ndarray, b: np.ndarray, spec: QpSpec) -> np.ndarray:
+    """Which rows ``a u + s >= b`` some command inside the input bounds' box violates: a row every such command meets never
+    binds at the QP's answer (which lies in the box), so it can go unsent, as the padding rows ``a = 0, b = -1`` are."""
+    lower, upper = np.asarray(spec.lower), np.asarray(spec.upper)
+    return np.minimum(a * lower, a * upper).sum(axis=1) < b
+
+
+def _reachable_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec, binding_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate rows that the QP could keep for some nominal inside the input bounds (fewer bytes on the UART: QEMU's
+    takes tens of µs a byte, a real one 10.9 µs at 921600 baud): of N > K candidates it keeps the K nearest to violation,
+    (a.u - b) / |a|, so a row whose nearest over the bounds' box is farther than the K-th smallest of the rows' farthest
+    cannot be kept. A nominal outside the box may choose otherwise: the MCU then keeps other rows than the host, and the
+    host sends its own QP. ``binding_only``: first only the rows that :func:`_can_bind` (the MCU pads fewer than K), for a
+    route whose filter takes an answer that meets its rows rather than one for the very rows it keeps."""
     k = spec.max_rows
+    if binding_only:
+        binding = _can_bind(a, b, spec)
+        a, b = a[binding], b[binding]
+        if not len(b):
+            return np.zeros((1, a.shape[1])), np.full(1, INACTIVE_ROW_B)  # a request has a row: one the MCU's padding is
     if len(b) <= k:
         return a, b
     lower, upper = np.asarray(spec.lower), np.asarray(spec.upper)
@@ -283,7 +298,7 @@ class McuNoAnswer(McuSessionError, NoActionYet):
 
 
 def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool = False, dual: bool = False, one_frame: bool = False,
-                      pipeline: Any = None) -> McuRoute:
+                      pipeline: Any = None, wall_clock: bool = False) -> McuRoute:
     """Makes the plan's policy node infer on the MCU (its runtime's ``act``: the observation goes as a frame, the action
     comes back) and, with ``filter_on_mcu``, every CBF safety filter solve its QP there (``dual``: the image's float
     active-set solve, else cvxpygen's OSQP). The nodes build the observation and the rows as before; nothing else changes.
@@ -300,7 +315,13 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
     meets this tick's rows, else solves on the host with its own solver (``host_solves``). A tick with no answer to
     take publishes no nominal (:class:`McuNoAnswer`: the policy's error tick; the filter holds the last nominal up to
     its staleness bound, then filters a hover).
+
+    ``wall_clock`` (needs ``one_frame``; implied by ``pipeline``): a request carries only the rows that can bind (fewer
+    bytes: the round trip is the UART's), and the filter takes the MCU's command when it meets this tick's rows, as a
+    pipelined route's does, else solves on the host (``host_solves``); without it (lockstep, `aegis bench pil`) the
+    rows go as the host would keep them and the answer is taken for that very problem only.
     """
+    wall_clock = wall_clock or pipeline is not None
     if pipeline is not None and not one_frame:
         raise ValueError("a pipelined route needs one frame a tick")
     route = McuRoute(one_frame=one_frame, pipeline=pipeline)
@@ -320,7 +341,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         spec = node.filter.spec
         if rows is None:
             return None
-        a, b = _reachable_rows(rows[0], rows[1], spec)
+        a, b = _reachable_rows(rows[0], rows[1], spec, binding_only=wall_clock)
         if len(b) > STEP_MAX_ROWS:
             return None
         a, b = a.astype("<f4"), b.astype("<f4")
@@ -342,7 +363,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
                 node = filters[0]
                 found = node.rows(route.now, route.peek(node))
                 if found is not None:
-                    a, b = _reachable_rows(found[0], found[1], node.filter.spec)
+                    a, b = _reachable_rows(found[0], found[1], node.filter.spec, binding_only=True)
                     rows = (a.astype("<f4"), b.astype("<f4")) if len(b) <= STEP_MAX_ROWS else None
             pipeline.send(x, *rows) if rows is not None else pipeline.send(x)
         taken, route.taken = route.taken, None
@@ -393,7 +414,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         policy.step = step
     if filter_on_mcu:
         for cbf in (node.filter for node in filters):
-            host = cbf.solver if pipeline is not None else None
+            host = cbf.solver if wall_clock else None
             cbf.solver = McuQp(session, cbf.spec, dual, host=host, tolerance=getattr(cbf, "check_tolerance", 1e-4))
             route.qp_solvers.append(cbf.solver)
     return route

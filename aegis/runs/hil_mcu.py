@@ -109,7 +109,7 @@ def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any, dict[str, str]]
         scheduling = hold_emulator(session.process.pid)
         if not waits_in_the_tick(nodes):
             pipeline = StepPipeline(session, ANSWER_TIMEOUT_S)
-        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True, one_frame=True, pipeline=pipeline)
+        route = route_through_mcu(nodes, session, filter_on_mcu=True, dual=True, one_frame=True, pipeline=pipeline, wall_clock=True)
     except BaseException:
         if pipeline is not None:
             pipeline.close()

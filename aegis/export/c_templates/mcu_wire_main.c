@@ -10,8 +10,9 @@
  *   id 7 one tick (AEGIS_PIL_DUAL): uint8 layout 1, uint8 n, uint8 N, uint8 m, float32 observation[n], a[N][m], b[N]
  *                                  -> id 8: uint8 layout 1, uint8 p, uint8 m, uint8 solved, float32 action[p], u[m],
  *                                     slack, uint32 active-set steps, uint32 kept-row mask, uint32 ticks to the action,
- *                                     uint32 ticks in all (the policy's action is the QP's nominal: p == m; of N >= K
- *                                     candidate rows the K nearest to violation for it are kept, as the host keeps them)
+ *                                     uint32 ticks in all (the policy's action is the QP's nominal: p == m; of N > K
+ *                                     candidate rows the K nearest to violation for it are kept, as the host keeps them;
+ *                                     N < K rows are padded with a = 0, b = -1, rows no nominal can make bind)
  *   id 0xFF01: stop (the run ends, exit 0)
  * An answer has the request's seq and stamp. "ticks" are SysTick counts (core clock) from reading the request's last
  * byte to the answer's payload filled: COBS decode, CRC and header check, the computation; not the answer's encoding.
@@ -189,7 +190,7 @@ static void step(const aegis_wire_frame *request, uint32_t start)
     float slack = 0.0f;
     unsigned steps = 0u;
     uint32_t counted, policy_ticks, mask;
-    if (p[0] != AEGIS_PIL_STEP_LAYOUT || p[1] != ${NAME}_INPUT_SIZE || n < ${QP}_DUAL_ROWS || n > STEP_MAX_ROWS
+    if (p[0] != AEGIS_PIL_STEP_LAYOUT || p[1] != ${NAME}_INPUT_SIZE || n < 1u || n > STEP_MAX_ROWS
         || p[3] != ${QP}_DUAL_INPUTS || request->payload_len != STEP_REQUEST_SIZE(n)) {
         return; /* another layout or another build's sizes: not answered (the host counts it unanswered) */
     }
@@ -198,9 +199,14 @@ static void step(const aegis_wire_frame *request, uint32_t start)
     memcpy(cb, p + 4u + sizeof input + sizeof(float) * n * ${QP}_DUAL_INPUTS, sizeof(float) * n);
     ${name}_infer(input, action);
     policy_ticks = (start - SYST_CVR) & 0x00FFFFFFu;
-    if (n == ${QP}_DUAL_ROWS) {
-        memcpy(a, ca, sizeof a);
-        memcpy(b, cb, sizeof b);
+    if (n <= ${QP}_DUAL_ROWS) { /* every candidate, then the padding the host's filter uses: a = 0, b = -1 */
+        unsigned i;
+        memcpy(a, ca, sizeof(float) * n * ${QP}_DUAL_INPUTS);
+        memcpy(b, cb, sizeof(float) * n);
+        for (i = n; i < ${QP}_DUAL_ROWS; i++) {
+            memset(a + i * ${QP}_DUAL_INPUTS, 0, sizeof(float) * ${QP}_DUAL_INPUTS);
+            b[i] = -1.0f;
+        }
         mask = (uint32_t)((1ull << n) - 1u);
     } else {
         mask = keep_rows(ca, cb, n, action, a, b);
