@@ -29,7 +29,7 @@ contract asks) is called nine ways, ``calls`` times each, ``repeats`` times in t
     :func:`aegis.inference.mlp.numpy_forward` of the bare network in float32 (no contract work).
 ``ort-int8``
     the bare network pre-processed (``quant_pre_process``) and quantized by
-    ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, activations quantized per call),
+    ``onnxruntime.quantization.quantize_dynamic`` (uint8 weights as aegis model quantize writes them, activations quantized per call),
     run with io_binding as ``ort-iobinding``.
 ``c-float32``, ``c-int8``
     the model exported by :func:`aegis.export.export_c` (float32; int8 weights with per-channel
@@ -78,7 +78,7 @@ DESCRIPTIONS = {
     "aegis-runtime": "PolicyRuntime.act: the physical graph, cast in, finiteness check, float64 action out, latency stats",
     "aegis-runtime-numpy": "PolicyRuntime.act with physical_graph=False: the contract in numpy around the bare network",
     "numpy": "numpy forward of the bare network, float32",
-    "ort-int8": "quantize_dynamic (int8 weights, activations quantized per call), run_with_iobinding",
+    "ort-int8": "quantize_dynamic (uint8 weights, activations quantized per call), run_with_iobinding",
     "c-float32": "aegis export c (physical units), float32, host cc -O2; timed in C around each call (no Python, no ctypes)",
     "c-int8": "aegis export c --precision int8 (per-channel scales), timed as c-float32",
 }
@@ -236,9 +236,11 @@ def _ways(path: Path, mapping: str | Path | None, threads: int, seed: int, folde
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
+        from aegis.inference.quantize import DYNAMIC_WEIGHT_TYPE
+
         prepared, quantized = folder / "int8_prepared.onnx", folder / "int8_dynamic.onnx"
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)  # as onnxruntime asks; no sympy needed
-        quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(prepared), str(quantized), weight_type=getattr(QuantType, DYNAMIC_WEIGHT_TYPE))
         calls_of["ort-int8"] = bound(quantized, x)
     except Exception as exc:  # noqa: BLE001 - a model onnxruntime cannot quantize is a note, not a crash
         notes["ort-int8"] = f"quantize_dynamic failed: {type(exc).__name__}: {exc}"

@@ -41,6 +41,12 @@ from aegis.inference.physical_graph import (
 )
 from aegis.inference.stamping import write_contract
 
+DYNAMIC_WEIGHT_TYPE = "QUInt8"
+"""onnxruntime's QuantType for the weights of a ``dynamic`` quantization: uint8, not int8. With int8 weights (u8s8)
+onnxruntime's x86 kernels on CPUs without VNNI (AVX2: vpmaddubsw) saturate int16 sums: on such a CPU (AMD EPYC, AVX2)
+the shipped policy's int8 actions came out up to 0.49 from the float model's (mean 0.024), where a VNNI CPU gave 0.20;
+with uint8 weights 0.17 (mean 0.022) on the AVX2 CPU (tests/test_physical_graph.py prints both)."""
+
 Mode = Literal["dynamic", "static"]
 MODES: tuple[Mode, ...] = ("dynamic", "static")
 
@@ -102,7 +108,7 @@ def quantize_policy(
         quant_pre_process(str(Path(tmp) / "raw.onnx"), str(stripped), skip_symbolic_shape=True)
         in_float = [node.name for node in onnx.load(str(stripped)).graph.node if node.name.startswith(NODE_PREFIX)]
         if mode == "dynamic":
-            quantize_dynamic(stripped, output, weight_type=QuantType.QInt8, nodes_to_exclude=in_float)
+            quantize_dynamic(stripped, output, weight_type=getattr(QuantType, DYNAMIC_WEIGHT_TYPE), nodes_to_exclude=in_float)
         else:
             if calibration is None or len(calibration) == 0:
                 raise ValueError("static quantization needs calibration observations (closed-loop frames of the float model)")
