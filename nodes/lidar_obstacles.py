@@ -21,6 +21,11 @@ The planes' copies of one thing (adjacent planes, footprints within ``merge_dist
 uncertainties of each other) are then one obstacle from the lowest copy's bottom to the highest's top
 (aegis.perception.lidar_merge): a wall seen by five planes is one box from the ground up, not five
 stacked boxes that would take five of the safety filter's rows.
+With planes the node also remembers (aegis.perception.lidar_memory): an obstacle seen within ``memory_s`` that
+no plane of the current scan could look at (its emitter within ``memory_blind_margin_m`` of it, perhaps inside it,
+whose rays do not see it; occluded; no plane at a height it was seen at) is published again after this scan's own,
+its uncertainty grown by ``memory_growth_mps`` per second of age, and counted (``perception_remembered_obstacles``).
+A plane that looks at it either sees it (this scan's obstacle carries it) or through it (gone): it is dropped then.
 A scan without its cloud (missing, another stamp, another shape) is fitted flattened, as without planes,
 and counted (``scans_without_points``): every return full height, the conservative reading.
 
