@@ -157,16 +157,28 @@ def observed(entry: Remembered, ranges_by_plane: np.ndarray, plane_z: np.ndarray
     return False
 
 
-def superseded(memory: list[Remembered], current: list[Remembered], merge_distance_m: float) -> np.ndarray:
-    """For each remembered obstacle, whether a current one is alike it (the merge's association rule) and was seen over
-    at least the heights it was (``z_tolerance`` aside: the caller's plane heights move with the robot by centimetres)."""
-    if not memory or not current:
-        return np.zeros(len(memory), dtype=bool)
-    f = footprints_of([e.obstacle for e in memory] + [e.obstacle for e in current])
+def superseded(memory: list[Remembered], current: list[Remembered], merge_distance_m: float, z_tolerance_m: float) -> np.ndarray:
+    """For each remembered obstacle, whether a current one is alike it (the merge's association rule: Hausdorff distance
+    within ``merge_distance_m`` plus both uncertainties) and was seen over at least the heights it was (less
+    ``z_tolerance_m``: the planes' heights move with the robot by centimetres)."""
     m, c = len(memory), len(current)
-    i, j = np.repeat(np.arange(m), c), np.tile(np.arange(m, m + c), m)
-    alike = (differences(f, i, j) <= merge_distance_m + f.sigma[i] + f.sigma[j]).reshape(m, c)
-    return alike
+    if not m or not c:
+        return np.zeros(m, dtype=bool)
+    f = footprints_of([e.obstacle for e in memory] + [e.obstacle for e in current])
+    low, high = f.vertices.min(axis=1), f.vertices.max(axis=1)
+    reach = merge_distance_m + f.sigma[:m, None] + f.sigma[None, m:]
+    gap = np.maximum(np.maximum(low[None, m:, 0] - high[:m, None, 0], low[:m, None, 0] - high[None, m:, 0]),
+                     np.maximum(low[None, m:, 1] - high[:m, None, 1], low[:m, None, 1] - high[None, m:, 1]))
+    seen_low = np.array([e.seen_low for e in memory])
+    seen_high = np.array([e.seen_high for e in memory])
+    covers = ((np.array([e.seen_low for e in current])[None, :] <= seen_low[:, None] + z_tolerance_m)
+              & (np.array([e.seen_high for e in current])[None, :] >= seen_high[:, None] - z_tolerance_m))
+    i, j = np.nonzero(covers & (gap <= reach))  # candidates: bounding boxes within reach (Hausdorff >= their gap)
+    out = np.zeros(m, dtype=bool)
+    if i.size:
+        alike = differences(f, i, j + m) <= reach[i, j]
+        out[i[alike]] = True
+    return out
 
 
 def recall(memory: list[Remembered], current: list[Remembered], ranges_by_plane: np.ndarray, plane_z: np.ndarray,
@@ -179,12 +191,11 @@ def recall(memory: list[Remembered], current: list[Remembered], ranges_by_plane:
     if params.memory_s <= 0.0:
         return [], []
     live = [e for e in memory if 0.0 <= stamp - e.stamp <= params.memory_s]
-    alike = superseded(live, current, params.merge_distance_m)
+    carried = superseded(live, current, params.merge_distance_m, params.z_tolerance_m)
     z = np.asarray(plane_z, dtype=np.float64)
     kept: list[Remembered] = []
     for k, entry in enumerate(live):
-        if alike.size and any(alike[k, j] and current[j].seen_low <= entry.seen_low + params.z_tolerance_m
-                              and current[j].seen_high >= entry.seen_high - params.z_tolerance_m for j in range(len(current))):
+        if carried[k]:
             continue
         if observed(entry, ranges_by_plane, z, origin, angles, params):
             continue
