@@ -21,6 +21,11 @@ The planes' copies of one thing (adjacent planes, footprints within ``merge_dist
 uncertainties of each other) are then one obstacle from the lowest copy's bottom to the highest's top
 (aegis.perception.lidar_merge): a wall seen by five planes is one box from the ground up, not five
 stacked boxes that would take five of the safety filter's rows.
+With planes the node also remembers (aegis.perception.lidar_memory): an obstacle seen within ``memory_s`` that
+no plane of the current scan could look at (its emitter within ``memory_blind_margin_m`` of it, perhaps inside it,
+whose rays do not see it; occluded; no plane at a height it was seen at) is published again after this scan's own,
+its uncertainty grown by ``memory_growth_mps`` per second of age, and counted (``perception_remembered_obstacles``).
+A plane that looks at it either sees it (this scan's obstacle carries it) or through it (gone): it is dropped then.
 A scan without its cloud (missing, another stamp, another shape) is fitted flattened, as without planes,
 and counted (``scans_without_points``): every return full height, the conservative reading.
 
@@ -44,6 +49,7 @@ from aegis.msgs import LaserScan, Obstacle, Obstacles, PointCloud, RobotState
 from aegis.node import Node, NodeParams, Port, Received
 from aegis.perception.lidar import LidarFitParams, ScanObstacles, detect
 from aegis.perception.lidar_layers import detect_layers
+from aegis.perception.lidar_memory import MemoryParams, Remembered, recall, seen
 from aegis.perception.lidar_merge import MergedObstacle, merge_layers
 
 Positive = Annotated[float, Field(gt=0)]
@@ -79,6 +85,20 @@ class LidarObstaclesParams(NodeParams):
         0.05,
         description="with plane_offsets_m: copies in adjacent planes whose footprints lie within this (plus both "
         "uncertainties) of each other, as Hausdorff distance, are one obstacle spanning their planes (m)",
+    )
+
+    memory_s: Annotated[float, Field(ge=0)] = Field(
+        0.5,
+        description="with plane_offsets_m: an obstacle seen within this long is published again while the current scan "
+        "neither sees it nor shows a plane passing through it at a height it was seen at (aegis.perception.lidar_memory); 0: off (s)",
+    )
+    memory_growth_mps: Annotated[float, Field(ge=0)] = Field(
+        0.05, description="a remembered obstacle's uncertainty grows by this per second since it was seen (m/s)"
+    )
+    memory_blind_margin_m: Annotated[float, Field(ge=0)] = Field(
+        0.1,
+        description="a plane whose emitter lies within this of a remembered footprint is no evidence it is gone: the "
+        "emitter may be inside the thing, whose rays do not see it (m)",
     )
 
     @field_validator("plane_offsets_m")
@@ -123,6 +143,8 @@ class LidarObstacles(Node):
         self.scans_without_pose = 0
         self.scans_without_points = 0
         self.obstacles_published = 0
+        self.remembered_published = 0
+        self._memory: list[Remembered] = []
 
     def metrics(self) -> dict[str, Any]:
         """Scans processed, scans dropped for want of a pose at their stamp, obstacles published (and, with planes, scans
@@ -134,6 +156,7 @@ class LidarObstacles(Node):
         }
         if self.params.plane_offsets_m:  # scans fitted flattened for want of their cloud
             counts["perception_scans_without_points"] = self.scans_without_points
+            counts["perception_remembered_obstacles"] = self.remembered_published
         return counts
 
     def step(self, now: float, inputs: Mapping[str, Received | None]) -> Mapping[str, Any]:
@@ -195,7 +218,23 @@ class LidarObstacles(Node):
             planes, plane_z, scan.angle_min, scan.angle_increment, scan.range_min, scan.range_max,
             xy_yaw, covariance, p.mount_xy_m, self._fit, margin,
         )
-        return obstacles_from_merged(merge_layers(layers, p.wall_thickness_m, p.merge_distance_m), 0.0, p.obstacle_height_m)
+        merged = merge_layers(layers, p.wall_thickness_m, p.merge_distance_m)
+        obstacles = obstacles_from_merged(merged, 0.0, p.obstacle_height_m)
+        if p.memory_s <= 0.0 or not np.all(np.isfinite(plane_z)):
+            return obstacles
+        x, y, yaw = xy_yaw
+        c, s = math.cos(yaw), math.sin(yaw)
+        origin = (x + c * p.mount_xy_m[0] - s * p.mount_xy_m[1], y + s * p.mount_xy_m[0] + c * p.mount_xy_m[1])
+        angles = yaw + scan.angle_min + scan.angle_increment * np.arange(planes.shape[1])
+        memory = MemoryParams(p.memory_s, p.memory_growth_mps, p.memory_blind_margin_m, margin,
+                              3.0 * p.range_noise_std_m, p.merge_distance_m)
+        self._memory, remembered = recall(self._memory, seen(merged, plane_z, scan.stamp), planes, plane_z, origin, angles,
+                                          scan.stamp, memory)
+        recalled = obstacles_from_merged(remembered, 0.0, p.obstacle_height_m)
+        self.remembered_published += len(recalled)
+        for k, obstacle in enumerate(recalled):
+            obstacle.id = len(obstacles) + k
+        return obstacles + recalled
 
     def _obstacles(self, found: ScanObstacles) -> list[Obstacle]:
         return obstacles_from_fit(found, 0.0, self.params.obstacle_height_m, self.params.wall_thickness_m)

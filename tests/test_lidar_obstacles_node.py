@@ -105,3 +105,50 @@ def test_with_planes_a_sill_seen_by_the_lower_planes_stands_only_up_to_the_first
     on_sill, _ = tops_over(0.9)
     assert on_sill and all(top == 3.0 for top in on_sill)  # flattened: full height
     assert n.metrics()["perception_scans_without_points"] == 1
+
+
+def test_with_planes_an_obstacle_the_scan_cannot_look_at_is_remembered_for_memory_s_and_dropped_once_seen_through() -> None:
+    """A hanging sphere's slice seen by the top plane alone (clutter seed 964's geometry, docs/campaigns.md): once the drone
+    is under it the top plane's emitter is inside it and no plane returns from it. The node publishes it again from memory
+    (uncertainty grown, counted); it drops it when a plane at its height looks through it from outside, and once it is older
+    than memory_s; with memory_s 0 it forgets at once."""
+    offsets, slice_ = (-0.06, 0.0, 0.06), (0.5, 0.0, 0.1)
+
+    def step(n: LidarObstacles, x: float, stamp: float, top_sees: bool) -> list:
+        rows = [render_scan([slice_] if (k == 2 and top_sees) else [], [], (x, 0.0, 0.0))[0] for k in range(3)]
+        flat = np.fmin.reduce(np.array(rows), axis=0)
+        angle_min, increment = -math.pi, 2 * math.pi / 360
+        scan = LaserScan(stamp=stamp, angle_min=angle_min, angle_max=angle_min + 359 * increment, angle_increment=increment,
+                         range_min=0.05, range_max=10.0, ranges=flat.astype(np.float32))
+        angles = angle_min + np.arange(360) * increment
+        with np.errstate(invalid="ignore"):
+            points = np.stack([np.array(rows) * np.cos(angles), np.array(rows) * np.sin(angles), np.zeros((3, 360))], axis=-1)
+        points[~np.isfinite(np.array(rows))] = np.nan  # no return: NaN in an organized cloud
+        state = odom(x, 0.0, 0.0, stamp=stamp)
+        state.position[2] = 1.0
+        out = n.step(stamp, {"scan": fresh(scan), "state": fresh(state), "points": fresh(PointCloud(stamp=stamp, points=points))})
+        return out["obstacles"].obstacles
+
+    n = node(plane_offsets_m=offsets, obstacle_height_m=3.0)
+    seen = step(n, 0.0, 1.0, top_sees=True)
+    under = step(n, 0.45, 1.0625, top_sees=False)  # the emitter inside the slice: nothing returns from it
+    assert len(seen) == 1 and len(under) == 1 and n.metrics()["perception_remembered_obstacles"] == 1
+    np.testing.assert_allclose(under[0].position[:2], seen[0].position[:2])
+    assert under[0].uncertainty_m == pytest.approx(seen[0].uncertainty_m + 0.05 * 0.0625)
+    assert under[0].position[2] - under[0].size[2] / 2 == pytest.approx(seen[0].position[2] - seen[0].size[2] / 2)
+    assert step(n, 0.45, 1.4, top_sees=False)  # still within memory_s of when it was seen
+    assert step(n, 0.45, 1.55, top_sees=False) == []  # older than memory_s: forgotten, however blind the scan
+
+    n = node(plane_offsets_m=offsets, obstacle_height_m=3.0)
+    step(n, 0.0, 1.0, top_sees=True)
+    assert step(n, -0.5, 1.0625, top_sees=False) == []  # the top plane looks through it from outside: gone
+    n = node(plane_offsets_m=offsets, obstacle_height_m=3.0, memory_s=0.0)
+    step(n, 0.0, 1.0, top_sees=True)
+    assert step(n, 0.45, 1.0625, top_sees=False) == [] and n.metrics()["perception_remembered_obstacles"] == 0
+
+
+def test_an_unknown_memory_parameter_is_refused() -> None:
+    with pytest.raises(ValueError, match="memory_sec"):
+        LidarObstaclesParams(memory_sec=1.0)
+    with pytest.raises(ValueError, match="memory_s"):
+        LidarObstaclesParams(memory_s=-0.1)

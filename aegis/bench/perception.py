@@ -15,7 +15,8 @@ every machine. Rows:
     scanned five times (noise seeds 0 to 4) as the rows of an organized PointCloud with the
     flattened LaserScan, each plane fitted alone and bounded by its neighbours
     (aegis.perception.lidar_layers), then each thing's copies merged over the planes
-    (aegis.perception.lidar_merge): about five times the planar fit.
+    (aegis.perception.lidar_merge): about five times the planar fit; with the node's memory on (its default,
+    aegis.perception.lidar_memory), which on the same scan again finds every remembered obstacle carried by the scan's own.
 ``lidar_1080_detect``
     detect on a 1080-beam scan of the same scene (a 0.33 degree scanner).
 ``depth_64x48_node``, ``depth_160x120_node``, ``depth_200x120_node``
