@@ -40,7 +40,7 @@ GAIN_SEED_OFFSET = 3000
 """The gain head's training frames: their own stream (the pipeline's train, validation and held-out ones are + 0, 1000, 2000)."""
 GAIN_CLIP_M = (-1.0, 2.0)
 """The regression target's range (m): a few sectors' gains are metres (a missed obstacle), which would otherwise dominate the loss."""
-HIDDEN = 16
+HIDDEN = 32
 
 
 def gain_target(cheap_ranges: np.ndarray, large_ranges: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -77,16 +77,25 @@ def gain_network(torch: Any, cheap: Any) -> Any:
             super().__init__()
             self.columns = cheap.columns
             self.register_buffer("bearing", cheap.bearing.clone())
-            self.gain = nn.Sequential(nn.Conv2d(channels, HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(), nn.Conv2d(HIDDEN, 1, 1))
+            self.view = nn.Sequential(nn.Conv2d(2, HIDDEN, (self.height_of(first), 1)), nn.ReLU())  # the head's own look at each column
+            self.gain = nn.Sequential(
+                nn.Conv2d(channels + HIDDEN, 2 * HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(),
+                nn.Conv2d(2 * HIDDEN, HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(), nn.Conv2d(HIDDEN, 1, 1),
+            )
             self.band, self.height, self.width = cheap.band, cheap.bearing.shape[2], cheap.bearing.shape[3]
             self.repeat = cheap.band * SECTORS // self.width  # each of the network's columns stands for this many of the camera's
+
+        @staticmethod
+        def height_of(conv: Any) -> int:
+            return conv.kernel_size[0]
 
         def forward(self, x: Any) -> Any:
             height, width, band = self.height, self.width, self.band
             image = x.reshape(-1, 1, height, width)
-            h1 = self.columns[1](self.columns[0](torch.cat([image, self.bearing.expand(image.shape[0], 1, height, width)], dim=1)))
+            both = torch.cat([image, self.bearing.expand(image.shape[0], 1, height, width)], dim=1)
+            h1 = self.columns[1](self.columns[0](both))
             h2 = self.columns[3](self.columns[2](h1))
-            out = torch.cat([self.columns[4](h2), self.gain(torch.cat([h1, h2], dim=1))], dim=1)[:, :, 0, :]  # (B, 3, W)
+            out = torch.cat([self.columns[4](h2), self.gain(torch.cat([h1, h2, self.view(both)], dim=1))], dim=1)[:, :, 0, :]  # (B, 3, W)
             repeat = self.repeat
             if repeat > 1:
                 out = out.unsqueeze(-1).expand(-1, -1, -1, repeat).reshape(out.shape[0], 3, out.shape[2] * repeat)
@@ -119,8 +128,8 @@ def train_gain(
         x = torch.cat([x, x.reshape(-1, height, width).flip(2).reshape(len(x), -1)])
         y = torch.cat([y, y.flip(1)])
         sectors = y.shape[1]
-        network.gain.apply(lambda m: m.reset_parameters() if hasattr(m, "reset_parameters") else None)
-        optimiser = torch.optim.Adam(network.gain.parameters(), lr=learning_rate)
+        head = [*network.view.parameters(), *network.gain.parameters()]
+        optimiser = torch.optim.Adam(head, lr=learning_rate)
         steps = max(1, -(-len(x) // batch_size))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, epochs * steps))
         shuffle = torch.Generator().manual_seed(seed)
@@ -193,6 +202,7 @@ def run(models_dir: Path, out_dir: Path, seed: int = 0, frames: int = 3000, vali
     say(f"rendered {frames} gain frames")
     k = data.ranges.shape[1]
     targets = gain_target(answers(cheap, data)[:, :k], answers(large, data)[:, :k], data.ranges)
+    torch.manual_seed(seed)  # the head's initial weights
     network = gain_network(torch, network_from_onnx(paths["cheap"], "cheap", rig))
     inputs = inputs_of(data, ARCHITECTURES["cheap"]) / np.float32(MAX_RANGE_M)
     train_gain(network, inputs, targets, seed, epochs=epochs, progress=lambda e, loss: say(f"gain head: epoch {e}/{epochs}, loss {loss:.4f}"))
