@@ -79,3 +79,28 @@ def test_the_gain_head_leaves_the_cheap_answers_and_trains_the_same_for_a_seed()
         assert out.shape == (32, 3 * SECTORS) and np.array_equal(out[:, : 2 * SECTORS], before)  # range and sigma untouched
         weights.append(np.concatenate([p.detach().numpy().ravel() for p in network.gain.parameters()]))
     assert np.array_equal(weights[0], weights[1])
+
+
+def test_a_gain_model_file_answers_as_the_cheap_model_plus_gains_and_its_lean_graph_as_its_export(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from aegis.inference.depth_model import DepthSectorModel, read_sector_spec
+    from aegis.paths import share_dir
+    from aegis.training.depth_gain import export_gain_model, gain_network
+    from aegis.training.depth_train import network_from_onnx
+
+    shipped = share_dir() / "models" / "husky_depth_cheap.onnx"
+    torch.manual_seed(0)
+    network = gain_network(torch, network_from_onnx(shipped, "cheap")).eval()  # an untrained head: any weights will do
+    files = {lean: export_gain_model(network, shipped, tmp_path / f"lean_{lean}.onnx", 0.05, "test", 0, "test", lean=lean) for lean in (False, True)}
+    spec = read_sector_spec(files[True])
+    assert spec.cascade_rule == "gain" and spec.cascade_sigma_threshold_m == 0.05
+    cheap, exported, lean = DepthSectorModel(shipped, warmup_calls=1), DepthSectorModel(files[False], warmup_calls=1), DepthSectorModel(files[True], warmup_calls=1)
+    assert lean.has_gain and lean.runtime.contract.action_names == ("range", "sigma", "gain") and not cheap.has_gain
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        depth = rng.uniform(0.3, 6.0, (48, 80)).astype(np.float32)
+        depth[rng.random((48, 80)) < 0.05] = np.nan
+        ranges, sigmas = (a.copy() for a in cheap.predict(depth))
+        a, b = [np.concatenate(m.predict_with_gain(depth)) for m in (exported, lean)]
+        assert np.allclose(a, b, atol=1e-5)
+        assert np.allclose(b[:16], ranges, atol=1e-5) and np.allclose(b[16:32], sigmas, atol=1e-5)

@@ -14,7 +14,8 @@ ones), with their mirror images; the targets are the ONNX files' own answers.
 
 The threshold: on the VALIDATION frames, the largest predicted gain whose cascade (the large answer
 on every sector above it) keeps the mean error within training's 2 mm of the large model's
-(:func:`aegis.training.depth_train.choose_threshold`'s criterion on these scores). The output is a
+(:func:`aegis.training.depth_train.choose_threshold`'s criterion on these scores), or with
+``--criteria depth_eval`` the largest that meets depth_eval's own two (3 mm and 1 point). The output is a
 cheap model file with three action fields (range, sigma, gain) and its :class:`SectorSpec` marked
 ``cascade_gain`` (the cascade's "gain" rule), next to copies of the large and window models:
 
@@ -40,7 +41,7 @@ GAIN_SEED_OFFSET = 3000
 """The gain head's training frames: their own stream (the pipeline's train, validation and held-out ones are + 0, 1000, 2000)."""
 GAIN_CLIP_M = (-1.0, 2.0)
 """The regression target's range (m): a few sectors' gains are metres (a missed obstacle), which would otherwise dominate the loss."""
-HIDDEN = 32
+HIDDEN = 16
 
 
 def gain_target(cheap_ranges: np.ndarray, large_ranges: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -79,8 +80,8 @@ def gain_network(torch: Any, cheap: Any) -> Any:
             self.register_buffer("bearing", cheap.bearing.clone())
             self.view = nn.Sequential(nn.Conv2d(2, HIDDEN, (self.height_of(first), 1)), nn.ReLU())  # the head's own look at each column
             self.gain = nn.Sequential(
-                nn.Conv2d(channels + HIDDEN, 2 * HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(),
-                nn.Conv2d(2 * HIDDEN, HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(), nn.Conv2d(HIDDEN, 1, 1),
+                nn.Conv2d(channels + HIDDEN, HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(),
+                nn.Conv2d(HIDDEN, HIDDEN, (1, 3), padding=(0, 1)), nn.ReLU(), nn.Conv2d(HIDDEN, 1, 1),
             )
             self.band, self.height, self.width = cheap.band, cheap.bearing.shape[2], cheap.bearing.shape[3]
             self.repeat = cheap.band * SECTORS // self.width  # each of the network's columns stands for this many of the camera's
@@ -153,7 +154,7 @@ def train_gain(
     return network.eval()
 
 
-def export_gain_model(network: Any, cheap_path: Path, path: Path, threshold: float, command: str, seed: int, notes: str) -> Path:
+def export_gain_model(network: Any, cheap_path: Path, path: Path, threshold: float, command: str, seed: int, notes: str, lean: bool = True) -> Path:
     """Write the cheap network with its gain head as ONNX: the cheap file's contract with a third action field ``gain`` and its
     :class:`SectorSpec` with the gain rule's threshold (``cascade_gain``), the producer this command."""
     import dataclasses
@@ -176,11 +177,106 @@ def export_gain_model(network: Any, cheap_path: Path, path: Path, threshold: flo
         "description": contract.description + ", and the large model's predicted gain per sector (the cascade's escalation signal)",
     })
     spec = dataclasses.replace(read_sector_spec(cheap_path), cascade_sigma_threshold_m=threshold, cascade_relative=False, cascade_gain=True)
-    return _save(network, contract.input_size, path, contract, spec)
+    _save(network, contract.input_size, path, contract, spec)
+    if lean:  # the cascade's every-frame stage: its lean graph, as aegis train-depth writes its cheap model
+        import onnx
+
+        onnx.save(lean_gain_model(network, path), str(path))
+    return path
+
+
+def gain_from_onnx(path: Path, rig: Any = None) -> Any:
+    """The torch network (:func:`gain_network`) with the weights of a gain model's EXPORTED (not lean) ONNX file, by initializer name."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from aegis.training.depth_dataset import MAX_RANGE_M, RIGS, SECTORS
+    from aegis.training.depth_train import _network
+
+    camera = (rig or RIGS["husky"]).camera
+    network = gain_network(torch, _network(torch, "cheap", camera.height_px // 2, camera.width_px // 2, SECTORS, MAX_RANGE_M, camera))
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+    network.load_state_dict(weights, strict=True)
+    return network.eval()
+
+
+def lean_gain_model(network: Any, path: Path) -> Any:
+    """The lean graph (as aegis.training.depth_lean's, the same answers in fewer nodes) of a cheap model with its gain head, written by
+    :func:`export_gain_model` at ``path``: one convolution over each column for both the cheap network's first layer and the head's own
+    look (they read the same column), the bearing's share of it one row added, the sectors pooled before the activations; an onnx ModelProto."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from aegis.inference.depth_model import read_sector_spec
+    from aegis.training.depth_lean import _bearing_map
+    from aegis.training.depth_train import MIN_SIGMA_M
+
+    spec = read_sector_spec(path)
+    exported = onnx.load(str(path))
+
+    def array(t: Any) -> np.ndarray:
+        return t.detach().numpy().astype(np.float32)
+
+    cols, view, head = network.columns, network.view[0], network.gain
+    height, width, band = network.height, network.width, spec.width_px // spec.sectors
+    first = [(s * band) // spec.factor for s in range(spec.sectors)]
+    span = {((s + 1) * band - 1) // spec.factor - first[s] + 1 for s in range(spec.sectors)}
+    if len(span) != 1:
+        raise ValueError(f"{path}: the sectors cover unequal numbers of the model's columns ({sorted(span)}): no one pooling window")
+    w0 = np.concatenate([array(cols[0].weight), array(view.weight)])  # (32 + HIDDEN, 2, H, 1): both read the column and its bearing
+    b0 = np.concatenate([array(cols[0].bias), array(view.bias)])
+    c1, cv = cols[0].out_channels, view.out_channels
+    bearing = array(network.bearing).reshape(height, width)
+    w2 = np.concatenate([array(cols[2].weight), np.zeros((cols[2].out_channels, cv, 1, 3), np.float32)], axis=1)  # the view's channels unread
+    g1 = array(head[0].weight)  # reads (h1, h2, view); the graph's concat is (h1, view, h2)
+    g1 = np.concatenate([g1[:, :c1], g1[:, c1 + cols[2].out_channels :], g1[:, c1 : c1 + cols[2].out_channels]], axis=1)
+    w4, b4 = array(cols[4].weight).copy(), array(cols[4].bias).copy()
+    w4[0], b4[0] = -w4[0], -b4[0]  # the range logits negated: one MaxPool takes each band's least range logit, largest sigma and gain
+    inits = {
+        "image_shape": np.array([1, 1, height, width], np.int64), "w0": np.ascontiguousarray(w0[:, :1]), "b0": b0,
+        "bearing_share": _bearing_map(w0[:, 1:], bearing, [0, 0, 0, 0])[None], "w2": w2, "b2": array(cols[2].bias),
+        "g1": g1, "gb1": array(head[0].bias), "g2": array(head[2].weight), "gb2": array(head[2].bias), "g3": array(head[4].weight),
+        "gb3": array(head[4].bias), "w4": w4, "b4": b4, "sector_first": np.array(first, np.int64),
+        "max_range": np.array(spec.max_range_m, np.float32), "min_sigma": np.array(MIN_SIGMA_M, np.float32),
+        "pooled_shape": np.array([3, 1, width], np.int64), "out_shape": np.array([1, 3 * spec.sectors], np.int64),
+    }
+    node, row = helper.make_node, [0, 1, 0, 1]
+    nodes = [
+        node("Reshape", ["depth", "image_shape"], ["image"]), node("Conv", ["image", "w0", "b0"], ["conv0"]),
+        node("Add", ["conv0", "bearing_share"], ["pre0"]), node("Relu", ["pre0"], ["a0"]),
+        node("Conv", ["a0", "w2", "b2"], ["conv2"], pads=row), node("Relu", ["conv2"], ["h2"]),
+        node("Concat", ["a0", "h2"], ["features"], axis=1),
+        node("Conv", ["features", "g1", "gb1"], ["convg1"], pads=row), node("Relu", ["convg1"], ["ag1"]),
+        node("Conv", ["ag1", "g2", "gb2"], ["convg2"], pads=row), node("Relu", ["convg2"], ["ag2"]),
+        node("Conv", ["ag2", "g3", "gb3"], ["gain_columns"]), node("Conv", ["h2", "w4", "b4"], ["range_sigma_columns"]),
+        node("Concat", ["range_sigma_columns", "gain_columns"], ["columns"], axis=1),
+        node("Reshape", ["columns", "pooled_shape"], ["logits"]), node("MaxPool", ["logits"], ["pooled"], kernel_shape=[span.pop()]),
+        node("Gather", ["pooled", "sector_first"], ["sector_logits"], axis=2),
+        node("Split", ["sector_logits"], ["neg_range_logit", "sigma_logit", "gain"], axis=0),
+        node("Neg", ["neg_range_logit"], ["range_logit"]), node("Sigmoid", ["range_logit"], ["range_unit"]),
+        node("Mul", ["range_unit", "max_range"], ["range"]), node("Softplus", ["sigma_logit"], ["sigma_soft"]),
+        node("Add", ["sigma_soft", "min_sigma"], ["sigma"]), node("Concat", ["range", "sigma", "gain"], ["all"], axis=2),
+        node("Reshape", ["all", "out_shape"], [exported.graph.output[0].name]),
+    ]
+    initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float32), k) for k, v in inits.items()]
+    input_dims = [d.dim_value or d.dim_param for d in exported.graph.input[0].type.tensor_type.shape.dim]
+    output_dims = [d.dim_value or d.dim_param for d in exported.graph.output[0].type.tensor_type.shape.dim]
+    graph = helper.make_graph(
+        nodes, "depth_sectors_gain", [helper.make_tensor_value_info(exported.graph.input[0].name, TensorProto.FLOAT, input_dims)],
+        [helper.make_tensor_value_info(exported.graph.output[0].name, TensorProto.FLOAT, output_dims)], initializers,
+    )
+    lean = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name=exported.producer_name, producer_version=exported.producer_version)
+    lean.ir_version = exported.ir_version
+    for prop in exported.metadata_props:
+        entry = lean.metadata_props.add()
+        entry.key, entry.value = prop.key, prop.value
+    onnx.checker.check_model(lean)
+    return lean
 
 
 def run(models_dir: Path, out_dir: Path, seed: int = 0, frames: int = 3000, validation_frames: int = 400, epochs: int = 30, robot: str = "husky",
-        command: str = "", say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+        command: str = "", say: Callable[[str], None] = lambda line: None, criteria: str = "training") -> dict[str, Any]:
     """Everything in the module docstring; the report (threshold, validation shares, correlations, files)."""
     import torch
 
@@ -216,7 +312,14 @@ def run(models_dir: Path, out_dir: Path, seed: int = 0, frames: int = 3000, vali
     with_gain = DepthSectorModel(out["cheap"])
     val = answers(with_gain, validation, with_gain=True)
     val_large = answers(large, validation)[:, :k]
-    threshold = choose_gain_threshold(val[:, 2 * k :], val[:, :k], val_large, validation.ranges)
+    if criteria == "depth_eval":  # the target's own two criteria (3 mm, 1 point) on the validation frames
+        from aegis.training.depth_cascade_profile import eval_threshold
+
+        threshold = eval_threshold(val[:, 2 * k :], val[:, :k], val_large, validation.ranges, None)
+        if threshold is None:
+            raise ValueError("no gain threshold meets depth_eval's criteria on the validation frames")
+    else:
+        threshold = choose_gain_threshold(val[:, 2 * k :], val[:, :k], val_large, validation.ranges)
     export_gain_model(network, paths["cheap"], out["cheap"], threshold, command, seed, notes)
     refined = val[:, 2 * k :] > threshold
     truth = gain_target(val[:, :k], val_large, validation.ranges)
@@ -241,15 +344,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3000, help="the gain head's training frames (default: 3000)")
     parser.add_argument("--validation-frames", type=int, default=400, help="frames the threshold is picked on (default: 400, as aegis train-depth)")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--criteria", choices=("training", "depth_eval"), default="training",
+        help="the threshold on the validation frames: the largest keeping the error within 2 mm of the large model's (training, as aegis "
+        "train-depth), or the largest meeting depth_eval's two criteria, 3 mm and 1 point (default: training)",
+    )
     args = parser.parse_args(argv)
     from aegis.paths import share_dir
 
     command = "python -m aegis.training.depth_gain " + shlex.join(
         [f"--out={args.out}", f"--robot={args.robot}", f"--seed={args.seed}", f"--frames={args.frames}",
-         f"--validation-frames={args.validation_frames}", f"--epochs={args.epochs}"]
+         f"--validation-frames={args.validation_frames}", f"--epochs={args.epochs}"] + ([f"--criteria={args.criteria}"] if args.criteria != "training" else [])
     )
     report = run(args.models_dir or share_dir() / "models", args.out, args.seed, args.frames, args.validation_frames, args.epochs, args.robot,
-                 command, say=lambda line: print(line, file=sys.stderr, flush=True))
+                 command, say=lambda line: print(line, file=sys.stderr, flush=True), criteria=args.criteria)
     v = report["validation"]
     print(f"gain threshold {report['threshold_m']:.4f} m (validation): {v['sectors_refined']:.1%} of the sectors on {v['frames_refined']:.1%} of the frames; "
           f"correlation with the true gain {v['gain_correlation']:.2f} per sector, {v['frame_gain_correlation']:.2f} per frame ({report['wall_time_s']:.0f} s)")
