@@ -8,8 +8,8 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
   (:func:`aegis.training.depth_train.choose_threshold`: the fewest sectors refined keeping the error
   within 2 mm of the large model's), on the ONNX models' answers: the sigma rule and the relative one
   (sigma / range, :func:`aegis.inference.depth_cascade.unsure_scores`), and, for a cheap model with a gain
-  output (aegis.training.depth_gain), the gain rule (its predicted gain of the large model); the threshold
-  and rule the cheap model carries are printed beside them;
+  output (aegis.training.depth_gain), the gain rule (its predicted gain of the large model) at the threshold
+  it carries (picked on the same validation frames); the threshold and rule the cheap model carries are printed beside them;
 * on the held-out frames, times per frame, in turns (the large model, then the cascade with each
   rule, so the machine's load falls on them alike; ``--rounds`` passes after a warm-up), the
   cascades' stages: the cheap call, the window call by its number of sectors, the whole large model
@@ -144,7 +144,6 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
     from aegis.training.depth_dataset import RIGS, generate
     from aegis.training.depth_pipeline import SEED_OFFSETS, model_paths
-    from aegis.training.depth_gain import choose_gain_threshold
     from aegis.training.depth_train import accuracy, choose_threshold
 
     paths = model_paths(models_dir, robot)
@@ -162,8 +161,8 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
 
     val_cheap, val_large = answers(cheap, validation), answers(large, validation)
     thresholds = {rule: choose_threshold(val_cheap[:2], val_large, validation.ranges, relative=rule != "sigma") for rule in RULES}
-    if cheap.has_gain:
-        thresholds["gain"] = choose_gain_threshold(val_cheap[2], val_cheap[0], val_large[0], validation.ranges)
+    if cheap.has_gain:  # the threshold it carries (aegis.training.depth_gain picked it on these frames, by its --criteria)
+        thresholds["gain"] = float(cheap.spec.cascade_sigma_threshold_m)
     validation_refined = {rule: float((rule_scores(rule, val_cheap) > thresholds[rule]).mean()) for rule in rules}
     gain = np.abs(val_cheap[0] - validation.ranges) - np.abs(val_large[0] - validation.ranges)
     signal_rows = {}
