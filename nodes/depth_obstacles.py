@@ -101,7 +101,7 @@ class DepthObstaclesParams(NodeParams):
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's threshold and rule, "
-        "chosen at training: its sigma, or its sigma / range when the model says so)"
+        "chosen at training: its sigma, its sigma / range, or its predicted gain of the large model (a model with a gain output), as the model says)"
     )
     max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
         0.1, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"

@@ -104,3 +104,21 @@ def test_a_gain_model_file_answers_as_the_cheap_model_plus_gains_and_its_lean_gr
         a, b = [np.concatenate(m.predict_with_gain(depth)) for m in (exported, lean)]
         assert np.allclose(a, b, atol=1e-5)
         assert np.allclose(b[:16], ranges, atol=1e-5) and np.allclose(b[16:32], sigmas, atol=1e-5)
+
+
+def test_the_node_runs_the_gain_rule_of_a_cheap_model_that_carries_it_unless_a_sigma_threshold_is_set(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
+    from aegis.paths import share_dir
+    from aegis.training.depth_gain import export_gain_model, gain_network
+    from aegis.training.depth_train import network_from_onnx
+
+    shipped = share_dir() / "models" / "husky_depth_cheap.onnx"
+    torch.manual_seed(0)
+    path = export_gain_model(gain_network(torch, network_from_onnx(shipped, "cheap")).eval(), shipped, tmp_path / "cheap.onnx", 0.08, "test", 0, "test")
+    mount = {"fov_deg": 58.0, "mount_xyz_m": (0.35, 0.0, 0.45), "mount_pitch_rad": 0.2, "max_range_m": 5.0}
+    cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", cheap_model=path))._learned[1]
+    assert cascade.gain and cascade.sigma_threshold_m == pytest.approx(0.08)
+    assert cascade.predict(np.full((48, 80), 2.0, dtype=np.float32)) is not None
+    cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", cheap_model=path, sigma_threshold_m=0.2))._learned[1]
+    assert not cascade.gain and not cascade.relative and cascade.sigma_threshold_m == 0.2
