@@ -101,7 +101,7 @@ class DepthObstaclesParams(NodeParams):
     )
     sigma_threshold_m: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="the cascade refines each sector whose cheap sigma is above this with the large network (m; default: the cheap model's threshold and rule, "
-        "chosen at training: its sigma, or its sigma / range when the model says so)"
+        "chosen at training: its sigma, its sigma / range, or its predicted gain of the large model (a model with a gain output), as the model says)"
     )
     max_sector_sigma_m: Annotated[float, Field(gt=0, le=10.0)] = Field(
         0.1, description="learned path: a sector sigma up to this inflates its cylinder all round; beyond it, moves the cylinder closer along the ray (m)"
@@ -172,10 +172,12 @@ class DepthObstacles(Node):
         large = load("large", p.large_model)  # the whole frame: cheaper than the windows when most sectors are unsure
         if (large.spec.width_px, large.spec.height_px, large.spec.sectors) != (cheap.spec.width_px, cheap.spec.height_px, cheap.spec.sectors):
             raise ConfigError(f"nodes.{self.name}.params.large_model {large.path}: made for another image or sectors than the cheap model {cheap.path}")
+        gain = cheap.spec.cascade_gain and p.sigma_threshold_m is None  # the gain rule the cheap model carries; a configured threshold is a sigma (m)
         cascade = DepthCascade(
-            cheap.predict, window.predict_sectors, window.p99_us, threshold, p.budget_us, whole=large.predict, whole_p99_us=large.p99_us,
+            cheap.predict_with_gain if gain else cheap.predict, window.predict_sectors, window.p99_us, threshold, p.budget_us, whole=large.predict, whole_p99_us=large.p99_us,
             large_median_us=window.median_us, whole_median_us=large.median_us,
             relative=cheap.spec.cascade_relative and p.sigma_threshold_m is None,  # a configured threshold is a sigma (m)
+            gain=gain,
         )
         return cheap, cascade, SectorMemory(cheap.geometry, p.memory_s, max_obstacles=p.max_sector_obstacles)
 

@@ -158,9 +158,10 @@ def _learned_rows(repeats: int) -> list[dict[str, Any]]:
     threshold = models["cheap"].spec.cascade_sigma_threshold_m
     window = DepthWindowModel(share_dir() / "models" / "husky_depth_window.onnx")
     cascade = DepthCascade(
-        models["cheap"].predict, window.predict_sectors, window.p99_us, threshold, budget_us=10000.0,
+        models["cheap"].predict_with_gain if models["cheap"].spec.cascade_gain else models["cheap"].predict, window.predict_sectors, window.p99_us,
+        threshold, budget_us=10000.0,
         whole=models["large"].predict, whole_p99_us=models["large"].p99_us, large_median_us=window.median_us, whole_median_us=models["large"].median_us,
-        relative=models["cheap"].spec.cascade_relative,
+        relative=models["cheap"].spec.cascade_relative, gain=models["cheap"].spec.cascade_gain,
     )
     sector = iter(range(1 << 62))
 

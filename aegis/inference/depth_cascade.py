@@ -3,7 +3,7 @@
 :class:`DepthCascade` (issue 13, after the nano-drone CNN cascades and DeeR's dynamic early exit):
 every frame runs the cheap model; then the large network runs, in ONE onnxruntime call, on the
 SECTORS the cheap one is unsure of (:func:`unsure_scores` above the threshold: its sigma, or its
-sigma over the range): the most unsure ones, as many as what is left of the frame's ``budget_us``,
+sigma over the range; or, the "gain" rule, the cheap model's own prediction of the large model's gain there): the most unsure ones, as many as what is left of the frame's ``budget_us``,
 after the time already spent on it, covers the measured p99 of a call on that many. It runs there
 through :class:`aegis.inference.depth_model.DepthWindowModel` (a batch of windows): the large
 network's own layers on each sector's columns and the margin its convolutions read, so a refined
@@ -48,6 +48,7 @@ def escalate(sigma_m: float, sigma_threshold_m: float, spent_us: float, budget_u
 
 
 Predictor = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
+"""depth -> (ranges, sigmas); for the cascade's cheap stage under the gain rule (ranges, sigmas, gains)."""
 SectorsPredictor = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 """(depth, sectors) -> those sectors' (ranges, sigmas), in one call; NaN where the network's output was not finite."""
 
@@ -88,12 +89,16 @@ class DepthCascade:
         relative: bool = False,
         large_median_us: Callable[[int], float] | None = None,
         whole_median_us: Callable[[], float] | None = None,
+        gain: bool = False,
     ) -> None:
         self.cheap, self.large, self.large_p99_us = cheap, large, large_p99_us
         self.large_median_us, self.whole_median_us = large_median_us, whole_median_us
         """Given both, the cheaper way to the unsure sectors (the windows or the whole large model) is the one with the lower median:
         p99s at load are the machine's spikes (they sent half the held-out frames to the whole model); without them, the p99s decide."""
         self.relative = relative
+        self.gain = gain
+        """Unsure where the cheap model's predicted gain of the large model (its third output: ``cheap`` returns (ranges, sigmas, gains),
+        e.g. :meth:`DepthSectorModel.predict_with_gain`) is above the threshold (m): the "gain" rule; ``relative`` is then ignored."""
         """Unsure where sigma / range (:func:`unsure_scores`) is above the threshold rather than the sigma: the threshold is then a ratio."""
         self.whole, self.whole_p99_us = whole, whole_p99_us
         self.sigma_threshold_m = sigma_threshold_m
@@ -120,9 +125,12 @@ class DepthCascade:
         if answer is None:
             self.counts.failed += 1
             return None
-        ranges, sigmas = answer
         counts, threshold = self.counts, self.sigma_threshold_m
-        scores = sigmas / np.maximum(ranges, RANGE_FLOOR_M) if self.relative else sigmas  # unsure_scores, inlined: every frame
+        if self.gain:
+            ranges, sigmas, scores = answer
+        else:
+            ranges, sigmas = answer
+            scores = sigmas / np.maximum(ranges, RANGE_FLOOR_M) if self.relative else sigmas  # unsure_scores, inlined: every frame
         unsure = (scores > threshold).nonzero()[0]
         stage = "cheap"
         if unsure.size:

@@ -5,7 +5,8 @@ whose contract (aegis.inference.contract, in its metadata) reads like a policy's
 field ``depth`` (the image as :func:`aegis.perception.depth_sectors.model_input` makes it: metres,
 row-major, clipped to max range, holes 0, normalised by the contract's scale) and two action fields,
 ``range`` (K sector distances, m, in [0, max range]) and ``sigma`` (K Laplace scales, m: the
-model's own uncertainty of each range). It runs in :class:`aegis.inference.runtime.PolicyRuntime`
+model's own uncertainty of each range); a cheap model made for the cascade's gain rule has a third,
+``gain`` (K, m: its prediction of how much better the large model's range is there). It runs in :class:`aegis.inference.runtime.PolicyRuntime`
 like any policy (contract checked against the graph, preallocated buffers, per-call latency). The
 sector geometry the model was trained for (image size, downsampling factor, sectors, max range,
 camera fov and mount) is a second metadata entry, ``aegis.depth_sectors`` (:class:`SectorSpec`),
@@ -58,6 +59,14 @@ class SectorSpec:
 
     cascade_relative: bool = False
     """The cascade's threshold is on the sector's sigma / range (:func:`unsure_scores`), not its sigma (``aegis train-depth --escalation relative``)."""
+    cascade_gain: bool = False
+    """The cascade's threshold is on the model's third output, ``gain``: its prediction of how much nearer the large model's range is to the
+    truth than its own in each sector (m; ``python -m aegis.training.depth_gain``). Such a model's contract has the action fields range, sigma, gain."""
+
+    @property
+    def cascade_rule(self) -> str:
+        """The cascade's escalation rule this model carries: "gain", "relative" (sigma / range) or "sigma"."""
+        return "gain" if self.cascade_gain else "relative" if self.cascade_relative else "sigma"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -102,8 +111,12 @@ class DepthSectorModel:
         self.spec = read_sector_spec(self.path)
         self.runtime = PolicyRuntime(self.path, threads=threads, warmup_calls=warmup_calls)
         names = self.runtime.contract.action_names
-        if names != ("range", "sigma"):
-            raise ValueError(f"{self.path}: a depth-sector model's actions are range, sigma; its contract has {', '.join(names)}")
+        if names not in (("range", "sigma"), ("range", "sigma", "gain")):
+            raise ValueError(f"{self.path}: a depth-sector model's actions are range, sigma (and gain); its contract has {', '.join(names)}")
+        self.has_gain = names[-1] == "gain"
+        """The model also predicts the large model's gain per sector (:meth:`predict_with_gain`: the cascade's "gain" rule)."""
+        if self.spec.cascade_gain and not self.has_gain:
+            raise ValueError(f"{self.path}: its {SECTORS_KEY} asks for the gain rule but its contract has no gain output")
         self._input = np.zeros(self.runtime.contract.input_size, dtype=np.float32)
         self.latency = LatencyStats(1024)
         """Time of each whole frame (input preparation and the ONNX call), the last 1024."""
@@ -131,7 +144,21 @@ class DepthSectorModel:
         self.latency.record(time.perf_counter_ns() - started)
         if action is None:
             return None
-        return action[: spec.sectors], action[spec.sectors :]
+        k = spec.sectors
+        return action[:k], action[k : 2 * k]
+
+    def predict_with_gain(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(ranges, sigmas, gains), each (K,) in metres, from the same one call as :meth:`predict` (a model with a gain output); None if
+        not finite. A gain is the model's prediction of |its range's error| - |the large model's| in that sector: where the large one helps."""
+        spec = self.spec
+        started = time.perf_counter_ns()
+        model_input(depth, spec.max_range_m, spec.factor, out=self._input)
+        action = self.runtime.act(self._input)
+        self.latency.record(time.perf_counter_ns() - started)
+        if action is None:
+            return None
+        k = spec.sectors
+        return action[:k], action[k : 2 * k], action[2 * k : 3 * k]
 
     def p99_us(self) -> float:
         """This model's p99 per frame (µs) over its recent frames, once there are 20; before that, twice its mean at load.

@@ -7,8 +7,9 @@ aegis.training.depth_eval), loads the shipped cheap, large and window models as 
 * picks each escalation rule's threshold on the VALIDATION frames exactly as training does
   (:func:`aegis.training.depth_train.choose_threshold`: the fewest sectors refined keeping the error
   within 2 mm of the large model's), on the ONNX models' answers: the sigma rule and the relative one
-  (sigma / range, :func:`aegis.inference.depth_cascade.unsure_scores`); the threshold and rule the cheap
-  model carries are printed beside them;
+  (sigma / range, :func:`aegis.inference.depth_cascade.unsure_scores`), and, for a cheap model with a gain
+  output (aegis.training.depth_gain), the gain rule (its predicted gain of the large model) at the threshold
+  it carries (picked on the same validation frames); the threshold and rule the cheap model carries are printed beside them;
 * on the held-out frames, times per frame, in turns (the large model, then the cascade with each
   rule, so the machine's load falls on them alike; ``--rounds`` passes after a warm-up), the
   cascades' stages: the cheap call, the window call by its number of sectors, the whole large model
@@ -42,6 +43,14 @@ from aegis.inference.depth_cascade import RANGE_FLOOR_M
 from aegis.training.depth_eval import MAE_TOLERANCE_M, TIME_FRACTION
 
 RULES = ("sigma", "sigma/range")
+"""The rules every cheap model can use; one with a gain output (aegis.training.depth_gain) adds "gain": its predicted gain of the large model."""
+
+
+def rule_scores(rule: str, answer: tuple[np.ndarray, ...]) -> np.ndarray:
+    """A rule's unsure scores from the cheap model's answers (ranges, sigmas[, gains]): its sigma, sigma / range, or predicted gain."""
+    from aegis.inference.depth_cascade import unsure_scores
+
+    return answer[2] if rule == "gain" else unsure_scores(answer[0], answer[1], rule != "sigma")
 
 
 def _timed(predict: Any, into: list[float]) -> Any:
@@ -131,7 +140,7 @@ def fewest_refined(cheap: tuple[np.ndarray, np.ndarray], large: np.ndarray, labe
 
 def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "husky") -> dict[str, Any]:
     """The module docstring's measurements; a dict of the thresholds, the stage times and the accuracies."""
-    from aegis.inference.depth_cascade import DepthCascade, unsure_scores
+    from aegis.inference.depth_cascade import DepthCascade
     from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel
     from aegis.training.depth_dataset import RIGS, generate
     from aegis.training.depth_pipeline import SEED_OFFSETS, model_paths
@@ -144,16 +153,21 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     validation = generate(frames, seed + SEED_OFFSETS["validation"], rig=RIGS[robot])
     heldout = generate(frames, seed + SEED_OFFSETS["heldout"], rig=RIGS[robot])
 
-    def answers(model: DepthSectorModel, data: Any) -> tuple[np.ndarray, np.ndarray]:
-        out = [model.predict(depth) for depth in data.depth]
-        return np.array([a[0] for a in out]), np.array([a[1] for a in out])
+    rules = RULES + ("gain",) if cheap.has_gain else RULES
+
+    def answers(model: DepthSectorModel, data: Any) -> tuple[np.ndarray, ...]:
+        out = [model.predict_with_gain(depth) if model.has_gain else model.predict(depth) for depth in data.depth]
+        return tuple(np.array([a[j] for a in out]) for j in range(len(out[0])))
 
     val_cheap, val_large = answers(cheap, validation), answers(large, validation)
-    thresholds = {rule: choose_threshold(val_cheap, val_large, validation.ranges, relative=rule != "sigma") for rule in RULES}
-    validation_refined = {rule: float((unsure_scores(*val_cheap, rule != "sigma") > thresholds[rule]).mean()) for rule in RULES}
+    thresholds = {rule: choose_threshold(val_cheap[:2], val_large, validation.ranges, relative=rule != "sigma") for rule in RULES}
+    if cheap.has_gain:  # the threshold it carries (aegis.training.depth_gain picked it on these frames, by its --criteria)
+        thresholds["gain"] = float(cheap.spec.cascade_sigma_threshold_m)
+    validation_refined = {rule: float((rule_scores(rule, val_cheap) > thresholds[rule]).mean()) for rule in rules}
     gain = np.abs(val_cheap[0] - validation.ranges) - np.abs(val_large[0] - validation.ranges)
     signal_rows = {}
-    for name, score in signals(*val_cheap).items():
+    candidates = {**signals(val_cheap[0], val_cheap[1]), **({"predicted gain": val_cheap[2]} if cheap.has_gain else {})}
+    for name, score in candidates.items():
         refined = fewest_refined(val_cheap, val_large[0], validation.ranges, score)
         signal_rows[name] = {"sectors": float(refined.mean()), "frames": float(refined.any(axis=1).mean()),
                              "gain_correlation": float(np.corrcoef(score.ravel(), gain.ravel())[0, 1])}
@@ -161,8 +175,8 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     heldout_large = answers(large, heldout)
     heldout_cheap = answers(cheap, heldout)
     criteria_rows = []  # each rule's threshold chosen on the validation frames for depth_eval's own criteria, with and without a cap, then on the held-out ones
-    for rule in RULES:
-        val_scores, held_scores = unsure_scores(*val_cheap, rule != "sigma"), unsure_scores(*heldout_cheap, rule != "sigma")
+    for rule in rules:
+        val_scores, held_scores = rule_scores(rule, val_cheap), rule_scores(rule, heldout_cheap)
         for cap in (None, 1, 2, 3):
             threshold = eval_threshold(val_scores, val_cheap[0], val_large[0], validation.ranges, cap)
             row: dict[str, Any] = {"rule": rule, "cap": cap, "threshold": threshold}
@@ -172,16 +186,16 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
                 row.update({**accuracy(answer, heldout.ranges), "met": meets(answer, heldout_large[0], heldout.ranges),
                             "sectors": float(refined.mean()), "frames": float(refined.any(axis=1).mean())})
             criteria_rows.append(row)
-    shipped = {"threshold": cheap.spec.cascade_sigma_threshold_m, "rule": "sigma/range" if cheap.spec.cascade_relative else "sigma"}
+    shipped = {"threshold": cheap.spec.cascade_sigma_threshold_m, "rule": {"relative": "sigma/range"}.get(cheap.spec.cascade_rule, cheap.spec.cascade_rule)}
 
-    stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in RULES}
+    stages: dict[str, dict[str, list[float]]] = {rule: {"cheap": [], "window": [], "whole": []} for rule in rules}
     cascades = {
         rule: DepthCascade(
-            _timed(cheap.predict, stages[rule]["cheap"]), _timed(window.predict_sectors, stages[rule]["window"]), window.p99_us,
-            thresholds[rule], budget_us=1e9, whole=_timed(large.predict, stages[rule]["whole"]), whole_p99_us=large.p99_us, relative=rule != "sigma",
-            large_median_us=window.median_us, whole_median_us=large.median_us,
+            _timed(cheap.predict_with_gain if rule == "gain" else cheap.predict, stages[rule]["cheap"]), _timed(window.predict_sectors, stages[rule]["window"]),
+            window.p99_us, thresholds[rule], budget_us=1e9, whole=_timed(large.predict, stages[rule]["whole"]), whole_p99_us=large.p99_us,
+            relative=rule != "sigma", large_median_us=window.median_us, whole_median_us=large.median_us, gain=rule == "gain",
         )
-        for rule in RULES
+        for rule in rules
     }
     for depth in heldout.depth[:50]:  # warm-up, as depth_pipeline.heldout_rows
         large.predict(depth)
@@ -194,14 +208,14 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     n = len(heldout.depth)
     clock = time.perf_counter_ns
     large_us = np.empty(n * rounds)
-    frame_us = {rule: np.empty(n * rounds) for rule in RULES}
-    window_n = {rule: np.zeros(n * rounds, dtype=int) for rule in RULES}
-    window_us = {rule: np.zeros(n * rounds) for rule in RULES}
-    whole_us = {rule: np.zeros(n * rounds) for rule in RULES}
-    ranges = {rule: np.empty_like(heldout.ranges) for rule in RULES}
-    columns = {rule: [0, 0] for rule in RULES}  # per-sector windows, merged windows
-    for rule in RULES:
-        for unsure in unsure_scores(*heldout_cheap, rule != "sigma") > thresholds[rule]:
+    frame_us = {rule: np.empty(n * rounds) for rule in rules}
+    window_n = {rule: np.zeros(n * rounds, dtype=int) for rule in rules}
+    window_us = {rule: np.zeros(n * rounds) for rule in rules}
+    whole_us = {rule: np.zeros(n * rounds) for rule in rules}
+    ranges = {rule: np.empty_like(heldout.ranges) for rule in rules}
+    columns = {rule: [0, 0] for rule in rules}  # per-sector windows, merged windows
+    for rule in rules:
+        for unsure in rule_scores(rule, heldout_cheap) > thresholds[rule]:
             sectors = np.flatnonzero(unsure)
             columns[rule][0] += sectors.size * window.width
             columns[rule][1] += merged_columns(sectors, window.band, (window.width - window.band) // 2, cheap.spec.width_px)
@@ -226,7 +240,7 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
         "large": {"mean_us": float(large_us.mean()), "median_us": float(np.median(large_us)), **accuracy(heldout_large[0], heldout.ranges)},
         "rules": {},
     }
-    for rule in RULES:
+    for rule in rules:
         cheap_us = np.array(stages[rule]["cheap"])
         rest = frame_us[rule] - cheap_us - window_us[rule] - whole_us[rule]
         by_size = {}
@@ -257,8 +271,10 @@ def print_profile(report: dict[str, Any]) -> None:
     print(f"{report['frames']} held-out frames x {report['rounds']} rounds ({report['robot']}, seed {report['seed']}); "
           f"large: mean {large['mean_us']:.0f} µs, median {large['median_us']:.0f} µs, MAE {100 * large['mae_m']:.2f} cm, within 10 cm {large['within_10cm']:.1%}")
     shipped = report["shipped"]
+    gain = (f"; predicted gain threshold {report['thresholds']['gain']:.4f} m, refining {report['validation_refined']['gain']:.1%}"
+            if "gain" in report["thresholds"] else "")
     print(f"validation: sigma threshold {report['thresholds']['sigma']:.3f} m, refining {report['validation_refined']['sigma']:.1%} of sectors; "
-          f"sigma/range threshold {report['thresholds']['sigma/range']:.4f}, refining {report['validation_refined']['sigma/range']:.1%} "
+          f"sigma/range threshold {report['thresholds']['sigma/range']:.4f}, refining {report['validation_refined']['sigma/range']:.1%}{gain} "
           f"(the cheap model carries {shipped['rule']} {shipped['threshold']:.4g})")
     for name, row in report["signals"].items():
         print(f"validation signal {name}: the fewest sectors for 2 mm {row['sectors']:.1%} on {row['frames']:.1%} of frames; "

@@ -97,6 +97,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def _threshold(report: dict) -> str:
+    if report.get("rule") == "gain":
+        return f"predicted gain {report['threshold_m']:.4f} m"
     return f"sigma / range {report['threshold_m']:.4f}" if report.get("relative") else f"sigma {report['threshold_m']:.3f} m"
 
 

@@ -54,9 +54,9 @@ def run(models_dir: Path, seed: int, frames: int, rounds: int, robot: str = "hus
     if threshold is None:
         raise ValueError(f"{paths['cheap']}: carries no cascade threshold (not a cheap stage made by aegis train-depth)")
     heldout = generate(frames, seed + SEED_OFFSETS["heldout"], rig=RIGS[robot])
-    rows = heldout_rows(cheap, large, window, threshold, heldout, rounds=rounds, relative=cheap.spec.cascade_relative)
+    rows = heldout_rows(cheap, large, window, threshold, heldout, rounds=rounds, relative=cheap.spec.cascade_relative, gain=cheap.spec.cascade_gain)
     checks = [{**v, "met": _met(v)} for v in verdicts(rows)]
-    return {"robot": robot, "seed": seed, "frames": {"heldout": frames}, "rounds": rounds, "threshold_m": threshold, "relative": cheap.spec.cascade_relative, "rows": rows,
+    return {"robot": robot, "seed": seed, "frames": {"heldout": frames}, "rounds": rounds, "threshold_m": threshold, "relative": cheap.spec.cascade_relative, "rule": cheap.spec.cascade_rule, "rows": rows,
             "targets": checks, "files": {k: str(v) for k, v in paths.items()}}
 
 

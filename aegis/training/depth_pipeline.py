@@ -92,18 +92,21 @@ def run(settings: DepthTrainSettings, say: Callable[[str], None] = lambda line: 
     return report
 
 
-def heldout_rows(cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1, relative: bool = False) -> list[dict[str, Any]]:
+def heldout_rows(
+    cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1, relative: bool = False, gain: bool = False
+) -> list[dict[str, Any]]:
     """Accuracy and time per frame of the cheap model, the large one and the cascade on labelled frames (one row each).
 
     Time: ``rounds`` passes over the frames, each timing the three in turn on the same frame
     (interleaved, so a change of the machine's load falls on all three alike), after a warm-up pass
-    over the first 50; the cascade with a budget that never binds (its escalation is the threshold's).
+    over the first 50; the cascade with a budget that never binds (its escalation is the threshold's; ``gain``: the cheap model's
+    predicted gain of the large one, its third output, against the threshold). The cheap row times :meth:`predict` (range and sigma).
     """
     from aegis.inference.depth_cascade import DepthCascade
 
     cascade = DepthCascade(
-        cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us,
-        large_median_us=window.median_us, whole_median_us=large.median_us, relative=relative,
+        cheap.predict_with_gain if gain else cheap.predict, window.predict_sectors, window.p99_us, threshold_m, budget_us=1e9, whole=large.predict, whole_p99_us=large.p99_us,
+        large_median_us=window.median_us, whole_median_us=large.median_us, relative=relative, gain=gain,
     )
     predictors = {"depth_cheap": cheap.predict, "depth_large": large.predict, "depth_cascade": cascade.predict}
     for depth in heldout.depth[:50]:

@@ -312,12 +312,18 @@ def export_window(large: Any, path: Path, seed: int, command: str, notes: str = 
 
 def large_from_onnx(path: Path, rig: DepthRig = RIGS["husky"]) -> Any:
     """The large torch network with the weights of a large model's ONNX file (its initializers are the network's state, by name)."""
+    return network_from_onnx(path, "large", rig)
+
+
+def network_from_onnx(path: Path, name: str, rig: DepthRig = RIGS["husky"]) -> Any:
+    """The torch network ``name`` (cheap or large) with the weights of its exported ONNX file (initializers by name; not a lean graph's)."""
     import onnx
     import torch
     from onnx import numpy_helper
 
     camera = rig.camera
-    network = _network(torch, "large", camera.height_px, camera.width_px, SECTORS, MAX_RANGE_M, camera)
+    factor = ARCHITECTURES[name]
+    network = _network(torch, name, camera.height_px // factor, camera.width_px // factor, SECTORS, MAX_RANGE_M, camera)
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
     network.load_state_dict(weights, strict=True)
     return network.eval()
