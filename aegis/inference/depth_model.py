@@ -135,30 +135,25 @@ class DepthSectorModel:
         self._p99_us, self._p99_at = 2.0 * self.probe_us, 0
         self._median_us, self._median_at = self.probe_us, 0
 
-    def predict(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(ranges, sigmas), each (K,) in metres, for one depth image at the camera's size; None if the network's output is not finite."""
+    def _outputs(self, depth: np.ndarray) -> np.ndarray | None:
+        """The network's outputs for one depth image (its call timed into :attr:`latency`); None if not finite."""
         spec = self.spec
         started = time.perf_counter_ns()
         model_input(depth, spec.max_range_m, spec.factor, out=self._input)
         action = self.runtime.act(self._input)
         self.latency.record(time.perf_counter_ns() - started)
-        if action is None:
-            return None
-        k = spec.sectors
-        return action[:k], action[k : 2 * k]
+        return action
+
+    def predict(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(ranges, sigmas), each (K,) in metres, for one depth image at the camera's size; None if the network's output is not finite."""
+        action, k = self._outputs(depth), self.spec.sectors
+        return None if action is None else (action[:k], action[k : 2 * k])
 
     def predict_with_gain(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(ranges, sigmas, gains), each (K,) in metres, from the same one call as :meth:`predict` (a model with a gain output); None if
         not finite. A gain is the model's prediction of |its range's error| - |the large model's| in that sector: where the large one helps."""
-        spec = self.spec
-        started = time.perf_counter_ns()
-        model_input(depth, spec.max_range_m, spec.factor, out=self._input)
-        action = self.runtime.act(self._input)
-        self.latency.record(time.perf_counter_ns() - started)
-        if action is None:
-            return None
-        k = spec.sectors
-        return action[:k], action[k : 2 * k], action[2 * k : 3 * k]
+        action, k = self._outputs(depth), self.spec.sectors
+        return None if action is None else (action[:k], action[k : 2 * k], action[2 * k : 3 * k])
 
     def p99_us(self) -> float:
         """This model's p99 per frame (µs) over its recent frames, once there are 20; before that, twice its mean at load.
