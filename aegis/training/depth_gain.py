@@ -206,7 +206,7 @@ def lean_gain_model(network: Any, path: Path) -> Any:
     :func:`export_gain_model` at ``path``: one convolution over each column for both the cheap network's first layer and the head's own
     look (they read the same column), the bearing's share of it one row added, the sectors pooled before the activations; an onnx ModelProto."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     from aegis.inference.depth_model import read_sector_spec
     from aegis.training.depth_lean import _bearing_map
@@ -259,20 +259,9 @@ def lean_gain_model(network: Any, path: Path) -> Any:
         node("Add", ["sigma_soft", "min_sigma"], ["sigma"]), node("Concat", ["range", "sigma", "gain"], ["all"], axis=2),
         node("Reshape", ["all", "out_shape"], [exported.graph.output[0].name]),
     ]
-    initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float32), k) for k, v in inits.items()]
-    input_dims = [d.dim_value or d.dim_param for d in exported.graph.input[0].type.tensor_type.shape.dim]
-    output_dims = [d.dim_value or d.dim_param for d in exported.graph.output[0].type.tensor_type.shape.dim]
-    graph = helper.make_graph(
-        nodes, "depth_sectors_gain", [helper.make_tensor_value_info(exported.graph.input[0].name, TensorProto.FLOAT, input_dims)],
-        [helper.make_tensor_value_info(exported.graph.output[0].name, TensorProto.FLOAT, output_dims)], initializers,
-    )
-    lean = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name=exported.producer_name, producer_version=exported.producer_version)
-    lean.ir_version = exported.ir_version
-    for prop in exported.metadata_props:
-        entry = lean.metadata_props.add()
-        entry.key, entry.value = prop.key, prop.value
-    onnx.checker.check_model(lean)
-    return lean
+    from aegis.training.depth_lean import rebuilt
+
+    return rebuilt(exported, nodes, inits, "depth_sectors_gain")
 
 
 def run(models_dir: Path, out_dir: Path, seed: int = 0, frames: int = 3000, validation_frames: int = 400, epochs: int = 30, robot: str = "husky",

@@ -88,7 +88,7 @@ def _min_sigma(graph: Any, weights: dict[str, np.ndarray]) -> float:
 def lean_sector_model(path: str | Path) -> Any:
     """The lean graph of a depth-sector model file (module docstring) as an onnx ModelProto, its metadata copied; ValueError if not one."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     from aegis.inference.depth_model import read_sector_spec
 
@@ -146,12 +146,20 @@ def lean_sector_model(path: str | Path) -> Any:
         node("Softplus", ["sigma_logit"], ["sigma_soft"]), node("Add", ["sigma_soft", "min_sigma"], ["sigma"]),
         node("Concat", ["range", "sigma"], ["both"], axis=2), node("Reshape", ["both", "out_shape"], [model.graph.output[0].name]),
     ]
+    return rebuilt(model, nodes, inits, model.graph.name or "depth_sectors")
+
+
+def rebuilt(model: Any, nodes: list[Any], inits: dict[str, np.ndarray], name: str) -> Any:
+    """``nodes`` with the initializers ``inits`` (int64 kept, the rest float32) as a checked opset-17 model with ``model``'s
+    input, output, producer, IR version and metadata: a lean graph that stands in for ``model``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float32), k) for k, v in inits.items()]
     input_dims = [d.dim_value or d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
     output_dims = [d.dim_value or d.dim_param for d in model.graph.output[0].type.tensor_type.shape.dim]
     graph = helper.make_graph(
-        nodes, model.graph.name or "depth_sectors",
-        [helper.make_tensor_value_info(model.graph.input[0].name, TensorProto.FLOAT, input_dims)],
+        nodes, name, [helper.make_tensor_value_info(model.graph.input[0].name, TensorProto.FLOAT, input_dims)],
         [helper.make_tensor_value_info(model.graph.output[0].name, TensorProto.FLOAT, output_dims)], initializers,
     )
     lean = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name=model.producer_name, producer_version=model.producer_version)
