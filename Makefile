@@ -1,4 +1,5 @@
-# The front door: `make sim` runs the default closed loop, `make test` runs every test.
+# The front door: `make sim` runs the default closed loop, `make test` runs every test, spread over the cores
+# (pytest-xdist; tests/conftest.py keeps a module whose fixture builds something once on one worker).
 # Both create .venv and install aegis into it (editable, with test extras) on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,10 +21,10 @@ sim: $(STAMP)
 	@echo "or call it directly: $(BIN)/aegis replay runs/sim/bag --node filter, $(BIN)/aegis eval --episodes 4"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "slow or not slow" -q
+	$(BIN)/python -m pytest -m "slow or not slow" -q -n auto --dist loadgroup
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 # The [train] extra (aegis train, tests/test_training*.py): torch's CPU wheel. torch wants setuptools >= 77.0.3,
 # colcon-core (the install-mode tests) < 80: pin both so neither is upgraded past the other.

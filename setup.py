@@ -97,6 +97,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7.4",
+            "pytest-xdist>=3.5",  # `make test` spreads the tests over every core (-n auto --dist loadgroup)
             "hypothesis>=6.80",
             "catkin_pkg>=1.0",
             "lxml>=4.9",

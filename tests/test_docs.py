@@ -344,6 +344,6 @@ def test_the_two_commands_are_what_the_readme_says() -> None:
     """README's `make sim` and `make test`: the Makefile targets run what the README says they run."""
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^sim: \$\(STAMP\)\n\t\$\(BIN\)/aegis sim --out runs/sim$", makefile, re.MULTILINE)
-    assert re.search(r"^test: \$\(STAMP\)\n\t\$\(BIN\)/python -m pytest -m \"slow or not slow\" -q$", makefile, re.MULTILINE)
+    assert re.search(r"^test: \$\(STAMP\)\n\t\$\(BIN\)/python -m pytest -m \"slow or not slow\" -q -n auto --dist loadgroup$", makefile, re.MULTILINE)
     readme = (ROOT / "README.md").read_text()
     assert "make sim" in readme and "make test" in readme and "$ aegis sim --out runs/sim" in readme
