@@ -209,7 +209,7 @@ def lean_gain_model(network: Any, path: Path) -> Any:
     from onnx import helper
 
     from aegis.inference.depth_model import read_sector_spec
-    from aegis.training.depth_lean import _bearing_map
+    from aegis.training.depth_lean import _bearing_map, rebuilt
     from aegis.training.depth_train import MIN_SIGMA_M
 
     spec = read_sector_spec(path)
@@ -259,8 +259,6 @@ def lean_gain_model(network: Any, path: Path) -> Any:
         node("Add", ["sigma_soft", "min_sigma"], ["sigma"]), node("Concat", ["range", "sigma", "gain"], ["all"], axis=2),
         node("Reshape", ["all", "out_shape"], [exported.graph.output[0].name]),
     ]
-    from aegis.training.depth_lean import rebuilt
-
     return rebuilt(exported, nodes, inits, "depth_sectors_gain")
 
 
