@@ -80,11 +80,13 @@ class DiffDriveSafetyFilter(SafetyFilterNode):
     def _escape_clearance(self) -> float:
         return self.params.robot_radius_m + self.params.lookahead_m + ESCAPE_MARGIN_M
 
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> np.ndarray:
         """Turn toward the way around and creep along it (forward speed falls with the heading error)."""
+        direction = escape[0]
+        speed = self._escape_speed(self._escape_frame(x, nominal)[0], escape)
         error = math.remainder(math.atan2(direction[1], direction[0]) - x[2], math.tau)
         turn = float(np.clip(ESCAPE_GAIN * error, -self.params.max_turn_rate_radps, self.params.max_turn_rate_radps))
-        return np.array([self.params.deadlock_escape.escape_speed_mps * max(0.0, math.cos(error)), turn])
+        return np.array([speed * max(0.0, math.cos(error)), turn])
 
     def _nominal_vector(self, msg: TwistCommand | None) -> np.ndarray:
         return np.zeros(2) if msg is None else np.array([msg.linear[0], msg.angular[2]])

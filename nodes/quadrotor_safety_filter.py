@@ -156,10 +156,15 @@ class SafetyFilter(SafetyFilterNode):
     def _escape_clearance(self) -> float:
         return self.params.robot_radius_m + ESCAPE_MARGIN_M
 
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
-        """The nominal plus a pull to ``escape_speed_mps`` along the way around (a P loop on that speed, 2 /s)."""
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> np.ndarray:
+        """The nominal plus a pull to the escape's speed along the way around (a P loop on that speed, 2 /s). To a free
+        passage, the nominal's pull against that way is dropped: it is what holds the drone in front of the obstacle (a
+        policy pulls back to its reference harder the further the escape takes the drone from it)."""
+        direction = escape[0]
         along = float(x[3:6] @ direction)
-        return nominal + ESCAPE_GAIN * (self.params.deadlock_escape.escape_speed_mps - along) * direction
+        if not math.isinf(escape[3]):
+            nominal = nominal - min(0.0, float(nominal @ direction)) * direction
+        return nominal + ESCAPE_GAIN * (self._escape_speed(x[:3], escape) - along) * direction
 
     def _nominal_vector(self, msg: AccelCommand | None) -> np.ndarray:
         return np.zeros(3) if msg is None else msg.linear

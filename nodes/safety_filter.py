@@ -58,7 +58,7 @@ from aegis.config import SafetyConfig
 from aegis.controllers.cbf import NO_NEIGHBOURS, CbfSafetyFilter, Environment, FilterReport, Neighbours, adaptive_alpha, closing_speed, obstacle_density
 from aegis.msgs import Obstacles, RobotState, SafetyFilterReport
 from aegis.node import Node, NodeParams, Port, Received
-from aegis.controllers.cbf.deadlock import StallMonitor, escape_direction
+from aegis.controllers.cbf.deadlock import StallMonitor, escape_direction, free_passage
 from aegis.nodes.neighbours import NeighbourTracker
 
 Positive = Annotated[float, Field(gt=0)]
@@ -80,6 +80,12 @@ class DeadlockEscapeParams(NodeParams):
     stall_s: Positive = Field(1.0, description="stalled this long: escape (s)")
     escape_s: Positive = Field(2.0, description="how long an escape steers around the blocking obstacle (s)")
     escape_speed_mps: Positive = Field(0.5, description="speed along the way around while escaping (m/s)")
+    aim: Literal["blocking_edge", "free_passage"] = Field(
+        "blocking_edge",
+        description="'blocking_edge': toward the nearest edge of the obstacle lowest in h, at escape_speed_mps for escape_s; "
+        "'free_passage': to the nearest point beside the robot from which the nominal's line passes every obstacle "
+        "(none: the way on is already clear, no steering), slowing to stop there; the edge rule where none is within 1 m",
+    )
 
 
 class SafetyFilterParams(NodeParams):
@@ -142,7 +148,8 @@ class SafetyFilterNode(Node):
         self._geofence_only = Environment.build((), self._walls)
         escape = self.params.deadlock_escape
         self._stall = None if escape is None else StallMonitor(escape.stall_speed_mps, escape.stall_s, escape.escape_s)
-        self._escape: tuple[np.ndarray, str] | None = None  # (direction, obstacle name) of the escape under way
+        self._escape: tuple[np.ndarray, str, np.ndarray, float] | None = None
+        """The escape under way: (direction, obstacle name, where it started, how far to go: inf for the edge rule)."""
         self._environment = self._geofence_only
         self._obstacles_msg: Obstacles | None = None
         self._obstacles_problem: str | None = None
@@ -288,7 +295,7 @@ class SafetyFilterNode(Node):
             asked = u_nominal
             escape_note = ""
             if self._escape is not None and self._stall.escaping(now):
-                u_nominal = self._escaping_nominal(x, received.msg, u_nominal, self._escape[0])
+                u_nominal = self._escaping_nominal(x, received.msg, u_nominal, self._escape)
                 escape_note = f" (deadlock escape around {self._escape[1]})"
                 self.escape_ticks += 1
             u, report = _as_message(*self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha))
@@ -321,9 +328,18 @@ class SafetyFilterNode(Node):
             self._escape = None
             return
         index = int(np.argmin(report.h[: len(obstacles)]))
-        direction = escape_direction(position, pull, obstacles[index], self._escape_clearance(), self._environment.walls, planar=self._planar)
         name = self._environment.obstacle_names[index]
-        self._escape = (direction, name) if np.any(direction) else None
+        distance = math.inf
+        passage = None
+        if self.params.deadlock_escape.aim == "free_passage":
+            body = self._escape_clearance() - ESCAPE_MARGIN_M
+            passage = free_passage(position, pull, obstacles, index, body, self._environment.walls, planar=self._planar)
+        if passage is None:
+            direction = escape_direction(position, pull, obstacles[index], self._escape_clearance(), self._environment.walls, planar=self._planar)
+        else:
+            direction, distance = passage
+            name = f"{name}, to a passage {distance:.3f} m aside"
+        self._escape = (direction, name, np.array(position, dtype=float), distance) if np.any(direction) else None
 
     _planar = False
 
@@ -337,8 +353,17 @@ class SafetyFilterNode(Node):
     def _escape_clearance(self) -> float:
         raise NotImplementedError
 
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> np.ndarray:
         raise NotImplementedError
+
+    def _escape_speed(self, point: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> float:
+        """The speed to escape at from ``point`` (the escape frame's): ``escape_speed_mps``, slowing (P, ESCAPE_GAIN) to
+        stop where a free passage's distance is covered."""
+        direction, _, start, distance = escape
+        speed = self.params.deadlock_escape.escape_speed_mps
+        if math.isinf(distance):
+            return speed
+        return min(speed, max(0.0, ESCAPE_GAIN * (distance - float((point - start) @ direction))))
 
     def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """The state the barrier model is evaluated at (the odometry's, unless a subclass predicts)."""

@@ -258,3 +258,30 @@ def test_every_shipped_filter_tolerates_a_lost_obstacles_message(path: Path) -> 
         else:
             period = 1.0 / source.params["obstacles_rate_hz"]
         assert launch.instantiate().max_ages["obstacles"] >= 2 * period, f"{launch.name}: obstacles from {source.name} every {period} s"
+
+
+def test_a_stalled_quadrotor_escapes_to_a_free_passage_against_the_nominal_pull_back_and_stops_there() -> None:
+    """``deadlock_escape.aim: free_passage``: held in front of a column, the drone is sent sideways to the nearest point
+    its nominal's line passes from; the nominal's pull back toward its line (a policy's, once the escape takes the drone
+    off it) is dropped, and at that point the escape asks for no more sideways speed."""
+    from aegis.nodes.safety_filter import DeadlockEscapeParams
+
+    escape = DeadlockEscapeParams(stall_speed_mps=0.15, stall_s=0.5, aim="free_passage")
+    node = SafetyFilter("filter", QuadrotorSafetyFilterParams(robot_radius_m=0.07, deadlock_escape=escape), rate_hz=48)
+    node.reset(0)
+    column = Obstacles(stamp=0.0, obstacles=[Obstacle(id=0, shape="cylinder", position=np.array([1.0, 0.0, 1.0]), size=np.array([0.4, 0.4, 10.0]))])
+    ahead = fresh(AccelCommand(stamp=0.0, linear=np.array([5.0, 0.0, 0.0])))  # straight into the column
+    here = state([0.6, 0.02, 1.0], [0, 0, 0])
+    tick = 0
+    while node._escape is None and tick < 48:
+        node.step(tick / 48, {"state": fresh(here), "nominal": ahead, "obstacles": fresh(column)})
+        tick += 1
+    assert node._escape is not None, "no escape in 1 s held in front of the column"
+    direction, _, start, distance = node._escape
+    np.testing.assert_allclose(direction, [0.0, 1.0, 0.0], atol=1e-9)  # to the side it leans to
+    assert 0.2 + 0.07 <= distance <= 0.2 + 0.07 + 0.1  # the column's radius and the body, plus the passage's margin
+    back = fresh(AccelCommand(stamp=0.0, linear=np.array([5.0, -2.0, 0.0])))  # the policy pulling back to y = 0
+    out = node.step(tick / 48, {"state": fresh(here), "nominal": back, "obstacles": fresh(column)})
+    assert "to a passage" in out["report"].solver_status and out["command"].linear[1] > 0.5
+    speeds = [node._escape_speed(start + f * distance * direction, node._escape) for f in (0.0, 0.9, 1.0, 1.2)]
+    assert speeds == pytest.approx([0.5, 2.0 * 0.1 * distance, 0.0, 0.0])  # escape_speed_mps, slowing to stop there

@@ -15,7 +15,12 @@ touches the barrier rows (safety stays the QP's):
   lateral to the nominal; a side already passed wins outright (in front of a window, the opening's
   side); a side whose way out leaves the geofence or goes through the floor is not taken. A head-on
   sphere is passed on the side the robot already leans to, or, exactly head-on, to the left of the
-  nominal (a fixed rule, so the choice never dithers).
+  nominal (a fixed rule, so the choice never dithers). It looks at that one obstacle only;
+- :func:`free_passage` looks at all of them: the nearest point beside the robot (across the nominal)
+  from which the nominal's straight line gets past the blocking obstacle clear of every obstacle and
+  inside the geofence, reached by a clear sideways path; none (the way straight on is already clear)
+  or a distance and direction. Perceived obstacles make it matter: a window's corner seen as a sliver
+  of one beam's return and a lintel above it, the edge rule climbs over the sliver into the lintel.
 
 The node adds ``escape_gain`` times that direction to the nominal (an acceleration for the
 quadrotor, a heading for the diff-drive) while escaping, and says so on the report. Pure: no clock.
@@ -114,3 +119,91 @@ def escape_direction(
     unit_local = np.zeros(3)
     unit_local[axis] = side
     return np.array([c * unit_local[0] - s * unit_local[1], s * unit_local[0] + c * unit_local[1], unit_local[2]])
+
+
+PASSAGE_MARGIN_M = 0.05
+"""How far beyond the robot's own radius (and each obstacle's inflation) a passage must be clear (m)."""
+
+
+def free_passage(
+    position: Sequence[float],
+    nominal: Sequence[float],
+    obstacles: Sequence[ObstacleTuple],
+    blocking: int,
+    body_m: float,
+    walls: Sequence[tuple[float, float, float, float]] = (),
+    planar: bool = False,
+    reach_m: float = 1.0,
+    step_m: float = 0.025,
+    directions: int = 24,
+) -> tuple[np.ndarray, float] | None:
+    """(unit direction across the nominal, distance) to the nearest free passage past ``obstacles[blocking]`` (module doc).
+
+    Sideways points up to ``reach_m``, ``step_m`` apart, along ``directions`` directions about the nominal (two when
+    ``planar``); a point is a passage when the nominal's line from it, until ``body_m`` past the blocking obstacle's far
+    side, keeps ``body_m + PASSAGE_MARGIN_M`` from every obstacle and the geofence's walls, and the sideways path to it
+    keeps ``body_m``. The nearest wins, then the one with the most room. ``(zeros, 0.0)``: the line from the robot
+    itself is a passage; None: no passage within reach (or no nominal to pass along). Vectorised over the directions
+    and the line, one radius at a time from the nearest: it runs once per stall, not per tick (milliseconds).
+    """
+    p = np.asarray(position, dtype=float)
+    pull = np.array([*nominal, 0.0][:3] if len(nominal) == 2 else nominal, dtype=float)
+    if planar:
+        pull[2] = 0.0
+    norm = float(np.linalg.norm(pull))
+    if norm == 0.0 or not obstacles:
+        return None
+    pull /= norm
+    if planar:
+        across = np.array([[-pull[1], pull[0], 0.0], [pull[1], -pull[0], 0.0]])
+    else:
+        left = np.cross((0.0, 0.0, 1.0), pull)
+        left = left / np.linalg.norm(left) if np.linalg.norm(left) > 1e-6 else np.array([0.0, 1.0, 0.0])
+        up = np.cross(pull, left)
+        angles = 2.0 * math.pi * np.arange(directions) / directions
+        across = np.cos(angles)[:, None] * left + np.sin(angles)[:, None] * up
+    boxes = np.array(obstacles, dtype=float)
+    far = _support(boxes[blocking], pull) - float(p @ pull) + body_m  # the line's length: past the far side
+    along = np.arange(0.0, min(max(far, 0.0), 2.0 * reach_m) + step_m, 2.0 * step_m)[:, None] * pull  # (along, 3)
+    near = _box_distances(p, boxes) <= reach_m + float(along[-1] @ pull) + body_m + PASSAGE_MARGIN_M
+    boxes = boxes[near]  # only what a point searched can come near (the blocking obstacle always does)
+    open_ways = np.ones(len(across), dtype=bool)  # the sideways path this far is clear
+    for radius in np.arange(0.0, reach_m + step_m / 2, step_m):  # nearest first: stop at the first passage
+        points = p + radius * across  # (direction, 3)
+        open_ways &= _clearance(points, boxes, walls) >= body_m
+        if not open_ways.any():
+            return None
+        room = np.where(open_ways, _clearance(points[:, None, :] + along, boxes, walls).min(axis=1), -np.inf)
+        best = int(np.argmax(room))
+        if room[best] >= body_m + PASSAGE_MARGIN_M:
+            return (np.zeros(3), 0.0) if radius == 0.0 else (across[best], float(radius))
+    return None
+
+
+def _support(box: np.ndarray, unit: np.ndarray) -> float:
+    """How far the rounded box reaches along ``unit``: max over its points of point . unit."""
+    cx, cy, cz, c, s, ex, ey, ez, radius = box.tolist()
+    reach = cx * unit[0] + cy * unit[1] + cz * unit[2] + radius
+    for extent, dot in ((ex, c * unit[0] + s * unit[1]), (ey, -s * unit[0] + c * unit[1]), (ez, unit[2])):
+        if dot != 0.0:
+            reach += extent * abs(dot)
+    return reach
+
+
+def _box_distances(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Distance from each point to each rounded box (negative inside): shape (points' shape less the 3, box)."""
+    rel = points[..., None, :] - boxes[:, :3]  # (..., box, 3)
+    c, s = boxes[:, 3], boxes[:, 4]
+    local = np.stack([c * rel[..., 0] + s * rel[..., 1], c * rel[..., 1] - s * rel[..., 0], rel[..., 2]], axis=-1)
+    beyond = np.abs(local) - boxes[:, 5:8]
+    outside = np.sqrt(np.sum(np.maximum(beyond, 0.0) ** 2, axis=-1))
+    inside = np.minimum(np.max(beyond, axis=-1), 0.0)
+    return outside + inside - boxes[:, 8]
+
+
+def _clearance(points: np.ndarray, boxes: np.ndarray, walls: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
+    """Distance from each point to the nearest rounded box or geofence wall (negative inside); points' shape less the 3."""
+    distance = _box_distances(points, boxes).min(axis=-1)
+    for nx, ny, nz, offset in walls:
+        distance = np.minimum(distance, points @ np.array([nx, ny, nz]) - offset)
+    return distance
