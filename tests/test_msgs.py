@@ -500,3 +500,24 @@ def test_rclpy_flavour_values() -> None:
     rosbags_seq = number_sequence(rosbags_types("jazzy")("sensor_msgs/msg/JointState"), [1.0], np.float64)
     assert isinstance(rosbags_seq, np.ndarray) and rosbags_seq.dtype == np.float64
     assert read_byte(b"\x02") == 2 and read_byte(1) == 1
+
+
+def test_a_wall_clock_group_builds_every_codec_it_will_use_before_its_clock_starts() -> None:
+    """rosbags builds a type's CDR codec on its first message (tens of ms: a plant's first tick fell 90 ms behind, the
+    supervisor saw its odometry stale and braked half a second). aegis.runs.wall_group warms the codecs of every port of
+    its nodes first: here the plant group of quadrotor_oracle_sim with the attitude loop beside it (aegis hil's PIL layout)."""
+    from pathlib import Path
+
+    from aegis.config import load_config
+    from aegis.launch_plan import make_plan
+    from aegis.msgs.ros_types import _typestore, warm_codecs
+    from aegis.runs.wall_group import _ros_types
+
+    plan = make_plan(load_config(Path(__file__).resolve().parents[1] / "hw_configs" / "quadrotor_oracle_sim.yaml", ["nodes.attitude.process=plant"]))
+    nodes = [launch.instantiate() for launch in plan.nodes if launch.process == "plant"]
+    names = _ros_types(nodes)
+    assert {"nav_msgs/msg/Odometry", "sensor_msgs/msg/Imu", "visualization_msgs/msg/MarkerArray", "geometry_msgs/msg/AccelStamped",
+            "diagnostic_msgs/msg/DiagnosticArray"} <= names
+    warm_codecs(plan.ros_distro, names)
+    assert names <= set(_typestore(plan.ros_distro).cache)  # built: the first message's serialisation finds them
+    assert warm_codecs(plan.ros_distro, names) == 0  # and once only

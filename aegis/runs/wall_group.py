@@ -109,6 +109,7 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
     from aegis.config import load_config
     from aegis.executors.realtime import RealtimeExecutor
     from aegis.launch_plan import make_plan
+    from aegis.msgs.ros_types import warm_codecs
     from aegis.runs.bag import BagRecorder
     from aegis.runs.episode import EpisodeLog
     config = load_config(spec.config, spec.overrides)
@@ -141,6 +142,7 @@ def run_group(spec: GroupSpec, stop: threading.Event) -> dict[str, Any]:
         executor = RealtimeExecutor(nodes, listeners=[send, record], settings=config.realtime)
         if mcu is not None:
             mcu[1].bind(executor)  # the one-frame tick: the policy's request carries the filter's rows, read from here
+        warm_codecs(plan.ros_distro, _ros_types(nodes))  # not on the first tick: that cost up to 90 ms (aegis.msgs.ros_types)
         if not spec.resume:
             _meet_peers(spec, plan, bridge, stop)
         elif spec.link:
@@ -186,6 +188,15 @@ def _bridge(spec: GroupSpec, plan: Any) -> Any:
     from aegis.transport import DdsBridge
 
     return DdsBridge(plan, spec.process, domain_id=spec.domain_id, outputs=spec.publish)  # type: ignore[arg-type]
+
+
+def _ros_types(nodes: list[Any]) -> set[str]:
+    """The ROS types of every port of ``nodes`` and of the executor's LoopDiagnostics: what the group's run serialises
+    (its publications, to DDS or the link and the bag) and deserialises (what comes to its inputs)."""
+    from aegis.msgs import LoopDiagnostics
+
+    classes = {port.msg_type for node in nodes for port in (*node.inputs, *node.outputs)} | {LoopDiagnostics}
+    return {cls.ROS_TYPE for cls in classes if isinstance(getattr(cls, "ROS_TYPE", None), str)}
 
 
 def _meet_peers(spec: GroupSpec, plan: Any, bridge: Any, stop: threading.Event) -> None:

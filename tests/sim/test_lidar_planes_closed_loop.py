@@ -21,22 +21,19 @@ def episode(*overrides: str, scenario: str = "quadrotor_gaps", seed: int = 907) 
     return run_campaign(Campaign(QUADROTOR, (f"scenario={scenario}", *overrides), episodes=1, seed=seed), workers=1)["episodes"][0]
 
 
-@pytest.mark.slow  # three 12 s episodes: about 20 s of CPU, a minute on a loaded machine
+@pytest.mark.slow  # two 12 s episodes: about 10 s of CPU, a minute on a loaded machine
 def test_the_drone_passes_a_window_whose_edge_the_flattened_scan_made_a_wall() -> None:
     """quadrotor_gaps seed 907 (campaign seeds 900..; 902 until the attitude loop learned the mass in flight, which deadlocks
     at a sill now, planes or not): with /points fitted plane by plane it flies through;
     with the planes flattened into one scan (the node without plane_offsets_m: every return stands from the ground) it
-    stops at one, with the escape round the obstacle lowest in h; the escape to a free passage (quadrotor_sim's) finds
-    the way through what the flattened scan left open too."""
+    stops at one, with the escape round the obstacle lowest in h (quadrotor_sim's escape to a free passage finds the way
+    through what the flattened scan leaves open: the comparison is the planes', so it runs with the edge rule)."""
     planes = episode()  # quadrotor_sim's default: each plane of /points fitted alone, the copies merged
     assert planes["outcome"] == "success" and planes["collisions"] == 0 and planes["crashes"] == 0
     assert planes["perception"]["true_min_h"] >= -1e-3  # safe on the true obstacles
     assert planes["perception_scans_without_points"] == 0
     flat = episode(*FLAT, "nodes.filter.params.deadlock_escape.aim=blocking_edge")  # the same sensor stream, the flattened /scan
     assert flat["outcome"] == "deadlock" and flat["collisions"] == 0
-    flat_free = episode(*FLAT)
-    assert flat_free["outcome"] == "success" and flat_free["collisions"] == 0
-    assert flat_free["perception"]["true_min_h"] >= -1e-3
 
 
 @pytest.mark.slow  # two 12 s episodes: about 15 s of CPU, a minute on a loaded machine
@@ -79,14 +76,14 @@ def test_a_crawl_round_the_column_the_planes_make_of_a_sphere_counts_as_a_stall_
     assert row["perception"]["true_min_h"] >= -1e-3
 
 
-@pytest.mark.slow  # two 12 s episodes: about 30 s of CPU, a minute on a loaded machine
+@pytest.mark.slow  # one 12 s episode: about 15 s of CPU, half a minute on a loaded machine
 def test_at_a_window_corner_the_escape_to_a_free_passage_gets_through_where_the_edge_rule_ran_out_of_time() -> None:
     """gaps seed 1208 (fresh seeds, docs/campaigns.md, the free passage): the line runs along the first window's top corner,
     which the planes see as a lintel and a sliver of one beam's return on the post; round the one obstacle lowest in h
-    the escape slid along the lintel's face and stalled again (three escapes, 6 s at the window, the goal missed).
-    quadrotor_sim's ``aim: free_passage`` goes down and aside into the opening in one."""
+    the escape slid along the lintel's face and stalled again (with ``aim=blocking_edge``: three escapes, 6 s at the
+    window, the goal missed; tests/test_deadlock.py has that corner). quadrotor_sim's ``aim: free_passage`` goes down and
+    aside into the opening in one."""
     row = episode(scenario="quadrotor_gaps", seed=1208)
     assert row["outcome"] == "success" and row["collisions"] == 0 and row["crashes"] == 0
     assert row["perception"]["true_min_h"] >= -1e-3
-    edge = episode("nodes.filter.params.deadlock_escape.aim=blocking_edge", scenario="quadrotor_gaps", seed=1208)
-    assert edge["outcome"] == "goal_missed" and edge["collisions"] == 0 and edge["deadlock_escapes"] >= 2
+    assert 1 <= row["deadlock_escapes"] <= 2
