@@ -359,11 +359,16 @@ class SafetyFilterNode(Node):
     def _escape_speed(self, point: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> float:
         """The speed to escape at from ``point`` (the escape frame's): ``escape_speed_mps``, slowing (P, ESCAPE_GAIN) to
         stop where a free passage's distance is covered."""
-        direction, _, start, distance = escape
         speed = self.params.deadlock_escape.escape_speed_mps
-        if math.isinf(distance):
+        if math.isinf(escape[3]):
             return speed
-        return min(speed, max(0.0, ESCAPE_GAIN * (distance - float((point - start) @ direction))))
+        return min(speed, max(0.0, ESCAPE_GAIN * self._escape_left(point, escape)))
+
+    @staticmethod
+    def _escape_left(point: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> float:
+        """How far ``point`` still is from where the escape goes, along its direction (m; inf for the edge rule)."""
+        direction, _, start, distance = escape
+        return distance - float((point - start) @ direction)
 
     def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """The state the barrier model is evaluated at (the odometry's, unless a subclass predicts)."""
