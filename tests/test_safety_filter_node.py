@@ -285,3 +285,10 @@ def test_a_stalled_quadrotor_escapes_to_a_free_passage_against_the_nominal_pull_
     assert "to a passage" in out["report"].solver_status and out["command"].linear[1] > 0.5
     speeds = [node._escape_speed(start + f * distance * direction, node._escape) for f in (0.0, 0.9, 1.0, 1.2)]
     assert speeds == pytest.approx([0.5, 2.0 * 0.1 * distance, 0.0, 0.0])  # escape_speed_mps, slowing to stop there
+    # within the passage's margin (5 cm) of it the nominal is whole again: its pull back to the flight altitude (and to its
+    # line) with it; dropped to the end, the barriers alone took a drone under a lintel into a sill (wall seed 1402)
+    pulled = np.array([5.0, -2.0, 3.0])
+    arrived = np.concatenate([start + (distance - 0.04) * direction, np.zeros(3)])
+    np.testing.assert_allclose(node._escaping_nominal(arrived, None, pulled, node._escape), pulled + 2.0 * 0.08 * direction)
+    on_the_way = np.concatenate([start, np.zeros(3)])
+    np.testing.assert_allclose(node._escaping_nominal(on_the_way, None, pulled, node._escape), [5.0, 1.0, 3.0])  # -2 dropped, +0.5 m/s * 2
