@@ -86,6 +86,11 @@ class DeadlockEscapeParams(NodeParams):
         "'free_passage': to the nearest point beside the robot from which the nominal's line passes every obstacle "
         "(none: the way on is already clear, no steering), slowing to stop there; the edge rule where none is within 1 m",
     )
+    passage_vertical_reach_m: Positive | None = Field(
+        None,
+        description="free_passage: no passage more than this above or below the robot (m): where its obstacle sensor sees "
+        "only a band about its altitude (level lidar planes); None: any height within 1 m",
+    )
 
 
 class SafetyFilterParams(NodeParams):
@@ -333,7 +338,11 @@ class SafetyFilterNode(Node):
         passage = None
         if self.params.deadlock_escape.aim == "free_passage":
             body = self._escape_clearance() - ESCAPE_MARGIN_M
-            passage = free_passage(position, pull, obstacles, index, body, self._environment.walls, planar=self._planar)
+            vertical = self.params.deadlock_escape.passage_vertical_reach_m
+            passage = free_passage(
+                position, pull, obstacles, index, body, self._environment.walls, planar=self._planar,
+                vertical_reach_m=math.inf if vertical is None else vertical,
+            )
         if passage is None:
             direction = escape_direction(position, pull, obstacles[index], self._escape_clearance(), self._environment.walls, planar=self._planar)
         else:

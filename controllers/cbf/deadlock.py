@@ -136,6 +136,7 @@ def free_passage(
     reach_m: float = 1.0,
     step_m: float = 0.025,
     directions: int = 24,
+    vertical_reach_m: float = math.inf,
 ) -> tuple[np.ndarray, float] | None:
     """(unit direction across the nominal, distance) to the nearest free passage past ``obstacles[blocking]`` (module doc).
 
@@ -143,7 +144,11 @@ def free_passage(
     ``planar``); a point is a passage when the nominal's line from it, until ``body_m`` past the blocking obstacle's far
     side, keeps ``body_m + PASSAGE_MARGIN_M`` from every obstacle and the geofence's walls, and the sideways path to it
     keeps ``body_m``. The nearest wins, then the one with the most room. ``(zeros, 0.0)``: the line from the robot
-    itself is a passage; None: no passage within reach (or no nominal to pass along). Vectorised over the directions
+    itself is a passage; None: no passage within reach (or no nominal to pass along). A point more than
+    ``vertical_reach_m`` above or below the robot is no passage: a sensor that sees a band about the robot's altitude
+    (level lidar planes) has not looked there, nor at what lies between it and the flight altitude the nominal
+    returns to (clutter seed 959: 0.475 m up over a pillar's base, then down onto a sphere no plane had seen from
+    up there). Vectorised over the directions
     and the line, one radius at a time from the nearest: it runs once per stall, not per tick (milliseconds).
     """
     p = np.asarray(position, dtype=float)
@@ -173,7 +178,7 @@ def free_passage(
         open_ways &= _clearance(points, boxes, walls) >= body_m
         if not open_ways.any():
             return None
-        room = np.where(open_ways, _clearance(points[:, None, :] + along, boxes, walls).min(axis=1), -np.inf)
+        room = np.where(open_ways & (np.abs(radius * across[:, 2]) <= vertical_reach_m), _clearance(points[:, None, :] + along, boxes, walls).min(axis=1), -np.inf)
         best = int(np.argmax(room))
         if room[best] >= body_m + PASSAGE_MARGIN_M:
             return (np.zeros(3), 0.0) if radius == 0.0 else (across[best], float(radius))
