@@ -11,7 +11,7 @@ from pydantic import Field
 from aegis.msgs import Obstacles, RobotState, SafetyFilterReport, TwistCommand
 from aegis.node import Port
 
-from aegis.nodes.safety_filter import ESCAPE_GAIN, ESCAPE_MARGIN_M, NOMINAL_TIMEOUT_S, DeadlockEscapeParams, Positive, SafetyFilterNode, SafetyFilterParams
+from aegis.nodes.safety_filter import ESCAPE_GAIN, ESCAPE_MARGIN_M, NOMINAL_TIMEOUT_S, Escape, DeadlockEscapeParams, Positive, SafetyFilterNode, SafetyFilterParams
 
 
 class DiffDriveSafetyFilterParams(SafetyFilterParams):
@@ -80,9 +80,9 @@ class DiffDriveSafetyFilter(SafetyFilterNode):
     def _escape_clearance(self) -> float:
         return self.params.robot_radius_m + self.params.lookahead_m + ESCAPE_MARGIN_M
 
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> np.ndarray:
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: Escape) -> np.ndarray:
         """Turn toward the way around and creep along it (forward speed falls with the heading error)."""
-        direction = escape[0]
+        direction = escape.direction
         speed = self._escape_speed(self._escape_frame(x, nominal)[0], escape)
         error = math.remainder(math.atan2(direction[1], direction[0]) - x[2], math.tau)
         turn = float(np.clip(ESCAPE_GAIN * error, -self.params.max_turn_rate_radps, self.params.max_turn_rate_radps))

@@ -14,7 +14,7 @@ from aegis.controllers.quadrotor_model import GRAVITY_MPS2
 from aegis.msgs import AccelCommand, ImuSample, Obstacles, RobotState, SafetyFilterReport
 from aegis.node import Port, Received
 
-from aegis.nodes.safety_filter import ESCAPE_GAIN, ESCAPE_MARGIN_M, NEIGHBOUR_TIMEOUT_S, NOMINAL_TIMEOUT_S, Positive, SafetyFilterNode, SafetyFilterParams
+from aegis.nodes.safety_filter import ESCAPE_GAIN, ESCAPE_MARGIN_M, Escape, NEIGHBOUR_TIMEOUT_S, NOMINAL_TIMEOUT_S, Positive, SafetyFilterNode, SafetyFilterParams
 
 
 class QuadrotorSafetyFilterParams(SafetyFilterParams):
@@ -157,15 +157,17 @@ class SafetyFilter(SafetyFilterNode):
     def _escape_clearance(self) -> float:
         return self.params.robot_radius_m + ESCAPE_MARGIN_M
 
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> np.ndarray:
-        """The nominal plus a pull to the escape's speed along the way around (a P loop on that speed, 2 /s). On the way to a
-        free passage, the nominal's pull against that way is dropped: it is what holds the drone in front of the obstacle (a
-        policy pulls back to its reference harder the further the escape takes the drone from it). Within the passage's
-        margin of it (PASSAGE_MARGIN_M), the nominal is whole again: dropped further, its pull back to the flight altitude went with it, and the barriers alone took a
-        drone under a lintel down past what its level lidar planes had seen (wall seed 1402, docs/campaigns.md)."""
-        direction = escape[0]
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: Escape) -> np.ndarray:
+        """The nominal plus a pull to the escape's speed along the way around (a P loop on that speed, 2 /s).
+
+        On the way to a free passage, the nominal's pull against that way is dropped: it is what holds the drone in front
+        of the obstacle (a policy pulls back to its reference harder the further the escape takes the drone from it).
+        Within the passage's margin of it (PASSAGE_MARGIN_M) the nominal is whole again: dropped further, its pull back
+        to the flight altitude went with it, and the barriers alone took a drone under a lintel down past what its
+        level lidar planes had seen (wall seed 1402, docs/campaigns.md)."""
+        direction = escape.direction
         along = float(x[3:6] @ direction)
-        if not math.isinf(escape[3]) and self._escape_left(x[:3], escape) > PASSAGE_MARGIN_M:  # on the way to a passage
+        if not math.isinf(escape.distance) and escape.left(x[:3]) > PASSAGE_MARGIN_M:  # on the way to a passage
             nominal = nominal - min(0.0, float(nominal @ direction)) * direction
         return nominal + ESCAPE_GAIN * (self._escape_speed(x[:3], escape) - along) * direction
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -69,6 +69,23 @@ ESCAPE_GAIN = 2.0
 """Gain of the escape's pull (1/s: on the speed along the way around, or on the heading error)."""
 NEIGHBOUR_TIMEOUT_S = 0.05
 """A neighbour's odometry older than this is stale (as the robot's own): kept, inflated (aegis.nodes.neighbours)."""
+
+
+class Escape(NamedTuple):
+    """A deadlock escape under way (aegis.controllers.cbf.deadlock)."""
+
+    direction: np.ndarray
+    """Unit vector (world, 3-D) the escape pulls along."""
+    obstacle: str
+    """What it gets round, as the report says it."""
+    start: np.ndarray
+    """The escape frame's point where it began."""
+    distance: float
+    """How far along ``direction`` from ``start`` it goes: a free passage's; inf for the edge rule (escape_s decides)."""
+
+    def left(self, point: np.ndarray) -> float:
+        """How far ``point`` still is from where the escape goes, along its direction (m; inf for the edge rule)."""
+        return self.distance - float((point - self.start) @ self.direction)
 
 
 class DeadlockEscapeParams(NodeParams):
@@ -153,8 +170,7 @@ class SafetyFilterNode(Node):
         self._geofence_only = Environment.build((), self._walls)
         escape = self.params.deadlock_escape
         self._stall = None if escape is None else StallMonitor(escape.stall_speed_mps, escape.stall_s, escape.escape_s)
-        self._escape: tuple[np.ndarray, str, np.ndarray, float] | None = None
-        """The escape under way: (direction, obstacle name, where it started, how far to go: inf for the edge rule)."""
+        self._escape: Escape | None = None
         self._environment = self._geofence_only
         self._obstacles_msg: Obstacles | None = None
         self._obstacles_problem: str | None = None
@@ -301,7 +317,7 @@ class SafetyFilterNode(Node):
             escape_note = ""
             if self._escape is not None and self._stall.escaping(now):
                 u_nominal = self._escaping_nominal(x, received.msg, u_nominal, self._escape)
-                escape_note = f" (deadlock escape around {self._escape[1]})"
+                escape_note = f" (deadlock escape around {self._escape.obstacle})"
                 self.escape_ticks += 1
             u, report = _as_message(*self.filter.compute(x, u_nominal, self._environment, neighbours, alpha=alpha))
             report.solver_status += obstacles_note + escape_note
@@ -348,7 +364,7 @@ class SafetyFilterNode(Node):
         else:
             direction, distance = passage
             name = f"{name}, to a passage {distance:.3f} m aside"
-        self._escape = (direction, name, np.array(position, dtype=float), distance) if np.any(direction) else None
+        self._escape = Escape(direction, name, np.array(position, dtype=float), distance) if np.any(direction) else None
 
     _planar = False
 
@@ -362,22 +378,16 @@ class SafetyFilterNode(Node):
     def _escape_clearance(self) -> float:
         raise NotImplementedError
 
-    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> np.ndarray:
+    def _escaping_nominal(self, x: np.ndarray, state: RobotState, nominal: np.ndarray, escape: Escape) -> np.ndarray:
         raise NotImplementedError
 
-    def _escape_speed(self, point: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> float:
+    def _escape_speed(self, point: np.ndarray, escape: Escape) -> float:
         """The speed to escape at from ``point`` (the escape frame's): ``escape_speed_mps``, slowing (P, ESCAPE_GAIN) to
         stop where a free passage's distance is covered."""
         speed = self.params.deadlock_escape.escape_speed_mps
-        if math.isinf(escape[3]):
+        if math.isinf(escape.distance):
             return speed
-        return min(speed, max(0.0, ESCAPE_GAIN * self._escape_left(point, escape)))
-
-    @staticmethod
-    def _escape_left(point: np.ndarray, escape: tuple[np.ndarray, str, np.ndarray, float]) -> float:
-        """How far ``point`` still is from where the escape goes, along its direction (m; inf for the edge rule)."""
-        direction, _, start, distance = escape
-        return distance - float((point - start) @ direction)
+        return min(speed, max(0.0, ESCAPE_GAIN * escape.left(point)))
 
     def _believed_state(self, now: float, state: RobotState, inputs: Mapping[str, Received | None]) -> np.ndarray:
         """The state the barrier model is evaluated at (the odometry's, unless a subclass predicts)."""

@@ -148,8 +148,8 @@ def free_passage(
     ``vertical_reach_m`` above or below the robot is no passage: a sensor that sees a band about the robot's altitude
     (level lidar planes) has not looked there, nor at what lies between it and the flight altitude the nominal
     returns to (clutter seed 959: 0.475 m up over a pillar's base, then down onto a sphere no plane had seen from
-    up there). Vectorised over the directions
-    and the line, one radius at a time from the nearest: it runs once per stall, not per tick (milliseconds).
+    up there). Vectorised over the directions and the line, one radius at a time from the nearest: it runs once per
+    stall, not per tick (milliseconds).
     """
     p = np.asarray(position, dtype=float)
     pull = np.array([*nominal, 0.0][:3] if len(nominal) == 2 else nominal, dtype=float)
