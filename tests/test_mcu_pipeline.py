@@ -169,8 +169,38 @@ def test_a_wall_clock_request_carries_only_the_rows_that_can_bind() -> None:
     b = np.array([-83.392, -53.0, -8.885, -27.628])  # the first two: min over the box -53.096 >= b, met everywhere
     assert _can_bind(a, b, spec).tolist() == [False, True, True, True]  # -53.096 < -53.0: the second can bind, just
     sent_a, sent_b = _reachable_rows(a, b, spec, binding_only=True)
-    np.testing.assert_array_equal(sent_a, a[1:]) and np.testing.assert_array_equal(sent_b, b[1:])
+    np.testing.assert_array_equal(sent_a, a[1:])
+    np.testing.assert_array_equal(sent_b, b[1:])
     all_a, all_b = _reachable_rows(a, b, spec)
-    np.testing.assert_array_equal(all_a, a) and np.testing.assert_array_equal(all_b, b)
+    np.testing.assert_array_equal(all_a, a)
+    np.testing.assert_array_equal(all_b, b)
     none_a, none_b = _reachable_rows(a[:1], b[:1], spec, binding_only=True)
     assert none_a.tolist() == [[0.0, 0.0, 0.0]] and none_b.tolist() == [-1.0]
+
+
+def test_a_wall_clock_request_carries_the_rows_near_binding_at_the_last_action() -> None:
+    """Of the rows that can bind, a wall-clock request carries those within an eighth of the box's half-width (1 m/s^2 of
+    +-8) of binding at the MCU's last action, at least the nearest; all of them before the first answer. The QP on the rows
+    sent answers the whole QP when the rows left out are inactive at that answer: the cleared one here is."""
+    from aegis.inference.mcu_session import _near_rows
+
+    spec = SPEC
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, -1.0]])
+    b = np.array([0.5, -10.0, -1.2])  # at the last action (0, 0, 0): 0.5 short, 5 clear, 1.2 clear (normalised)
+    last = np.zeros(3)
+    near_a, near_b = _near_rows(a, b, spec, last)
+    np.testing.assert_array_equal(near_a, a[:1])
+    np.testing.assert_array_equal(near_b, b[:1])
+    all_a, all_b = _near_rows(a, b, spec, None)
+    np.testing.assert_array_equal(all_a, a)
+    np.testing.assert_array_equal(all_b, b)
+    far_a, far_b = _near_rows(a[1:], b[1:], spec, last)  # none within the margin: the nearest still goes
+    np.testing.assert_array_equal(far_a, a[2:])
+    np.testing.assert_array_equal(far_b, b[2:])
+    pad = lambda rows, right: (np.vstack([rows, np.zeros((spec.max_rows - len(rows), 3))]),  # noqa: E731
+                               np.concatenate([right, np.full(spec.max_rows - len(right), -1.0)]))
+    nominal = np.array([0.2, 0.0, 1.0])
+    whole = make_solver("osqp-direct", spec).solve(nominal, *pad(a, b)).u.copy()
+    sent = make_solver("osqp-direct", spec).solve(nominal, *pad(near_a, near_b)).u.copy()
+    np.testing.assert_allclose(sent, whole, atol=1e-6)
+    assert whole[0] == pytest.approx(0.5, abs=1e-6)  # the near row binds; the far ones are inactive

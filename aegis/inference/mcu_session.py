@@ -46,7 +46,9 @@ CORE_CLOCK_HZ = 25_000_000
 INSTRUCTIONS_PER_TICK = 1e9 / CORE_CLOCK_HZ
 """Under ``-icount shift=0`` (1 ns of virtual time per instruction): instructions per SysTick tick."""
 QEMU_PIL_ARGS = ("-M", "mps2-an386", "-display", "none", "-monitor", "none", "-serial", "pty",
-                 "-semihosting-config", "enable=on,target=native", "-icount", "shift=0")
+                 "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-name", "aegis-pil,debug-threads=on")
+"""``debug-threads=on`` names QEMU's threads, so that the CPU's (``.../TCG``) can be waited for before holding them
+(aegis.runs.hil_mcu.hold_emulator): it starts after QEMU has printed the pty's path."""
 _PTY = re.compile(r"char device redirected to (/dev/pts/\d+)")
 
 
@@ -248,6 +250,8 @@ class McuRoute:
     """Wall-clock time of each one-frame tick's request to its answer."""
     peek: Any = None
     """The executor's ``peek_inputs`` (the filter's inputs at the policy's step), from :meth:`bind`."""
+    last_action: np.ndarray | None = None
+    """The MCU's last answered action: a wall-clock request carries the rows near binding at it (:func:`_near_rows`)."""
     now: float | None = None
     """The policy node's step in progress (its ``now``)."""
 
@@ -293,6 +297,26 @@ def _reachable_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec, binding_only: bo
     return a[keep], b[keep]
 
 
+NEAR_ROW_FRACTION = 0.125
+"""A wall-clock request carries the rows within this fraction of the input box's smallest half-width (1 m/s^2 of the
+quadrotor's +-8) of binding at the MCU's last action: of the figure-8's 7 to 8 rows that can bind, 1.6 a tick."""
+
+
+def _near_rows(a: np.ndarray, b: np.ndarray, spec: QpSpec, last_action: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows near binding at the MCU's last action (within :data:`NEAR_ROW_FRACTION` of the box's half-width, each row
+    normalised), at least the nearest one: fewer bytes again, a tick's action moving little from the last. The QP's answer
+    for the rows sent is the whole QP's when it meets the rows left out (they are then inactive, and the problem convex);
+    the wall-clock route's filter takes the MCU's command only when it meets every row of its tick, else solves on the
+    host (``host_solves``). All rows while there is no last action."""
+    if last_action is None or len(b) <= 1:
+        return a, b
+    half_width = float(np.min((np.asarray(spec.upper) - np.asarray(spec.lower)) / 2.0))
+    distance = (a @ np.asarray(last_action, dtype=float) - b) / (np.sqrt(np.einsum("ij,ij->i", a, a)) + 1e-12)
+    near = distance < NEAR_ROW_FRACTION * half_width
+    near[int(np.argmin(distance))] = True
+    return a[near], b[near]
+
+
 class McuNoAnswer(McuSessionError, NoActionYet):
     """Pipelined: no answer from the MCU to take at this tick (the policy publishes no nominal; counted)."""
 
@@ -316,8 +340,8 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
     take publishes no nominal (:class:`McuNoAnswer`: the policy's error tick; the filter holds the last nominal up to
     its staleness bound, then filters a hover).
 
-    ``wall_clock`` (needs ``one_frame``; implied by ``pipeline``): a request carries only the rows that can bind (fewer
-    bytes: the round trip is the UART's), and the filter takes the MCU's command when it meets this tick's rows, as a
+    ``wall_clock`` (needs ``one_frame``; implied by ``pipeline``): a request carries only the rows that can bind and, of
+    those, the ones near binding at the MCU's last action (:func:`_near_rows`; fewer bytes: the round trip is the UART's), and the filter takes the MCU's command when it meets this tick's rows, as a
     pipelined route's does, else solves on the host (``host_solves``); without it (lockstep, `aegis bench pil`) the
     rows go as the host would keep them and the answer is taken for that very problem only.
     """
@@ -342,12 +366,15 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         if rows is None:
             return None
         a, b = _reachable_rows(rows[0], rows[1], spec, binding_only=wall_clock)
+        if wall_clock:
+            a, b = _near_rows(a, b, spec, route.last_action)
         if len(b) > STEP_MAX_ROWS:
             return None
         a, b = a.astype("<f4"), b.astype("<f4")
         started = time.perf_counter()
         answer = session.step(x, a, b)
         route.step_round_trips_s.append(time.perf_counter() - started)
+        route.last_action = answer.action
         node.filter.solver.ahead = (a, b, answer)
         route.policy_instructions.append(answer.policy_ticks * INSTRUCTIONS_PER_TICK)
         return answer.action
@@ -364,6 +391,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
                 found = node.rows(route.now, route.peek(node))
                 if found is not None:
                     a, b = _reachable_rows(found[0], found[1], node.filter.spec, binding_only=True)
+                    a, b = _near_rows(a, b, node.filter.spec, route.last_action)
                     rows = (a.astype("<f4"), b.astype("<f4")) if len(b) <= STEP_MAX_ROWS else None
             pipeline.send(x, *rows) if rows is not None else pipeline.send(x)
         taken, route.taken = route.taken, None
@@ -371,6 +399,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
             route.no_answer += 1
             raise McuNoAnswer("no answer from the MCU to take at this tick")
         route.policy_instructions.append(taken.policy_ticks * INSTRUCTIONS_PER_TICK)
+        route.last_action = taken.action
         if taken.step is not None:
             route.step_round_trips_s.append(taken.round_trip_s)
             filters[0].filter.solver.ahead = (taken.a, taken.b, taken.step)

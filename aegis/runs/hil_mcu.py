@@ -35,6 +35,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ EMULATOR_PRIORITY = 10
 UART between its main loop and its CPU thread; with the threads on different cores, or waiting behind the plant and the
 stack for a time slice, a one-frame tick's round trip took 13-34 ms at the median, held 8.0-8.5 ms (`python -m
 aegis.bench.pil_round_trip`, docs/hil.md). Below the executor's own ``realtime.priority`` when one is set (50 in the docs)."""
+EMULATOR_START_S = 2.0
+"""How long :func:`hold_emulator` waits for QEMU's CPU thread to start."""
 IMAGE_FILE = "image.json"
 
 
@@ -85,13 +88,30 @@ def waits_in_the_tick(nodes: list[Any]) -> bool:
     return all(node.rate_hz is not None and node.rate_hz <= policy.rate_hz for node in nodes)
 
 
-def hold_emulator(pid: int) -> dict[str, str]:
+def _cpu_thread_started(pid: int) -> bool:
+    """Whether QEMU (named threads: aegis.inference.mcu_session.QEMU_PIL_ARGS) has started its CPU's thread (``.../TCG``)."""
+    try:
+        names = [Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip() for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return False
+    return any(name.endswith("/TCG") for name in names)
+
+
+def hold_emulator(pid: int, wait_s: float = EMULATOR_START_S) -> dict[str, str]:
     """QEMU's threads on this process's last CPU under SCHED_FIFO at :data:`EMULATOR_PRIORITY` when the OS permits (each
-    outcome, or the refusal, which is logged as a warning and goes into the summary's ``mcu``)."""
+    outcome, or the refusal, which is logged as a warning and goes into the summary's ``mcu``). Waits up to ``wait_s``
+    for the CPU's thread first: QEMU prints the pty's path before starting it, and a hold applied then left the CPU's
+    thread, the one that takes each received byte, to the scheduler (``2 threads`` in a summary); ``cpu_thread`` says
+    whether it was seen."""
     from aegis.executors.os_settings import apply_to_threads
 
+    deadline = time.monotonic() + wait_s
+    while not (started := _cpu_thread_started(pid)) and time.monotonic() < deadline:
+        time.sleep(0.002)
     outcomes = apply_to_threads(pid, EMULATOR_PRIORITY, [max(os.sched_getaffinity(0))]).outcomes
-    return {key: value for key, value in outcomes.items() if key != "lock_memory"}
+    held = {key: value for key, value in outcomes.items() if key != "lock_memory"}
+    held["cpu_thread"] = "held" if started else f"not seen within {wait_s:g} s: held what had started"
+    return held
 
 
 def attach(nodes: list[Any], image_file: str) -> tuple[Any, Any, dict[str, str]]:
