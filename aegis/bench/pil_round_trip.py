@@ -1,14 +1,15 @@
 """The emulated MCU's one-frame round trip on this machine, with QEMU's threads left to the scheduler and held on one core (SCHED_FIFO).
 
-``python -m aegis.bench.pil_round_trip [CONFIG] [--rounds R] [--frames N] [--rows K ...] [--json FILE]`` builds the config's PIL image
-(``aegis export pil``), then, in R rounds, starts it twice under QEMU as ``aegis hil --mcu`` does: once as it comes
-(``free``) and once with :func:`aegis.runs.hil_mcu.hold_emulator` (``held``: every QEMU thread on one CPU, SCHED_FIFO
-where permitted); each life answers N one-frame ticks (id 7 -> 8: an observation and K candidate rows, 12 by default, the
-figure-8's count before any was left out, docs/hil.md) sent one at a time, 15 ms apart, for each K of ``--rows`` in
-turn (the bytes a tick: what the UART's round trip grows with). Prints each life's median and p90 round trip per K, and
-the medians of both kinds. QEMU's UART takes one byte per turn of its main loop and hands it to its CPU thread: what costs is those
-hand-offs, between cores or behind other processes' time slices, so one life's median is the machine's state more than
-the code's; compare the kinds in the same rounds. Nothing here is asserted; the numbers are the machine's.
+``python -m aegis.bench.pil_round_trip [CONFIG] [--rounds R] [--frames N] [--rows K ...] [--json FILE]`` builds the
+config's PIL image (``aegis export pil``), then, in R rounds, starts it twice under QEMU as ``aegis hil --mcu`` does:
+once as it comes (``free``) and once with :func:`aegis.runs.hil_mcu.hold_emulator` (``held``: every QEMU thread on one
+CPU, SCHED_FIFO where permitted); each life answers N one-frame ticks (id 7 -> 8: an observation and K candidate rows,
+12 by default, the figure-8's count before any was left out, docs/hil.md) sent one at a time, 15 ms apart, for each K
+of ``--rows`` in turn (the bytes a tick: what the UART's round trip grows with). Prints each life's median and p90
+round trip per K, and the medians of both kinds. QEMU's UART takes one byte per turn of its main loop and hands it to
+its CPU thread: what costs is those hand-offs, between cores or behind other processes' time slices, so one life's
+median is the machine's state more than the code's; compare the kinds in the same rounds. Nothing here is asserted; the
+numbers are the machine's.
 """
 
 from __future__ import annotations

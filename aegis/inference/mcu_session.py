@@ -341,9 +341,10 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
     its staleness bound, then filters a hover).
 
     ``wall_clock`` (needs ``one_frame``; implied by ``pipeline``): a request carries only the rows that can bind and, of
-    those, the ones near binding at the MCU's last action (:func:`_near_rows`; fewer bytes: the round trip is the UART's), and the filter takes the MCU's command when it meets this tick's rows, as a
-    pipelined route's does, else solves on the host (``host_solves``); without it (lockstep, `aegis bench pil`) the
-    rows go as the host would keep them and the answer is taken for that very problem only.
+    those, the ones near binding at the MCU's last action (:func:`_near_rows`; fewer bytes: the round trip is the
+    UART's), and the filter takes the MCU's command when it meets this tick's rows, as a pipelined route's does, else
+    solves on the host (``host_solves``); without it (lockstep, `aegis bench pil`) the rows go as the host would keep
+    them and the answer is taken for that very problem only.
     """
     wall_clock = wall_clock or pipeline is not None
     if pipeline is not None and not one_frame:
