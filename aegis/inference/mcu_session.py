@@ -357,26 +357,32 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
     if one_frame and not (filter_on_mcu and dual and len(filters) == 1 and hasattr(filters[0], "rows")):
         raise ValueError("one frame a tick needs the float active-set QP on the MCU (dual) and exactly one safety filter node")
 
-    def ahead(x: np.ndarray) -> np.ndarray | None:
-        """The one-frame tick: the action (and the QP's answer parked for the filter), or None to ask for the action alone."""
+    def rows_to_send() -> tuple[np.ndarray, np.ndarray] | None:
+        """The filter's rows for this tick as a one-frame request carries them (float32; at wall clock only those that
+        can bind, near binding at the last action), or None: no executor bound yet, a tick that will not solve the QP with
+        the nominal as it comes, or more rows than a request holds."""
         if route.peek is None or route.now is None:
             return None
         node = filters[0]
-        rows = node.rows(route.now, route.peek(node))
-        spec = node.filter.spec
+        found = node.rows(route.now, route.peek(node))
+        if found is None:
+            return None
+        a, b = _reachable_rows(found[0], found[1], node.filter.spec, binding_only=wall_clock)
+        if wall_clock:
+            a, b = _near_rows(a, b, node.filter.spec, route.last_action)
+        return (a.astype("<f4"), b.astype("<f4")) if len(b) <= STEP_MAX_ROWS else None
+
+    def ahead(x: np.ndarray) -> np.ndarray | None:
+        """The one-frame tick: the action (and the QP's answer parked for the filter), or None to ask for the action alone."""
+        rows = rows_to_send()
         if rows is None:
             return None
-        a, b = _reachable_rows(rows[0], rows[1], spec, binding_only=wall_clock)
-        if wall_clock:
-            a, b = _near_rows(a, b, spec, route.last_action)
-        if len(b) > STEP_MAX_ROWS:
-            return None
-        a, b = a.astype("<f4"), b.astype("<f4")
+        a, b = rows
         started = time.perf_counter()
         answer = session.step(x, a, b)
         route.step_round_trips_s.append(time.perf_counter() - started)
         route.last_action = answer.action
-        node.filter.solver.ahead = (a, b, answer)
+        filters[0].filter.solver.ahead = (a, b, answer)
         route.policy_instructions.append(answer.policy_ticks * INSTRUCTIONS_PER_TICK)
         return answer.action
 
@@ -386,14 +392,7 @@ def route_through_mcu(nodes: list[Any], session: PilSession, filter_on_mcu: bool
         if pipeline.in_flight:
             pipeline.busy += 1  # the request before is still with the MCU: nothing new this tick
         else:
-            rows = None
-            if route.peek is not None and route.now is not None:
-                node = filters[0]
-                found = node.rows(route.now, route.peek(node))
-                if found is not None:
-                    a, b = _reachable_rows(found[0], found[1], node.filter.spec, binding_only=True)
-                    a, b = _near_rows(a, b, node.filter.spec, route.last_action)
-                    rows = (a.astype("<f4"), b.astype("<f4")) if len(b) <= STEP_MAX_ROWS else None
+            rows = rows_to_send()  # wall clock: a pipeline implies it
             pipeline.send(x, *rows) if rows is not None else pipeline.send(x)
         taken, route.taken = route.taken, None
         if taken is None:

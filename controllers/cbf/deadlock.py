@@ -178,7 +178,8 @@ def free_passage(
         open_ways &= _clearance(points, boxes, walls) >= body_m
         if not open_ways.any():
             return None
-        room = np.where(open_ways & (np.abs(radius * across[:, 2]) <= vertical_reach_m), _clearance(points[:, None, :] + along, boxes, walls).min(axis=1), -np.inf)
+        within_reach = np.abs(radius * across[:, 2]) <= vertical_reach_m  # how far off the robot's altitude
+        room = np.where(open_ways & within_reach, _clearance(points[:, None, :] + along, boxes, walls).min(axis=1), -np.inf)
         best = int(np.argmax(room))
         if room[best] >= body_m + PASSAGE_MARGIN_M:
             return (np.zeros(3), 0.0) if radius == 0.0 else (across[best], float(radius))
