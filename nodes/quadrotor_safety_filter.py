@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from aegis.controllers.cbf.deadlock import PASSAGE_MARGIN_M
 from aegis.controllers.quadrotor_model import GRAVITY_MPS2
@@ -40,12 +40,27 @@ class QuadrotorSafetyFilterParams(SafetyFilterParams):
     max_bias_mps2: Annotated[float, Field(ge=0, lt=20)] = Field(
         3.0, description="with actuator_lag_s: largest bias (m/s^2 per axis) the model admits; at the bound the report warns"
     )
+    fit_actuator_lag: bool = Field(
+        False,
+        description="with actuator_lag_s and an IMU: fit the horizontal lag and dead time in flight from the commands and the "
+        "measured acceleration and report them (actuator_lag_fitted_s, actuator_delay_fitted_s in the summary); the filter "
+        "keeps modelling the declared ones (controllers/cbf/lag_estimator.py)",
+    )
     imu_source: Literal["topic", "none"] = Field(
         "topic",
         description="'topic': the bias observer (with actuator_lag_s) reads measured accelerations on the imu port; 'none': "
         "this deployment has no sensor_msgs/Imu (crazyswarm2 publishes none): the observer gets no measurement (its bias stays zero), "
         "and no node may publish the port's topic",
     )
+
+    @model_validator(mode="after")
+    def _fitting_needs_a_lag_and_an_imu(self) -> QuadrotorSafetyFilterParams:
+        if self.fit_actuator_lag and (self.actuator_lag_s is None or self.imu_source == "none"):
+            raise ValueError(
+                "fit_actuator_lag: true needs actuator_lag_s (the declared lag it starts from) and imu_source: topic "
+                "(the measured acceleration it fits)"
+            )
+        return self
 
 
 class SafetyFilter(SafetyFilterNode):
@@ -82,6 +97,11 @@ class SafetyFilter(SafetyFilterNode):
             from aegis.controllers.cbf.acceleration_model import AccelerationModel
 
             self.acceleration_model = AccelerationModel(p.actuator_lag_s, p.actuator_delay_s, p.observer_time_constant_s, p.max_bias_mps2)
+        self.lag_estimator = None
+        if p.fit_actuator_lag:
+            from aegis.controllers.cbf.lag_estimator import LagEstimator
+
+            self.lag_estimator = LagEstimator(p.actuator_lag_s, p.actuator_delay_s)
         self.model_warnings = 0
         self.max_model_residual = 0.0
 
@@ -89,6 +109,8 @@ class SafetyFilter(SafetyFilterNode):
         super().reset(seed)
         if self.acceleration_model is not None:
             self.acceleration_model.reset()
+        if self.lag_estimator is not None:
+            self.lag_estimator.reset()
         self.model_warnings = 0
         self.max_model_residual = 0.0
 
@@ -97,6 +119,10 @@ class SafetyFilter(SafetyFilterNode):
         if self.acceleration_model is not None:
             metrics["model_warnings"] = self.model_warnings
             metrics["max_model_residual_mps2"] = self.max_model_residual
+        if self.lag_estimator is not None:
+            metrics["actuator_lag_fitted_s"] = self.lag_estimator.lag.tolist()
+            metrics["actuator_delay_fitted_s"] = self.lag_estimator.delay.tolist()
+            metrics["actuator_lag_fits"] = self.lag_estimator.fits
         return metrics
 
     def _model(self) -> Any:
@@ -125,6 +151,10 @@ class SafetyFilter(SafetyFilterNode):
             measured = _rotated(imu.msg.orientation.tolist(), imu.msg.linear_acceleration.tolist())
             measured[2] -= GRAVITY_MPS2
             model.observe(np.array(measured), imu.msg.stamp)
+            if self.lag_estimator is not None:
+                self.lag_estimator.measured(imu.msg.stamp, measured)
+        if self.lag_estimator is not None:
+            self.lag_estimator.update(now)
         return model.predict(state.position, _rotated(state.orientation.tolist(), state.linear_velocity.tolist()), state.stamp, now)
 
     def _sent(self, now: float, u: np.ndarray, report: SafetyFilterReport) -> None:
@@ -132,6 +162,8 @@ class SafetyFilter(SafetyFilterNode):
         if model is None:
             return
         model.commanded(now, u)
+        if self.lag_estimator is not None:
+            self.lag_estimator.commanded(now, u.tolist())
         residual = math.hypot(*model.filtered_residual.tolist())
         report.model_residual_mps2 = residual
         self.max_model_residual = max(self.max_model_residual, residual)
