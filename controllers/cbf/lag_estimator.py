@@ -10,8 +10,9 @@ and dead time whose response to the commands sent best matches them, one for all
 axes share its motors, latencies and attitude loop; a joint fit sees twice the data). The candidates are a grid around
 the declared ones (``LAG_FACTORS`` times the declared lag, the declared dead time plus ``DELAY_OFFSETS_S``), each
 simulated on a ``GRID_S`` time grid (a zero-order hold of the commands, the lag discretised exactly, one
-``scipy.signal.lfilter`` per lag for all dead times), a constant per window removed from the residual (the bias: the
-observer's business). A window counts only when an axis's measured acceleration moved by ``min_motion_mps2`` (standard
+``scipy.signal.lfilter`` per lag for all dead times; :meth:`LagEstimator.update` runs one lag a tick, so that a fit,
+2.7 ms at once on the development machine, costs a tick 0.2 ms), a constant per window removed from the residual (the
+bias: the observer's business). A window counts only when an axis's measured acceleration moved by ``min_motion_mps2`` (standard
 deviation: a hovering drone says nothing about its lag, and the last estimate is held) and the best fit explains
 ``MIN_FIT_QUALITY`` of its variance; a fit that does not beat the declared model by ``MIN_IMPROVEMENT`` counts as the
 declared one. The estimate (:attr:`LagEstimator.lag`, :attr:`LagEstimator.delay`) is the median of the last
