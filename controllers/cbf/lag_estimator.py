@@ -10,9 +10,9 @@ and dead time whose response to the commands sent best matches them, one for all
 axes share its motors, latencies and attitude loop; a joint fit sees twice the data). The candidates are a grid around
 the declared ones (``LAG_FACTORS`` times the declared lag, the declared dead time plus ``DELAY_OFFSETS_S``), each
 simulated on a ``GRID_S`` time grid (a zero-order hold of the commands, the lag discretised exactly, one
-``scipy.signal.lfilter`` per lag for all dead times; :meth:`LagEstimator.update` runs one lag a tick, so that a fit,
-2.7 ms at once on the development machine, costs a tick 0.2 ms), a constant per window removed from the residual (the
-bias: the observer's business). A window counts only when an axis's measured acceleration moved by ``min_motion_mps2`` (standard
+``scipy.signal.lfilter`` per lag for all dead times; :meth:`LagEstimator.update` runs one lag a tick, so that no tick
+carries a whole fit: docs/safety-filter-and-mpc.md has the filter's step with and without it), a constant per window
+removed from the residual (the bias: the observer's business). A window counts only when an axis's measured acceleration moved by ``min_motion_mps2`` (standard
 deviation: a hovering drone says nothing about its lag, and the last estimate is held) and the best fit explains
 ``MIN_FIT_QUALITY`` of its variance; a fit that does not beat the declared model by ``MIN_IMPROVEMENT`` counts as the
 declared one. The estimate (:attr:`LagEstimator.lag`, :attr:`LagEstimator.delay`) is the median of the last
@@ -20,8 +20,8 @@ declared one. The estimate (:attr:`LagEstimator.lag`, :attr:`LagEstimator.delay`
 
 What it is for: telling how far the plant is from the declared model (the quadrotor filter's ``fit_actuator_lag``
 reports it in the run's summary). Modelling the larger of declared and fitted in flight was tried and not taken
-(docs/safety-filter-and-mpc.md): on 150 perturbed-dynamics episodes it kept the same lowest h (clutter 1706 comes to
-its gap 1.45 s after take-off, the first usable fit is at 1.25 s) and lost three successes to caution.
+(docs/campaigns.md; that code was not kept): on 150 perturbed-dynamics episodes it kept the same lowest h (clutter
+1706 comes to its gap 1.45 s after take-off, the first usable fit is at 1.25 s) and lost three successes to caution.
 
 Pure: every time comes from the caller; no clock, no I/O.
 """
@@ -108,36 +108,33 @@ class LagEstimator:
         self._sample_times.append(float(stamp))
         self._samples.append([float(a) for a in acceleration])
 
-    def update(self, now: float) -> bool:
+    def update(self, now: float) -> None:
         """Call once per tick: starts a fit when one is due (every ``update_period_s``) and runs one step of it (one
-        candidate lag, all dead times: a tick's work stays a fraction of a millisecond); whether :attr:`lag` or
-        :attr:`delay` changed."""
+        candidate lag, all dead times: a tick's work stays a fraction of a millisecond)."""
         if self._fitting is None:
             if self._next_fit is None:
                 self._next_fit = now + self.window_s
             if now < self._next_fit:
-                return False
+                return
             self._next_fit = now + self.update_period_s
             self._drop_before(now - self.window_s - LEAD_S - float(self.declared_delay.max()) - DELAY_OFFSETS_S[-1])
             self._fitting = self._fit(now)
         try:
             next(self._fitting)
-            return False
+            return
         except StopIteration as finished:
             self._fitting = None
             fit = finished.value
         if fit is None:
-            return False
+            return
         self.fits += 1
         self._fits.append(fit)
         del self._fits[:-FITS_KEPT]
         factor = float(np.median([factor for factor, _ in self._fits]))
         offset = float(np.median([offset for _, offset in self._fits]))
-        before = (self.lag.copy(), self.delay.copy())
         for axis in self.axes:
             self.lag[axis] = self.declared_lag[axis] * factor
             self.delay[axis] = max(0.0, self.declared_delay[axis] + offset)
-        return not (np.array_equal(before[0], self.lag) and np.array_equal(before[1], self.delay))
 
     def _drop_before(self, oldest: float) -> None:
         """Forget commands and samples older than ``oldest`` (keeping the command then acting)."""
