@@ -42,24 +42,37 @@ def obstacles_msg(obstacles: Sequence[ObstacleSpec], stamp: float = 0.0, frame_i
 
 def signed_distance(obstacle: ObstacleSpec, points: ArrayLike) -> np.ndarray:
     """Signed distance (m) from each point to the obstacle's surface (negative inside)."""
-    p = np.asarray(points, dtype=float) - np.array(obstacle.position)
-    size = np.array(obstacle.size)
+    p = np.asarray(points, dtype=float)
+    return signed_distance_at(obstacle, p[..., 0], p[..., 1], p[..., 2])
+
+
+def signed_distance_at(obstacle: ObstacleSpec, x: ArrayLike, y: ArrayLike, z: ArrayLike) -> np.ndarray:
+    """:func:`signed_distance` at the points with coordinates ``x``, ``y``, ``z``, arrays that broadcast together (a
+    sparse grid's axes: the distance over the whole grid without building its points)."""
+    px, py, pz = obstacle.position
+    x, y, z = np.asarray(x, dtype=float) - px, np.asarray(y, dtype=float) - py, np.asarray(z, dtype=float) - pz
+    sx, sy, sz = obstacle.size
     if obstacle.shape == "sphere":
-        return np.linalg.norm(p, axis=-1) - size[0] / 2.0
+        return np.sqrt(x * x + y * y + z * z) - sx / 2.0
     if obstacle.shape == "cylinder":
         # 2-D box distance in (radial, axial) coordinates: exact for a capped cylinder.
-        q = np.stack([np.hypot(p[..., 0], p[..., 1]) - size[0] / 2.0, np.abs(p[..., 2]) - size[2] / 2.0], axis=-1)
-        return _box_sdf(q)
+        return _box_sdf((np.hypot(x, y) - sx / 2.0, np.abs(z) - sz / 2.0))
     c, s = np.cos(obstacle.yaw_rad), np.sin(obstacle.yaw_rad)
-    local = np.stack([c * p[..., 0] + s * p[..., 1], -s * p[..., 0] + c * p[..., 1], p[..., 2]], axis=-1)
-    return _box_sdf(np.abs(local) - size / 2.0)
+    return _box_sdf((np.abs(c * x + s * y) - sx / 2.0, np.abs(c * y - s * x) - sy / 2.0, np.abs(z) - sz / 2.0))
 
 
-def _box_sdf(q: np.ndarray) -> np.ndarray:
-    """Signed distance from |offsets| minus half-extents ``q`` (..., k) to an axis-aligned box's surface."""
-    outside = np.linalg.norm(np.maximum(q, 0.0), axis=-1)
-    inside = np.minimum(np.max(q, axis=-1), 0.0)
-    return outside + inside
+def _box_sdf(q: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Signed distance from |offsets| minus half-extents ``q`` (one array per axis) to an axis-aligned box's surface.
+
+    Per axis, not stacked: the layouts' corridor check calls this on grids of 10^5 points, where stacking the axes
+    into one array cost more than the arithmetic (the axes may broadcast: a sparse grid's)."""
+    squares = None
+    largest = None
+    for part in q:
+        outside = np.maximum(part, 0.0)
+        squares = outside * outside if squares is None else squares + outside * outside
+        largest = part if largest is None else np.maximum(largest, part)
+    return np.sqrt(squares) + np.minimum(largest, 0.0)
 
 
 def clearances(obstacles: Sequence[ObstacleSpec], points: ArrayLike) -> np.ndarray:

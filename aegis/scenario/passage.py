@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from aegis.scenario.geometry import clearances, signed_distance
+from aegis.scenario.geometry import clearances, signed_distance_at
 from aegis.scenario.schema import Geofence, ObstacleSpec
 
 
@@ -48,17 +48,14 @@ def corridor_exists(
         return False
     counts = np.maximum(1, np.floor((hi - lo) / h).astype(int) + 1)
     ticks = [lo[a] + h * np.arange(counts[a]) for a in range(axes)]
-    if planar:
-        gx, gy = np.meshgrid(*ticks, indexing="ij")
-        points = np.stack([gx, gy, np.full_like(gx, start[2])], axis=-1)
-    else:
-        points = np.stack(np.meshgrid(*ticks, indexing="ij"), axis=-1)
-    free = np.ones(points.shape[:-1], dtype=bool)
+    free = np.ones(tuple(counts), dtype=bool)
     threshold = half_width_m + h / 2.0
     for obstacle in obstacles:  # only the cells near an obstacle can be within the threshold of it
         window = _near(obstacle, threshold, lo, h, counts)
-        if window is not None:
-            free[window] &= signed_distance(obstacle, points[window]) >= threshold
+        if window is not None:  # the window's cell centres as a sparse grid (its axes broadcast), the plane's height if planar
+            axes_of_window = np.meshgrid(*(t[w] for t, w in zip(ticks, window)), indexing="ij", sparse=True)
+            x, y, z = axes_of_window if not planar else (*axes_of_window, start[2])
+            free[window] &= signed_distance_at(obstacle, x, y, z) >= threshold
     ends = []
     for point in (start, goal):
         if float(clearances(obstacles, point)) < half_width_m + h if obstacles else False:
