@@ -119,7 +119,13 @@ class SafetyFilterParams(NodeParams):
         "closed-form", description="QP path (closed-form falls through to OSQP when more than one constraint binds)"
     )
     max_rows: Annotated[int, Field(ge=1, le=64)] = Field(
-        8, description="barrier rows per QP; with more candidates, the ones nearest to violation are kept"
+        8, description="barrier rows per QP; with more candidates, the ones nearest to violation for the nominal are kept: a tick "
+        "whose answer misses a row left out says so in its status and counts in left_out_row_missed_ticks"
+    )
+    swap_rounds: Annotated[int, Field(ge=0, le=64)] = Field(
+        0, description="with more candidate rows than max_rows: how many times to swap the rows the answer misses in and solve "
+        "again (qp_swap_solves in the metrics); 0: the nearest for the nominal only (on the perturbed quadrotor campaigns, "
+        "16 kept every row and deadlocked in clutter: docs/campaigns.md)"
     )
     neighbour_radius_m: Annotated[float, Field(ge=0)] | None = Field(
         None, description="bounding radius of each neighbour (m); default: robot_radius_m (robots alike)"
@@ -158,7 +164,9 @@ class SafetyFilterNode(Node):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.filter = CbfSafetyFilter(self._model(), solver=self.params.solver, max_rows=self.params.max_rows, name=self.name)
+        self.filter = CbfSafetyFilter(
+            self._model(), solver=self.params.solver, max_rows=self.params.max_rows, swap_rounds=self.params.swap_rounds, name=self.name
+        )
         self._neighbours = self._neighbour_tracker()
         geofence = self.params.safety.geofence
         if geofence is not None:
@@ -252,6 +260,8 @@ class SafetyFilterNode(Node):
             "unusable_obstacles_ticks": self.unusable_obstacles_ticks,
             "stale_nominal_ticks": self.stale_nominal_ticks,
             "geofence_only_ticks": self.geofence_only_ticks,
+            "qp_swap_solves": self.filter.swaps,
+            "left_out_row_missed_ticks": self.filter.missed_ticks,
         }
         if self._stall is not None:
             metrics["deadlock_escapes"] = self._stall.escapes

@@ -40,7 +40,7 @@ from typing import Protocol
 import numpy as np
 
 from aegis.controllers.cbf.environment import NO_NEIGHBOURS, Environment, Neighbours
-from aegis.controllers.cbf.qp import QpSolver, QpSpec
+from aegis.controllers.cbf.qp import QpSolution, QpSolver, QpSpec
 from aegis.controllers.cbf.rows import ConstraintRows, QpRows
 from aegis.controllers.cbf.solvers import SolverFactory, make_solver
 
@@ -87,7 +87,8 @@ class CbfSafetyFilter:
     """The filter for ``model``, its QP solved by ``solver`` (a name from aegis.controllers.cbf.SOLVER_NAMES or a factory).
 
     ``weights`` (m,) is W's diagonal (default: the model's); ``max_rows`` the QP's fixed number of
-    barrier rows; ``slack_quadratic`` and ``slack_linear`` the slack's penalties; ``slack_tolerance``
+    barrier rows; ``swap_rounds`` how many times a tick with more candidate rows than that solves again with the
+    rows its answer missed swapped in (aegis.controllers.cbf.rows); ``slack_quadratic`` and ``slack_linear`` the slack's penalties; ``slack_tolerance``
     the slack above which the command counts as relaxed; ``check_tolerance`` how far (relative to
     ``1 + |b|``) a solver's answer may miss a row or bound before it is rejected; ``name`` goes on
     the reports. Everything is built here (the solver set up once); compute() only updates.
@@ -99,6 +100,7 @@ class CbfSafetyFilter:
         solver: str | SolverFactory = "osqp-direct",
         weights: Sequence[float] | np.ndarray | None = None,
         max_rows: int = 8,
+        swap_rounds: int = 0,
         slack_quadratic: float = 10.0,
         slack_linear: float = 100.0,
         slack_tolerance: float = 1e-5,
@@ -112,6 +114,14 @@ class CbfSafetyFilter:
         if self.spec.n_inputs != model.n_inputs:
             raise ValueError(f"weights: expected {model.n_inputs} values, got {self.spec.n_inputs}")
         self.solver: QpSolver = make_solver(solver, self.spec) if isinstance(solver, str) else solver(self.spec)
+        if swap_rounds < 0:
+            raise ValueError(f"swap_rounds must be >= 0, got {swap_rounds}")
+        self.swap_rounds = int(swap_rounds)
+        self.missed_ticks = 0
+        """Ticks whose answer missed a row left out of the QP (after the swaps, if any): it goes out, its status says
+        so. Not the backup: braking ignores every row, and on the campaigns that did worse (docs/campaigns.md)."""
+        self.swaps = 0
+        """Solves again with left-out rows swapped in, since construction (each one a QP solve more)."""
         self.slack_tolerance = float(slack_tolerance)
         self.check_tolerance = float(check_tolerance)
         self.name = name
@@ -125,8 +135,9 @@ class CbfSafetyFilter:
         self._ahead_qp = QpRows(max_rows, model.n_inputs)
 
     def reset(self) -> None:
-        """Forget the solver's warm start."""
+        """Forget the solver's warm start; the swap count restarts."""
         self.solver.reset()
+        self.swaps = self.missed_ticks = 0
 
     def constraint_names(self, environment: Environment, neighbours: Neighbours = NO_NEIGHBOURS) -> list[str]:
         """What each entry of a report's ``h`` and ``active`` is, for this environment and these neighbours."""
@@ -208,6 +219,8 @@ class CbfSafetyFilter:
         qp = self._qp
         qp.load(rows, nominal)
         solution = self.solver.solve(nominal, qp.a, qp.b)
+        if qp.selected is not None:
+            solution = self._solve_with_missed_rows(nominal, rows, solution)
         if not solution.solved:
             return self._fallback(state, nominal, f"{self.solver.name}: {solution.status}")
         # The checks and the report below are plain Python on a few floats (2-4 inputs, <= 8 rows), where
@@ -227,17 +240,46 @@ class CbfSafetyFilter:
         kept = None if qp.selected is None else set(qp.selected.tolist())
         tolerance = self.check_tolerance
         active = []
+        missed_left_out = 0
         for index, (product, bound) in enumerate(zip(products, rows.b)):
             surplus, allowed = product + slack - bound, tolerance * (1.0 + abs(bound))
-            if surplus < -allowed and (kept is None or index in kept):
-                return self._fallback(state, nominal, f"{self.solver.name}: answer misses a barrier row")
+            if surplus < -allowed:
+                if kept is None or index in kept:
+                    return self._fallback(state, nominal, f"{self.solver.name}: answer misses a barrier row")
+                missed_left_out += 1
             active.append(surplus <= allowed)
+        status = solution.status
+        if missed_left_out:
+            self.missed_ticks += 1
+            status += f" (misses {missed_left_out} of the {len(rows.b) - qp.max_rows} rows left out of the QP)"
         layer = "qp" if slack <= self.slack_tolerance else "relaxed_qp"
         report = FilterReport(
             self.name, layer, _differs(clipped, nominal_values), np.array(rows.h, dtype=float), np.array(active, dtype=bool),
-            slack, solution.status, float(solution.solve_time_s),
+            slack, status, float(solution.solve_time_s),
         )
         return command, report
+
+    def _solve_with_missed_rows(self, nominal: np.ndarray, rows: ConstraintRows, solution: QpSolution) -> QpSolution:
+        """With rows left out of the QP: while the answer misses one of them, swap the missed in (QpRows.swap_in) and
+        solve again, at most ``swap_rounds`` times; the caller's check counts an answer that still misses one."""
+        qp, tolerance = self._qp, self.check_tolerance
+        candidate_b = qp.candidate_b.tolist()
+        allowed = [tolerance * (1.0 + abs(b)) for b in candidate_b]
+        for _ in range(self.swap_rounds):
+            if not (solution.solved and math.isfinite(solution.slack) and np.all(np.isfinite(solution.u))):
+                return solution
+            slack = max(solution.slack, 0.0)
+            surplus = [p + slack - b for p, b in zip((qp.candidates @ solution.u).tolist(), candidate_b)]
+            kept = set(qp.selected.tolist())
+            missed = sorted((s, i) for i, s in enumerate(surplus) if s < -allowed[i] and i not in kept)
+            if not missed:
+                return solution
+            kept_surplus = [surplus[i] for i in qp.selected.tolist()]
+            if not qp.swap_in([i for _, i in missed], kept_surplus):
+                return solution
+            self.swaps += 1
+            solution = self.solver.solve(nominal, qp.a, qp.b)
+        return solution
 
     def _fallback(self, state: np.ndarray, nominal: np.ndarray, reason: str) -> tuple[np.ndarray, FilterReport]:
         """The backup layer, or the e-stop when the backup cannot be trusted."""

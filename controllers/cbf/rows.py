@@ -5,8 +5,14 @@ tick with plain floats (lists are reused, never reallocated once grown); :class:
 them into the QP's preallocated (K, m) and (K,) arrays, padding unused rows with ``a = 0``,
 ``b = INACTIVE_ROW_B``. When there are more candidate rows than K, the K kept are those closest
 to being violated by the nominal command: smallest ``(a . u_nom - b) / |a|``, the distance from
-the nominal to the row's half-space (negative when violated). The others are left out of that
-tick's QP (reported as not active); choose K for the scene (``max_rows``) so that this is rare.
+the nominal to the row's half-space (negative when violated). That guess can be wrong:
+where many rows are violated (a lidar's dozens of segments ahead of a drone the policy sends
+forward at full acceleration), the answer that meets the K kept can miss one left out. The filter
+checks every candidate against the answer and says so (aegis.controllers.cbf.filter); with
+``swap_rounds`` it swaps the missed ones in for the kept rows the answer meets with the most room
+(:meth:`QpRows.swap_in`) and solves again (constraint generation). At most as many rows as
+inputs, plus the slack, are active at the optimum, so enough rounds end at the answer of the QP
+with every row.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class QpRows:
         self.candidates: np.ndarray | None = None
         """Every candidate row's ``a`` as an (n, m) array when some were left out this tick (built for the choice, kept
         for the caller's checks); None when rows 0..n-1 of :attr:`a` are the candidates."""
+        self.candidate_b: np.ndarray | None = None
+        """Every candidate row's ``b`` when some were left out this tick (with :attr:`candidates`)."""
         self._a_flat = self.a.reshape(-1)
         self._filled = 0
 
@@ -61,7 +69,7 @@ class QpRows:
         """Copy ``rows`` in (keeping the K nearest to violation when there are more), padding the rest as unused."""
         n, m, k = len(rows.b), rows.n_inputs, self.max_rows
         if n <= k:
-            self.selected = self.candidates = None
+            self.selected = self.candidates = self.candidate_b = None
             self._a_flat[: n * m] = rows.a
             self.b[:n] = rows.b
         else:
@@ -70,7 +78,7 @@ class QpRows:
             distance = (a @ nominal - b) / (np.sqrt(np.add.reduce(a * a, axis=1)) + 1e-12)
             keep = np.argpartition(distance, k - 1)[:k]
             keep.sort()
-            self.selected, self.candidates = keep, a
+            self.selected, self.candidates, self.candidate_b = keep, a, b
             np.take(a, keep, axis=0, out=self.a)
             np.take(b, keep, out=self.b)
             n = k
@@ -79,3 +87,20 @@ class QpRows:
             self.b[n : self._filled] = INACTIVE_ROW_B
         self._filled = n
         self.rows_loaded = rows
+
+    def swap_in(self, missed: list[int], kept_surplus: list[float]) -> int:
+        """Put the candidates ``missed`` (most violated first) in place of the kept rows with the most room,
+        ``kept_surplus`` per QP row (``a . u + s - b`` at the last answer, rows 0..K-1); returns how many went in.
+
+        Only a kept row the answer meets with room (surplus > 0) leaves: an active row stays, so the next answer
+        cannot give back what this one held. Only after a :meth:`load` that left rows out."""
+        if self.selected is None or self.candidates is None or self.candidate_b is None:
+            raise ValueError("swap_in: this tick's QP holds every candidate")
+        leaving = sorted((s, position) for position, s in enumerate(kept_surplus[: self.max_rows]) if s > 0.0)
+        count = 0
+        for index, (_, position) in zip(missed, reversed(leaving)):
+            self.selected[position] = index
+            self.a[position] = self.candidates[index]
+            self.b[position] = self.candidate_b[index]
+            count += 1
+        return count
