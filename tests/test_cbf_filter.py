@@ -321,7 +321,6 @@ def test_rows_left_out_that_the_answer_misses_are_swapped_in_until_it_is_the_who
     few = CbfSafetyFilter(MODEL, solver, max_rows=4, swap_rounds=16)
     blind = CbfSafetyFilter(MODEL, solver, max_rows=4)
     whole = CbfSafetyFilter(MODEL, "cvxpy-param", max_rows=32)
-    same = 0
     for environment, state, nominal in _crowded_ticks(200, seed=3):
         command, report = few.compute(state, nominal, environment)
         reference, reference_report = whole.compute(state, nominal, environment)
@@ -334,10 +333,8 @@ def test_rows_left_out_that_the_answer_misses_are_swapped_in_until_it_is_the_who
         assert np.all(a @ command + report.slack >= b - 1e-4 * (1.0 + np.abs(b))), "a row left out is missed"
         assert "rows left out" not in report.solver_status and reference_report.layer == report.layer == "qp"
         np.testing.assert_allclose(command, reference, atol=2e-3)
-        same += 1
     # the scene exercises the swaps: without them 36 of the 200 answers missed a row left out (41 swaps with them)
     assert blind.missed_ticks >= 20 and few.swaps >= blind.missed_ticks and few.missed_ticks == 0
-    assert same == 200
     few.reset()
     assert few.swaps == few.missed_ticks == 0
 

@@ -219,8 +219,8 @@ class CbfSafetyFilter:
         qp = self._qp
         qp.load(rows, nominal)
         solution = self.solver.solve(nominal, qp.a, qp.b)
-        if qp.selected is not None:
-            solution = self._solve_with_missed_rows(nominal, rows, solution)
+        if qp.selected is not None and self.swap_rounds:
+            solution = self._solve_with_missed_rows(nominal, solution)
         if not solution.solved:
             return self._fallback(state, nominal, f"{self.solver.name}: {solution.status}")
         # The checks and the report below are plain Python on a few floats (2-4 inputs, <= 8 rows), where
@@ -259,23 +259,18 @@ class CbfSafetyFilter:
         )
         return command, report
 
-    def _solve_with_missed_rows(self, nominal: np.ndarray, rows: ConstraintRows, solution: QpSolution) -> QpSolution:
+    def _solve_with_missed_rows(self, nominal: np.ndarray, solution: QpSolution) -> QpSolution:
         """With rows left out of the QP: while the answer misses one of them, swap the missed in (QpRows.swap_in) and
         solve again, at most ``swap_rounds`` times; the caller's check counts an answer that still misses one."""
-        qp, tolerance = self._qp, self.check_tolerance
-        candidate_b = qp.candidate_b.tolist()
-        allowed = [tolerance * (1.0 + abs(b)) for b in candidate_b]
+        qp = self._qp
         for _ in range(self.swap_rounds):
             if not (solution.solved and math.isfinite(solution.slack) and np.all(np.isfinite(solution.u))):
                 return solution
-            slack = max(solution.slack, 0.0)
-            surplus = [p + slack - b for p, b in zip((qp.candidates @ solution.u).tolist(), candidate_b)]
-            kept = set(qp.selected.tolist())
-            missed = sorted((s, i) for i, s in enumerate(surplus) if s < -allowed[i] and i not in kept)
-            if not missed:
-                return solution
-            kept_surplus = [surplus[i] for i in qp.selected.tolist()]
-            if not qp.swap_in([i for _, i in missed], kept_surplus):
+            surplus, allowed = self._surplus(solution.u, max(solution.slack, 0.0))
+            kept = qp.selected.tolist()
+            left_out = set(range(len(surplus))).difference(kept)
+            missed = sorted((surplus[i], i) for i in left_out if surplus[i] < -allowed[i])
+            if not missed or not qp.swap_in([i for _, i in missed], [surplus[i] for i in kept]):
                 return solution
             self.swaps += 1
             solution = self.solver.solve(nominal, qp.a, qp.b)
@@ -311,6 +306,8 @@ class CbfSafetyFilter:
         rows, tolerance = self._rows, self.check_tolerance
         if self._qp.rows_loaded is rows and self._qp.selected is None:  # this tick's QP holds the candidates as rows 0..n-1
             products = (self._qp.a @ command).tolist()
+        elif self._qp.rows_loaded is rows:  # some were left out: the choice kept every candidate as a matrix
+            products = (self._qp.candidates @ command).tolist()
         else:
             products = (rows.matrix() @ command).tolist()
         surplus = [p + slack - b for p, b in zip(products, rows.b)]

@@ -96,7 +96,7 @@ class QpRows:
         cannot give back what this one held. Only after a :meth:`load` that left rows out."""
         if self.selected is None or self.candidates is None or self.candidate_b is None:
             raise ValueError("swap_in: this tick's QP holds every candidate")
-        leaving = sorted((s, position) for position, s in enumerate(kept_surplus[: self.max_rows]) if s > 0.0)
+        leaving = sorted((s, position) for position, s in enumerate(kept_surplus) if s > 0.0)
         count = 0
         for index, (_, position) in zip(missed, reversed(leaving)):
             self.selected[position] = index
