@@ -112,9 +112,10 @@ def test_the_node_takes_the_cheap_models_rule_unless_a_sigma_threshold_is_set() 
     mount = {"fov_deg": 58.0, "mount_xyz_m": (0.35, 0.0, 0.45), "mount_pitch_rad": 0.2, "max_range_m": 5.0}
     spec = read_sector_spec(MODELS / "husky_depth_cheap.onnx")
     cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade"))._learned[1]
-    assert cascade.relative is spec.cascade_relative and cascade.sigma_threshold_m == spec.cascade_sigma_threshold_m
+    assert spec.cascade_rule == "gain"  # the shipped Husky cheap model: its gain head's prediction (aegis.training.depth_gain)
+    assert cascade.gain is True and cascade.relative is False and cascade.sigma_threshold_m == spec.cascade_sigma_threshold_m
     cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", sigma_threshold_m=0.2))._learned[1]
-    assert cascade.relative is False and cascade.sigma_threshold_m == 0.2
+    assert cascade.gain is False and cascade.relative is False and cascade.sigma_threshold_m == 0.2
 
 
 def test_fewest_refined_takes_the_most_unsure_first_until_within_2_mm() -> None:

@@ -88,9 +88,11 @@ def test_a_gain_model_file_answers_as_the_cheap_model_plus_gains_and_its_lean_gr
     from aegis.training.depth_gain import export_gain_model, gain_network
     from aegis.training.depth_train import network_from_onnx
 
-    shipped = share_dir() / "models" / "husky_depth_cheap.onnx"
+    from aegis.training.depth_dataset import RIGS
+
+    shipped = share_dir() / "models" / "quadrotor_depth_cheap.onnx"  # a plain cheap model (the Husky's ships with its gain head)
     torch.manual_seed(0)
-    network = gain_network(torch, network_from_onnx(shipped, "cheap")).eval()  # an untrained head: any weights will do
+    network = gain_network(torch, network_from_onnx(shipped, "cheap", RIGS["quadrotor"])).eval()  # an untrained head: any weights will do
     files = {lean: export_gain_model(network, shipped, tmp_path / f"lean_{lean}.onnx", 0.05, "test", 0, "test", lean=lean) for lean in (False, True)}
     spec = read_sector_spec(files[True])
     assert spec.cascade_rule == "gain" and spec.cascade_sigma_threshold_m == 0.05
@@ -113,12 +115,37 @@ def test_the_node_runs_the_gain_rule_of_a_cheap_model_that_carries_it_unless_a_s
     from aegis.training.depth_gain import export_gain_model, gain_network
     from aegis.training.depth_train import network_from_onnx
 
-    shipped = share_dir() / "models" / "husky_depth_cheap.onnx"
+    from aegis.inference.depth_model import read_sector_spec
+    from aegis.training.depth_dataset import RIGS
+
+    shipped = share_dir() / "models" / "quadrotor_depth_cheap.onnx"  # a plain cheap model (the Husky's ships with its gain head)
     torch.manual_seed(0)
-    path = export_gain_model(gain_network(torch, network_from_onnx(shipped, "cheap")).eval(), shipped, tmp_path / "cheap.onnx", 0.08, "test", 0, "test")
-    mount = {"fov_deg": 58.0, "mount_xyz_m": (0.35, 0.0, 0.45), "mount_pitch_rad": 0.2, "max_range_m": 5.0}
+    network = gain_network(torch, network_from_onnx(shipped, "cheap", RIGS["quadrotor"])).eval()
+    path = export_gain_model(network, shipped, tmp_path / "cheap.onnx", 0.08, "test", 0, "test")
+    spec = read_sector_spec(shipped)
+    mount = {"fov_deg": spec.fov_deg, "mount_xyz_m": spec.mount_xyz_m, "mount_pitch_rad": spec.mount_pitch_rad, "max_range_m": 5.0, "shipped_models": "quadrotor"}
     cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", cheap_model=path))._learned[1]
     assert cascade.gain and cascade.sigma_threshold_m == pytest.approx(0.08)
     assert cascade.predict(np.full((48, 80), 2.0, dtype=np.float32)) is not None
     cascade = DepthObstacles("depth", DepthObstaclesParams(**mount, method="cascade", cheap_model=path, sigma_threshold_m=0.2))._learned[1]
     assert not cascade.gain and not cascade.relative and cascade.sigma_threshold_m == 0.2
+
+
+def test_the_gain_head_is_trained_on_a_plain_cheap_model_and_refuses_one_that_has_a_head(tmp_path, capsys) -> None:
+    import shutil
+
+    pytest.importorskip("torch")
+    from aegis.inference.depth_model import read_sector_spec
+    from aegis.paths import share_dir
+    from aegis.training.depth_gain import main, run
+
+    models = share_dir() / "models"
+    assert read_sector_spec(models / "husky_depth_cheap.onnx").cascade_rule == "gain"  # the shipped Husky cheap model carries its head
+    for name in ("cheap", "large", "window"):
+        shutil.copyfile(models / f"husky_depth_{name}.onnx", tmp_path / f"husky_depth_{name}.onnx")
+    with pytest.raises(ValueError, match=r"husky_depth_cheap.onnx: already has a gain head.*--models-dir"):
+        run(tmp_path, tmp_path / "out", frames=1, validation_frames=1, epochs=1)
+    assert main(["--models-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--frames", "1", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and "already has a gain head" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -276,6 +276,11 @@ def run(models_dir: Path, out_dir: Path, seed: int = 0, frames: int = 3000, vali
     rig = RIGS[robot]
     paths, out = model_paths(models_dir, robot), model_paths(out_dir, robot)
     cheap, large = DepthSectorModel(paths["cheap"]), DepthSectorModel(paths["large"])
+    if cheap.has_gain:
+        raise ValueError(
+            f"{paths['cheap']}: already has a gain head; the head is trained on "
+            "a plain cheap model: give --models-dir the folder aegis train-depth wrote"
+        )
 
     def answers(model: DepthSectorModel, data: Any, with_gain: bool = False) -> np.ndarray:
         call = model.predict_with_gain if with_gain else model.predict
@@ -340,11 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     from aegis.paths import share_dir
 
     command = "python -m aegis.training.depth_gain " + shlex.join(
-        [f"--out={args.out}", f"--robot={args.robot}", f"--seed={args.seed}", f"--frames={args.frames}",
+        ([f"--models-dir={args.models_dir}"] if args.models_dir is not None else []) + [f"--out={args.out}", f"--robot={args.robot}", f"--seed={args.seed}", f"--frames={args.frames}",
          f"--validation-frames={args.validation_frames}", f"--epochs={args.epochs}"] + ([f"--criteria={args.criteria}"] if args.criteria != "training" else [])
     )
-    report = run(args.models_dir or share_dir() / "models", args.out, args.seed, args.frames, args.validation_frames, args.epochs, args.robot,
-                 command, say=lambda line: print(line, file=sys.stderr, flush=True), criteria=args.criteria)
+    try:
+        report = run(args.models_dir or share_dir() / "models", args.out, args.seed, args.frames, args.validation_frames, args.epochs, args.robot,
+                     command, say=lambda line: print(line, file=sys.stderr, flush=True), criteria=args.criteria)
+    except ValueError as exc:  # a cheap model that already has a head, no threshold meeting the criteria: said, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     v = report["validation"]
     print(f"gain threshold {report['threshold_m']:.4f} m (validation): {v['sectors_refined']:.1%} of the sectors on {v['frames_refined']:.1%} of the frames; "
           f"correlation with the true gain {v['gain_correlation']:.2f} per sector, {v['frame_gain_correlation']:.2f} per frame ({report['wall_time_s']:.0f} s)")

@@ -172,14 +172,17 @@ def rebuilt(model: Any, nodes: list[Any], inits: dict[str, np.ndarray], name: st
 
 
 def write_lean_models(models_dir: Path, out_dir: Path, robot: str = "husky") -> dict[str, Path]:
-    """Lean copies of ``robot``'s cheap and large models in ``out_dir`` (the window model copied as it is): the written paths."""
+    """Lean copies of ``robot``'s cheap and large models in ``out_dir`` (the window model, and a cheap model with a gain head, which is
+    lean already, copied as they are): the written paths."""
     import onnx
 
     names = ("cheap", "large", "window")  # as aegis.training.depth_pipeline.model_paths names them (not imported: it imports depth_train, which imports this)
     sources, targets = ({name: folder / f"{robot}_depth_{name}.onnx" for name in names} for folder in (models_dir, out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
+    from aegis.inference.depth_model import read_sector_spec
+
     for name, source in sources.items():
-        if name == "window":
+        if name == "window" or read_sector_spec(source).cascade_gain:  # a cheap model with its gain head: aegis.training.depth_gain wrote it lean
             shutil.copyfile(source, targets[name])
         else:
             onnx.save(lean_sector_model(source), str(targets[name]))
