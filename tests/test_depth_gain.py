@@ -86,9 +86,8 @@ def test_a_gain_model_file_answers_as_the_cheap_model_plus_gains_and_its_lean_gr
     from aegis.inference.depth_model import DepthSectorModel, read_sector_spec
     from aegis.paths import share_dir
     from aegis.training.depth_gain import export_gain_model, gain_network
-    from aegis.training.depth_train import network_from_onnx
-
     from aegis.training.depth_dataset import RIGS
+    from aegis.training.depth_train import network_from_onnx
 
     shipped = share_dir() / "models" / "quadrotor_depth_cheap.onnx"  # a plain cheap model (the Husky's ships with its gain head)
     torch.manual_seed(0)
@@ -113,10 +112,9 @@ def test_the_node_runs_the_gain_rule_of_a_cheap_model_that_carries_it_unless_a_s
     from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
     from aegis.paths import share_dir
     from aegis.training.depth_gain import export_gain_model, gain_network
-    from aegis.training.depth_train import network_from_onnx
-
     from aegis.inference.depth_model import read_sector_spec
     from aegis.training.depth_dataset import RIGS
+    from aegis.training.depth_train import network_from_onnx
 
     shipped = share_dir() / "models" / "quadrotor_depth_cheap.onnx"  # a plain cheap model (the Husky's ships with its gain head)
     torch.manual_seed(0)

@@ -21,7 +21,9 @@ cheap model file with three action fields (range, sigma, gain) and its :class:`S
 
     python -m aegis.training.depth_gain --out DIR [--models-dir DIR] [--robot husky] [--seed 0]
 
-Same seed, same weights (one thread, deterministic algorithms, seeded shuffles).
+Same seed, same weights (one thread, deterministic algorithms, seeded shuffles). The shipped Husky cheap model is
+such a file (models/husky_depth_cheap.md): a head is trained on a PLAIN cheap model, so ``--models-dir`` is then the
+folder ``aegis train-depth`` wrote (a cheap model that already has a head is refused).
 """
 
 from __future__ import annotations
@@ -344,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from aegis.paths import share_dir
 
+    given_models = [f"--models-dir={args.models_dir}"] if args.models_dir is not None else []
     command = "python -m aegis.training.depth_gain " + shlex.join(
-        ([f"--models-dir={args.models_dir}"] if args.models_dir is not None else []) + [f"--out={args.out}", f"--robot={args.robot}", f"--seed={args.seed}", f"--frames={args.frames}",
+        given_models + [f"--out={args.out}", f"--robot={args.robot}", f"--seed={args.seed}", f"--frames={args.frames}",
          f"--validation-frames={args.validation_frames}", f"--epochs={args.epochs}"] + ([f"--criteria={args.criteria}"] if args.criteria != "training" else [])
     )
     try:

@@ -176,11 +176,11 @@ def write_lean_models(models_dir: Path, out_dir: Path, robot: str = "husky") -> 
     lean already, copied as they are): the written paths."""
     import onnx
 
+    from aegis.inference.depth_model import read_sector_spec
+
     names = ("cheap", "large", "window")  # as aegis.training.depth_pipeline.model_paths names them (not imported: it imports depth_train, which imports this)
     sources, targets = ({name: folder / f"{robot}_depth_{name}.onnx" for name in names} for folder in (models_dir, out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
-    from aegis.inference.depth_model import read_sector_spec
-
     for name, source in sources.items():
         if name == "window" or read_sector_spec(source).cascade_gain:  # a cheap model with its gain head: aegis.training.depth_gain wrote it lean
             shutil.copyfile(source, targets[name])
