@@ -223,3 +223,40 @@ def test_a_run_that_is_not_ended_lasts_its_duration_and_says_so() -> None:
     ended.reset(seed=0)  # a reset forgets the earlier end: the next run goes to 0.5 s again
     again = ended.run(2.0)
     assert again.steps["referee"] == 51 and again.sim_time_s == pytest.approx(0.5)
+
+
+class HeapProbe(Node):
+    """Test node: how many objects were frozen (out of the collector's reach) when it stepped."""
+
+    type_name = "heap_probe"
+
+    def reset(self, seed=None):
+        self.frozen: list[int] = []
+
+    def step(self, now, inputs):
+        import gc
+
+        self.frozen.append(gc.get_freeze_count())
+        return {}
+
+
+def test_a_run_freezes_the_heap_that_existed_before_it_so_no_step_pays_for_a_full_collection() -> None:
+    import gc
+
+    from aegis.executors.heap import frozen_heap
+
+    probe = HeapProbe("heap", rate_hz=50.0)
+    executor = LockstepExecutor([*point_mass_nodes(), probe])
+    executor.reset(seed=0)
+    assert gc.get_freeze_count() == 0
+    executor.run(0.2)
+    assert len(probe.frozen) == 10 and min(probe.frozen) > 1000  # the process's objects, frozen during every step
+    assert gc.get_freeze_count() == 0  # and given back after the run
+    with frozen_heap():  # nested (a run inside a frozen block, or two threads' runs): the last one out unfreezes
+        executor.reset(seed=0)
+        executor.run(0.1)
+        assert gc.get_freeze_count() > 1000  # the inner run's end left the outer block's freeze in place
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError, match="boom"), frozen_heap():
+        raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0  # unfrozen when the block raises too

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from aegis.executors.graph import NS_PER_S, Listener, NodeGraph
+from aegis.executors.heap import frozen_heap
 from aegis.node import Node
 
 __all__ = ["NS_PER_S", "Listener", "LockstepExecutor", "NodeTiming", "ReplayEvent", "RunStats"]
@@ -104,25 +105,26 @@ class LockstepExecutor:
         report_every_ns = max(end_ns // 200, 1)
         next_report_ns = 0
         wall_start = time.perf_counter()
-        while timers and timers[0][0] < end_ns:
-            now_ns = timers[0][0]
-            while pending_replay is not None and pending_replay[0] <= now_ns:
+        with frozen_heap():  # a collection during the run scans only what it allocates: no step pays for the process's whole heap
+            while timers and timers[0][0] < end_ns:
+                now_ns = timers[0][0]
+                while pending_replay is not None and pending_replay[0] <= now_ns:
+                    graph.publish(*pending_replay)
+                    pending_replay = next(replay, None)
+                while timers and timers[0][0] == now_ns and graph.ended is None:
+                    _, index, tick = heapq.heappop(timers)
+                    self._run_node(index, now_ns)
+                    rate = self.nodes[index].rate_hz
+                    heapq.heappush(timers, (round((tick + 1) * NS_PER_S / rate), index, tick + 1))
+                if graph.ended is not None:
+                    end_ns = now_ns  # the run lasted until this instant
+                    break
+                if progress is not None and now_ns >= next_report_ns:
+                    progress(now_ns / NS_PER_S)
+                    next_report_ns = now_ns + report_every_ns
+            while pending_replay is not None and pending_replay[0] < end_ns:
                 graph.publish(*pending_replay)
                 pending_replay = next(replay, None)
-            while timers and timers[0][0] == now_ns and graph.ended is None:
-                _, index, tick = heapq.heappop(timers)
-                self._run_node(index, now_ns)
-                rate = self.nodes[index].rate_hz
-                heapq.heappush(timers, (round((tick + 1) * NS_PER_S / rate), index, tick + 1))
-            if graph.ended is not None:
-                end_ns = now_ns  # the run lasted until this instant
-                break
-            if progress is not None and now_ns >= next_report_ns:
-                progress(now_ns / NS_PER_S)
-                next_report_ns = now_ns + report_every_ns
-        while pending_replay is not None and pending_replay[0] < end_ns:
-            graph.publish(*pending_replay)
-            pending_replay = next(replay, None)
         wall = time.perf_counter() - wall_start
         if progress is not None:
             progress(duration_s)

@@ -24,8 +24,8 @@ node whose reports stop, degrades it; nodes/supervisor.py); the executor itself 
 Real-time settings (``realtime.priority``, ``cpu_affinity``, ``lock_memory``) are applied to the
 loop's thread for the run when the OS permits, and a refusal is a warning and a field of the stats
 (:mod:`aegis.executors.os_settings`), never an error. Before the loop the garbage collector runs once
-and freezes what exists (``gc.freeze``), so the rare collections during the run scan only what the
-run allocated (a full collection of a loaded process costs milliseconds); it is unfrozen after. A run ends after ``duration_s``, when a node
+and freezes what exists (:func:`aegis.executors.heap.frozen_heap`), so the rare collections during the run scan only
+what the run allocated (a full collection of a loaded process costs milliseconds); it is unfrozen after. A run ends after ``duration_s``, when a node
 raises :class:`~aegis.node.EndRun` (as under lockstep), or when the caller's ``stop`` event is set (a
 signal handler: :func:`stop_on_signals`); ``close()`` (or leaving a ``with`` block) closes the nodes.
 
@@ -43,7 +43,6 @@ several processes share one time line.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import math
 import signal
@@ -54,6 +53,7 @@ from typing import Any, Protocol
 
 from aegis.config import RealtimeConfig
 from aegis.executors.graph import NS_PER_S, Listener, NodeGraph
+from aegis.executors.heap import frozen_heap
 from aegis.executors.loop_stats import Histogram, NodeLoop, RealtimeStats
 from aegis.executors.os_settings import apply_settings
 from aegis.msgs.diagnostics import ERROR, OK, WARN, LoopDiagnostics
@@ -175,17 +175,15 @@ class RealtimeExecutor:
             raise RuntimeError("the executor is closed")
         s = self.settings
         applied = apply_settings(s.priority, s.cpu_affinity, s.lock_memory)
-        gc.collect()
-        gc.freeze()  # what exists now is never scanned again during the run: collections see only what the run allocates
         try:
             self._inbox = inbox
-            if start_ns is not None and self._wait_until(start_ns, stop):
-                stopped = True
-            else:
-                stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop, start_ns, resume)
+            with frozen_heap(collect_first=True):  # what exists now is never scanned during the run: collections see only what it allocates
+                if start_ns is not None and self._wait_until(start_ns, stop):
+                    stopped = True
+                else:
+                    stopped = self._loop(None if duration_s is None else round(duration_s * NS_PER_S), stop, start_ns, resume)
             wall = (time.perf_counter_ns() - self._t0) / NS_PER_S if self._t0 is not None else 0.0
         finally:
-            gc.unfreeze()
             applied.restore()
             self._inbox, self._t0 = None, None
         ended = self._graph.ended
