@@ -7,7 +7,8 @@ step took 56 and 70 ms on two of 192,000 frames of a 200-episode campaign, over 
 that alone. :func:`frozen_heap` moves what exists into the permanent generation (``gc.freeze``) for the
 run, so collections during it scan only what the run allocated, and gives it back after. Both executors
 use it: the realtime one with a full collection first (a run per process: it starts from a clean heap),
-lockstep without (a collection per episode would cost an eval and the tests its length in time): cyclic
+lockstep without (a full collection before every episode, tens of milliseconds each, would add up over an eval
+and the test suite's thousands of short runs): cyclic
 garbage that exists when a run starts waits for the first full collection after it (in a 12-episode eval of
 quadrotor_depth_sim, 2 or 3 came between runs, none during one).
 """
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a finalizer run by gc.collect() may start a run of its own
 _depth = 0
 """Runs inside a frozen heap now (nested, or in other threads): only the last to end unfreezes."""
 
