@@ -7,10 +7,10 @@ step took 56 and 70 ms on two of 192,000 frames of a 200-episode campaign, over 
 that alone. :func:`frozen_heap` moves what exists into the permanent generation (``gc.freeze``) for the
 run, so collections during it scan only what the run allocated, and gives it back after. Both executors
 use it: the realtime one with a full collection first (a run per process: it starts from a clean heap),
-lockstep without (a full collection before every episode, tens of milliseconds each, would add up over an eval
-and the test suite's thousands of short runs): cyclic
-garbage that exists when a run starts waits for the first full collection after it (in a 12-episode eval of
-quadrotor_depth_sim, 2 or 3 came between runs, none during one).
+lockstep without (a full collection before every episode, tens of milliseconds each, would add up over an
+eval and the test suite's thousands of short runs): cyclic garbage that exists when a run starts waits for
+the first full collection after it (in a 12-episode eval of quadrotor_depth_sim, 2 or 3 came between runs,
+none during one).
 """
 
 from __future__ import annotations

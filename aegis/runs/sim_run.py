@@ -135,7 +135,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         if summary.get("left_out_row_missed_ticks") or summary.get("qp_swap_solves"):  # more rows than max_rows, and it showed
             table.add_row(
                 "filter: answers missing a row left out / swap solves",
-                f"{summary['left_out_row_missed_ticks']} / {summary['qp_swap_solves']} ticks",
+                f"{summary['left_out_row_missed_ticks']} ticks / {summary['qp_swap_solves']} solves",
             )
         if "actuator_lag_fits" in summary:  # the plant's lag and dead time fitted in flight (controllers/cbf/lag_estimator.py)
             lag, delay = summary["actuator_lag_fitted_s"][0], summary["actuator_delay_fitted_s"][0]
