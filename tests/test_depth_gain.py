@@ -147,3 +147,18 @@ def test_the_gain_head_is_trained_on_a_plain_cheap_model_and_refuses_one_that_ha
     err = capsys.readouterr().err
     assert "error: " in err and "already has a gain head" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_gain_head_is_never_written_over_the_plain_model_it_is_trained_on(tmp_path) -> None:
+    import shutil
+
+    pytest.importorskip("torch")
+    from aegis.paths import share_dir
+    from aegis.training.depth_gain import run
+
+    plain = share_dir() / "models" / "quadrotor_depth_cheap.onnx"
+    for name in ("cheap", "large", "window"):
+        shutil.copyfile(share_dir() / "models" / f"quadrotor_depth_{name}.onnx", tmp_path / f"quadrotor_depth_{name}.onnx")
+    with pytest.raises(ValueError, match="the folder of the plain cheap model"):
+        run(tmp_path, tmp_path, frames=1, validation_frames=1, epochs=1, robot="quadrotor")
+    assert (tmp_path / "quadrotor_depth_cheap.onnx").read_bytes() == plain.read_bytes()

@@ -277,6 +277,8 @@ def run(models_dir: Path, out_dir: Path, seed: int = 0, frames: int = 3000, vali
     started = time.perf_counter()
     rig = RIGS[robot]
     paths, out = model_paths(models_dir, robot), model_paths(out_dir, robot)
+    if out["cheap"].resolve() == paths["cheap"].resolve():  # the head's first export would overwrite the plain model it reads
+        raise ValueError(f"--out {out_dir}: the folder of the plain cheap model the head is trained on; write into another folder")
     cheap, large = DepthSectorModel(paths["cheap"]), DepthSectorModel(paths["large"])
     if cheap.has_gain:
         raise ValueError(
