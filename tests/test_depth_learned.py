@@ -12,7 +12,7 @@ from aegis.inference.depth_model import DepthSectorModel, DepthWindowModel, read
 from aegis.msgs import Image, RobotState
 from aegis.node import Received
 from aegis.paths import share_dir
-from aegis.perception.depth_sectors import SectorGeometry, SectorMemory, model_input, sector_obstacles
+from aegis.perception.depth_sectors import ModelInput, SectorGeometry, SectorMemory, model_input, sector_obstacles
 from aegis.sim.sensors.depth_noise import DepthNoiseParams, noisy_depth
 
 MODELS = share_dir() / "models"
@@ -43,6 +43,23 @@ def test_model_input_is_the_plain_numpy_reference_on_noisy_images(factor: int) -
     reference = np.clip(np.nan_to_num(nearest, nan=0.0, posinf=5.0), 0.0, 5.0).reshape(-1)
     out = np.empty(reference.size, dtype=np.float32)
     assert np.array_equal(model_input(depth, 5.0, factor, out=out), reference.astype(np.float32))
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+def test_model_input_buffers_give_model_inputs_values(factor: int) -> None:
+    rng = np.random.default_rng(factor)
+    prepare = ModelInput(48, 72, 5.0, factor)
+    for _ in range(3):  # the buffers are rewritten, never carried over from the frame before
+        depth = rng.uniform(-1.0, 8.0, (48, 72)).astype(np.float32)
+        depth[rng.random(depth.shape) < 0.3] = np.nan
+        depth[rng.random(depth.shape) < 0.1] = np.inf
+        depth[:factor, :factor] = np.nan  # a block of holes only
+        assert np.array_equal(prepare(depth), model_input(depth, 5.0, factor))
+    assert np.array_equal(prepare(depth.astype(np.float64)), model_input(depth, 5.0, factor))
+    with pytest.raises(ValueError, match=r"depth image \(80, 48\) px, expected \(72, 48\)"):
+        prepare(np.zeros((48, 80), dtype=np.float32))
+    with pytest.raises(ValueError, match="not a whole number of 5x5 blocks"):
+        ModelInput(48, 72, 5.0, 5)
 
 
 def test_noise_model_is_seeded_and_makes_holes() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from aegis.inference.contract import ContractError
 from aegis.inference.latency import LatencyStats
 from aegis.inference.runtime import PolicyRuntime
-from aegis.perception.depth_sectors import SectorGeometry, model_input, window_input
+from aegis.perception.depth_sectors import ModelInput, SectorGeometry, window_input
 
 P99_EVERY = 32
 """Calls of one size between two recomputations of a window model's p99 (the cascade asks for it on every frame it refines)."""
@@ -118,6 +118,10 @@ class DepthSectorModel:
         if self.spec.cascade_gain and not self.has_gain:
             raise ValueError(f"{self.path}: its {SECTORS_KEY} asks for the gain rule but its contract has no gain output")
         self._input = np.zeros(self.runtime.contract.input_size, dtype=np.float32)
+        try:
+            self._prepare = ModelInput(self.spec.height_px, self.spec.width_px, self.spec.max_range_m, self.spec.factor, out=self._input)
+        except ValueError as exc:
+            raise ValueError(f"{self.path}: its {SECTORS_KEY} and its contract's depth field disagree: {exc}") from None
         self.latency = LatencyStats(1024)
         """Time of each whole frame (input preparation and the ONNX call), the last 1024."""
         self.geometry = SectorGeometry(
@@ -137,10 +141,8 @@ class DepthSectorModel:
 
     def _outputs(self, depth: np.ndarray) -> np.ndarray | None:
         """The network's outputs for one depth image (its call timed into :attr:`latency`); None if not finite."""
-        spec = self.spec
         started = time.perf_counter_ns()
-        model_input(depth, spec.max_range_m, spec.factor, out=self._input)
-        action = self.runtime.act(self._input)
+        action = self.runtime.act(self._prepare(depth))
         self.latency.record(time.perf_counter_ns() - started)
         return action
 

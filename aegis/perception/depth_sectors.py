@@ -14,7 +14,8 @@ pure numpy, shared by the dataset generator, the models' runtime and the node:
   distance among its pixels (``max_range_m`` when none);
 * :func:`model_input` turns a REAL (noisy, holed) depth image into what a model reads: metres
   clipped to [0, max_range] (+inf, no return, is max_range), holes (NaN) 0, block-min downsampled
-  by an integer factor (a hole only where the whole block is holes): a cheap model reads fewer pixels;
+  by an integer factor (a hole only where the whole block is holes): a cheap model reads fewer pixels
+  (:class:`ModelInput`: the same into buffers made once, as a model runs it on every frame);
 * :func:`sector_obstacles` turns predicted sectors into upright cylinders in the world frame (one per
   sector whose range is below max range (by more than ``FREE_MARGIN_M``): at the predicted distance plus its radius along the
   sector's bearing, as wide as the sector there), with the pose at the image's stamp;
@@ -116,6 +117,44 @@ def model_input(depth: np.ndarray, max_range_m: float, factor: int = 1, out: np.
     np.fmax(z, 0.0, out=flat)  # holes (NaN) and anything negative: 0
     np.minimum(flat, max_range_m, out=flat)  # no return (+inf) and beyond range: max range
     return target
+
+
+class ModelInput:
+    """:func:`model_input` for one image size, range and factor, into buffers made once: the same values without its per-call
+    allocations and checks. A learned depth model prepares every frame with it: on 400 held-out 80x48 frames (the 2-core VM,
+    interleaved, medians) 9.7 against 11.3 µs at factor 2 in one run, 9 against 16 in another; 6.5 against 7.1 at factor 1."""
+
+    def __init__(self, height_px: int, width_px: int, max_range_m: float, factor: int = 1, out: np.ndarray | None = None) -> None:
+        if height_px % factor or width_px % factor:
+            raise ValueError(f"the image ({width_px}x{height_px}) is not a whole number of {factor}x{factor} blocks")
+        self.shape, self.max_range_m, self.factor = (height_px, width_px), float(max_range_m), factor
+        size = (height_px // factor) * (width_px // factor)
+        self.out = np.empty(size, dtype=np.float32) if out is None else out
+        """The model's input (flat float32), rewritten by each call."""
+        if self.out.shape != (size,) or self.out.dtype != np.float32:
+            raise ValueError(f"out: expected a float32 array of shape ({size},), got {self.out.dtype} {self.out.shape}")
+        self._flat = self.out.reshape(height_px // factor, width_px // factor)
+        self._rows = np.empty((height_px // factor, width_px), dtype=np.float32) if factor > 1 else None
+
+    def __call__(self, depth: np.ndarray) -> np.ndarray:
+        """:attr:`out`, holding ``model_input(depth, max_range_m, factor)``; ValueError for an image of another size."""
+        if depth.shape != self.shape:
+            raise ValueError(f"depth image {depth.shape[::-1]} px, expected {self.shape[::-1]}")
+        if depth.dtype != np.float32:
+            depth = np.asarray(depth, dtype=np.float32)
+        flat, rows, factor = self._flat, self._rows, self.factor
+        if rows is None:
+            np.fmax(depth, 0.0, out=flat)
+        else:  # as model_input: the block's rows, then its columns; fmin skips NaN
+            np.fmin(depth[::factor], depth[1::factor], out=rows)
+            for i in range(2, factor):
+                np.fmin(rows, depth[i::factor], out=rows)
+            np.fmin(rows[:, ::factor], rows[:, 1::factor], out=flat)
+            for j in range(2, factor):
+                np.fmin(flat, rows[:, j::factor], out=flat)
+            np.fmax(flat, 0.0, out=flat)
+        np.minimum(flat, self.max_range_m, out=flat)
+        return self.out
 
 
 def window_input(depth: np.ndarray, max_range_m: float, start: int, out: np.ndarray) -> np.ndarray:
