@@ -393,6 +393,26 @@ def test_depth_eval_measures_the_shipped_models_and_says_whether_the_target_is_m
     assert main(["--models-dir", str(tmp_path), "--frames", "2"]) == 2  # no models there: one line, exit 2
 
 
+@pytest.mark.parametrize("timing", ["blocks", "evicted"])
+def test_depth_eval_times_the_models_as_asked_and_says_how(tmp_path, timing: str, capsys) -> None:
+    import json
+
+    from aegis.training.depth_eval import main
+
+    out = tmp_path / "eval.json"
+    assert main(["--frames", "4", "--rounds", "1", "--timing", timing, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["timing"] == timing and f"timing: {timing}, " in capsys.readouterr().out
+    assert all(row["mean_us"] > 0 for row in report["rows"]) and len(report["targets"]) == 3
+
+
+def test_heldout_rows_refuses_a_timing_it_does_not_know() -> None:
+    from aegis.training.depth_pipeline import heldout_rows
+
+    with pytest.raises(ValueError, match="timing 'random': expected one of turns, blocks, evicted"):
+        heldout_rows(None, None, None, 0.1, None, timing="random")
+
+
 def test_the_quadrotor_cascade_sees_a_wall_ahead_of_the_drone() -> None:
     from aegis.nodes.depth_obstacles import DepthObstacles, DepthObstaclesParams
 

@@ -29,7 +29,7 @@ def shipped_models_parser(prog: str, description: str, frames_help: str) -> argp
     parser.add_argument("--robot", choices=ROBOTS, default="husky", help="whose models and frames (default: husky)")
     parser.add_argument("--seed", type=seed, default=0, help="the training seed whose frames to render (default: 0, the shipped models')")
     parser.add_argument("--frames", type=positive_int, default=400, help=frames_help)
-    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing passes over the held-out frames (default: 3)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="timing passes over the held-out frames (default: 3)")
     return parser
 
 

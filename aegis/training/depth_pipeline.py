@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from aegis.training.depth_dataset import RIGS, generate
+from aegis.training.depth_timing import EVICT_BYTES, TIMINGS
 from aegis.training.depth_train import (
     ARCHITECTURES,
     TrainSettings,
@@ -93,15 +94,19 @@ def run(settings: DepthTrainSettings, say: Callable[[str], None] = lambda line: 
 
 
 def heldout_rows(
-    cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1, relative: bool = False, gain: bool = False
+    cheap: Any, large: Any, window: Any, threshold_m: float, heldout: Any, rounds: int = 1, relative: bool = False, gain: bool = False,
+    timing: str = "turns",
 ) -> list[dict[str, Any]]:
     """Accuracy and time per frame of the cheap model, the large one and the cascade on labelled frames (one row each).
 
-    Time: ``rounds`` passes over the frames, each timing the three in turn on the same frame
-    (interleaved, so a change of the machine's load falls on all three alike), after a warm-up pass
-    over the first 50; the cascade with a budget that never binds (its escalation is the threshold's; ``gain``: the cheap model's
-    predicted gain of the large one, its third output, against the threshold). The cheap row times :meth:`predict` (range and sigma).
+    Time: ``rounds`` passes over the frames, after a warm-up pass over the first 50, the three timed
+    as :data:`aegis.training.depth_timing.TIMINGS` says for ``timing`` (default: in turn on each frame);
+    the cascade with a budget that never binds (its escalation is the threshold's; ``gain``: the cheap
+    model's predicted gain of the large one, its third output, against the threshold). The cheap row
+    times :meth:`predict` (range and sigma).
     """
+    if timing not in TIMINGS:
+        raise ValueError(f"timing {timing!r}: expected one of {', '.join(TIMINGS)}")
     from aegis.inference.depth_cascade import DepthCascade
 
     cascade = DepthCascade(
@@ -117,13 +122,16 @@ def heldout_rows(
     ranges = {name: np.empty((n, heldout.ranges.shape[1])) for name in predictors}
     times = {name: np.empty(n * rounds) for name in predictors}
     clock = time.perf_counter_ns
+    calls = [(i, name) for name in predictors for i in range(n)] if timing == "blocks" else [(i, name) for i in range(n) for name in predictors]
+    evict = np.ones(EVICT_BYTES // 8).sum if timing == "evicted" else None
     for r in range(rounds):
-        for i, depth in enumerate(heldout.depth):
-            for name, predict in predictors.items():
-                start = clock()
-                answer = predict(depth)
-                times[name][r * n + i] = (clock() - start) / 1e3
-                ranges[name][i] = answer[0]
+        for i, name in calls:
+            if evict is not None:
+                evict()
+            start = clock()
+            answer = predictors[name](heldout.depth[i])
+            times[name][r * n + i] = (clock() - start) / 1e3
+            ranges[name][i] = answer[0]
     frames = cascade.counts.cheap_confident + cascade.counts.cheap_budget + cascade.counts.large
     escalated = {"depth_cascade": cascade.counts.large / max(frames, 1)}
     refined = {"depth_cascade": cascade.counts.sectors_refined / max(frames * heldout.ranges.shape[1], 1)}
