@@ -117,9 +117,9 @@ class DepthSectorModel:
         """The model also predicts the large model's gain per sector (:meth:`predict_with_gain`: the cascade's "gain" rule)."""
         if self.spec.cascade_gain and not self.has_gain:
             raise ValueError(f"{self.path}: its {SECTORS_KEY} asks for the gain rule but its contract has no gain output")
-        self._input = np.zeros(self.runtime.contract.input_size, dtype=np.float32)
+        model_input = np.zeros(self.runtime.contract.input_size, dtype=np.float32)  # the contract's size: ModelInput checks it is the spec's
         try:
-            self._prepare = ModelInput(self.spec.height_px, self.spec.width_px, self.spec.max_range_m, self.spec.factor, out=self._input)
+            self._prepare = ModelInput(self.spec.height_px, self.spec.width_px, self.spec.max_range_m, self.spec.factor, out=model_input)
         except ValueError as exc:
             raise ValueError(f"{self.path}: its {SECTORS_KEY} and its contract's depth field disagree: {exc}") from None
         self.latency = LatencyStats(1024)
